@@ -1,0 +1,40 @@
+// A Jinja2 template engine for chat templates (tokenizer.chat_template), written for exactness
+// against Python Jinja2 as Hugging Face transformers configures it.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "modu/core/status.h"
+
+namespace modu::jinja {
+
+struct RenderOptions {
+  // Clock used by strftime_now(); nullopt means the real clock (UTC).
+  std::optional<std::chrono::system_clock::time_point> now;
+};
+
+class Template {
+ public:
+  ~Template();
+  Template(Template&&) noexcept;
+  Template& operator=(Template&&) noexcept;
+
+  // Parses with trim_blocks and lstrip_blocks on (as transformers does). Errors carry line:column.
+  static Result<Template> parse(std::string_view source);
+  // Renders with `context` as the global variables. raise_exception(msg) in the template gives an
+  // error whose message is msg.
+  Result<std::string> render(const nlohmann::json& context, const RenderOptions& options = {}) const;
+
+ private:
+  struct Impl;
+  explicit Template(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace modu::jinja

@@ -1,0 +1,127 @@
+// Tests for core: Status/Result, half-float conversions, thread pool, mmap.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+
+#include "modu/core/fp16.h"
+#include "modu/core/mmap.h"
+#include "modu/core/status.h"
+#include "modu/core/threadpool.h"
+
+namespace modu {
+namespace {
+
+Result<int> parse_positive(int x) {
+  if (x <= 0) return invalid_argument("x must be positive");
+  return x;
+}
+
+Status use_it(int x, int* out) {
+  MODU_ASSIGN_OR_RETURN(*out, parse_positive(x));
+  return Status::Ok();
+}
+
+TEST(Status, ResultAndMacros) {
+  int v = 0;
+  EXPECT_TRUE(use_it(3, &v).ok());
+  EXPECT_EQ(v, 3);
+  Status s = use_it(-1, &v);
+  EXPECT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.to_string(), "invalid argument: x must be positive");
+  EXPECT_EQ(s.with_context("f").message(), "f: x must be positive");
+}
+
+// Reference: exact decode of a binary16 by its definition, in double.
+double fp16_value(uint16_t h) {
+  int s = h >> 15, e = (h >> 10) & 31, m = h & 1023;
+  double v;
+  if (e == 0) v = std::ldexp(m, -24);
+  else if (e == 31) v = m ? NAN : INFINITY;
+  else v = std::ldexp(1024 + m, e - 25);
+  return s ? -v : v;
+}
+
+TEST(Fp16, AllHalfValuesRoundTrip) {
+  for (uint32_t h = 0; h < 65536; ++h) {
+    const float f = fp16_to_fp32((uint16_t)h);
+    const double ref = fp16_value((uint16_t)h);
+    if (std::isnan(ref)) {
+      EXPECT_TRUE(std::isnan(f));
+      continue;
+    }
+    ASSERT_EQ((double)f, ref) << h;
+    ASSERT_EQ(fp32_to_fp16(f), h) << h;
+  }
+}
+
+TEST(Fp16, RoundsToNearestEven) {
+  // For many floats, the result must be the nearest half (ties to even), found by brute force.
+  uint32_t seed = 12345;
+  for (int i = 0; i < 200000; ++i) {
+    seed = seed * 1664525u + 1013904223u;
+    float f = bits_to_f32((seed & 0x8fffffffu) | 0x30000000u);  // magnitudes around 2^-31 .. 2^32
+    if (std::isnan(f) || std::isinf(f)) continue;
+    uint16_t got = fp32_to_fp16(f);
+    double best = INFINITY;
+    for (int d = -1; d <= 1; ++d) {  // neighbours of the result must not be closer
+      uint16_t n = (uint16_t)(got + d);
+      if ((n & 0x7c00) == 0x7c00 && (n & 0x3ff)) continue;
+      best = std::min(best, std::fabs(fp16_value(n) - f));
+    }
+    double err = std::fabs(fp16_value(got) - f);
+    if (std::isinf(fp16_value(got))) continue;
+    ASSERT_LE(err, best) << f;
+  }
+}
+
+TEST(Bf16, RoundTripAndRounding) {
+  EXPECT_EQ(fp32_to_bf16(1.0f), 0x3f80);
+  EXPECT_EQ(bf16_to_fp32(0x3f80), 1.0f);
+  // 1 + 2^-8 is exactly halfway between 1 and 1+2^-7: ties to even -> 1.
+  EXPECT_EQ(fp32_to_bf16(1.0f + std::ldexp(1.0f, -8)), 0x3f80);
+  EXPECT_EQ(fp32_to_bf16(1.0f + 3 * std::ldexp(1.0f, -8)), 0x3f82);
+  EXPECT_TRUE(std::isnan(bf16_to_fp32(fp32_to_bf16(NAN))));
+}
+
+TEST(ThreadPool, ParallelForCoversEveryIndexOnce) {
+  for (int nt : {1, 2, 3, 7}) {
+    ThreadPool pool(nt);
+    EXPECT_EQ(pool.size(), nt);
+    for (int64_t n : {0, 1, 5, 1000, 1023}) {
+      std::vector<std::atomic<int>> hits(n);
+      for (int rep = 0; rep < 20; ++rep) {
+        pool.parallel_for(n, [&](int64_t b, int64_t e) {
+          for (int64_t i = b; i < e; ++i) hits[i]++;
+        }, 16);
+      }
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 20);
+    }
+  }
+}
+
+TEST(ThreadPool, RunGivesEachThreadItsIndex) {
+  ThreadPool pool(4);
+  std::vector<int> seen(4, 0);
+  pool.run([&](int t, int n) { EXPECT_EQ(n, 4); seen[t]++; });
+  for (int s : seen) EXPECT_EQ(s, 1);
+}
+
+TEST(MappedFile, MapsAndReportsErrors) {
+  std::string path = ::testing::TempDir() + "/modu_mmap_test.bin";
+  { std::ofstream f(path, std::ios::binary); f << "hello"; }
+  auto m = MappedFile::open(path);
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  ASSERT_EQ(m->size(), 5u);
+  EXPECT_EQ(std::string((const char*)m->data(), 5), "hello");
+  auto bad = MappedFile::open(path + ".missing");
+  EXPECT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kIoError);
+  std::remove(path.c_str());
+}
+
+}  // namespace
+}  // namespace modu
