@@ -1,0 +1,38 @@
+// Scalar reference kernels for the quantized dtypes (bit-compatible with GGML block layouts).
+// Every optimized kernel is tested against these.
+#pragma once
+
+#include <cstdint>
+
+namespace modu::ref {
+
+#define MODU_DECLARE_QTYPE(t)                                   \
+  void dequantize_##t(const void* src, float* dst, int64_t n); \
+  void quantize_##t(const float* src, void* dst, int64_t n);
+
+MODU_DECLARE_QTYPE(q4_0)
+MODU_DECLARE_QTYPE(q4_1)
+MODU_DECLARE_QTYPE(q5_0)
+MODU_DECLARE_QTYPE(q5_1)
+MODU_DECLARE_QTYPE(q8_0)
+MODU_DECLARE_QTYPE(q8_1)
+MODU_DECLARE_QTYPE(q2_k)
+MODU_DECLARE_QTYPE(q3_k)
+MODU_DECLARE_QTYPE(q4_k)
+MODU_DECLARE_QTYPE(q5_k)
+MODU_DECLARE_QTYPE(q6_k)
+MODU_DECLARE_QTYPE(q8_k)
+#undef MODU_DECLARE_QTYPE
+
+float vec_dot_q4_0_q8_0(int64_t n, const void* w, const void* a);
+float vec_dot_q4_1_q8_1(int64_t n, const void* w, const void* a);
+float vec_dot_q5_0_q8_0(int64_t n, const void* w, const void* a);
+float vec_dot_q5_1_q8_1(int64_t n, const void* w, const void* a);
+float vec_dot_q8_0_q8_0(int64_t n, const void* w, const void* a);
+float vec_dot_q2_k_q8_k(int64_t n, const void* w, const void* a);
+float vec_dot_q3_k_q8_k(int64_t n, const void* w, const void* a);
+float vec_dot_q4_k_q8_k(int64_t n, const void* w, const void* a);
+float vec_dot_q5_k_q8_k(int64_t n, const void* w, const void* a);
+float vec_dot_q6_k_q8_k(int64_t n, const void* w, const void* a);
+
+}  // namespace modu::ref
