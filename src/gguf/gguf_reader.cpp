@@ -233,12 +233,12 @@ Result<GgufFile> GgufFile::parse(const uint8_t* data, size_t size, std::string n
   constexpr uint64_t kMinTensorInfoBytes = 8 + 4 + 8 + 4 + 8;
   if (kv_count > r.remaining() / kMinKvBytes) {
     return r.error("metadata key/value count " + std::to_string(kv_count) + " is impossible: only " +
-                       std::to_string(r.remaining()) + " bytes remain in the file",
+                       std::to_string(r.remaining()) + " bytes remain in the file (corrupt count or truncated file)",
                    kv_count_at);
   }
   if (tensor_count > r.remaining() / kMinTensorInfoBytes) {
     return r.error("tensor count " + std::to_string(tensor_count) + " is impossible: only " +
-                       std::to_string(r.remaining()) + " bytes remain in the file",
+                       std::to_string(r.remaining()) + " bytes remain in the file (corrupt count or truncated file)",
                    tensor_count_at);
   }
 
