@@ -27,9 +27,10 @@ class Template {
 
   // Parses with trim_blocks and lstrip_blocks on (as transformers does). Errors carry line:column.
   static Result<Template> parse(std::string_view source);
-  // Renders with `context` as the global variables. raise_exception(msg) in the template gives an
-  // error whose message is msg.
-  Result<std::string> render(const nlohmann::json& context, const RenderOptions& options = {}) const;
+  // Renders with `context` (a JSON object) as the global variables; key order is kept, as templates
+  // iterate over tool schemas. raise_exception(msg) in the template gives an error whose message is
+  // exactly msg; other errors read "LINE:COL: Kind: message".
+  Result<std::string> render(const nlohmann::ordered_json& context, const RenderOptions& options = {}) const;
 
  private:
   struct Impl;
