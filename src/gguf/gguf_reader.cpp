@@ -12,6 +12,10 @@ namespace {
 constexpr uint32_t kMaxDims = 4;
 constexpr int kMaxArrayDepth = 8;  // real files use 1; deeper nesting is accepted up to this
 constexpr uint64_t kDefaultAlignment = 32;
+// Upper bound on array elements over all metadata. Each element costs ~72 bytes in memory (vs.
+// as little as 1 in the file), so this caps metadata memory at a few GB even for a huge hostile
+// file; real files hold at most a few million (vocabulary tokens, scores, types and merges).
+constexpr uint64_t kMaxMetadataElements = uint64_t{1} << 25;
 constexpr const char* kAlignmentKey = "general.alignment";
 
 bool mul_overflow_u64(uint64_t a, uint64_t b, uint64_t* out) { return __builtin_mul_overflow(a, b, out); }
@@ -38,6 +42,8 @@ bool known_value_type(uint32_t t) { return t <= static_cast<uint32_t>(GgufType::
 class Reader {
  public:
   Reader(const uint8_t* data, size_t size, const std::string& name) : data_(data), size_(size), name_(name) {}
+
+  uint64_t elements_left = kMaxMetadataElements;  // budget for metadata array elements
 
   size_t pos() const { return pos_; }
   size_t remaining() const { return size_ - pos_; }
@@ -169,7 +175,14 @@ Status read_value(Reader& r, uint32_t t, const std::string& key, std::vector<uin
                            std::to_string(r.remaining()) + " bytes remain in the file",
                        count_at);
       }
-      std::vector<GgufValue> elems(static_cast<size_t>(count));  // bounded by the remaining bytes
+      if (count > r.elements_left) {
+        return r.error("array " + value_name(key, path) + " has " + std::to_string(count) +
+                           " elements, more than the " + std::to_string(kMaxMetadataElements) +
+                           " metadata array elements modu accepts in one file",
+                       count_at);
+      }
+      r.elements_left -= count;
+      std::vector<GgufValue> elems(static_cast<size_t>(count));  // bounded by the checks above
       path.push_back(0);
       for (uint64_t i = 0; i < count; ++i) {
         path.back() = i;

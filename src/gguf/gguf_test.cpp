@@ -548,6 +548,15 @@ TEST(GgufCorrupt, UnknownValueTypes) {
   expect_corrupt(b, {"test.list", "unknown element type 3735928559"}, elem);
 }
 
+TEST(GgufCorrupt, TooManyMetadataElements) {
+  // 2^25 + 1 one-byte elements, all present in the file: rejected by the element budget before
+  // any GgufValue is allocated for them.
+  const uint64_t n = (uint64_t{1} << 25) + 1;
+  Builder b;
+  b.header(3, 0, 1).str("big").put<uint32_t>(9).put<uint32_t>(0).put<uint64_t>(n).zeros(n);
+  expect_corrupt(b.b, {"'big'", "33554433 elements", "metadata array elements"}, 24 + 11 + 4 + 4);
+}
+
 TEST(GgufCorrupt, InvalidBool) {
   Builder b;
   b.header(3, 0, 1).str("flag").put<uint32_t>(7).put<uint8_t>(2);

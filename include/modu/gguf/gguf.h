@@ -85,9 +85,14 @@ class GgufFile {
   GgufFile& operator=(GgufFile&&) = default;
 
   // Maps and validates a whole file. Any malformation gives one kCorrupt status naming the file,
-  // the offending field and its byte offset; never crashes.
+  // the offending field and its byte offset; never crashes. OS failures give kIoError.
+  // Accepted: versions 2 and 3 (little-endian); 1..4 dims, each >= 1, row length a multiple of the
+  // dtype's block size; tensor offsets multiples of general.alignment (a power-of-two uint32,
+  // default 32) whose data lies inside the file; unique keys and tensor names; arrays nested at
+  // most 8 deep and at most 2^25 metadata array elements per file. Strings are not checked for
+  // UTF-8. A file without tensors may end before data_offset().
   static Result<GgufFile> open(const std::string& path);
-  // Parses a buffer that outlives the GgufFile (for fuzzing and tests).
+  // Parses a buffer that outlives the GgufFile (for fuzzing and tests); tensor data points into it.
   static Result<GgufFile> parse(const uint8_t* data, size_t size, std::string name = "<memory>");
 
   uint32_t version() const { return version_; }
@@ -125,14 +130,16 @@ class GgufFile {
 class GgufWriter {
  public:
   void set(const std::string& key, GgufValue value);
-  void set_alignment(uint32_t alignment);  // also written as general.alignment
+  // Also written as general.alignment; must be a power of two (anything else is a caller bug).
+  void set_alignment(uint32_t alignment);
   // Copies `nbytes` of data; nbytes must equal dtype_row_bytes(dtype, shape[0]) * rows.
   Status add_tensor(const std::string& name, DType dtype, const std::vector<int64_t>& shape,
                     const void* data, size_t nbytes);
-  // Convenience: quantizes/converts F32 data to `dtype` (which must have a quantize function).
+  // Convenience: quantizes/converts F32 data to `dtype` row by row (error if the dtype has no
+  // quantize function).
   Status add_tensor_f32(const std::string& name, DType dtype, const std::vector<int64_t>& shape,
                         const float* data);
-  // Writes atomically (temp file + rename).
+  // Writes atomically: a temp file in the same directory, fsync, rename over `path`.
   Status write(const std::string& path) const;
   // Serializes to memory.
   std::vector<uint8_t> serialize() const;
