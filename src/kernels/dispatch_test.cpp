@@ -83,11 +83,16 @@ struct Case {
   int pattern;  // 0 gaussian, 1 adversarial, 2 zeros in activations
 };
 
-// Copies into a buffer at an odd byte offset: kernels must not assume any alignment.
+// Copies into a buffer at `off` bytes past a 64-byte boundary. Callers only guarantee the natural
+// alignment of the row's element/block struct (2 bytes for fp16-headed blocks, F16, BF16; 4 for
+// F32 and Q8_K), never 16/32/64, so SIMD kernels must use unaligned loads.
+size_t natural_alignment(DType t) { return (t == DType::F32 || t == DType::Q8_K) ? 4 : 2; }
+
 std::vector<uint8_t> misaligned(const std::vector<uint8_t>& src, size_t off, const uint8_t** p) {
-  std::vector<uint8_t> buf(src.size() + off + 64);
-  std::memcpy(buf.data() + off, src.data(), src.size());
-  *p = buf.data() + off;
+  std::vector<uint8_t> buf(src.size() + off + 128);
+  uint8_t* base = buf.data() + (64 - reinterpret_cast<uintptr_t>(buf.data()) % 64);
+  std::memcpy(base + off, src.data(), src.size());
+  *p = base + off;
   return buf;
 }
 
@@ -125,8 +130,8 @@ void check_level(Isa isa) {
             << isa_name(isa) << " quantize_row " << dtype_name(at) << " n=" << n << " pattern " << pattern;
         // Dot from misaligned copies vs the scalar dot.
         const uint8_t *pw, *pa;
-        const auto bw = misaligned(qw, 1 + (size_t)pattern, &pw);
-        const auto ba = misaligned(qa_fast, tr->block_size == 1 ? 4 : 3, &pa);
+        const auto bw = misaligned(qw, natural_alignment(t) * (1 + (size_t)pattern), &pw);
+        const auto ba = misaligned(qa_fast, natural_alignment(at) * (3 - (size_t)pattern), &pa);
         const float want = ref->vec_dot[(int)t](n, qw.data(), qa_ref.data());
         const float got = fast->vec_dot[(int)t](n, pw, pa);
         // Scale for the tolerance: sum of |w_i * a_i| of the dequantized rows.
