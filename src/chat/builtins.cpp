@@ -209,7 +209,10 @@ Value string_method(const Value& self, const std::string& name) {
   }
   if (name == "strip" || name == "lstrip" || name == "rstrip") {
     bool l = name != "rstrip", r = name != "lstrip";
-    return bind([s, l, r](Evaluator&, CallArgs& a) { return Value(pystr::strip(s, opt_str(a, 0, "chars"), l, r)); });
+    return bind([s, l, r, m = self.is_markup()](Evaluator&, CallArgs& a) {
+      std::string out = pystr::strip(s, opt_str(a, 0, "chars"), l, r);
+      return m ? Value::markup(std::move(out)) : Value(std::move(out));
+    });
   }
   if (name == "split" || name == "rsplit") {
     bool rev = name == "rsplit";
@@ -232,7 +235,9 @@ Value string_method(const Value& self, const std::string& name) {
   Unary unary = name == "upper" ? Unary(pystr::upper) : name == "lower" || name == "casefold" ? Unary(pystr::lower)
               : name == "title" ? Unary(pystr::title) : name == "capitalize" ? Unary(pystr::capitalize)
               : name == "swapcase" ? Unary(pystr::swapcase) : nullptr;
-  if (unary) return bind([s, unary](Evaluator&, CallArgs&) { return Value(unary(s)); });
+  const bool markup = self.is_markup();
+  auto keep = [markup](std::string out) { return markup ? Value::markup(std::move(out)) : Value(std::move(out)); };
+  if (unary) return bind([s, unary, keep](Evaluator&, CallArgs&) { return keep(unary(s)); });
   if (name == "find" || name == "rfind" || name == "index" || name == "rindex") {
     bool rev = name[0] == 'r', strict = name.find("index") != std::string::npos;
     return bind([s, rev, strict](Evaluator&, CallArgs& a) {

@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "builtins.h"
+#include "pystr.h"
 
 namespace modu::jinja {
 
@@ -87,7 +88,12 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
   if (op == "+") {
     if (ints) return Value(a.as_int() + b.as_int());
     if (nums) return Value(a.as_float() + b.as_float());
-    if (a.is_string() && b.is_string()) return Value(a.str() + b.str());
+    if (a.is_string() && b.is_string()) {
+      if (a.is_markup() || b.is_markup())
+        return Value::markup((a.is_markup() ? a.str() : pystr::html_escape(a.str())) +
+                             (b.is_markup() ? b.str() : pystr::html_escape(b.str())));
+      return Value(a.str() + b.str());
+    }
     if (a.is_list() && b.is_list() && a.seq() == b.seq() && a.seq() != Seq::Iterator) {
       List l = a.list();
       l.insert(l.end(), b.list().begin(), b.list().end());
@@ -113,7 +119,7 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
       if (seq->is_string()) {
         std::string s;
         for (int64_t i = 0; i < times; ++i) s += seq->str();
-        return Value(std::move(s));
+        return seq->is_markup() ? Value::markup(std::move(s)) : Value(std::move(s));
       }
       List l;
       for (int64_t i = 0; i < times; ++i) l.insert(l.end(), seq->list().begin(), seq->list().end());

@@ -103,6 +103,7 @@ Value select_impl(Evaluator& ev, const Value& input, CallArgs& args, bool with_a
     test_args.kw = args.kw;
   }
   List out;
+  if (!input.truthy()) return Value::iterator({});
   for (const auto& item : iterate(input)) {
     Value v = with_attr ? get_path(ev, item, attr) : item;
     bool ok = test ? apply_test(ev, *test, v, test_args) : v.truthy();
@@ -173,11 +174,13 @@ std::string wordtitle(const std::string& s) {
 
 Value apply_filter(Evaluator& ev, const std::string& name, const Value& v, CallArgs& a) {
   auto text = [&]() { return v.to_str(); };
+  // Filters built on soft_str() keep a Markup input Markup.
+  auto keep = [&](std::string out) { return v.is_markup() ? Value::markup(std::move(out)) : Value(std::move(out)); };
   if (name == "tojson") return tojson(v, a);
   if (name == "trim") {
     const Value* c = arg(a, 0, "chars");
-    return Value(pystr::strip(text(), c && !c->is_none() ? std::optional<std::string>(c->to_str()) : std::nullopt,
-                              true, true));
+    return keep(pystr::strip(text(), c && !c->is_none() ? std::optional<std::string>(c->to_str()) : std::nullopt,
+                             true, true));
   }
   if (name == "length" || name == "count") {
     if (v.is_undefined()) return Value(0);
@@ -187,17 +190,21 @@ Value apply_filter(Evaluator& ev, const std::string& name, const Value& v, CallA
     if (v.is_object() && v.object()->type == "Namespace") return Value(v.object()->attrs.size());
     type_error("object of type '" + v.type_name() + "' has no len()");
   }
-  if (name == "string") return Value(text());
-  if (name == "safe" || name == "pprint") return name == "safe" ? (v.is_string() ? v : Value(text())) : Value(v.repr());
-  if (name == "upper") return Value(pystr::upper(text()));
-  if (name == "lower") return Value(pystr::lower(text()));
-  if (name == "capitalize") return Value(pystr::capitalize(text()));
+  if (name == "string") return keep(text());
+  if (name == "safe") return Value::markup(text());
+  if (name == "pprint") return Value(v.repr());
+  if (name == "upper") return keep(pystr::upper(text()));
+  if (name == "lower") return keep(pystr::lower(text()));
+  if (name == "capitalize") return keep(pystr::capitalize(text()));
+  if (name == "center") return keep(pystr::pad(text(), int_arg(a, 0, "width", 80), ' ', '^'));
   if (name == "title") return Value(wordtitle(text()));
-  if (name == "e" || name == "escape" || name == "forceescape") return Value(pystr::html_escape(text()));
+  if (name == "e" || name == "escape" || name == "forceescape")
+    return v.is_markup() && name != "forceescape" ? v : Value::markup(pystr::html_escape(text()));
   if (name == "replace") {
     if (a.pos.size() < 2 && !(arg(a, 0, "old") && arg(a, 1, "new"))) type_error("replace() missing arguments");
-    return Value(pystr::replace(text(), arg(a, 0, "old")->to_str(), arg(a, 1, "new")->to_str(),
-                                int_arg(a, 2, "count", -1)));
+    std::string repl = arg(a, 1, "new")->to_str();
+    if (v.is_markup() && !arg(a, 1, "new")->is_markup()) repl = pystr::html_escape(repl);
+    return keep(pystr::replace(text(), arg(a, 0, "old")->to_str(), repl, int_arg(a, 2, "count", -1)));
   }
   if (name == "default" || name == "d") {
     bool boolean = bool_arg(a, 1, "boolean", false);
@@ -240,6 +247,7 @@ Value apply_filter(Evaluator& ev, const std::string& name, const Value& v, CallA
   }
   if (name == "map") {
     List out;
+    if (!v.truthy()) return Value::iterator({});
     if (const Value* attr = arg(a, 99, "attribute")) {
       const Value* dflt = arg(a, 99, "default");
       for (const auto& item : iterate(v)) {
@@ -380,9 +388,8 @@ Value apply_filter(Evaluator& ev, const std::string& name, const Value& v, CallA
   if (name == "indent") {
     const Value* w = arg(a, 0, "width");
     std::string ind = w && w->is_string() ? w->str() : std::string(static_cast<size_t>(int_arg(a, 0, "width", 4)), ' ');
-    return Value(indent_text(text(), ind, bool_arg(a, 1, "first", false), bool_arg(a, 2, "blank", false)));
+    return keep(indent_text(text(), ind, bool_arg(a, 1, "first", false), bool_arg(a, 2, "blank", false)));
   }
-  if (name == "center") return Value(pystr::pad(text(), int_arg(a, 0, "width", 80), ' ', '^'));
   if (name == "wordcount") {
     int64_t n = 0;
     bool in_word = false;

@@ -67,6 +67,13 @@ class Value {
   Value(Dict d);                                                         // NOLINT
   Value(std::shared_ptr<Object> o);                                      // NOLINT
   Value(std::shared_ptr<const Callable> c);                              // NOLINT
+  // A markupsafe.Markup string (from |safe or |escape): adding a plain str to it HTML-escapes that str.
+  static Value markup(std::string s) {
+    Value v(std::move(s));
+    v.num_.b = true;
+    return v;
+  }
+  bool is_markup() const { return kind_ == Kind::String && num_.b; }
   static Value tuple(List l) { return Value(std::move(l), Seq::Tuple); }
   static Value iterator(List l) { return Value(std::move(l), Seq::Iterator); }
   static Value from_json(const nlohmann::ordered_json& j);
