@@ -1,0 +1,72 @@
+// ModelConfig: everything the shared decoder needs to know about a model, read from GGUF metadata
+// in one place; and the architecture registry (an architecture is data, registered by its own file).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "modu/core/status.h"
+
+namespace modu {
+
+class GgufFile;
+
+// How rotary embedding pairs dimensions: kNorm rotates adjacent pairs (x[2i], x[2i+1]) as GGUF
+// llama conversions expect (Q/K rows are permuted at conversion); kNeox rotates (x[i], x[i+d/2]).
+enum class RopeType { kNorm, kNeox };
+enum class RopeScaling { kNone, kLinear, kLlama3, kYarn };
+
+const char* rope_scaling_name(RopeScaling s);
+
+// What an architecture is, as data. Each family registers one of these from its own file.
+struct ArchSpec {
+  std::string name;          // general.architecture value, e.g. "llama", "qwen2"
+  RopeType rope_type = RopeType::kNorm;
+  bool requires_qkv_bias = false;  // Q, K, V projections have biases (Qwen2)
+  bool requires_qk_norm = false;   // per-head RMS norm of Q and K before rope (Qwen3)
+  bool allows_qkv_bias = true;     // biases are loaded when present
+};
+
+// Registers an architecture; returns true so it can initialize a static in the family's file.
+bool register_arch(const ArchSpec& spec);
+const ArchSpec* find_arch(const std::string& name);
+std::vector<std::string> registered_archs();
+
+struct ModelConfig {
+  ArchSpec arch;
+  int64_t n_vocab = 0;
+  int64_t n_embd = 0;        // d_model
+  int64_t n_layer = 0;
+  int64_t n_head = 0;
+  int64_t n_head_kv = 0;
+  int64_t head_dim = 0;      // key/value head size (may differ from n_embd / n_head, Qwen3)
+  int64_t n_ff = 0;
+  int64_t n_ctx_train = 0;
+  float rms_eps = 1e-5f;
+
+  // Rotary embedding.
+  int64_t n_rot = 0;         // dimensions rotated per head (<= head_dim)
+  float rope_theta = 10000.0f;
+  RopeScaling rope_scaling = RopeScaling::kNone;
+  float rope_factor = 1.0f;        // context extension factor (freq_scale = 1 / factor)
+  int64_t rope_orig_ctx = 0;       // original training context for llama3 / yarn
+  float llama3_low_freq_factor = 1.0f;
+  float llama3_high_freq_factor = 4.0f;
+  float yarn_ext_factor = 1.0f;
+  float yarn_attn_factor = 1.0f;
+  float yarn_beta_fast = 32.0f;
+  float yarn_beta_slow = 1.0f;
+
+  std::string describe() const;  // one line for logs
+};
+
+// Reads and validates the config from metadata (`{arch}.*` keys). Errors name the key.
+Result<ModelConfig> read_model_config(const GgufFile& file);
+
+// Per-dimension-pair rotary frequencies (radians per position) for i in [0, n_rot/2), including
+// linear and llama3 scaling (and `rope_freqs.weight` factors when given). YaRN is applied in the
+// rope kernel itself since it also scales magnitudes.
+std::vector<float> rope_frequencies(const ModelConfig& cfg, const float* freq_factors);
+
+}  // namespace modu

@@ -1,0 +1,179 @@
+// The shared decoder forward pass: every Llama-like architecture runs through this one layer,
+// configured by ModelConfig flags (biases, QK-norm, rope type and scaling, GQA).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <map>
+
+#include "modu/core/fp16.h"
+#include "modu/models/model.h"
+#include "ops.h"
+
+namespace modu {
+
+namespace {
+
+Status validate_batch(const std::vector<BatchToken>& batch, const ModelConfig& c, const KvCache& kv,
+                      std::vector<int64_t>& new_len) {
+  if (batch.empty()) return invalid_argument("forward: empty batch");
+  new_len.assign(kv.n_seq(), -1);
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const BatchToken& t = batch[i];
+    if (t.token < 0 || t.token >= c.n_vocab)
+      return invalid_argument("forward: token id " + std::to_string(t.token) + " at batch index " +
+                              std::to_string(i) + " is outside the vocabulary [0, " + std::to_string(c.n_vocab) + ")");
+    if (t.seq < 0 || t.seq >= kv.n_seq())
+      return invalid_argument("forward: sequence id " + std::to_string(t.seq) + " outside [0, " +
+                              std::to_string(kv.n_seq()) + ")");
+    int64_t expected = new_len[t.seq] < 0 ? kv.seq_len(t.seq) : new_len[t.seq];
+    if (t.pos != expected)
+      return invalid_argument("forward: sequence " + std::to_string(t.seq) + " expects position " +
+                              std::to_string(expected) + " next, got " + std::to_string(t.pos));
+    if (t.pos >= kv.n_ctx())
+      return out_of_range("forward: position " + std::to_string(t.pos) + " exceeds the context size " +
+                          std::to_string(kv.n_ctx()) + "; use a larger context or a shorter prompt");
+    new_len[t.seq] = t.pos + 1;
+  }
+  return Status::Ok();
+}
+
+// Writes one token's K or V row [n_kv * head_dim] into the cache.
+void store_row(uint8_t* dst, const float* src, int64_t n, KvType type) {
+  if (type == KvType::kF32) {
+    std::memcpy(dst, src, (size_t)n * 4);
+  } else {
+    uint16_t* d = reinterpret_cast<uint16_t*>(dst);
+    for (int64_t i = 0; i < n; ++i) d[i] = fp32_to_fp16(src[i]);
+  }
+}
+
+inline float load_elem(const uint8_t* row, int64_t i, KvType type) {
+  return type == KvType::kF32 ? reinterpret_cast<const float*>(row)[i]
+                              : fp16_to_fp32(reinterpret_cast<const uint16_t*>(row)[i]);
+}
+
+}  // namespace
+
+Status Model::forward(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool& pool,
+                      std::vector<float>& logits) const {
+  return run(batch, kv, pool, logits, false);
+}
+
+Status Model::forward_hidden(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool& pool,
+                             std::vector<float>& hidden) const {
+  return run(batch, kv, pool, hidden, true);
+}
+
+Status Model::run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool& pool, std::vector<float>& out,
+                  bool want_hidden) const {
+  const ModelConfig& c = cfg_;
+  std::vector<int64_t> new_len;
+  MODU_RETURN_IF_ERROR(validate_batch(batch, c, kv, new_len));
+  const int64_t n = (int64_t)batch.size();
+  const int64_t d = c.n_embd, hd = c.head_dim;
+  const int64_t q_dim = c.n_head * hd, kv_dim = c.n_head_kv * hd;
+  const int64_t group = c.n_head / c.n_head_kv;
+  const KvType kvt = kv.type();
+  const ops::RopeParams rp = ops::make_rope_params(c, rope_freqs_);
+  const float kq_scale = 1.0f / std::sqrt((float)hd);
+
+  std::vector<float> x(n * d), h(n * d), q(n * q_dim), k(n * kv_dim), v(n * kv_dim), att(n * q_dim);
+  std::vector<float> gate(n * c.n_ff), up(n * c.n_ff);
+  // x: [n, d_model] token embeddings
+  for (int64_t t = 0; t < n; ++t) ops::get_row(w_.tok_embd, batch[t].token, x.data() + t * d);
+
+  for (int64_t il = 0; il < c.n_layer; ++il) {
+    const LayerWeights& L = w_.layers[il];
+    // --- attention ---
+    ops::rms_norm(x.data(), (const float*)L.attn_norm.data, n, d, c.rms_eps, h.data());
+    ops::matmul(L.wq, h.data(), n, q.data(), pool);  // [n, n_head * hd]
+    ops::matmul(L.wk, h.data(), n, k.data(), pool);  // [n, n_kv * hd]
+    ops::matmul(L.wv, h.data(), n, v.data(), pool);  // [n, n_kv * hd]
+    if (L.bq) ops::add_bias(q.data(), (const float*)L.bq.data, n, q_dim);
+    if (L.bk) ops::add_bias(k.data(), (const float*)L.bk.data, n, kv_dim);
+    if (L.bv) ops::add_bias(v.data(), (const float*)L.bv.data, n, kv_dim);
+    if (L.q_norm) ops::rms_norm(q.data(), (const float*)L.q_norm.data, n * c.n_head, hd, c.rms_eps, q.data());
+    if (L.k_norm) ops::rms_norm(k.data(), (const float*)L.k_norm.data, n * c.n_head_kv, hd, c.rms_eps, k.data());
+    for (int64_t t = 0; t < n; ++t) {
+      ops::rope(q.data() + t * q_dim, c.n_head, hd, batch[t].pos, rp);
+      ops::rope(k.data() + t * kv_dim, c.n_head_kv, hd, batch[t].pos, rp);
+      store_row(kv.k_row(il, batch[t].seq, batch[t].pos), k.data() + t * kv_dim, kv_dim, kvt);
+      store_row(kv.v_row(il, batch[t].seq, batch[t].pos), v.data() + t * kv_dim, kv_dim, kvt);
+    }
+    // Causal attention per (token, head): each token sees its own sequence's positions <= pos.
+    pool.parallel_for(n * c.n_head, [&](int64_t b, int64_t e) {
+      std::vector<float> scores;
+      std::vector<float> acc(hd);
+      for (int64_t idx = b; idx < e; ++idx) {
+        const int64_t t = idx / c.n_head, hh = idx % c.n_head, kvh = hh / group;
+        const BatchToken& bt = batch[t];
+        const int64_t n_pos = bt.pos + 1;
+        const float* qh = q.data() + t * q_dim + hh * hd;
+        scores.resize(n_pos);
+        float mx = -INFINITY;
+        for (int64_t p = 0; p < n_pos; ++p) {
+          const uint8_t* kr = kv.k_row(il, bt.seq, p);
+          float s = 0;
+          if (kvt == KvType::kF32) {
+            const float* kk = reinterpret_cast<const float*>(kr) + kvh * hd;
+            for (int64_t i = 0; i < hd; ++i) s += qh[i] * kk[i];
+          } else {
+            const uint16_t* kk = reinterpret_cast<const uint16_t*>(kr) + kvh * hd;
+            for (int64_t i = 0; i < hd; ++i) s += qh[i] * fp16_to_fp32(kk[i]);
+          }
+          s *= kq_scale;
+          scores[p] = s;
+          mx = std::max(mx, s);
+        }
+        float sum = 0;
+        for (int64_t p = 0; p < n_pos; ++p) {
+          scores[p] = std::exp(scores[p] - mx);
+          sum += scores[p];
+        }
+        std::fill(acc.begin(), acc.end(), 0.0f);
+        for (int64_t p = 0; p < n_pos; ++p) {
+          const uint8_t* vr = kv.v_row(il, bt.seq, p);
+          const float wgt = scores[p] / sum;
+          for (int64_t i = 0; i < hd; ++i) acc[i] += wgt * load_elem(vr, kvh * hd + i, kvt);
+        }
+        std::copy(acc.begin(), acc.end(), att.data() + t * q_dim + hh * hd);
+      }
+    });
+    ops::matmul(L.wo, att.data(), n, h.data(), pool);  // [n, d_model]
+    for (int64_t i = 0; i < n * d; ++i) x[i] += h[i];
+
+    // --- feed-forward (SwiGLU) ---
+    ops::rms_norm(x.data(), (const float*)L.ffn_norm.data, n, d, c.rms_eps, h.data());
+    ops::matmul(L.w_gate, h.data(), n, gate.data(), pool);  // [n, n_ff]
+    ops::matmul(L.w_up, h.data(), n, up.data(), pool);      // [n, n_ff]
+    ops::swiglu(gate.data(), up.data(), n * c.n_ff);
+    ops::matmul(L.w_down, gate.data(), n, h.data(), pool);  // [n, d_model]
+    for (int64_t i = 0; i < n * d; ++i) x[i] += h[i];
+  }
+
+  for (int s = 0; s < kv.n_seq(); ++s)
+    if (new_len[s] >= 0) kv.set_len(s, new_len[s]);
+
+  // Only the wanted rows go through the final norm and the (large) output projection.
+  std::vector<float> sel;
+  int64_t n_out = 0;
+  for (int64_t t = 0; t < n; ++t) {
+    if (!batch[t].want_logits) continue;
+    sel.insert(sel.end(), x.begin() + t * d, x.begin() + (t + 1) * d);
+    ++n_out;
+  }
+  if (n_out == 0) {
+    out.clear();
+    return Status::Ok();
+  }
+  ops::rms_norm(sel.data(), (const float*)w_.output_norm.data, n_out, d, c.rms_eps, sel.data());
+  if (want_hidden) {
+    out = std::move(sel);
+    return Status::Ok();
+  }
+  out.resize(n_out * c.n_vocab);
+  ops::matmul(w_.output, sel.data(), n_out, out.data(), pool);  // [n_out, n_vocab]
+  return Status::Ok();
+}
+
+}  // namespace modu

@@ -1,0 +1,172 @@
+// Model loading: validates every tensor's presence, dtype and shape against the config, and views
+// the weights in the memory map without copying (small 1-D tensors are converted to F32).
+#include "modu/models/model.h"
+
+#include <cstring>
+
+#include "modu/core/fp16.h"
+
+namespace modu {
+
+namespace {
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+struct Loader {
+  const GgufFile& f;
+  std::vector<std::vector<float>>& owned;  // storage for converted 1-D tensors
+
+  // A matrix with `cols` contiguous elements per row and `rows` rows (GGUF ne = [cols, rows]).
+  Result<Weight> matrix(const std::string& name, int64_t cols, int64_t rows, bool required) {
+    const GgufTensor* t = f.tensor(name);
+    if (t == nullptr) {
+      if (required) return corrupt(f.name() + ": missing tensor '" + name + "'");
+      return Weight{};
+    }
+    if (t->shape.size() != 2 || t->shape[0] != cols || t->shape[1] != rows)
+      return corrupt(f.name() + ": tensor '" + name + "' has shape " + shape_str(t->shape) + ", expected " +
+                     shape_str({cols, rows}));
+    const DTypeTraits* tr = dtype_traits(t->dtype);
+    if (tr == nullptr || tr->vec_dot == nullptr)
+      return unimplemented(f.name() + ": tensor '" + name + "' has dtype " + dtype_name(t->dtype) +
+                           " which cannot be used as a weight");
+    Weight w;
+    w.tensor = t;
+    w.dtype = t->dtype;
+    w.cols = cols;
+    w.rows = rows;
+    w.data = t->data;
+    w.row_bytes = dtype_row_bytes(t->dtype, cols);
+    return w;
+  }
+
+  // A vector of n elements, converted to F32 if stored otherwise.
+  Result<Weight> vec(const std::string& name, int64_t n, bool required) {
+    const GgufTensor* t = f.tensor(name);
+    if (t == nullptr) {
+      if (required) return corrupt(f.name() + ": missing tensor '" + name + "'");
+      return Weight{};
+    }
+    if (t->n_elements() != n)
+      return corrupt(f.name() + ": tensor '" + name + "' has shape " + shape_str(t->shape) + ", expected [" +
+                     std::to_string(n) + "]");
+    Weight w;
+    w.tensor = t;
+    w.dtype = DType::F32;
+    w.cols = n;
+    w.rows = 1;
+    w.row_bytes = (size_t)n * 4;
+    if (t->dtype == DType::F32) {
+      w.data = t->data;
+    } else {
+      const DTypeTraits* tr = dtype_traits(t->dtype);
+      if (tr == nullptr || n % tr->block_size != 0)
+        return unimplemented(f.name() + ": tensor '" + name + "' dtype " + dtype_name(t->dtype) + " not usable");
+      owned.emplace_back(n);
+      tr->dequantize(t->data, owned.back().data(), n);
+      w.data = reinterpret_cast<const uint8_t*>(owned.back().data());
+    }
+    return w;
+  }
+};
+
+}  // namespace
+
+
+Result<std::unique_ptr<Model>> Model::load(const std::string& path) {
+  MODU_ASSIGN_OR_RETURN(GgufFile f, GgufFile::open(path));
+  return from_gguf(std::move(f));
+}
+
+Result<std::unique_ptr<Model>> Model::from_gguf(GgufFile file) {
+  std::unique_ptr<Model> m(new Model());
+  m->file_ = std::move(file);
+  const GgufFile& f = m->file_;
+  MODU_ASSIGN_OR_RETURN(m->cfg_, read_model_config(f));
+  const ModelConfig& c = m->cfg_;
+  m->owned_.reserve(4 * c.n_layer + 8);
+  Loader L{f, m->owned_};
+  ModelWeights& w = m->w_;
+  const int64_t q_dim = c.n_head * c.head_dim, kv_dim = c.n_head_kv * c.head_dim;
+  MODU_ASSIGN_OR_RETURN(w.tok_embd, L.matrix("token_embd.weight", c.n_embd, c.n_vocab, true));
+  MODU_ASSIGN_OR_RETURN(w.output_norm, L.vec("output_norm.weight", c.n_embd, true));
+  MODU_ASSIGN_OR_RETURN(w.output, L.matrix("output.weight", c.n_embd, c.n_vocab, false));
+  if (!w.output) {
+    w.output = w.tok_embd;
+    w.tied_output = true;
+  }
+  if (const GgufTensor* rf = f.tensor("rope_freqs.weight"); rf != nullptr) {
+    MODU_ASSIGN_OR_RETURN(Weight r, L.vec("rope_freqs.weight", c.n_rot / 2, true));
+    const float* p = reinterpret_cast<const float*>(r.data);
+    w.rope_freq_factors.assign(p, p + c.n_rot / 2);
+  }
+  w.layers.resize(c.n_layer);
+  for (int64_t i = 0; i < c.n_layer; ++i) {
+    LayerWeights& l = w.layers[i];
+    const std::string b = "blk." + std::to_string(i) + ".";
+    MODU_ASSIGN_OR_RETURN(l.attn_norm, L.vec(b + "attn_norm.weight", c.n_embd, true));
+    MODU_ASSIGN_OR_RETURN(l.wq, L.matrix(b + "attn_q.weight", c.n_embd, q_dim, true));
+    MODU_ASSIGN_OR_RETURN(l.wk, L.matrix(b + "attn_k.weight", c.n_embd, kv_dim, true));
+    MODU_ASSIGN_OR_RETURN(l.wv, L.matrix(b + "attn_v.weight", c.n_embd, kv_dim, true));
+    MODU_ASSIGN_OR_RETURN(l.wo, L.matrix(b + "attn_output.weight", q_dim, c.n_embd, true));
+    if (c.arch.allows_qkv_bias || c.arch.requires_qkv_bias) {
+      const bool req = c.arch.requires_qkv_bias;
+      MODU_ASSIGN_OR_RETURN(l.bq, L.vec(b + "attn_q.bias", q_dim, req));
+      MODU_ASSIGN_OR_RETURN(l.bk, L.vec(b + "attn_k.bias", kv_dim, req));
+      MODU_ASSIGN_OR_RETURN(l.bv, L.vec(b + "attn_v.bias", kv_dim, req));
+    }
+    MODU_ASSIGN_OR_RETURN(l.q_norm, L.vec(b + "attn_q_norm.weight", c.head_dim, c.arch.requires_qk_norm));
+    MODU_ASSIGN_OR_RETURN(l.k_norm, L.vec(b + "attn_k_norm.weight", c.head_dim, c.arch.requires_qk_norm));
+    MODU_ASSIGN_OR_RETURN(l.ffn_norm, L.vec(b + "ffn_norm.weight", c.n_embd, true));
+    MODU_ASSIGN_OR_RETURN(l.w_gate, L.matrix(b + "ffn_gate.weight", c.n_embd, c.n_ff, true));
+    MODU_ASSIGN_OR_RETURN(l.w_up, L.matrix(b + "ffn_up.weight", c.n_embd, c.n_ff, true));
+    MODU_ASSIGN_OR_RETURN(l.w_down, L.matrix(b + "ffn_down.weight", c.n_ff, c.n_embd, true));
+  }
+  m->rope_freqs_ = rope_frequencies(c, w.rope_freq_factors.empty() ? nullptr : w.rope_freq_factors.data());
+  return m;
+}
+
+int64_t Model::n_params() const {
+  int64_t n = 0;
+  for (const auto& t : file_.tensors()) n += t.n_elements();
+  return n;
+}
+
+size_t Model::weight_bytes() const {
+  size_t n = 0;
+  for (const auto& t : file_.tensors()) n += t.nbytes;
+  return n;
+}
+
+// ---- KV cache ----
+
+KvCache::KvCache(const ModelConfig& cfg, int n_seq, int64_t n_ctx, KvType type)
+    : n_seq_(n_seq), n_ctx_(n_ctx), n_layer_(cfg.n_layer), type_(type) {
+  MODU_CHECK(n_seq > 0 && n_ctx > 0);
+  row_bytes_ = (size_t)(cfg.n_head_kv * cfg.head_dim) * (type == KvType::kF16 ? 2 : 4);
+  const size_t total = (size_t)n_layer_ * n_seq_ * n_ctx_ * row_bytes_;
+  k_.assign(total, 0);
+  v_.assign(total, 0);
+  len_.assign(n_seq_, 0);
+}
+
+void KvCache::truncate(int seq, int64_t n) {
+  MODU_CHECK(seq >= 0 && seq < n_seq_ && n >= 0);
+  if (n < len_[seq]) len_[seq] = n;
+}
+
+void KvCache::copy_prefix(int src, int dst, int64_t n) {
+  MODU_CHECK(src >= 0 && src < n_seq_ && dst >= 0 && dst < n_seq_ && n <= len_[src]);
+  if (src == dst) return;
+  for (int64_t l = 0; l < n_layer_; ++l) {
+    std::memcpy(k_row(l, dst, 0), k_row(l, src, 0), (size_t)n * row_bytes_);
+    std::memcpy(v_row(l, dst, 0), v_row(l, src, 0), (size_t)n * row_bytes_);
+  }
+  len_[dst] = n;
+}
+
+}  // namespace modu

@@ -1,0 +1,236 @@
+// End-to-end model tests: modu's forward pass against the float64 reference, for every
+// architecture, several dtypes and rope scalings; batching equivalence; greedy generation.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "modu/models/model.h"
+#include "reference_model.h"
+
+namespace modu {
+namespace {
+
+using testing::TestModelSpec;
+
+struct Loaded {
+  std::vector<uint8_t> bytes;
+  std::unique_ptr<Model> model;
+};
+
+Loaded load(const TestModelSpec& spec) {
+  Loaded l;
+  l.bytes = testing::make_random_model(spec);
+  auto f = GgufFile::parse(l.bytes.data(), l.bytes.size(), "test-" + spec.arch);
+  EXPECT_TRUE(f.ok()) << f.status().to_string();
+  auto m = Model::from_gguf(std::move(f).value());
+  EXPECT_TRUE(m.ok()) << m.status().to_string();
+  l.model = std::move(m).value();
+  return l;
+}
+
+std::vector<int32_t> random_tokens(int n, int vocab, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<int32_t> t(n);
+  for (auto& x : t) x = (int32_t)(rng() % vocab);
+  return t;
+}
+
+// Max over positions of max|modu - ref| / max|ref| (relative to the logit scale).
+double compare(const TestModelSpec& spec, KvType kvt, int n_tokens, int threads, int chunk = 0) {
+  Loaded l = load(spec);
+  auto tokens = random_tokens(n_tokens, (int)spec.n_vocab, spec.seed + 7);
+  auto f = GgufFile::parse(l.bytes.data(), l.bytes.size());
+  auto ref = testing::reference_logits(*f, spec, tokens);
+  KvCache kv(l.model->config(), 1, spec.n_ctx, kvt);
+  ThreadPool pool(threads);
+  std::vector<float> logits;
+  std::vector<float> all;
+  const int step = chunk > 0 ? chunk : n_tokens;
+  for (int b = 0; b < n_tokens; b += step) {
+    std::vector<BatchToken> batch;
+    for (int t = b; t < std::min(n_tokens, b + step); ++t) batch.push_back({tokens[t], t, 0, true});
+    Status st = l.model->forward(batch, kv, pool, logits);
+    EXPECT_TRUE(st.ok()) << st.to_string();
+    all.insert(all.end(), logits.begin(), logits.end());
+  }
+  double worst = 0;
+  for (int t = 0; t < n_tokens; ++t) {
+    double mx = 0, err = 0;
+    for (int64_t v = 0; v < spec.n_vocab; ++v) {
+      mx = std::max(mx, std::fabs(ref[t][v]));
+      err = std::max(err, std::fabs(all[t * spec.n_vocab + v] - ref[t][v]));
+    }
+    worst = std::max(worst, err / mx);
+  }
+  return worst;
+}
+
+TestModelSpec spec_for(const std::string& arch) {
+  TestModelSpec s;
+  s.arch = arch;
+  if (arch == "qwen2") s.qkv_bias = true;
+  if (arch == "qwen3") { s.qk_norm = true; s.head_dim = 24; }  // head_dim != n_embd / n_head
+  if (arch == "mistral") { s.n_head = 8; s.n_head_kv = 2; s.head_dim = 8; }
+  return s;
+}
+
+class ArchTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ArchTest, F32MatchesFloat64Reference) {
+  TestModelSpec s = spec_for(GetParam());
+  EXPECT_LE(compare(s, KvType::kF32, 40, 2), 1e-4);
+}
+
+TEST_P(ArchTest, F32TiedOutputChunkedPrefill) {
+  TestModelSpec s = spec_for(GetParam());
+  s.tied_output = true;
+  s.seed = 5;
+  EXPECT_LE(compare(s, KvType::kF32, 37, 3, /*chunk=*/5), 1e-4);
+}
+
+TEST_P(ArchTest, F16KvCache) {
+  TestModelSpec s = spec_for(GetParam());
+  EXPECT_LE(compare(s, KvType::kF16, 33, 2), 5e-3);
+}
+
+// Quantized weights: modu quantizes activations to 8 bits for the integer dot products, so the
+// comparison (against float64 on the dequantized weights) allows the error that adds.
+struct DtypeCase { DType dt; double tol; };
+class DtypeTest : public ::testing::TestWithParam<std::tuple<std::string, DtypeCase>> {};
+
+TEST_P(DtypeTest, MatchesReferenceOnDequantizedWeights) {
+  auto [arch, dc] = GetParam();
+  TestModelSpec s = spec_for(arch);
+  s.weight_type = dc.dt;
+  s.embd_type = dc.dt;
+  if (dtype_traits(dc.dt)->block_size == 256) { s.n_embd = 256; s.n_ff = 512; s.n_head = 8; s.head_dim = 32; }
+  if (arch == "qwen3" && dtype_traits(dc.dt)->block_size == 256) s.head_dim = 32;
+  EXPECT_LE(compare(s, KvType::kF32, 32, 2), dc.tol) << dtype_name(dc.dt);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllArchs, ArchTest, ::testing::Values("llama", "mistral", "qwen2", "qwen3"));
+INSTANTIATE_TEST_SUITE_P(
+    Dtypes, DtypeTest,
+    ::testing::Combine(::testing::Values("llama", "qwen2", "qwen3"),
+                       ::testing::Values(DtypeCase{DType::F16, 1e-4}, DtypeCase{DType::BF16, 1e-4},
+                                         DtypeCase{DType::Q8_0, 2e-2}, DtypeCase{DType::Q4_0, 3e-2},
+                                         DtypeCase{DType::Q4_1, 3e-2}, DtypeCase{DType::Q5_0, 3e-2},
+                                         DtypeCase{DType::Q5_1, 3e-2}, DtypeCase{DType::Q2_K, 3e-2},
+                                         DtypeCase{DType::Q3_K, 3e-2}, DtypeCase{DType::Q4_K, 3e-2},
+                                         DtypeCase{DType::Q5_K, 3e-2}, DtypeCase{DType::Q6_K, 3e-2})));
+
+TEST(RopeScaling, AllTypesMatchReference) {
+  for (std::string sc : {"linear", "llama3", "yarn"}) {
+    TestModelSpec s;
+    s.scaling = sc;
+    s.scaling_factor = 4.0;
+    s.orig_ctx = 32;
+    EXPECT_LE(compare(s, KvType::kF32, 40, 2), 1e-4) << sc;
+  }
+  TestModelSpec s;
+  s.scaling = "llama3";
+  s.rope_freqs_tensor = true;
+  EXPECT_LE(compare(s, KvType::kF32, 40, 2), 1e-4) << "rope_freqs.weight";
+  TestModelSpec partial;  // rope over part of each head
+  partial.n_rot = 8;
+  EXPECT_LE(compare(partial, KvType::kF32, 34, 2), 1e-4) << "partial rotary";
+}
+
+TEST(Batching, ThreeSequencesInOneBatchEqualSeparateRuns) {
+  TestModelSpec s = spec_for("qwen2");
+  Loaded l = load(s);
+  ThreadPool pool(2);
+  std::vector<std::vector<int32_t>> seqs = {random_tokens(9, 96, 1), random_tokens(17, 96, 2), random_tokens(4, 96, 3)};
+  // Separate runs.
+  std::vector<std::vector<float>> solo;
+  for (auto& toks : seqs) {
+    KvCache kv(l.model->config(), 1, 64, KvType::kF32);
+    std::vector<BatchToken> b;
+    for (size_t i = 0; i < toks.size(); ++i) b.push_back({toks[i], (int64_t)i, 0, true});
+    std::vector<float> lg;
+    ASSERT_TRUE(l.model->forward(b, kv, pool, lg).ok());
+    solo.push_back(lg);
+  }
+  // Interleaved in one batch.
+  KvCache kv(l.model->config(), 3, 64, KvType::kF32);
+  std::vector<BatchToken> b;
+  std::vector<std::pair<int, int>> where;
+  for (size_t i = 0; i < 17; ++i)
+    for (int sq = 0; sq < 3; ++sq)
+      if (i < seqs[sq].size()) { b.push_back({seqs[sq][i], (int64_t)i, sq, true}); where.push_back({sq, (int)i}); }
+  std::vector<float> lg;
+  ASSERT_TRUE(l.model->forward(b, kv, pool, lg).ok());
+  for (size_t k = 0; k < where.size(); ++k) {
+    auto [sq, i] = where[k];
+    for (int64_t v = 0; v < s.n_vocab; ++v)
+      ASSERT_EQ(lg[k * s.n_vocab + v], solo[sq][i * s.n_vocab + v]) << "seq " << sq << " pos " << i;
+  }
+}
+
+TEST(Generation, GreedyMatchesReferenceFor32Tokens) {
+  for (std::string arch : {"llama", "qwen2", "qwen3"}) {
+    TestModelSpec s = spec_for(arch);
+    Loaded l = load(s);
+    auto f = GgufFile::parse(l.bytes.data(), l.bytes.size());
+    ThreadPool pool(2);
+    KvCache kv(l.model->config(), 1, 128, KvType::kF32);
+    std::vector<int32_t> prompt = random_tokens(8, 96, 11);
+    std::vector<int32_t> ref_seq = prompt, modu_seq = prompt;
+    std::vector<BatchToken> b;
+    for (size_t i = 0; i < prompt.size(); ++i) b.push_back({prompt[i], (int64_t)i, 0, i + 1 == prompt.size()});
+    std::vector<float> lg;
+    for (int step = 0; step < 32; ++step) {
+      ASSERT_TRUE(l.model->forward(b, kv, pool, lg).ok());
+      int32_t next = (int32_t)(std::max_element(lg.begin(), lg.end()) - lg.begin());
+      modu_seq.push_back(next);
+      b = {{next, (int64_t)modu_seq.size() - 1, 0, true}};
+      auto ref = testing::reference_logits(*f, s, ref_seq);
+      const auto& last = ref.back();
+      ref_seq.push_back((int32_t)(std::max_element(last.begin(), last.end()) - last.begin()));
+    }
+    EXPECT_EQ(modu_seq, ref_seq) << arch;
+  }
+}
+
+TEST(Forward, RejectsBadBatches) {
+  Loaded l = load(spec_for("llama"));
+  ThreadPool pool(1);
+  KvCache kv(l.model->config(), 2, 8, KvType::kF32);
+  std::vector<float> lg;
+  EXPECT_EQ(l.model->forward({}, kv, pool, lg).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(l.model->forward({{1000, 0, 0, true}}, kv, pool, lg).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(l.model->forward({{1, 0, 5, true}}, kv, pool, lg).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(l.model->forward({{1, 3, 0, true}}, kv, pool, lg).code(), StatusCode::kInvalidArgument);
+  std::vector<BatchToken> too_long;
+  for (int i = 0; i < 9; ++i) too_long.push_back({1, i, 0, false});
+  EXPECT_EQ(l.model->forward(too_long, kv, pool, lg).code(), StatusCode::kOutOfRange);
+  EXPECT_EQ(kv.seq_len(0), 0);  // a rejected batch leaves the cache as it was
+}
+
+TEST(Loading, MissingTensorAndUnknownArchAreClearErrors) {
+  TestModelSpec s;
+  s.arch = "llama";
+  auto bytes = testing::make_random_model(s);
+  auto f = GgufFile::parse(bytes.data(), bytes.size());
+  ASSERT_TRUE(f.ok());
+  // Rebuild without one tensor.
+  GgufWriter w;
+  for (const auto& [k, v] : f->metadata()) if (k != "general.alignment") w.set(k, v);
+  for (const auto& t : f->tensors())
+    if (t.name != "blk.1.ffn_up.weight") ASSERT_TRUE(w.add_tensor(t.name, t.dtype, t.shape, t.data, t.nbytes).ok());
+  auto b2 = w.serialize();
+  auto f2 = GgufFile::parse(b2.data(), b2.size(), "x.gguf");
+  auto m = Model::from_gguf(std::move(f2).value());
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("blk.1.ffn_up.weight"), std::string::npos) << m.status().to_string();
+  GgufWriter w3;
+  w3.set("general.architecture", GgufValue::string("nonexistent"));
+  auto b3 = w3.serialize();
+  auto m3 = Model::from_gguf(std::move(GgufFile::parse(b3.data(), b3.size())).value());
+  ASSERT_FALSE(m3.ok());
+  EXPECT_NE(m3.status().message().find("qwen3"), std::string::npos) << m3.status().to_string();
+}
+
+}  // namespace
+}  // namespace modu

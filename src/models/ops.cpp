@@ -1,0 +1,142 @@
+// Decoder tensor operations; the heavy lifting (dot products) goes through the dispatch table.
+#include "ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "modu/kernels/dispatch.h"
+
+namespace modu::ops {
+
+namespace {
+// Rows per work item: 16 rows of a 4096-wide Q4_0 matrix is ~36 KiB, which stays in L2 while
+// every token of a prefill batch streams past it.
+constexpr int64_t kRowBlock = 16;
+}  // namespace
+
+void matmul(const Weight& w, const float* x, int64_t n, float* y, ThreadPool& pool) {
+  const KernelTable& kt = kernels();
+  const DTypeTraits* tr = dtype_traits(w.dtype);
+  MODU_CHECK(tr != nullptr);
+  const DType act_type = tr->vec_dot_type;
+  VecDotFn dot = kt.vec_dot[(int)w.dtype];
+  MODU_CHECK_MSG(dot != nullptr, std::string("no vec_dot for weight dtype ") + tr->name);
+
+  // Convert activations once per token.
+  const void* act = x;
+  size_t act_row_bytes = (size_t)w.cols * sizeof(float);
+  std::vector<uint8_t> qbuf;
+  if (act_type != DType::F32) {
+    act_row_bytes = dtype_row_bytes(act_type, w.cols);
+    qbuf.resize(act_row_bytes * n);
+    QuantizeFn q = kt.quantize_row[(int)act_type];
+    MODU_CHECK(q != nullptr);
+    pool.parallel_for(n, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) q(x + t * w.cols, qbuf.data() + t * act_row_bytes, w.cols);
+    });
+    act = qbuf.data();
+  }
+  const uint8_t* a = static_cast<const uint8_t*>(act);
+  const int64_t rows = w.rows;
+  // Tokens are taken in tiles so that a block of rows stays hot across all of them.
+  constexpr int64_t kTokTile = 64;
+  pool.parallel_for(rows, [&](int64_t r0, int64_t r1) {
+    for (int64_t rb = r0; rb < r1; rb += kRowBlock) {
+      const int64_t re = std::min(r1, rb + kRowBlock);
+      for (int64_t t0 = 0; t0 < n; t0 += kTokTile) {
+        const int64_t t1 = std::min(n, t0 + kTokTile);
+        for (int64_t r = rb; r < re; ++r) {
+          const uint8_t* wr = w.data + (size_t)r * w.row_bytes;
+          for (int64_t t = t0; t < t1; ++t) y[t * rows + r] = dot(w.cols, wr, a + (size_t)t * act_row_bytes);
+        }
+      }
+    }
+  }, kRowBlock);
+}
+
+void rms_norm(const float* x, const float* weight, int64_t n, int64_t d, float eps, float* out) {
+  for (int64_t t = 0; t < n; ++t) {
+    const float* xr = x + t * d;
+    float* o = out + t * d;
+    double ss = 0;
+    for (int64_t i = 0; i < d; ++i) ss += (double)xr[i] * xr[i];
+    const float scale = (float)(1.0 / std::sqrt(ss / (double)d + (double)eps));
+    for (int64_t i = 0; i < d; ++i) o[i] = xr[i] * scale * weight[i];
+  }
+}
+
+void add_bias(float* x, const float* bias, int64_t n, int64_t d) {
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t i = 0; i < d; ++i) x[t * d + i] += bias[i];
+}
+
+RopeParams make_rope_params(const ModelConfig& cfg, const std::vector<float>& freqs) {
+  RopeParams p{};
+  p.type = cfg.arch.rope_type;
+  p.n_rot = cfg.n_rot;
+  p.freqs = freqs.data();
+  p.yarn = cfg.rope_scaling == RopeScaling::kYarn;
+  if (p.yarn) {
+    p.yarn_freq_scale = 1.0f / cfg.rope_factor;
+    p.yarn_ext_factor = cfg.yarn_ext_factor;
+    p.yarn_mscale = cfg.yarn_attn_factor;
+    if (p.yarn_ext_factor != 0.0f) p.yarn_mscale *= 1.0f + 0.1f * std::log(1.0f / p.yarn_freq_scale);
+    // Correction range: dimensions whose wavelength fits the original context are extrapolated,
+    // long ones interpolated, with a linear ramp between (YaRN, Peng et al. 2023).
+    auto corr_dim = [&](float beta) {
+      return (float)cfg.n_rot * std::log((float)cfg.rope_orig_ctx / (beta * 2.0f * (float)M_PI)) /
+             (2.0f * std::log(cfg.rope_theta));
+    };
+    p.yarn_low = std::max(0.0f, std::floor(corr_dim(cfg.yarn_beta_fast)));
+    p.yarn_high = std::min((float)cfg.n_rot - 1, std::ceil(corr_dim(cfg.yarn_beta_slow)));
+  }
+  return p;
+}
+
+void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t pos, const RopeParams& p) {
+  const int64_t half = p.n_rot / 2;
+  float cs[512], sn[512];
+  MODU_CHECK(half <= 512);
+  for (int64_t i = 0; i < half; ++i) {
+    float theta = (float)pos * p.freqs[i];
+    float mscale = 1.0f;
+    if (p.yarn) {
+      const float extrap = theta;
+      const float interp = p.yarn_freq_scale * extrap;
+      theta = interp;
+      if (p.yarn_ext_factor != 0.0f) {
+        const float y = ((float)i - p.yarn_low) / std::max(0.001f, p.yarn_high - p.yarn_low);
+        const float ramp = (1.0f - std::min(1.0f, std::max(0.0f, y))) * p.yarn_ext_factor;
+        theta = interp * (1 - ramp) + extrap * ramp;
+      }
+      mscale = p.yarn_mscale;
+    }
+    cs[i] = std::cos(theta) * mscale;
+    sn[i] = std::sin(theta) * mscale;
+  }
+  for (int64_t h = 0; h < n_heads; ++h) {
+    float* v = x + h * head_dim;
+    for (int64_t i = 0; i < half; ++i) {
+      const int64_t i0 = p.type == RopeType::kNorm ? 2 * i : i;
+      const int64_t i1 = p.type == RopeType::kNorm ? 2 * i + 1 : i + half;
+      const float a = v[i0], b = v[i1];
+      v[i0] = a * cs[i] - b * sn[i];
+      v[i1] = a * sn[i] + b * cs[i];
+    }
+  }
+}
+
+void get_row(const Weight& w, int64_t row, float* out) {
+  const DTypeTraits* tr = dtype_traits(w.dtype);
+  tr->dequantize(w.data + (size_t)row * w.row_bytes, out, w.cols);
+}
+
+void swiglu(float* gate, const float* up, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    gate[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
+
+}  // namespace modu::ops

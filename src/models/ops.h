@@ -1,0 +1,43 @@
+// Tensor operations of the decoder (matmul over any weight dtype, norms, rope, attention), built on
+// the dispatched per-dtype kernels. Internal to the models layer.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "modu/core/threadpool.h"
+#include "modu/models/config.h"
+#include "modu/models/model.h"
+
+namespace modu::ops {
+
+// y[t, r] = dot(W row r, x[t, :]) for t < n.  x: [n, w.cols]  y: [n, w.rows]
+// Activations are converted once per token to the weight dtype's vec_dot_type; rows are split
+// across threads in blocks so each block of weights is reused for every token while in cache.
+void matmul(const Weight& w, const float* x, int64_t n, float* y, ThreadPool& pool);
+
+// out[t, :] = x[t, :] / rms(x[t, :]) * weight   (x, out: [n, d]; may alias)
+void rms_norm(const float* x, const float* weight, int64_t n, int64_t d, float eps, float* out);
+
+// Adds bias [d] to each of n rows of x [n, d].
+void add_bias(float* x, const float* bias, int64_t n, int64_t d);
+
+// Rotary embedding of `n_heads` heads of size head_dim in place, for one token at `pos`.
+struct RopeParams {
+  RopeType type;
+  int64_t n_rot;
+  const float* freqs;  // [n_rot / 2] radians per position
+  bool yarn;
+  float yarn_freq_scale, yarn_ext_factor, yarn_mscale;
+  float yarn_low, yarn_high;  // correction dims
+};
+RopeParams make_rope_params(const ModelConfig& cfg, const std::vector<float>& freqs);
+void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t pos, const RopeParams& p);
+
+// Dequantizes row `row` of w into out [w.cols].
+void get_row(const Weight& w, int64_t row, float* out);
+
+// SiLU(gate) * up, elementwise over n values, result in gate.
+void swiglu(float* gate, const float* up, int64_t n);
+
+}  // namespace modu::ops

@@ -1,0 +1,244 @@
+// Float64 reference decoder and random-model writer for the models tests (independent of modu's
+// forward pass: own rope, attention, norms, in double precision).
+#include "reference_model.h"
+
+#include <cmath>
+#include <random>
+#include <stdexcept>
+
+namespace modu::testing {
+
+namespace {
+
+using Mat = std::vector<double>;  // row-major [rows, cols]
+
+struct RefTensor {
+  std::vector<int64_t> shape;
+  Mat data;
+};
+
+RefTensor read_tensor(const GgufFile& f, const std::string& name) {
+  const GgufTensor* t = f.tensor(name);
+  if (t == nullptr) throw std::runtime_error("reference: missing " + name);
+  std::vector<float> tmp(t->n_elements());
+  dtype_traits(t->dtype)->dequantize(t->data, tmp.data(), t->n_elements());
+  return {t->shape, Mat(tmp.begin(), tmp.end())};
+}
+
+bool has(const GgufFile& f, const std::string& name) { return f.tensor(name) != nullptr; }
+
+// y[r] = sum_c W[r, c] x[c]
+std::vector<double> matvec(const RefTensor& w, const std::vector<double>& x) {
+  const int64_t cols = w.shape[0], rows = w.shape[1];
+  std::vector<double> y(rows, 0.0);
+  for (int64_t r = 0; r < rows; ++r) {
+    double s = 0;
+    for (int64_t c = 0; c < cols; ++c) s += w.data[r * cols + c] * x[c];
+    y[r] = s;
+  }
+  return y;
+}
+
+std::vector<double> rmsnorm(const std::vector<double>& x, size_t off, size_t n, const Mat& w, double eps) {
+  double ss = 0;
+  for (size_t i = 0; i < n; ++i) ss += x[off + i] * x[off + i];
+  const double s = 1.0 / std::sqrt(ss / n + eps);
+  std::vector<double> y(n);
+  for (size_t i = 0; i < n; ++i) y[i] = x[off + i] * s * w[i];
+  return y;
+}
+
+// Rotary angles for pair i at position pos, with the scaling method; returns (theta, magnitude).
+void ref_rope(std::vector<double>& v, size_t off, const TestModelSpec& s, bool neox, int64_t pos,
+              const std::vector<double>& freq_factors) {
+  const int64_t n_rot = s.n_rot ? s.n_rot : s.head_dim;
+  const int64_t half = n_rot / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    double freq = std::pow(s.rope_theta, -2.0 * i / n_rot);
+    double mag = 1.0;
+    double theta;
+    if (s.scaling == "llama3") {
+      if (!freq_factors.empty()) {
+        freq /= freq_factors[i];
+      } else {
+        const double lo = 1.0, hi = 4.0;  // default low/high freq factors
+        const double wavelen = 2 * M_PI / freq;
+        const double lo_w = s.orig_ctx / lo, hi_w = s.orig_ctx / hi;
+        if (wavelen > lo_w) freq = freq / s.scaling_factor;
+        else if (wavelen >= hi_w) {
+          const double sm = (s.orig_ctx / wavelen - lo) / (hi - lo);
+          freq = (1 - sm) * freq / s.scaling_factor + sm * freq;
+        }
+      }
+      theta = pos * freq;
+    } else if (s.scaling == "linear") {
+      theta = pos * freq / s.scaling_factor;
+    } else if (s.scaling == "yarn") {
+      const double fs = 1.0 / s.scaling_factor;
+      auto corr = [&](double beta) { return n_rot * std::log(s.orig_ctx / (beta * 2 * M_PI)) / (2 * std::log(s.rope_theta)); };
+      const double lo = std::max(0.0, std::floor(corr(32.0)));
+      const double hi = std::min((double)n_rot - 1, std::ceil(corr(1.0)));
+      const double y = (i - lo) / std::max(0.001, hi - lo);
+      const double ramp = 1.0 - std::min(1.0, std::max(0.0, y));
+      const double extrap = pos * freq, interp = fs * extrap;
+      theta = interp * (1 - ramp) + extrap * ramp;
+      mag = 1.0 + 0.1 * std::log(1.0 / fs);
+    } else {
+      theta = pos * freq;
+    }
+    const int64_t a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+    const double x0 = v[off + a], x1 = v[off + b];
+    v[off + a] = (x0 * std::cos(theta) - x1 * std::sin(theta)) * mag;
+    v[off + b] = (x0 * std::sin(theta) + x1 * std::cos(theta)) * mag;
+  }
+}
+
+void put(GgufWriter& w, const std::string& name, const std::vector<int64_t>& shape, const std::vector<float>& data,
+         DType dt) {
+  Status s = w.add_tensor_f32(name, dt, shape, data.data());
+  if (!s.ok()) throw std::runtime_error(s.to_string());
+}
+
+}  // namespace
+
+std::vector<uint8_t> make_random_model(const TestModelSpec& s) {
+  std::mt19937_64 rng(s.seed);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  auto randn = [&](int64_t n, float scale, float mean = 0.0f) {
+    std::vector<float> v(n);
+    for (auto& x : v) x = mean + scale * nd(rng);
+    return v;
+  };
+  GgufWriter w;
+  const std::string a = s.arch + ".";
+  w.set("general.architecture", GgufValue::string(s.arch));
+  w.set("general.name", GgufValue::string("modu-test-" + s.arch));
+  w.set(a + "context_length", GgufValue::u32((uint32_t)s.n_ctx));
+  w.set(a + "embedding_length", GgufValue::u32((uint32_t)s.n_embd));
+  w.set(a + "block_count", GgufValue::u32((uint32_t)s.n_layer));
+  w.set(a + "feed_forward_length", GgufValue::u32((uint32_t)s.n_ff));
+  w.set(a + "attention.head_count", GgufValue::u32((uint32_t)s.n_head));
+  w.set(a + "attention.head_count_kv", GgufValue::u32((uint32_t)s.n_head_kv));
+  w.set(a + "attention.key_length", GgufValue::u32((uint32_t)s.head_dim));
+  w.set(a + "attention.value_length", GgufValue::u32((uint32_t)s.head_dim));
+  w.set(a + "attention.layer_norm_rms_epsilon", GgufValue::f32((float)s.rms_eps));
+  w.set(a + "rope.freq_base", GgufValue::f32((float)s.rope_theta));
+  if (s.n_rot) w.set(a + "rope.dimension_count", GgufValue::u32((uint32_t)s.n_rot));
+  const int64_t n_rot = s.n_rot ? s.n_rot : s.head_dim;
+  if (s.scaling != "none" && !(s.scaling == "llama3" && s.rope_freqs_tensor)) {
+    w.set(a + "rope.scaling.type", GgufValue::string(s.scaling));
+    w.set(a + "rope.scaling.factor", GgufValue::f32((float)s.scaling_factor));
+    w.set(a + "rope.scaling.original_context_length", GgufValue::u32((uint32_t)s.orig_ctx));
+  }
+  if (s.scaling == "llama3" && s.rope_freqs_tensor) {
+    std::vector<float> ff(n_rot / 2);
+    for (size_t i = 0; i < ff.size(); ++i) ff[i] = 1.0f + (float)i * 0.25f;
+    put(w, "rope_freqs.weight", {n_rot / 2}, ff, DType::F32);
+  }
+  const int64_t d = s.n_embd, qd = s.n_head * s.head_dim, kvd = s.n_head_kv * s.head_dim;
+  put(w, "token_embd.weight", {d, s.n_vocab}, randn(d * s.n_vocab, 1.0f), s.embd_type);
+  put(w, "output_norm.weight", {d}, randn(d, 0.1f, 1.0f), DType::F32);
+  if (!s.tied_output) put(w, "output.weight", {d, s.n_vocab}, randn(d * s.n_vocab, 1.0f / std::sqrt((float)d)), s.weight_type);
+  for (int64_t l = 0; l < s.n_layer; ++l) {
+    const std::string b = "blk." + std::to_string(l) + ".";
+    put(w, b + "attn_norm.weight", {d}, randn(d, 0.1f, 1.0f), DType::F32);
+    put(w, b + "attn_q.weight", {d, qd}, randn(d * qd, 1.0f / std::sqrt((float)d)), s.weight_type);
+    put(w, b + "attn_k.weight", {d, kvd}, randn(d * kvd, 1.0f / std::sqrt((float)d)), s.weight_type);
+    put(w, b + "attn_v.weight", {d, kvd}, randn(d * kvd, 1.0f / std::sqrt((float)d)), s.weight_type);
+    put(w, b + "attn_output.weight", {qd, d}, randn(qd * d, 1.0f / std::sqrt((float)qd)), s.weight_type);
+    if (s.qkv_bias) {
+      put(w, b + "attn_q.bias", {qd}, randn(qd, 0.1f), DType::F32);
+      put(w, b + "attn_k.bias", {kvd}, randn(kvd, 0.1f), DType::F32);
+      put(w, b + "attn_v.bias", {kvd}, randn(kvd, 0.1f), DType::F32);
+    }
+    if (s.qk_norm) {
+      put(w, b + "attn_q_norm.weight", {s.head_dim}, randn(s.head_dim, 0.1f, 1.0f), DType::F32);
+      put(w, b + "attn_k_norm.weight", {s.head_dim}, randn(s.head_dim, 0.1f, 1.0f), DType::F32);
+    }
+    put(w, b + "ffn_norm.weight", {d}, randn(d, 0.1f, 1.0f), DType::F32);
+    put(w, b + "ffn_gate.weight", {d, s.n_ff}, randn(d * s.n_ff, 1.0f / std::sqrt((float)d)), s.weight_type);
+    put(w, b + "ffn_up.weight", {d, s.n_ff}, randn(d * s.n_ff, 1.0f / std::sqrt((float)d)), s.weight_type);
+    put(w, b + "ffn_down.weight", {s.n_ff, d}, randn(s.n_ff * d, 1.0f / std::sqrt((float)s.n_ff)), s.weight_type);
+  }
+  return w.serialize();
+}
+
+std::vector<std::vector<double>> reference_logits(const GgufFile& f, const TestModelSpec& s,
+                                                  const std::vector<int32_t>& tokens) {
+  const bool neox = s.arch == "qwen2" || s.arch == "qwen3";
+  const int64_t T = (int64_t)tokens.size(), d = s.n_embd, hd = s.head_dim;
+  const int64_t qd = s.n_head * hd, kvd = s.n_head_kv * hd, group = s.n_head / s.n_head_kv;
+  std::vector<double> freq_factors;
+  if (has(f, "rope_freqs.weight")) freq_factors = read_tensor(f, "rope_freqs.weight").data;
+  const RefTensor emb = read_tensor(f, "token_embd.weight");
+  std::vector<std::vector<double>> x(T, std::vector<double>(d));
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t i = 0; i < d; ++i) x[t][i] = emb.data[tokens[t] * d + i];
+
+  for (int64_t l = 0; l < s.n_layer; ++l) {
+    const std::string b = "blk." + std::to_string(l) + ".";
+    const RefTensor an = read_tensor(f, b + "attn_norm.weight"), wq = read_tensor(f, b + "attn_q.weight"),
+                    wk = read_tensor(f, b + "attn_k.weight"), wv = read_tensor(f, b + "attn_v.weight"),
+                    wo = read_tensor(f, b + "attn_output.weight"), fn = read_tensor(f, b + "ffn_norm.weight"),
+                    wg = read_tensor(f, b + "ffn_gate.weight"), wu = read_tensor(f, b + "ffn_up.weight"),
+                    wd = read_tensor(f, b + "ffn_down.weight");
+    std::vector<std::vector<double>> Q(T), K(T), V(T);
+    for (int64_t t = 0; t < T; ++t) {
+      auto h = rmsnorm(x[t], 0, d, an.data, s.rms_eps);
+      Q[t] = matvec(wq, h);
+      K[t] = matvec(wk, h);
+      V[t] = matvec(wv, h);
+      if (s.qkv_bias) {
+        auto bq = read_tensor(f, b + "attn_q.bias"), bk = read_tensor(f, b + "attn_k.bias"),
+             bv = read_tensor(f, b + "attn_v.bias");
+        for (int64_t i = 0; i < qd; ++i) Q[t][i] += bq.data[i];
+        for (int64_t i = 0; i < kvd; ++i) { K[t][i] += bk.data[i]; V[t][i] += bv.data[i]; }
+      }
+      if (s.qk_norm) {
+        auto qn = read_tensor(f, b + "attn_q_norm.weight"), kn = read_tensor(f, b + "attn_k_norm.weight");
+        for (int64_t hh = 0; hh < s.n_head; ++hh) {
+          auto y = rmsnorm(Q[t], hh * hd, hd, qn.data, s.rms_eps);
+          std::copy(y.begin(), y.end(), Q[t].begin() + hh * hd);
+        }
+        for (int64_t hh = 0; hh < s.n_head_kv; ++hh) {
+          auto y = rmsnorm(K[t], hh * hd, hd, kn.data, s.rms_eps);
+          std::copy(y.begin(), y.end(), K[t].begin() + hh * hd);
+        }
+      }
+      for (int64_t hh = 0; hh < s.n_head; ++hh) ref_rope(Q[t], hh * hd, s, neox, t, freq_factors);
+      for (int64_t hh = 0; hh < s.n_head_kv; ++hh) ref_rope(K[t], hh * hd, s, neox, t, freq_factors);
+    }
+    for (int64_t t = 0; t < T; ++t) {
+      std::vector<double> att(qd, 0.0);
+      for (int64_t hh = 0; hh < s.n_head; ++hh) {
+        const int64_t kh = hh / group;
+        std::vector<double> sc(t + 1);
+        double mx = -1e300;
+        for (int64_t p = 0; p <= t; ++p) {
+          double dot = 0;
+          for (int64_t i = 0; i < hd; ++i) dot += Q[t][hh * hd + i] * K[p][kh * hd + i];
+          sc[p] = dot / std::sqrt((double)hd);
+          mx = std::max(mx, sc[p]);
+        }
+        double sum = 0;
+        for (auto& v : sc) { v = std::exp(v - mx); sum += v; }
+        for (int64_t p = 0; p <= t; ++p)
+          for (int64_t i = 0; i < hd; ++i) att[hh * hd + i] += sc[p] / sum * V[p][kh * hd + i];
+      }
+      auto o = matvec(wo, att);
+      for (int64_t i = 0; i < d; ++i) x[t][i] += o[i];
+      auto h = rmsnorm(x[t], 0, d, fn.data, s.rms_eps);
+      auto g = matvec(wg, h), u = matvec(wu, h);
+      for (size_t i = 0; i < g.size(); ++i) g[i] = g[i] / (1.0 + std::exp(-g[i])) * u[i];
+      auto dn = matvec(wd, g);
+      for (int64_t i = 0; i < d; ++i) x[t][i] += dn[i];
+    }
+  }
+  const RefTensor on = read_tensor(f, "output_norm.weight");
+  const RefTensor out = has(f, "output.weight") ? read_tensor(f, "output.weight") : emb;
+  std::vector<std::vector<double>> logits(T);
+  for (int64_t t = 0; t < T; ++t) logits[t] = matvec(out, rmsnorm(x[t], 0, d, on.data, s.rms_eps));
+  return logits;
+}
+
+}  // namespace modu::testing

@@ -1,0 +1,41 @@
+// Test support: random small models written with modu's GGUF writer, and an independent float64
+// implementation of the Llama-family forward pass to check modu's against. Shares no kernels
+// with modu: only the scalar dequantize reference is used to read quantized weights back.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "modu/gguf/gguf.h"
+
+namespace modu::testing {
+
+struct TestModelSpec {
+  std::string arch = "llama";
+  int64_t n_vocab = 96, n_embd = 64, n_layer = 2, n_head = 4, n_head_kv = 2, head_dim = 16, n_ff = 96;
+  int64_t n_ctx = 256;
+  int64_t n_rot = 0;  // 0: head_dim
+  double rope_theta = 10000.0;
+  double rms_eps = 1e-5;
+  std::string scaling = "none";  // none | linear | llama3 | yarn
+  double scaling_factor = 1.0;
+  int64_t orig_ctx = 64;
+  bool rope_freqs_tensor = false;  // write llama3 factors as rope_freqs.weight instead of metadata
+  bool tied_output = false;
+  bool qkv_bias = false;
+  bool qk_norm = false;
+  DType weight_type = DType::F32;  // for 2-D matrices
+  DType embd_type = DType::F32;
+  uint64_t seed = 1;
+};
+
+// Writes a random model following `spec` (weights ~ N(0, 0.3/sqrt(fan_in)) style) to a GGUF buffer.
+std::vector<uint8_t> make_random_model(const TestModelSpec& spec);
+
+// Float64 forward pass over the whole token sequence (no cache): logits [n_tokens][n_vocab].
+std::vector<std::vector<double>> reference_logits(const GgufFile& file, const TestModelSpec& spec,
+                                                  const std::vector<int32_t>& tokens);
+
+}  // namespace modu::testing
