@@ -1,5 +1,5 @@
-// AVX2 kernels for the K-quant dots Q4_K x Q8_K and Q6_K x Q8_K (the two most common K-quant
-// weight formats: Q4_K_M models are mostly Q4_K with Q6_K for output/attn_v/ffn_down).
+// AVX2 kernels for the K-quant dots Q4_K, Q5_K and Q6_K x Q8_K (Q4_K_M / Q5_K_M models are mostly
+// these; Q2_K and Q3_K fall back to the scalar reference).
 //
 // Performance notes: a super-block covers 256 elements, so the per-block overhead (scale unpacking,
 // one float convert + FMA) is amortised over 8 maddubs. The min/offset terms never touch the
@@ -52,6 +52,40 @@ float dot_q4_k(int64_t n, const void* w, const void* a) {
   return hsum(acc) - hsum(acc_m);
 }
 
+// Q5_K = Q4_K plus a 5th bit per element: qh[l] bit j belongs to element 32j + l, so for 64-element
+// chunk c the low-nibble half takes bit 2c and the high half bit 2c+1 (values <= 31: maddubs-safe).
+float dot_q5_k(int64_t n, const void* w, const void* a) {
+  const BlockQ5_K* x = static_cast<const BlockQ5_K*>(w);
+  const BlockQ8_K* y = static_cast<const BlockQ8_K*>(a);
+  const __m256i low4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+  __m256 acc = _mm256_setzero_ps(), acc_m = _mm256_setzero_ps();
+  for (int64_t b = 0; b < n / QK_K; ++b) {
+    const float d = y[b].d * h2f(x[b].d);
+    const float dmin = y[b].d * h2f(x[b].dmin);
+    uint8_t sc[8], mn[8];
+    for (int j = 0; j < 8; ++j) k4_scale_min(j, x[b].scales, &sc[j], &mn[j]);
+    const __m256i mins16 = _mm256_setr_epi16(mn[0], mn[0], mn[1], mn[1], mn[2], mn[2], mn[3], mn[3], mn[4], mn[4],
+                                             mn[5], mn[5], mn[6], mn[6], mn[7], mn[7]);
+    acc_m = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(_mm256_madd_epi16(ld256(y[b].bsums), mins16)), acc_m);
+    const __m256i qh = ld256(x[b].qh);
+    __m256i sumi = _mm256_setzero_si256();
+    for (int c = 0; c < 4; ++c) {
+      const __m256i q = ld256(x[b].qs + 32 * c);
+      // (qh >> k) & 1 per byte, moved to bit 4; the 16-bit shift leaks only bits the mask drops.
+      const __m256i hlo = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c), one), 4);
+      const __m256i hhi = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c + 1), one), 4);
+      const __m256i lo = _mm256_or_si256(_mm256_and_si256(q, low4), hlo);
+      const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), low4), hhi);
+      const __m256i plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, ld256(y[b].qs + 64 * c)), _mm256_set1_epi16(sc[2 * c]));
+      const __m256i phi =
+          _mm256_madd_epi16(_mm256_maddubs_epi16(hi, ld256(y[b].qs + 64 * c + 32)), _mm256_set1_epi16(sc[2 * c + 1]));
+      sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(plo, phi));
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+  }
+  return hsum(acc) - hsum(acc_m);
+}
+
 float dot_q6_k(int64_t n, const void* w, const void* a) {
   const BlockQ6_K* x = static_cast<const BlockQ6_K*>(w);
   const BlockQ8_K* y = static_cast<const BlockQ8_K*>(a);
@@ -94,6 +128,7 @@ float dot_q6_k(int64_t n, const void* w, const void* a) {
 
 void fill_avx2_kquants(KernelTable* t) {
   t->vec_dot[(int)DType::Q4_K] = dot_q4_k;
+  t->vec_dot[(int)DType::Q5_K] = dot_q5_k;
   t->vec_dot[(int)DType::Q6_K] = dot_q6_k;
 }
 

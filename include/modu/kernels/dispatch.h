@@ -18,6 +18,21 @@ Isa detect_isa();
 
 constexpr int kMaxDTypeId = 64;
 
+// Calling conventions for every table entry (all levels agree):
+//  * vec_dot[t](n, w, a): `w` is one row of n elements of weight dtype t; `a` is the activation row
+//    already converted with quantize_row[dtype_traits(t)->vec_dot_type]:
+//      F32/F16/BF16 -> F32 floats;  Q4_0/Q5_0/Q8_0 -> Q8_0;  Q4_1/Q5_1 -> Q8_1;  Q2_K..Q6_K -> Q8_K.
+//    n must be a multiple of the dtype's block size (32 or 256; any n >= 1 for float types).
+//    Returns the float dot; levels differ only by float summation order (~1e-6 relative).
+//  * quantize_row[t](src, dst, n): n floats -> n / block_size blocks; output bytes are identical at
+//    every level (the SIMD activation quantizers reproduce the scalar rounding exactly). Blocks
+//    are independent, so several rows can be converted in one call.
+//  * Alignment: only the natural alignment of the row's element/block struct is required (4 bytes
+//    for F32 and Q8_K, 2 bytes for everything else: all quant blocks start with an fp16); SIMD
+//    kernels use unaligned loads. Rows inside a GGUF tensor (32-byte aligned data, even row sizes)
+//    always satisfy this. Buffers must not overlap (src/dst of quantize_row).
+//  * All functions are pure and thread-safe; the tables are immutable after first use.
+
 struct KernelTable {
   Isa isa;
   // vec_dot[id](n, weight_row, activation_row) for weight dtype `id` (activation in
