@@ -64,6 +64,9 @@ Result<TokenizerConfig> read_config(const GgufFile& f) {
   if (c.tokens.empty()) return not_found("GGUF key '" + k("tokens") + "' is missing or empty");
   MODU_ASSIGN_OR_RETURN(c.scores, number_array<float>(f, k("scores")));
   MODU_ASSIGN_OR_RETURN(c.token_types, number_array<int32_t>(f, k("token_type")));
+  if (c.model == "gpt2" && !f.find(k("merges"))) {
+    return not_found("GGUF key '" + k("merges") + "' is missing (required for model 'gpt2')");
+  }
   MODU_ASSIGN_OR_RETURN(c.merges, string_array(f, k("merges")));
   const std::pair<const char*, std::optional<int32_t>*> ids[] = {
       {"bos_token_id", &c.bos_id}, {"eos_token_id", &c.eos_id}, {"eot_token_id", &c.eot_id},

@@ -57,7 +57,6 @@ Status VocabTokenizer::load(TokenizerConfig& cfg) {
   } else if (model_ == "gpt2") {
     type_ = VocabType::kBpe;
     bos_ = 11, eos_ = 11;
-    if (cfg.merges.empty()) return not_found("tokenizer.ggml.merges is missing (required for model 'gpt2')");
     for (size_t i = 0; i < cfg.merges.size(); ++i) {
       const std::string& m = cfg.merges[i];
       const size_t pos = m.find(' ', 1);
