@@ -120,6 +120,82 @@ INSTANTIATE_TEST_SUITE_P(Vocabs, SharedVocabTest,
                            return n;
                          });
 
+bool valid_utf8(const std::string& s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    for (size_t k = 1; k < n; ++k) {
+      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
+    }
+    i += n;
+  }
+  return true;
+}
+
+// Streaming detokenization of the Korean cases: every chunk is whole UTF-8 and the chunks add up
+// to decode(). Byte-level and byte-fallback vocabularies split Hangul syllables across tokens.
+TEST_P(SharedVocabTest, StreamingDetokenizerKorean) {
+  const auto tok = load(GetParam().name);
+  ASSERT_NE(tok, nullptr);
+  int held_back = 0;
+  for (const std::string& text : read_inputs(kVocabDir + "korean.inp")) {
+    const auto ids = tok->encode(text, false, false);
+    StreamingDetokenizer stream(*tok);
+    std::string streamed;
+    for (int32_t id : ids) {
+      const std::string chunk = stream.push(id);
+      EXPECT_TRUE(valid_utf8(chunk)) << "token " << id << " in '" << text << "'";
+      held_back += chunk.empty() && !tok->token_to_piece(id).empty();
+      streamed += chunk;
+    }
+    streamed += stream.flush();
+    EXPECT_EQ(streamed, tok->decode(ids)) << text;
+    if (GetParam().byte_level) {
+      EXPECT_EQ(streamed, text);
+    }
+  }
+  if (GetParam().name != "bert-bge") {
+    EXPECT_GT(held_back, 0) << "no Hangul split across tokens?";
+  }
+}
+
+TEST(SharedVocab, ParseSpecialAndAddSpecial) {
+  const auto gpt2 = load("gpt-2");
+  ASSERT_NE(gpt2, nullptr);
+  EXPECT_EQ(gpt2->encode("Hello<|endoftext|>", false, true), (std::vector<int32_t>{15496, 50256}));
+  const auto plain = gpt2->encode("Hello<|endoftext|>", false, false);
+  EXPECT_GT(plain.size(), 2u);
+  EXPECT_EQ(std::count(plain.begin(), plain.end(), 50256), 0);
+  EXPECT_EQ(gpt2->decode(plain), "Hello<|endoftext|>");
+  EXPECT_EQ(gpt2->encode("Hello", true, false), (std::vector<int32_t>{15496}));  // gpt-2 adds no BOS
+  EXPECT_TRUE(gpt2->is_eog(50256));
+
+  const auto spm = load("llama-spm");
+  ASSERT_NE(spm, nullptr);
+  const auto with = spm->encode("<s>\xec\x95\x88\xeb\x85\x95</s>", false, true);
+  ASSERT_GE(with.size(), 3u);
+  EXPECT_EQ(with.front(), 1);
+  EXPECT_EQ(with.back(), 2);
+  const auto without = spm->encode("<s>\xec\x95\x88\xeb\x85\x95</s>", false, false);
+  EXPECT_EQ(std::count(without.begin(), without.end(), 1), 0);
+  EXPECT_EQ(std::count(without.begin(), without.end(), 2), 0);
+  EXPECT_EQ(spm->encode("hi", true, false).front(), 1);  // add_bos_token = true
+  EXPECT_EQ(spm->decode(spm->encode("\xec\x95\x88\xeb\x85\x95 hi", true, false)), " \xec\x95\x88\xeb\x85\x95 hi");
+
+  const auto ds = load("deepseek-coder");
+  ASSERT_NE(ds, nullptr);
+  EXPECT_EQ(ds->encode("x", true, false).front(), 32013);
+
+  const auto bert = load("bert-bge");
+  ASSERT_NE(bert, nullptr);
+  const auto cls = bert->encode("hello world", true, false);
+  EXPECT_EQ(cls.front(), 101);
+  EXPECT_EQ(cls.back(), 102);
+  EXPECT_EQ(bert->encode("[MASK] hello", false, true).front(), 103);
+}
+
 // Any vocabulary added to the shared directory is checked the same way.
 TEST(SharedVocab, EveryVocabularyFileIsCovered) {
   const std::vector<std::string> known = {"llama-spm", "gpt-2", "deepseek-coder", "falcon", "bert-bge"};
