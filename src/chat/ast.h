@@ -78,6 +78,12 @@ struct Node {
   std::vector<ExprPtr> defaults;  // aligned to the last params
   std::vector<ExprPtr> targets, values;
   bool recursive = false;
+  // Macro/CallBlock: whether the body reads varargs, kwargs or caller (as jinja2 decides whether a
+  // macro accepts extra positional/keyword arguments and a caller).
+  bool catch_varargs = false, catch_kwargs = false, uses_caller = false;
 };
+
+// True if `name` is read anywhere in `body` (an over-approximation of jinja2's analysis).
+bool body_reads(const Body& body, const std::string& name);
 
 }  // namespace modu::jinja

@@ -2,6 +2,7 @@
 // blocks) and expression evaluation with Python operator semantics.
 #include "evaluator.h"
 
+#include <algorithm>
 #include <cmath>
 #include <optional>
 
@@ -438,20 +439,30 @@ Value Evaluator::make_macro(const Node& n, const FramePtr& frame, bool is_caller
       if (i < params.size()) f->vars[params[i]] = args.pos[i];
       else varargs.push_back(args.pos[i]);
     }
+    if (!varargs.empty() && !node->catch_varargs)
+      type_error("macro '" + node->text + "' takes not more than " + std::to_string(params.size()) + " argument(s)");
     Dict kwargs;
     for (const auto& [k, v] : args.kw) {
-      bool is_param = false;
-      for (const auto& p : params) is_param = is_param || p == k;
-      if (is_param) f->vars[k] = v;
-      else if (k == "caller") f->vars["caller"] = v;
-      else kwargs.set(Value(k), v);
+      bool is_param = std::find(params.begin(), params.end(), k) != params.end();
+      if (is_param) {
+        f->vars[k] = v;
+      } else if (k == "caller" && node->uses_caller) {
+        f->vars["caller"] = v;
+      } else if (node->catch_kwargs) {
+        kwargs.set(Value(k), v);
+      } else if (k == "caller") {
+        type_error("macro '" + node->text + "' was invoked with two values for the special caller argument. "
+                   "This is most likely a bug.");
+      } else {
+        type_error("macro '" + node->text + "' takes no keyword argument '" + k + "'");
+      }
     }
     for (size_t i = 0; i < params.size(); ++i) {
       if (f->vars.count(params[i])) continue;
       if (i >= first_default) f->vars[params[i]] = ev.eval(*node->defaults[i - first_default], f);
       else f->vars[params[i]] = Value::undefined("'" + params[i] + "' is undefined");
     }
-    f->vars["varargs"] = Value(std::move(varargs));
+    f->vars["varargs"] = Value::tuple(std::move(varargs));
     f->vars["kwargs"] = Value(std::move(kwargs));
     std::string out;
     ++ev.depth_;

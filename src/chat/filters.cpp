@@ -413,7 +413,15 @@ Value apply_filter(Evaluator& ev, const std::string& name, const Value& v, CallA
     if (killwords) return Value(head + end);
     return Value(pystr::rsplit(head, std::string(" "), 1)[0] + end);
   }
-  if (name == "attr") return ev.getattr(v, str_arg(a, 0, "name", ""));
+  if (name == "attr") {
+    // Attributes only, never items: a dict's keys are not reachable through |attr.
+    std::string attr = str_arg(a, 0, "name", "");
+    if (v.is_object()) return ev.getattr(v, attr);
+    if (v.is_undefined()) return Value::undefined("'" + attr + "' is undefined");
+    Value m = attr.empty() || attr[0] == '_' ? Value() : get_method(v, attr);
+    if (!m.is_undefined() || m.is_unsafe()) return m;
+    return Value::undefined("'" + v.type_name() + " object' has no attribute '" + attr + "'");
+  }
   if (name == "format") {
     if (!a.kw.empty()) {
       Dict d;

@@ -242,12 +242,19 @@ class Parser {
     expect_op(")");
   }
 
+  static void mark_special_names(Node& n) {
+    n.catch_varargs = body_reads(n.body, "varargs");
+    n.catch_kwargs = body_reads(n.body, "kwargs");
+    n.uses_caller = body_reads(n.body, "caller");
+  }
+
   NodePtr parse_macro() {
     auto n = make_node(NK::Macro, cur());
     next();
     n->text = expect_name().value;
     parse_signature(*n);
     n->body = parse_statements({"endmacro"}, true);
+    mark_special_names(*n);
     return n;
   }
 
@@ -259,6 +266,7 @@ class Parser {
     n->expr = parse_expression(true);
     if (n->expr->kind != EK::Call) fail_at(at, "expected call");
     n->body = parse_statements({"endcall"}, true);
+    mark_special_names(*n);
     return n;
   }
 
@@ -691,7 +699,35 @@ class Parser {
   }
 };
 
+bool expr_reads(const Expr* e, const std::string& name) {
+  if (!e) return false;
+  if (e->kind == EK::Name && e->name == name) return true;
+  if (expr_reads(e->a.get(), name) || expr_reads(e->b.get(), name) || expr_reads(e->c.get(), name) ||
+      expr_reads(e->dyn_args.get(), name) || expr_reads(e->dyn_kwargs.get(), name))
+    return true;
+  for (const auto& i : e->items)
+    if (expr_reads(i.get(), name)) return true;
+  for (const auto& kv : e->kwargs)
+    if (expr_reads(kv.second.get(), name)) return true;
+  return false;
+}
+
 }  // namespace
+
+bool body_reads(const Body& body, const std::string& name) {
+  for (const auto& n : body) {
+    if (expr_reads(n->expr.get(), name) || expr_reads(n->cond.get(), name) || expr_reads(n->filter.get(), name) ||
+        body_reads(n->body, name) || body_reads(n->else_body, name))
+      return true;
+    for (const auto& [c, b] : n->branches)
+      if (expr_reads(c.get(), name) || body_reads(b, name)) return true;
+    for (const auto& d : n->defaults)
+      if (expr_reads(d.get(), name)) return true;
+    for (const auto& v : n->values)
+      if (expr_reads(v.get(), name)) return true;
+  }
+  return false;
+}
 
 Body parse_template(std::string_view source) { return Parser(tokenize(source)).parse(); }
 
