@@ -177,7 +177,7 @@ void VocabTokenizer::tokenize_bpe(std::string_view text, std::vector<int32_t>& o
   struct Bigram {
     int left, right;
     int rank;
-    std::string text;
+    size_t n_left, n_right;  // symbol sizes when queued: a changed size means the pair is stale
   };
   const auto cmp = [](const Bigram& l, const Bigram& r) {
     return l.rank > r.rank || (l.rank == r.rank && l.left > r.left);
@@ -206,9 +206,7 @@ void VocabTokenizer::tokenize_bpe(std::string_view text, std::vector<int32_t>& o
       const std::string_view rt = w.substr(sym[right].off, sym[right].n);
       const int rank = bpe_rank(lt, rt);
       if (rank < 0) return;
-      std::string joined(lt);
-      joined.append(rt);
-      queue.push({left, right, rank, std::move(joined)});
+      queue.push({left, right, rank, lt.size(), rt.size()});
     };
     for (int i = 1; i < static_cast<int>(sym.size()); ++i) add(i - 1, i);
     while (!queue.empty()) {
@@ -216,9 +214,9 @@ void VocabTokenizer::tokenize_bpe(std::string_view text, std::vector<int32_t>& o
       queue.pop();
       Symbol& l = sym[b.left];
       Symbol& r = sym[b.right];
-      if (l.n == 0 || r.n == 0) continue;
-      // Outdated when either side changed since the pair was queued.
-      if (l.n + r.n != b.text.size() || w.substr(l.off, l.n + r.n) != b.text) continue;
+      // Outdated when either side was merged away or grew since the pair was queued (symbols only
+      // grow in place, so equal sizes mean equal texts, as upstream's string comparison).
+      if (l.n == 0 || r.n == 0 || l.n != b.n_left || r.n != b.n_right) continue;
       l.n += r.n;
       r.n = 0;
       l.next = r.next;

@@ -23,6 +23,14 @@ enum TokenAttr : uint32_t {
 
 enum class VocabType { kSpm, kBpe, kWpm };
 
+// Heterogeneous lookup (find by string_view without building a std::string).
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+template <typename V>
+using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
+
 class VocabTokenizer final : public Tokenizer {
  public:
   static Result<std::unique_ptr<Tokenizer>> build(TokenizerConfig cfg);
@@ -79,8 +87,8 @@ class VocabTokenizer final : public Tokenizer {
   VocabType type_ = VocabType::kSpm;
   std::string model_, pre_;
   std::vector<Token> tokens_;
-  std::unordered_map<std::string, int32_t> token_to_id_;
-  std::unordered_map<std::string, int> bpe_ranks_;  // "left\0right" -> rank
+  StringMap<int32_t> token_to_id_;
+  StringMap<int> bpe_ranks_;  // "left\0right" -> rank
   std::optional<PreTokenizer> pre_tokenizer_;
   std::vector<int32_t> special_cache_;  // control / user-defined / unknown ids, longest text first
   std::vector<std::string> pieces_;     // token_to_piece(id, render_special = true)

@@ -205,8 +205,7 @@ void VocabTokenizer::finish_special_tokens(const TokenizerConfig& cfg) {
 }
 
 int32_t VocabTokenizer::find(std::string_view text) const {
-  // C++20 has no heterogeneous lookup for unordered_map<std::string> without a custom hash.
-  const auto it = token_to_id_.find(std::string(text));
+  const auto it = token_to_id_.find(text);
   return it == token_to_id_.end() ? -1 : it->second;
 }
 
@@ -230,11 +229,10 @@ TokenType VocabTokenizer::token_type(int32_t id) const {
 }
 
 int VocabTokenizer::bpe_rank(std::string_view left, std::string_view right) const {
-  std::string key;
-  key.reserve(left.size() + right.size() + 1);
-  key.append(left).push_back('\0');
+  thread_local std::string key;  // reused: no allocation per lookup
+  key.assign(left).push_back('\0');
   key.append(right);
-  const auto it = bpe_ranks_.find(key);
+  const auto it = bpe_ranks_.find(std::string_view(key));
   return it == bpe_ranks_.end() ? -1 : it->second;
 }
 
