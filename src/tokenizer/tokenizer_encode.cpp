@@ -172,67 +172,86 @@ void VocabTokenizer::tokenize_spm(const std::string& text, std::vector<int32_t>&
 }
 
 // llm_tokenizer_bpe_session: per pre-tokenized word, byte-encode, then repeatedly merge the
-// adjacent pair with the lowest merge rank (ties: leftmost).
+// adjacent pair with the lowest merge rank (ties: leftmost). Symbols carry their token id so most
+// rank lookups are by id pair; symbols that are not tokens fall back to the string table.
 void VocabTokenizer::tokenize_bpe(std::string_view text, std::vector<int32_t>& out) const {
+  struct Sym {
+    int prev, next;
+    size_t off, n;  // bytes of the encoded word
+    int32_t id;     // token id of the symbol's text, -1 if it is not a token
+  };
   struct Bigram {
     int left, right;
     int rank;
     size_t n_left, n_right;  // symbol sizes when queued: a changed size means the pair is stale
+    int32_t result;          // token id of the merged text
   };
   const auto cmp = [](const Bigram& l, const Bigram& r) {
     return l.rank > r.rank || (l.rank == r.rank && l.left > r.left);
   };
-  std::vector<Symbol> sym;
+  std::vector<Sym> sym;
+  std::string word;
+  std::vector<Bigram> storage;
   for (const std::string& raw : pre_tokenizer_->split(text)) {
-    std::string word;
-    word.reserve(raw.size() * 2);
+    word.clear();
     for (char c : raw) word += byte_to_bpe_char(static_cast<uint8_t>(c));
     const std::string_view w = word;
     sym.clear();
-    if (ignore_merges_ && find(w) >= 0) {
-      sym.push_back({-1, -1, 0, w.size()});
+    const int32_t whole = ignore_merges_ ? find(w) : -1;
+    if (whole >= 0) {
+      sym.push_back({-1, -1, 0, w.size(), whole});
     } else {
-      for (size_t off = 0; off < w.size();) {
-        const size_t n = std::min(utf8_len(w[off]), w.size() - off);
+      // Each raw byte became exactly one character of the encoded word.
+      size_t off = 0;
+      for (size_t i = 0; i < raw.size(); ++i) {
+        const size_t n = byte_to_bpe_char(static_cast<uint8_t>(raw[i])).size();
         const int idx = static_cast<int>(sym.size());
-        sym.push_back({idx - 1, off + n == w.size() ? -1 : idx + 1, off, n});
+        sym.push_back({idx - 1, i + 1 == raw.size() ? -1 : idx + 1, off, n, byte_ids_[static_cast<uint8_t>(raw[i])]});
         off += n;
       }
     }
-    std::priority_queue<Bigram, std::vector<Bigram>, decltype(cmp)> queue(cmp);
+    storage.clear();
+    std::priority_queue<Bigram, std::vector<Bigram>, decltype(cmp)> queue(cmp, std::move(storage));
     const auto add = [&](int left, int right) {
       if (left == -1 || right == -1) return;
-      const std::string_view lt = w.substr(sym[left].off, sym[left].n);
-      const std::string_view rt = w.substr(sym[right].off, sym[right].n);
-      const int rank = bpe_rank(lt, rt);
-      if (rank < 0) return;
-      queue.push({left, right, rank, lt.size(), rt.size()});
+      const Sym& l = sym[left];
+      const Sym& r = sym[right];
+      int rank, result;
+      if (l.id >= 0 && r.id >= 0) {
+        const PairRankTable::Entry* e = pair_ranks_.find(PairRankTable::key(l.id, r.id));
+        if (!e) return;
+        rank = e->rank, result = e->result;
+      } else {
+        rank = bpe_rank(w.substr(l.off, l.n), w.substr(r.off, r.n));
+        if (rank < 0) return;
+        result = find(w.substr(l.off, l.n + r.n));
+      }
+      queue.push({left, right, rank, l.n, r.n, result});
     };
     for (int i = 1; i < static_cast<int>(sym.size()); ++i) add(i - 1, i);
     while (!queue.empty()) {
       const Bigram b = queue.top();
       queue.pop();
-      Symbol& l = sym[b.left];
-      Symbol& r = sym[b.right];
+      Sym& l = sym[b.left];
+      Sym& r = sym[b.right];
       // Outdated when either side was merged away or grew since the pair was queued (symbols only
       // grow in place, so equal sizes mean equal texts, as upstream's string comparison).
       if (l.n == 0 || r.n == 0 || l.n != b.n_left || r.n != b.n_right) continue;
       l.n += r.n;
+      l.id = b.result;
       r.n = 0;
       l.next = r.next;
       if (r.next >= 0) sym[r.next].prev = b.left;
       add(l.prev, b.left);
       add(b.left, l.next);
     }
-    for (const Symbol& s : sym) {
+    for (const Sym& s : sym) {
       if (s.n == 0) continue;
-      const std::string_view piece = w.substr(s.off, s.n);
-      const int32_t id = find(piece);
-      if (id >= 0) {
-        out.push_back(id);
+      if (s.id >= 0) {
+        out.push_back(s.id);
         continue;
       }
-      for (char c : piece) {  // as upstream: single bytes of the encoded text that are tokens
+      for (char c : w.substr(s.off, s.n)) {  // as upstream: single bytes of the encoded text that are tokens
         const int32_t b = find(std::string_view(&c, 1));
         if (b >= 0) out.push_back(b);
       }

@@ -2,6 +2,7 @@
 // and decode translation units. Mirrors llama.cpp's llama_vocab::impl.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -22,6 +23,30 @@ enum TokenAttr : uint32_t {
 };
 
 enum class VocabType { kSpm, kBpe, kWpm };
+
+// BPE merges whose two sides are both tokens, keyed by (left id, right id): an open-addressing
+// table, since rank lookups dominate BPE encoding. Value: merge rank and the merged token id.
+class PairRankTable {
+ public:
+  struct Entry {
+    uint64_t key = kEmpty;
+    int32_t rank = -1;
+    int32_t result = -1;
+  };
+  static uint64_t key(int32_t left, int32_t right) {
+    return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
+  }
+  void reserve(size_t n);
+  bool insert(uint64_t key, int32_t rank, int32_t result);  // keeps the first (lowest) rank
+  const Entry* find(uint64_t key) const;
+
+ private:
+  static constexpr uint64_t kEmpty = ~uint64_t{0};
+  size_t slot(uint64_t key) const { return (key * 0x9E3779B97F4A7C15ull) >> shift_; }
+  std::vector<Entry> entries_;
+  int shift_ = 64;
+  size_t size_ = 0;
+};
 
 // Heterogeneous lookup (find by string_view without building a std::string).
 struct StringHash {
@@ -72,6 +97,7 @@ class VocabTokenizer final : public Tokenizer {
   VocabTokenizer() = default;
   Status load(TokenizerConfig& cfg);
   void finish_special_tokens(const TokenizerConfig& cfg);
+  void load_merges(const std::vector<std::string>& merges);
 
   int32_t find(std::string_view text) const;  // -1 if absent
   int32_t byte_to_token(uint8_t byte) const;
@@ -88,7 +114,9 @@ class VocabTokenizer final : public Tokenizer {
   std::string model_, pre_;
   std::vector<Token> tokens_;
   StringMap<int32_t> token_to_id_;
-  StringMap<int> bpe_ranks_;  // "left\0right" -> rank
+  PairRankTable pair_ranks_;          // merges between two tokens
+  StringMap<int> bpe_ranks_;          // other merges: "left\0right" -> rank
+  std::array<int32_t, 256> byte_ids_{};  // token of each byte's byte-level character (-1: none)
   std::optional<PreTokenizer> pre_tokenizer_;
   std::vector<int32_t> special_cache_;  // control / user-defined / unknown ids, longest text first
   std::vector<std::string> pieces_;     // token_to_piece(id, render_special = true)

@@ -57,14 +57,6 @@ Status VocabTokenizer::load(TokenizerConfig& cfg) {
   } else if (model_ == "gpt2") {
     type_ = VocabType::kBpe;
     bos_ = 11, eos_ = 11;
-    for (size_t i = 0; i < cfg.merges.size(); ++i) {
-      const std::string& m = cfg.merges[i];
-      const size_t pos = m.find(' ', 1);
-      std::string key;
-      if (pos != std::string::npos) key = m.substr(0, pos) + '\0' + m.substr(pos + 1);
-      else key = std::string(1, '\0');
-      bpe_ranks_.emplace(std::move(key), static_cast<int>(i));
-    }
     MODU_ASSIGN_OR_RETURN(PreTokenizer pre, PreTokenizer::create(cfg.pre));
     const PreTokenizerInfo& info = pre.info();
     clean_spaces_ = info.clean_spaces, ignore_merges_ = info.ignore_merges;
@@ -101,6 +93,7 @@ Status VocabTokenizer::load(TokenizerConfig& cfg) {
     tk.attr = cfg.token_types.empty() ? kAttrNormal : attr_from_type(cfg.token_types[i]);
   }
   finish_special_tokens(cfg);
+  if (type_ == VocabType::kBpe) load_merges(cfg.merges);
 
   // Only after the special tokens are final: the piece cache depends on attributes.
   pieces_.resize(n);
@@ -226,6 +219,53 @@ TokenType VocabTokenizer::token_type(int32_t id) const {
   if (a & kAttrUnused) return TokenType::kUnused;
   if (a & kAttrNormal) return TokenType::kNormal;
   return TokenType::kUndefined;
+}
+
+void PairRankTable::reserve(size_t n) {
+  size_t cap = 16;
+  shift_ = 60;
+  while (cap < 2 * n) cap <<= 1, --shift_;
+  entries_.assign(cap, Entry{});
+}
+
+bool PairRankTable::insert(uint64_t key, int32_t rank, int32_t result) {
+  for (size_t i = slot(key);; i = (i + 1) & (entries_.size() - 1)) {
+    Entry& e = entries_[i];
+    if (e.key == key) return false;
+    if (e.key == kEmpty) {
+      e = {key, rank, result};
+      ++size_;
+      return true;
+    }
+  }
+}
+
+const PairRankTable::Entry* PairRankTable::find(uint64_t key) const {
+  if (entries_.empty()) return nullptr;
+  for (size_t i = slot(key);; i = (i + 1) & (entries_.size() - 1)) {
+    const Entry& e = entries_[i];
+    if (e.key == key) return &e;
+    if (e.key == kEmpty) return nullptr;
+  }
+}
+
+// "first second" lines, split at the first space after position 0 (as upstream); rank = index.
+// A pair seen twice keeps its first rank.
+void VocabTokenizer::load_merges(const std::vector<std::string>& merges) {
+  pair_ranks_.reserve(merges.size());
+  for (size_t i = 0; i < merges.size(); ++i) {
+    const std::string& m = merges[i];
+    const size_t pos = m.find(' ', 1);
+    const std::string first = pos == std::string::npos ? "" : m.substr(0, pos);
+    const std::string second = pos == std::string::npos ? "" : m.substr(pos + 1);
+    const int32_t l = find(first), r = find(second);
+    if (l >= 0 && r >= 0) {
+      pair_ranks_.insert(PairRankTable::key(l, r), static_cast<int32_t>(i), find(first + second));
+    } else {
+      bpe_ranks_.emplace(first + '\0' + second, static_cast<int>(i));
+    }
+  }
+  for (int b = 0; b < 256; ++b) byte_ids_[b] = find(byte_to_bpe_char(static_cast<uint8_t>(b)));
 }
 
 int VocabTokenizer::bpe_rank(std::string_view left, std::string_view right) const {
