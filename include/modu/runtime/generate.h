@@ -1,0 +1,58 @@
+// Text generation: prefill a prompt, then sample token by token, streaming complete UTF-8 text and
+// stopping at end-of-generation tokens, stop strings or the token limit.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "modu/core/status.h"
+#include "modu/core/threadpool.h"
+#include "modu/models/model.h"
+#include "modu/runtime/sampler.h"
+#include "modu/tokenizer/tokenizer.h"
+
+namespace modu {
+
+struct GenerateOptions {
+  int n_predict = 128;             // maximum tokens to generate (< 0: until the context is full)
+  SamplingParams sampling;
+  std::vector<std::string> stop;   // generation ends before the first occurrence of any of these
+  int n_batch = 512;               // prompt tokens per forward pass during prefill
+  int seq = 0;                     // KV cache sequence to use
+};
+
+enum class StopReason { kEog, kStopString, kLength, kContextFull, kCancelled };
+const char* stop_reason_name(StopReason r);
+
+struct GenerateResult {
+  std::vector<int32_t> tokens;  // generated ids (excluding the prompt)
+  std::string text;             // the streamed text, exactly
+  StopReason reason = StopReason::kLength;
+  int n_prompt = 0;
+  double prefill_seconds = 0;
+  double decode_seconds = 0;
+};
+
+// Holds back text that might be the start of a stop string, so nothing past a stop is emitted.
+class StopMatcher {
+ public:
+  explicit StopMatcher(std::vector<std::string> stops) : stops_(std::move(stops)) {}
+  // Adds text; returns what is safe to emit. Sets *stopped when a stop string was found (the
+  // returned text then ends right before it).
+  std::string push(std::string_view text, bool* stopped);
+  std::string flush();
+
+ private:
+  std::vector<std::string> stops_;
+  std::string pending_;
+};
+
+// Runs prompt + generation on `seq` of `kv` (which must be empty for that sequence). on_text gets
+// each piece of output as it becomes final; returning false cancels.
+Result<GenerateResult> generate(const Model& model, const Tokenizer& tok, KvCache& kv, ThreadPool& pool,
+                                const std::vector<int32_t>& prompt, const GenerateOptions& opts,
+                                const std::function<bool(std::string_view)>& on_text);
+
+}  // namespace modu

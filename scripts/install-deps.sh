@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian packages modu needs to build and test. Idempotent: installs only what is missing.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config   # toolchain
+  clang libclang-rt-14-dev                       # libFuzzer targets
+  nlohmann-json3-dev                             # JSON (metadata dumps, server, templates)
+  libcli11-dev                                   # command-line parsing
+  libpcre2-dev                                   # tokenizer pre-split regexes (UTF + Unicode properties)
+  libgtest-dev libgmock-dev                      # unit tests
+  libbenchmark-dev                               # microbenchmarks
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all packages present"
+  exit 0
+fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,109 @@
+// `modu info`: what a GGUF model is (architecture, size, dtypes, context, tokenizer, memory needed).
+#include <cstdio>
+#include <map>
+
+#include <nlohmann/json.hpp>
+
+#include "common.h"
+
+namespace modu::cli {
+
+namespace {
+
+int info(const std::string& path, bool as_json) {
+  auto file = GgufFile::open(path);
+  if (!file.ok()) return fail(file.status());
+  const GgufFile& f = *file;
+  nlohmann::ordered_json j;
+  j["file"] = path;
+  j["gguf_version"] = f.version();
+  j["file_bytes"] = f.file_size();
+  auto name = f.get_string("general.name", std::string());
+  j["name"] = name.ok() ? *name : "";
+  std::map<std::string, int64_t> by_type;
+  int64_t n_params = 0;
+  size_t bytes = 0;
+  for (const auto& t : f.tensors()) {
+    by_type[dtype_name(t.dtype)] += t.n_elements();
+    n_params += t.n_elements();
+    bytes += t.nbytes;
+  }
+  j["parameters"] = n_params;
+  j["weight_bytes"] = bytes;
+  j["tensors"] = f.tensors().size();
+  j["dtypes"] = by_type;
+  auto cfg = read_model_config(f);
+  if (cfg.ok()) {
+    const ModelConfig& c = *cfg;
+    j["architecture"] = c.arch.name;
+    j["context_length"] = c.n_ctx_train;
+    j["embedding_length"] = c.n_embd;
+    j["layers"] = c.n_layer;
+    j["heads"] = c.n_head;
+    j["kv_heads"] = c.n_head_kv;
+    j["head_dim"] = c.head_dim;
+    j["feed_forward_length"] = c.n_ff;
+    j["vocab_size"] = c.n_vocab;
+    j["rope_theta"] = c.rope_theta;
+    j["rope_scaling"] = rope_scaling_name(c.rope_scaling);
+    const size_t kv_bytes = (size_t)2 * c.n_layer * c.n_ctx_train * c.n_head_kv * c.head_dim * 2;
+    j["kv_cache_bytes_f16_full_context"] = kv_bytes;
+    // Working buffers of one forward pass of 512 tokens: activations and logits, in F32.
+    const size_t work = (size_t)512 * (4 * c.n_embd + 2 * c.n_ff + 2 * c.n_head * c.head_dim) * 4 + (size_t)c.n_vocab * 4;
+    j["memory_needed_bytes"] = bytes + kv_bytes + work;
+  } else {
+    auto arch = f.get_string("general.architecture", std::string("unknown"));
+    j["architecture"] = arch.ok() ? *arch : "unknown";
+    j["supported"] = false;
+    j["error"] = cfg.status().message();
+  }
+  auto tok_model = f.get_string("tokenizer.ggml.model", std::string());
+  auto tok_pre = f.get_string("tokenizer.ggml.pre", std::string());
+  const GgufValue* toks = f.find("tokenizer.ggml.tokens");
+  j["tokenizer"] = {{"model", tok_model.ok() ? *tok_model : ""}, {"pre", tok_pre.ok() ? *tok_pre : ""},
+                    {"tokens", toks && toks->is_array() ? toks->size() : 0}};
+  j["chat_template"] = f.find("tokenizer.chat_template") != nullptr;
+  if (as_json) {
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  auto gb = [](double b) { return b / 1e9; };
+  std::printf("file:          %s (GGUF v%u, %.3f GB)\n", path.c_str(), f.version(), gb((double)f.file_size()));
+  if (!j["name"].get<std::string>().empty()) std::printf("name:          %s\n", j["name"].get<std::string>().c_str());
+  std::printf("architecture:  %s%s\n", j["architecture"].get<std::string>().c_str(), cfg.ok() ? "" : " (not supported)");
+  std::printf("parameters:    %lld (%.2f B)\n", (long long)n_params, n_params / 1e9);
+  std::printf("dtypes:       ");
+  for (const auto& [k, v] : by_type) std::printf(" %s %.1f%%", k.c_str(), 100.0 * v / std::max<int64_t>(1, n_params));
+  std::printf("\n");
+  if (cfg.ok()) {
+    const ModelConfig& c = *cfg;
+    std::printf("shape:         d_model %lld, layers %lld, heads %lld/%lld (head_dim %lld), ffn %lld, vocab %lld\n",
+                (long long)c.n_embd, (long long)c.n_layer, (long long)c.n_head, (long long)c.n_head_kv,
+                (long long)c.head_dim, (long long)c.n_ff, (long long)c.n_vocab);
+    std::printf("context:       %lld (rope theta %g, scaling %s)\n", (long long)c.n_ctx_train, c.rope_theta,
+                rope_scaling_name(c.rope_scaling));
+    std::printf("memory:        weights %.3f GB + KV cache %.3f GB (F16, full context) + buffers = %.3f GB\n",
+                gb((double)bytes), gb((double)j["kv_cache_bytes_f16_full_context"].get<size_t>()),
+                gb((double)j["memory_needed_bytes"].get<size_t>()));
+  } else {
+    std::printf("note:          %s\n", cfg.status().message().c_str());
+  }
+  std::printf("tokenizer:     %s%s%s, %zu tokens\n", j["tokenizer"]["model"].get<std::string>().c_str(),
+              j["tokenizer"]["pre"].get<std::string>().empty() ? "" : " / pre ",
+              j["tokenizer"]["pre"].get<std::string>().c_str(), j["tokenizer"]["tokens"].get<size_t>());
+  std::printf("chat template: %s\n", j["chat_template"].get<bool>() ? "yes" : "no");
+  return 0;
+}
+
+}  // namespace
+
+void add_info_command(CLI::App& app, int& rc) {
+  auto path = std::make_shared<std::string>();
+  auto as_json = std::make_shared<bool>(false);
+  CLI::App* c = app.add_subcommand("info", "Describe a GGUF model: architecture, size, dtypes, context, memory");
+  c->add_option("file", *path, "GGUF file")->required()->check(CLI::ExistingFile);
+  c->add_flag("--json", *as_json, "Print one JSON object");
+  c->callback([path, as_json, &rc] { rc = info(*path, *as_json); });
+}
+
+}  // namespace modu::cli

@@ -1,0 +1,182 @@
+// `modu init-model`: write a randomly initialized Llama-family model with modu's GGUF writer, for
+// benchmarks at real shapes (speed does not depend on weight values) and as a demo before training.
+#include <cmath>
+#include <cstdio>
+
+#include "common.h"
+
+namespace modu::cli {
+
+namespace {
+
+struct InitArgs {
+  std::string out;
+  std::string preset = "tiny";
+  std::string arch = "llama";
+  std::string vocab_from;
+  std::string type = "f16";
+  int64_t d_model = 0, layers = 0, ff = 0, heads = 0, kv_heads = 0, ctx = 0;
+  uint64_t seed = 1;
+};
+
+// Fast deterministic normal numbers (xoshiro-style mixing + Box-Muller): a billion draws in
+// seconds, the same on every machine for the same seed.
+class Normal {
+ public:
+  explicit Normal(uint64_t seed) : s_(seed * 0x9E3779B97F4A7C15ull + 1) {}
+  float operator()() {
+    if (has_spare_) { has_spare_ = false; return spare_; }
+    const double u1 = ((next() >> 11) + 1) * (1.0 / 9007199254740993.0);
+    const double u2 = (next() >> 11) * (1.0 / 9007199254740992.0);
+    const double r = std::sqrt(-2.0 * std::log(u1));
+    spare_ = (float)(r * std::sin(2 * M_PI * u2));
+    has_spare_ = true;
+    return (float)(r * std::cos(2 * M_PI * u2));
+  }
+
+ private:
+  uint64_t next() {  // splitmix64
+    uint64_t z = (s_ += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  uint64_t s_;
+  bool has_spare_ = false;
+  float spare_ = 0;
+};
+
+// A byte-fallback SPM vocabulary: <unk>, <s>, </s> and the 256 byte tokens. Any text encodes.
+void write_byte_vocab(GgufWriter& w) {
+  std::vector<std::string> toks = {"<unk>", "<s>", "</s>"};
+  std::vector<float> scores = {0, 0, 0};
+  std::vector<int32_t> types = {2, 3, 3};
+  char buf[8];
+  for (int b = 0; b < 256; ++b) {
+    std::snprintf(buf, sizeof buf, "<0x%02X>", b);
+    toks.push_back(buf);
+    scores.push_back(0);
+    types.push_back(6);
+  }
+  w.set("tokenizer.ggml.model", GgufValue::string("llama"));
+  w.set("tokenizer.ggml.tokens", GgufValue::string_array(toks));
+  w.set("tokenizer.ggml.scores", GgufValue::f32_array(scores));
+  w.set("tokenizer.ggml.token_type", GgufValue::i32_array(types));
+  w.set("tokenizer.ggml.unknown_token_id", GgufValue::u32(0));
+  w.set("tokenizer.ggml.bos_token_id", GgufValue::u32(1));
+  w.set("tokenizer.ggml.eos_token_id", GgufValue::u32(2));
+  w.set("tokenizer.ggml.add_bos_token", GgufValue::boolean(true));
+  w.set("tokenizer.ggml.add_space_prefix", GgufValue::boolean(false));
+}
+
+int init_model(InitArgs a) {
+  struct Shape { int64_t d, layers, ff, heads, kv, ctx; };
+  if (a.preset == "bench-1b") {
+    Shape s{2048, 16, 8192, 32, 8, 4096};
+    if (!a.d_model) a.d_model = s.d; if (!a.layers) a.layers = s.layers; if (!a.ff) a.ff = s.ff;
+    if (!a.heads) a.heads = s.heads; if (!a.kv_heads) a.kv_heads = s.kv; if (!a.ctx) a.ctx = s.ctx;
+  } else if (a.preset == "tiny") {
+    Shape s{256, 4, 768, 8, 4, 2048};
+    if (!a.d_model) a.d_model = s.d; if (!a.layers) a.layers = s.layers; if (!a.ff) a.ff = s.ff;
+    if (!a.heads) a.heads = s.heads; if (!a.kv_heads) a.kv_heads = s.kv; if (!a.ctx) a.ctx = s.ctx;
+  } else {
+    return fail(invalid_argument("unknown preset '" + a.preset + "' (tiny, bench-1b)"));
+  }
+  if (a.d_model % a.heads != 0 || a.heads % a.kv_heads != 0)
+    return fail(invalid_argument("d_model must be divisible by heads, and heads by kv-heads"));
+  auto type = dtype_from_name(a.type);
+  if (!type.ok()) return fail(type.status());
+  if (find_arch(a.arch) == nullptr) return fail(invalid_argument("unknown architecture '" + a.arch + "'"));
+
+  GgufWriter w;
+  const std::string p = a.arch + ".";
+  w.set("general.architecture", GgufValue::string(a.arch));
+  w.set("general.name", GgufValue::string("modu random " + a.preset));
+  int64_t n_vocab = 259;
+  if (!a.vocab_from.empty()) {
+    auto vf = GgufFile::open(a.vocab_from);
+    if (!vf.ok()) return fail(vf.status());
+    for (const auto& [k, v] : vf->metadata())
+      if (k.rfind("tokenizer.", 0) == 0) w.set(k, v);
+    const GgufValue* toks = vf->find("tokenizer.ggml.tokens");
+    if (toks == nullptr || !toks->is_array()) return fail(invalid_argument(a.vocab_from + " has no tokenizer.ggml.tokens"));
+    n_vocab = (int64_t)toks->size();
+  } else {
+    write_byte_vocab(w);
+  }
+  const int64_t hd = a.d_model / a.heads;
+  w.set(p + "context_length", GgufValue::u32((uint32_t)a.ctx));
+  w.set(p + "embedding_length", GgufValue::u32((uint32_t)a.d_model));
+  w.set(p + "block_count", GgufValue::u32((uint32_t)a.layers));
+  w.set(p + "feed_forward_length", GgufValue::u32((uint32_t)a.ff));
+  w.set(p + "attention.head_count", GgufValue::u32((uint32_t)a.heads));
+  w.set(p + "attention.head_count_kv", GgufValue::u32((uint32_t)a.kv_heads));
+  w.set(p + "attention.layer_norm_rms_epsilon", GgufValue::f32(1e-5f));
+  w.set(p + "rope.freq_base", GgufValue::f32(10000.0f));
+  w.set(p + "rope.dimension_count", GgufValue::u32((uint32_t)hd));
+  w.set(p + "vocab_size", GgufValue::u32((uint32_t)n_vocab));
+  if (a.arch == "qwen3") w.set(p + "attention.key_length", GgufValue::u32((uint32_t)hd));
+
+  Normal rnd(a.seed);
+  std::vector<float> buf;
+  auto add = [&](const std::string& name, std::vector<int64_t> shape, float mean, float sd, DType dt) -> Status {
+    int64_t n = 1;
+    for (int64_t s : shape) n *= s;
+    buf.resize(n);
+    for (auto& x : buf) x = mean + sd * rnd();
+    if (shape.size() == 1 || shape[0] % dtype_traits(dt)->block_size != 0) dt = shape.size() == 1 ? DType::F32 : DType::F16;
+    return w.add_tensor_f32(name, dt, shape, buf.data());
+  };
+  const int64_t d = a.d_model, qd = a.heads * hd, kvd = a.kv_heads * hd;
+  Status s = add("token_embd.weight", {d, n_vocab}, 0, 1.0f, *type);
+  if (s.ok()) s = add("output_norm.weight", {d}, 1, 0.1f, DType::F32);
+  if (s.ok()) s = add("output.weight", {d, n_vocab}, 0, 0.03f, *type);
+  for (int64_t l = 0; s.ok() && l < a.layers; ++l) {
+    const std::string b = "blk." + std::to_string(l) + ".";
+    std::fprintf(stderr, "\rmodu: layer %lld/%lld", (long long)l + 1, (long long)a.layers);
+    s = add(b + "attn_norm.weight", {d}, 1, 0.1f, DType::F32);
+    if (s.ok()) s = add(b + "attn_q.weight", {d, qd}, 0, 0.03f, *type);
+    if (s.ok()) s = add(b + "attn_k.weight", {d, kvd}, 0, 0.03f, *type);
+    if (s.ok()) s = add(b + "attn_v.weight", {d, kvd}, 0, 0.03f, *type);
+    if (s.ok() && a.arch == "qwen2") {
+      s = add(b + "attn_q.bias", {qd}, 0, 0.03f, DType::F32);
+      if (s.ok()) s = add(b + "attn_k.bias", {kvd}, 0, 0.03f, DType::F32);
+      if (s.ok()) s = add(b + "attn_v.bias", {kvd}, 0, 0.03f, DType::F32);
+    }
+    if (s.ok() && a.arch == "qwen3") {
+      s = add(b + "attn_q_norm.weight", {hd}, 1, 0.1f, DType::F32);
+      if (s.ok()) s = add(b + "attn_k_norm.weight", {hd}, 1, 0.1f, DType::F32);
+    }
+    if (s.ok()) s = add(b + "attn_output.weight", {qd, d}, 0, 0.03f, *type);
+    if (s.ok()) s = add(b + "ffn_norm.weight", {d}, 1, 0.1f, DType::F32);
+    if (s.ok()) s = add(b + "ffn_gate.weight", {d, a.ff}, 0, 0.03f, *type);
+    if (s.ok()) s = add(b + "ffn_up.weight", {d, a.ff}, 0, 0.03f, *type);
+    if (s.ok()) s = add(b + "ffn_down.weight", {a.ff, d}, 0, 0.03f, *type);
+  }
+  if (s.ok()) s = w.write(a.out);
+  if (!s.ok()) return fail(s);
+  std::fprintf(stderr, "\nmodu: wrote %s (%s, random weights, %s)\n", a.out.c_str(), a.preset.c_str(), a.type.c_str());
+  return 0;
+}
+
+}  // namespace
+
+void add_init_model_command(CLI::App& app, int& rc) {
+  auto a = std::make_shared<InitArgs>();
+  CLI::App* c = app.add_subcommand("init-model", "Write a randomly initialized model (benchmark shapes, demos)");
+  c->add_option("-o,--output", a->out, "Output GGUF")->required();
+  c->add_option("--preset", a->preset, "Shape preset: tiny, bench-1b")->capture_default_str();
+  c->add_option("--arch", a->arch, "Architecture: llama, mistral, qwen2, qwen3")->capture_default_str();
+  c->add_option("--vocab-from", a->vocab_from, "Copy the tokenizer from this GGUF (default: a byte vocabulary)");
+  c->add_option("--type", a->type, "Weight dtype")->capture_default_str();
+  c->add_option("--d-model", a->d_model, "Override: embedding size");
+  c->add_option("--layers", a->layers, "Override: layers");
+  c->add_option("--ff", a->ff, "Override: feed-forward size");
+  c->add_option("--heads", a->heads, "Override: attention heads");
+  c->add_option("--kv-heads", a->kv_heads, "Override: KV heads");
+  c->add_option("--ctx", a->ctx, "Override: context length");
+  c->add_option("--seed", a->seed, "Random seed")->capture_default_str();
+  c->callback([a, &rc] { rc = init_model(*a); });
+}
+
+}  // namespace modu::cli

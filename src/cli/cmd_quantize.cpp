@@ -1,0 +1,90 @@
+// `modu quantize`: rewrite a GGUF model's weight matrices in another dtype (metadata kept).
+#include <cstdio>
+
+#include "common.h"
+
+namespace modu::cli {
+
+namespace {
+
+// llama.cpp's general.file_type values for the types modu writes.
+int file_type_of(DType t) {
+  switch (t) {
+    case DType::F32: return 0;
+    case DType::F16: return 1;
+    case DType::Q4_0: return 2;
+    case DType::Q4_1: return 3;
+    case DType::Q8_0: return 7;
+    case DType::Q5_0: return 8;
+    case DType::Q5_1: return 9;
+    case DType::Q2_K: return 10;
+    case DType::Q3_K: return 12;  // Q3_K_M
+    case DType::Q4_K: return 15;  // Q4_K_M
+    case DType::Q5_K: return 17;  // Q5_K_M
+    case DType::Q6_K: return 18;
+    case DType::BF16: return 32;
+    default: return -1;
+  }
+}
+
+int quantize(const std::string& in, const std::string& out, const std::string& type_name) {
+  auto type = dtype_from_name(type_name);
+  if (!type.ok()) return fail(type.status());
+  const DTypeTraits* tt = dtype_traits(*type);
+  if (tt->quantize == nullptr || tt->vec_dot == nullptr)
+    return fail(invalid_argument("cannot quantize to " + type_name));
+  auto file = GgufFile::open(in);
+  if (!file.ok()) return fail(file.status());
+  GgufWriter w;
+  for (const auto& [k, v] : file->metadata()) {
+    if (k == "general.alignment") continue;
+    w.set(k, v);
+  }
+  w.set("general.file_type", GgufValue::u32((uint32_t)file_type_of(*type)));
+  w.set("general.quantization_version", GgufValue::u32(2));
+  size_t in_bytes = 0;
+  std::vector<float> buf;
+  for (const auto& t : file->tensors()) {
+    in_bytes += t.nbytes;
+    // Matrices are quantized; vectors (norms, biases) and rope factors stay as they are.
+    DType target = *type;
+    const bool matrix = t.shape.size() >= 2 && t.name != "rope_freqs.weight";
+    if (!matrix) target = t.dtype;
+    // The output projection is the most sensitive matrix: at 4 bits or less keep it at Q6_K.
+    if (matrix && t.name == "output.weight" && tt->block_bytes * 8.0 / tt->block_size < 5.0) target = DType::Q6_K;
+    if (t.shape[0] % dtype_traits(target)->block_size != 0) target = t.shape[0] % 32 == 0 ? DType::Q8_0 : DType::F16;
+    if (target == t.dtype) {
+      Status s = w.add_tensor(t.name, t.dtype, t.shape, t.data, t.nbytes);
+      if (!s.ok()) return fail(s);
+      continue;
+    }
+    buf.resize(t.n_elements());
+    dtype_traits(t.dtype)->dequantize(t.data, buf.data(), t.n_elements());
+    Status s = w.add_tensor_f32(t.name, target, t.shape, buf.data());
+    if (!s.ok()) return fail(s.with_context(t.name));
+    std::fprintf(stderr, "\rmodu: quantized %-40s %s -> %s", t.name.c_str(), dtype_name(t.dtype), dtype_name(target));
+  }
+  Status s = w.write(out);
+  if (!s.ok()) return fail(s);
+  auto written = GgufFile::open(out);
+  if (!written.ok()) return fail(written.status().with_context("re-reading the written file"));
+  size_t out_bytes = 0;
+  for (const auto& t : written->tensors()) out_bytes += t.nbytes;
+  std::fprintf(stderr, "\nmodu: wrote %s: weights %.1f MB -> %.1f MB\n", out.c_str(), in_bytes / 1e6, out_bytes / 1e6);
+  return 0;
+}
+
+}  // namespace
+
+void add_quantize_command(CLI::App& app, int& rc) {
+  auto in = std::make_shared<std::string>();
+  auto out = std::make_shared<std::string>();
+  auto type = std::make_shared<std::string>();
+  CLI::App* c = app.add_subcommand("quantize", "Convert a GGUF model's weights to another dtype");
+  c->add_option("input", *in, "Input GGUF")->required()->check(CLI::ExistingFile);
+  c->add_option("output", *out, "Output GGUF")->required();
+  c->add_option("type", *type, "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k")->required();
+  c->callback([in, out, type, &rc] { rc = quantize(*in, *out, *type); });
+}
+
+}  // namespace modu::cli

@@ -1,0 +1,113 @@
+// `modu run`: generate a completion of a raw-text prompt; only the generated text goes to stdout.
+#include <cstdio>
+#include <string>
+
+#include "common.h"
+#include "modu/runtime/generate.h"
+
+namespace modu::cli {
+
+namespace {
+
+struct RunArgs {
+  std::string model;
+  std::string prompt;
+  std::string prompt_file;
+  int n_predict = 128;
+  float temp = 0.8f;
+  int top_k = 40;
+  float top_p = 0.95f;
+  float min_p = 0.05f;
+  float repeat_penalty = 1.0f;
+  float presence_penalty = 0.0f;
+  float frequency_penalty = 0.0f;
+  uint64_t seed = 0xC0FFEE;
+  int threads = 0;
+  int64_t ctx = 0;
+  std::vector<std::string> stop;
+  bool no_parse_special = false;
+  bool kv_f32 = false;
+  bool verbose = false;
+};
+
+int run(const RunArgs& a) {
+  auto lm = load_model(a.model, true);
+  if (!lm.ok()) return fail(lm.status());
+  const Model& model = *lm->model;
+  const Tokenizer& tok = *lm->tokenizer;
+  std::string prompt = a.prompt;
+  if (!a.prompt_file.empty()) {
+    FILE* f = std::fopen(a.prompt_file.c_str(), "rb");
+    if (!f) return fail(io_error("cannot read prompt file '" + a.prompt_file + "'"));
+    char buf[65536];
+    size_t n;
+    prompt.clear();
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) prompt.append(buf, n);
+    std::fclose(f);
+  }
+  std::vector<int32_t> ids = tok.encode(prompt, /*add_special=*/true, /*parse_special=*/!a.no_parse_special);
+  if (ids.empty()) return fail(invalid_argument("the prompt is empty and the model adds no BOS token"));
+  int64_t ctx = a.ctx > 0 ? a.ctx : std::min<int64_t>(model.config().n_ctx_train, 4096);
+  if (a.n_predict >= 0) ctx = std::min<int64_t>(ctx, (int64_t)ids.size() + a.n_predict + 1);
+  ctx = std::max<int64_t>(ctx, (int64_t)ids.size() + 1);
+  if (ctx > model.config().n_ctx_train && a.ctx <= 0)
+    std::fprintf(stderr, "modu: warning: prompt + generation exceed the model's training context %lld\n",
+                 (long long)model.config().n_ctx_train);
+  ThreadPool pool(a.threads);
+  KvCache kv(model.config(), 1, ctx, a.kv_f32 ? KvType::kF32 : KvType::kF16);
+  if (a.verbose) {
+    std::fprintf(stderr, "modu: %s\n", model.config().describe().c_str());
+    std::fprintf(stderr, "modu: prompt %zu tokens, context %lld, threads %d, KV cache %.1f MiB\n", ids.size(),
+                 (long long)ctx, pool.size(), kv.bytes() / 1048576.0);
+  }
+  GenerateOptions opts;
+  opts.n_predict = a.n_predict;
+  opts.stop = a.stop;
+  opts.sampling.temperature = a.temp;
+  opts.sampling.top_k = a.top_k;
+  opts.sampling.top_p = a.top_p;
+  opts.sampling.min_p = a.min_p;
+  opts.sampling.repeat_penalty = a.repeat_penalty;
+  opts.sampling.presence_penalty = a.presence_penalty;
+  opts.sampling.frequency_penalty = a.frequency_penalty;
+  opts.sampling.seed = a.seed;
+  auto res = generate(model, tok, kv, pool, ids, opts, [](std::string_view s) {
+    std::fwrite(s.data(), 1, s.size(), stdout);
+    std::fflush(stdout);
+    return true;
+  });
+  if (!res.ok()) return fail(res.status());
+  const auto& r = *res;
+  std::fprintf(stderr, "\nmodu: prompt %d tokens in %.2f s (%.1f tok/s), generated %zu tokens in %.2f s (%.1f tok/s), stop: %s\n",
+               r.n_prompt, r.prefill_seconds, r.n_prompt / std::max(1e-9, r.prefill_seconds), r.tokens.size(),
+               r.decode_seconds, r.tokens.size() / std::max(1e-9, r.decode_seconds), stop_reason_name(r.reason));
+  return 0;
+}
+
+}  // namespace
+
+void add_run_command(CLI::App& app, int& rc) {
+  auto args = std::make_shared<RunArgs>();
+  CLI::App* c = app.add_subcommand("run", "Complete a raw-text prompt; the generated text alone goes to stdout");
+  c->add_option("-m,--model", args->model, "GGUF model file")->required()->check(CLI::ExistingFile);
+  auto* p = c->add_option("-p,--prompt", args->prompt, "Prompt text (raw, no chat template)");
+  c->add_option("-f,--file", args->prompt_file, "Read the prompt from a file")->excludes(p);
+  c->add_option("-n,--n-predict", args->n_predict, "Tokens to generate (-1: until end or context full)")->capture_default_str();
+  c->add_option("--temp", args->temp, "Temperature (0: greedy)")->capture_default_str();
+  c->add_option("--top-k", args->top_k, "Top-k (0: off)")->capture_default_str();
+  c->add_option("--top-p", args->top_p, "Top-p (1: off)")->capture_default_str();
+  c->add_option("--min-p", args->min_p, "Min-p (0: off)")->capture_default_str();
+  c->add_option("--repeat-penalty", args->repeat_penalty, "Repetition penalty (1: off)")->capture_default_str();
+  c->add_option("--presence-penalty", args->presence_penalty, "Presence penalty")->capture_default_str();
+  c->add_option("--frequency-penalty", args->frequency_penalty, "Frequency penalty")->capture_default_str();
+  c->add_option("-s,--seed", args->seed, "Random seed")->capture_default_str();
+  c->add_option("-t,--threads", args->threads, "Threads (0: all cores)")->capture_default_str();
+  c->add_option("-c,--ctx", args->ctx, "Context size (0: prompt + n, at most the model's)");
+  c->add_option("--stop", args->stop, "Stop string (repeatable)");
+  c->add_flag("--no-parse-special", args->no_parse_special, "Treat special-token text in the prompt as plain text");
+  c->add_flag("--kv-f32", args->kv_f32, "Keep the KV cache in F32 instead of F16");
+  c->add_flag("-v,--verbose", args->verbose, "More information on stderr");
+  c->callback([args, &rc] { rc = run(*args); });
+}
+
+}  // namespace modu::cli

@@ -1,0 +1,42 @@
+// Shared helpers for the modu subcommands.
+#include "common.h"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+
+namespace modu::cli {
+
+int fail(const Status& s) {
+  std::fprintf(stderr, "modu: %s\n", s.to_string().c_str());
+  return 1;
+}
+
+Result<LoadedModel> load_model(const std::string& path, bool need_tokenizer) {
+  LoadedModel lm;
+  MODU_ASSIGN_OR_RETURN(lm.model, Model::load(path));
+  auto tok = Tokenizer::from_gguf(lm.model->gguf());
+  if (tok.ok()) {
+    lm.tokenizer = std::move(tok).value();
+  } else if (need_tokenizer) {
+    return tok.status().with_context(path + ": the model's tokenizer");
+  }
+  return lm;
+}
+
+size_t current_rss_bytes() {
+  std::ifstream f("/proc/self/statm");
+  size_t pages_total = 0, pages_rss = 0;
+  if (!(f >> pages_total >> pages_rss)) return 0;
+  return pages_rss * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+size_t peak_rss_bytes() {
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return (size_t)ru.ru_maxrss * 1024;
+}
+
+}  // namespace modu::cli

@@ -1,0 +1,36 @@
+// Shared helpers for the modu subcommands: loading a model with its tokenizer, and error exits.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <memory>
+#include <string>
+
+#include "modu/core/status.h"
+#include "modu/models/model.h"
+#include "modu/tokenizer/tokenizer.h"
+
+namespace modu::cli {
+
+// Prints "modu: <status>" to stderr and returns exit code 1 (the library never exits by itself).
+int fail(const Status& s);
+
+struct LoadedModel {
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Tokenizer> tokenizer;
+};
+
+Result<LoadedModel> load_model(const std::string& path, bool need_tokenizer);
+
+// Each subcommand registers itself on the app and returns the callback result through `rc`.
+void add_run_command(CLI::App& app, int& rc);
+void add_info_command(CLI::App& app, int& rc);
+void add_bench_command(CLI::App& app, int& rc);
+void add_quantize_command(CLI::App& app, int& rc);
+void add_init_model_command(CLI::App& app, int& rc);
+
+// Resident set size of this process in bytes (from /proc/self/statm), 0 if unknown.
+size_t current_rss_bytes();
+size_t peak_rss_bytes();
+
+}  // namespace modu::cli

@@ -1,0 +1,25 @@
+// modu: one binary, one subcommand per job (run, info, bench, quantize, ...).
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+
+#include "common.h"
+#include "modu/kernels/dispatch.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"modu (모두): run, serve and build open foundation models on the machine you have"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("modu 0.1.0 (") + modu::isa_name(modu::kernels().isa) + ")");
+  int rc = 0;
+  modu::cli::add_run_command(app, rc);
+  modu::cli::add_info_command(app, rc);
+  modu::cli::add_bench_command(app, rc);
+  modu::cli::add_quantize_command(app, rc);
+  modu::cli::add_init_model_command(app, rc);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return rc;
+}

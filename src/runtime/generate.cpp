@@ -1,0 +1,118 @@
+// The generation loop (prefill in batches, then one token per forward pass) and stop-string matching.
+#include "modu/runtime/generate.h"
+
+#include <chrono>
+
+namespace modu {
+
+const char* stop_reason_name(StopReason r) {
+  switch (r) {
+    case StopReason::kEog: return "eog";
+    case StopReason::kStopString: return "stop";
+    case StopReason::kLength: return "length";
+    case StopReason::kContextFull: return "context";
+    case StopReason::kCancelled: return "cancelled";
+  }
+  return "?";
+}
+
+std::string StopMatcher::push(std::string_view text, bool* stopped) {
+  *stopped = false;
+  pending_.append(text);
+  size_t cut = std::string::npos;
+  for (const auto& s : stops_) {
+    if (s.empty()) continue;
+    size_t at = pending_.find(s);
+    if (at != std::string::npos && at < cut) cut = at;
+  }
+  if (cut != std::string::npos) {
+    *stopped = true;
+    std::string out = pending_.substr(0, cut);
+    pending_.clear();
+    return out;
+  }
+  // Keep the longest suffix of pending_ that is a proper prefix of some stop string.
+  size_t keep = 0;
+  for (const auto& s : stops_) {
+    for (size_t k = std::min(s.size() - (s.empty() ? 0 : 1), pending_.size()); k > keep; --k) {
+      if (pending_.compare(pending_.size() - k, k, s, 0, k) == 0) {
+        keep = k;
+        break;
+      }
+    }
+  }
+  std::string out = pending_.substr(0, pending_.size() - keep);
+  pending_.erase(0, pending_.size() - keep);
+  return out;
+}
+
+std::string StopMatcher::flush() {
+  std::string out;
+  out.swap(pending_);
+  return out;
+}
+
+Result<GenerateResult> generate(const Model& model, const Tokenizer& tok, KvCache& kv, ThreadPool& pool,
+                                const std::vector<int32_t>& prompt, const GenerateOptions& opts,
+                                const std::function<bool(std::string_view)>& on_text) {
+  using clock = std::chrono::steady_clock;
+  const ModelConfig& cfg = model.config();
+  MODU_RETURN_IF_ERROR(opts.sampling.validate((int32_t)cfg.n_vocab));
+  if (prompt.empty()) return invalid_argument("generate: the prompt has no tokens");
+  if (opts.seq < 0 || opts.seq >= kv.n_seq()) return invalid_argument("generate: bad sequence id");
+  if (kv.seq_len(opts.seq) != 0) return invalid_argument("generate: the KV sequence is not empty");
+  if ((int64_t)prompt.size() >= kv.n_ctx())
+    return out_of_range("the prompt has " + std::to_string(prompt.size()) + " tokens but the context holds " +
+                        std::to_string(kv.n_ctx()) + "; use a larger --ctx or a shorter prompt");
+  GenerateResult res;
+  res.n_prompt = (int)prompt.size();
+  Sampler sampler(opts.sampling, (int32_t)cfg.n_vocab);
+  for (int32_t t : prompt) sampler.accept(t);
+
+  std::vector<float> logits;
+  auto t0 = clock::now();
+  const int n_batch = std::max(1, opts.n_batch);
+  for (size_t b = 0; b < prompt.size(); b += n_batch) {
+    std::vector<BatchToken> batch;
+    const size_t e = std::min(prompt.size(), b + n_batch);
+    for (size_t i = b; i < e; ++i) batch.push_back({prompt[i], (int64_t)i, opts.seq, i + 1 == prompt.size()});
+    MODU_RETURN_IF_ERROR(model.forward(batch, kv, pool, logits));
+  }
+  auto t1 = clock::now();
+  res.prefill_seconds = std::chrono::duration<double>(t1 - t0).count();
+
+  StreamingDetokenizer detok(tok);
+  StopMatcher stops(opts.stop);
+  int64_t pos = (int64_t)prompt.size();
+  auto emit = [&](const std::string& s) -> bool {
+    if (s.empty()) return true;
+    res.text += s;
+    return on_text ? on_text(s) : true;
+  };
+  bool done = false;
+  for (int n = 0; !done; ++n) {
+    if (opts.n_predict >= 0 && n >= opts.n_predict) { res.reason = StopReason::kLength; break; }
+    if (pos >= kv.n_ctx()) { res.reason = StopReason::kContextFull; break; }
+    const int32_t next = sampler.sample(logits.data());
+    sampler.accept(next);
+    if (tok.is_eog(next)) { res.reason = StopReason::kEog; break; }
+    res.tokens.push_back(next);
+    bool stopped = false;
+    if (!emit(stops.push(detok.push(next), &stopped))) { res.reason = StopReason::kCancelled; done = true; break; }
+    if (stopped) { res.reason = StopReason::kStopString; break; }
+    if ((opts.n_predict >= 0 && n + 1 >= opts.n_predict) || pos + 1 > kv.n_ctx()) continue;  // no need to decode
+    MODU_RETURN_IF_ERROR(model.forward({{next, pos, opts.seq, true}}, kv, pool, logits));
+    ++pos;
+  }
+  if (res.reason != StopReason::kStopString && res.reason != StopReason::kCancelled) {
+    bool stopped = false;
+    std::string tail = stops.push(detok.flush(), &stopped);
+    if (!stopped) tail += stops.flush();
+    else res.reason = StopReason::kStopString;
+    emit(tail);
+  }
+  res.decode_seconds = std::chrono::duration<double>(clock::now() - t1).count();
+  return res;
+}
+
+}  // namespace modu
