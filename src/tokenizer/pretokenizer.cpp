@@ -56,9 +56,6 @@ struct SplitText {
     }
     wide_offs.push_back(wide.size());
   }
-  size_t wide_to_cpt(size_t byte_off) const {
-    return std::lower_bound(wide_offs.begin(), wide_offs.end(), byte_off) - wide_offs.begin();
-  }
 };
 
 // Offsets are piece lengths in code points; each splitter maps old pieces to new pieces.
@@ -315,7 +312,14 @@ class CompiledRegex {
       const size_t b1 = wide ? t.wide_offs[start + offset] : start + offset;
       const auto* subj = reinterpret_cast<PCRE2_SPTR>(subject.data() + b0);
       const size_t len = b1 - b0;
-      const auto to_cpt = [&](size_t byte) { return wide ? t.wide_to_cpt(b0 + byte) - start : byte; };
+      // Byte offset within the piece -> code point offset. Queries never go backwards, so count
+      // UTF-8 lead bytes from the last position.
+      size_t cur_byte = 0, cur_cpt = 0;
+      const auto to_cpt = [&](size_t byte) {
+        if (!wide) return byte;
+        for (; cur_byte < byte; ++cur_byte) cur_cpt += (static_cast<uint8_t>(subj[cur_byte]) & 0xC0) != 0x80;
+        return cur_cpt;
+      };
       size_t prev_end = 0, pos = 0;  // bytes within the piece
       uint32_t opts = 0;
       while (pos <= len) {
@@ -328,13 +332,17 @@ class CompiledRegex {
         }
         const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
         const size_t ms = ov[0], me = ov[1];
-        if (ms > prev_end) out.push_back(to_cpt(ms) - to_cpt(prev_end));
-        out.push_back(to_cpt(me) - to_cpt(ms));
+        const size_t c_prev = to_cpt(prev_end), c_ms = to_cpt(ms), c_me = to_cpt(me);
+        if (ms > prev_end) out.push_back(c_ms - c_prev);
+        out.push_back(c_me - c_ms);
         prev_end = me;
         pos = me;
         opts = (me == ms) ? (PCRE2_NOTEMPTY_ATSTART | PCRE2_ANCHORED) : 0;
       }
-      if (prev_end < len) out.push_back(to_cpt(len) - to_cpt(prev_end));
+      if (prev_end < len) {
+        const size_t c_prev = to_cpt(prev_end);
+        out.push_back(to_cpt(len) - c_prev);
+      }
       start += offset;
     }
     pcre2_match_data_free(md);
