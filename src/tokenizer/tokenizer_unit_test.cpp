@@ -160,6 +160,44 @@ TEST(BpeTokenizer, AddSpecialUsesMetadataAndPreDefaults) {
   EXPECT_EQ(tok->detokenize(Ids{'a', eos}, {.remove_special = true}), "a");
 }
 
+TEST(BpeTokenizer, IgnoreMergesTakesWholeWordTokens) {
+  Bpe v;
+  const int32_t ab = v.merge("a", "b");
+  const int32_t abc = v.add("abc");  // no merge produces it
+  v.cfg.pre = "llama-bpe";            // llama3 pre-tokenizers set ignore_merges
+  auto tok = make(v.cfg);
+  ASSERT_NE(tok, nullptr);
+  EXPECT_EQ(tok->encode("abc", false, false), (Ids{abc}));
+  v.cfg.pre = "qwen2";
+  tok = make(v.cfg);
+  ASSERT_NE(tok, nullptr);
+  EXPECT_EQ(tok->encode("abc", false, false), (Ids{ab, 'c'}));
+}
+
+TEST(BpeTokenizer, ArbitraryBytesNeverCrashAndRoundTripAfterSanitizing) {
+  Bpe v;
+  v.merge("\xc4\xa0", "a");
+  v.add("<|endoftext|>", kControl);
+  const auto tok = make(v.cfg);
+  ASSERT_NE(tok, nullptr);
+  uint32_t seed = 12345;
+  for (int iter = 0; iter < 300; ++iter) {
+    std::string text;
+    const int len = iter % 40;
+    for (int i = 0; i < len; ++i) {
+      seed = seed * 1664525u + 1013904223u;
+      const uint8_t pool[] = {'a', ' ', '\n', '1', '<', '|', 0xED, 0x95, 0x9C, 0xFF, 0xC3, 0x80, 0xF0, 0x9F};
+      text += static_cast<char>(pool[(seed >> 16) % sizeof(pool)]);
+    }
+    std::string sanitized;  // malformed UTF-8 bytes become U+FFFD, as upstream
+    for (uint32_t cp : tok::cpts_from_utf8(text)) tok::append_utf8(sanitized, cp);
+    for (bool parse_special : {false, true}) {
+      const Ids ids = tok->encode(text, true, parse_special);
+      EXPECT_EQ(tok->decode(ids), sanitized);
+    }
+  }
+}
+
 TEST(BpeTokenizer, PhiThreeSpecialTokensSwallowFollowingSpaces) {
   Bpe v;
   const int32_t end = v.add("<|end|>", kControl);
