@@ -18,6 +18,10 @@ bool apply_test(Evaluator& ev, const std::string& name, const Value& value, Call
 Value get_method(const Value& obj, const std::string& name);
 // A frame holding jinja's and transformers' global functions.
 FramePtr make_globals();
+// Whether jinja2 (plus transformers) defines a filter / test of this name; templates naming
+// another one outside a conditional fail to compile, as in jinja2.
+bool is_filter_name(const std::string& name);
+bool is_test_name(const std::string& name);
 // Python str % args formatting.
 std::string percent_format(const std::string& fmt, const Value& args);
 

@@ -475,7 +475,8 @@ Value apply_filter(Evaluator& ev, const std::string& name, const Value& v, CallA
     }
     return Value(std::move(out));
   }
-  fail("TemplateRuntimeError", "No filter named '" + name + "'.");
+  if (is_filter_name(name)) fail("TemplateRuntimeError", "the '" + name + "' filter is not supported by modu");
+  fail("TemplateAssertionError", "No filter named '" + name + "'.");
 }
 
 bool apply_test(Evaluator& ev, const std::string& name, const Value& v, CallArgs& a) {
@@ -523,25 +524,30 @@ bool apply_test(Evaluator& ev, const std::string& name, const Value& v, CallArgs
   if (name == "le" || name == "<=") return !value_less(other(), v);
   if (name == "ge" || name == ">=") return !value_less(v, other());
   if (name == "in") return contains(other(), v);
-  if (name == "filter" || name == "test") {
-    static const char* kFilters[] = {"tojson", "trim", "length", "count", "string", "safe", "upper", "lower",
-                                     "capitalize", "title", "e", "escape", "replace", "default", "d", "items",
-                                     "list", "join", "first", "last", "map", "select", "reject", "selectattr",
-                                     "rejectattr", "unique", "sort", "dictsort", "min", "max", "sum", "abs",
-                                     "round", "int", "float", "reverse", "indent", "center", "wordcount",
-                                     "truncate", "attr", "format", "batch", "slice", "groupby", "pprint",
-                                     "forceescape"};
-    static const char* kTests[] = {"defined", "undefined", "none", "string", "number", "integer", "float",
-                                   "boolean", "true", "false", "mapping", "iterable", "sequence", "callable",
-                                   "escaped", "lower", "upper", "odd", "even", "divisibleby", "eq", "equalto",
-                                   "ne", "sameas", "lt", "lessthan", "gt", "greaterthan", "le", "ge", "in",
-                                   "filter", "test"};
-    if (!v.is_string()) return false;
-    if (name == "filter") return std::find(std::begin(kFilters), std::end(kFilters), v.str()) != std::end(kFilters);
-    return std::find(std::begin(kTests), std::end(kTests), v.str()) != std::end(kTests);
-  }
+  if (name == "filter") return v.is_string() && is_filter_name(v.str());
+  if (name == "test") return v.is_string() && is_test_name(v.str());
   (void)ev;
-  fail("TemplateRuntimeError", "No test named '" + name + "'.");
+  fail("TemplateAssertionError", "No test named '" + name + "'.");
+}
+
+bool is_filter_name(const std::string& name) {
+  static const char* kFilters[] = {
+      "abs", "attr", "batch", "capitalize", "center", "count", "d", "default", "dictsort", "e", "escape",
+      "filesizeformat", "first", "float", "forceescape", "format", "groupby", "indent", "int", "items", "join",
+      "last", "length", "list", "lower", "map", "max", "min", "pprint", "random", "reject", "rejectattr",
+      "replace", "reverse", "round", "safe", "select", "selectattr", "slice", "sort", "string", "striptags",
+      "sum", "title", "tojson", "trim", "truncate", "unique", "upper", "urlencode", "urlize", "wordcount",
+      "wordwrap", "xmlattr"};
+  return std::find(std::begin(kFilters), std::end(kFilters), name) != std::end(kFilters);
+}
+
+bool is_test_name(const std::string& name) {
+  static const char* kTests[] = {
+      "odd", "even", "divisibleby", "defined", "undefined", "filter", "test", "none", "boolean", "false",
+      "true", "integer", "float", "lower", "upper", "string", "mapping", "number", "sequence", "iterable",
+      "callable", "sameas", "escaped", "in", "==", "eq", "equalto", "!=", "ne", ">", "gt", "greaterthan",
+      "ge", ">=", "<", "lt", "lessthan", "<=", "le"};
+  return std::find(std::begin(kTests), std::end(kTests), name) != std::end(kTests);
 }
 
 }  // namespace modu::jinja

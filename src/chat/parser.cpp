@@ -4,6 +4,7 @@
 
 #include <initializer_list>
 
+#include "builtins.h"
 #include "lexer.h"
 
 namespace modu::jinja {
@@ -714,6 +715,64 @@ bool expr_reads(const Expr* e, const std::string& name) {
 
 }  // namespace
 
+namespace {
+
+// jinja2 resolves filters and tests at compile time, except inside if-statements and inline
+// if-expressions ("soft" frames), where an unknown name fails only when evaluated.
+void check_names(const Expr* e, bool soft);
+void check_names(const Body& body, bool soft);
+
+void check_names(const Expr* e, bool soft) {
+  if (!e) return;
+  if (e->kind == EK::CondExpr) soft = true;
+  if (!soft && ((e->kind == EK::Filter && !is_filter_name(e->name)) || (e->kind == EK::Test && !is_test_name(e->name)))) {
+    JinjaError err("TemplateAssertionError",
+                   std::string("No ") + (e->kind == EK::Filter ? "filter" : "test") + " named '" + e->name + "'.");
+    err.line = e->line;
+    err.col = e->col;
+    throw err;
+  }
+  for (const Expr* c : {e->a.get(), e->b.get(), e->c.get(), e->dyn_args.get(), e->dyn_kwargs.get()}) check_names(c, soft);
+  for (const auto& i : e->items) check_names(i.get(), soft);
+  for (const auto& kv : e->kwargs) check_names(kv.second.get(), soft);
+}
+
+void check_names(const Body& body, bool soft) {
+  for (const auto& n : body) {
+    switch (n->kind) {
+      case NK::If:
+        for (const auto& [c, b] : n->branches) {
+          check_names(c.get(), true);
+          check_names(b, true);
+        }
+        check_names(n->else_body, true);
+        break;
+      case NK::For:
+        check_names(n->expr.get(), soft);
+        check_names(n->cond.get(), false);
+        check_names(n->body, false);
+        check_names(n->else_body, false);
+        break;
+      case NK::CallBlock:
+        check_names(n->expr.get(), soft);
+        for (const auto& d : n->defaults) check_names(d.get(), false);
+        check_names(n->body, false);
+        break;
+      case NK::With:
+        for (const auto& v : n->values) check_names(v.get(), soft);
+        check_names(n->body, false);
+        break;
+      default:
+        check_names(n->expr.get(), soft);
+        check_names(n->filter.get(), n->kind == NK::Output || n->kind == NK::Set ? soft : false);
+        for (const auto& d : n->defaults) check_names(d.get(), false);
+        check_names(n->body, false);
+    }
+  }
+}
+
+}  // namespace
+
 bool body_reads(const Body& body, const std::string& name) {
   for (const auto& n : body) {
     if (expr_reads(n->expr.get(), name) || expr_reads(n->cond.get(), name) || expr_reads(n->filter.get(), name) ||
@@ -729,6 +788,10 @@ bool body_reads(const Body& body, const std::string& name) {
   return false;
 }
 
-Body parse_template(std::string_view source) { return Parser(tokenize(source)).parse(); }
+Body parse_template(std::string_view source) {
+  Body body = Parser(tokenize(source)).parse();
+  check_names(body, false);
+  return body;
+}
 
 }  // namespace modu::jinja
