@@ -8,7 +8,6 @@
 #include <pcre2.h>
 
 #include <algorithm>
-#include <map>
 
 #include "pretokenizer.h"
 #include "pretokenizer_regexes.h"
