@@ -191,7 +191,6 @@ void VocabTokenizer::tokenize_bpe(std::string_view text, std::vector<int32_t>& o
   };
   std::vector<Sym> sym;
   std::string word;
-  std::vector<Bigram> storage;
   for (const std::string& raw : pre_tokenizer_->split(text)) {
     word.clear();
     for (char c : raw) word += byte_to_bpe_char(static_cast<uint8_t>(c));
@@ -210,8 +209,7 @@ void VocabTokenizer::tokenize_bpe(std::string_view text, std::vector<int32_t>& o
         off += n;
       }
     }
-    storage.clear();
-    std::priority_queue<Bigram, std::vector<Bigram>, decltype(cmp)> queue(cmp, std::move(storage));
+    std::priority_queue<Bigram, std::vector<Bigram>, decltype(cmp)> queue(cmp);
     const auto add = [&](int left, int right) {
       if (left == -1 || right == -1) return;
       const Sym& l = sym[left];
