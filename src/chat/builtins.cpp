@@ -372,7 +372,8 @@ std::string percent_format(const std::string& fmt, const Value& args) {
   List pos;
   const Dict* mapping = nullptr;
   if (args.is_list() && args.seq() == Seq::Tuple) pos = args.list();
-  else if (args.is_dict()) mapping = &args.dict();
+  else if (args.is_dict() || args.is_list() || args.is_undefined())
+    mapping = &args.dict();  // other subscriptable values act as mappings
   else pos = {args};
   size_t next = 0;
   bool used_mapping = false;

@@ -72,13 +72,17 @@ bool contains(const Value& container, const Value& item) {
       for (const auto& x : container.list())
         if (x == item) return true;
       return false;
-    case Kind::Dict: return container.dict().find(item) != nullptr;
+    case Kind::Dict:
+      if ((item.is_list() && item.seq() != Seq::Tuple) || item.is_dict())
+        type_error("unhashable type: '" + item.type_name() + "'");
+      return container.dict().find(item) != nullptr;
     default: type_error("argument of type '" + container.type_name() + "' is not iterable");
   }
 }
 
 Value binary_op(const std::string& op, const Value& a, const Value& b) {
   if (op == "~") return Value(a.to_str() + b.to_str());
+  if (op == "%" && a.is_string()) return Value(percent_format(a.str(), b));
   if (a.is_undefined()) raise_undefined(a);
   if (b.is_undefined()) raise_undefined(b);
   auto unsupported = [&]() -> Value {
@@ -245,8 +249,10 @@ Value Evaluator::slice(const Value& obj, const Value& start, const Value& stop, 
   int64_t k = st.value_or(1);
   if (k == 0) fail("ValueError", "slice step cannot be zero");
   bool is_str = obj.is_string();
+  // Slices compile to a plain Python subscript in jinja2 (no sandbox fallback to undefined).
+  if (obj.is_dict()) type_error("unhashable type: 'slice'");
   if (!is_str && !(obj.is_list() && obj.seq() != Seq::Iterator))
-    return Value::undefined(object_type_repr(obj) + " has no element slice");
+    type_error("'" + obj.type_name() + "' object is not subscriptable");
   std::u32string s;
   if (is_str) s = utf8_decode(obj.str());
   int64_t n = is_str ? static_cast<int64_t>(s.size()) : static_cast<int64_t>(obj.list().size());

@@ -338,6 +338,7 @@ Value apply_filter(Evaluator& ev, const std::string& name, const Value& v, CallA
     if (method == "floor") return Value(std::floor(x * m) / m);
     fail("FilterArgumentError", "method must be common, ceil or floor");
   }
+  if ((name == "int" || name == "float") && v.is_undefined()) raise_undefined(v);
   if (name == "int") {
     int64_t dflt = int_arg(a, 0, "default", 0);
     int base = static_cast<int>(int_arg(a, 1, "base", 10));
@@ -386,6 +387,8 @@ Value apply_filter(Evaluator& ev, const std::string& name, const Value& v, CallA
     return Value::iterator(std::move(l));
   }
   if (name == "indent") {
+    if (v.is_undefined()) raise_undefined(v);
+    if (!v.is_string()) type_error("unsupported operand type(s) for +=: '" + v.type_name() + "' and 'str'");
     const Value* w = arg(a, 0, "width");
     std::string ind = w && w->is_string() ? w->str() : std::string(static_cast<size_t>(int_arg(a, 0, "width", 4)), ' ');
     return keep(indent_text(text(), ind, bool_arg(a, 1, "first", false), bool_arg(a, 2, "blank", false)));
@@ -401,6 +404,12 @@ Value apply_filter(Evaluator& ev, const std::string& name, const Value& v, CallA
     return Value(n);
   }
   if (name == "truncate") {
+    if (v.is_list() && v.seq() != Seq::Iterator) {
+      if (static_cast<int64_t>(v.list().size()) <= int_arg(a, 0, "length", 255) + int_arg(a, 3, "leeway", 5)) return v;
+      fail("AttributeError", "'list' object has no attribute 'rsplit'");
+    }
+    if (v.is_undefined() || v.is_dict()) return v;  // len() works and is small enough in practice
+    if (!v.is_string()) type_error("object of type '" + v.type_name() + "' has no len()");
     std::string s = text();
     int64_t length = int_arg(a, 0, "length", 255);
     bool killwords = bool_arg(a, 1, "killwords", false);
@@ -498,14 +507,18 @@ bool apply_test(Evaluator& ev, const std::string& name, const Value& v, CallArgs
   if (name == "iterable") return v.is_undefined() || v.is_string() || v.is_list() || v.is_dict();
   if (name == "sequence")
     return v.is_undefined() || v.is_string() || (v.is_list() && v.seq() != Seq::Iterator) || v.is_dict();
-  if (name == "callable") return v.is_callable();
+  if (name == "callable") return v.is_callable() || v.is_undefined();
   if (name == "escaped") return false;
-  if (name == "lower") return v.is_string() && pystr::lower(v.str()) == v.str();
-  if (name == "upper") return v.is_string() && pystr::upper(v.str()) == v.str();
-  if (name == "odd" || name == "even") {
-    if (!v.is_number() || v.is_float()) type_error("not all arguments converted during string formatting");
-    return (v.as_int() % 2 != 0) == (name == "odd");
+  if (name == "lower" || name == "upper") {
+    // str(value).islower() / .isupper(): some cased character and none of the other case.
+    bool cased = false;
+    for (char32_t c : utf8_decode(v.to_str())) {
+      if (name == "lower" ? pystr::is_upper(c) : pystr::is_lower(c)) return false;
+      cased = cased || pystr::is_upper(c) || pystr::is_lower(c);
+    }
+    return cased;
   }
+  if (name == "odd" || name == "even") return binary_op("%", v, Value(2)) == Value(name == "odd" ? 1 : 0);
   if (name == "divisibleby") {
     Value r = binary_op("%", v, other());
     return !r.truthy();
