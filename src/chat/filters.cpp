@@ -388,6 +388,8 @@ Value apply_filter(Evaluator& ev, const std::string& name, const Value& v, CallA
   }
   if (name == "indent") {
     if (v.is_undefined()) raise_undefined(v);
+    if (v.is_list() && v.seq() == Seq::Tuple) type_error("can only concatenate tuple (not \"str\") to tuple");
+    if (v.is_list() && v.seq() == Seq::List) fail("AttributeError", "'list' object has no attribute 'splitlines'");
     if (!v.is_string()) type_error("unsupported operand type(s) for +=: '" + v.type_name() + "' and 'str'");
     const Value* w = arg(a, 0, "width");
     std::string ind = w && w->is_string() ? w->str() : std::string(static_cast<size_t>(int_arg(a, 0, "width", 4)), ' ');

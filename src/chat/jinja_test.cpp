@@ -313,6 +313,18 @@ TEST(JinjaGenerated, Errors) {
   expect_error("{{ 'abc'() }}", "{\"d\": {\"a\": {}}, \"xs\": [\"a\"]}", "TypeError", "'str' object is not callable");
   expect_error("{% set ns = 1 %}{% set ns.a = 2 %}", "{\"d\": {\"a\": {}}, \"xs\": [\"a\"]}", "TemplateRuntimeError", "cannot assign attribute on non-namespace object");
   expect_error("line1\n{{ 1 }}\n  {{ d.a.b.c }}", "{\"d\": {\"a\": {}}, \"xs\": [\"a\"]}", "UndefinedError", "'dict object' has no attribute 'b'");
+  expect_error("{{ x | fromjson }}", "{\"d\": {\"a\": {}}, \"xs\": [\"a\"]}", "TemplateAssertionError", "No filter named 'fromjson'.");
+  expect_error("{{ 1 is nosuchtest }}", "{\"d\": {\"a\": {}}, \"xs\": [\"a\"]}", "TemplateAssertionError", "No test named 'nosuchtest'.");
+  expect_error("{{ d[::-1] }}", "{\"d\": {\"a\": {}}, \"xs\": [\"a\"]}", "TypeError", "unhashable type: 'slice'");
+  expect_error("{{ n[1:] }}", "{\"d\": {\"a\": {}}, \"xs\": [\"a\"]}", "UndefinedError", "'n' is undefined");
+  expect_error("{{ missing | int }}", "{\"d\": {\"a\": {}}, \"xs\": [\"a\"]}", "UndefinedError", "'missing' is undefined");
+  expect_error("{{ (1, 2) | indent }}", "{\"d\": {\"a\": {}}, \"xs\": [\"a\"]}", "TypeError", "can only concatenate tuple (not \"str\") to tuple");
+}
+
+TEST(JinjaGenerated, Conformance) {
+  EXPECT_EQ(R("{% if false %}{{ x | fromjson }}{% endif %}{{ x | fromjson if false else 'ok' }}", J("{\"xs\": [1, 2], \"n\": 5}")), "ok");
+  EXPECT_EQ(R("{{ '' is lower }} {{ 'a1' is lower }} {{ 'A' is lower }} {{ 0.5 is odd }} {{ 2.0 is even }}", J("{\"xs\": [1, 2], \"n\": 5}")), "False True False False True");
+  EXPECT_EQ(R("{{ 'abc' % [] }} {{ '%s' % [1, 2] }} {{ '%s!' % missing }}|{{ missing is callable }} {{ xs | truncate(5) }} {{ 'x' ~ missing ~ 'y' }}", J("{\"xs\": [1, 2], \"n\": 5}")), "abc [1, 2] !|True [1, 2] xy");
 }
 
 TEST(JinjaGenerated, Chat) {
