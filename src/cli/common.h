@@ -28,6 +28,9 @@ void add_info_command(CLI::App& app, int& rc);
 void add_bench_command(CLI::App& app, int& rc);
 void add_quantize_command(CLI::App& app, int& rc);
 void add_init_model_command(CLI::App& app, int& rc);
+void add_tokenize_commands(CLI::App& app, int& rc);
+void add_template_command(CLI::App& app, int& rc);
+void add_chat_command(CLI::App& app, int& rc);
 
 // Resident set size of this process in bytes (from /proc/self/statm), 0 if unknown.
 size_t current_rss_bytes();

@@ -60,7 +60,11 @@ Result<GenerateResult> generate(const Model& model, const Tokenizer& tok, KvCach
   MODU_RETURN_IF_ERROR(opts.sampling.validate((int32_t)cfg.n_vocab));
   if (prompt.empty()) return invalid_argument("generate: the prompt has no tokens");
   if (opts.seq < 0 || opts.seq >= kv.n_seq()) return invalid_argument("generate: bad sequence id");
-  if (kv.seq_len(opts.seq) != 0) return invalid_argument("generate: the KV sequence is not empty");
+  if (opts.n_cached < 0 || opts.n_cached >= (int64_t)prompt.size())
+    return invalid_argument("generate: n_cached must leave at least one prompt token to process");
+  if (kv.seq_len(opts.seq) != opts.n_cached)
+    return invalid_argument("generate: the KV sequence holds " + std::to_string(kv.seq_len(opts.seq)) +
+                            " tokens, expected n_cached = " + std::to_string(opts.n_cached));
   if ((int64_t)prompt.size() >= kv.n_ctx())
     return out_of_range("the prompt has " + std::to_string(prompt.size()) + " tokens but the context holds " +
                         std::to_string(kv.n_ctx()) + "; use a larger --ctx or a shorter prompt");
@@ -72,7 +76,7 @@ Result<GenerateResult> generate(const Model& model, const Tokenizer& tok, KvCach
   std::vector<float> logits;
   auto t0 = clock::now();
   const int n_batch = std::max(1, opts.n_batch);
-  for (size_t b = 0; b < prompt.size(); b += n_batch) {
+  for (size_t b = (size_t)opts.n_cached; b < prompt.size(); b += n_batch) {
     std::vector<BatchToken> batch;
     const size_t e = std::min(prompt.size(), b + n_batch);
     for (size_t i = b; i < e; ++i) batch.push_back({prompt[i], (int64_t)i, opts.seq, i + 1 == prompt.size()});

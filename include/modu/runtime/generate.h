@@ -21,6 +21,9 @@ struct GenerateOptions {
   std::vector<std::string> stop;   // generation ends before the first occurrence of any of these
   int n_batch = 512;               // prompt tokens per forward pass during prefill
   int seq = 0;                     // KV cache sequence to use
+  // The first n_cached prompt tokens are already in the KV cache for `seq` (a conversation's
+  // earlier turns); only the rest is prefilled. kv.seq_len(seq) must equal n_cached.
+  int64_t n_cached = 0;
 };
 
 enum class StopReason { kEog, kStopString, kLength, kContextFull, kCancelled };
@@ -49,7 +52,7 @@ class StopMatcher {
   std::string pending_;
 };
 
-// Runs prompt + generation on `seq` of `kv` (which must be empty for that sequence). on_text gets
+// Runs prompt + generation on `seq` of `kv` (holding exactly opts.n_cached tokens). on_text gets
 // each piece of output as it becomes final; returning false cancels.
 Result<GenerateResult> generate(const Model& model, const Tokenizer& tok, KvCache& kv, ThreadPool& pool,
                                 const std::vector<int32_t>& prompt, const GenerateOptions& opts,
