@@ -477,10 +477,11 @@ FramePtr make_globals() {
     return d;
   };
   g->vars["dict"] = make_fn("dict", [kwargs_dict](Evaluator&, CallArgs& a) { return Value(kwargs_dict(a)); });
-  g->vars["namespace"] = make_fn("namespace", [kwargs_dict](Evaluator&, CallArgs& a) {
+  g->vars["namespace"] = make_fn("namespace", [kwargs_dict](Evaluator& ev, CallArgs& a) {
     auto ns = std::make_shared<Object>();
     ns->type = "Namespace";
     ns->attrs = kwargs_dict(a);
+    ev.track(ns);
     return Value(ns);
   });
   g->vars["joiner"] = make_fn("joiner", [](Evaluator&, CallArgs& a) {

@@ -429,7 +429,13 @@ Flow Evaluator::exec_for(const Node& n, const FramePtr& frame, std::string& out)
   return Flow::Normal;
 }
 
+Evaluator::~Evaluator() {
+  for (auto& f : closures_) f->vars.clear();
+  for (auto& o : objects_) o->attrs.items.clear();
+}
+
 Value Evaluator::make_macro(const Node& n, const FramePtr& frame, bool is_caller) {
+  if (closures_.empty() || closures_.back() != frame) closures_.push_back(frame);
   auto c = std::make_shared<Callable>();
   c->name = is_caller ? "caller" : n.text;
   c->is_macro = true;

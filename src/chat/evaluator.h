@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "ast.h"
 #include "value.h"
@@ -31,6 +32,12 @@ enum class Flow { Normal, Break, Continue };
 class Evaluator {
  public:
   explicit Evaluator(std::chrono::system_clock::time_point now) : now_(now) {}
+  // Breaks the reference cycles a render can create (a macro's closure frame holding the macro,
+  // a namespace holding itself) by clearing the frames and objects that could be part of one.
+  ~Evaluator();
+  Evaluator(const Evaluator&) = delete;
+  Evaluator& operator=(const Evaluator&) = delete;
+  void track(std::shared_ptr<Object> obj) { objects_.push_back(std::move(obj)); }
 
   // Renders `body` into `out` with `frame` as the innermost scope.
   Flow exec(const Body& body, const FramePtr& frame, std::string& out);
@@ -45,6 +52,8 @@ class Evaluator {
  private:
   std::chrono::system_clock::time_point now_;
   int depth_ = 0;  // macro recursion depth
+  std::vector<FramePtr> closures_;
+  std::vector<std::shared_ptr<Object>> objects_;
 
   Flow exec_node(const Node& n, const FramePtr& frame, std::string& out);
   Flow exec_for(const Node& n, const FramePtr& frame, std::string& out);
