@@ -1,7 +1,14 @@
 // AVX-512 F/BW/VL kernels (maddubs + madd int8 dots); bodies live in avx512_body.h.
 #include "avx512_body.h"
+#include "avx512_gemm.h"
 #include "isa_kernels.h"
 
 namespace modu::kern {
-void fill_avx512(KernelTable* t) { fill_table(t); }
+void fill_avx512(KernelTable* t) {
+  fill_table(t);
+  t->gemm = gemm512;
+  t->probe_read = probe_read512;
+  t->probe_fma = probe_fma512;
+  t->probe_dot = probe_dot512;
+}
 }  // namespace modu::kern

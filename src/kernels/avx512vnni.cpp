@@ -4,8 +4,16 @@
 #error "avx512vnni.cpp must be compiled with -mavx512vnni"
 #endif
 #include "avx512_body.h"
+#include "avx512_gemm.h"
 #include "isa_kernels.h"
 
 namespace modu::kern {
-void fill_avx512vnni(KernelTable* t) { fill_table(t); }
+void fill_avx512vnni(KernelTable* t) {
+  fill_table(t);
+  t->gemm = gemm512;
+  t->probe_read = probe_read512;
+  t->probe_fma = probe_fma512;
+  t->probe_dot = probe_dot512;
+  t->gemm_pack[(int)DType::Q8_0] = avx2_pack_q8_0();  // exact with VPDPBUSD (no int16 step)
+}
 }  // namespace modu::kern

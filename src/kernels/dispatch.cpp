@@ -8,6 +8,7 @@
 #include <string>
 
 #include "isa_kernels.h"
+#include "modu/kernels/gemm.h"
 
 namespace modu {
 
@@ -21,7 +22,13 @@ KernelTable make_scalar() {
     if (!tr) continue;
     t.vec_dot[id] = tr->vec_dot;
     t.quantize_row[id] = tr->quantize;
+    t.gemm_pack[id] = ref::gemm_pack((DType)id);
   }
+  t.gemm = ref::gemm;
+  t.attention = ref::attention;
+  t.probe_read = ref::probe_read;
+  t.probe_fma = ref::probe_fma;
+  t.probe_dot = ref::probe_dot;
   return t;
 }
 
@@ -31,6 +38,7 @@ KernelTable make_table(Isa isa) {
   if (isa >= Isa::kAvx2) {
     kern::fill_avx2_quants(&t);
     kern::fill_avx2_kquants(&t);
+    kern::fill_avx2_gemm(&t);
   }
   if (isa >= Isa::kAvx512) kern::fill_avx512(&t);
   if (isa >= Isa::kAvx512Vnni) kern::fill_avx512vnni(&t);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "modu/kernels/dispatch.h"
+#include "modu/kernels/gemm.h"
 
 namespace modu::kern {
 
@@ -10,5 +11,7 @@ void fill_avx2_quants(KernelTable* t);   // avx2_quants.cpp: F32/F16/BF16, Q4_0.
 void fill_avx2_kquants(KernelTable* t);  // avx2_kquants.cpp: Q4_K, Q5_K, Q6_K
 void fill_avx512(KernelTable* t);        // avx512.cpp
 void fill_avx512vnni(KernelTable* t);    // avx512vnni.cpp
+void fill_avx2_gemm(KernelTable* t);     // avx2_gemm.cpp: GEMM panel packers, AVX2 GEMM, attention
+GemmPackFn avx2_pack_q8_0();             // avx2_gemm.cpp: SIMD Q8_0 packer (installed at the VNNI level)
 
 }  // namespace modu::kern

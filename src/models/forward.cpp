@@ -47,11 +47,6 @@ void store_row(uint8_t* dst, const float* src, int64_t n, KvType type) {
   }
 }
 
-inline float load_elem(const uint8_t* row, int64_t i, KvType type) {
-  return type == KvType::kF32 ? reinterpret_cast<const float*>(row)[i]
-                              : fp16_to_fp32(reinterpret_cast<const uint16_t*>(row)[i]);
-}
-
 }  // namespace
 
 Status Model::forward(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool& pool,
@@ -72,7 +67,6 @@ Status Model::run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool&
   const int64_t n = (int64_t)batch.size();
   const int64_t d = c.n_embd, hd = c.head_dim;
   const int64_t q_dim = c.n_head * hd, kv_dim = c.n_head_kv * hd;
-  const int64_t group = c.n_head / c.n_head_kv;
   const KvType kvt = kv.type();
   const ops::RopeParams rp = ops::make_rope_params(c, rope_freqs_);
   const float kq_scale = 1.0f / std::sqrt((float)hd);
@@ -100,45 +94,8 @@ Status Model::run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool&
       store_row(kv.k_row(il, batch[t].seq, batch[t].pos), k.data() + t * kv_dim, kv_dim, kvt);
       store_row(kv.v_row(il, batch[t].seq, batch[t].pos), v.data() + t * kv_dim, kv_dim, kvt);
     }
-    // Causal attention per (token, head): each token sees its own sequence's positions <= pos.
-    pool.parallel_for(n * c.n_head, [&](int64_t b, int64_t e) {
-      std::vector<float> scores;
-      std::vector<float> acc(hd);
-      for (int64_t idx = b; idx < e; ++idx) {
-        const int64_t t = idx / c.n_head, hh = idx % c.n_head, kvh = hh / group;
-        const BatchToken& bt = batch[t];
-        const int64_t n_pos = bt.pos + 1;
-        const float* qh = q.data() + t * q_dim + hh * hd;
-        scores.resize(n_pos);
-        float mx = -INFINITY;
-        for (int64_t p = 0; p < n_pos; ++p) {
-          const uint8_t* kr = kv.k_row(il, bt.seq, p);
-          float s = 0;
-          if (kvt == KvType::kF32) {
-            const float* kk = reinterpret_cast<const float*>(kr) + kvh * hd;
-            for (int64_t i = 0; i < hd; ++i) s += qh[i] * kk[i];
-          } else {
-            const uint16_t* kk = reinterpret_cast<const uint16_t*>(kr) + kvh * hd;
-            for (int64_t i = 0; i < hd; ++i) s += qh[i] * fp16_to_fp32(kk[i]);
-          }
-          s *= kq_scale;
-          scores[p] = s;
-          mx = std::max(mx, s);
-        }
-        float sum = 0;
-        for (int64_t p = 0; p < n_pos; ++p) {
-          scores[p] = std::exp(scores[p] - mx);
-          sum += scores[p];
-        }
-        std::fill(acc.begin(), acc.end(), 0.0f);
-        for (int64_t p = 0; p < n_pos; ++p) {
-          const uint8_t* vr = kv.v_row(il, bt.seq, p);
-          const float wgt = scores[p] / sum;
-          for (int64_t i = 0; i < hd; ++i) acc[i] += wgt * load_elem(vr, kvh * hd + i, kvt);
-        }
-        std::copy(acc.begin(), acc.end(), att.data() + t * q_dim + hh * hd);
-      }
-    });
+    // Causal attention per (token, KV head) through the dispatched kernel (K/V rows read once per group).
+    ops::attention(q.data(), n, batch.data(), kv, il, c.n_head, c.n_head_kv, hd, kq_scale, att.data(), pool);
     ops::matmul(L.wo, att.data(), n, h.data(), pool);  // [n, d_model]
     for (int64_t i = 0; i < n * d; ++i) x[i] += h[i];
 

@@ -6,10 +6,67 @@
 #include <cstring>
 
 #include "modu/kernels/dispatch.h"
+#include "modu/kernels/gemm.h"
 
 namespace modu::ops {
 
 namespace {
+// Below this many tokens the packed GEMM does not pay for its packing pass (each panel is packed
+// once and reused n times): decode and tiny batches use the vec_dot matrix x vector path, which
+// streams the mmapped rows exactly once.
+constexpr int64_t kGemmMinTokens = 4;
+// Work unit of the GEMM: 2 panels (32 rows), the AVX-512 microkernel's tile height.
+constexpr int64_t kGemmUnitPanels = 2;
+
+// A 64-byte aligned per-thread scratch buffer that only grows.
+uint8_t* thread_scratch(size_t bytes) {
+  thread_local std::vector<uint8_t> buf;
+  if (buf.size() < bytes + 64) buf.resize(bytes + 64);
+  return reinterpret_cast<uint8_t*>(((uintptr_t)buf.data() + 63) & ~(uintptr_t)63);
+}
+
+// Prefill path: activations quantized once per token (Q8_0 blocks, split into GemmAct arrays),
+// then each thread packs its 32-row units of W into an L2-resident panel buffer and multiplies
+// them with every token of the batch.
+void matmul_gemm(const Weight& w, const float* x, int64_t n, float* y, ThreadPool& pool, GemmPackFn pack) {
+  const KernelTable& kt = kernels();
+  const int64_t k = w.cols, nb = k / 32;
+  const size_t q8_row = dtype_row_bytes(DType::Q8_0, k);
+  thread_local std::vector<int8_t> aq;
+  thread_local std::vector<float> ad, as;
+  aq.resize((size_t)(n * k));
+  ad.resize((size_t)(n * nb));
+  as.resize((size_t)(n * nb));
+  int8_t* aqp = aq.data();
+  float* adp = ad.data();
+  float* asp = as.data();
+  QuantizeFn q = kt.quantize_row[(int)DType::Q8_0];
+  pool.parallel_for(n, [&](int64_t b, int64_t e) {
+    uint8_t* tmp = thread_scratch(q8_row);
+    for (int64_t t = b; t < e; ++t) {
+      q(x + t * k, tmp, k);
+      gemm_act_from_q8_0(tmp, 1, k, aqp + t * k, adp + t * nb, asp + t * nb);
+    }
+  });
+  const GemmAct act{aqp, adp, asp, k};
+  const int64_t rows = w.rows;
+  const int64_t n_panels = (rows + kGemmPanelRows - 1) / kGemmPanelRows;
+  const int64_t n_units = (n_panels + kGemmUnitPanels - 1) / kGemmUnitPanels;
+  const size_t pbytes = gemm_panel_bytes(k);
+  pool.parallel_for(n_units, [&](int64_t u0, int64_t u1) {
+    uint8_t* buf = thread_scratch(pbytes * kGemmUnitPanels);
+    for (int64_t u = u0; u < u1; ++u) {
+      const int64_t p0 = u * kGemmUnitPanels, p1 = std::min(n_panels, p0 + kGemmUnitPanels);
+      for (int64_t p = p0; p < p1; ++p) {
+        const int64_t r0 = p * kGemmPanelRows;
+        pack(w.data + (size_t)r0 * w.row_bytes, w.row_bytes, std::min(kGemmPanelRows, rows - r0), k,
+             buf + (p - p0) * pbytes);
+      }
+      const int64_t r0 = p0 * kGemmPanelRows;
+      kt.gemm(buf, p1 - p0, rows - r0, act, n, y + r0, rows);
+    }
+  });
+}
 // Rows per work item: 16 rows of a 4096-wide Q4_0 matrix is ~36 KiB, which stays in L2 while
 // every token of a prefill batch streams past it.
 constexpr int64_t kRowBlock = 16;
@@ -22,6 +79,10 @@ void matmul(const Weight& w, const float* x, int64_t n, float* y, ThreadPool& po
   const DType act_type = tr->vec_dot_type;
   VecDotFn dot = kt.vec_dot[(int)w.dtype];
   MODU_CHECK_MSG(dot != nullptr, std::string("no vec_dot for weight dtype ") + tr->name);
+  if (GemmPackFn pack = kt.gemm_pack[(int)w.dtype]; pack && kt.gemm && n >= kGemmMinTokens) {
+    matmul_gemm(w, x, n, y, pool, pack);
+    return;
+  }
 
   // Convert activations once per token.
   const void* act = x;
@@ -130,6 +191,27 @@ void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t pos, const RopePa
 void get_row(const Weight& w, int64_t row, float* out) {
   const DTypeTraits* tr = dtype_traits(w.dtype);
   tr->dequantize(w.data + (size_t)row * w.row_bytes, out, w.cols);
+}
+
+void attention(const float* q, int64_t n, const BatchToken* batch, KvCache& kv, int64_t layer, int64_t n_head,
+               int64_t n_head_kv, int64_t hd, float scale, float* out, ThreadPool& pool) {
+  const KernelTable& kt = kernels();
+  const int64_t group = n_head / n_head_kv, q_dim = n_head * hd;
+  const bool f16 = kv.type() == KvType::kF16;
+  const size_t elem = f16 ? 2 : 4;
+  // One work item per (token, KV head): the KV head's rows are read once for its `group` heads.
+  pool.parallel_for(n * n_head_kv, [&](int64_t b, int64_t e) {
+    for (int64_t idx = b; idx < e; ++idx) {
+      const int64_t t = idx / n_head_kv, kvh = idx % n_head_kv;
+      const BatchToken& bt = batch[t];
+      const int64_t n_pos = bt.pos + 1;
+      float* scratch = reinterpret_cast<float*>(thread_scratch((size_t)(group * n_pos) * sizeof(float)));
+      const size_t off = (size_t)(kvh * hd) * elem;
+      kt.attention(q + t * q_dim + kvh * group * hd, group, kv.k_row(layer, bt.seq, 0) + off,
+                   kv.v_row(layer, bt.seq, 0) + off, kv.row_bytes(), n_pos, hd, f16, scale,
+                   out + t * q_dim + kvh * group * hd, scratch);
+    }
+  });
 }
 
 void swiglu(float* gate, const float* up, int64_t n) {

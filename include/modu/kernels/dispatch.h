@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "modu/kernels/dtype.h"
+#include "modu/kernels/gemm.h"
 
 namespace modu {
 
@@ -40,6 +41,20 @@ struct KernelTable {
   VecDotFn vec_dot[kMaxDTypeId];
   // quantize_row[id](src, dst, n): float -> dtype `id`, used to convert activations once per row.
   QuantizeFn quantize_row[kMaxDTypeId];
+  // Prefill GEMM (gemm.h): gemm_pack[id] packs 16 rows of weight dtype `id` into a panel (null where
+  // this level has no GEMM for the dtype: callers then use vec_dot); gemm multiplies panels with
+  // GemmAct activations. The scalar level holds the references.
+  GemmPackFn gemm_pack[kMaxDTypeId];
+  GemmFn gemm;
+  // Attention for one token and one KV head's group of query heads (gemm.h).
+  AttnFn attention;
+  // Roofline probes (`modu bench --roofline`): probe_read streams `bytes` (64-byte aligned, a
+  // multiple of 256) and returns a checksum; probe_fma / probe_dot run `iters` iterations of
+  // independent f32 FMAs / int8 dot steps with this level's instructions and return the ops done
+  // (2 per multiply-add).
+  double (*probe_read)(const void* p, size_t bytes);
+  double (*probe_fma)(int64_t iters);
+  double (*probe_dot)(int64_t iters);
 };
 
 // The table in use: the best supported level, or MODU_ISA if set (an unsupported or unknown

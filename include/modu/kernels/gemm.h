@@ -1,0 +1,71 @@
+// Prefill GEMM and attention kernel interfaces: the packed weight-panel format shared by every ISA
+// level, the GEMM activation format, and the scalar references the SIMD kernels are tested against.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "modu/kernels/dtype.h"
+
+namespace modu {
+
+// ---------------------------------------------------------------------------------------------
+// Packed weight panel: 16 consecutive weight rows, all K columns, as unsigned 8-bit values with
+// one float scale and one float offset per (row, 32-element block):
+//     w[r][32b + e] = dw[b][r] * u[b][e][r] - mw[b][r]
+// Per block (kGemmBlockBytes = 640 bytes, 64-byte aligned when the panel is):
+//     u   [8 groups][16 rows][4 bytes]  = 512 bytes   (group g holds elements 4g..4g+3)
+//     dw  [16] float, mw [16] float     = 128 bytes
+// Row-interleaving at 4-byte granularity is what an int8 dot instruction (VPDPBUSD / PMADDUBSW)
+// wants: one load gives 4 elements of 16 rows, and one 4-byte activation broadcast multiplies all
+// of them, so the result lanes are already per-row sums (no horizontal reductions anywhere).
+// Missing rows (a last panel with < 16 rows) repeat row 0 with dw = mw = 0 (outputs are 0).
+constexpr int64_t kGemmPanelRows = 16;
+constexpr size_t kGemmBlockBytes = 640;
+inline size_t gemm_panel_bytes(int64_t k) { return (size_t)(k / 32) * kGemmBlockBytes; }
+
+// Packs rows [0, nrows) (nrows <= 16) of a weight matrix of dtype t (row stride row_bytes, k columns,
+// k % 256 == 0 for K-quants, % 32 otherwise) into one panel.
+using GemmPackFn = void (*)(const void* w, size_t row_bytes, int64_t nrows, int64_t k, void* panel);
+
+// GEMM activations: each token row quantized like Q8_0 (32-element blocks, same bytes), stored as
+// q[t][k] int8, d[t][k/32] = block scale, s[t][k/32] = d * sum(block q) (for the offsets mw).
+struct GemmAct {
+  const int8_t* q;
+  const float* d;
+  const float* s;
+  int64_t k;
+};
+
+// y[t * ldy + 16 p + r] = sum_k w[16 p + r][k] * act[t][k] for panels p < n_panels, rows
+// 16 p + r < rows, tokens t < n_tok. Panels are consecutive, gemm_panel_bytes(k) apart, 64-byte
+// aligned. Pure and thread-safe; callers split panels across threads.
+using GemmFn = void (*)(const void* panels, int64_t n_panels, int64_t rows, const GemmAct& act, int64_t n_tok,
+                        float* y, int64_t ldy);
+
+// Converts n_tok rows of Q8_0 blocks (k elements each) into the GemmAct layout (q, d, s buffers
+// of n_tok * k, n_tok * k / 32, n_tok * k / 32).
+void gemm_act_from_q8_0(const void* q8_0, int64_t n_tok, int64_t k, int8_t* q, float* d, float* s);
+
+// ---------------------------------------------------------------------------------------------
+// Attention for the `ng` query heads that share one KV head (GQA), for one token:
+//   out[g] = sum_p softmax_p(scale * q[g] . K[p]) V[p],   p < n_pos
+// q[g] at q + g * hd (floats), K[p] at k + p * kv_stride bytes (hd elements, F16 if f16 else F32),
+// V likewise; out[g] at out + g * hd. scratch holds ng * n_pos floats. Each K and V row is read
+// once for all ng heads.
+using AttnFn = void (*)(const float* q, int64_t ng, const void* k, const void* v, size_t kv_stride, int64_t n_pos,
+                        int64_t hd, bool f16, float scale, float* out, float* scratch);
+
+namespace ref {
+// Scalar references defining the semantics (also the scalar-level table entries).
+GemmPackFn gemm_pack(DType t);  // nullptr for dtypes without a panel format
+void gemm(const void* panels, int64_t n_panels, int64_t rows, const GemmAct& act, int64_t n_tok, float* y,
+          int64_t ldy);
+void attention(const float* q, int64_t ng, const void* k, const void* v, size_t kv_stride, int64_t n_pos,
+               int64_t hd, bool f16, float scale, float* out, float* scratch);
+double probe_read(const void* p, size_t bytes);
+double probe_fma(int64_t iters);
+double probe_dot(int64_t iters);
+}  // namespace ref
+
+}  // namespace modu

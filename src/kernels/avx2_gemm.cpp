@@ -1,0 +1,339 @@
+// AVX2 (+FMA, F16C) prefill GEMM, its SIMD panel packers, and the dispatched attention kernel.
+//
+// Performance reasoning:
+//  * Packing (see gemm.h for the format) is a 4-byte transpose of 8 rows at a time done with
+//    in-lane unpacks (8 shuffles per 8 rows x 16 bytes), and nibble expansion happens after the
+//    transpose, on 8 rows at once. It runs once per 16-row panel and is reused by every token of
+//    the batch, so its cost is ~1/n_tokens of the GEMM.
+//  * The microkernel keeps both halves (8 rows each) of one panel in registers and multiplies
+//    them with 2 tokens at a time: each weight load feeds 2 PMADDUBSW, each 4-byte activation
+//    broadcast feeds 2. Per-block scales are applied once per 32 elements (cvt + mul + 2 FMA),
+//    not per element. u8 weights <= 63 keep PMADDUBSW's int16 pair sums exact (2*63*127 < 32767);
+//    Q8_0 panels (u up to 255) would saturate, so Q8_0 has no GEMM below the VNNI level.
+//  * Attention converts each F16 K/V row once (VCVTPH2PS) into a stack buffer and uses it for all
+//    query heads of the KV group; softmax uses a vectorised exp.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "avx2_simd.h"
+#include "blocks.h"
+#include "isa_kernels.h"
+#include "modu/kernels/gemm.h"
+
+namespace modu::kern {
+
+using namespace modu::blk;
+using namespace modu::kern::avx2;
+
+namespace {
+
+inline __m128i ld128(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+inline void st256(uint8_t* p, __m256i v) { _mm256_store_si256(reinterpret_cast<__m256i*>(p), v); }
+
+// 16 bytes at `off` from each of 8 rows -> o[j]: dword j of rows 0..3 (low lane), rows 4..7 (high).
+inline void tr8x4(const uint8_t* const* rows, size_t off, __m256i o[4]) {
+  __m256i y[4];
+  for (int l = 0; l < 4; ++l) y[l] = _mm256_set_m128i(ld128(rows[4 + l] + off), ld128(rows[l] + off));
+  const __m256i t0 = _mm256_unpacklo_epi32(y[0], y[1]), t1 = _mm256_unpackhi_epi32(y[0], y[1]);
+  const __m256i t2 = _mm256_unpacklo_epi32(y[2], y[3]), t3 = _mm256_unpackhi_epi32(y[2], y[3]);
+  o[0] = _mm256_unpacklo_epi64(t0, t2);
+  o[1] = _mm256_unpackhi_epi64(t0, t2);
+  o[2] = _mm256_unpacklo_epi64(t1, t3);
+  o[3] = _mm256_unpackhi_epi64(t1, t3);
+}
+
+struct PanelRows {
+  const uint8_t* r[16];
+  PanelRows(const void* w, size_t rb, int64_t nrows) {
+    for (int64_t i = 0; i < 16; ++i) r[i] = static_cast<const uint8_t*>(w) + (size_t)(i < nrows ? i : 0) * rb;
+  }
+};
+
+inline void put_scales(uint8_t* blk, int r, float dw, float mw) {
+  std::memcpy(blk + 512 + 4 * r, &dw, 4);
+  std::memcpy(blk + 576 + 4 * r, &mw, 4);
+}
+
+void pack_q4_0(const void* w, size_t rb, int64_t nrows, int64_t k, void* panel) {
+  const PanelRows pr(w, rb, nrows);
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  for (int64_t b = 0; b < k / 32; ++b) {
+    uint8_t* blk = static_cast<uint8_t*>(panel) + b * kGemmBlockBytes;
+    for (int h = 0; h < 2; ++h) {
+      __m256i o[4];
+      tr8x4(pr.r + 8 * h, b * sizeof(BlockQ4_0) + 2, o);
+      for (int j = 0; j < 4; ++j) {
+        st256(blk + j * 64 + h * 32, _mm256_and_si256(o[j], m4));
+        st256(blk + (4 + j) * 64 + h * 32, _mm256_and_si256(_mm256_srli_epi16(o[j], 4), m4));
+      }
+    }
+    for (int r = 0; r < 16; ++r) {
+      const float dw = r < nrows ? h2f(reinterpret_cast<const BlockQ4_0*>(pr.r[r])[b].d) : 0.0f;
+      put_scales(blk, r, dw, 8.0f * dw);
+    }
+  }
+}
+
+void pack_q8_0(const void* w, size_t rb, int64_t nrows, int64_t k, void* panel) {
+  const PanelRows pr(w, rb, nrows);
+  const __m256i bias = _mm256_set1_epi8((char)0x80);
+  for (int64_t b = 0; b < k / 32; ++b) {
+    uint8_t* blk = static_cast<uint8_t*>(panel) + b * kGemmBlockBytes;
+    for (int h = 0; h < 2; ++h)
+      for (int half = 0; half < 2; ++half) {
+        __m256i o[4];
+        tr8x4(pr.r + 8 * h, b * sizeof(BlockQ8_0) + 2 + 16 * half, o);
+        for (int j = 0; j < 4; ++j) st256(blk + (4 * half + j) * 64 + h * 32, _mm256_xor_si256(o[j], bias));
+      }
+    for (int r = 0; r < 16; ++r) {
+      const float dw = r < nrows ? h2f(reinterpret_cast<const BlockQ8_0*>(pr.r[r])[b].d) : 0.0f;
+      put_scales(blk, r, dw, 128.0f * dw);
+    }
+  }
+}
+
+void pack_q4_k(const void* w, size_t rb, int64_t nrows, int64_t k, void* panel) {
+  const PanelRows pr(w, rb, nrows);
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  for (int64_t sb = 0; sb < k / QK_K; ++sb) {
+    uint8_t* base = static_cast<uint8_t*>(panel) + sb * 8 * kGemmBlockBytes;
+    for (int c = 0; c < 4; ++c) {
+      uint8_t* lo_blk = base + (2 * c) * kGemmBlockBytes;
+      uint8_t* hi_blk = lo_blk + kGemmBlockBytes;
+      for (int h = 0; h < 2; ++h)
+        for (int half = 0; half < 2; ++half) {
+          __m256i o[4];
+          tr8x4(pr.r + 8 * h, sb * sizeof(BlockQ4_K) + 16 + 32 * c + 16 * half, o);
+          for (int j = 0; j < 4; ++j) {
+            st256(lo_blk + (4 * half + j) * 64 + h * 32, _mm256_and_si256(o[j], m4));
+            st256(hi_blk + (4 * half + j) * 64 + h * 32, _mm256_and_si256(_mm256_srli_epi16(o[j], 4), m4));
+          }
+        }
+    }
+    for (int r = 0; r < 16; ++r) {
+      const BlockQ4_K& x = reinterpret_cast<const BlockQ4_K*>(pr.r[r])[sb];
+      const float d = h2f(x.d), dmin = h2f(x.dmin);
+      for (int j = 0; j < 8; ++j) {
+        uint8_t sc, m;
+        k4_scale_min(j, x.scales, &sc, &m);
+        const bool real = r < nrows;
+        put_scales(base + j * kGemmBlockBytes, r, real ? d * (float)sc : 0.0f, real ? dmin * (float)m : 0.0f);
+      }
+    }
+  }
+}
+
+// One panel (2 x 8 rows) x T tokens. acc: int32 per (half, token) for the current block.
+template <int T>
+inline void tile(const uint8_t* pan, int64_t nb, const GemmAct& a, int64_t t0, float* y, int64_t ldy, int64_t nr) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 f[2][T];
+  for (int h = 0; h < 2; ++h)
+    for (int t = 0; t < T; ++t) f[h][t] = _mm256_setzero_ps();
+  const int8_t* aq = a.q + t0 * a.k;
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* pb = pan + b * kGemmBlockBytes;
+    __m256i acc[2][T];
+    for (int h = 0; h < 2; ++h)
+      for (int t = 0; t < T; ++t) acc[h][t] = _mm256_setzero_si256();
+    for (int g = 0; g < 8; ++g) {
+      const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(pb + g * 64));
+      const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(pb + g * 64 + 32));
+      for (int t = 0; t < T; ++t) {
+        int32_t v;
+        std::memcpy(&v, aq + t * a.k + b * 32 + g * 4, 4);
+        const __m256i av = _mm256_set1_epi32(v);
+        acc[0][t] = _mm256_add_epi32(acc[0][t], _mm256_madd_epi16(_mm256_maddubs_epi16(w0, av), ones));
+        acc[1][t] = _mm256_add_epi32(acc[1][t], _mm256_madd_epi16(_mm256_maddubs_epi16(w1, av), ones));
+      }
+    }
+    for (int h = 0; h < 2; ++h) {
+      const __m256 dw = _mm256_load_ps(reinterpret_cast<const float*>(pb + 512 + 32 * h));
+      const __m256 mw = _mm256_load_ps(reinterpret_cast<const float*>(pb + 576 + 32 * h));
+      for (int t = 0; t < T; ++t) {
+        const int64_t i = (t0 + t) * nb + b;
+        f[h][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[h][t]), _mm256_mul_ps(dw, _mm256_broadcast_ss(a.d + i)), f[h][t]);
+        f[h][t] = _mm256_fnmadd_ps(mw, _mm256_broadcast_ss(a.s + i), f[h][t]);
+      }
+    }
+  }
+  for (int t = 0; t < T; ++t) {
+    float* yt = y + (t0 + t) * ldy;
+    if (nr >= 16) {
+      _mm256_storeu_ps(yt, f[0][t]);
+      _mm256_storeu_ps(yt + 8, f[1][t]);
+    } else {
+      alignas(32) float tmp[16];
+      _mm256_store_ps(tmp, f[0][t]);
+      _mm256_store_ps(tmp + 8, f[1][t]);
+      std::memcpy(yt, tmp, (size_t)nr * 4);
+    }
+  }
+}
+
+void gemm(const void* panels, int64_t n_panels, int64_t rows, const GemmAct& a, int64_t n_tok, float* y,
+          int64_t ldy) {
+  const int64_t nb = a.k / 32;
+  const size_t ps = gemm_panel_bytes(a.k);
+  for (int64_t p = 0; p < n_panels; ++p) {
+    const uint8_t* pan = static_cast<const uint8_t*>(panels) + p * ps;
+    const int64_t nr = std::min<int64_t>(16, rows - p * 16);
+    float* yp = y + p * 16;
+    int64_t t = 0;
+    for (; t + 2 <= n_tok; t += 2) tile<2>(pan, nb, a, t, yp, ldy, nr);
+    if (t < n_tok) tile<1>(pan, nb, a, t, yp, ldy, nr);
+  }
+}
+
+// ---------------------------------------------------------------- attention
+// exp(x) for x <= 0 (softmax after max subtraction); Cephes-style range reduction + degree-6
+// polynomial, ~2 ulp. Below -87.3 it flushes to 0.
+inline __m256 exp_neg(__m256 x) {
+  x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
+  const __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500E-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507E-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073E-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894E-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459E-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201E-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+// Row p of K or V as floats into buf (hd elements).
+inline void load_row(const void* base, int64_t p, size_t stride, int64_t hd, bool f16, float* buf) {
+  const uint8_t* row = static_cast<const uint8_t*>(base) + (size_t)p * stride;
+  if (!f16) {
+    std::memcpy(buf, row, (size_t)hd * 4);
+    return;
+  }
+  const uint16_t* h = reinterpret_cast<const uint16_t*>(row);
+  int64_t i = 0;
+  for (; i + 8 <= hd; i += 8) _mm256_storeu_ps(buf + i, _mm256_cvtph_ps(ld128(reinterpret_cast<const uint8_t*>(h + i))));
+  for (; i < hd; ++i) buf[i] = h2f(h[i]);
+}
+
+inline float dot(const float* a, const float* b, int64_t n) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+  }
+  for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+  float s = hsum(_mm256_add_ps(s0, s1));
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+void attention(const float* q, int64_t ng, const void* k, const void* v, size_t kv_stride, int64_t n_pos, int64_t hd,
+               bool f16, float scale, float* out, float* scratch) {
+  alignas(32) float buf[1024];
+  MODU_CHECK(hd <= 1024);
+  for (int64_t p = 0; p < n_pos; ++p) {  // scores: each K row converted once, dotted with all ng heads
+    load_row(k, p, kv_stride, hd, f16, buf);
+    for (int64_t g = 0; g < ng; ++g) scratch[g * n_pos + p] = dot(q + g * hd, buf, hd) * scale;
+  }
+  for (int64_t g = 0; g < ng; ++g) {  // softmax per head
+    float* s = scratch + g * n_pos;
+    __m256 mx = _mm256_set1_ps(-INFINITY);
+    int64_t p = 0;
+    for (; p + 8 <= n_pos; p += 8) mx = _mm256_max_ps(mx, _mm256_loadu_ps(s + p));
+    alignas(32) float m8[8];
+    _mm256_store_ps(m8, mx);
+    float m = *std::max_element(m8, m8 + 8);
+    for (; p < n_pos; ++p) m = std::max(m, s[p]);
+    __m256 sum = _mm256_setzero_ps();
+    const __m256 vm = _mm256_set1_ps(m);
+    for (p = 0; p + 8 <= n_pos; p += 8) {
+      const __m256 e = exp_neg(_mm256_sub_ps(_mm256_loadu_ps(s + p), vm));
+      _mm256_storeu_ps(s + p, e);
+      sum = _mm256_add_ps(sum, e);
+    }
+    float tot = hsum(sum);
+    for (; p < n_pos; ++p) tot += (s[p] = std::exp(s[p] - m));
+    const float inv = 1.0f / tot;
+    for (p = 0; p < n_pos; ++p) s[p] *= inv;
+    std::fill(out + g * hd, out + (g + 1) * hd, 0.0f);
+  }
+  for (int64_t p = 0; p < n_pos; ++p) {  // V accumulation: each V row converted once
+    load_row(v, p, kv_stride, hd, f16, buf);
+    for (int64_t g = 0; g < ng; ++g) {
+      float* o = out + g * hd;
+      const __m256 wv = _mm256_set1_ps(scratch[g * n_pos + p]);
+      int64_t i = 0;
+      for (; i + 8 <= hd; i += 8)
+        _mm256_storeu_ps(o + i, _mm256_fmadd_ps(wv, _mm256_load_ps(buf + i), _mm256_loadu_ps(o + i)));
+      for (; i < hd; ++i) o[i] += scratch[g * n_pos + p] * buf[i];
+    }
+  }
+}
+
+double probe_read(const void* p, size_t bytes) {
+  const __m256i* v = static_cast<const __m256i*>(p);
+  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+  for (size_t i = 0; i + 4 <= bytes / 32; i += 4) {
+    a0 = _mm256_add_epi64(a0, _mm256_load_si256(v + i));
+    a1 = _mm256_add_epi64(a1, _mm256_load_si256(v + i + 1));
+    a2 = _mm256_add_epi64(a2, _mm256_load_si256(v + i + 2));
+    a3 = _mm256_add_epi64(a3, _mm256_load_si256(v + i + 3));
+  }
+  alignas(32) int64_t l[4];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(l), _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3)));
+  return (double)(l[0] + l[1] + l[2] + l[3]);
+}
+
+double probe_fma(int64_t iters) {
+  __m256 a[10];
+  for (int i = 0; i < 10; ++i) a[i] = _mm256_set1_ps(1.0f + 1e-7f * i);
+  const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
+  for (int64_t it = 0; it < iters; ++it)
+    for (int i = 0; i < 10; ++i) a[i] = _mm256_fmadd_ps(a[i], m, c);
+  __m256 s = a[0];
+  for (int i = 1; i < 10; ++i) s = _mm256_add_ps(s, a[i]);
+  volatile float sink = hsum(s);
+  (void)sink;
+  return (double)iters * 10 * 8 * 2;
+}
+
+double probe_dot(int64_t iters) {
+  __m256i a[8];
+  for (int i = 0; i < 8; ++i) a[i] = _mm256_set1_epi32(i);
+  const __m256i u = _mm256_set1_epi8(3), s = _mm256_set1_epi8(-2), ones = _mm256_set1_epi16(1);
+  for (int64_t it = 0; it < iters; ++it) {
+    for (int i = 0; i < 8; ++i) a[i] = _mm256_add_epi32(a[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), ones));
+    __asm__ volatile("" : "+x"(a[0]), "+x"(a[1]), "+x"(a[2]), "+x"(a[3]));
+  }
+  __m256i t = a[0];
+  for (int i = 1; i < 8; ++i) t = _mm256_add_epi32(t, a[i]);
+  volatile int sink = hsum_i32(t);
+  (void)sink;
+  return (double)iters * 8 * 32 * 2;
+}
+
+}  // namespace
+
+void fill_avx2_gemm(KernelTable* t) {
+  t->gemm_pack[(int)DType::Q4_0] = pack_q4_0;
+  t->gemm_pack[(int)DType::Q4_K] = pack_q4_k;
+  t->gemm_pack[(int)DType::Q4_1] = ref::gemm_pack(DType::Q4_1);
+  t->gemm_pack[(int)DType::Q5_0] = ref::gemm_pack(DType::Q5_0);
+  t->gemm_pack[(int)DType::Q5_1] = ref::gemm_pack(DType::Q5_1);
+  t->gemm_pack[(int)DType::Q5_K] = ref::gemm_pack(DType::Q5_K);
+  t->gemm_pack[(int)DType::Q8_0] = nullptr;  // u8 up to 255 would saturate PMADDUBSW (see top)
+  t->gemm = gemm;
+  t->attention = attention;
+  t->probe_read = probe_read;
+  t->probe_fma = probe_fma;
+  t->probe_dot = probe_dot;
+}
+
+GemmPackFn avx2_pack_q8_0() { return pack_q8_0; }
+
+}  // namespace modu::kern

@@ -1,0 +1,145 @@
+// AVX-512 prefill GEMM microkernel, included by avx512.cpp and avx512vnni.cpp (anonymous namespace:
+// each gets its own copy; with __AVX512VNNI__ the int8 step is one VPDPBUSD, else PMADDUBSW+PMADDWD).
+//
+// Performance reasoning: a 64-byte load of a packed panel block group is 4 elements of 16 rows
+// (gemm.h), so one VPDPBUSD against a 4-byte activation broadcast yields 16 per-row partial sums
+// with no horizontal reduction. The tile is 2 panels (32 rows) x 4 tokens: per group of 4 elements
+// 2 weight loads + 4 broadcasts feed 8 VPDPBUSD, so every weight byte loaded from L1/L2 is used
+// for 4 tokens and every activation broadcast for 32 rows. 8 int32 + 8 float accumulators + 2
+// weights fit the 32 zmm registers. Block scales cost cvt + mul + 2 FMA per 8 VPDPBUSD (the
+// activation scale varies per block, so it cannot be hoisted).
+#pragma once
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "modu/kernels/gemm.h"
+
+namespace {
+
+inline __m512i dp_acc(__m512i acc, __m512i u, __m512i s) {
+#ifdef __AVX512VNNI__
+  return _mm512_dpbusd_epi32(acc, u, s);
+#else
+  return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1)));
+#endif
+}
+
+template <int NP, int T>
+inline void gemm_tile(const uint8_t* pan, size_t ps, int64_t nb, const modu::GemmAct& a, int64_t t0, float* y,
+                      int64_t ldy, int64_t nr) {
+  using modu::kGemmBlockBytes;
+  __m512 f[NP][T];
+  for (int p = 0; p < NP; ++p)
+    for (int t = 0; t < T; ++t) f[p][t] = _mm512_setzero_ps();
+  const int8_t* aq = a.q + t0 * a.k;
+  const float* ad = a.d + t0 * nb;
+  const float* as = a.s + t0 * nb;
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* pb = pan + b * kGemmBlockBytes;
+    __m512i acc[NP][T];
+    for (int p = 0; p < NP; ++p)
+      for (int t = 0; t < T; ++t) acc[p][t] = _mm512_setzero_si512();
+    for (int g = 0; g < 8; ++g) {
+      __m512i w[NP];
+      for (int p = 0; p < NP; ++p) w[p] = _mm512_load_si512(pb + p * ps + g * 64);
+      for (int t = 0; t < T; ++t) {
+        int32_t v;
+        std::memcpy(&v, aq + t * a.k + b * 32 + g * 4, 4);
+        const __m512i av = _mm512_set1_epi32(v);
+        for (int p = 0; p < NP; ++p) acc[p][t] = dp_acc(acc[p][t], w[p], av);
+      }
+    }
+    for (int p = 0; p < NP; ++p) {
+      const __m512 dw = _mm512_load_ps(pb + p * ps + 512);
+      const __m512 mw = _mm512_load_ps(pb + p * ps + 576);
+      for (int t = 0; t < T; ++t) {
+        f[p][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[p][t]), _mm512_mul_ps(dw, _mm512_set1_ps(ad[t * nb + b])),
+                                  f[p][t]);
+        f[p][t] = _mm512_fnmadd_ps(mw, _mm512_set1_ps(as[t * nb + b]), f[p][t]);
+      }
+    }
+  }
+  for (int p = 0; p < NP; ++p) {
+    const int64_t left = nr - 16 * p;
+    const __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << std::max<int64_t>(0, left)) - 1);
+    for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(y + (t0 + t) * ldy + 16 * p, m, f[p][t]);
+  }
+}
+
+template <int NP>
+inline void gemm_panels(const uint8_t* pan, size_t ps, int64_t nb, const modu::GemmAct& a, int64_t n_tok, float* y,
+                        int64_t ldy, int64_t nr) {
+  int64_t t = 0;
+  for (; t + 4 <= n_tok; t += 4) gemm_tile<NP, 4>(pan, ps, nb, a, t, y, ldy, nr);
+  switch (n_tok - t) {
+    case 3: gemm_tile<NP, 3>(pan, ps, nb, a, t, y, ldy, nr); break;
+    case 2: gemm_tile<NP, 2>(pan, ps, nb, a, t, y, ldy, nr); break;
+    case 1: gemm_tile<NP, 1>(pan, ps, nb, a, t, y, ldy, nr); break;
+    default: break;
+  }
+}
+
+void gemm512(const void* panels, int64_t n_panels, int64_t rows, const modu::GemmAct& a, int64_t n_tok, float* y,
+             int64_t ldy) {
+  const int64_t nb = a.k / 32;
+  const size_t ps = modu::gemm_panel_bytes(a.k);
+  int64_t p = 0;
+  for (; p + 2 <= n_panels; p += 2)
+    gemm_panels<2>(static_cast<const uint8_t*>(panels) + p * ps, ps, nb, a, n_tok, y + p * 16, ldy, rows - p * 16);
+  if (p < n_panels)
+    gemm_panels<1>(static_cast<const uint8_t*>(panels) + p * ps, ps, nb, a, n_tok, y + p * 16, ldy, rows - p * 16);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- roofline probes (modu bench --roofline)
+namespace {
+
+// Streaming read with 4 independent 512-bit accumulators (enough loads in flight to saturate DRAM).
+double probe_read512(const void* p, size_t bytes) {
+  const __m512i* v = static_cast<const __m512i*>(p);
+  __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+  for (size_t i = 0; i + 4 <= bytes / 64; i += 4) {
+    a0 = _mm512_add_epi64(a0, _mm512_load_si512(v + i));
+    a1 = _mm512_add_epi64(a1, _mm512_load_si512(v + i + 1));
+    a2 = _mm512_add_epi64(a2, _mm512_load_si512(v + i + 2));
+    a3 = _mm512_add_epi64(a3, _mm512_load_si512(v + i + 3));
+  }
+  return (double)_mm512_reduce_add_epi64(_mm512_add_epi64(_mm512_add_epi64(a0, a1), _mm512_add_epi64(a2, a3)));
+}
+
+// 12 independent FMA chains (covers 4-cycle latency x 2 ports + slack); returns flops (2 per lane-FMA).
+double probe_fma512(int64_t iters) {
+  __m512 a[12];
+  for (int i = 0; i < 12; ++i) a[i] = _mm512_set1_ps(1.0f + 1e-7f * i);
+  const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+  for (int64_t it = 0; it < iters; ++it)
+    for (int i = 0; i < 12; ++i) a[i] = _mm512_fmadd_ps(a[i], m, c);
+  __m512 s = a[0];
+  for (int i = 1; i < 12; ++i) s = _mm512_add_ps(s, a[i]);
+  volatile float sink = _mm512_reduce_add_ps(s);
+  (void)sink;
+  return (double)iters * 12 * 16 * 2;
+}
+
+// Independent int8 dot chains with the level's primitive (VPDPBUSD, or PMADDUBSW+PMADDWD+add);
+// returns ops (2 per int8 multiply-add).
+double probe_dot512(int64_t iters) {
+  __m512i a[12];
+  for (int i = 0; i < 12; ++i) a[i] = _mm512_set1_epi32(i);
+  const __m512i u = _mm512_set1_epi8(3), s = _mm512_set1_epi8(-2);
+  for (int64_t it = 0; it < iters; ++it) {
+    for (int i = 0; i < 12; ++i) a[i] = dp_acc(a[i], u, s);
+    __asm__ volatile("" : "+v"(a[0]), "+v"(a[1]), "+v"(a[2]), "+v"(a[3]), "+v"(a[4]), "+v"(a[5]));
+  }
+  __m512i t = a[0];
+  for (int i = 1; i < 12; ++i) t = _mm512_add_epi32(t, a[i]);
+  volatile int sink = _mm512_reduce_add_epi32(t);
+  (void)sink;
+  return (double)iters * 12 * 64 * 2;
+}
+
+}  // namespace

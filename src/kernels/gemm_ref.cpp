@@ -1,0 +1,184 @@
+// Scalar references for the prefill GEMM (panel packing per dtype, the panel x activation product)
+// and for attention. They define the semantics in gemm.h; SIMD levels must pack byte-identically
+// and compute the same sums up to float summation order. Also the scalar level's table entries.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "blocks.h"
+#include "modu/core/fp16.h"
+#include "modu/kernels/gemm.h"
+
+namespace modu {
+
+using namespace modu::blk;
+
+namespace {
+
+// Unpacks one 32-element block `b` of a row into u[32], *dw, *mw (w = dw * u - mw).
+template <DType T>
+void unpack_block(const uint8_t* row, int64_t b, uint8_t u[32], float* dw, float* mw) {
+  if constexpr (T == DType::Q4_0 || T == DType::Q4_1) {
+    using B = std::conditional_t<T == DType::Q4_0, BlockQ4_0, BlockQ4_1>;
+    const B& x = reinterpret_cast<const B*>(row)[b];
+    for (int i = 0; i < 16; ++i) { u[i] = x.qs[i] & 0xF; u[i + 16] = x.qs[i] >> 4; }
+    *dw = fp16_to_fp32(x.d);
+    if constexpr (T == DType::Q4_0) *mw = 8.0f * *dw; else *mw = -fp16_to_fp32(x.m);
+  } else if constexpr (T == DType::Q5_0 || T == DType::Q5_1) {
+    using B = std::conditional_t<T == DType::Q5_0, BlockQ5_0, BlockQ5_1>;
+    const B& x = reinterpret_cast<const B*>(row)[b];
+    uint32_t qh;
+    std::memcpy(&qh, x.qh, 4);
+    for (int i = 0; i < 16; ++i) {
+      u[i] = (uint8_t)((x.qs[i] & 0xF) | (((qh >> i) & 1) << 4));
+      u[i + 16] = (uint8_t)((x.qs[i] >> 4) | (((qh >> (i + 16)) & 1) << 4));
+    }
+    *dw = fp16_to_fp32(x.d);
+    if constexpr (T == DType::Q5_0) *mw = 16.0f * *dw; else *mw = -fp16_to_fp32(x.m);
+  } else if constexpr (T == DType::Q8_0) {
+    const BlockQ8_0& x = reinterpret_cast<const BlockQ8_0*>(row)[b];
+    for (int i = 0; i < 32; ++i) u[i] = (uint8_t)(x.qs[i] + 128);
+    *dw = fp16_to_fp32(x.d);
+    *mw = 128.0f * *dw;
+  } else if constexpr (T == DType::Q4_K || T == DType::Q5_K) {
+    using B = std::conditional_t<T == DType::Q4_K, BlockQ4_K, BlockQ5_K>;
+    const B& x = reinterpret_cast<const B*>(row)[b / 8];
+    const int j = (int)(b % 8);
+    uint8_t sc, m;
+    k4_scale_min(j, x.scales, &sc, &m);
+    const uint8_t* qs = x.qs + 32 * (j / 2);
+    for (int i = 0; i < 32; ++i) {
+      u[i] = (j & 1) ? (qs[i] >> 4) : (qs[i] & 0xF);
+      if constexpr (T == DType::Q5_K) u[i] |= (uint8_t)(((x.qh[i] >> j) & 1) << 4);
+    }
+    *dw = fp16_to_fp32(x.d) * (float)sc;
+    *mw = fp16_to_fp32(x.dmin) * (float)m;
+  }
+}
+
+template <DType T>
+void pack_ref(const void* w, size_t row_bytes, int64_t nrows, int64_t k, void* panel) {
+  uint8_t* out = static_cast<uint8_t*>(panel);
+  const int64_t nb = k / 32;
+  for (int64_t r = 0; r < kGemmPanelRows; ++r) {
+    const bool real = r < nrows;
+    const uint8_t* row = static_cast<const uint8_t*>(w) + (size_t)(real ? r : 0) * row_bytes;
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t u[32];
+      float dw, mw;
+      unpack_block<T>(row, b, u, &dw, &mw);
+      uint8_t* blk = out + (size_t)b * kGemmBlockBytes;
+      for (int e = 0; e < 32; ++e) blk[(e / 4) * 64 + r * 4 + e % 4] = u[e];
+      if (!real) dw = mw = 0.0f;
+      std::memcpy(blk + 512 + 4 * r, &dw, 4);
+      std::memcpy(blk + 576 + 4 * r, &mw, 4);
+    }
+  }
+}
+
+}  // namespace
+
+void gemm_act_from_q8_0(const void* q8_0, int64_t n_tok, int64_t k, int8_t* q, float* d, float* s) {
+  const BlockQ8_0* x = static_cast<const BlockQ8_0*>(q8_0);
+  const int64_t nb = n_tok * (k / 32);
+  for (int64_t b = 0; b < nb; ++b) {
+    std::memcpy(q + 32 * b, x[b].qs, 32);
+    int sum = 0;
+    for (int i = 0; i < 32; ++i) sum += x[b].qs[i];
+    d[b] = fp16_to_fp32(x[b].d);
+    s[b] = d[b] * (float)sum;
+  }
+}
+
+namespace ref {
+
+GemmPackFn gemm_pack(DType t) {
+  switch (t) {
+    case DType::Q4_0: return pack_ref<DType::Q4_0>;
+    case DType::Q4_1: return pack_ref<DType::Q4_1>;
+    case DType::Q5_0: return pack_ref<DType::Q5_0>;
+    case DType::Q5_1: return pack_ref<DType::Q5_1>;
+    case DType::Q8_0: return pack_ref<DType::Q8_0>;
+    case DType::Q4_K: return pack_ref<DType::Q4_K>;
+    case DType::Q5_K: return pack_ref<DType::Q5_K>;
+    default: return nullptr;
+  }
+}
+
+void gemm(const void* panels, int64_t n_panels, int64_t rows, const GemmAct& act, int64_t n_tok, float* y,
+          int64_t ldy) {
+  const int64_t nb = act.k / 32;
+  const size_t pb = gemm_panel_bytes(act.k);
+  for (int64_t p = 0; p < n_panels; ++p) {
+    const uint8_t* pan = static_cast<const uint8_t*>(panels) + p * pb;
+    for (int64_t r = 0; r < kGemmPanelRows && p * kGemmPanelRows + r < rows; ++r) {
+      for (int64_t t = 0; t < n_tok; ++t) {
+        float acc = 0;
+        for (int64_t b = 0; b < nb; ++b) {
+          const uint8_t* blk = pan + b * kGemmBlockBytes;
+          int32_t isum = 0;
+          for (int e = 0; e < 32; ++e) isum += (int32_t)blk[(e / 4) * 64 + r * 4 + e % 4] * act.q[t * act.k + 32 * b + e];
+          float dw, mw;
+          std::memcpy(&dw, blk + 512 + 4 * r, 4);
+          std::memcpy(&mw, blk + 576 + 4 * r, 4);
+          acc += dw * act.d[t * nb + b] * (float)isum - mw * act.s[t * nb + b];
+        }
+        y[t * ldy + p * kGemmPanelRows + r] = acc;
+      }
+    }
+  }
+}
+
+void attention(const float* q, int64_t ng, const void* k, const void* v, size_t kv_stride, int64_t n_pos,
+               int64_t hd, bool f16, float scale, float* out, float* scratch) {
+  auto elem = [&](const void* base, int64_t p, int64_t i) {
+    const uint8_t* row = static_cast<const uint8_t*>(base) + (size_t)p * kv_stride;
+    return f16 ? fp16_to_fp32(reinterpret_cast<const uint16_t*>(row)[i]) : reinterpret_cast<const float*>(row)[i];
+  };
+  for (int64_t g = 0; g < ng; ++g) {
+    float* sc = scratch + g * n_pos;
+    float mx = -INFINITY;
+    for (int64_t p = 0; p < n_pos; ++p) {
+      float s = 0;
+      for (int64_t i = 0; i < hd; ++i) s += q[g * hd + i] * elem(k, p, i);
+      sc[p] = s * scale;
+      mx = std::max(mx, sc[p]);
+    }
+    float sum = 0;
+    for (int64_t p = 0; p < n_pos; ++p) sum += (sc[p] = std::exp(sc[p] - mx));
+    float* o = out + g * hd;
+    std::fill(o, o + hd, 0.0f);
+    for (int64_t p = 0; p < n_pos; ++p) {
+      const float wgt = sc[p] / sum;
+      for (int64_t i = 0; i < hd; ++i) o[i] += wgt * elem(v, p, i);
+    }
+  }
+}
+
+double probe_read(const void* p, size_t bytes) {
+  const uint64_t* v = static_cast<const uint64_t*>(p);
+  uint64_t s0 = 0, s1 = 0;
+  for (size_t i = 0; i + 2 <= bytes / 8; i += 2) { s0 += v[i]; s1 += v[i + 1]; }
+  return (double)(s0 + s1);
+}
+double probe_fma(int64_t iters) {
+  float a[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+  for (int64_t it = 0; it < iters; ++it)
+    for (float& x : a) x = x * 0.999999f + 1e-7f;
+  volatile float sink = a[0] + a[7];
+  (void)sink;
+  return (double)iters * 8 * 2;
+}
+double probe_dot(int64_t iters) {
+  int32_t a[8] = {};
+  volatile int8_t u = 3, s = -2;
+  const int8_t uu = u, ss = s;
+  for (int64_t it = 0; it < iters; ++it)
+    for (int32_t& x : a) x += uu * ss;
+  volatile int32_t sink = a[0] + a[7];
+  (void)sink;
+  return (double)iters * 8 * 2;
+}
+
+}  // namespace ref
+}  // namespace modu

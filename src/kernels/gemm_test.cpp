@@ -1,0 +1,154 @@
+// Tests for the prefill GEMM (panel packing, panel x activation product) and the attention kernel:
+// every ISA level against the scalar references on awkward sizes, and the references against a
+// float64 computation on dequantized data.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "kernels_test_util.h"
+#include "modu/core/fp16.h"
+#include "modu/kernels/dispatch.h"
+#include "modu/kernels/gemm.h"
+
+namespace modu {
+namespace {
+
+const Isa kAllIsas[] = {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Vnni};
+const DType kGemmTypes[] = {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0, DType::Q4_K, DType::Q5_K};
+
+struct Aligned {
+  std::vector<uint8_t> raw;
+  uint8_t* p;
+  explicit Aligned(size_t n) : raw(n + 64, 0xCD) { p = reinterpret_cast<uint8_t*>(((uintptr_t)raw.data() + 63) & ~(uintptr_t)63); }
+};
+
+struct Problem {
+  int64_t rows, k, n_tok;
+  std::vector<uint8_t> w;        // rows x k of the dtype
+  std::vector<float> wf;         // dequantized
+  std::vector<int8_t> aq;
+  std::vector<float> ad, as;
+  std::vector<float> af;         // dequantized activations
+  GemmAct act() const { return GemmAct{aq.data(), ad.data(), as.data(), k}; }
+};
+
+Problem make(DType t, int64_t rows, int64_t k, int64_t n_tok, uint32_t seed) {
+  Problem pr{rows, k, n_tok, {}, {}, {}, {}, {}, {}};
+  const auto x = seed % 2 ? test::gaussian(rows * k, seed) : test::adversarial(rows * k, seed);
+  pr.w = test::quantize(t, x);
+  pr.wf = test::dequantize(t, pr.w, rows * k);
+  const auto a = test::gaussian(n_tok * k, seed + 1, 2.0f);
+  const auto q8 = test::quantize(DType::Q8_0, a);
+  pr.af = test::dequantize(DType::Q8_0, q8, n_tok * k);
+  pr.aq.resize(n_tok * k);
+  pr.ad.resize(n_tok * k / 32);
+  pr.as.resize(n_tok * k / 32);
+  gemm_act_from_q8_0(q8.data(), n_tok, k, pr.aq.data(), pr.ad.data(), pr.as.data());
+  return pr;
+}
+
+// Packs all rows with `pack` and runs `gemm`; y is [n_tok, rows].
+std::vector<float> run(const Problem& pr, DType t, GemmPackFn pack, GemmFn gemm, std::vector<uint8_t>* packed = nullptr) {
+  const int64_t np = (pr.rows + 15) / 16;
+  const size_t pb = gemm_panel_bytes(pr.k);
+  Aligned buf(pb * np);
+  const size_t rb = dtype_row_bytes(t, pr.k);
+  for (int64_t p = 0; p < np; ++p)
+    pack(pr.w.data() + p * 16 * rb, rb, std::min<int64_t>(16, pr.rows - 16 * p), pr.k, buf.p + p * pb);
+  if (packed) packed->assign(buf.p, buf.p + pb * np);
+  std::vector<float> y(pr.n_tok * pr.rows, NAN);
+  gemm(buf.p, np, pr.rows, pr.act(), pr.n_tok, y.data(), pr.rows);
+  return y;
+}
+
+TEST(Gemm, ReferenceMatchesFloat64) {
+  for (DType t : kGemmTypes) {
+    const int64_t k = dtype_traits(t)->block_size == 256 ? 512 : 96;
+    Problem pr = make(t, 21, k, 5, 3);
+    auto y = run(pr, t, ref::gemm_pack(t), ref::gemm);
+    for (int64_t tk = 0; tk < pr.n_tok; ++tk)
+      for (int64_t r = 0; r < pr.rows; ++r) {
+        double exact = 0, mag = 0;
+        for (int64_t i = 0; i < k; ++i) {
+          exact += (double)pr.wf[r * k + i] * pr.af[tk * k + i];
+          mag += std::fabs((double)pr.wf[r * k + i] * pr.af[tk * k + i]);
+        }
+        ASSERT_NEAR(y[tk * pr.rows + r], exact, 2e-5 * mag + 1e-6) << dtype_name(t) << " r" << r << " t" << tk;
+      }
+  }
+}
+
+TEST(Gemm, EveryLevelMatchesReference) {
+  const int64_t shapes[][2] = {{1, 1}, {16, 4}, {17, 3}, {33, 17}, {50, 5}, {69, 69}, {32, 8}, {7, 2}};
+  for (Isa isa : kAllIsas) {
+    const KernelTable* kt = kernels_for(isa);
+    if (!kt) continue;
+    ASSERT_NE(kt->gemm, nullptr);
+    for (DType t : kGemmTypes) {
+      if (!kt->gemm_pack[(int)t]) continue;
+      for (const auto& s : shapes) {
+        const int64_t k = dtype_traits(t)->block_size == 256 ? 512 : 160;
+        Problem pr = make(t, s[0], k, s[1], (uint32_t)(s[0] * 7 + s[1]));
+        std::vector<uint8_t> p_ref, p_isa;
+        auto yr = run(pr, t, ref::gemm_pack(t), ref::gemm, &p_ref);
+        auto yi = run(pr, t, kt->gemm_pack[(int)t], kt->gemm, &p_isa);
+        ASSERT_EQ(p_ref, p_isa) << isa_name(isa) << " " << dtype_name(t) << ": packing must be byte-identical";
+        for (size_t i = 0; i < yr.size(); ++i)
+          ASSERT_NEAR(yi[i], yr[i], 1e-4 * (std::fabs(yr[i]) + 1.0)) << isa_name(isa) << " " << dtype_name(t)
+                                                                     << " rows " << s[0] << " tokens " << s[1] << " i " << i;
+      }
+    }
+  }
+}
+
+TEST(Gemm, VnniCoversQ8_0) {
+  if (const KernelTable* kt = kernels_for(Isa::kAvx512Vnni)) {
+    EXPECT_NE(kt->gemm_pack[(int)DType::Q8_0], nullptr);
+    EXPECT_NE(kt->gemm, kernels_for(Isa::kAvx2)->gemm);
+  }
+}
+
+TEST(Attention, EveryLevelMatchesReference) {
+  const int64_t hds[] = {64, 128, 80, 24, 8};
+  const int64_t npos[] = {1, 2, 17, 700};
+  for (Isa isa : kAllIsas) {
+    const KernelTable* kt = kernels_for(isa);
+    if (!kt) continue;
+    ASSERT_NE(kt->attention, nullptr);
+    for (bool f16 : {true, false})
+      for (int64_t hd : hds)
+        for (int64_t ng : {1, 4})
+          for (int64_t n : npos) {
+            const int64_t n_kv = 3, kvh = 1;  // a row holds 3 KV heads; attend over the middle one
+            const size_t elem = f16 ? 2 : 4, stride = (size_t)(n_kv * hd) * elem;
+            const auto kf = test::gaussian(n * n_kv * hd, (uint32_t)(hd + n), 1.0f);
+            const auto vf = test::gaussian(n * n_kv * hd, (uint32_t)(hd + n + 1), 1.0f);
+            const auto q = test::gaussian(ng * hd, (uint32_t)(hd * 3 + n), 0.5f);
+            std::vector<uint8_t> kb(stride * n), vb(stride * n);
+            for (int64_t i = 0; i < n * n_kv * hd; ++i) {
+              if (f16) {
+                reinterpret_cast<uint16_t*>(kb.data())[i] = fp32_to_fp16(kf[i]);
+                reinterpret_cast<uint16_t*>(vb.data())[i] = fp32_to_fp16(vf[i]);
+              } else {
+                reinterpret_cast<float*>(kb.data())[i] = kf[i];
+                reinterpret_cast<float*>(vb.data())[i] = vf[i];
+              }
+            }
+            const size_t off = (size_t)(kvh * hd) * elem;
+            std::vector<float> o_ref(ng * hd), o_isa(ng * hd, NAN), scratch(ng * n);
+            const float scale = 1.0f / std::sqrt((float)hd);
+            ref::attention(q.data(), ng, kb.data() + off, vb.data() + off, stride, n, hd, f16, scale, o_ref.data(),
+                           scratch.data());
+            kt->attention(q.data(), ng, kb.data() + off, vb.data() + off, stride, n, hd, f16, scale, o_isa.data(),
+                          scratch.data());
+            for (int64_t i = 0; i < ng * hd; ++i)
+              ASSERT_NEAR(o_isa[i], o_ref[i], 2e-5) << isa_name(isa) << " f16 " << f16 << " hd " << hd << " ng " << ng
+                                                    << " n_pos " << n << " i " << i;
+          }
+  }
+}
+
+}  // namespace
+}  // namespace modu
