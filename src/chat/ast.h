@@ -85,5 +85,8 @@ struct Node {
 
 // True if `name` is read anywhere in `body` (an over-approximation of jinja2's analysis).
 bool body_reads(const Body& body, const std::string& name);
+// Throws TemplateAssertionError for an unknown filter/test used outside if-statements and inline
+// if-expressions, where jinja2 resolves them at compile time.
+void check_filter_and_test_names(const Body& body);
 
 }  // namespace modu::jinja
