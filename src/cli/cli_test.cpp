@@ -1,0 +1,172 @@
+// End-to-end tests of the modu binary: each subcommand on models and vocabularies made or shipped
+// for tests; stdout must be exactly what the command promises.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "modu/core/threadpool.h"
+#include "modu/models/model.h"
+#include "modu/runtime/generate.h"
+#include "modu/tokenizer/tokenizer.h"
+
+namespace {
+
+struct Run {
+  int rc;
+  std::string out;
+};
+
+// Runs `modu ARGS` with stderr to a file; returns exit code and stdout.
+Run modu(const std::string& args) {
+  std::string cmd = std::string(MODU_BIN) + " " + args + " 2>" + ::testing::TempDir() + "/modu_stderr.txt";
+  FILE* p = popen(cmd.c_str(), "r");
+  Run r{-1, ""};
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  int st = pclose(p);
+  r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+std::string last_stderr() {
+  std::ifstream f(::testing::TempDir() + "/modu_stderr.txt");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+std::string shared(const std::string& rel) { return std::string(MODU_SHARED_DIR) + "/" + rel; }
+
+class Cli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    model_ = ::testing::TempDir() + "/cli_tiny.gguf";
+    Run r = modu("init-model --preset tiny --layers 2 --d-model 64 --ff 128 --heads 4 --kv-heads 2 --vocab-from " +
+                 shared("testdata/vocab/ggml-vocab-gpt-2.gguf") + " -o " + model_);
+    ASSERT_EQ(r.rc, 0) << last_stderr();
+  }
+  static std::string model_;
+};
+std::string Cli::model_;
+
+TEST_F(Cli, InfoJsonDescribesTheModel) {
+  Run r = modu("info --json " + model_);
+  ASSERT_EQ(r.rc, 0) << last_stderr();
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["architecture"], "llama");
+  EXPECT_EQ(j["embedding_length"], 64);
+  EXPECT_EQ(j["layers"], 2);
+  EXPECT_EQ(j["tokenizer"]["model"], "gpt2");
+  EXPECT_EQ(j["vocab_size"], 50257);
+  EXPECT_GT(j["memory_needed_bytes"].get<int64_t>(), j["weight_bytes"].get<int64_t>());
+}
+
+TEST_F(Cli, RunPrintsExactlyTheGreedyCompletion) {
+  Run r = modu("run -m " + model_ + " -p 'Hello world' -n 12 --temp 0 -t 2");
+  ASSERT_EQ(r.rc, 0) << last_stderr();
+  // The same generation through the library.
+  auto m = modu::Model::load(model_);
+  ASSERT_TRUE(m.ok());
+  auto tok = modu::Tokenizer::from_gguf((*m)->gguf());
+  ASSERT_TRUE(tok.ok());
+  modu::ThreadPool pool(1);
+  auto ids = (*tok)->encode("Hello world", true, true);
+  modu::KvCache kv((*m)->config(), 1, 64, modu::KvType::kF16);
+  modu::GenerateOptions o;
+  o.n_predict = 12;
+  o.sampling.temperature = 0;
+  auto res = modu::generate(**m, **tok, kv, pool, ids, o, nullptr);
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(r.out, res->text);
+  EXPECT_EQ(res->tokens.size(), 12u);
+  Run again = modu("run -m " + model_ + " -p 'Hello world' -n 12 --temp 0 -t 1");
+  EXPECT_EQ(again.out, r.out);
+}
+
+TEST_F(Cli, SameSeedSameSampledText) {
+  Run a = modu("run -m " + model_ + " -p '안녕하세요' -n 10 --temp 1.0 --seed 5");
+  Run b = modu("run -m " + model_ + " -p '안녕하세요' -n 10 --temp 1.0 --seed 5");
+  ASSERT_EQ(a.rc, 0) << last_stderr();
+  EXPECT_EQ(a.out, b.out);
+}
+
+TEST_F(Cli, QuantizeThenRun) {
+  const std::string q = ::testing::TempDir() + "/cli_tiny_q8.gguf";
+  ASSERT_EQ(modu("quantize " + model_ + " " + q + " q8_0").rc, 0) << last_stderr();
+  Run info = modu("info --json " + q);
+  auto j = nlohmann::json::parse(info.out);
+  EXPECT_TRUE(j["dtypes"].contains("q8_0"));
+  Run r = modu("run -m " + q + " -p 'x' -n 4 --temp 0");
+  EXPECT_EQ(r.rc, 0) << last_stderr();
+  EXPECT_NE(modu("quantize " + model_ + " " + q + " q9_9").rc, 0);
+  EXPECT_NE(last_stderr().find("valid:"), std::string::npos);
+}
+
+TEST_F(Cli, BenchJson) {
+  Run r = modu("bench -m " + model_ + " -p 16 -n 4 -r 2 --json");
+  ASSERT_EQ(r.rc, 0) << last_stderr();
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_GT(j["prefill_tokens_per_s"].get<double>(), 0);
+  EXPECT_GT(j["decode_tokens_per_s"].get<double>(), 0);
+  EXPECT_TRUE(j.contains("prefill_tokens_per_s_stddev"));
+  EXPECT_TRUE(j.contains("decode_tokens_per_s_stddev"));
+}
+
+TEST(CliTokenize, MatchesSharedExpectedIds) {
+  // The first Korean case of the gpt-2 vocabulary, through the command line.
+  std::ifstream in(shared("testdata/vocab/korean.inp"), std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string all = ss.str();
+  std::string first = all.substr(0, all.find("\n__ggml_vocab_test__\n"));
+  const std::string path = ::testing::TempDir() + "/cli_korean.txt";
+  std::ofstream(path, std::ios::binary) << first;
+  std::ifstream out(shared("testdata/vocab/ggml-vocab-gpt-2.gguf.korean.out"));
+  std::string line;
+  std::getline(out, line);
+  std::vector<int> expected;
+  std::stringstream ls(line);
+  int v;
+  while (ls >> v) expected.push_back(v);
+  Run r = modu("tokenize -m " + shared("testdata/vocab/ggml-vocab-gpt-2.gguf") + " -f " + path + " --json");
+  ASSERT_EQ(r.rc, 0) << last_stderr();
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["ids"].get<std::vector<int>>(), expected);
+  std::string ids;
+  for (int id : expected) ids += (ids.empty() ? "" : ",") + std::to_string(id);
+  Run d = modu("detokenize -m " + shared("testdata/vocab/ggml-vocab-gpt-2.gguf") + " --ids " + ids);
+  EXPECT_EQ(d.out, first);
+}
+
+TEST(CliTemplate, RendersSharedCaseExactly) {
+  std::ifstream in(shared("testdata/templates/Qwen-Qwen2.5-7B-Instruct.expected.json"));
+  auto spec = nlohmann::ordered_json::parse(in);
+  const auto& c = spec["cases"][0];
+  const std::string ctx = ::testing::TempDir() + "/cli_ctx.json";
+  std::ofstream(ctx) << c["context"].dump();
+  Run r = modu("template --template " + shared("testdata/templates/Qwen-Qwen2.5-7B-Instruct.jinja") + " --context " +
+               ctx + " --now " + spec["now_utc"].get<std::string>());
+  ASSERT_EQ(r.rc, 0) << last_stderr();
+  EXPECT_EQ(r.out, c["expected"].get<std::string>());
+}
+
+TEST(CliErrors, BadFilesGiveOneClearMessage) {
+  const std::string bad = ::testing::TempDir() + "/cli_bad.gguf";
+  std::ofstream(bad, std::ios::binary) << "GGUF\x03\x00\x00\x00garbage";
+  Run r = modu("run -m " + bad + " -p hi");
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(last_stderr().find("corrupt"), std::string::npos) << last_stderr();
+  EXPECT_EQ(r.out, "");
+  Run vocab_only = modu("run -m " + shared("testdata/vocab/ggml-vocab-gpt-2.gguf") + " -p hi");
+  EXPECT_EQ(vocab_only.rc, 1);
+  EXPECT_NE(last_stderr().find("modu:"), std::string::npos);
+}
+
+}  // namespace
