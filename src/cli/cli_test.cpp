@@ -16,16 +16,16 @@
 
 namespace {
 
-struct Run {
+struct CmdResult {
   int rc;
   std::string out;
 };
 
 // Runs `modu ARGS` with stderr to a file; returns exit code and stdout.
-Run modu(const std::string& args) {
+CmdResult modu(const std::string& args) {
   std::string cmd = std::string(MODU_BIN) + " " + args + " 2>" + ::testing::TempDir() + "/modu_stderr.txt";
   FILE* p = popen(cmd.c_str(), "r");
-  Run r{-1, ""};
+  CmdResult r{-1, ""};
   if (!p) return r;
   char buf[4096];
   size_t n;
@@ -48,7 +48,7 @@ class Cli : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     model_ = ::testing::TempDir() + "/cli_tiny.gguf";
-    Run r = modu("init-model --preset tiny --layers 2 --d-model 64 --ff 128 --heads 4 --kv-heads 2 --vocab-from " +
+    CmdResult r = modu("init-model --preset tiny --layers 2 --d-model 64 --ff 128 --heads 4 --kv-heads 2 --vocab-from " +
                  shared("testdata/vocab/ggml-vocab-gpt-2.gguf") + " -o " + model_);
     ASSERT_EQ(r.rc, 0) << last_stderr();
   }
@@ -57,7 +57,7 @@ class Cli : public ::testing::Test {
 std::string Cli::model_;
 
 TEST_F(Cli, InfoJsonDescribesTheModel) {
-  Run r = modu("info --json " + model_);
+  CmdResult r = modu("info --json " + model_);
   ASSERT_EQ(r.rc, 0) << last_stderr();
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["architecture"], "llama");
@@ -69,7 +69,7 @@ TEST_F(Cli, InfoJsonDescribesTheModel) {
 }
 
 TEST_F(Cli, RunPrintsExactlyTheGreedyCompletion) {
-  Run r = modu("run -m " + model_ + " -p 'Hello world' -n 12 --temp 0 -t 2");
+  CmdResult r = modu("run -m " + model_ + " -p 'Hello world' -n 12 --temp 0 -t 2");
   ASSERT_EQ(r.rc, 0) << last_stderr();
   // The same generation through the library.
   auto m = modu::Model::load(model_);
@@ -86,13 +86,13 @@ TEST_F(Cli, RunPrintsExactlyTheGreedyCompletion) {
   ASSERT_TRUE(res.ok());
   EXPECT_EQ(r.out, res->text);
   EXPECT_EQ(res->tokens.size(), 12u);
-  Run again = modu("run -m " + model_ + " -p 'Hello world' -n 12 --temp 0 -t 1");
+  CmdResult again = modu("run -m " + model_ + " -p 'Hello world' -n 12 --temp 0 -t 1");
   EXPECT_EQ(again.out, r.out);
 }
 
 TEST_F(Cli, SameSeedSameSampledText) {
-  Run a = modu("run -m " + model_ + " -p '안녕하세요' -n 10 --temp 1.0 --seed 5");
-  Run b = modu("run -m " + model_ + " -p '안녕하세요' -n 10 --temp 1.0 --seed 5");
+  CmdResult a = modu("run -m " + model_ + " -p '안녕하세요' -n 10 --temp 1.0 --seed 5");
+  CmdResult b = modu("run -m " + model_ + " -p '안녕하세요' -n 10 --temp 1.0 --seed 5");
   ASSERT_EQ(a.rc, 0) << last_stderr();
   EXPECT_EQ(a.out, b.out);
 }
@@ -100,17 +100,17 @@ TEST_F(Cli, SameSeedSameSampledText) {
 TEST_F(Cli, QuantizeThenRun) {
   const std::string q = ::testing::TempDir() + "/cli_tiny_q8.gguf";
   ASSERT_EQ(modu("quantize " + model_ + " " + q + " q8_0").rc, 0) << last_stderr();
-  Run info = modu("info --json " + q);
+  CmdResult info = modu("info --json " + q);
   auto j = nlohmann::json::parse(info.out);
   EXPECT_TRUE(j["dtypes"].contains("q8_0"));
-  Run r = modu("run -m " + q + " -p 'x' -n 4 --temp 0");
+  CmdResult r = modu("run -m " + q + " -p 'x' -n 4 --temp 0");
   EXPECT_EQ(r.rc, 0) << last_stderr();
   EXPECT_NE(modu("quantize " + model_ + " " + q + " q9_9").rc, 0);
   EXPECT_NE(last_stderr().find("valid:"), std::string::npos);
 }
 
 TEST_F(Cli, BenchJson) {
-  Run r = modu("bench -m " + model_ + " -p 16 -n 4 -r 2 --json");
+  CmdResult r = modu("bench -m " + model_ + " -p 16 -n 4 -r 2 --json");
   ASSERT_EQ(r.rc, 0) << last_stderr();
   auto j = nlohmann::json::parse(r.out);
   EXPECT_GT(j["prefill_tokens_per_s"].get<double>(), 0);
@@ -135,13 +135,13 @@ TEST(CliTokenize, MatchesSharedExpectedIds) {
   std::stringstream ls(line);
   int v;
   while (ls >> v) expected.push_back(v);
-  Run r = modu("tokenize -m " + shared("testdata/vocab/ggml-vocab-gpt-2.gguf") + " -f " + path + " --json");
+  CmdResult r = modu("tokenize -m " + shared("testdata/vocab/ggml-vocab-gpt-2.gguf") + " -f " + path + " --json");
   ASSERT_EQ(r.rc, 0) << last_stderr();
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["ids"].get<std::vector<int>>(), expected);
   std::string ids;
   for (int id : expected) ids += (ids.empty() ? "" : ",") + std::to_string(id);
-  Run d = modu("detokenize -m " + shared("testdata/vocab/ggml-vocab-gpt-2.gguf") + " --ids " + ids);
+  CmdResult d = modu("detokenize -m " + shared("testdata/vocab/ggml-vocab-gpt-2.gguf") + " --ids " + ids);
   EXPECT_EQ(d.out, first);
 }
 
@@ -151,7 +151,7 @@ TEST(CliTemplate, RendersSharedCaseExactly) {
   const auto& c = spec["cases"][0];
   const std::string ctx = ::testing::TempDir() + "/cli_ctx.json";
   std::ofstream(ctx) << c["context"].dump();
-  Run r = modu("template --template " + shared("testdata/templates/Qwen-Qwen2.5-7B-Instruct.jinja") + " --context " +
+  CmdResult r = modu("template --template " + shared("testdata/templates/Qwen-Qwen2.5-7B-Instruct.jinja") + " --context " +
                ctx + " --now " + spec["now_utc"].get<std::string>());
   ASSERT_EQ(r.rc, 0) << last_stderr();
   EXPECT_EQ(r.out, c["expected"].get<std::string>());
@@ -160,11 +160,11 @@ TEST(CliTemplate, RendersSharedCaseExactly) {
 TEST(CliErrors, BadFilesGiveOneClearMessage) {
   const std::string bad = ::testing::TempDir() + "/cli_bad.gguf";
   std::ofstream(bad, std::ios::binary) << "GGUF\x03\x00\x00\x00garbage";
-  Run r = modu("run -m " + bad + " -p hi");
+  CmdResult r = modu("run -m " + bad + " -p hi");
   EXPECT_EQ(r.rc, 1);
   EXPECT_NE(last_stderr().find("corrupt"), std::string::npos) << last_stderr();
   EXPECT_EQ(r.out, "");
-  Run vocab_only = modu("run -m " + shared("testdata/vocab/ggml-vocab-gpt-2.gguf") + " -p hi");
+  CmdResult vocab_only = modu("run -m " + shared("testdata/vocab/ggml-vocab-gpt-2.gguf") + " -p hi");
   EXPECT_EQ(vocab_only.rc, 1);
   EXPECT_NE(last_stderr().find("modu:"), std::string::npos);
 }
