@@ -1,7 +1,8 @@
 // kernels_bench: matrix-vector throughput of every vec_dot kernel per dtype per supported ISA level,
 // over a 4096x4096 weight matrix (one activation row quantized once, dotted with every weight row).
 // Reports weight GB/s (SetBytesProcessed) since decode-time matmuls are bound by weight bandwidth;
-// run e.g. `kernels_bench --benchmark_filter='q4_k'`.
+// plus the prefill GEMM (pack + multiply, GOP/s) and attention (KV GB/s) per level.
+// Run e.g. `kernels_bench --benchmark_filter='q4_k'`.
 #include <benchmark/benchmark.h>
 
 #include <cstring>
@@ -11,6 +12,8 @@
 
 #include "modu/kernels/dispatch.h"
 #include "modu/kernels/dtype.h"
+#include "modu/kernels/gemm.h"
+#include "modu/core/fp16.h"
 
 namespace {
 
@@ -76,6 +79,53 @@ void bm_quantize_row(benchmark::State& state, Isa isa, DType at) {
   state.SetBytesProcessed((int64_t)state.iterations() * kCols * (int64_t)sizeof(float));
 }
 
+// Prefill GEMM on a 4096x4096 matrix and n_tok tokens, single thread, packing included (as in
+// ops::matmul: each 32-row unit is packed once, then multiplied with every token).
+void bm_gemm(benchmark::State& state, Isa isa, DType t, int64_t n_tok) {
+  const KernelTable& k = *kernels_for(isa);
+  const GemmPackFn pack = k.gemm_pack[(int)t];
+  const auto& w = weights(t);
+  const size_t rb = dtype_row_bytes(t, kCols);
+  const auto xa = gaussian(kCols * n_tok, 7);
+  std::vector<uint8_t> q8(dtype_row_bytes(DType::Q8_0, kCols) * n_tok);
+  k.quantize_row[(int)DType::Q8_0](xa.data(), q8.data(), kCols * n_tok);
+  std::vector<int8_t> aq(kCols * n_tok);
+  std::vector<float> ad(kCols / 32 * n_tok), as(kCols / 32 * n_tok), y(kRows * n_tok);
+  gemm_act_from_q8_0(q8.data(), n_tok, kCols, aq.data(), ad.data(), as.data());
+  const GemmAct act{aq.data(), ad.data(), as.data(), kCols};
+  const size_t pb = gemm_panel_bytes(kCols);
+  std::vector<uint8_t> raw(2 * pb + 64);
+  uint8_t* buf = reinterpret_cast<uint8_t*>(((uintptr_t)raw.data() + 63) & ~(uintptr_t)63);
+  for (auto _ : state) {
+    for (int64_t r0 = 0; r0 < kRows; r0 += 32) {
+      pack(w.data() + r0 * rb, rb, 16, kCols, buf);
+      pack(w.data() + (r0 + 16) * rb, rb, 16, kCols, buf + pb);
+      k.gemm(buf, 2, 32, act, n_tok, y.data() + r0, kRows);
+    }
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GOP/s"] = benchmark::Counter(2.0 * kRows * kCols * n_tok * (double)state.iterations(),
+                                               benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+}
+
+// Attention for one token, one KV head, 4 query heads (GQA), head_dim 64, F16 cache.
+void bm_attention(benchmark::State& state, Isa isa, int64_t n_pos) {
+  const KernelTable& k = *kernels_for(isa);
+  const int64_t hd = 64, ng = 4;
+  const auto kv = gaussian(n_pos * hd * 2, 3);
+  std::vector<uint16_t> kh(n_pos * hd), vh(n_pos * hd);
+  for (int64_t i = 0; i < n_pos * hd; ++i) { kh[i] = fp32_to_fp16(kv[i]); vh[i] = fp32_to_fp16(kv[n_pos * hd + i]); }
+  const auto q = gaussian(ng * hd, 5);
+  std::vector<float> out(ng * hd), scratch(ng * n_pos);
+  for (auto _ : state) {
+    k.attention(q.data(), ng, kh.data(), vh.data(), hd * 2, n_pos, hd, true, 0.125f, out.data(), scratch.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed((int64_t)state.iterations() * n_pos * hd * 2 * 2);
+  state.counters["GOP/s"] = benchmark::Counter(4.0 * ng * hd * n_pos * (double)state.iterations(),
+                                               benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -87,6 +137,17 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < count; ++i) {
       const std::string name = std::string("vec_dot/") + dtype_name(types[i]) + "/" + isa_name(isa);
       benchmark::RegisterBenchmark(name.c_str(), bm_matvec, isa, types[i])->Unit(benchmark::kMillisecond);
+    }
+    for (size_t i = 0; i < count; ++i) {
+      if (!kernels_for(isa)->gemm_pack[(int)types[i]]) continue;
+      for (int64_t n_tok : {16, 128}) {
+        const std::string name = std::string("gemm/") + dtype_name(types[i]) + "/" + isa_name(isa) + "/n" + std::to_string(n_tok);
+        benchmark::RegisterBenchmark(name.c_str(), bm_gemm, isa, types[i], n_tok)->Unit(benchmark::kMillisecond);
+      }
+    }
+    for (int64_t n_pos : {64, 512}) {
+      const std::string name = std::string("attention/f16/hd64/gqa4/") + isa_name(isa) + "/pos" + std::to_string(n_pos);
+      benchmark::RegisterBenchmark(name.c_str(), bm_attention, isa, n_pos);
     }
     for (DType at : {DType::Q8_0, DType::Q8_1, DType::Q8_K}) {
       const std::string name = std::string("quantize_row/") + dtype_name(at) + "/" + isa_name(isa);

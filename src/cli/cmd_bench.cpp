@@ -1,6 +1,9 @@
 // `modu bench`: prefill and decode throughput like llama-bench (warm-up, repetitions, mean and
 // standard deviation), with weight-streaming bandwidth and memory use.
+#include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -21,7 +24,57 @@ struct BenchArgs {
   int threads = 0;
   int reps = 3;
   bool json = false;
+  bool roofline = false;
 };
+
+// Machine limits for --roofline, measured with the selected ISA level's instructions.
+struct Roofline {
+  double read_gbs = 0;      // multi-thread streaming read of a 1 GiB buffer
+  double fma_gops = 0;      // f32 FMA (2 ops per lane)
+  double dot_gops = 0;      // int8 dot (2 ops per int8 multiply-add)
+};
+
+Roofline measure_roofline(ThreadPool& pool) {
+  using clock = std::chrono::steady_clock;
+  const KernelTable& kt = kernels();
+  Roofline r;
+  constexpr size_t kBytes = size_t(1) << 30;
+  uint8_t* buf = static_cast<uint8_t*>(std::aligned_alloc(4096, kBytes));
+  if (!buf) return r;
+  pool.parallel_for((int64_t)(kBytes >> 20), [&](int64_t b, int64_t e) {  // first touch by the reading thread
+    std::memset(buf + (b << 20), 1, (size_t)(e - b) << 20);
+  });
+  std::atomic<double> sink{0};
+  for (int rep = 0; rep < 4; ++rep) {
+    auto t0 = clock::now();
+    pool.parallel_for((int64_t)(kBytes >> 20), [&](int64_t b, int64_t e) {
+      const double v = kt.probe_read(buf + (b << 20), (size_t)(e - b) << 20);
+      double cur = sink.load();
+      while (!sink.compare_exchange_weak(cur, cur + v)) {}
+    });
+    const double dt = std::chrono::duration<double>(clock::now() - t0).count();
+    r.read_gbs = std::max(r.read_gbs, kBytes / dt / 1e9);
+  }
+  std::free(buf);
+  auto peak = [&](double (*probe)(int64_t)) {
+    double best = 0;
+    const int64_t iters = 2'000'000;
+    for (int rep = 0; rep < 3; ++rep) {
+      std::atomic<double> ops{0};
+      auto t0 = clock::now();
+      pool.run([&](int, int) {
+        const double o = probe(iters);
+        double cur = ops.load();
+        while (!ops.compare_exchange_weak(cur, cur + o)) {}
+      });
+      best = std::max(best, ops.load() / std::chrono::duration<double>(clock::now() - t0).count() / 1e9);
+    }
+    return best;
+  };
+  r.fma_gops = peak(kt.probe_fma);
+  r.dot_gops = peak(kt.probe_dot);
+  return r;
+}
 
 struct Stats {
   double mean = 0, stddev = 0;
@@ -69,28 +122,45 @@ int bench(const BenchArgs& a) {
     return std::chrono::duration<double>(clock::now() - t0).count();
   };
   std::vector<double> pp, tg;
+  double pp_util = 0, tg_util = 0;
   if (a.n_prompt > 0) {
     auto w = run_prefill(std::min(a.n_prompt, 32));  // warm-up: page in weights, spin up threads
     if (!w.ok()) return fail(w.status());
+    pool.reset_stats();
     for (int r = 0; r < a.reps; ++r) {
       auto s = run_prefill(a.n_prompt);
       if (!s.ok()) return fail(s.status());
       pp.push_back(a.n_prompt / *s);
     }
+    const auto st = pool.stats();
+    pp_util = st.wall_s > 0 ? st.busy_s / (st.wall_s * pool.size()) : 0;
   }
   if (a.n_gen > 0) {
     auto w = run_decode(std::min(a.n_gen, 4));
     if (!w.ok()) return fail(w.status());
+    pool.reset_stats();
     for (int r = 0; r < a.reps; ++r) {
       auto s = run_decode(a.n_gen);
       if (!s.ok()) return fail(s.status());
       tg.push_back(a.n_gen / *s);
     }
+    const auto st = pool.stats();
+    tg_util = st.wall_s > 0 ? st.busy_s / (st.wall_s * pool.size()) : 0;
   }
   const Stats sp = stats(pp), sg = stats(tg);
   // Decode streams every weight once per token (the output matrix included; the embedding is
   // read one row per token).
   const double stream_bytes = (double)m.weight_bytes() - (m.weights().tied_output ? 0.0 : (double)m.weights().tok_embd.rows * m.weights().tok_embd.row_bytes);
+  // Multiply-adds per token: every matrix except the embedding table (2 ops each); attention adds
+  // 2 * 2 * n_head * head_dim * (positions attended) per token and layer.
+  const double mat_params = (double)m.n_params() - (m.weights().tied_output ? 0.0 : (double)m.weights().tok_embd.rows * m.weights().tok_embd.cols);
+  auto attn_ops = [&](double avg_pos) { return 4.0 * c.n_layer * c.n_head * c.head_dim * avg_pos; };
+  const double pp_gops = sp.mean * (2.0 * mat_params + attn_ops(a.n_prompt / 2.0)) / 1e9;
+  const double tg_gops = sg.mean * (2.0 * mat_params + attn_ops(a.n_gen / 2.0)) / 1e9;
+  const double pp_gbs = sp.mean / std::max(1, a.n_prompt) * stream_bytes / 1e9;  // weights read once per batch
+  const double tg_gbs = sg.mean * stream_bytes / 1e9;
+  Roofline roof;
+  if (a.roofline) roof = measure_roofline(pool);
   nlohmann::ordered_json j;
   j["model"] = a.model;
   j["architecture"] = c.arch.name;
@@ -109,6 +179,14 @@ int bench(const BenchArgs& a) {
   j["rss_bytes"] = current_rss_bytes();
   j["peak_rss_bytes"] = peak_rss_bytes();
   j["kv_cache_bytes"] = kv.bytes();
+  j["prefill_thread_utilisation"] = pp_util;
+  j["decode_thread_utilisation"] = tg_util;
+  if (a.roofline) {
+    j["roofline"] = {{"read_gb_per_s", roof.read_gbs},     {"fma_f32_gop_per_s", roof.fma_gops},
+                     {"int8_dot_gop_per_s", roof.dot_gops}, {"prefill_gop_per_s", pp_gops},
+                     {"prefill_gb_per_s", pp_gbs},          {"decode_gop_per_s", tg_gops},
+                     {"decode_gb_per_s", tg_gbs}};
+  }
   if (a.json) {
     std::printf("%s\n", j.dump().c_str());
     return 0;
@@ -119,6 +197,19 @@ int bench(const BenchArgs& a) {
   if (a.n_prompt > 0) std::printf("| pp%-4d | %12.2f | %7.2f |\n", a.n_prompt, sp.mean, sp.stddev);
   if (a.n_gen > 0) std::printf("| tg%-4d | %12.2f | %7.2f |\n", a.n_gen, sg.mean, sg.stddev);
   if (a.n_gen > 0) std::printf("decode streams %.2f GB/s of weights\n", sg.mean * stream_bytes / 1e9);
+  std::printf("threads busy: prefill %.0f%%, decode %.0f%% (rest is barrier wait / imbalance)\n", 100 * pp_util,
+              100 * tg_util);
+  if (a.roofline) {
+    std::printf("roofline (%s, %d threads): read %.1f GB/s, f32 FMA %.0f GOP/s, int8 dot %.0f GOP/s\n",
+                isa_name(kernels().isa), pool.size(), roof.read_gbs, roof.fma_gops, roof.dot_gops);
+    std::printf("| phase   |   GB/s | %% of read BW |  GOP/s | %% of int8 peak |\n|---------|--------|--------------|--------|----------------|\n");
+    if (a.n_prompt > 0)
+      std::printf("| prefill | %6.2f | %11.1f%% | %6.1f | %13.1f%% |\n", pp_gbs, 100 * pp_gbs / roof.read_gbs, pp_gops,
+                  100 * pp_gops / roof.dot_gops);
+    if (a.n_gen > 0)
+      std::printf("| decode  | %6.2f | %11.1f%% | %6.1f | %13.1f%% |\n", tg_gbs, 100 * tg_gbs / roof.read_gbs, tg_gops,
+                  100 * tg_gops / roof.dot_gops);
+  }
   std::printf("memory: RSS %.2f GB (peak %.2f GB), KV cache %.1f MB\n", current_rss_bytes() / 1e9,
               peak_rss_bytes() / 1e9, kv.bytes() / 1e6);
   return 0;
@@ -135,6 +226,8 @@ void add_bench_command(CLI::App& app, int& rc) {
   c->add_option("-t,--threads", a->threads, "Threads (0: all cores)")->capture_default_str();
   c->add_option("-r,--repetitions", a->reps, "Repetitions")->capture_default_str();
   c->add_flag("--json", a->json, "Print one JSON object");
+  c->add_flag("--roofline", a->roofline,
+              "Measure the machine's read bandwidth and int8/f32 multiply-add peaks and report each phase against them");
   c->callback([a, &rc] { rc = bench(*a); });
 }
 

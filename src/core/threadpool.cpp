@@ -3,6 +3,13 @@
 #include "modu/core/threadpool.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdlib>
+
+#if defined(__linux__)
+#include <pthread.h>
+#include <sched.h>
+#endif
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -15,7 +22,28 @@ namespace modu {
 
 namespace {
 constexpr int kSpinIterations = 1 << 16;
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
+
+void maybe_pin(int index) {
+#if defined(__linux__)
+  static const bool pin = [] {
+    const char* e = std::getenv("MODU_PIN");
+    return e && *e && *e != '0';
+  }();
+  if (!pin) return;
+  const int n = ThreadPool::hardware_threads();
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(index % n, &set);
+  pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+#else
+  (void)index;
+#endif
+}
+}  // namespace
 
 int ThreadPool::hardware_threads() {
   unsigned n = std::thread::hardware_concurrency();
@@ -24,6 +52,8 @@ int ThreadPool::hardware_threads() {
 
 ThreadPool::ThreadPool(int n_threads) {
   n_threads_ = n_threads <= 0 ? hardware_threads() : n_threads;
+  slots_.resize(n_threads_);
+  maybe_pin(0);
   workers_.reserve(n_threads_ - 1);
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
 }
@@ -39,6 +69,7 @@ ThreadPool::~ThreadPool() {
 }
 
 void ThreadPool::worker_loop(int index) {
+  maybe_pin(index);
   uint64_t seen = 0;
   for (;;) {
     int spins = 0;
@@ -56,14 +87,35 @@ void ThreadPool::worker_loop(int index) {
     }
     seen = g;
     if (stop_.load()) return;
+    const double t0 = now_s();
     (*job_)(index, n_threads_);
+    slots_[index].busy_s += now_s() - t0;
     pending_.fetch_sub(1, std::memory_order_acq_rel);
   }
 }
 
+ThreadPool::Stats ThreadPool::stats() const {
+  Stats s;
+  s.wall_s = wall_s_;
+  s.runs = runs_;
+  for (const Slot& sl : slots_) s.busy_s += sl.busy_s;
+  return s;
+}
+
+void ThreadPool::reset_stats() {
+  wall_s_ = 0;
+  runs_ = 0;
+  for (Slot& sl : slots_) sl.busy_s = 0;
+}
+
 void ThreadPool::run(const std::function<void(int, int)>& fn) {
+  const double t0 = now_s();
+  ++runs_;
   if (n_threads_ == 1) {
     fn(0, 1);
+    const double dt = now_s() - t0;
+    slots_[0].busy_s += dt;
+    wall_s_ += dt;
     return;
   }
   job_ = &fn;
@@ -75,8 +127,10 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
   }
   if (sleepers_.load() > 0) cv_.notify_all();
   fn(0, n_threads_);
+  slots_[0].busy_s += now_s() - t0;
   while (pending_.load(std::memory_order_acquire) != 0) MODU_PAUSE();
   job_ = nullptr;
+  wall_s_ += now_s() - t0;
 }
 
 void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain) {
@@ -84,7 +138,12 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   grain = std::max<int64_t>(1, grain);
   const int64_t n_chunks = (n + grain - 1) / grain;
   if (n_threads_ == 1 || n_chunks == 1) {
+    const double t0 = now_s();
     fn(0, n);
+    const double dt = now_s() - t0;
+    slots_[0].busy_s += dt;  // the other threads idle for dt
+    wall_s_ += dt;
+    ++runs_;
     return;
   }
   run([&](int t, int nt) {

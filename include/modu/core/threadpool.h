@@ -1,4 +1,5 @@
 // ThreadPool: persistent workers for data-parallel kernels; the calling thread takes part as thread 0.
+// MODU_PIN=1 pins thread i to CPU i (Linux); off by default so several processes can share a machine.
 #pragma once
 
 #include <atomic>
@@ -30,6 +31,17 @@ class ThreadPool {
 
   static int hardware_threads();
 
+  // Load-balance accounting since the last reset: wall time spent inside run() and the sum over
+  // threads of time spent inside the job; busy / (wall * size()) is the pool's utilisation (the
+  // rest is barrier wait and imbalance).
+  struct Stats {
+    double wall_s = 0;
+    double busy_s = 0;
+    int64_t runs = 0;
+  };
+  Stats stats() const;
+  void reset_stats();
+
  private:
   void worker_loop(int index);
 
@@ -42,6 +54,12 @@ class ThreadPool {
   std::mutex mu_;
   std::condition_variable cv_;
   std::atomic<int> sleepers_{0};
+  struct alignas(64) Slot {
+    double busy_s = 0;
+  };
+  std::vector<Slot> slots_;  // per-thread busy time, written only by its thread
+  double wall_s_ = 0;
+  int64_t runs_ = 0;
 };
 
 }  // namespace modu
