@@ -384,6 +384,38 @@ Result<GgufFile> GgufFile::parse(const uint8_t* data, size_t size, std::string n
   return f;
 }
 
+Result<GgufFile> GgufFile::from_parts(std::string name, std::vector<std::pair<std::string, GgufValue>> metadata,
+                                      std::vector<GgufTensor> tensors, std::shared_ptr<const void> owner) {
+  GgufFile f;
+  f.name_ = std::move(name);
+  f.version_ = 3;
+  f.owner_ = std::move(owner);
+  for (auto& [key, value] : metadata) {
+    if (f.kv_index_.count(key) != 0) return corrupt(f.name_ + ": duplicate metadata key '" + key + "'");
+    f.kv_index_.emplace(key, f.kv_.size());
+    f.kv_.emplace_back(std::move(key), std::move(value));
+  }
+  for (GgufTensor& t : tensors) {
+    if (f.tensor_index_.count(t.name) != 0) return corrupt(f.name_ + ": duplicate tensor name '" + t.name + "'");
+    const DTypeTraits* tr = dtype_traits(t.dtype);
+    if (tr == nullptr || t.shape.empty() || t.shape.size() > kMaxDims)
+      return corrupt(f.name_ + ": tensor '" + t.name + "' has an unusable dtype or rank");
+    uint64_t n = 1;
+    for (int64_t ne : t.shape) {
+      if (ne <= 0 || mul_overflow_u64(n, static_cast<uint64_t>(ne), &n) ||
+          n > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+        return corrupt(f.name_ + ": tensor '" + t.name + "' has an invalid shape");
+    }
+    if (t.shape[0] % tr->block_size != 0 ||
+        dtype_row_bytes(t.dtype, t.shape[0]) * (n / static_cast<uint64_t>(t.shape[0])) != t.nbytes)
+      return corrupt(f.name_ + ": tensor '" + t.name + "' byte size " + std::to_string(t.nbytes) +
+                     " does not match its dtype and shape");
+    f.tensor_index_.emplace(t.name, f.tensors_.size());
+    f.tensors_.push_back(std::move(t));
+  }
+  return f;
+}
+
 Result<GgufFile> GgufFile::open(const std::string& path) {
   Result<MappedFile> m = MappedFile::open(path);
   if (!m.ok()) return m.status();

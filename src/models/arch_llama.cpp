@@ -2,5 +2,7 @@
 #include "modu/models/config.h"
 
 namespace {
-const bool kRegistered = modu::register_arch({.name = "llama", .rope_type = modu::RopeType::kNorm});
+// With experts (Mixtral: `llama.expert_count`), the top-k router weights are renormalized.
+const bool kRegistered =
+    modu::register_arch({.name = "llama", .rope_type = modu::RopeType::kNorm, .moe_norm_topk = true});
 }

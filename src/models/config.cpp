@@ -80,6 +80,10 @@ Result<ModelConfig> read_model_config(const GgufFile& f) {
     return unimplemented(f.name() + ": architecture '" + arch_name + "' is not supported; supported: " + known);
   }
   c.arch = *spec;
+  // Hugging Face folders keep Q/K rows in the half-split rotary layout (src/hf sets this key;
+  // GGUF conversions permute the rows instead), so they rotate with NeoX pairing.
+  MODU_ASSIGN_OR_RETURN(bool hf_neox, f.get_bool("modu.hf.rope_neox", false));
+  if (hf_neox) c.arch.rope_type = RopeType::kNeox;
   const std::string p = arch_name + ".";
   MODU_ASSIGN_OR_RETURN(c.n_embd, get_positive(f, p + "embedding_length"));
   MODU_ASSIGN_OR_RETURN(c.n_layer, get_positive(f, p + "block_count"));
@@ -156,6 +160,21 @@ Result<ModelConfig> read_model_config(const GgufFile& f) {
   c.yarn_attn_factor = (float)attn;
   c.yarn_beta_fast = (float)bf;
   c.yarn_beta_slow = (float)bs;
+
+  // Mixture of experts.
+  MODU_ASSIGN_OR_RETURN(c.n_expert, f.get_int(p + "expert_count", 0));
+  if (c.n_expert < 0 || c.n_expert > 4096) return corrupt(f.name() + ": expert_count must be in [0, 4096]");
+  if (c.n_expert > 0) {
+    MODU_ASSIGN_OR_RETURN(c.n_expert_used, get_positive(f, p + "expert_used_count"));
+    if (c.n_expert_used > c.n_expert)
+      return corrupt(f.name() + ": expert_used_count " + std::to_string(c.n_expert_used) + " exceeds expert_count " +
+                     std::to_string(c.n_expert));
+    // Mixtral (llama) experts use feed_forward_length; the Qwen MoEs default to n_ff / k as llama.cpp.
+    const int64_t def_exp = arch_name == "llama" ? c.n_ff : std::max<int64_t>(1, c.n_ff / c.n_expert_used);
+    MODU_ASSIGN_OR_RETURN(c.n_ff_exp, get_positive(f, p + "expert_feed_forward_length", def_exp));
+    MODU_ASSIGN_OR_RETURN(c.n_ff_shexp, get_positive(f, p + "expert_shared_feed_forward_length", c.n_ff));
+    MODU_ASSIGN_OR_RETURN(c.moe_norm_topk, f.get_bool(p + "expert_weights_norm", c.arch.moe_norm_topk));
+  }
   return c;
 }
 

@@ -7,6 +7,7 @@
 
 #include "modu/core/fp16.h"
 #include "modu/models/model.h"
+#include "moe.h"
 #include "ops.h"
 
 namespace modu {
@@ -72,7 +73,7 @@ Status Model::run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool&
   const float kq_scale = 1.0f / std::sqrt((float)hd);
 
   std::vector<float> x(n * d), h(n * d), q(n * q_dim), k(n * kv_dim), v(n * kv_dim), att(n * q_dim);
-  std::vector<float> gate(n * c.n_ff), up(n * c.n_ff);
+  std::vector<float> gate(n * c.n_ff), up(n * std::max(c.n_ff, c.n_embd));  // up also holds the MoE output
   // x: [n, d_model] token embeddings
   for (int64_t t = 0; t < n; ++t) ops::get_row(w_.tok_embd, batch[t].token, x.data() + t * d);
 
@@ -101,6 +102,11 @@ Status Model::run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool&
 
     // --- feed-forward (SwiGLU) ---
     ops::rms_norm(x.data(), (const float*)L.ffn_norm.data, n, d, c.rms_eps, h.data());
+    if (c.n_expert > 0) {
+      moe::ffn(L, c, h.data(), n, up.data(), pool);  // [n, d_model] into up
+      for (int64_t i = 0; i < n * d; ++i) x[i] += up[i];
+      continue;
+    }
     ops::matmul(L.w_gate, h.data(), n, gate.data(), pool);  // [n, n_ff]
     ops::matmul(L.w_up, h.data(), n, up.data(), pool);      // [n, n_ff]
     ops::swiglu(gate.data(), up.data(), n * c.n_ff);

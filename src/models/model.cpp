@@ -44,6 +44,30 @@ struct Loader {
     return w;
   }
 
+  // A 3-D stack of n matrices (GGUF ne = [cols, rows, n]) as n matrix views.
+  Result<std::vector<Weight>> stack(const std::string& name, int64_t cols, int64_t rows, int64_t n) {
+    const GgufTensor* t = f.tensor(name);
+    if (t == nullptr) return corrupt(f.name() + ": missing tensor '" + name + "'");
+    if (t->shape != std::vector<int64_t>{cols, rows, n})
+      return corrupt(f.name() + ": tensor '" + name + "' has shape " + shape_str(t->shape) + ", expected " +
+                     shape_str({cols, rows, n}));
+    const DTypeTraits* tr = dtype_traits(t->dtype);
+    if (tr == nullptr || tr->vec_dot == nullptr)
+      return unimplemented(f.name() + ": tensor '" + name + "' has dtype " + dtype_name(t->dtype) +
+                           " which cannot be used as a weight");
+    std::vector<Weight> out(n);
+    for (int64_t e = 0; e < n; ++e) {
+      Weight& w = out[e];
+      w.tensor = t;
+      w.dtype = t->dtype;
+      w.cols = cols;
+      w.rows = rows;
+      w.row_bytes = dtype_row_bytes(t->dtype, cols);
+      w.data = t->data + (size_t)e * (size_t)rows * w.row_bytes;
+    }
+    return out;
+  }
+
   // A vector of n elements, converted to F32 if stored otherwise.
   Result<Weight> vec(const std::string& name, int64_t n, bool required) {
     const GgufTensor* t = f.tensor(name);
@@ -122,9 +146,21 @@ Result<std::unique_ptr<Model>> Model::from_gguf(GgufFile file) {
     MODU_ASSIGN_OR_RETURN(l.q_norm, L.vec(b + "attn_q_norm.weight", c.head_dim, c.arch.requires_qk_norm));
     MODU_ASSIGN_OR_RETURN(l.k_norm, L.vec(b + "attn_k_norm.weight", c.head_dim, c.arch.requires_qk_norm));
     MODU_ASSIGN_OR_RETURN(l.ffn_norm, L.vec(b + "ffn_norm.weight", c.n_embd, true));
-    MODU_ASSIGN_OR_RETURN(l.w_gate, L.matrix(b + "ffn_gate.weight", c.n_embd, c.n_ff, true));
-    MODU_ASSIGN_OR_RETURN(l.w_up, L.matrix(b + "ffn_up.weight", c.n_embd, c.n_ff, true));
-    MODU_ASSIGN_OR_RETURN(l.w_down, L.matrix(b + "ffn_down.weight", c.n_ff, c.n_embd, true));
+    if (c.n_expert > 0) {
+      MODU_ASSIGN_OR_RETURN(l.moe_router, L.matrix(b + "ffn_gate_inp.weight", c.n_embd, c.n_expert, true));
+      MODU_ASSIGN_OR_RETURN(l.exp_gate, L.stack(b + "ffn_gate_exps.weight", c.n_embd, c.n_ff_exp, c.n_expert));
+      MODU_ASSIGN_OR_RETURN(l.exp_up, L.stack(b + "ffn_up_exps.weight", c.n_embd, c.n_ff_exp, c.n_expert));
+      MODU_ASSIGN_OR_RETURN(l.exp_down, L.stack(b + "ffn_down_exps.weight", c.n_ff_exp, c.n_embd, c.n_expert));
+      const bool shared = f.tensor(b + "ffn_gate_shexp.weight") != nullptr;
+      MODU_ASSIGN_OR_RETURN(l.sh_gate, L.matrix(b + "ffn_gate_shexp.weight", c.n_embd, c.n_ff_shexp, shared));
+      MODU_ASSIGN_OR_RETURN(l.sh_up, L.matrix(b + "ffn_up_shexp.weight", c.n_embd, c.n_ff_shexp, shared));
+      MODU_ASSIGN_OR_RETURN(l.sh_down, L.matrix(b + "ffn_down_shexp.weight", c.n_ff_shexp, c.n_embd, shared));
+      MODU_ASSIGN_OR_RETURN(l.sh_router, L.vec(b + "ffn_gate_inp_shexp.weight", c.n_embd, false));
+    } else {
+      MODU_ASSIGN_OR_RETURN(l.w_gate, L.matrix(b + "ffn_gate.weight", c.n_embd, c.n_ff, true));
+      MODU_ASSIGN_OR_RETURN(l.w_up, L.matrix(b + "ffn_up.weight", c.n_embd, c.n_ff, true));
+      MODU_ASSIGN_OR_RETURN(l.w_down, L.matrix(b + "ffn_down.weight", c.n_ff, c.n_embd, true));
+    }
   }
   m->rope_freqs_ = rope_frequencies(c, w.rope_freq_factors.empty() ? nullptr : w.rope_freq_factors.data());
   return m;

@@ -6,6 +6,7 @@
 #include <random>
 
 #include "modu/models/model.h"
+#include "moe.h"
 #include "reference_model.h"
 
 namespace modu {
@@ -72,6 +73,11 @@ TestModelSpec spec_for(const std::string& arch) {
   if (arch == "qwen2") s.qkv_bias = true;
   if (arch == "qwen3") { s.qk_norm = true; s.head_dim = 24; }  // head_dim != n_embd / n_head
   if (arch == "mistral") { s.n_head = 8; s.n_head_kv = 2; s.head_dim = 8; }
+  if (arch == "qwen2moe") {  // Qwen1.5-MoE: biases, 6 experts top-2 unnormalized, shared expert
+    s.qkv_bias = true;
+    s.n_expert = 6; s.n_expert_used = 2; s.shared_expert = true; s.norm_topk = false;
+  }
+  if (arch == "qwen3moe") { s.qk_norm = true; s.head_dim = 24; s.n_expert = 8; s.n_expert_used = 3; }
   return s;
 }
 
@@ -109,7 +115,40 @@ TEST_P(DtypeTest, MatchesReferenceOnDequantizedWeights) {
   EXPECT_LE(compare(s, KvType::kF32, 32, 2), dc.tol) << dtype_name(dc.dt);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllArchs, ArchTest, ::testing::Values("llama", "mistral", "qwen2", "qwen3"));
+INSTANTIATE_TEST_SUITE_P(AllArchs, ArchTest, ::testing::Values("llama", "mistral", "qwen2", "qwen3", "qwen2moe", "qwen3moe"));
+
+TEST(Moe, MixtralStyleLlamaQuantizedAndRouterTies) {
+  TestModelSpec s = spec_for("llama");  // Mixtral: llama with experts, renormalized top-2
+  s.n_expert = 4;
+  s.n_expert_used = 2;
+  EXPECT_LE(compare(s, KvType::kF32, 30, 2), 1e-4) << "mixtral";
+  s.weight_type = DType::Q8_0;
+  EXPECT_LE(compare(s, KvType::kF32, 30, 2), 2e-2) << "mixtral q8_0";
+  for (std::string arch : {"llama", "qwen2moe", "qwen3moe"}) {  // duplicated router rows: exact ties
+    TestModelSpec t = spec_for(arch);
+    if (arch == "llama") { t.n_expert = 6; t.n_expert_used = 3; }
+    t.router_ties = true;
+    t.seed = 21;
+    EXPECT_LE(compare(t, KvType::kF32, 30, 3, /*chunk=*/7), 1e-4) << arch << " with router ties";
+  }
+}
+
+TEST(Moe, SelectExpertsOrderTiesAndNormalization) {
+  const float logits[5] = {1.0f, 3.0f, 3.0f, -2.0f, 1.0f};
+  int32_t ids[3];
+  float w[3];
+  moe::select_experts(logits, 5, 3, false, ids, w);
+  EXPECT_EQ(ids[0], 1);
+  EXPECT_EQ(ids[1], 2);
+  EXPECT_EQ(ids[2], 0);  // tie between 0 and 4: the lower index
+  double z = 0;
+  for (float l : logits) z += std::exp(l - 3.0);
+  EXPECT_NEAR(w[0], 1.0 / z, 1e-6);
+  EXPECT_NEAR(w[2], std::exp(-2.0) / z, 1e-6);
+  moe::select_experts(logits, 5, 3, true, ids, w);
+  EXPECT_NEAR(w[0] + w[1] + w[2], 1.0, 1e-6);
+  EXPECT_NEAR(w[0], 1.0 / (2 + std::exp(-2.0)), 1e-6);
+}
 INSTANTIATE_TEST_SUITE_P(
     Dtypes, DtypeTest,
     ::testing::Combine(::testing::Values("llama", "qwen2", "qwen3"),

@@ -2,6 +2,7 @@
 // forward pass: own rope, attention, norms, in double precision).
 #include "reference_model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <stdexcept>
@@ -93,6 +94,65 @@ void ref_rope(std::vector<double>& v, size_t off, const TestModelSpec& s, bool n
   }
 }
 
+// down(silu(gate h) * up h) with tensors ffn_{gate,up,down}<suffix>.weight.
+std::vector<double> ref_swiglu(const GgufFile& f, const std::string& b, const std::string& suffix,
+                               const std::vector<double>& h) {
+  const RefTensor wg = read_tensor(f, b + "ffn_gate" + suffix + ".weight"),
+                  wu = read_tensor(f, b + "ffn_up" + suffix + ".weight"),
+                  wd = read_tensor(f, b + "ffn_down" + suffix + ".weight");
+  auto g = matvec(wg, h), u = matvec(wu, h);
+  for (size_t i = 0; i < g.size(); ++i) g[i] = g[i] / (1.0 + std::exp(-g[i])) * u[i];
+  return matvec(wd, g);
+}
+
+// Mixture of experts: softmax router, k best (ties: lower index), optional renormalization,
+// weighted expert SwiGLUs, plus the sigmoid-gated shared expert when present.
+std::vector<double> ref_moe(const GgufFile& f, const std::string& b, const TestModelSpec& s,
+                            const std::vector<double>& h) {
+  const int64_t ne = s.n_expert, d = s.n_embd;
+  const RefTensor router = read_tensor(f, b + "ffn_gate_inp.weight");
+  auto logit = matvec(router, h);
+  double mx = *std::max_element(logit.begin(), logit.end()), sum = 0;
+  std::vector<double> p(ne);
+  for (int64_t e = 0; e < ne; ++e) sum += p[e] = std::exp(logit[e] - mx);
+  for (auto& v : p) v /= sum;
+  std::vector<bool> used(ne, false);
+  std::vector<std::pair<int64_t, double>> top;
+  for (int64_t i = 0; i < s.n_expert_used; ++i) {  // selection by repeated strict maximum
+    int64_t best = -1;
+    for (int64_t e = 0; e < ne; ++e)
+      if (!used[e] && (best < 0 || logit[e] > logit[best])) best = e;
+    used[best] = true;
+    top.push_back({best, p[best]});
+  }
+  double tsum = 0;
+  for (auto& [e, w] : top) tsum += w;
+  std::vector<double> out(d, 0.0);
+  for (auto& [e, w] : top) {
+    const double weight = s.norm_topk ? w / tsum : w;
+    // One expert's slices of the 3-D tensors.
+    auto slice = [&](const char* name) {
+      RefTensor t = read_tensor(f, b + name);
+      const int64_t per = t.shape[0] * t.shape[1];
+      return RefTensor{{t.shape[0], t.shape[1]}, Mat(t.data.begin() + e * per, t.data.begin() + (e + 1) * per)};
+    };
+    const RefTensor g = slice("ffn_gate_exps.weight"), u = slice("ffn_up_exps.weight"), dn = slice("ffn_down_exps.weight");
+    auto a = matvec(g, h), c = matvec(u, h);
+    for (size_t i = 0; i < a.size(); ++i) a[i] = a[i] / (1.0 + std::exp(-a[i])) * c[i];
+    auto y = matvec(dn, a);
+    for (int64_t i = 0; i < d; ++i) out[i] += weight * y[i];
+  }
+  if (s.shared_expert) {
+    const RefTensor sg = read_tensor(f, b + "ffn_gate_inp_shexp.weight");
+    double z = 0;
+    for (int64_t i = 0; i < d; ++i) z += sg.data[i] * h[i];
+    const double gate = 1.0 / (1.0 + std::exp(-z));
+    auto y = ref_swiglu(f, b, "_shexp", h);
+    for (int64_t i = 0; i < d; ++i) out[i] += gate * y[i];
+  }
+  return out;
+}
+
 void put(GgufWriter& w, const std::string& name, const std::vector<int64_t>& shape, const std::vector<float>& data,
          DType dt) {
   Status s = w.add_tensor_f32(name, dt, shape, data.data());
@@ -124,6 +184,13 @@ std::vector<uint8_t> make_random_model(const TestModelSpec& s) {
   w.set(a + "attention.layer_norm_rms_epsilon", GgufValue::f32((float)s.rms_eps));
   w.set(a + "rope.freq_base", GgufValue::f32((float)s.rope_theta));
   if (s.n_rot) w.set(a + "rope.dimension_count", GgufValue::u32((uint32_t)s.n_rot));
+  if (s.n_expert > 0) {
+    w.set(a + "expert_count", GgufValue::u32((uint32_t)s.n_expert));
+    w.set(a + "expert_used_count", GgufValue::u32((uint32_t)s.n_expert_used));
+    w.set(a + "expert_feed_forward_length", GgufValue::u32((uint32_t)s.n_ff_exp));
+    if (s.shared_expert) w.set(a + "expert_shared_feed_forward_length", GgufValue::u32((uint32_t)s.n_ff_shexp));
+    w.set(a + "expert_weights_norm", GgufValue::boolean(s.norm_topk));
+  }
   const int64_t n_rot = s.n_rot ? s.n_rot : s.head_dim;
   if (s.scaling != "none" && !(s.scaling == "llama3" && s.rope_freqs_tensor)) {
     w.set(a + "rope.scaling.type", GgufValue::string(s.scaling));
@@ -156,6 +223,23 @@ std::vector<uint8_t> make_random_model(const TestModelSpec& s) {
       put(w, b + "attn_k_norm.weight", {s.head_dim}, randn(s.head_dim, 0.1f, 1.0f), DType::F32);
     }
     put(w, b + "ffn_norm.weight", {d}, randn(d, 0.1f, 1.0f), DType::F32);
+    if (s.n_expert > 0) {
+      const int64_t ne = s.n_expert, fe = s.n_ff_exp, fs = s.n_ff_shexp;
+      auto router = randn(d * ne, 2.0f / std::sqrt((float)d));
+      if (s.router_ties)
+        for (int64_t e = 1; e < ne; e += 2) std::copy(router.begin() + (e - 1) * d, router.begin() + e * d, router.begin() + e * d);
+      put(w, b + "ffn_gate_inp.weight", {d, ne}, router, DType::F32);
+      put(w, b + "ffn_gate_exps.weight", {d, fe, ne}, randn(d * fe * ne, 1.0f / std::sqrt((float)d)), s.weight_type);
+      put(w, b + "ffn_up_exps.weight", {d, fe, ne}, randn(d * fe * ne, 1.0f / std::sqrt((float)d)), s.weight_type);
+      put(w, b + "ffn_down_exps.weight", {fe, d, ne}, randn(fe * d * ne, 1.0f / std::sqrt((float)fe)), s.weight_type);
+      if (s.shared_expert) {
+        put(w, b + "ffn_gate_inp_shexp.weight", {d}, randn(d, 1.0f / std::sqrt((float)d)), DType::F32);
+        put(w, b + "ffn_gate_shexp.weight", {d, fs}, randn(d * fs, 1.0f / std::sqrt((float)d)), s.weight_type);
+        put(w, b + "ffn_up_shexp.weight", {d, fs}, randn(d * fs, 1.0f / std::sqrt((float)d)), s.weight_type);
+        put(w, b + "ffn_down_shexp.weight", {fs, d}, randn(fs * d, 1.0f / std::sqrt((float)fs)), s.weight_type);
+      }
+      continue;
+    }
     put(w, b + "ffn_gate.weight", {d, s.n_ff}, randn(d * s.n_ff, 1.0f / std::sqrt((float)d)), s.weight_type);
     put(w, b + "ffn_up.weight", {d, s.n_ff}, randn(d * s.n_ff, 1.0f / std::sqrt((float)d)), s.weight_type);
     put(w, b + "ffn_down.weight", {s.n_ff, d}, randn(s.n_ff * d, 1.0f / std::sqrt((float)s.n_ff)), s.weight_type);
@@ -165,7 +249,7 @@ std::vector<uint8_t> make_random_model(const TestModelSpec& s) {
 
 std::vector<std::vector<double>> reference_logits(const GgufFile& f, const TestModelSpec& s,
                                                   const std::vector<int32_t>& tokens) {
-  const bool neox = s.arch == "qwen2" || s.arch == "qwen3";
+  const bool neox = s.arch == "qwen2" || s.arch == "qwen3" || s.arch == "qwen2moe" || s.arch == "qwen3moe";
   const int64_t T = (int64_t)tokens.size(), d = s.n_embd, hd = s.head_dim;
   const int64_t qd = s.n_head * hd, kvd = s.n_head_kv * hd, group = s.n_head / s.n_head_kv;
   std::vector<double> freq_factors;
@@ -179,9 +263,7 @@ std::vector<std::vector<double>> reference_logits(const GgufFile& f, const TestM
     const std::string b = "blk." + std::to_string(l) + ".";
     const RefTensor an = read_tensor(f, b + "attn_norm.weight"), wq = read_tensor(f, b + "attn_q.weight"),
                     wk = read_tensor(f, b + "attn_k.weight"), wv = read_tensor(f, b + "attn_v.weight"),
-                    wo = read_tensor(f, b + "attn_output.weight"), fn = read_tensor(f, b + "ffn_norm.weight"),
-                    wg = read_tensor(f, b + "ffn_gate.weight"), wu = read_tensor(f, b + "ffn_up.weight"),
-                    wd = read_tensor(f, b + "ffn_down.weight");
+                    wo = read_tensor(f, b + "attn_output.weight"), fn = read_tensor(f, b + "ffn_norm.weight");
     std::vector<std::vector<double>> Q(T), K(T), V(T);
     for (int64_t t = 0; t < T; ++t) {
       auto h = rmsnorm(x[t], 0, d, an.data, s.rms_eps);
@@ -228,9 +310,7 @@ std::vector<std::vector<double>> reference_logits(const GgufFile& f, const TestM
       auto o = matvec(wo, att);
       for (int64_t i = 0; i < d; ++i) x[t][i] += o[i];
       auto h = rmsnorm(x[t], 0, d, fn.data, s.rms_eps);
-      auto g = matvec(wg, h), u = matvec(wu, h);
-      for (size_t i = 0; i < g.size(); ++i) g[i] = g[i] / (1.0 + std::exp(-g[i])) * u[i];
-      auto dn = matvec(wd, g);
+      auto dn = s.n_expert > 0 ? ref_moe(f, b, s, h) : ref_swiglu(f, b, "", h);
       for (int64_t i = 0; i < d; ++i) x[t][i] += dn[i];
     }
   }

@@ -29,6 +29,12 @@ struct TestModelSpec {
   DType weight_type = DType::F32;  // for 2-D matrices
   DType embd_type = DType::F32;
   uint64_t seed = 1;
+  // Mixture of experts (n_expert > 0 replaces the dense FFN): expert tensors, optional shared
+  // expert with a sigmoid gate, router rows duplicated in pairs (0=1, 2=3, ...) to force ties.
+  int64_t n_expert = 0, n_expert_used = 0, n_ff_exp = 32, n_ff_shexp = 48;
+  bool shared_expert = false;
+  bool norm_topk = true;  // written as {arch}.expert_weights_norm
+  bool router_ties = false;
 };
 
 // Writes a random model following `spec` (weights ~ N(0, 0.3/sqrt(fan_in)) style) to a GGUF buffer.

@@ -94,6 +94,11 @@ class GgufFile {
   static Result<GgufFile> open(const std::string& path);
   // Parses a buffer that outlives the GgufFile (for fuzzing and tests); tensor data points into it.
   static Result<GgufFile> parse(const uint8_t* data, size_t size, std::string name = "<memory>");
+  // Assembles a file from parts (e.g. a Hugging Face folder's safetensors maps): tensors' `data`
+  // must stay valid while `owner` lives (the GgufFile keeps it). Checks unique keys and tensor
+  // names and each tensor's nbytes against its dtype and shape (kCorrupt naming `name`).
+  static Result<GgufFile> from_parts(std::string name, std::vector<std::pair<std::string, GgufValue>> metadata,
+                                     std::vector<GgufTensor> tensors, std::shared_ptr<const void> owner);
 
   uint32_t version() const { return version_; }
   uint64_t alignment() const { return alignment_; }
@@ -115,6 +120,7 @@ class GgufFile {
 
  private:
   std::shared_ptr<MappedFile> map_;  // keeps the mapping alive (null for parse())
+  std::shared_ptr<const void> owner_;  // keeps from_parts() data alive
   std::string name_;
   uint32_t version_ = 0;
   uint64_t alignment_ = 32;

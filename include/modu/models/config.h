@@ -26,6 +26,9 @@ struct ArchSpec {
   bool requires_qkv_bias = false;  // Q, K, V projections have biases (Qwen2)
   bool requires_qk_norm = false;   // per-head RMS norm of Q and K before rope (Qwen3)
   bool allows_qkv_bias = true;     // biases are loaded when present
+  // Mixture of experts (when `{arch}.expert_count` > 0): renormalize the selected experts' router
+  // probabilities to sum to 1 (Mixtral, Qwen3-MoE) unless `{arch}.expert_weights_norm` says otherwise.
+  bool moe_norm_topk = false;
 };
 
 // Registers an architecture; returns true so it can initialize a static in the family's file.
@@ -57,6 +60,13 @@ struct ModelConfig {
   float yarn_attn_factor = 1.0f;
   float yarn_beta_fast = 32.0f;
   float yarn_beta_slow = 1.0f;
+
+  // Mixture of experts: 0 experts means a dense SwiGLU feed-forward.
+  int64_t n_expert = 0;
+  int64_t n_expert_used = 0;   // top-k experts per token
+  int64_t n_ff_exp = 0;        // expert feed-forward size
+  int64_t n_ff_shexp = 0;      // shared expert feed-forward size (when ffn_*_shexp tensors exist)
+  bool moe_norm_topk = false;  // renormalize the top-k router weights
 
   std::string describe() const;  // one line for logs
 };

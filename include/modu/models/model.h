@@ -32,7 +32,12 @@ struct LayerWeights {
   Weight bq, bk, bv;           // optional biases
   Weight q_norm, k_norm;       // optional per-head RMS norm weights [head_dim]
   Weight ffn_norm;             // [n_embd]
-  Weight w_gate, w_up, w_down; // [n_ff, n_embd] x2, [n_embd, n_ff]
+  Weight w_gate, w_up, w_down; // [n_ff, n_embd] x2, [n_embd, n_ff]; absent in MoE layers
+  // Mixture of experts: router and per-expert views into the 3-D ffn_*_exps tensors.
+  Weight moe_router;                                // ffn_gate_inp [n_expert, n_embd]
+  std::vector<Weight> exp_gate, exp_up, exp_down;   // n_expert x [n_ff_exp, n_embd], [n_embd, n_ff_exp]
+  Weight sh_gate, sh_up, sh_down;                   // optional shared expert [n_ff_shexp, n_embd] x2, [n_embd, n_ff_shexp]
+  Weight sh_router;                                 // optional ffn_gate_inp_shexp [n_embd]: sigmoid gate
 };
 
 struct ModelWeights {

@@ -1,0 +1,49 @@
+// Hugging Face model folders (config.json, tokenizer.json, tokenizer_config.json and one or more
+// *.safetensors files) presented as a GgufFile: config keys become GGUF metadata keys, tensor
+// names become GGUF tensor names, weights stay in the safetensors memory maps. Also the
+// HF folder -> GGUF converter behind `modu convert`.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "modu/core/status.h"
+#include "modu/gguf/gguf.h"
+
+namespace modu {
+
+// Metadata key (internal, never written by convert) saying the Q/K projection rows use the
+// half-split (NeoX) rotary layout although the architecture's GGUF convention is adjacent pairs.
+inline constexpr const char* kHfRopeNeoxKey = "modu.hf.rope_neox";
+
+using GgufMetadata = std::vector<std::pair<std::string, GgufValue>>;
+
+// True when `path` is a directory holding config.json.
+bool is_hf_folder(const std::string& path);
+
+// Opens a Hugging Face folder as a GgufFile (tensors are views into the safetensors maps, except
+// stacked MoE experts and Gemma's (1 + w) norm weights, which are materialized once).
+Result<GgufFile> open_hf_folder(const std::string& dir);
+
+// A GGUF file or a Hugging Face folder.
+Result<GgufFile> open_model_path(const std::string& path);
+
+// config.json text -> `{arch}.*` and general.* metadata (errors name the config key).
+Result<GgufMetadata> hf_config_metadata(const std::string& config_json, const std::string& label);
+
+// tokenizer.json (+ tokenizer_config.json, may be empty) -> tokenizer.ggml.* metadata and
+// tokenizer.chat_template. Byte-level BPE vocabularies; the pre-tokenizer regex is mapped to a
+// known tokenizer.ggml.pre name. The token list is padded with "[PAD<i>]" entries to `pad_to`
+// (the model's vocab_size) as llama.cpp's converter does.
+Result<GgufMetadata> hf_tokenizer_metadata(const std::string& tokenizer_json, const std::string& tokenizer_config_json,
+                                           const std::string& label, int64_t pad_to = 0);
+
+// Writes `src` (typically an opened HF folder) as a GGUF file other runtimes load: llama.cpp
+// tensor names and keys, Q/K rows permuted to adjacent-pair rotary for llama-convention archs,
+// llama3 rope scaling as rope_freqs.weight. `type`: quantize 2-D weight matrices (F16/BF16/Q8_0/
+// Q4_K/...; rows whose length is not a multiple of the block size stay F16); nullopt keeps dtypes.
+Status convert_to_gguf(const GgufFile& src, const std::string& out_path, std::optional<DType> type);
+
+}  // namespace modu

@@ -1,0 +1,368 @@
+// Hugging Face folders: safetensors parsing, folders written from random models (HF names, HF
+// half-split Q/K layout, F32 / BF16, sharded) checked against the float64 reference, HF -> GGUF
+// conversion (llama.cpp layout, same logits), config.json and tokenizer.json metadata mapping.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include <nlohmann/json.hpp>
+
+#include "../models/reference_model.h"
+#include "modu/hf/hf_model.h"
+#include "modu/hf/safetensors.h"
+#include "modu/models/model.h"
+#include "modu/tokenizer/tokenizer.h"
+
+namespace modu {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::TestModelSpec;
+using json = nlohmann::json;
+
+std::string temp_dir(const std::string& name) {
+  fs::path p = fs::temp_directory_path() / ("modu_hf_test_" + std::to_string(::getpid()) + "_" + name);
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p.string();
+}
+
+void write_file(const std::string& path, const void* data, size_t n) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(static_cast<const char*>(data), (std::streamsize)n);
+}
+void write_text(const std::string& path, const std::string& s) { write_file(path, s.data(), s.size()); }
+
+// GGUF tensor name -> HF name (the inverse of src/hf's mapping, written independently).
+std::string hf_name(const std::string& g) {
+  if (g == "token_embd.weight") return "model.embed_tokens.weight";
+  if (g == "output_norm.weight") return "model.norm.weight";
+  if (g == "output.weight") return "lm_head.weight";
+  static const std::map<std::string, std::string> m = {
+      {"attn_norm", "input_layernorm"}, {"attn_q", "self_attn.q_proj"}, {"attn_k", "self_attn.k_proj"},
+      {"attn_v", "self_attn.v_proj"}, {"attn_output", "self_attn.o_proj"}, {"attn_q_norm", "self_attn.q_norm"},
+      {"attn_k_norm", "self_attn.k_norm"}, {"ffn_norm", "post_attention_layernorm"}, {"ffn_gate", "mlp.gate_proj"},
+      {"ffn_up", "mlp.up_proj"}, {"ffn_down", "mlp.down_proj"}};
+  const size_t d1 = g.find('.', 4), d2 = g.rfind('.');
+  return "model.layers." + g.substr(4, d1 - 4) + "." + m.at(g.substr(d1 + 1, d2 - d1 - 1)) + g.substr(d2);
+}
+
+const char* st_dtype(DType t) { return t == DType::F32 ? "F32" : t == DType::F16 ? "F16" : "BF16"; }
+
+// Writes `g` (a llama-convention GGUF when `unpermute`) as an HF folder in `dir` with `shards` files.
+void write_hf_folder(const GgufFile& g, const TestModelSpec& s, const std::string& model_type, const std::string& dir,
+                     int shards, bool unpermute) {
+  std::vector<std::vector<uint8_t>> bufs;
+  std::vector<SafetensorsTensor> ts;
+  for (const auto& t : g.tensors()) {
+    SafetensorsTensor st;
+    st.name = hf_name(t.name);
+    st.dtype = st_dtype(t.dtype);
+    st.shape.assign(t.shape.rbegin(), t.shape.rend());
+    bufs.emplace_back(t.data, t.data + t.nbytes);
+    const bool q = t.name.find(".attn_q.") != std::string::npos, k = t.name.find(".attn_k.") != std::string::npos;
+    if (unpermute && (q || k)) {  // GGUF rows (h, 2i), (h, 2i+1) are HF rows (h, i), (h, half + i)
+      const int64_t rows = t.n_rows(), hd = s.head_dim, half = hd / 2;
+      const size_t rb = t.nbytes / rows;
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t h = r / hd, j = r % hd;
+        const int64_t src = h * hd + (j < half ? 2 * j : 2 * (j - half) + 1);
+        std::memcpy(bufs.back().data() + r * rb, t.data + src * rb, rb);
+      }
+    }
+    st.data = bufs.back().data();
+    st.nbytes = t.nbytes;
+    ts.push_back(st);
+  }
+  json cfg = {{"model_type", model_type},
+              {"hidden_size", s.n_embd},
+              {"num_hidden_layers", s.n_layer},
+              {"intermediate_size", s.n_ff},
+              {"num_attention_heads", s.n_head},
+              {"num_key_value_heads", s.n_head_kv},
+              {"head_dim", s.head_dim},
+              {"rms_norm_eps", s.rms_eps},
+              {"rope_theta", s.rope_theta},
+              {"max_position_embeddings", s.n_ctx},
+              {"vocab_size", s.n_vocab},
+              {"tie_word_embeddings", s.tied_output}};
+  if (s.scaling == "llama3")
+    cfg["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", s.scaling_factor}, {"low_freq_factor", 1.0},
+                           {"high_freq_factor", 4.0}, {"original_max_position_embeddings", s.orig_ctx}};
+  write_text(dir + "/config.json", cfg.dump(2));
+  if (shards == 1) {
+    auto bytes = write_safetensors(ts, {{"format", "pt"}});
+    write_file(dir + "/model.safetensors", bytes.data(), bytes.size());
+    return;
+  }
+  json index = {{"metadata", {{"total_size", 0}}}, {"weight_map", json::object()}};
+  for (int sh = 0; sh < shards; ++sh) {
+    char fn[64];
+    std::snprintf(fn, sizeof fn, "model-%05d-of-%05d.safetensors", sh + 1, shards);
+    std::vector<SafetensorsTensor> part;
+    for (size_t i = sh; i < ts.size(); i += shards) {
+      part.push_back(ts[i]);
+      index["weight_map"][ts[i].name] = fn;
+    }
+    auto bytes = write_safetensors(part);
+    write_file(dir + "/" + fn, bytes.data(), bytes.size());
+  }
+  write_text(dir + "/model.safetensors.index.json", index.dump());
+}
+
+std::vector<int32_t> random_tokens(int n, int vocab, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<int32_t> t(n);
+  for (auto& x : t) x = (int32_t)(rng() % vocab);
+  return t;
+}
+
+std::vector<float> run_logits(const Model& m, const std::vector<int32_t>& tokens) {
+  KvCache kv(m.config(), 1, 256, KvType::kF32);
+  ThreadPool pool(2);
+  std::vector<BatchToken> b;
+  for (size_t i = 0; i < tokens.size(); ++i) b.push_back({tokens[i], (int64_t)i, 0, true});
+  std::vector<float> lg;
+  Status st = m.forward(b, kv, pool, lg);
+  EXPECT_TRUE(st.ok()) << st.to_string();
+  return lg;
+}
+
+double rel_err(const std::vector<float>& got, const std::vector<std::vector<double>>& ref) {
+  double worst = 0;
+  const size_t nv = ref[0].size();
+  for (size_t t = 0; t < ref.size(); ++t) {
+    double mx = 0, err = 0;
+    for (size_t v = 0; v < nv; ++v) {
+      mx = std::max(mx, std::fabs(ref[t][v]));
+      err = std::max(err, std::fabs(got[t * nv + v] - ref[t][v]));
+    }
+    worst = std::max(worst, err / mx);
+  }
+  return worst;
+}
+
+TestModelSpec spec_for(const std::string& arch) {
+  TestModelSpec s;
+  s.arch = arch;
+  if (arch == "qwen2") s.qkv_bias = true;
+  if (arch == "qwen3") { s.qk_norm = true; s.head_dim = 24; }
+  if (arch == "mistral") { s.n_head = 8; s.n_head_kv = 2; s.head_dim = 8; }
+  return s;
+}
+
+// Random GGUF model -> HF folder -> modu, against the float64 reference on the GGUF.
+double folder_vs_reference(const TestModelSpec& s, const std::string& model_type, int shards, const std::string& tag) {
+  auto bytes = testing::make_random_model(s);
+  auto g = GgufFile::parse(bytes.data(), bytes.size());
+  EXPECT_TRUE(g.ok());
+  const std::string dir = temp_dir(tag);
+  const bool llama_layout = s.arch == "llama" || s.arch == "mistral";
+  write_hf_folder(*g, s, model_type, dir, shards, llama_layout);
+  auto f = open_model_path(dir);
+  EXPECT_TRUE(f.ok()) << f.status().to_string();
+  if (!f.ok()) return 1e9;
+  auto m = Model::from_gguf(std::move(f).value());
+  EXPECT_TRUE(m.ok()) << m.status().to_string();
+  if (!m.ok()) return 1e9;
+  auto tokens = random_tokens(30, (int)s.n_vocab, s.seed + 3);
+  auto ref = testing::reference_logits(*g, s, tokens);
+  fs::remove_all(dir);
+  return rel_err(run_logits(**m, tokens), ref);
+}
+
+TEST(Safetensors, RoundTripAndMalformedInputs) {
+  std::vector<float> a = {1, 2, 3, 4, 5, 6};
+  std::vector<uint16_t> b = {7, 8};
+  std::vector<SafetensorsTensor> ts = {{"a", "F32", {2, 3}, reinterpret_cast<uint8_t*>(a.data()), 24},
+                                       {"b", "BF16", {2}, reinterpret_cast<uint8_t*>(b.data()), 4}};
+  auto bytes = write_safetensors(ts, {{"format", "pt"}});
+  auto f = SafetensorsFile::parse(bytes.data(), bytes.size(), "x.safetensors");
+  ASSERT_TRUE(f.ok()) << f.status().to_string();
+  ASSERT_EQ(f->tensors().size(), 2u);
+  const SafetensorsTensor* ta = f->find("a");
+  ASSERT_NE(ta, nullptr);
+  EXPECT_EQ(ta->shape, (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(std::memcmp(ta->data, a.data(), 24), 0);
+  EXPECT_EQ(f->metadata().at("format"), "pt");
+  // Truncated data, short header, header size past the end, bad JSON, size mismatch, bad dtype.
+  auto bad = [](std::vector<uint8_t> v) { return SafetensorsFile::parse(v.data(), v.size(), "bad").status().code(); };
+  EXPECT_EQ(bad(std::vector<uint8_t>(bytes.begin(), bytes.end() - 1)), StatusCode::kCorrupt);
+  EXPECT_EQ(bad({1, 2, 3}), StatusCode::kCorrupt);
+  std::vector<uint8_t> big = bytes;
+  big[5] = 0x7f;
+  EXPECT_EQ(bad(big), StatusCode::kCorrupt);
+  auto with_header = [](const std::string& h, size_t data) {
+    std::vector<uint8_t> v(8 + h.size() + data, 0);
+    for (int i = 0; i < 8; ++i) v[i] = (uint8_t)(h.size() >> (8 * i));
+    std::memcpy(v.data() + 8, h.data(), h.size());
+    return v;
+  };
+  EXPECT_EQ(bad(with_header("{not json", 0)), StatusCode::kCorrupt);
+  EXPECT_EQ(bad(with_header(R"({"t":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8)), StatusCode::kCorrupt);
+  EXPECT_EQ(bad(with_header(R"({"t":{"dtype":"Q9","shape":[1],"data_offsets":[0,1]}})", 1)), StatusCode::kCorrupt);
+  EXPECT_EQ(bad(with_header(R"({"t":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4)), StatusCode::kCorrupt);
+  EXPECT_EQ(bad(with_header(R"({"t":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}})", 4)), StatusCode::kCorrupt);
+}
+
+class FolderTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(FolderTest, F32FolderMatchesFloat64Reference) {
+  const std::string arch = GetParam();
+  EXPECT_LE(folder_vs_reference(spec_for(arch), arch, 1, arch), 1e-4);
+}
+
+INSTANTIATE_TEST_SUITE_P(Archs, FolderTest, ::testing::Values("llama", "mistral", "qwen2", "qwen3"));
+
+TEST(Folder, ShardedBf16TiedMatchesReference) {
+  TestModelSpec s = spec_for("llama");
+  s.weight_type = DType::BF16;
+  s.embd_type = DType::BF16;
+  s.tied_output = true;
+  s.seed = 9;
+  EXPECT_LE(folder_vs_reference(s, "llama", 3, "bf16"), 1e-4);
+  TestModelSpec q = spec_for("qwen2");
+  q.weight_type = DType::F16;
+  EXPECT_LE(folder_vs_reference(q, "qwen2", 2, "f16"), 1e-4);
+}
+
+TEST(Convert, GgufHasLlamaCppLayoutAndSameLogits) {
+  TestModelSpec s = spec_for("llama");
+  s.scaling = "llama3";
+  s.scaling_factor = 4.0;
+  s.orig_ctx = 32;
+  auto bytes = testing::make_random_model(s);
+  auto g = GgufFile::parse(bytes.data(), bytes.size());
+  ASSERT_TRUE(g.ok());
+  const std::string dir = temp_dir("convert");
+  write_hf_folder(*g, s, "llama", dir, 1, true);
+  auto folder = open_model_path(dir);
+  ASSERT_TRUE(folder.ok()) << folder.status().to_string();
+  const std::string out = dir + "/out.gguf";
+  ASSERT_TRUE(convert_to_gguf(*folder, out, std::nullopt).ok());
+  auto conv = GgufFile::open(out);
+  ASSERT_TRUE(conv.ok()) << conv.status().to_string();
+  // The converted Q/K rows are exactly the GGUF llama layout the random model was written in.
+  for (const char* name : {"blk.0.attn_q.weight", "blk.1.attn_k.weight", "blk.1.ffn_down.weight"}) {
+    const GgufTensor *a = conv->tensor(name), *b = g->tensor(name);
+    ASSERT_TRUE(a && b) << name;
+    ASSERT_EQ(a->nbytes, b->nbytes);
+    EXPECT_EQ(std::memcmp(a->data, b->data, a->nbytes), 0) << name;
+  }
+  EXPECT_EQ(conv->find("modu.hf.rope_neox"), nullptr);
+  EXPECT_EQ(conv->find("llama.rope.scaling.type"), nullptr);  // llama3 scaling became rope_freqs.weight
+  ASSERT_NE(conv->tensor("rope_freqs.weight"), nullptr);
+  auto tokens = random_tokens(40, (int)s.n_vocab, 4);
+  auto ref = testing::reference_logits(*g, s, tokens);
+  auto m_folder = Model::from_gguf(std::move(folder).value());
+  auto m_conv = Model::load(out);
+  ASSERT_TRUE(m_folder.ok() && m_conv.ok());
+  auto lf = run_logits(**m_folder, tokens), lc = run_logits(**m_conv, tokens);
+  EXPECT_LE(rel_err(lf, ref), 1e-4);
+  double diff = 0;
+  for (size_t i = 0; i < lf.size(); ++i) diff = std::max(diff, (double)std::fabs(lf[i] - lc[i]));
+  EXPECT_LE(diff, 1e-4);
+  // Quantized conversion.
+  auto folder2 = open_model_path(dir);
+  ASSERT_TRUE(folder2.ok());
+  ASSERT_TRUE(convert_to_gguf(*folder2, dir + "/q8.gguf", DType::Q8_0).ok());
+  auto m_q8 = Model::load(dir + "/q8.gguf");
+  ASSERT_TRUE(m_q8.ok()) << m_q8.status().to_string();
+  EXPECT_EQ((*m_q8)->weights().layers[0].wq.dtype, DType::Q8_0);
+  EXPECT_LE(rel_err(run_logits(**m_q8, tokens), ref), 3e-2);
+  fs::remove_all(dir);
+}
+
+TEST(Folder, ClearErrors) {
+  const std::string dir = temp_dir("errors");
+  write_text(dir + "/config.json", R"({"model_type": "bert", "hidden_size": 8})");
+  auto f = open_model_path(dir);
+  ASSERT_FALSE(f.ok());
+  EXPECT_NE(f.status().message().find("bert"), std::string::npos);
+  write_text(dir + "/config.json", R"({"model_type": "llama", "hidden_size": 8, "num_hidden_layers": 1,
+      "intermediate_size": 8, "num_attention_heads": 2})");
+  f = open_model_path(dir);
+  ASSERT_FALSE(f.ok());
+  EXPECT_NE(f.status().message().find("model.safetensors"), std::string::npos) << f.status().to_string();
+  std::vector<float> w(8, 1.0f);
+  std::vector<SafetensorsTensor> ts = {{"model.layers.0.mystery.weight", "F32", {8}, reinterpret_cast<uint8_t*>(w.data()), 32}};
+  auto bytes = write_safetensors(ts);
+  write_file(dir + "/model.safetensors", bytes.data(), bytes.size());
+  f = open_model_path(dir);
+  ASSERT_FALSE(f.ok());
+  EXPECT_NE(f.status().message().find("mystery"), std::string::npos) << f.status().to_string();
+  fs::remove_all(dir);
+}
+
+TEST(Config, MapsHfKeysToGgufKeys) {
+  auto md = hf_config_metadata(R"({"model_type": "qwen3_moe", "hidden_size": 64, "num_hidden_layers": 2,
+      "intermediate_size": 96, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
+      "rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "num_experts": 8, "num_experts_per_tok": 2,
+      "moe_intermediate_size": 32, "norm_topk_prob": true, "rope_scaling": {"type": "yarn", "factor": 4.0,
+      "original_max_position_embeddings": 4096}})", "cfg");
+  ASSERT_TRUE(md.ok()) << md.status().to_string();
+  std::map<std::string, GgufValue> m(md->begin(), md->end());
+  EXPECT_EQ(*m.at("general.architecture").as_string(), "qwen3moe");
+  EXPECT_EQ(m.at("qwen3moe.expert_count").as_int(), 8);
+  EXPECT_EQ(m.at("qwen3moe.expert_used_count").as_int(), 2);
+  EXPECT_EQ(m.at("qwen3moe.expert_feed_forward_length").as_int(), 32);
+  EXPECT_EQ(m.at("qwen3moe.attention.key_length").as_int(), 16);
+  EXPECT_EQ(*m.at("qwen3moe.rope.scaling.type").as_string(), "yarn");
+  EXPECT_EQ(m.at("qwen3moe.rope.scaling.original_context_length").as_int(), 4096);
+  EXPECT_NEAR(*m.at("qwen3moe.rope.freq_base").as_float(), 1e6, 1);
+  EXPECT_EQ(m.count("modu.hf.rope_neox"), 0u);  // only llama-convention archs need it
+  auto bad = hf_config_metadata(R"({"model_type": "llama", "hidden_size": "wide"})", "cfg");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("hidden_size"), std::string::npos);
+}
+
+TEST(TokenizerJson, MapsVocabMergesSpecialsAndTemplate) {
+  const std::string tj = R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2, "Ġ": 3},
+      "merges": ["a b", ["ab", "Ġ"]]},
+    "added_tokens": [{"id": 5, "content": "<|end|>", "special": true}, {"id": 6, "content": "<tool>", "special": false}],
+    "pre_tokenizer": {"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"Regex":
+      "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+      "behavior": "Isolated"}, {"type": "ByteLevel", "use_regex": false}]},
+    "decoder": {"type": "ByteLevel"}})";
+  const std::string cfg = R"({"eos_token": {"content": "<|end|>"}, "add_bos_token": false, "chat_template": "{{ x }}"})";
+  auto md = hf_tokenizer_metadata(tj, cfg, "tok", 10);
+  ASSERT_TRUE(md.ok()) << md.status().to_string();
+  std::map<std::string, GgufValue> m(md->begin(), md->end());
+  EXPECT_EQ(*m.at("tokenizer.ggml.pre").as_string(), "qwen2");
+  const auto& toks = m.at("tokenizer.ggml.tokens").elems();
+  ASSERT_EQ(toks.size(), 10u);
+  EXPECT_EQ(*toks[2].as_string(), "ab");
+  EXPECT_EQ(*toks[4].as_string(), "[PAD4]");
+  EXPECT_EQ(*toks[5].as_string(), "<|end|>");
+  const auto& types = m.at("tokenizer.ggml.token_type").elems();
+  EXPECT_EQ(types[0].as_int(), 1);
+  EXPECT_EQ(types[4].as_int(), 5);
+  EXPECT_EQ(types[5].as_int(), 3);
+  EXPECT_EQ(types[6].as_int(), 4);
+  EXPECT_EQ(*m.at("tokenizer.ggml.merges").elems()[1].as_string(), "ab Ġ");
+  EXPECT_EQ(m.at("tokenizer.ggml.eos_token_id").as_int(), 5);
+  EXPECT_EQ(m.at("tokenizer.ggml.add_bos_token").as_bool(), false);
+  EXPECT_EQ(*m.at("tokenizer.chat_template").as_string(), "{{ x }}");
+  // The metadata builds a working tokenizer.
+  auto g = GgufFile::from_parts("tok", *md, {}, nullptr);
+  ASSERT_TRUE(g.ok());
+  auto tok = Tokenizer::from_gguf(*g);
+  ASSERT_TRUE(tok.ok()) << tok.status().to_string();
+  EXPECT_EQ((*tok)->encode("ab", false, false), (std::vector<int32_t>{2}));
+  EXPECT_EQ((*tok)->encode("ab<|end|>", false, true), (std::vector<int32_t>{2, 5}));
+  // An unknown split regex is refused with a pointer to the table.
+  std::string other = tj;
+  other.replace(other.find("\\\\p{N}|"), 7, "\\\\p{N}{1,2}|");
+  auto bad = hf_tokenizer_metadata(other, cfg, "tok");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("kKnownRegexes"), std::string::npos) << bad.status().to_string();
+}
+
+}  // namespace
+}  // namespace modu
