@@ -7,6 +7,7 @@ PACKAGES=(
   clang libclang-rt-14-dev                       # libFuzzer targets
   nlohmann-json3-dev                             # JSON (metadata dumps, server, templates)
   libcli11-dev                                   # command-line parsing
+  libcpp-httplib-dev                             # HTTP server (modu serve)
   libedit-dev                                    # line editing for modu chat (UTF-8 input)
   libpcre2-dev                                   # tokenizer pre-split regexes (UTF + Unicode properties)
   libgtest-dev libgmock-dev                      # unit tests

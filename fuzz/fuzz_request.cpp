@@ -1,0 +1,40 @@
+// fuzz_request: the server's request parsing on arbitrary bytes. Every input must give either a
+// parsed request or a 4xx OpenAI error; nothing may crash, throw or hang.
+#include <cstdint>
+#include <cstdlib>
+#include <string_view>
+
+#include "modu/server/api.h"
+
+using namespace modu::server;
+
+static void check_error(const std::optional<ApiError>& e) {
+  if (!e) return;
+  if (e->status < 400 || e->status >= 500 || e->message.empty()) std::abort();
+  (void)dump_json(e->to_json());
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string_view body(reinterpret_cast<const char*>(data), size);
+  ApiLimits lim;
+  lim.n_ctx = 256;
+  lim.n_vocab = 1000;
+  ChatRequest chat;
+  auto e = parse_chat_request(body, lim, &chat);
+  check_error(e);
+  if (!e) {
+    (void)dump_json(chat.messages);
+    for (const auto& [id, bias] : chat.sampling.logit_bias)
+      if (id < 0 || id >= lim.n_vocab) std::abort();
+    if (chat.sampling.max_tokens && (*chat.sampling.max_tokens < 1 || *chat.sampling.max_tokens > lim.n_ctx)) std::abort();
+  }
+  CompletionRequest cmp;
+  e = parse_completion_request(body, lim, &cmp);
+  check_error(e);
+  if (!e)
+    for (int32_t t : cmp.prompt_tokens)
+      if (t < 0 || t >= lim.n_vocab) std::abort();
+  EmbeddingRequest emb;
+  check_error(parse_embedding_request(body, lim, &emb));
+  return 0;
+}

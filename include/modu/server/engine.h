@@ -1,0 +1,181 @@
+// Engine: the continuous-batching scheduler. N slots (KV sequences) share one batched forward pass
+// per step; new requests join between steps, long prompts are prefilled in chunks, waiting
+// requests sit in a bounded queue and are admitted fairly between tenants, and finished sequences
+// stay behind as an LRU prefix cache that later prompts reuse instead of recomputing.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "modu/core/status.h"
+#include "modu/core/threadpool.h"
+#include "modu/models/model.h"
+#include "modu/runtime/sampler.h"
+#include "modu/server/metrics.h"
+#include "modu/tokenizer/tokenizer.h"
+
+namespace modu::server {
+
+struct GenJob {
+  std::vector<int32_t> prompt;
+  SamplingParams sampling;
+  int64_t max_tokens = 16;        // 0 only makes sense with prompt_logprobs (scoring a prompt)
+  std::vector<std::string> stop;
+  int top_logprobs = -1;          // -1: no logprobs; k >= 0: the sampled token's plus k alternatives
+  bool prompt_logprobs = false;   // also score each prompt token (completions echo + logprobs)
+  bool ignore_eos = false;
+  std::string tenant = "default";
+  int tenant_max_parallel = 0;    // 0: no per-tenant cap
+};
+
+struct TokenInfo {
+  int32_t id = -1;
+  float logprob = 0;
+  std::vector<TokenProb> top;
+};
+
+// Text that became final in one step, with the tokens sampled in that step.
+struct Delta {
+  std::string text;
+  std::vector<TokenInfo> tokens;
+};
+
+enum class Finish { kNone, kStop, kLength, kCancelled, kError };
+const char* finish_name(Finish f);  // "stop", "length", "cancelled", "error"
+
+// One request's output channel between the engine thread and the HTTP thread serving it.
+class Stream {
+ public:
+  using Clock = std::chrono::steady_clock;
+  // Consumer: waits up to `timeout` for news and moves undelivered deltas into *out. Returns true
+  // once the request has finished and everything was delivered.
+  bool wait(std::vector<Delta>* out, std::chrono::milliseconds timeout);
+  // The client went away: the engine frees the slot at its next step.
+  void cancel() { cancelled_.store(true); }
+  bool cancelled() const { return cancelled_.load(); }
+  bool started() const { return started_.load(); }  // admitted to a slot
+
+  // Valid once wait() returned true.
+  Finish finish() const { return finish_; }
+  const std::string& error() const { return error_; }
+  int64_t n_prompt() const { return n_prompt_; }
+  int64_t n_cached() const { return n_cached_; }
+  int64_t n_completion() const { return n_completion_; }
+  // Completions echo + logprobs: one entry per prompt token after the first.
+  const std::vector<TokenInfo>& prompt_logprobs() const { return prompt_logprobs_; }
+
+ private:
+  friend class Engine;
+  void push(Delta d);
+  void close(Finish f, std::string error);
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Delta> pending_;
+  bool closed_ = false;
+  std::atomic<bool> cancelled_{false};
+  std::atomic<bool> started_{false};
+  Finish finish_ = Finish::kNone;
+  std::string error_;
+  int64_t n_prompt_ = 0, n_cached_ = 0, n_completion_ = 0;
+  std::vector<TokenInfo> prompt_logprobs_;
+  Clock::time_point arrival_ = Clock::now();
+};
+
+struct EngineOptions {
+  int n_parallel = 4;        // slots: requests generating at once
+  int64_t n_ctx = 2048;      // positions per sequence
+  int n_cache_seqs = -1;     // extra idle sequences kept as prefix cache (-1: as many as slots)
+  int n_batch = 256;         // tokens per forward pass (decode tokens first, then prompt chunks)
+  size_t max_queue = 64;     // waiting requests beyond the slots; more are refused
+  int n_threads = 0;         // compute threads (0: all cores)
+  KvType kv_type = KvType::kF16;
+  bool prefix_cache = true;
+};
+
+// Embedding pooling, as GGUF {arch}.pooling_type numbers it.
+enum class Pooling { kNone = 0, kMean = 1, kCls = 2, kLast = 3 };
+
+class Engine {
+ public:
+  Engine(const Model& model, const Tokenizer& tok, EngineOptions opts, Metrics* metrics = nullptr);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  enum class Submit { kOk, kQueueFull, kStopped };
+  // Queues a request; the stream is set only when kOk. The prompt must be non-empty and shorter
+  // than n_ctx (callers validate; violations are reported on the stream as errors).
+  Submit submit(GenJob job, std::shared_ptr<Stream>* stream);
+
+  // Runs inputs through the model on the engine thread and pools their final hidden states into
+  // L2-normalized vectors. Blocks the caller; interleaves with generation.
+  Result<std::vector<std::vector<float>>> embed(const std::vector<std::vector<int32_t>>& inputs, Pooling pooling);
+
+  // Cuts every queued and running request (finish = cancelled, with `reason` as the error).
+  void cancel_all(const std::string& reason);
+  // Stops the engine thread after cutting everything; further submits get kStopped.
+  void stop();
+  // No queued or running request.
+  bool idle() const;
+
+  const EngineOptions& options() const { return opts_; }
+  int n_sequences() const { return n_seq_; }
+  Metrics::Gauges gauges() const;
+
+ private:
+  struct Queued {
+    GenJob job;
+    std::shared_ptr<Stream> st;
+  };
+  struct Slot;
+  struct SeqInfo {
+    std::vector<int32_t> tokens;  // tokens whose K/V are in the cache (== kv seq_len)
+    bool busy = false;
+    uint64_t last_use = 0;
+  };
+  struct EmbedJob;
+
+  void loop();
+  void admit_locked();
+  int take_sequence(const std::vector<int32_t>& prompt, bool allow_reuse, int64_t* reused);
+  void step(bool cut_all, const std::string& reason);
+  void sample_slot(Slot& s, const float* logits);
+  void end_slot(Slot& s, Finish f, const std::string& error = "");
+  void embed_step();
+
+  const Model& model_;
+  const Tokenizer& tok_;
+  EngineOptions opts_;
+  Metrics* metrics_;
+  int n_seq_;
+  int embed_seq_;
+  std::unique_ptr<KvCache> kv_;
+  std::unique_ptr<ThreadPool> pool_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Queued> queue_;
+  std::deque<std::shared_ptr<EmbedJob>> embed_queue_;
+  std::vector<std::unique_ptr<Slot>> active_;  // engine thread only (size read under mu_)
+  std::vector<SeqInfo> seqs_;                  // engine thread only
+  int64_t n_active_ = 0;
+  int64_t kv_used_ = 0, cached_seqs_ = 0, steps_ = 0;
+  bool stopping_ = false;
+  std::string cancel_reason_;
+  uint64_t cancel_epoch_ = 0, seen_cancel_epoch_ = 0;
+  uint64_t tick_ = 0;
+  std::map<std::string, uint64_t> last_admit_;  // tenant -> admission tick (round robin)
+  uint64_t admit_tick_ = 0;
+  std::thread thread_;
+};
+
+}  // namespace modu::server

@@ -1,0 +1,121 @@
+// `modu serve`: the OpenAI-compatible HTTP server (continuous batching, prefix cache, tenants).
+#include <signal.h>
+
+#include <cstdio>
+#include <string>
+#include <thread>
+
+#include "common.h"
+#include "modu/server/http_server.h"
+
+namespace modu::cli {
+
+namespace {
+
+struct ServeArgs {
+  std::string model;
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  int parallel = 4;
+  int64_t ctx = 0;
+  int threads = 0;
+  int batch = 256;
+  int queue = 64;
+  int cache_seqs = -1;
+  bool no_prefix_cache = false;
+  std::string api_keys;
+  std::string alias;
+  double max_body_mb = 8;
+  double grace = 10;
+  bool kv_f32 = false;
+  bool verbose = false;
+};
+
+int serve(const ServeArgs& a) {
+  // Block SIGTERM/SIGINT in every thread; one thread waits for them and starts the shutdown.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);  // a client that hangs up must not kill the server
+
+  auto lm = load_model(a.model, true);
+  if (!lm.ok()) return fail(lm.status());
+  const Model& model = *lm->model;
+  server::ServerOptions o;
+  o.host = a.host;
+  o.port = a.port;
+  o.engine.n_parallel = a.parallel;
+  o.engine.n_ctx = a.ctx > 0 ? a.ctx : std::min<int64_t>(model.config().n_ctx_train, 4096);
+  o.engine.n_threads = a.threads;
+  o.engine.n_batch = a.batch;
+  o.engine.max_queue = (size_t)std::max(0, a.queue);
+  o.engine.n_cache_seqs = a.cache_seqs;
+  o.engine.prefix_cache = !a.no_prefix_cache;
+  o.engine.kv_type = a.kv_f32 ? KvType::kF32 : KvType::kF16;
+  o.api_keys_file = a.api_keys;
+  o.max_body_bytes = (size_t)(a.max_body_mb * 1048576.0);
+  o.shutdown_grace_s = a.grace;
+  o.log_requests = a.verbose;
+  if (!a.alias.empty()) {
+    o.model_id = a.alias;
+  } else {
+    o.model_id = a.model.substr(a.model.find_last_of('/') == std::string::npos ? 0 : a.model.find_last_of('/') + 1);
+  }
+  if (a.api_keys.empty() && a.host != "127.0.0.1" && a.host != "localhost" && a.host != "::1")
+    std::fprintf(stderr, "modu serve: warning: listening on %s without --api-keys: anyone who can reach it may use it\n",
+                 a.host.c_str());
+  auto srv = server::HttpServer::create(model, *lm->tokenizer, o);
+  if (!srv.ok()) return fail(srv.status());
+  Status st = (*srv)->bind();
+  if (!st.ok()) return fail(st);
+  server::HttpServer* s = srv->get();
+  std::thread signals([set, s]() mutable {
+    int sig = 0;
+    sigwait(&set, &sig);
+    if (sig == SIGTERM || sig == SIGINT) {
+      std::fprintf(stderr, "modu serve: %s received, finishing in-flight requests\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      s->shutdown();
+    }
+  });
+  std::fprintf(stderr, "modu serve: %s on http://%s:%d (slots %d, context %lld, queue %d, %s)\n", o.model_id.c_str(),
+               a.host.c_str(), s->port(), a.parallel, (long long)o.engine.n_ctx, a.queue,
+               a.api_keys.empty() ? "no API keys" : "API keys required");
+  std::fflush(stderr);
+  st = s->run();
+  if (!st.ok()) {
+    // The listener failed by itself: wake the signal thread so it can be joined.
+    pthread_kill(signals.native_handle(), SIGTERM);
+  }
+  signals.join();
+  if (!st.ok()) return fail(st);
+  std::fprintf(stderr, "modu serve: stopped\n");
+  return 0;
+}
+
+}  // namespace
+
+void add_serve_command(CLI::App& app, int& rc) {
+  auto a = std::make_shared<ServeArgs>();
+  CLI::App* c = app.add_subcommand("serve", "OpenAI-compatible HTTP server with continuous batching");
+  c->add_option("-m,--model", a->model, "GGUF model file")->required()->check(CLI::ExistingFile);
+  c->add_option("--host", a->host, "Address to listen on")->capture_default_str();
+  c->add_option("--port", a->port, "TCP port (0: any free port)")->capture_default_str()->check(CLI::Range(0, 65535));
+  c->add_option("--parallel", a->parallel, "Slots: requests generating at once")->capture_default_str()->check(CLI::Range(1, 256));
+  c->add_option("-c,--ctx", a->ctx, "Context per slot (0: the model's, at most 4096)");
+  c->add_option("-t,--threads", a->threads, "Compute threads (0: all cores)")->capture_default_str();
+  c->add_option("-b,--batch", a->batch, "Tokens per batched forward pass")->capture_default_str()->check(CLI::Range(1, 65536));
+  c->add_option("--queue", a->queue, "Requests that may wait for a slot; beyond that 503")->capture_default_str()->check(CLI::Range(0, 100000));
+  c->add_option("--cache-seqs", a->cache_seqs, "Idle KV sequences kept as prefix cache (-1: as many as slots)")->capture_default_str();
+  c->add_flag("--no-prefix-cache", a->no_prefix_cache, "Never reuse KV of earlier prompts");
+  c->add_option("--api-keys", a->api_keys, "File of 'KEY TENANT [rpm=N] [tpm=N] [parallel=N]' lines")->check(CLI::ExistingFile);
+  c->add_option("--alias", a->alias, "Model id reported by /v1/models (default: the file name)");
+  c->add_option("--max-body-mb", a->max_body_mb, "Largest accepted request body (MiB)")->capture_default_str();
+  c->add_option("--shutdown-grace", a->grace, "Seconds in-flight requests get to finish on SIGTERM")->capture_default_str();
+  c->add_flag("--kv-f32", a->kv_f32, "Keep the KV cache in F32 instead of F16");
+  c->add_flag("-v,--verbose", a->verbose, "Log every request");
+  c->callback([a, &rc] { rc = serve(*a); });
+}
+
+}  // namespace modu::cli

@@ -1,0 +1,507 @@
+// The continuous-batching engine: admission (fair between tenants), prefix reuse, chunked prefill,
+// one batched forward pass per step, sampling and streaming of each slot's output.
+#include "modu/server/engine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <future>
+#include <map>
+#include <numeric>
+
+#include "modu/runtime/generate.h"
+
+namespace modu::server {
+
+using Clock = std::chrono::steady_clock;
+
+const char* finish_name(Finish f) {
+  switch (f) {
+    case Finish::kStop: return "stop";
+    case Finish::kLength: return "length";
+    case Finish::kCancelled: return "cancelled";
+    case Finish::kError: return "error";
+    case Finish::kNone: break;
+  }
+  return "none";
+}
+
+bool Stream::wait(std::vector<Delta>* out, std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (pending_.empty() && !closed_) cv_.wait_for(lock, timeout, [&] { return !pending_.empty() || closed_; });
+  while (!pending_.empty()) {
+    out->push_back(std::move(pending_.front()));
+    pending_.pop_front();
+  }
+  return closed_;
+}
+
+void Stream::push(Delta d) {
+  if (d.text.empty() && d.tokens.empty()) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_.push_back(std::move(d));
+  }
+  cv_.notify_all();
+}
+
+void Stream::close(Finish f, std::string error) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) return;
+    finish_ = f;
+    error_ = std::move(error);
+    closed_ = true;
+  }
+  cv_.notify_all();
+}
+
+struct Engine::Slot {
+  GenJob job;
+  std::shared_ptr<Stream> st;
+  int seq = -1;
+  size_t n_past = 0;          // prompt tokens in the cache
+  int64_t n_gen = 0;
+  bool prefilling = true;
+  int32_t last = -1;          // sampled token not yet fed to the model
+  std::unique_ptr<Sampler> sampler;
+  std::unique_ptr<StreamingDetokenizer> detok;
+  std::unique_ptr<StopMatcher> stops;
+  Clock::time_point t_last;
+  bool done = false;
+};
+
+struct Engine::EmbedJob {
+  std::vector<std::vector<int32_t>> inputs;
+  Pooling pooling = Pooling::kMean;
+  size_t input = 0, pos = 0;  // progress
+  std::vector<double> acc;
+  int64_t acc_n = 0;
+  std::vector<std::vector<float>> out;
+  std::promise<Result<std::vector<std::vector<float>>>> done;
+};
+
+Engine::Engine(const Model& model, const Tokenizer& tok, EngineOptions opts, Metrics* metrics)
+    : model_(model), tok_(tok), opts_(opts), metrics_(metrics) {
+  opts_.n_parallel = std::max(1, opts_.n_parallel);
+  opts_.n_batch = std::max(1, opts_.n_batch);
+  if (opts_.n_cache_seqs < 0) opts_.n_cache_seqs = opts_.prefix_cache ? opts_.n_parallel : 0;
+  if (!opts_.prefix_cache) opts_.n_cache_seqs = 0;
+  n_seq_ = opts_.n_parallel + opts_.n_cache_seqs + 1;
+  embed_seq_ = n_seq_ - 1;
+  kv_ = std::make_unique<KvCache>(model.config(), n_seq_, opts_.n_ctx, opts_.kv_type);
+  pool_ = std::make_unique<ThreadPool>(opts_.n_threads);
+  seqs_.resize(n_seq_);
+  seqs_[embed_seq_].busy = true;  // reserved for embeddings, never cached
+  thread_ = std::thread([this] { loop(); });
+}
+
+Engine::~Engine() { stop(); }
+
+Engine::Submit Engine::submit(GenJob job, std::shared_ptr<Stream>* stream) {
+  auto st = std::make_shared<Stream>();
+  st->n_prompt_ = (int64_t)job.prompt.size();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return Submit::kStopped;
+    const size_t free_slots = (size_t)std::max<int64_t>(0, opts_.n_parallel - n_active_);
+    if (queue_.size() >= opts_.max_queue + free_slots) return Submit::kQueueFull;
+    queue_.push_back({std::move(job), st});
+  }
+  cv_.notify_all();
+  *stream = std::move(st);
+  return Submit::kOk;
+}
+
+Result<std::vector<std::vector<float>>> Engine::embed(const std::vector<std::vector<int32_t>>& inputs, Pooling pooling) {
+  for (const auto& in : inputs) {
+    if (in.empty()) return invalid_argument("an embedding input has no tokens");
+    if ((int64_t)in.size() > opts_.n_ctx)
+      return out_of_range("an embedding input has " + std::to_string(in.size()) + " tokens; the context holds " +
+                          std::to_string(opts_.n_ctx));
+  }
+  auto job = std::make_shared<EmbedJob>();
+  job->inputs = inputs;
+  job->pooling = pooling == Pooling::kNone ? Pooling::kMean : pooling;
+  auto fut = job->done.get_future();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return resource_exhausted("the server is shutting down");
+    embed_queue_.push_back(job);
+  }
+  cv_.notify_all();
+  return fut.get();
+}
+
+void Engine::cancel_all(const std::string& reason) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    cancel_reason_ = reason;
+    ++cancel_epoch_;
+  }
+  cv_.notify_all();
+}
+
+void Engine::stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_ && !thread_.joinable()) return;
+    stopping_ = true;
+    if (cancel_reason_.empty()) cancel_reason_ = "the server is shutting down";
+    ++cancel_epoch_;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool Engine::idle() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return queue_.empty() && n_active_ == 0 && embed_queue_.empty();
+}
+
+Metrics::Gauges Engine::gauges() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  Metrics::Gauges g;
+  g.queue_depth = (int64_t)queue_.size();
+  g.active_slots = n_active_;
+  g.slots = opts_.n_parallel;
+  g.kv_used_tokens = kv_used_;
+  g.kv_capacity_tokens = (int64_t)n_seq_ * opts_.n_ctx;
+  g.kv_sequences = n_seq_;
+  g.cached_sequences = cached_seqs_;
+  g.decode_steps = steps_;
+  return g;
+}
+
+// Picks a KV sequence for a prompt: the idle sequence sharing the longest prefix with it, or the
+// least recently used idle one, into which the longest prefix found anywhere is copied.
+int Engine::take_sequence(const std::vector<int32_t>& prompt, bool allow_reuse, int64_t* reused) {
+  int best = -1;
+  size_t best_len = 0;
+  if (allow_reuse && opts_.prefix_cache) {
+    const size_t cap = prompt.size() - 1;  // the last prompt token is always computed (its logits)
+    for (int s = 0; s < n_seq_; ++s) {
+      if (s == embed_seq_) continue;
+      const auto& t = seqs_[s].tokens;
+      size_t l = 0;
+      const size_t m = std::min(cap, t.size());
+      while (l < m && t[l] == prompt[l]) ++l;
+      if (l > best_len || (l == best_len && l > 0 && best >= 0 && seqs_[best].busy && !seqs_[s].busy)) {
+        best = s;
+        best_len = l;
+      }
+    }
+  }
+  int target = -1;
+  if (best >= 0 && !seqs_[best].busy) {
+    target = best;
+  } else {
+    for (int s = 0; s < n_seq_; ++s) {
+      if (seqs_[s].busy) continue;
+      if (target < 0 || seqs_[s].last_use < seqs_[target].last_use) target = s;
+    }
+    MODU_CHECK_MSG(target >= 0, "no idle KV sequence although a slot is free");
+    if (best >= 0 && best_len > 0) kv_->copy_prefix(best, target, (int64_t)best_len);
+    if (best >= 0 && best_len > 0) {
+      seqs_[target].tokens.assign(seqs_[best].tokens.begin(), seqs_[best].tokens.begin() + (long)best_len);
+    }
+  }
+  kv_->truncate(target, (int64_t)best_len);
+  seqs_[target].tokens.resize(best_len);
+  if (best < 0 || best_len == 0) {
+    kv_->truncate(target, 0);
+    seqs_[target].tokens.clear();
+  }
+  seqs_[target].busy = true;
+  seqs_[target].last_use = ++tick_;
+  *reused = (int64_t)best_len;
+  return target;
+}
+
+// Moves queued requests into free slots. Fairness: the next slot goes to the tenant holding the
+// fewest slots; ties go to the tenant admitted least recently (round robin), each tenant's requests
+// in arrival order, within each tenant's own parallel cap.
+void Engine::admit_locked() {
+  // Drop requests whose clients left while queued.
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    if (it->st->cancelled()) {
+      it->st->close(Finish::kCancelled, "client disconnected");
+      it = queue_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  while ((int64_t)active_.size() < opts_.n_parallel && !queue_.empty()) {
+    std::map<std::string, int> held;
+    for (const auto& s : active_) ++held[s->job.tenant];
+    int pick = -1, pick_held = 0;
+    uint64_t pick_last = 0;
+    for (size_t i = 0; i < queue_.size(); ++i) {
+      const GenJob& j = queue_[i].job;
+      const int h = held.count(j.tenant) ? held[j.tenant] : 0;
+      if (j.tenant_max_parallel > 0 && h >= j.tenant_max_parallel) continue;
+      auto la = last_admit_.find(j.tenant);
+      const uint64_t last = la == last_admit_.end() ? 0 : la->second;
+      if (pick < 0 || h < pick_held || (h == pick_held && last < pick_last)) {
+        pick = (int)i;
+        pick_held = h;
+        pick_last = last;
+      }
+    }
+    if (pick < 0) break;
+    last_admit_[queue_[pick].job.tenant] = ++admit_tick_;
+    Queued q = std::move(queue_[pick]);
+    queue_.erase(queue_.begin() + pick);
+    auto slot = std::make_unique<Slot>();
+    slot->job = std::move(q.job);
+    slot->st = std::move(q.st);
+    int64_t reused = 0;
+    slot->seq = take_sequence(slot->job.prompt, !slot->job.prompt_logprobs, &reused);
+    slot->n_past = (size_t)reused;
+    slot->st->n_cached_ = reused;
+    slot->sampler = std::make_unique<Sampler>(slot->job.sampling, (int32_t)model_.config().n_vocab);
+    for (int32_t t : slot->job.prompt) slot->sampler->accept(t);
+    slot->detok = std::make_unique<StreamingDetokenizer>(tok_);
+    slot->stops = std::make_unique<StopMatcher>(slot->job.stop);
+    slot->st->started_.store(true);
+    if (metrics_) metrics_->queue_wait().observe(std::chrono::duration<double>(Clock::now() - slot->st->arrival_).count());
+    active_.push_back(std::move(slot));
+  }
+  n_active_ = (int64_t)active_.size();
+}
+
+void Engine::end_slot(Slot& s, Finish f, const std::string& error) {
+  if (s.done) return;
+  s.done = true;
+  if (f == Finish::kStop || f == Finish::kLength) {
+    bool stopped = false;
+    std::string tail = s.stops->push(s.detok->flush(), &stopped);
+    if (!stopped) tail += s.stops->flush();
+    if (!tail.empty()) s.st->push({std::move(tail), {}});
+  }
+  s.st->n_completion_ = s.n_gen;
+  if (metrics_) metrics_->add_tokens((int64_t)s.job.prompt.size(), s.n_gen, s.st->n_cached_);
+  s.st->close(f, error);
+}
+
+void Engine::sample_slot(Slot& s, const float* logits) {
+  const auto now = Clock::now();
+  if (s.n_gen >= s.job.max_tokens) return end_slot(s, Finish::kLength);
+  const int32_t tok = s.sampler->sample(logits);
+  s.sampler->accept(tok);
+  TokenInfo info;
+  info.id = tok;
+  if (s.job.top_logprobs >= 0) {
+    info.logprob = s.sampler->last_logprob(tok);
+    info.top = s.sampler->last_top(s.job.top_logprobs);
+  }
+  if (metrics_) {
+    if (s.n_gen == 0) metrics_->ttft().observe(std::chrono::duration<double>(now - s.st->arrival_).count());
+    else metrics_->per_token().observe(std::chrono::duration<double>(now - s.t_last).count());
+  }
+  s.t_last = now;
+  if (tok_.is_eog(tok) && !s.job.ignore_eos) return end_slot(s, Finish::kStop);
+  ++s.n_gen;
+  bool stopped = false;
+  std::string text = s.stops->push(s.detok->push(tok), &stopped);
+  Delta d{std::move(text), {}};
+  if (s.job.top_logprobs >= 0) d.tokens.push_back(std::move(info));
+  s.st->push(std::move(d));
+  if (stopped) return end_slot(s, Finish::kStop);
+  if (s.n_gen >= s.job.max_tokens) return end_slot(s, Finish::kLength);
+  if ((int64_t)seqs_[s.seq].tokens.size() >= opts_.n_ctx) return end_slot(s, Finish::kLength);  // context full
+  s.last = tok;
+  s.prefilling = false;
+}
+
+// Log-softmax of raw logits: the probability the model gives `next`, and its top k.
+static TokenInfo score_token(const float* logits, int32_t n_vocab, int32_t next, int k) {
+  float mx = -INFINITY;
+  for (int32_t i = 0; i < n_vocab; ++i) mx = std::max(mx, logits[i]);
+  double z = 0;
+  for (int32_t i = 0; i < n_vocab; ++i) z += std::exp((double)logits[i] - mx);
+  const double lz = std::log(z) + mx;
+  TokenInfo t;
+  t.id = next;
+  t.logprob = (float)(logits[next] - lz);
+  k = std::max(0, std::min(k, n_vocab));
+  std::vector<int32_t> ids(n_vocab);
+  std::iota(ids.begin(), ids.end(), 0);
+  std::partial_sort(ids.begin(), ids.begin() + k, ids.end(),
+                    [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
+  for (int i = 0; i < k; ++i) t.top.push_back({ids[i], (float)(logits[ids[i]] - lz)});
+  return t;
+}
+
+void Engine::step(bool cut_all, const std::string& reason) {
+  // Cancellations (client gone, or cancel_all) free slots before the next forward pass.
+  for (auto& s : active_) {
+    if (s->st->cancelled()) end_slot(*s, Finish::kCancelled, "client disconnected");
+    else if (cut_all) end_slot(*s, Finish::kCancelled, reason);
+  }
+  // Batch: one token per decoding slot, then prompt chunks up to n_batch tokens in all.
+  std::vector<BatchToken> batch;
+  struct Row { Slot* slot; int kind; size_t prompt_index; };  // kind 0: sample, 1: score prompt token
+  std::vector<Row> rows;
+  std::vector<std::pair<Slot*, std::vector<int32_t>>> fed;
+  int budget = opts_.n_batch;
+  for (auto& s : active_) {
+    if (s->done || s->prefilling) continue;
+    const int64_t pos = (int64_t)seqs_[s->seq].tokens.size();
+    batch.push_back({s->last, pos, s->seq, true});
+    rows.push_back({s.get(), 0, 0});
+    fed.push_back({s.get(), {s->last}});
+    --budget;
+  }
+  for (auto& s : active_) {
+    if (s->done || !s->prefilling || budget <= 0) continue;
+    const auto& p = s->job.prompt;
+    const size_t n = std::min<size_t>((size_t)budget, p.size() - s->n_past);
+    std::vector<int32_t> toks;
+    for (size_t i = s->n_past; i < s->n_past + n; ++i) {
+      const bool last = i + 1 == p.size();
+      const bool score = s->job.prompt_logprobs && !last;
+      batch.push_back({p[i], (int64_t)i, s->seq, last || score});
+      if (last) rows.push_back({s.get(), 0, i});
+      else if (score) rows.push_back({s.get(), 1, i});
+      toks.push_back(p[i]);
+    }
+    s->n_past += n;
+    budget -= (int)n;
+    fed.push_back({s.get(), std::move(toks)});
+  }
+  if (!batch.empty()) {
+    std::vector<float> logits;
+    Status st = model_.forward(batch, *kv_, *pool_, logits);
+    if (!st.ok()) {
+      for (auto& [s, toks] : fed) {
+        kv_->truncate(s->seq, 0);
+        seqs_[s->seq].tokens.clear();
+        end_slot(*s, Finish::kError, st.to_string());
+      }
+    } else {
+      for (auto& [s, toks] : fed) seqs_[s->seq].tokens.insert(seqs_[s->seq].tokens.end(), toks.begin(), toks.end());
+      const int32_t n_vocab = (int32_t)model_.config().n_vocab;
+      for (size_t r = 0; r < rows.size(); ++r) {
+        Slot& s = *rows[r].slot;
+        if (s.done) continue;
+        const float* row = logits.data() + r * (size_t)n_vocab;
+        if (rows[r].kind == 1) {
+          const size_t i = rows[r].prompt_index;
+          s.st->prompt_logprobs_.push_back(score_token(row, n_vocab, s.job.prompt[i + 1], std::max(0, s.job.top_logprobs)));
+        } else {
+          sample_slot(s, row);
+        }
+      }
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    ++steps_;
+  }
+  // Retire finished slots; their sequences stay as prefix cache.
+  for (auto& s : active_) {
+    if (!s->done) continue;
+    seqs_[s->seq].busy = false;
+    seqs_[s->seq].last_use = ++tick_;
+    if (!opts_.prefix_cache) {
+      kv_->truncate(s->seq, 0);
+      seqs_[s->seq].tokens.clear();
+    }
+  }
+  active_.erase(std::remove_if(active_.begin(), active_.end(), [](const auto& s) { return s->done; }), active_.end());
+}
+
+void Engine::embed_step() {
+  std::shared_ptr<EmbedJob> job;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (embed_queue_.empty()) return;
+    job = embed_queue_.front();
+  }
+  const auto& in = job->inputs[job->input];
+  const int64_t d = model_.config().n_embd;
+  if (job->pos == 0) {
+    kv_->truncate(embed_seq_, 0);
+    job->acc.assign((size_t)d, 0.0);
+    job->acc_n = 0;
+  }
+  const size_t n = std::min<size_t>((size_t)opts_.n_batch, in.size() - job->pos);
+  std::vector<BatchToken> batch;
+  for (size_t i = job->pos; i < job->pos + n; ++i) {
+    bool want = job->pooling == Pooling::kMean || (job->pooling == Pooling::kCls && i == 0) ||
+                (job->pooling == Pooling::kLast && i + 1 == in.size());
+    batch.push_back({in[i], (int64_t)i, embed_seq_, want});
+  }
+  std::vector<float> hidden;
+  Status st = model_.forward_hidden(batch, *kv_, *pool_, hidden);
+  auto finish = [&](Result<std::vector<std::vector<float>>> r) {
+    kv_->truncate(embed_seq_, 0);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      embed_queue_.pop_front();
+    }
+    job->done.set_value(std::move(r));
+  };
+  if (!st.ok()) return finish(st);
+  for (size_t r = 0; r * (size_t)d < hidden.size(); ++r) {
+    for (int64_t k = 0; k < d; ++k) job->acc[(size_t)k] += hidden[r * (size_t)d + (size_t)k];
+    ++job->acc_n;
+  }
+  job->pos += n;
+  if (job->pos < in.size()) return;
+  std::vector<float> v((size_t)d);
+  double norm = 0;
+  for (int64_t k = 0; k < d; ++k) {
+    v[(size_t)k] = (float)(job->acc[(size_t)k] / std::max<int64_t>(1, job->acc_n));
+    norm += (double)v[(size_t)k] * v[(size_t)k];
+  }
+  norm = std::sqrt(norm);
+  if (norm > 0)
+    for (auto& x : v) x = (float)(x / norm);
+  if (metrics_) metrics_->add_tokens((int64_t)in.size(), 0, 0);
+  job->out.push_back(std::move(v));
+  job->pos = 0;
+  kv_->truncate(embed_seq_, 0);
+  if (++job->input == job->inputs.size()) finish(std::move(job->out));
+}
+
+void Engine::loop() {
+  for (;;) {
+    bool cut_all = false;
+    std::string reason;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] {
+        return stopping_ || !active_.empty() || !embed_queue_.empty() || cancel_epoch_ != seen_cancel_epoch_ ||
+               (!queue_.empty() && (int64_t)active_.size() < opts_.n_parallel);
+      });
+      if (cancel_epoch_ != seen_cancel_epoch_) {
+        for (auto& q : queue_) q.st->close(Finish::kCancelled, cancel_reason_);
+        queue_.clear();
+        cut_all = true;
+        reason = cancel_reason_;
+        seen_cancel_epoch_ = cancel_epoch_;
+      }
+      if (stopping_ && active_.empty()) {
+        for (auto& q : queue_) q.st->close(Finish::kCancelled, cancel_reason_);
+        queue_.clear();
+        for (auto& e : embed_queue_) e->done.set_value(resource_exhausted("the server is shutting down"));
+        embed_queue_.clear();
+        n_active_ = 0;
+        return;
+      }
+      if (!cut_all) admit_locked();
+    }
+    step(cut_all, reason);
+    embed_step();
+    std::lock_guard<std::mutex> lock(mu_);
+    n_active_ = (int64_t)active_.size();
+    int64_t used = 0, cached = 0;
+    for (int s = 0; s < n_seq_; ++s) {
+      used += (int64_t)seqs_[s].tokens.size();
+      if (!seqs_[s].busy && !seqs_[s].tokens.empty()) ++cached;
+    }
+    kv_used_ = used;
+    cached_seqs_ = cached;
+  }
+}
+
+}  // namespace modu::server

@@ -1,0 +1,282 @@
+// The continuous-batching engine on a tiny random model: batching and prefix reuse do not change
+// greedy output, fairness between tenants, the bounded queue, cancellation and embeddings.
+#include "modu/server/engine.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "modu/gguf/gguf.h"
+#include "modu/runtime/generate.h"
+
+namespace modu::server {
+namespace {
+
+// A 2-layer llama with a byte vocabulary and random weights.
+std::string write_tiny_model() {
+  const std::string path = testing::TempDir() + "/engine_test_tiny.gguf";
+  GgufWriter w;
+  w.set("general.architecture", GgufValue::string("llama"));
+  std::vector<std::string> toks = {"<unk>", "<s>", "</s>"};
+  std::vector<float> scores = {0, 0, 0};
+  std::vector<int32_t> types = {2, 3, 3};
+  char buf[8];
+  for (int b = 0; b < 256; ++b) {
+    std::snprintf(buf, sizeof buf, "<0x%02X>", b);
+    toks.push_back(buf);
+    scores.push_back(0);
+    types.push_back(6);
+  }
+  w.set("tokenizer.ggml.model", GgufValue::string("llama"));
+  w.set("tokenizer.ggml.tokens", GgufValue::string_array(toks));
+  w.set("tokenizer.ggml.scores", GgufValue::f32_array(scores));
+  w.set("tokenizer.ggml.token_type", GgufValue::i32_array(types));
+  w.set("tokenizer.ggml.bos_token_id", GgufValue::u32(1));
+  w.set("tokenizer.ggml.eos_token_id", GgufValue::u32(2));
+  w.set("tokenizer.ggml.add_space_prefix", GgufValue::boolean(false));
+  const int64_t d = 64, ff = 128, heads = 4, kv = 2, hd = d / heads, n_vocab = (int64_t)toks.size();
+  w.set("llama.context_length", GgufValue::u32(512));
+  w.set("llama.embedding_length", GgufValue::u32((uint32_t)d));
+  w.set("llama.block_count", GgufValue::u32(2));
+  w.set("llama.feed_forward_length", GgufValue::u32((uint32_t)ff));
+  w.set("llama.attention.head_count", GgufValue::u32((uint32_t)heads));
+  w.set("llama.attention.head_count_kv", GgufValue::u32((uint32_t)kv));
+  w.set("llama.attention.layer_norm_rms_epsilon", GgufValue::f32(1e-5f));
+  w.set("llama.rope.dimension_count", GgufValue::u32((uint32_t)hd));
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd(0, 1);
+  auto add = [&](const std::string& name, std::vector<int64_t> shape, float mean, float sd) {
+    int64_t n = 1;
+    for (auto s : shape) n *= s;
+    std::vector<float> v((size_t)n);
+    for (auto& x : v) x = mean + sd * nd(rng);
+    ASSERT_TRUE(w.add_tensor_f32(name, DType::F32, shape, v.data()).ok()) << name;
+  };
+  add("token_embd.weight", {d, n_vocab}, 0, 1);
+  add("output_norm.weight", {d}, 1, 0.1f);
+  add("output.weight", {d, n_vocab}, 0, 0.3f);
+  for (int l = 0; l < 2; ++l) {
+    const std::string b = "blk." + std::to_string(l) + ".";
+    add(b + "attn_norm.weight", {d}, 1, 0.1f);
+    add(b + "attn_q.weight", {d, heads * hd}, 0, 0.2f);
+    add(b + "attn_k.weight", {d, kv * hd}, 0, 0.2f);
+    add(b + "attn_v.weight", {d, kv * hd}, 0, 0.2f);
+    add(b + "attn_output.weight", {heads * hd, d}, 0, 0.2f);
+    add(b + "ffn_norm.weight", {d}, 1, 0.1f);
+    add(b + "ffn_gate.weight", {d, ff}, 0, 0.2f);
+    add(b + "ffn_up.weight", {d, ff}, 0, 0.2f);
+    add(b + "ffn_down.weight", {ff, d}, 0, 0.2f);
+  }
+  EXPECT_TRUE(w.write(path).ok());
+  return path;
+}
+
+class EngineTest : public testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto m = Model::load(write_tiny_model());
+    ASSERT_TRUE(m.ok()) << m.status().to_string();
+    model_ = std::move(m).value().release();
+    auto t = Tokenizer::from_gguf(model_->gguf());
+    ASSERT_TRUE(t.ok()) << t.status().to_string();
+    tok_ = std::move(t).value().release();
+  }
+  static GenJob greedy(const std::string& prompt, int n, const std::string& tenant = "default") {
+    GenJob j;
+    j.prompt = tok_->encode(prompt, true, false);
+    j.sampling.temperature = 0;
+    j.max_tokens = n;
+    j.ignore_eos = true;
+    j.tenant = tenant;
+    return j;
+  }
+  // The reference: the plain generation loop on its own one-sequence cache.
+  static std::vector<int32_t> solo(const GenJob& j) {
+    KvCache kv(model_->config(), 1, 256, KvType::kF16);
+    ThreadPool pool(1);
+    GenerateOptions o;
+    o.n_predict = (int)j.max_tokens;
+    o.sampling = j.sampling;
+    std::vector<int32_t> out;
+    // generate() stops at EOG; the jobs here ignore EOG, so drive the model directly when needed.
+    Sampler s(j.sampling, (int32_t)model_->config().n_vocab);
+    std::vector<float> logits;
+    std::vector<BatchToken> b;
+    for (size_t i = 0; i < j.prompt.size(); ++i) b.push_back({j.prompt[i], (int64_t)i, 0, i + 1 == j.prompt.size()});
+    EXPECT_TRUE(model_->forward(b, kv, pool, logits).ok());
+    int64_t pos = (int64_t)j.prompt.size();
+    for (int64_t n = 0; n < j.max_tokens; ++n) {
+      const int32_t t = s.sample(logits.data());
+      out.push_back(t);
+      EXPECT_TRUE(model_->forward({{t, pos++, 0, true}}, kv, pool, logits).ok());
+    }
+    return out;
+  }
+  static std::vector<int32_t> run(std::shared_ptr<Stream> st) {
+    std::vector<Delta> ds;
+    while (!st->wait(&ds, std::chrono::milliseconds(100))) {
+    }
+    std::vector<int32_t> ids;
+    for (auto& d : ds)
+      for (auto& t : d.tokens) ids.push_back(t.id);
+    return ids;
+  }
+  static EngineOptions opts(int parallel) {
+    EngineOptions o;
+    o.n_parallel = parallel;
+    o.n_ctx = 256;
+    o.n_threads = 1;
+    o.n_batch = 16;  // small: long prompts take several steps (chunked prefill)
+    return o;
+  }
+  static Model* model_;
+  static Tokenizer* tok_;
+};
+Model* EngineTest::model_ = nullptr;
+Tokenizer* EngineTest::tok_ = nullptr;
+
+TEST_F(EngineTest, BatchedGreedyEqualsSolo) {
+  Engine e(*model_, *tok_, opts(6));
+  std::vector<GenJob> jobs;
+  for (int i = 0; i < 8; ++i) {
+    GenJob j = greedy("prompt number " + std::to_string(i) + std::string(i * 7, 'x'), 12 + i);
+    j.top_logprobs = 0;  // report token ids
+    jobs.push_back(j);
+  }
+  std::vector<std::shared_ptr<Stream>> sts(jobs.size());
+  for (size_t i = 0; i < jobs.size(); ++i) ASSERT_EQ(e.submit(jobs[i], &sts[i]), Engine::Submit::kOk);
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    EXPECT_EQ(run(sts[i]), solo(jobs[i])) << "request " << i;
+    EXPECT_EQ(sts[i]->finish(), Finish::kLength);
+    EXPECT_EQ(sts[i]->n_completion(), jobs[i].max_tokens);
+  }
+  EXPECT_TRUE(e.idle());
+}
+
+TEST_F(EngineTest, PrefixCacheReusesAndMatches) {
+  Engine e(*model_, *tok_, opts(2));
+  GenJob a = greedy("a shared system prompt that is fairly long, then question one", 10);
+  a.top_logprobs = 0;
+  std::shared_ptr<Stream> s1, s2, s3;
+  ASSERT_EQ(e.submit(a, &s1), Engine::Submit::kOk);
+  const auto out1 = run(s1);
+  EXPECT_EQ(s1->n_cached(), 0);
+  ASSERT_EQ(e.submit(a, &s2), Engine::Submit::kOk);
+  EXPECT_EQ(run(s2), out1);
+  EXPECT_EQ(s2->n_cached(), (int64_t)a.prompt.size() - 1);
+  GenJob b = greedy("a shared system prompt that is fairly long, then question two", 10);
+  b.top_logprobs = 0;
+  ASSERT_EQ(e.submit(b, &s3), Engine::Submit::kOk);
+  EXPECT_EQ(run(s3), solo(b));
+  EXPECT_GT(s3->n_cached(), 40);
+  EXPECT_GT(e.gauges().cached_sequences, 0);
+}
+
+TEST_F(EngineTest, StopStringsAndText) {
+  Engine e(*model_, *tok_, opts(1));
+  GenJob j = greedy("hello", 30);
+  std::shared_ptr<Stream> st;
+  ASSERT_EQ(e.submit(j, &st), Engine::Submit::kOk);
+  std::vector<Delta> ds;
+  while (!st->wait(&ds, std::chrono::milliseconds(100))) {
+  }
+  std::string text;
+  for (auto& d : ds) text += d.text;
+  ASSERT_GE(text.size(), 4u);
+  // Ask again with a stop string taken from the middle of that output.
+  GenJob k = j;
+  k.stop = {text.substr(2, 2)};
+  std::shared_ptr<Stream> st2;
+  ASSERT_EQ(e.submit(k, &st2), Engine::Submit::kOk);
+  std::vector<Delta> ds2;
+  while (!st2->wait(&ds2, std::chrono::milliseconds(100))) {
+  }
+  std::string text2;
+  for (auto& d : ds2) text2 += d.text;
+  EXPECT_EQ(st2->finish(), Finish::kStop);
+  EXPECT_EQ(text2, text.substr(0, text.find(k.stop[0])));
+}
+
+TEST_F(EngineTest, FairBetweenTenants) {
+  Engine e(*model_, *tok_, opts(1));
+  std::vector<std::shared_ptr<Stream>> a(4), b(1);
+  for (auto& s : a) ASSERT_EQ(e.submit(greedy("tenant a", 20, "a"), &s), Engine::Submit::kOk);
+  ASSERT_EQ(e.submit(greedy("tenant b", 20, "b"), &b[0]), Engine::Submit::kOk);
+  run(b[0]);
+  // b arrived last but must not wait for all of a: a's last request has not started yet.
+  EXPECT_FALSE(a[3]->started());
+  for (auto& s : a) run(s);
+}
+
+TEST_F(EngineTest, TenantParallelCap) {
+  Engine e(*model_, *tok_, opts(4));
+  std::vector<std::shared_ptr<Stream>> a(3);
+  for (auto& s : a) {
+    GenJob j = greedy("capped", 40, "a");
+    j.tenant_max_parallel = 1;
+    ASSERT_EQ(e.submit(j, &s), Engine::Submit::kOk);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_LE(e.gauges().active_slots, 1);
+  for (auto& s : a) run(s);
+}
+
+TEST_F(EngineTest, QueueBoundAndCancel) {
+  EngineOptions o = opts(1);
+  o.max_queue = 1;
+  Engine e(*model_, *tok_, o);
+  std::shared_ptr<Stream> s1, s2, s3;
+  ASSERT_EQ(e.submit(greedy("long one", 200), &s1), Engine::Submit::kOk);
+  ASSERT_EQ(e.submit(greedy("waits", 5), &s2), Engine::Submit::kOk);
+  EXPECT_EQ(e.submit(greedy("refused", 5), &s3), Engine::Submit::kQueueFull);
+  s1->cancel();
+  run(s1);
+  EXPECT_EQ(s1->finish(), Finish::kCancelled);
+  EXPECT_LT(s1->n_completion(), 200);
+  run(s2);
+  EXPECT_EQ(s2->finish(), Finish::kLength);
+  e.stop();
+  EXPECT_EQ(e.submit(greedy("late", 5), &s3), Engine::Submit::kStopped);
+}
+
+TEST_F(EngineTest, PromptLogprobs) {
+  Engine e(*model_, *tok_, opts(2));
+  GenJob j = greedy("score me", 0);
+  j.prompt_logprobs = true;
+  j.top_logprobs = 2;
+  std::shared_ptr<Stream> st;
+  ASSERT_EQ(e.submit(j, &st), Engine::Submit::kOk);
+  run(st);
+  ASSERT_EQ(st->prompt_logprobs().size(), j.prompt.size() - 1);
+  for (size_t i = 0; i < st->prompt_logprobs().size(); ++i) {
+    const auto& t = st->prompt_logprobs()[i];
+    EXPECT_EQ(t.id, j.prompt[i + 1]);
+    EXPECT_LE(t.logprob, 0);
+    ASSERT_EQ(t.top.size(), 2u);
+    EXPECT_GE(t.top[0].logprob, t.logprob);
+  }
+  EXPECT_EQ(st->n_completion(), 0);
+}
+
+TEST_F(EngineTest, Embeddings) {
+  Engine e(*model_, *tok_, opts(2));
+  auto in1 = tok_->encode("embed this text please", true, false);
+  auto in2 = tok_->encode("something else", true, false);
+  for (Pooling p : {Pooling::kMean, Pooling::kCls, Pooling::kLast}) {
+    auto r = e.embed({in1, in2, in1}, p);
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+    ASSERT_EQ(r->size(), 3u);
+    double norm = 0;
+    for (float x : (*r)[0]) norm += (double)x * x;
+    EXPECT_NEAR(norm, 1.0, 1e-4);
+    EXPECT_EQ((*r)[0], (*r)[2]);
+    // Both inputs start with BOS and attention is causal: CLS (first token) pooling cannot differ.
+    if (p == Pooling::kCls) EXPECT_EQ((*r)[0], (*r)[1]);
+    else EXPECT_NE((*r)[0], (*r)[1]);
+  }
+  EXPECT_FALSE(e.embed({std::vector<int32_t>(300, 5)}, Pooling::kMean).ok());
+}
+
+}  // namespace
+}  // namespace modu::server

@@ -1,0 +1,574 @@
+// The OpenAI-compatible HTTP server: routes, authentication, tenant limits, prompt construction
+// (chat templates), streaming over SSE, metrics and graceful shutdown.
+#include "modu/server/http_server.h"
+
+#include <httplib.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <cstdio>
+#include <ctime>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <thread>
+
+#include "format.h"
+#include "modu/chat/chat_template.h"
+#include "modu/chat/jinja.h"
+#include "modu/server/api.h"
+#include "modu/server/tenants.h"
+
+namespace modu::server {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// Used when the model has no tokenizer.chat_template.
+const char* kChatMlTemplate =
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
+
+ApiError api_error(int status, std::string message, std::string type, std::string code = "") {
+  ApiError e;
+  e.status = status;
+  e.message = std::move(message);
+  e.type = std::move(type);
+  e.code = std::move(code);
+  return e;
+}
+
+void send_error(httplib::Response& res, const ApiError& e) {
+  res.status = e.status;
+  res.set_content(dump_json(e.to_json()), "application/json");
+}
+
+std::string endpoint_label(const std::string& path) {
+  for (const char* p : {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models", "/health", "/metrics"})
+    if (path == p) return p;
+  return "other";
+}
+
+}  // namespace
+
+struct HttpServer::Impl {
+  const Model& model;
+  const Tokenizer& tok;
+  ServerOptions opts;
+  Metrics metrics;
+  std::unique_ptr<Engine> engine;
+  std::optional<TenantRegistry> tenants;
+  RateLimiter limiter;
+  ApiLimits limits;
+  httplib::Server svr;
+  std::mutex tmpl_mu;
+  std::optional<jinja::Template> tmpl;
+  bool chatml_fallback = false;
+  std::string bos_text, eos_text;
+  Pooling pooling = Pooling::kMean;
+  std::atomic<bool> draining{false};
+  std::atomic<int> in_flight{0};
+  std::atomic<uint64_t> next_id{1};
+  std::once_flag shutdown_once;
+  std::mutex shutdown_mu;
+  std::condition_variable shutdown_cv;
+  bool shutdown_done = false;
+  int port = -1;
+  uint64_t id_salt = std::random_device{}();
+
+  Impl(const Model& m, const Tokenizer& t, ServerOptions o) : model(m), tok(t), opts(std::move(o)) {}
+
+  ResponseMeta meta(const char* prefix) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%s-%08llx%06llx", prefix, (unsigned long long)(id_salt & 0xFFFFFFFF),
+                  (unsigned long long)next_id.fetch_add(1));
+    return {buf, (int64_t)std::time(nullptr), opts.model_id};
+  }
+
+  // Authentication and rate limits; on failure the response is already written.
+  bool authorize(const httplib::Request& req, httplib::Response& res, Tenant* out) {
+    if (!tenants) {
+      *out = Tenant{"default", {}};
+    } else {
+      const std::string h = req.get_header_value("Authorization");
+      const std::string prefix = "Bearer ";
+      if (h.empty()) {
+        send_error(res, api_error(401, "You didn't provide an API key. Send it as 'Authorization: Bearer KEY'.",
+                                  "invalid_request_error", "missing_api_key"));
+        return false;
+      }
+      const Tenant* t = h.rfind(prefix, 0) == 0 ? tenants->find_key(std::string_view(h).substr(prefix.size())) : nullptr;
+      if (!t) {
+        send_error(res, api_error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key"));
+        return false;
+      }
+      *out = *t;
+    }
+    if (auto retry = limiter.admit(out->name, out->limits, Clock::now())) {
+      res.set_header("Retry-After", std::to_string(*retry));
+      send_error(res, api_error(429, "Rate limit reached for tenant '" + out->name + "'; retry in " +
+                                         std::to_string(*retry) + " s.", "requests", "rate_limit_exceeded"));
+      return false;
+    }
+    if (draining.load()) {
+      send_error(res, api_error(503, "The server is shutting down.", "server_error", "shutting_down"));
+      return false;
+    }
+    return true;
+  }
+
+  std::vector<int32_t> tokenize(const std::string& text, bool parse_special) {
+    bool add_special = true;
+    if (tok.bos_id() >= 0 && !bos_text.empty() && text.rfind(bos_text, 0) == 0) add_special = false;
+    return tok.encode(text, add_special, parse_special);
+  }
+
+  // Turns shared sampling fields into a job; checks the prompt against the context.
+  std::optional<ApiError> make_job(const SamplingFields& s, std::vector<int32_t> prompt, const Tenant& t, GenJob* job) {
+    const int64_t n_ctx = opts.engine.n_ctx;
+    if (prompt.empty()) return api_error(400, "The prompt is empty.", "invalid_request_error", "invalid_value");
+    if ((int64_t)prompt.size() >= n_ctx)
+      return api_error(400, "This model's maximum context length is " + std::to_string(n_ctx) + " tokens. However, your prompt has " +
+                                std::to_string(prompt.size()) + " tokens. Please reduce the length of the prompt.",
+                       "invalid_request_error", "context_length_exceeded");
+    job->prompt = std::move(prompt);
+    const int64_t room = n_ctx - (int64_t)job->prompt.size();
+    job->max_tokens = std::min(s.max_tokens.value_or(room), room);
+    job->sampling.temperature = s.temperature;
+    job->sampling.top_p = s.top_p;
+    job->sampling.top_k = s.top_k;
+    job->sampling.min_p = s.min_p;
+    job->sampling.repeat_penalty = s.repetition_penalty;
+    job->sampling.presence_penalty = s.presence_penalty;
+    job->sampling.frequency_penalty = s.frequency_penalty;
+    job->sampling.logit_bias = s.logit_bias;
+    job->sampling.seed = s.seed ? *s.seed : std::random_device{}() * 0x9E3779B97F4A7C15ull + next_id.load();
+    Status st = job->sampling.validate(tok.n_vocab());
+    if (!st.ok()) return api_error(400, st.message(), "invalid_request_error", "invalid_value");
+    job->stop = s.stop;
+    job->ignore_eos = s.ignore_eos;
+    job->tenant = t.name;
+    job->tenant_max_parallel = t.limits.max_parallel;
+    return std::nullopt;
+  }
+
+  // Queues a job; writes 503 on a full queue or during shutdown.
+  std::shared_ptr<Stream> submit(GenJob job, httplib::Response& res) {
+    std::shared_ptr<Stream> st;
+    switch (engine->submit(std::move(job), &st)) {
+      case Engine::Submit::kOk: return st;
+      case Engine::Submit::kQueueFull:
+        res.set_header("Retry-After", "1");
+        send_error(res, api_error(503, "The server is at capacity (all slots busy and the queue is full); retry later.",
+                                  "server_error", "queue_full"));
+        return nullptr;
+      case Engine::Submit::kStopped: break;
+    }
+    send_error(res, api_error(503, "The server is shutting down.", "server_error", "shutting_down"));
+    return nullptr;
+  }
+
+  void charge(const Tenant& t, const Stream& st) { limiter.charge_tokens(t.name, st.n_prompt() + st.n_completion(), Clock::now()); }
+
+  static std::vector<Delta> collect(Stream& st) {
+    std::vector<Delta> all;
+    while (!st.wait(&all, std::chrono::milliseconds(500))) {
+    }
+    return all;
+  }
+
+  // Non-streaming requests cut by shutdown or an internal error answer with an error body.
+  static bool failed(const Stream& st, httplib::Response& res) {
+    if (st.finish() == Finish::kStop || st.finish() == Finish::kLength) return false;
+    const int code = st.finish() == Finish::kError ? 500 : 503;
+    send_error(res, api_error(code, "The request did not complete: " + st.error(), "server_error",
+                              st.finish() == Finish::kError ? "internal_error" : "cancelled"));
+    return true;
+  }
+
+  // A streaming response: `emit` turns deltas into SSE text; `finish` writes the final events.
+  void stream_response(httplib::Response& res, std::shared_ptr<Stream> st, std::string first,
+                       std::function<std::string(const Delta&)> emit, std::function<std::string()> finish) {
+    struct Ctx {
+      std::shared_ptr<Stream> st;
+      std::string first;
+      std::function<std::string(const Delta&)> emit;
+      std::function<std::string()> finish;
+      Clock::time_point last_write = Clock::now();
+    };
+    auto ctx = std::make_shared<Ctx>(Ctx{std::move(st), std::move(first), std::move(emit), std::move(finish)});
+    ++in_flight;
+    res.set_header("Cache-Control", "no-cache");
+    res.set_header("X-Accel-Buffering", "no");
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [ctx](size_t, httplib::DataSink& sink) {
+          auto write = [&](const std::string& s) {
+            if (s.empty()) return true;
+            ctx->last_write = Clock::now();
+            if (sink.write(s.data(), s.size())) return true;
+            ctx->st->cancel();  // the client is gone: free the slot
+            return false;
+          };
+          if (!ctx->first.empty()) {
+            std::string f;
+            f.swap(ctx->first);
+            if (!write(f)) return false;
+          }
+          std::vector<Delta> ds;
+          const bool done = ctx->st->wait(&ds, std::chrono::milliseconds(100));
+          std::string out;
+          for (const auto& d : ds) out += ctx->emit(d);
+          if (!write(out)) return false;
+          if (done) {
+            if (!write(ctx->finish() + "data: [DONE]\n\n")) return false;
+            sink.done();
+            return true;
+          }
+          // Waiting in the queue: a comment now and then notices clients that left.
+          if (Clock::now() - ctx->last_write > std::chrono::milliseconds(500)) return write(": keep-alive\n\n");
+          return true;
+        },
+        [this, ctx](bool ok) {
+          if (!ok) ctx->st->cancel();
+          --in_flight;
+        });
+  }
+
+  std::string stream_error(const Stream& st) {
+    ApiError e = api_error(st.finish() == Finish::kError ? 500 : 503, "The request did not complete: " + st.error(),
+                           "server_error", st.finish() == Finish::kError ? "internal_error" : "cancelled");
+    return sse(e.to_json());
+  }
+
+  void chat(const httplib::Request& req, httplib::Response& res) {
+    Tenant tenant;
+    if (!authorize(req, res, &tenant)) return;
+    ChatRequest cr;
+    if (auto e = parse_chat_request(req.body, limits, &cr)) return send_error(res, *e);
+    Result<std::string> text = [&]() -> Result<std::string> {
+      chat::ChatTemplateInputs in;
+      in.messages = cr.messages;
+      in.tools = cr.tools;
+      in.bos_token = bos_text;
+      in.eos_token = eos_text;
+      std::lock_guard<std::mutex> lock(tmpl_mu);
+      return chat::render_chat_template(*tmpl, in);
+    }();
+    if (!text.ok())
+      return send_error(res, api_error(400, "The chat template rejected the messages: " + text.status().message(),
+                                       "invalid_request_error", "invalid_messages"));
+    GenJob job;
+    if (auto e = make_job(cr.sampling, tokenize(*text, true), tenant, &job)) return send_error(res, *e);
+    if (chatml_fallback) job.stop.push_back("<|im_end|>");
+    job.top_logprobs = cr.logprobs ? cr.top_logprobs : -1;
+    auto st = submit(std::move(job), res);
+    if (!st) return;
+    const ResponseMeta m = meta("chatcmpl");
+    const bool want_lp = cr.logprobs;
+    if (!cr.stream) {
+      std::string content;
+      std::vector<TokenInfo> toks;
+      for (auto& d : collect(*st)) {
+        content += d.text;
+        toks.insert(toks.end(), d.tokens.begin(), d.tokens.end());
+      }
+      charge(tenant, *st);
+      if (failed(*st, res)) return;
+      json msg = {{"role", "assistant"}, {"content", content}, {"refusal", nullptr}};
+      json choice = {{"index", 0}, {"message", msg}, {"logprobs", want_lp ? chat_logprobs(tok, toks) : json(nullptr)},
+                     {"finish_reason", finish_json(st->finish())}};
+      json out = {{"id", m.id}, {"object", "chat.completion"}, {"created", m.created}, {"model", m.model},
+                  {"system_fingerprint", "modu"}, {"choices", json::array({choice})}, {"usage", usage_json(*st)}};
+      res.set_content(dump_json(out), "application/json");
+      return;
+    }
+    const bool usage = cr.include_usage;
+    auto with_usage = [usage](json c) {
+      if (usage) c["usage"] = nullptr;
+      return c;
+    };
+    std::string first = sse(with_usage(chat_chunk(m, {{"role", "assistant"}, {"content", ""}, {"refusal", nullptr}},
+                                                  nullptr, want_lp ? json{{"content", json::array()}, {"refusal", nullptr}} : json(nullptr))));
+    stream_response(
+        res, st, first,
+        [this, m, want_lp, with_usage](const Delta& d) {
+          if (d.text.empty() && (!want_lp || d.tokens.empty())) return std::string();
+          return sse(with_usage(chat_chunk(m, {{"content", d.text}}, nullptr, want_lp ? chat_logprobs(tok, d.tokens) : json(nullptr))));
+        },
+        [this, m, st, usage, with_usage, tenant]() {
+          charge(tenant, *st);
+          if (st->finish() != Finish::kStop && st->finish() != Finish::kLength) return stream_error(*st);
+          std::string out = sse(with_usage(chat_chunk(m, json::object(), finish_json(st->finish()), nullptr)));
+          if (usage) {
+            json u = chat_chunk(m, json::object(), nullptr, nullptr);
+            u["choices"] = json::array();
+            u["usage"] = usage_json(*st);
+            out += sse(u);
+          }
+          return out;
+        });
+  }
+
+  void completions(const httplib::Request& req, httplib::Response& res) {
+    Tenant tenant;
+    if (!authorize(req, res, &tenant)) return;
+    CompletionRequest cr;
+    if (auto e = parse_completion_request(req.body, limits, &cr)) return send_error(res, *e);
+    std::vector<int32_t> prompt = cr.prompt_is_tokens ? cr.prompt_tokens : tokenize(cr.prompt_text, true);
+    GenJob job;
+    if (auto e = make_job(cr.sampling, prompt, tenant, &job)) return send_error(res, *e);
+    job.top_logprobs = cr.logprobs;
+    job.prompt_logprobs = cr.echo && cr.logprobs >= 0;
+    const std::string prompt_text = cr.prompt_is_tokens ? tok.decode(prompt, true) : cr.prompt_text;
+    auto st = submit(std::move(job), res);
+    if (!st) return;
+    const ResponseMeta m = meta("cmpl");
+    const int lp = cr.logprobs;
+    if (!cr.stream) {
+      std::string text = cr.echo ? prompt_text : std::string();
+      std::vector<TokenInfo> toks;
+      for (auto& d : collect(*st)) {
+        text += d.text;
+        toks.insert(toks.end(), d.tokens.begin(), d.tokens.end());
+      }
+      charge(tenant, *st);
+      if (failed(*st, res)) return;
+      json logprobs = nullptr;
+      if (lp >= 0) {
+        logprobs = empty_completion_logprobs();
+        size_t offset = 0;
+        if (cr.echo) {
+          std::vector<TokenInfo> ptoks;
+          ptoks.push_back({prompt[0], 0, {}});
+          ptoks.insert(ptoks.end(), st->prompt_logprobs().begin(), st->prompt_logprobs().end());
+          append_completion_logprobs(tok, ptoks, &offset, true, &logprobs);
+          offset = prompt_text.size();
+        }
+        append_completion_logprobs(tok, toks, &offset, false, &logprobs);
+      }
+      json choice = {{"index", 0}, {"text", text}, {"logprobs", logprobs}, {"finish_reason", finish_json(st->finish())}};
+      json out = {{"id", m.id}, {"object", "text_completion"}, {"created", m.created}, {"model", m.model},
+                  {"system_fingerprint", "modu"}, {"choices", json::array({choice})}, {"usage", usage_json(*st)}};
+      res.set_content(dump_json(out), "application/json");
+      return;
+    }
+    const bool usage = cr.include_usage;
+    auto with_usage = [usage](json c) {
+      if (usage) c["usage"] = nullptr;
+      return c;
+    };
+    std::string first = cr.echo ? sse(with_usage(completion_chunk(m, prompt_text, nullptr, nullptr))) : std::string();
+    auto offset = std::make_shared<size_t>(cr.echo ? prompt_text.size() : 0);
+    stream_response(
+        res, st, first,
+        [this, m, lp, offset, with_usage](const Delta& d) {
+          if (d.text.empty() && (lp < 0 || d.tokens.empty())) return std::string();
+          json logprobs = nullptr;
+          if (lp >= 0) {
+            logprobs = empty_completion_logprobs();
+            append_completion_logprobs(tok, d.tokens, offset.get(), false, &logprobs);
+          }
+          return sse(with_usage(completion_chunk(m, d.text, nullptr, logprobs)));
+        },
+        [this, m, st, usage, with_usage, tenant]() {
+          charge(tenant, *st);
+          if (st->finish() != Finish::kStop && st->finish() != Finish::kLength) return stream_error(*st);
+          std::string out = sse(with_usage(completion_chunk(m, "", finish_json(st->finish()), nullptr)));
+          if (usage) {
+            json u = completion_chunk(m, "", nullptr, nullptr);
+            u["choices"] = json::array();
+            u["usage"] = usage_json(*st);
+            out += sse(u);
+          }
+          return out;
+        });
+  }
+
+  void embeddings(const httplib::Request& req, httplib::Response& res) {
+    Tenant tenant;
+    if (!authorize(req, res, &tenant)) return;
+    EmbeddingRequest er;
+    if (auto e = parse_embedding_request(req.body, limits, &er)) return send_error(res, *e);
+    std::vector<std::vector<int32_t>> inputs = er.token_inputs;
+    for (const auto& t : er.texts) inputs.push_back(tok.encode(t, true, false));
+    int64_t n_tokens = 0;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      n_tokens += (int64_t)inputs[i].size();
+      if (inputs[i].empty())
+        return send_error(res, api_error(400, "Input " + std::to_string(i) + " has no tokens.", "invalid_request_error", "invalid_value"));
+      if ((int64_t)inputs[i].size() > opts.engine.n_ctx)
+        return send_error(res, api_error(400, "Input " + std::to_string(i) + " has " + std::to_string(inputs[i].size()) +
+                                                  " tokens; this model's maximum context length is " +
+                                                  std::to_string(opts.engine.n_ctx) + " tokens.",
+                                         "invalid_request_error", "context_length_exceeded"));
+    }
+    auto r = engine->embed(inputs, pooling);
+    if (!r.ok()) return send_error(res, api_error(503, r.status().message(), "server_error"));
+    limiter.charge_tokens(tenant.name, n_tokens, Clock::now());
+    json data = json::array();
+    for (size_t i = 0; i < r->size(); ++i) {
+      json emb = er.base64 ? json(base64_floats((*r)[i])) : json((*r)[i]);
+      data.push_back({{"object", "embedding"}, {"index", i}, {"embedding", emb}});
+    }
+    json out = {{"object", "list"}, {"data", data}, {"model", opts.model_id},
+                {"usage", {{"prompt_tokens", n_tokens}, {"total_tokens", n_tokens}}}};
+    res.set_content(dump_json(out), "application/json");
+  }
+
+  void routes() {
+    svr.Post("/v1/chat/completions", [this](const auto& q, auto& r) { chat(q, r); });
+    svr.Post("/v1/completions", [this](const auto& q, auto& r) { completions(q, r); });
+    svr.Post("/v1/embeddings", [this](const auto& q, auto& r) { embeddings(q, r); });
+    svr.Get("/v1/models", [this](const httplib::Request& q, httplib::Response& r) {
+      Tenant t;
+      if (!authorize(q, r, &t)) return;
+      json m = {{"id", opts.model_id}, {"object", "model"}, {"created", (int64_t)std::time(nullptr)}, {"owned_by", "modu"},
+                {"meta", {{"n_ctx", opts.engine.n_ctx}, {"n_vocab", tok.n_vocab()}, {"n_params", model.n_params()}}}};
+      r.set_content(dump_json(json{{"object", "list"}, {"data", json::array({m})}}), "application/json");
+    });
+    svr.Get("/health", [this](const httplib::Request&, httplib::Response& r) {
+      if (draining.load()) return send_error(r, api_error(503, "The server is shutting down.", "server_error", "shutting_down"));
+      r.set_content(R"({"status":"ok"})", "application/json");
+    });
+    svr.Get("/metrics", [this](const httplib::Request&, httplib::Response& r) {
+      r.set_content(metrics.render(engine->gauges()), "text/plain; version=0.0.4");
+    });
+    auto not_allowed = [](const httplib::Request& q, httplib::Response& r) {
+      send_error(r, api_error(405, "Method " + q.method + " is not allowed on " + q.path + ".", "invalid_request_error",
+                              "method_not_allowed"));
+    };
+    for (const char* p : {"/v1/chat/completions", "/v1/completions", "/v1/embeddings"}) svr.Get(p, not_allowed);
+    for (const char* p : {"/v1/models", "/health", "/metrics"}) svr.Post(p, not_allowed);
+    svr.set_error_handler([](const httplib::Request& q, httplib::Response& r) {
+      if (!r.body.empty()) return;
+      if (r.status == 404)
+        send_error(r, api_error(404, "Unknown endpoint " + q.method + " " + q.path + ".", "invalid_request_error", "unknown_url"));
+      else if (r.status == 413)
+        send_error(r, api_error(413, "The request body is larger than the server's limit.", "invalid_request_error",
+                                "request_too_large"));
+      else
+        send_error(r, api_error(r.status, "The HTTP request was malformed (status " + std::to_string(r.status) + ").",
+                                "invalid_request_error"));
+    });
+    svr.set_exception_handler([](const httplib::Request&, httplib::Response& r, std::exception_ptr ep) {
+      std::string what = "unknown error";
+      try {
+        if (ep) std::rethrow_exception(ep);
+      } catch (const std::exception& e) {
+        what = e.what();
+      } catch (...) {
+      }
+      send_error(r, api_error(500, "Internal server error: " + what, "server_error", "internal_error"));
+    });
+    svr.set_logger([this](const httplib::Request& q, const httplib::Response& r) {
+      metrics.count_request(endpoint_label(q.path), r.status);
+      if (opts.log_requests) std::fprintf(stderr, "modu serve: %s %s -> %d\n", q.method.c_str(), q.path.c_str(), r.status);
+    });
+  }
+};
+
+HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+HttpServer::~HttpServer() {
+  if (impl_ && impl_->engine) impl_->engine->stop();
+}
+
+Result<std::unique_ptr<HttpServer>> HttpServer::create(const Model& model, const Tokenizer& tok, ServerOptions opts) {
+  auto impl = std::make_unique<Impl>(model, tok, std::move(opts));
+  Impl& s = *impl;
+  if (s.opts.engine.n_ctx <= 1) return invalid_argument("--ctx must be at least 2");
+  if (!s.opts.api_keys_file.empty()) {
+    MODU_ASSIGN_OR_RETURN(auto reg, TenantRegistry::load(s.opts.api_keys_file));
+    s.tenants = std::move(reg);
+  }
+  s.limits.n_ctx = s.opts.engine.n_ctx;
+  s.limits.n_vocab = tok.n_vocab();
+  if (tok.bos_id() >= 0) s.bos_text = tok.token_text(tok.bos_id());
+  if (tok.eos_id() >= 0) s.eos_text = tok.token_text(tok.eos_id());
+  const GgufFile& g = model.gguf();
+  auto tmpl_src = g.get_string("tokenizer.chat_template", std::string());
+  std::string src = tmpl_src.ok() ? *tmpl_src : std::string();
+  if (!src.empty()) {
+    auto t = jinja::Template::parse(src);
+    if (t.ok()) {
+      s.tmpl = std::move(t).value();
+    } else {
+      std::fprintf(stderr, "modu serve: the model's chat template does not parse (%s); using a ChatML-like template\n",
+                   t.status().message().c_str());
+    }
+  } else {
+    std::fprintf(stderr, "modu serve: the model has no tokenizer.chat_template; using a ChatML-like template\n");
+  }
+  if (!s.tmpl) {
+    auto t = jinja::Template::parse(kChatMlTemplate);
+    if (!t.ok()) return t.status().with_context("built-in ChatML template");
+    s.tmpl = std::move(t).value();
+    s.chatml_fallback = true;
+  }
+  auto pt = g.get_int(model.config().arch.name + ".pooling_type", 1);
+  const int64_t pooling = pt.ok() ? *pt : 1;
+  s.pooling = pooling == 2 ? Pooling::kCls : pooling == 3 ? Pooling::kLast : Pooling::kMean;
+  s.engine = std::make_unique<Engine>(model, tok, s.opts.engine, &s.metrics);
+  int threads = s.opts.http_threads;
+  if (threads <= 0) threads = std::max(32, 2 * (s.opts.engine.n_parallel + (int)s.opts.engine.max_queue) + 16);
+  s.svr.new_task_queue = [threads] { return new httplib::ThreadPool((size_t)threads); };
+  s.svr.set_payload_max_length(s.opts.max_body_bytes);
+  s.svr.set_keep_alive_max_count(1000);
+  s.svr.set_keep_alive_timeout(5);
+  s.svr.set_read_timeout(30);
+  s.svr.set_write_timeout(30);
+  s.routes();
+  return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
+}
+
+Status HttpServer::bind() {
+  Impl& s = *impl_;
+  if (s.opts.port == 0) {
+    s.port = s.svr.bind_to_any_port(s.opts.host);
+    if (s.port < 0) return io_error("cannot bind " + s.opts.host + " (any port)");
+  } else {
+    if (!s.svr.bind_to_port(s.opts.host, s.opts.port))
+      return io_error("cannot bind " + s.opts.host + ":" + std::to_string(s.opts.port) +
+                      " (in use, or a privileged port?); choose another with --port");
+    s.port = s.opts.port;
+  }
+  return Status::Ok();
+}
+
+int HttpServer::port() const { return impl_->port; }
+
+Status HttpServer::run() {
+  Impl& s = *impl_;
+  if (s.port < 0) MODU_RETURN_IF_ERROR(bind());
+  const bool ok = s.svr.listen_after_bind();
+  // listen returns once stop() was called; wait until shutdown() has finished its work.
+  std::unique_lock<std::mutex> lock(s.shutdown_mu);
+  if (s.draining.load()) s.shutdown_cv.wait(lock, [&] { return s.shutdown_done; });
+  if (!ok && !s.draining.load()) return io_error("the HTTP listener failed");
+  return Status::Ok();
+}
+
+void HttpServer::shutdown() {
+  Impl& s = *impl_;
+  std::call_once(s.shutdown_once, [&] {
+    s.draining.store(true);
+    const auto deadline = Clock::now() + std::chrono::milliseconds((int64_t)(s.opts.shutdown_grace_s * 1000));
+    while (!s.engine->idle() && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    s.engine->stop();  // cuts what is left: streams end with an error event, then [DONE]
+    const auto flush_deadline = Clock::now() + std::chrono::seconds(2);
+    while (s.in_flight.load() > 0 && Clock::now() < flush_deadline) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    s.svr.stop();
+    {
+      std::lock_guard<std::mutex> lock(s.shutdown_mu);
+      s.shutdown_done = true;
+    }
+    s.shutdown_cv.notify_all();
+  });
+}
+
+}  // namespace modu::server
