@@ -32,6 +32,9 @@ void add_serve_command(CLI::App& app, int& rc);
 void add_tokenize_commands(CLI::App& app, int& rc);
 void add_template_command(CLI::App& app, int& rc);
 void add_chat_command(CLI::App& app, int& rc);
+void add_train_command(CLI::App& app, int& rc);
+void add_tokenizer_train_command(CLI::App& app, int& rc);
+void add_eval_command(CLI::App& app, int& rc);
 
 // Resident set size of this process in bytes (from /proc/self/statm), 0 if unknown.
 size_t current_rss_bytes();

@@ -20,6 +20,9 @@ int main(int argc, char** argv) {
   modu::cli::add_tokenize_commands(app, rc);
   modu::cli::add_template_command(app, rc);
   modu::cli::add_chat_command(app, rc);
+  modu::cli::add_train_command(app, rc);
+  modu::cli::add_tokenizer_train_command(app, rc);
+  modu::cli::add_eval_command(app, rc);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
