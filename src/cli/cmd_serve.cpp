@@ -22,6 +22,7 @@ struct ServeArgs {
   int batch = 256;
   int queue = 64;
   int cache_seqs = -1;
+  double cache_mb = -1;
   bool no_prefix_cache = false;
   std::string api_keys;
   std::string alias;
@@ -52,6 +53,11 @@ int serve(const ServeArgs& a) {
   o.engine.n_batch = a.batch;
   o.engine.max_queue = (size_t)std::max(0, a.queue);
   o.engine.n_cache_seqs = a.cache_seqs;
+  // One KV sequence holds K and V for every layer and position of the context.
+  const ModelConfig& cfg = model.config();
+  const double seq_bytes = 2.0 * (double)cfg.n_layer * (double)o.engine.n_ctx * (double)(cfg.n_head_kv * cfg.head_dim) *
+                           (a.kv_f32 ? 4.0 : 2.0);
+  if (a.cache_mb >= 0) o.engine.n_cache_seqs = (int)(a.cache_mb * 1048576.0 / seq_bytes);
   o.engine.prefix_cache = !a.no_prefix_cache;
   o.engine.kv_type = a.kv_f32 ? KvType::kF32 : KvType::kF16;
   o.api_keys_file = a.api_keys;
@@ -79,6 +85,10 @@ int serve(const ServeArgs& a) {
       s->shutdown();
     }
   });
+  const int n_cache = o.engine.n_cache_seqs >= 0 ? o.engine.n_cache_seqs : (a.no_prefix_cache ? 0 : a.parallel);
+  std::fprintf(stderr, "modu serve: KV cache %.1f MiB (%d slots + %d prefix-cache sequences + 1 for embeddings)\n",
+               seq_bytes * (a.parallel + (a.no_prefix_cache ? 0 : n_cache) + 1) / 1048576.0, a.parallel,
+               a.no_prefix_cache ? 0 : n_cache);
   std::fprintf(stderr, "modu serve: %s on http://%s:%d (slots %d, context %lld, queue %d, %s)\n", o.model_id.c_str(),
                a.host.c_str(), s->port(), a.parallel, (long long)o.engine.n_ctx, a.queue,
                a.api_keys.empty() ? "no API keys" : "API keys required");
@@ -108,6 +118,7 @@ void add_serve_command(CLI::App& app, int& rc) {
   c->add_option("-b,--batch", a->batch, "Tokens per batched forward pass")->capture_default_str()->check(CLI::Range(1, 65536));
   c->add_option("--queue", a->queue, "Requests that may wait for a slot; beyond that 503")->capture_default_str()->check(CLI::Range(0, 100000));
   c->add_option("--cache-seqs", a->cache_seqs, "Idle KV sequences kept as prefix cache (-1: as many as slots)")->capture_default_str();
+  c->add_option("--cache-mb", a->cache_mb, "Memory for the prefix cache in MiB (overrides --cache-seqs)");
   c->add_flag("--no-prefix-cache", a->no_prefix_cache, "Never reuse KV of earlier prompts");
   c->add_option("--api-keys", a->api_keys, "File of 'KEY TENANT [rpm=N] [tpm=N] [parallel=N]' lines")->check(CLI::ExistingFile);
   c->add_option("--alias", a->alias, "Model id reported by /v1/models (default: the file name)");
