@@ -103,12 +103,12 @@ Result<GgufMetadata> hf_config_metadata(const std::string& text, const std::stri
   // Gemma: soft-capping, sliding window, query scaling.
   put_f32("attn_logit_softcapping", "attn_logit_softcapping");
   put_f32("final_logit_softcapping", "final_logit_softcapping");
-  put_u32("sliding_window", "attention.sliding_window", false);
   if (arch == "gemma2" || arch == "gemma3") {
+    put_u32("sliding_window", "attention.sliding_window", false);
     if (const json* qs = num("query_pre_attn_scalar"))
       md.emplace_back(p + "attention.scale", GgufValue::f32((float)(1.0 / std::sqrt(qs->get<double>()))));
     put_u32("sliding_window_pattern", "attention.sliding_window_pattern", false);
-    if (arch == "gemma3") put_f32("rope_local_base_freq", "rope.local_freq_base");
+    if (arch == "gemma3") put_f32("rope_local_base_freq", "rope.freq_base_swa");
   }
   // Rope scaling: {"rope_type" or "type": linear | llama3 | yarn, "factor", ...}.
   if (const json* rs = field(j, "rope_scaling"); rs != nullptr && rs->is_object()) {

@@ -175,6 +175,30 @@ Result<ModelConfig> read_model_config(const GgufFile& f) {
     MODU_ASSIGN_OR_RETURN(c.n_ff_shexp, get_positive(f, p + "expert_shared_feed_forward_length", c.n_ff));
     MODU_ASSIGN_OR_RETURN(c.moe_norm_topk, f.get_bool(p + "expert_weights_norm", c.arch.moe_norm_topk));
   }
+
+  // Soft-capping, sliding windows, query scale, embedding scale (Gemma 2 / 3).
+  MODU_ASSIGN_OR_RETURN(double attn_cap, f.get_float(p + "attn_logit_softcapping", 0.0));
+  MODU_ASSIGN_OR_RETURN(double final_cap, f.get_float(p + "final_logit_softcapping", 0.0));
+  if (attn_cap < 0 || final_cap < 0) return corrupt(f.name() + ": logit soft-capping values must be >= 0");
+  c.attn_softcap = (float)attn_cap;
+  c.final_softcap = (float)final_cap;
+  if (c.arch.swa_pattern > 0) {
+    MODU_ASSIGN_OR_RETURN(c.n_swa, f.get_int(p + "attention.sliding_window", 0));
+    MODU_ASSIGN_OR_RETURN(c.swa_pattern, f.get_int(p + "attention.sliding_window_pattern", c.arch.swa_pattern));
+    if (c.n_swa < 0 || c.swa_pattern < 0) return corrupt(f.name() + ": attention.sliding_window(_pattern) must be >= 0");
+    MODU_ASSIGN_OR_RETURN(double swa_base, f.get_float(p + "rope.freq_base_swa", c.arch.swa_rope_base));
+    c.rope_theta_swa = (float)swa_base;
+  }
+  if (f.find(p + "attention.scale") != nullptr) {
+    MODU_ASSIGN_OR_RETURN(double sc, f.get_float(p + "attention.scale"));
+    if (!(sc > 0)) return corrupt(f.name() + ": attention.scale must be > 0");
+    c.attn_scale = (float)sc;
+  } else if (c.arch.gemma_query_scale) {
+    // llama.cpp: the 27B models (Gemma 2: 46 layers, Gemma 3: 62) scale by 1/sqrt(d_model/heads).
+    const bool big = (arch_name == "gemma2" && c.n_layer == 46) || (arch_name == "gemma3" && c.n_layer == 62);
+    c.attn_scale = 1.0f / std::sqrt((float)(big ? c.n_embd / c.n_head : c.head_dim));
+  }
+  if (c.arch.scale_embeddings) c.embd_scale = std::sqrt((float)c.n_embd);
   return c;
 }
 

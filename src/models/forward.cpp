@@ -7,6 +7,7 @@
 
 #include "modu/core/fp16.h"
 #include "modu/models/model.h"
+#include "activations.h"
 #include "moe.h"
 #include "ops.h"
 
@@ -65,17 +66,31 @@ Status Model::run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool&
   const ModelConfig& c = cfg_;
   std::vector<int64_t> new_len;
   MODU_RETURN_IF_ERROR(validate_batch(batch, c, kv, new_len));
+  if (kv.has_ring() && (int64_t)batch.size() > KvCache::kSwaSlack) {
+    // Sliding-window rings hold window + kSwaSlack positions: feed the batch in parts that fit.
+    std::vector<float> part;
+    out.clear();
+    for (size_t b = 0; b < batch.size(); b += KvCache::kSwaSlack) {
+      const std::vector<BatchToken> sub(batch.begin() + b, batch.begin() + std::min(batch.size(), b + KvCache::kSwaSlack));
+      MODU_RETURN_IF_ERROR(run(sub, kv, pool, part, want_hidden));
+      out.insert(out.end(), part.begin(), part.end());
+    }
+    return Status::Ok();
+  }
   const int64_t n = (int64_t)batch.size();
   const int64_t d = c.n_embd, hd = c.head_dim;
   const int64_t q_dim = c.n_head * hd, kv_dim = c.n_head_kv * hd;
   const KvType kvt = kv.type();
-  const ops::RopeParams rp = ops::make_rope_params(c, rope_freqs_);
-  const float kq_scale = 1.0f / std::sqrt((float)hd);
+  const ops::RopeParams rp_global = ops::make_rope_params(c, rope_freqs_);
+  const ops::RopeParams rp_swa = ops::make_rope_params(c, rope_freqs_swa_.empty() ? rope_freqs_ : rope_freqs_swa_);
+  const float kq_scale = c.attn_scale > 0 ? c.attn_scale : 1.0f / std::sqrt((float)hd);
 
   std::vector<float> x(n * d), h(n * d), q(n * q_dim), k(n * kv_dim), v(n * kv_dim), att(n * q_dim);
   std::vector<float> gate(n * c.n_ff), up(n * std::max(c.n_ff, c.n_embd));  // up also holds the MoE output
   // x: [n, d_model] token embeddings
   for (int64_t t = 0; t < n; ++t) ops::get_row(w_.tok_embd, batch[t].token, x.data() + t * d);
+  if (c.embd_scale != 1.0f)
+    for (float& e : x) e *= c.embd_scale;
 
   for (int64_t il = 0; il < c.n_layer; ++il) {
     const LayerWeights& L = w_.layers[il];
@@ -89,6 +104,8 @@ Status Model::run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool&
     if (L.bv) ops::add_bias(v.data(), (const float*)L.bv.data, n, kv_dim);
     if (L.q_norm) ops::rms_norm(q.data(), (const float*)L.q_norm.data, n * c.n_head, hd, c.rms_eps, q.data());
     if (L.k_norm) ops::rms_norm(k.data(), (const float*)L.k_norm.data, n * c.n_head_kv, hd, c.rms_eps, k.data());
+    const bool swa = c.is_swa(il);
+    const ops::RopeParams& rp = swa ? rp_swa : rp_global;
     for (int64_t t = 0; t < n; ++t) {
       ops::rope(q.data() + t * q_dim, c.n_head, hd, batch[t].pos, rp);
       ops::rope(k.data() + t * kv_dim, c.n_head_kv, hd, batch[t].pos, rp);
@@ -96,21 +113,28 @@ Status Model::run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool&
       store_row(kv.v_row(il, batch[t].seq, batch[t].pos), v.data() + t * kv_dim, kv_dim, kvt);
     }
     // Causal attention per (token, KV head) through the dispatched kernel (K/V rows read once per group).
-    ops::attention(q.data(), n, batch.data(), kv, il, c.n_head, c.n_head_kv, hd, kq_scale, att.data(), pool);
+    ops::attention(q.data(), n, batch.data(), kv, il, c.n_head, c.n_head_kv, hd, kq_scale, att.data(), pool,
+                   swa ? c.n_swa : 0, c.attn_softcap);
     ops::matmul(L.wo, att.data(), n, h.data(), pool);  // [n, d_model]
+    if (L.post_attn_norm) ops::rms_norm(h.data(), (const float*)L.post_attn_norm.data, n, d, c.rms_eps, h.data());
     for (int64_t i = 0; i < n * d; ++i) x[i] += h[i];
 
     // --- feed-forward (SwiGLU) ---
     ops::rms_norm(x.data(), (const float*)L.ffn_norm.data, n, d, c.rms_eps, h.data());
     if (c.n_expert > 0) {
-      moe::ffn(L, c, h.data(), n, up.data(), pool);  // [n, d_model] into up
-      for (int64_t i = 0; i < n * d; ++i) x[i] += up[i];
-      continue;
+      moe::ffn(L, c, h.data(), n, up.data(), pool);  // [n, d_model]
+      std::copy(up.begin(), up.begin() + n * d, h.begin());
+    } else {
+      ops::matmul(L.w_gate, h.data(), n, gate.data(), pool);  // [n, n_ff]
+      ops::matmul(L.w_up, h.data(), n, up.data(), pool);      // [n, n_ff]
+      if (c.arch.ffn_act == FfnAct::kGeluTanh) {
+        act::geglu(gate.data(), up.data(), n * c.n_ff);
+      } else {
+        ops::swiglu(gate.data(), up.data(), n * c.n_ff);
+      }
+      ops::matmul(L.w_down, gate.data(), n, h.data(), pool);  // [n, d_model]
     }
-    ops::matmul(L.w_gate, h.data(), n, gate.data(), pool);  // [n, n_ff]
-    ops::matmul(L.w_up, h.data(), n, up.data(), pool);      // [n, n_ff]
-    ops::swiglu(gate.data(), up.data(), n * c.n_ff);
-    ops::matmul(L.w_down, gate.data(), n, h.data(), pool);  // [n, d_model]
+    if (L.post_ffw_norm) ops::rms_norm(h.data(), (const float*)L.post_ffw_norm.data, n, d, c.rms_eps, h.data());
     for (int64_t i = 0; i < n * d; ++i) x[i] += h[i];
   }
 
@@ -136,6 +160,7 @@ Status Model::run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool&
   }
   out.resize(n_out * c.n_vocab);
   ops::matmul(w_.output, sel.data(), n_out, out.data(), pool);  // [n_out, n_vocab]
+  if (c.final_softcap > 0) act::softcap(out.data(), (int64_t)out.size(), c.final_softcap);
   return Status::Ok();
 }
 

@@ -146,6 +146,8 @@ Result<std::unique_ptr<Model>> Model::from_gguf(GgufFile file) {
     MODU_ASSIGN_OR_RETURN(l.q_norm, L.vec(b + "attn_q_norm.weight", c.head_dim, c.arch.requires_qk_norm));
     MODU_ASSIGN_OR_RETURN(l.k_norm, L.vec(b + "attn_k_norm.weight", c.head_dim, c.arch.requires_qk_norm));
     MODU_ASSIGN_OR_RETURN(l.ffn_norm, L.vec(b + "ffn_norm.weight", c.n_embd, true));
+    MODU_ASSIGN_OR_RETURN(l.post_attn_norm, L.vec(b + "post_attention_norm.weight", c.n_embd, c.arch.post_norms));
+    MODU_ASSIGN_OR_RETURN(l.post_ffw_norm, L.vec(b + "post_ffw_norm.weight", c.n_embd, c.arch.post_norms));
     if (c.n_expert > 0) {
       MODU_ASSIGN_OR_RETURN(l.moe_router, L.matrix(b + "ffn_gate_inp.weight", c.n_embd, c.n_expert, true));
       MODU_ASSIGN_OR_RETURN(l.exp_gate, L.stack(b + "ffn_gate_exps.weight", c.n_embd, c.n_ff_exp, c.n_expert));
@@ -163,6 +165,12 @@ Result<std::unique_ptr<Model>> Model::from_gguf(GgufFile file) {
     }
   }
   m->rope_freqs_ = rope_frequencies(c, w.rope_freq_factors.empty() ? nullptr : w.rope_freq_factors.data());
+  if (c.n_swa > 0 && c.rope_theta_swa > 0) {  // windowed layers: their own base, no scaling
+    ModelConfig local = c;
+    local.rope_theta = c.rope_theta_swa;
+    local.rope_scaling = RopeScaling::kNone;
+    m->rope_freqs_swa_ = rope_frequencies(local, nullptr);
+  }
   return m;
 }
 
@@ -184,25 +192,42 @@ KvCache::KvCache(const ModelConfig& cfg, int n_seq, int64_t n_ctx, KvType type)
     : n_seq_(n_seq), n_ctx_(n_ctx), n_layer_(cfg.n_layer), type_(type) {
   MODU_CHECK(n_seq > 0 && n_ctx > 0);
   row_bytes_ = (size_t)(cfg.n_head_kv * cfg.head_dim) * (type == KvType::kF16 ? 2 : 4);
-  const size_t total = (size_t)n_layer_ * n_seq_ * n_ctx_ * row_bytes_;
+  if (cfg.n_swa > 0 && cfg.n_swa + kSwaSlack < n_ctx) {
+    window_ = cfg.n_swa;
+    ring_ = cfg.n_swa + kSwaSlack;
+  }
+  size_t total = 0;
+  for (int64_t l = 0; l < n_layer_; ++l) {
+    rows_.push_back(ring_ > 0 && cfg.is_swa(l) ? ring_ : n_ctx_);
+    layer_off_.push_back(total);
+    total += (size_t)n_seq_ * (size_t)rows_.back() * row_bytes_;
+  }
   k_.assign(total, 0);
   v_.assign(total, 0);
   len_.assign(n_seq_, 0);
 }
 
+void KvCache::keep_window(int seq, int64_t n) {
+  // Ring layers hold positions [len - ring, len); continuing at n needs [n - window + 1, n).
+  if (ring_ > 0 && n > 0 && n - window_ + 1 < len_[seq] - ring_) n = 0;
+  len_[seq] = n;
+}
+
 void KvCache::truncate(int seq, int64_t n) {
   MODU_CHECK(seq >= 0 && seq < n_seq_ && n >= 0);
-  if (n < len_[seq]) len_[seq] = n;
+  if (n < len_[seq]) keep_window(seq, n);
 }
 
 void KvCache::copy_prefix(int src, int dst, int64_t n) {
   MODU_CHECK(src >= 0 && src < n_seq_ && dst >= 0 && dst < n_seq_ && n <= len_[src]);
   if (src == dst) return;
   for (int64_t l = 0; l < n_layer_; ++l) {
-    std::memcpy(k_row(l, dst, 0), k_row(l, src, 0), (size_t)n * row_bytes_);
-    std::memcpy(v_row(l, dst, 0), v_row(l, src, 0), (size_t)n * row_bytes_);
+    const int64_t rows = rows_[l] < n_ctx_ ? rows_[l] : n;  // a ring is copied whole
+    std::memcpy(k_row(l, dst, 0), k_row(l, src, 0), (size_t)rows * row_bytes_);
+    std::memcpy(v_row(l, dst, 0), v_row(l, src, 0), (size_t)rows * row_bytes_);
   }
-  len_[dst] = n;
+  len_[dst] = len_[src];
+  keep_window(dst, n);
 }
 
 }  // namespace modu

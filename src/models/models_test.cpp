@@ -78,6 +78,26 @@ TestModelSpec spec_for(const std::string& arch) {
     s.n_expert = 6; s.n_expert_used = 2; s.shared_expert = true; s.norm_topk = false;
   }
   if (arch == "qwen3moe") { s.qk_norm = true; s.head_dim = 24; s.n_expert = 8; s.n_expert_used = 3; }
+  if (arch == "gemma2" || arch == "gemma3") {
+    s.post_norms = s.gelu = s.embd_scale = true;
+    s.tied_output = true;
+    s.n_swa = 7;
+  }
+  if (arch == "gemma2") {  // even layers windowed; small caps so capping changes the result
+    s.swa_pattern = 2;
+    s.attn_softcap = 1.5;
+    s.final_softcap = 2.0;
+  }
+  if (arch == "gemma3") {  // five windowed layers then a global one; global rope base 1e6, linear x4
+    s.qk_norm = true;
+    s.n_layer = 7;
+    s.swa_pattern = 6;
+    s.rope_theta = 1e6;
+    s.rope_theta_swa = 10000;
+    s.scaling = "linear";
+    s.scaling_factor = 4.0;
+    s.attn_scale = 0.2;
+  }
   return s;
 }
 
@@ -115,7 +135,56 @@ TEST_P(DtypeTest, MatchesReferenceOnDequantizedWeights) {
   EXPECT_LE(compare(s, KvType::kF32, 32, 2), dc.tol) << dtype_name(dc.dt);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllArchs, ArchTest, ::testing::Values("llama", "mistral", "qwen2", "qwen3", "qwen2moe", "qwen3moe"));
+INSTANTIATE_TEST_SUITE_P(AllArchs, ArchTest, ::testing::Values("llama", "mistral", "qwen2", "qwen3", "qwen2moe", "qwen3moe",
+                                                                 "gemma2", "gemma3"));
+
+// Sliding-window layers keep a ring of window + kSwaSlack positions: a sequence longer than the
+// ring (wrapping it several times), fed whole (split internally) and in odd chunks, must still
+// match the reference, and the cache must be smaller than a full one.
+TEST(SlidingWindow, RingCacheMatchesReferenceAndSavesMemory) {
+  for (std::string arch : {"gemma2", "gemma3"}) {
+    TestModelSpec s = spec_for(arch);
+    s.n_ctx = 700;
+    s.seed = 17;
+    EXPECT_LE(compare(s, KvType::kF32, 600, 2), 1e-4) << arch << " whole";
+    EXPECT_LE(compare(s, KvType::kF16, 600, 3, /*chunk=*/37), 5e-3) << arch << " chunked";
+    Loaded l = load(s);
+    const ModelConfig& c = l.model->config();
+    KvCache kv(c, 2, 4096, KvType::kF16);
+    int64_t rows = 0, ring_layers = 0;
+    for (int64_t il = 0; il < c.n_layer; ++il) {
+      rows += c.is_swa(il) ? s.n_swa + KvCache::kSwaSlack : 4096;
+      ring_layers += c.is_swa(il);
+    }
+    EXPECT_GT(ring_layers, 0);
+    EXPECT_EQ(kv.bytes(), (size_t)(2 * 2 * rows * c.n_head_kv * c.head_dim * 2)) << arch;
+  }
+}
+
+TEST(SlidingWindow, TruncateKeepsOrDropsTheWindow) {
+  TestModelSpec s = spec_for("gemma2");
+  s.n_ctx = 1024;
+  Loaded l = load(s);
+  ThreadPool pool(2);
+  KvCache kv(l.model->config(), 2, 1024, KvType::kF32);
+  auto toks = random_tokens(400, 96, 5);
+  std::vector<BatchToken> b;
+  for (int i = 0; i < 400; ++i) b.push_back({toks[i], i, 0, i == 399});
+  std::vector<float> full;
+  ASSERT_TRUE(l.model->forward(b, kv, pool, full).ok());
+  // Going back a little keeps the window: recomputing the last token gives the same logits.
+  kv.truncate(0, 399);
+  EXPECT_EQ(kv.seq_len(0), 399);
+  std::vector<float> again;
+  ASSERT_TRUE(l.model->forward({{toks[399], 399, 0, true}}, kv, pool, again).ok());
+  ASSERT_EQ(again.size(), full.size());
+  for (size_t i = 0; i < full.size(); ++i) ASSERT_NEAR(again[i], full[i], 1e-4) << i;
+  kv.copy_prefix(0, 1, 398);
+  EXPECT_EQ(kv.seq_len(1), 398);
+  // Going back further than the ring's slack loses the window: the sequence is cleared.
+  kv.truncate(0, 10);
+  EXPECT_EQ(kv.seq_len(0), 0);
+}
 
 TEST(Moe, MixtralStyleLlamaQuantizedAndRouterTies) {
   TestModelSpec s = spec_for("llama");  // Mixtral: llama with experts, renormalized top-2

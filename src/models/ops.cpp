@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "modu/core/fp16.h"
 #include "modu/kernels/dispatch.h"
 #include "modu/kernels/gemm.h"
 
@@ -193,8 +194,35 @@ void get_row(const Weight& w, int64_t row, float* out) {
   tr->dequantize(w.data + (size_t)row * w.row_bytes, out, w.cols);
 }
 
+// Scalar attention with soft-capped scores (F16 or F32 rows of hd elements, `stride` bytes apart).
+static void attention_softcap(const float* q, int64_t ng, const uint8_t* k, const uint8_t* v, size_t stride, int64_t n_pos,
+                       int64_t hd, bool f16, float scale, float cap, float* out, float* sc) {
+  auto at = [&](const uint8_t* row, int64_t i) {
+    return f16 ? fp16_to_fp32(reinterpret_cast<const uint16_t*>(row)[i]) : reinterpret_cast<const float*>(row)[i];
+  };
+  for (int64_t g = 0; g < ng; ++g) {
+    const float* qg = q + g * hd;
+    float mx = -INFINITY;
+    for (int64_t p = 0; p < n_pos; ++p) {
+      float dot = 0;
+      for (int64_t i = 0; i < hd; ++i) dot += qg[i] * at(k + p * stride, i);
+      sc[p] = cap * std::tanh(dot * scale / cap);
+      mx = std::max(mx, sc[p]);
+    }
+    float sum = 0;
+    for (int64_t p = 0; p < n_pos; ++p) sum += sc[p] = std::exp(sc[p] - mx);
+    float* o = out + g * hd;
+    std::fill(o, o + hd, 0.0f);
+    for (int64_t p = 0; p < n_pos; ++p) {
+      const float w = sc[p] / sum;
+      for (int64_t i = 0; i < hd; ++i) o[i] += w * at(v + p * stride, i);
+    }
+  }
+}
+
 void attention(const float* q, int64_t n, const BatchToken* batch, KvCache& kv, int64_t layer, int64_t n_head,
-               int64_t n_head_kv, int64_t hd, float scale, float* out, ThreadPool& pool) {
+               int64_t n_head_kv, int64_t hd, float scale, float* out, ThreadPool& pool, int64_t window,
+               float softcap) {
   const KernelTable& kt = kernels();
   const int64_t group = n_head / n_head_kv, q_dim = n_head * hd;
   const bool f16 = kv.type() == KvType::kF16;
@@ -204,12 +232,33 @@ void attention(const float* q, int64_t n, const BatchToken* batch, KvCache& kv, 
     for (int64_t idx = b; idx < e; ++idx) {
       const int64_t t = idx / n_head_kv, kvh = idx % n_head_kv;
       const BatchToken& bt = batch[t];
-      const int64_t n_pos = bt.pos + 1;
+      const int64_t first = window > 0 ? std::max<int64_t>(0, bt.pos - window + 1) : 0;
+      const int64_t n_pos = bt.pos - first + 1;
       float* scratch = reinterpret_cast<float*>(thread_scratch((size_t)(group * n_pos) * sizeof(float)));
       const size_t off = (size_t)(kvh * hd) * elem;
-      kt.attention(q + t * q_dim + kvh * group * hd, group, kv.k_row(layer, bt.seq, 0) + off,
-                   kv.v_row(layer, bt.seq, 0) + off, kv.row_bytes(), n_pos, hd, f16, scale,
-                   out + t * q_dim + kvh * group * hd, scratch);
+      const uint8_t* kp = kv.k_row(layer, bt.seq, first) + off;
+      const uint8_t* vp = kv.v_row(layer, bt.seq, first) + off;
+      size_t stride = kv.row_bytes();
+      const int64_t rows = kv.layer_rows(layer);
+      if (first % rows + n_pos > rows) {  // the window wraps around a ring: gather this head's rows
+        thread_local std::vector<uint8_t> gathered;
+        const size_t rb = (size_t)hd * elem;
+        gathered.resize(2 * (size_t)n_pos * rb);
+        for (int64_t p = 0; p < n_pos; ++p) {
+          std::memcpy(gathered.data() + p * rb, kv.k_row(layer, bt.seq, first + p) + off, rb);
+          std::memcpy(gathered.data() + (n_pos + p) * rb, kv.v_row(layer, bt.seq, first + p) + off, rb);
+        }
+        kp = gathered.data();
+        vp = gathered.data() + n_pos * rb;
+        stride = rb;
+      }
+      float* o = out + t * q_dim + kvh * group * hd;
+      const float* qp = q + t * q_dim + kvh * group * hd;
+      if (softcap > 0) {
+        attention_softcap(qp, group, kp, vp, stride, n_pos, hd, f16, scale, softcap, o, scratch);
+      } else {
+        kt.attention(qp, group, kp, vp, stride, n_pos, hd, f16, scale, o, scratch);
+      }
     }
   });
 }

@@ -38,9 +38,12 @@ void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t pos, const RopePa
 void get_row(const Weight& w, int64_t row, float* out);
 
 // Causal attention of n tokens (q, out: [n, n_head * hd]) over their sequences' cached positions
-// 0..pos, through the dispatched attention kernel, one work item per (token, KV head).
+// 0..pos (only the last `window` of them when window > 0; rows of a ring layer that wrap around are
+// gathered first), through the dispatched attention kernel, one work item per (token, KV head).
+// softcap > 0 caps scores as cap * tanh(score / cap) (Gemma 2) on a scalar path.
 void attention(const float* q, int64_t n, const BatchToken* batch, KvCache& kv, int64_t layer, int64_t n_head,
-               int64_t n_head_kv, int64_t hd, float scale, float* out, ThreadPool& pool);
+               int64_t n_head_kv, int64_t hd, float scale, float* out, ThreadPool& pool, int64_t window = 0,
+               float softcap = 0.0f);
 
 // SiLU(gate) * up, elementwise over n values, result in gate.
 void swiglu(float* gate, const float* up, int64_t n);

@@ -94,14 +94,18 @@ void ref_rope(std::vector<double>& v, size_t off, const TestModelSpec& s, bool n
   }
 }
 
-// down(silu(gate h) * up h) with tensors ffn_{gate,up,down}<suffix>.weight.
+// down(act(gate h) * up h), act = SiLU or tanh-GELU, with tensors ffn_{gate,up,down}<suffix>.weight.
 std::vector<double> ref_swiglu(const GgufFile& f, const std::string& b, const std::string& suffix,
-                               const std::vector<double>& h) {
+                               const std::vector<double>& h, bool gelu = false) {
   const RefTensor wg = read_tensor(f, b + "ffn_gate" + suffix + ".weight"),
                   wu = read_tensor(f, b + "ffn_up" + suffix + ".weight"),
                   wd = read_tensor(f, b + "ffn_down" + suffix + ".weight");
   auto g = matvec(wg, h), u = matvec(wu, h);
-  for (size_t i = 0; i < g.size(); ++i) g[i] = g[i] / (1.0 + std::exp(-g[i])) * u[i];
+  for (size_t i = 0; i < g.size(); ++i) {
+    const double x = g[i];
+    g[i] = (gelu ? 0.5 * x * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)))
+                 : x / (1.0 + std::exp(-x))) * u[i];
+  }
   return matvec(wd, g);
 }
 
@@ -191,6 +195,11 @@ std::vector<uint8_t> make_random_model(const TestModelSpec& s) {
     if (s.shared_expert) w.set(a + "expert_shared_feed_forward_length", GgufValue::u32((uint32_t)s.n_ff_shexp));
     w.set(a + "expert_weights_norm", GgufValue::boolean(s.norm_topk));
   }
+  if (s.n_swa > 0) w.set(a + "attention.sliding_window", GgufValue::u32((uint32_t)s.n_swa));
+  if (s.rope_theta_swa > 0) w.set(a + "rope.freq_base_swa", GgufValue::f32((float)s.rope_theta_swa));
+  if (s.attn_scale > 0) w.set(a + "attention.scale", GgufValue::f32((float)s.attn_scale));
+  if (s.attn_softcap > 0) w.set(a + "attn_logit_softcapping", GgufValue::f32((float)s.attn_softcap));
+  if (s.final_softcap > 0) w.set(a + "final_logit_softcapping", GgufValue::f32((float)s.final_softcap));
   const int64_t n_rot = s.n_rot ? s.n_rot : s.head_dim;
   if (s.scaling != "none" && !(s.scaling == "llama3" && s.rope_freqs_tensor)) {
     w.set(a + "rope.scaling.type", GgufValue::string(s.scaling));
@@ -223,6 +232,10 @@ std::vector<uint8_t> make_random_model(const TestModelSpec& s) {
       put(w, b + "attn_k_norm.weight", {s.head_dim}, randn(s.head_dim, 0.1f, 1.0f), DType::F32);
     }
     put(w, b + "ffn_norm.weight", {d}, randn(d, 0.1f, 1.0f), DType::F32);
+    if (s.post_norms) {
+      put(w, b + "post_attention_norm.weight", {d}, randn(d, 0.1f, 1.0f), DType::F32);
+      put(w, b + "post_ffw_norm.weight", {d}, randn(d, 0.1f, 1.0f), DType::F32);
+    }
     if (s.n_expert > 0) {
       const int64_t ne = s.n_expert, fe = s.n_ff_exp, fs = s.n_ff_shexp;
       auto router = randn(d * ne, 2.0f / std::sqrt((float)d));
@@ -249,7 +262,8 @@ std::vector<uint8_t> make_random_model(const TestModelSpec& s) {
 
 std::vector<std::vector<double>> reference_logits(const GgufFile& f, const TestModelSpec& s,
                                                   const std::vector<int32_t>& tokens) {
-  const bool neox = s.arch == "qwen2" || s.arch == "qwen3" || s.arch == "qwen2moe" || s.arch == "qwen3moe";
+  const bool neox = s.arch == "qwen2" || s.arch == "qwen3" || s.arch == "qwen2moe" || s.arch == "qwen3moe" ||
+                    s.arch == "gemma2" || s.arch == "gemma3";
   const int64_t T = (int64_t)tokens.size(), d = s.n_embd, hd = s.head_dim;
   const int64_t qd = s.n_head * hd, kvd = s.n_head_kv * hd, group = s.n_head / s.n_head_kv;
   std::vector<double> freq_factors;
@@ -257,7 +271,7 @@ std::vector<std::vector<double>> reference_logits(const GgufFile& f, const TestM
   const RefTensor emb = read_tensor(f, "token_embd.weight");
   std::vector<std::vector<double>> x(T, std::vector<double>(d));
   for (int64_t t = 0; t < T; ++t)
-    for (int64_t i = 0; i < d; ++i) x[t][i] = emb.data[tokens[t] * d + i];
+    for (int64_t i = 0; i < d; ++i) x[t][i] = emb.data[tokens[t] * d + i] * (s.embd_scale ? std::sqrt((double)d) : 1.0);
 
   for (int64_t l = 0; l < s.n_layer; ++l) {
     const std::string b = "blk." + std::to_string(l) + ".";
@@ -265,6 +279,13 @@ std::vector<std::vector<double>> reference_logits(const GgufFile& f, const TestM
                     wk = read_tensor(f, b + "attn_k.weight"), wv = read_tensor(f, b + "attn_v.weight"),
                     wo = read_tensor(f, b + "attn_output.weight"), fn = read_tensor(f, b + "ffn_norm.weight");
     std::vector<std::vector<double>> Q(T), K(T), V(T);
+    const bool swa = s.n_swa > 0 && s.swa_pattern > 1 && l % s.swa_pattern < s.swa_pattern - 1;
+    TestModelSpec rs = s;  // windowed layers rotate with their own base, unscaled
+    if (swa && s.rope_theta_swa > 0) {
+      rs.rope_theta = s.rope_theta_swa;
+      rs.scaling = "none";
+    }
+    const double scale = s.attn_scale > 0 ? s.attn_scale : 1.0 / std::sqrt((double)hd);
     for (int64_t t = 0; t < T; ++t) {
       auto h = rmsnorm(x[t], 0, d, an.data, s.rms_eps);
       Q[t] = matvec(wq, h);
@@ -287,37 +308,45 @@ std::vector<std::vector<double>> reference_logits(const GgufFile& f, const TestM
           std::copy(y.begin(), y.end(), K[t].begin() + hh * hd);
         }
       }
-      for (int64_t hh = 0; hh < s.n_head; ++hh) ref_rope(Q[t], hh * hd, s, neox, t, freq_factors);
-      for (int64_t hh = 0; hh < s.n_head_kv; ++hh) ref_rope(K[t], hh * hd, s, neox, t, freq_factors);
+      for (int64_t hh = 0; hh < s.n_head; ++hh) ref_rope(Q[t], hh * hd, rs, neox, t, freq_factors);
+      for (int64_t hh = 0; hh < s.n_head_kv; ++hh) ref_rope(K[t], hh * hd, rs, neox, t, freq_factors);
     }
     for (int64_t t = 0; t < T; ++t) {
       std::vector<double> att(qd, 0.0);
       for (int64_t hh = 0; hh < s.n_head; ++hh) {
         const int64_t kh = hh / group;
-        std::vector<double> sc(t + 1);
+        std::vector<double> sc(t + 1, 0.0);
         double mx = -1e300;
-        for (int64_t p = 0; p <= t; ++p) {
+        const int64_t first = swa ? std::max<int64_t>(0, t - s.n_swa + 1) : 0;  // key p visible iff t - p < window
+        for (int64_t p = first; p <= t; ++p) {
           double dot = 0;
           for (int64_t i = 0; i < hd; ++i) dot += Q[t][hh * hd + i] * K[p][kh * hd + i];
-          sc[p] = dot / std::sqrt((double)hd);
+          sc[p] = dot * scale;
+          if (s.attn_softcap > 0) sc[p] = s.attn_softcap * std::tanh(sc[p] / s.attn_softcap);
           mx = std::max(mx, sc[p]);
         }
         double sum = 0;
-        for (auto& v : sc) { v = std::exp(v - mx); sum += v; }
-        for (int64_t p = 0; p <= t; ++p)
+        for (int64_t p = first; p <= t; ++p) { sc[p] = std::exp(sc[p] - mx); sum += sc[p]; }
+        for (int64_t p = first; p <= t; ++p)
           for (int64_t i = 0; i < hd; ++i) att[hh * hd + i] += sc[p] / sum * V[p][kh * hd + i];
       }
       auto o = matvec(wo, att);
+      if (s.post_norms) o = rmsnorm(o, 0, d, read_tensor(f, b + "post_attention_norm.weight").data, s.rms_eps);
       for (int64_t i = 0; i < d; ++i) x[t][i] += o[i];
       auto h = rmsnorm(x[t], 0, d, fn.data, s.rms_eps);
-      auto dn = s.n_expert > 0 ? ref_moe(f, b, s, h) : ref_swiglu(f, b, "", h);
+      auto dn = s.n_expert > 0 ? ref_moe(f, b, s, h) : ref_swiglu(f, b, "", h, s.gelu);
+      if (s.post_norms) dn = rmsnorm(dn, 0, d, read_tensor(f, b + "post_ffw_norm.weight").data, s.rms_eps);
       for (int64_t i = 0; i < d; ++i) x[t][i] += dn[i];
     }
   }
   const RefTensor on = read_tensor(f, "output_norm.weight");
   const RefTensor out = has(f, "output.weight") ? read_tensor(f, "output.weight") : emb;
   std::vector<std::vector<double>> logits(T);
-  for (int64_t t = 0; t < T; ++t) logits[t] = matvec(out, rmsnorm(x[t], 0, d, on.data, s.rms_eps));
+  for (int64_t t = 0; t < T; ++t) {
+    logits[t] = matvec(out, rmsnorm(x[t], 0, d, on.data, s.rms_eps));
+    if (s.final_softcap > 0)
+      for (auto& v : logits[t]) v = s.final_softcap * std::tanh(v / s.final_softcap);
+  }
   return logits;
 }
 

@@ -35,6 +35,14 @@ struct TestModelSpec {
   bool shared_expert = false;
   bool norm_topk = true;  // written as {arch}.expert_weights_norm
   bool router_ties = false;
+  // Gemma-style layers.
+  bool post_norms = false;       // post_attention_norm / post_ffw_norm tensors
+  bool gelu = false;             // GeGLU (tanh GELU) instead of SwiGLU
+  bool embd_scale = false;       // embeddings x sqrt(n_embd)
+  int64_t n_swa = 0, swa_pattern = 0;  // window; layer il windowed iff il % pattern < pattern - 1
+  double rope_theta_swa = 0;     // windowed layers' unscaled rope base (written as rope.freq_base_swa)
+  double attn_scale = 0;         // written as attention.scale when > 0 (else 1/sqrt(head_dim))
+  double attn_softcap = 0, final_softcap = 0;
 };
 
 // Writes a random model following `spec` (weights ~ N(0, 0.3/sqrt(fan_in)) style) to a GGUF buffer.

@@ -16,6 +16,8 @@ class GgufFile;
 // llama conversions expect (Q/K rows are permuted at conversion); kNeox rotates (x[i], x[i+d/2]).
 enum class RopeType { kNorm, kNeox };
 enum class RopeScaling { kNone, kLinear, kLlama3, kYarn };
+// Feed-forward gate activation: SiLU (SwiGLU) or GELU with the tanh approximation (GeGLU, Gemma).
+enum class FfnAct { kSilu, kGeluTanh };
 
 const char* rope_scaling_name(RopeScaling s);
 
@@ -29,6 +31,16 @@ struct ArchSpec {
   // Mixture of experts (when `{arch}.expert_count` > 0): renormalize the selected experts' router
   // probabilities to sum to 1 (Mixtral, Qwen3-MoE) unless `{arch}.expert_weights_norm` says otherwise.
   bool moe_norm_topk = false;
+  // Gemma-style layers: embeddings scaled by sqrt(d_model), GELU-tanh gate, RMS norms after
+  // attention and after the feed-forward (post_attention_norm, post_ffw_norm) as well as before.
+  FfnAct ffn_act = FfnAct::kSilu;
+  bool scale_embeddings = false;
+  bool post_norms = false;
+  // Sliding-window layers when `{arch}.attention.sliding_window` is set: layer il uses the window
+  // iff il % swa_pattern < swa_pattern - 1 (llama.cpp's set_swa_pattern); 0 = no windowed layers.
+  int64_t swa_pattern = 0;
+  float swa_rope_base = 0.0f;      // rope base of windowed layers (0: the model's freq_base)
+  bool gemma_query_scale = false;  // default query scale as llama.cpp derives it for Gemma 2/3
 };
 
 // Registers an architecture; returns true so it can initialize a static in the family's file.
@@ -67,6 +79,18 @@ struct ModelConfig {
   int64_t n_ff_exp = 0;        // expert feed-forward size
   int64_t n_ff_shexp = 0;      // shared expert feed-forward size (when ffn_*_shexp tensors exist)
   bool moe_norm_topk = false;  // renormalize the top-k router weights
+
+  // Gemma-style options (see ArchSpec).
+  int64_t n_swa = 0;             // sliding window (positions attended, including the token itself)
+  int64_t swa_pattern = 0;
+  float rope_theta_swa = 0.0f;   // rope base of windowed layers, unscaled (0: same as global layers)
+  float attn_scale = 0.0f;       // query scale (0: 1 / sqrt(head_dim))
+  float attn_softcap = 0.0f;     // scores = cap * tanh(scores / cap) when > 0
+  float final_softcap = 0.0f;    // logits = cap * tanh(logits / cap) when > 0
+  float embd_scale = 1.0f;       // embeddings are multiplied by this
+  bool is_swa(int64_t layer) const {
+    return n_swa > 0 && swa_pattern > 1 && layer % swa_pattern < swa_pattern - 1;
+  }
 
   std::string describe() const;  // one line for logs
 };

@@ -31,7 +31,9 @@ struct LayerWeights {
   Weight wq, wk, wv, wo;       // [n_head*head_dim, n_embd], [n_kv*head_dim, n_embd] x2, [n_embd, n_head*head_dim]
   Weight bq, bk, bv;           // optional biases
   Weight q_norm, k_norm;       // optional per-head RMS norm weights [head_dim]
+  Weight post_attn_norm;       // optional [n_embd] (Gemma): RMS norm of the attention output
   Weight ffn_norm;             // [n_embd]
+  Weight post_ffw_norm;        // optional [n_embd] (Gemma): RMS norm of the feed-forward output
   Weight w_gate, w_up, w_down; // [n_ff, n_embd] x2, [n_embd, n_ff]; absent in MoE layers
   // Mixture of experts: router and per-expert views into the 3-D ffn_*_exps tensors.
   Weight moe_router;                                // ffn_gate_inp [n_expert, n_embd]
@@ -53,29 +55,43 @@ enum class KvType { kF16, kF32 };
 
 // KV cache: for each layer, n_seq independent sequences of up to n_ctx positions each.
 // Allocated once; a sequence's entries are valid for positions [0, seq_len(seq)).
+// Sliding-window layers (cfg.is_swa) keep a ring of window + kSwaSlack positions per sequence
+// (position p in slot p % ring): the forward pass feeds at most kSwaSlack tokens at a time so a
+// batch never overwrites positions its own tokens still attend to.
 class KvCache {
  public:
+  static constexpr int64_t kSwaSlack = 256;
   KvCache(const ModelConfig& cfg, int n_seq, int64_t n_ctx, KvType type);
   int n_seq() const { return n_seq_; }
   int64_t n_ctx() const { return n_ctx_; }
   KvType type() const { return type_; }
   size_t bytes() const { return k_.size() + v_.size(); }
   int64_t seq_len(int seq) const { return len_[seq]; }
-  // Forgets positions >= n of `seq` (0 clears it).
+  // Forgets positions >= n of `seq` (0 clears it). With sliding-window layers, going back more
+  // than kSwaSlack + 1 positions loses the window: the sequence is then cleared (seq_len 0), so
+  // callers continue from seq_len().
   void truncate(int seq, int64_t n);
-  // Copies the first n positions of `src` into `dst` (prefix reuse).
+  // Copies the first n positions of `src` into `dst` (prefix reuse); same window rule as truncate.
   void copy_prefix(int src, int dst, int64_t n);
 
   // Row of n_head_kv * head_dim elements for (layer, seq, pos).
   uint8_t* k_row(int64_t layer, int seq, int64_t pos) { return k_.data() + offset(layer, seq, pos); }
   uint8_t* v_row(int64_t layer, int seq, int64_t pos) { return v_.data() + offset(layer, seq, pos); }
+  // Rows stored per sequence for `layer`: n_ctx, or the ring size of a sliding-window layer.
+  int64_t layer_rows(int64_t layer) const { return rows_[layer]; }
+  bool has_ring() const { return ring_ > 0; }
   size_t row_bytes() const { return row_bytes_; }
   void set_len(int seq, int64_t n) { len_[seq] = n; }
 
  private:
   size_t offset(int64_t layer, int seq, int64_t pos) const {
-    return ((size_t)(layer * n_seq_ + seq) * (size_t)n_ctx_ + (size_t)pos) * row_bytes_;
+    return layer_off_[layer] + ((size_t)seq * (size_t)rows_[layer] + (size_t)(pos % rows_[layer])) * row_bytes_;
   }
+  void keep_window(int seq, int64_t n);  // the truncate rule for ring layers
+  std::vector<int64_t> rows_;       // per layer
+  std::vector<size_t> layer_off_;   // per layer, bytes
+  int64_t ring_ = 0;                // ring size of windowed layers (0: none)
+  int64_t window_ = 0;
   int n_seq_;
   int64_t n_ctx_;
   int64_t n_layer_;
@@ -125,6 +141,7 @@ class Model {
   ModelConfig cfg_;
   ModelWeights w_;
   std::vector<float> rope_freqs_;  // [n_rot / 2]
+  std::vector<float> rope_freqs_swa_;  // [n_rot / 2] for sliding-window layers; empty: rope_freqs_
   std::vector<std::vector<float>> owned_;  // F32 copies of small non-F32 vectors (norms, biases)
 };
 
