@@ -220,7 +220,7 @@ int bench(const BenchArgs& a) {
 void add_bench_command(CLI::App& app, int& rc) {
   auto a = std::make_shared<BenchArgs>();
   CLI::App* c = app.add_subcommand("bench", "Measure prefill and decode tokens/s");
-  c->add_option("-m,--model", a->model, "GGUF model file")->required()->check(CLI::ExistingFile);
+  c->add_option("-m,--model", a->model, "GGUF model file or Hugging Face folder")->required()->check(CLI::ExistingPath);
   c->add_option("-p,--n-prompt", a->n_prompt, "Prompt tokens for the prefill test (0: skip)")->capture_default_str();
   c->add_option("-n,--n-gen", a->n_gen, "Tokens for the decode test (0: skip)")->capture_default_str();
   c->add_option("-t,--threads", a->threads, "Threads (0: all cores)")->capture_default_str();

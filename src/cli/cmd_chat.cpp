@@ -127,7 +127,7 @@ int chat(const ChatArgs& a) {
 void add_chat_command(CLI::App& app, int& rc) {
   auto a = std::make_shared<ChatArgs>();
   CLI::App* c = app.add_subcommand("chat", "Interactive chat with the model's chat template");
-  c->add_option("-m,--model", a->model, "GGUF model file")->required()->check(CLI::ExistingFile);
+  c->add_option("-m,--model", a->model, "GGUF model file or Hugging Face folder")->required()->check(CLI::ExistingPath);
   c->add_option("--system", a->system, "System prompt");
   c->add_option("-n,--n-predict", a->n_predict, "Maximum tokens per answer")->capture_default_str();
   c->add_option("--temp", a->temp, "Temperature (0: greedy)")->capture_default_str();

@@ -106,7 +106,7 @@ int eval_main(const EvalArgs& a) {
 void add_eval_command(CLI::App& app, int& rc) {
   auto a = std::make_shared<EvalArgs>();
   CLI::App* c = app.add_subcommand("eval", "Perplexity and bits per byte of a model over a text file");
-  c->add_option("-m,--model", a->model, "GGUF model")->required()->check(CLI::ExistingFile);
+  c->add_option("-m,--model", a->model, "GGUF model or Hugging Face folder")->required()->check(CLI::ExistingPath);
   c->add_option("-f,--file", a->file, "UTF-8 text (documents separated by blank lines)")->required()
       ->check(CLI::ExistingFile);
   c->add_flag("--json", a->json, "Print {\"perplexity\", \"bits_per_byte\", \"tokens\"} as JSON");

@@ -5,13 +5,14 @@
 #include <nlohmann/json.hpp>
 
 #include "common.h"
+#include "modu/hf/hf_model.h"
 
 namespace modu::cli {
 
 namespace {
 
 int info(const std::string& path, bool as_json) {
-  auto file = GgufFile::open(path);
+  auto file = open_model_path(path);  // GGUF file or Hugging Face folder
   if (!file.ok()) return fail(file.status());
   const GgufFile& f = *file;
   nlohmann::ordered_json j;
@@ -101,7 +102,7 @@ void add_info_command(CLI::App& app, int& rc) {
   auto path = std::make_shared<std::string>();
   auto as_json = std::make_shared<bool>(false);
   CLI::App* c = app.add_subcommand("info", "Describe a GGUF model: architecture, size, dtypes, context, memory");
-  c->add_option("file", *path, "GGUF file")->required()->check(CLI::ExistingFile);
+  c->add_option("file", *path, "GGUF file or Hugging Face folder")->required()->check(CLI::ExistingPath);
   c->add_flag("--json", *as_json, "Print one JSON object");
   c->callback([path, as_json, &rc] { rc = info(*path, *as_json); });
 }

@@ -89,7 +89,7 @@ int run(const RunArgs& a) {
 void add_run_command(CLI::App& app, int& rc) {
   auto args = std::make_shared<RunArgs>();
   CLI::App* c = app.add_subcommand("run", "Complete a raw-text prompt; the generated text alone goes to stdout");
-  c->add_option("-m,--model", args->model, "GGUF model file")->required()->check(CLI::ExistingFile);
+  c->add_option("-m,--model", args->model, "GGUF model file or Hugging Face folder")->required()->check(CLI::ExistingPath);
   auto* p = c->add_option("-p,--prompt", args->prompt, "Prompt text (raw, no chat template)");
   c->add_option("-f,--file", args->prompt_file, "Read the prompt from a file")->excludes(p);
   c->add_option("-n,--n-predict", args->n_predict, "Tokens to generate (-1: until end or context full)")->capture_default_str();

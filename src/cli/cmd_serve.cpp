@@ -109,7 +109,7 @@ int serve(const ServeArgs& a) {
 void add_serve_command(CLI::App& app, int& rc) {
   auto a = std::make_shared<ServeArgs>();
   CLI::App* c = app.add_subcommand("serve", "OpenAI-compatible HTTP server with continuous batching");
-  c->add_option("-m,--model", a->model, "GGUF model file")->required()->check(CLI::ExistingFile);
+  c->add_option("-m,--model", a->model, "GGUF model file or Hugging Face folder")->required()->check(CLI::ExistingPath);
   c->add_option("--host", a->host, "Address to listen on")->capture_default_str();
   c->add_option("--port", a->port, "TCP port (0: any free port)")->capture_default_str()->check(CLI::Range(0, 65535));
   c->add_option("--parallel", a->parallel, "Slots: requests generating at once")->capture_default_str()->check(CLI::Range(1, 256));

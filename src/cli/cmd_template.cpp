@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common.h"
+#include "modu/hf/hf_model.h"
 #include "modu/chat/chat_template.h"
 #include "modu/gguf/gguf.h"
 
@@ -82,7 +83,7 @@ int render(const TemplateArgs& a) {
     if (!ctx.is_object()) return fail(invalid_argument(a.context_file + ": the context must be a JSON object"));
   }
   if (!a.model.empty()) {
-    auto f = GgufFile::open(a.model);
+    auto f = open_model_path(a.model);  // GGUF file or Hugging Face folder
     if (!f.ok()) return fail(f.status());
     auto t = f->get_string("tokenizer.chat_template", std::string());
     if (!t.ok()) return fail(t.status());
@@ -118,7 +119,7 @@ void add_template_command(CLI::App& app, int& rc) {
   auto a = std::make_shared<TemplateArgs>();
   CLI::App* c = app.add_subcommand("template", "Render a chat template with a JSON context; prints exactly the text");
   auto* t = c->add_option("--template", a->template_file, "Jinja template file")->check(CLI::ExistingFile);
-  auto* m = c->add_option("-m,--model", a->model, "Use this GGUF model's own template")->check(CLI::ExistingFile);
+  auto* m = c->add_option("-m,--model", a->model, "Use this GGUF model's (or Hugging Face folder's) own template")->check(CLI::ExistingPath);
   t->excludes(m);
   c->add_option("--context", a->context_file, "JSON object: messages, tools, add_generation_prompt, bos_token, ...")
       ->check(CLI::ExistingFile);

@@ -7,13 +7,14 @@
 
 #include "common.h"
 #include "modu/gguf/gguf.h"
+#include "modu/hf/hf_model.h"
 
 namespace modu::cli {
 
 namespace {
 
 Result<std::unique_ptr<Tokenizer>> load_tokenizer(const std::string& path) {
-  MODU_ASSIGN_OR_RETURN(GgufFile f, GgufFile::open(path));
+  MODU_ASSIGN_OR_RETURN(GgufFile f, open_model_path(path));  // GGUF or HF folder
   auto tok = Tokenizer::from_gguf(f);
   if (!tok.ok()) return tok.status().with_context(path);
   return std::move(tok).value();
@@ -82,7 +83,7 @@ int detokenize(const std::string& model, const std::string& ids_csv, bool render
 void add_tokenize_commands(CLI::App& app, int& rc) {
   auto a = std::make_shared<TokenizeArgs>();
   CLI::App* c = app.add_subcommand("tokenize", "Tokenize a file's exact bytes with a model's tokenizer");
-  c->add_option("-m,--model", a->model, "GGUF model or vocabulary file")->required()->check(CLI::ExistingFile);
+  c->add_option("-m,--model", a->model, "GGUF model or vocabulary file, or Hugging Face folder")->required()->check(CLI::ExistingPath);
   auto* f = c->add_option("-f,--file", a->file, "Text file (its exact bytes)")->check(CLI::ExistingFile);
   c->add_option("-p,--text", a->text, "Text given on the command line")->excludes(f);
   c->add_flag("--json", a->json, "Print {\"ids\":[...],\"pieces\":[...]}");
@@ -94,7 +95,7 @@ void add_tokenize_commands(CLI::App& app, int& rc) {
   auto ids = std::make_shared<std::string>();
   auto special = std::make_shared<bool>(false);
   CLI::App* d = app.add_subcommand("detokenize", "Turn token ids back into text (exact bytes to stdout)");
-  d->add_option("-m,--model", *model, "GGUF model or vocabulary file")->required()->check(CLI::ExistingFile);
+  d->add_option("-m,--model", *model, "GGUF model or vocabulary file, or Hugging Face folder")->required()->check(CLI::ExistingPath);
   d->add_option("--ids", *ids, "Comma-separated token ids")->required();
   d->add_flag("--render-special", *special, "Print the text of control tokens too");
   d->callback([model, ids, special, &rc] { rc = detokenize(*model, *ids, *special); });

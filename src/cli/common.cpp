@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <fstream>
 
+#include "modu/hf/hf_model.h"
+
 namespace modu::cli {
 
 int fail(const Status& s) {
@@ -16,7 +18,8 @@ int fail(const Status& s) {
 
 Result<LoadedModel> load_model(const std::string& path, bool need_tokenizer) {
   LoadedModel lm;
-  MODU_ASSIGN_OR_RETURN(lm.model, Model::load(path));
+  MODU_ASSIGN_OR_RETURN(GgufFile file, open_model_path(path));  // GGUF file or Hugging Face folder
+  MODU_ASSIGN_OR_RETURN(lm.model, Model::from_gguf(std::move(file)));
   auto tok = Tokenizer::from_gguf(lm.model->gguf());
   if (tok.ok()) {
     lm.tokenizer = std::move(tok).value();

@@ -35,6 +35,7 @@ void add_chat_command(CLI::App& app, int& rc);
 void add_train_command(CLI::App& app, int& rc);
 void add_tokenizer_train_command(CLI::App& app, int& rc);
 void add_eval_command(CLI::App& app, int& rc);
+void add_convert_command(CLI::App& app, int& rc);
 
 // Resident set size of this process in bytes (from /proc/self/statm), 0 if unknown.
 size_t current_rss_bytes();
