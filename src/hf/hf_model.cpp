@@ -200,6 +200,8 @@ Result<GgufFile> open_hf_folder(const std::string& dir) {
       g.name = m.name;
       g.dtype = dt;
       g.shape.assign(t.shape.rbegin(), t.shape.rend());  // GGUF lists the contiguous dimension first
+      if (g.shape.size() == 2 && g.shape[1] == 1 && g.name.find("ffn_gate_inp_shexp") != std::string::npos)
+        g.shape.pop_back();  // HF [1, n_embd] -> GGUF [n_embd], as llama.cpp creates it
       g.data = t.data;
       g.nbytes = t.nbytes;
       const bool is_norm = g.name.size() > 12 && g.name.compare(g.name.size() - 12, 12, "_norm.weight") == 0;

@@ -39,16 +39,32 @@ void write_file(const std::string& path, const void* data, size_t n) {
 }
 void write_text(const std::string& path, const std::string& s) { write_file(path, s.data(), s.size()); }
 
-// GGUF tensor name -> HF name (the inverse of src/hf's mapping, written independently).
-std::string hf_name(const std::string& g) {
+// GGUF tensor name -> HF name (the inverse of src/hf's mapping, written independently); expert
+// stacks give a name pattern with "{e}" for the expert index.
+std::string hf_name(const std::string& g, const std::string& model_type) {
   if (g == "token_embd.weight") return "model.embed_tokens.weight";
   if (g == "output_norm.weight") return "model.norm.weight";
   if (g == "output.weight") return "lm_head.weight";
-  static const std::map<std::string, std::string> m = {
+  std::map<std::string, std::string> m = {
       {"attn_norm", "input_layernorm"}, {"attn_q", "self_attn.q_proj"}, {"attn_k", "self_attn.k_proj"},
       {"attn_v", "self_attn.v_proj"}, {"attn_output", "self_attn.o_proj"}, {"attn_q_norm", "self_attn.q_norm"},
       {"attn_k_norm", "self_attn.k_norm"}, {"ffn_norm", "post_attention_layernorm"}, {"ffn_gate", "mlp.gate_proj"},
-      {"ffn_up", "mlp.up_proj"}, {"ffn_down", "mlp.down_proj"}};
+      {"ffn_up", "mlp.up_proj"}, {"ffn_down", "mlp.down_proj"},
+      {"ffn_gate_inp", "mlp.gate"}, {"ffn_gate_exps", "mlp.experts.{e}.gate_proj"},
+      {"ffn_up_exps", "mlp.experts.{e}.up_proj"}, {"ffn_down_exps", "mlp.experts.{e}.down_proj"},
+      {"ffn_gate_shexp", "mlp.shared_expert.gate_proj"}, {"ffn_up_shexp", "mlp.shared_expert.up_proj"},
+      {"ffn_down_shexp", "mlp.shared_expert.down_proj"}, {"ffn_gate_inp_shexp", "mlp.shared_expert_gate"}};
+  if (model_type.rfind("gemma", 0) == 0) {
+    m["post_attention_norm"] = "post_attention_layernorm";
+    m["ffn_norm"] = "pre_feedforward_layernorm";
+    m["post_ffw_norm"] = "post_feedforward_layernorm";
+  }
+  if (model_type == "mixtral") {
+    m["ffn_gate_inp"] = "block_sparse_moe.gate";
+    m["ffn_gate_exps"] = "block_sparse_moe.experts.{e}.w1";
+    m["ffn_down_exps"] = "block_sparse_moe.experts.{e}.w2";
+    m["ffn_up_exps"] = "block_sparse_moe.experts.{e}.w3";
+  }
   const size_t d1 = g.find('.', 4), d2 = g.rfind('.');
   return "model.layers." + g.substr(4, d1 - 4) + "." + m.at(g.substr(d1 + 1, d2 - d1 - 1)) + g.substr(d2);
 }
@@ -60,9 +76,20 @@ void write_hf_folder(const GgufFile& g, const TestModelSpec& s, const std::strin
                      int shards, bool unpermute) {
   std::vector<std::vector<uint8_t>> bufs;
   std::vector<SafetensorsTensor> ts;
+  const bool gemma = model_type.rfind("gemma", 0) == 0;
   for (const auto& t : g.tensors()) {
+    if (t.shape.size() == 3) {  // expert stack -> one HF tensor per expert
+      const std::string pattern = hf_name(t.name, model_type);
+      const size_t per = t.nbytes / t.shape[2], at = pattern.find("{e}");
+      for (int64_t e = 0; e < t.shape[2]; ++e) {
+        bufs.emplace_back(t.data + e * per, t.data + (e + 1) * per);
+        ts.push_back({pattern.substr(0, at) + std::to_string(e) + pattern.substr(at + 3), st_dtype(t.dtype),
+                      {t.shape[1], t.shape[0]}, bufs.back().data(), per});
+      }
+      continue;
+    }
     SafetensorsTensor st;
-    st.name = hf_name(t.name);
+    st.name = hf_name(t.name, model_type);
     st.dtype = st_dtype(t.dtype);
     st.shape.assign(t.shape.rbegin(), t.shape.rend());
     bufs.emplace_back(t.data, t.data + t.nbytes);
@@ -76,6 +103,11 @@ void write_hf_folder(const GgufFile& g, const TestModelSpec& s, const std::strin
         std::memcpy(bufs.back().data() + r * rb, t.data + src * rb, rb);
       }
     }
+    if (gemma && t.name.find("norm.weight") != std::string::npos) {  // HF Gemma norms store w, GGUF 1 + w
+      float* f = reinterpret_cast<float*>(bufs.back().data());
+      for (int64_t i = 0; i < t.n_elements(); ++i) f[i] -= 1.0f;
+    }
+    if (t.name.find("ffn_gate_inp_shexp") != std::string::npos) st.shape = {1, s.n_embd};
     st.data = bufs.back().data();
     st.nbytes = t.nbytes;
     ts.push_back(st);
@@ -92,6 +124,25 @@ void write_hf_folder(const GgufFile& g, const TestModelSpec& s, const std::strin
               {"max_position_embeddings", s.n_ctx},
               {"vocab_size", s.n_vocab},
               {"tie_word_embeddings", s.tied_output}};
+  if (gemma) {
+    if (s.n_swa) cfg["sliding_window"] = s.n_swa;
+    if (s.attn_softcap) cfg["attn_logit_softcapping"] = s.attn_softcap;
+    if (s.final_softcap) cfg["final_logit_softcapping"] = s.final_softcap;
+    cfg["query_pre_attn_scalar"] = s.attn_scale > 0 ? 1.0 / (s.attn_scale * s.attn_scale) : (double)s.head_dim;
+    if (s.rope_theta_swa) cfg["rope_local_base_freq"] = s.rope_theta_swa;
+    if (s.scaling == "linear") cfg["rope_scaling"] = {{"rope_type", "linear"}, {"factor", s.scaling_factor}};
+  }
+  if (s.n_expert > 0) {
+    cfg[model_type == "mixtral" ? "num_local_experts" : "num_experts"] = s.n_expert;
+    cfg["num_experts_per_tok"] = s.n_expert_used;
+    if (model_type == "mixtral") {
+      cfg["intermediate_size"] = s.n_ff_exp;
+    } else {
+      cfg["moe_intermediate_size"] = s.n_ff_exp;
+      cfg["norm_topk_prob"] = s.norm_topk;
+    }
+    if (s.shared_expert) cfg["shared_expert_intermediate_size"] = s.n_ff_shexp;
+  }
   if (s.scaling == "llama3")
     cfg["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", s.scaling_factor}, {"low_freq_factor", 1.0},
                            {"high_freq_factor", 4.0}, {"original_max_position_embeddings", s.orig_ctx}};
@@ -148,12 +199,34 @@ double rel_err(const std::vector<float>& got, const std::vector<std::vector<doub
   return worst;
 }
 
+// The HF model_type of a GGUF architecture.
+std::string hf_type(const std::string& arch) {
+  if (arch == "qwen2moe") return "qwen2_moe";
+  if (arch == "qwen3moe") return "qwen3_moe";
+  if (arch == "gemma3") return "gemma3_text";
+  return arch;
+}
+
 TestModelSpec spec_for(const std::string& arch) {
   TestModelSpec s;
   s.arch = arch;
   if (arch == "qwen2") s.qkv_bias = true;
   if (arch == "qwen3") { s.qk_norm = true; s.head_dim = 24; }
   if (arch == "mistral") { s.n_head = 8; s.n_head_kv = 2; s.head_dim = 8; }
+  if (arch == "qwen2moe") {
+    s.qkv_bias = true;
+    s.n_expert = 6; s.n_expert_used = 2; s.shared_expert = true; s.norm_topk = false;
+  }
+  if (arch == "qwen3moe") { s.qk_norm = true; s.n_expert = 8; s.n_expert_used = 3; }
+  if (arch == "gemma2" || arch == "gemma3") {
+    s.post_norms = s.gelu = s.embd_scale = s.tied_output = true;
+    s.n_swa = 7;
+  }
+  if (arch == "gemma2") { s.swa_pattern = 2; s.attn_softcap = 1.5; s.final_softcap = 2.0; }
+  if (arch == "gemma3") {
+    s.qk_norm = true; s.n_layer = 7; s.swa_pattern = 6; s.rope_theta = 1e6; s.rope_theta_swa = 10000;
+    s.scaling = "linear"; s.scaling_factor = 4.0; s.attn_scale = 0.2;
+  }
   return s;
 }
 
@@ -163,7 +236,7 @@ double folder_vs_reference(const TestModelSpec& s, const std::string& model_type
   auto g = GgufFile::parse(bytes.data(), bytes.size());
   EXPECT_TRUE(g.ok());
   const std::string dir = temp_dir(tag);
-  const bool llama_layout = s.arch == "llama" || s.arch == "mistral";
+  const bool llama_layout = s.arch == "llama" || s.arch == "mistral";  // includes Mixtral
   write_hf_folder(*g, s, model_type, dir, shards, llama_layout);
   auto f = open_model_path(dir);
   EXPECT_TRUE(f.ok()) << f.status().to_string();
@@ -215,10 +288,52 @@ class FolderTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(FolderTest, F32FolderMatchesFloat64Reference) {
   const std::string arch = GetParam();
-  EXPECT_LE(folder_vs_reference(spec_for(arch), arch, 1, arch), 1e-4);
+  EXPECT_LE(folder_vs_reference(spec_for(arch), hf_type(arch), 1, arch), 1e-4);
 }
 
-INSTANTIATE_TEST_SUITE_P(Archs, FolderTest, ::testing::Values("llama", "mistral", "qwen2", "qwen3"));
+INSTANTIATE_TEST_SUITE_P(Archs, FolderTest,
+                         ::testing::Values("llama", "mistral", "qwen2", "qwen3", "qwen2moe", "qwen3moe", "gemma2", "gemma3"));
+
+// Mixtral: a llama with experts; HF names block_sparse_moe.experts.E.w1/w2/w3, half-split Q/K.
+TEST(Folder, MixtralMatchesReferenceAndConverts) {
+  TestModelSpec s = spec_for("llama");
+  s.n_expert = 4;
+  s.n_expert_used = 2;
+  EXPECT_LE(folder_vs_reference(s, "mixtral", 2, "mixtral"), 1e-4);
+}
+
+// Converting MoE and Gemma folders gives back the tensors of the GGUF they were written from
+// (stacked experts, 1 + w norms) and the same logits.
+TEST(Convert, MoeAndGemmaRoundTrip) {
+  for (std::string arch : {"qwen2moe", "gemma3"}) {
+    TestModelSpec s = spec_for(arch);
+    auto bytes = testing::make_random_model(s);
+    auto g = GgufFile::parse(bytes.data(), bytes.size());
+    ASSERT_TRUE(g.ok());
+    const std::string dir = temp_dir("rt_" + arch);
+    write_hf_folder(*g, s, hf_type(arch), dir, 1, false);
+    auto folder = open_model_path(dir);
+    ASSERT_TRUE(folder.ok()) << folder.status().to_string();
+    ASSERT_TRUE(convert_to_gguf(*folder, dir + "/out.gguf", std::nullopt).ok());
+    auto conv = GgufFile::open(dir + "/out.gguf");
+    ASSERT_TRUE(conv.ok());
+    for (const auto& t : g->tensors()) {
+      const GgufTensor* c = conv->tensor(t.name);
+      ASSERT_NE(c, nullptr) << arch << " " << t.name;
+      EXPECT_EQ(c->shape, t.shape) << t.name;
+      ASSERT_EQ(c->nbytes, t.nbytes) << t.name;
+      const float *a = reinterpret_cast<const float*>(c->data), *b = reinterpret_cast<const float*>(t.data);
+      double diff = 0;  // norms went through w - 1 + 1 in float
+      for (int64_t i = 0; i < t.n_elements(); ++i) diff = std::max(diff, (double)std::fabs(a[i] - b[i]));
+      EXPECT_LE(diff, 1e-6) << arch << " " << t.name;
+    }
+    auto tokens = random_tokens(20, (int)s.n_vocab, 2);
+    auto m = Model::load(dir + "/out.gguf");
+    ASSERT_TRUE(m.ok()) << m.status().to_string();
+    EXPECT_LE(rel_err(run_logits(**m, tokens), testing::reference_logits(*g, s, tokens)), 1e-4) << arch;
+    fs::remove_all(dir);
+  }
+}
 
 TEST(Folder, ShardedBf16TiedMatchesReference) {
   TestModelSpec s = spec_for("llama");
