@@ -17,7 +17,7 @@ struct ArchName { const char* hf; const char* gguf; };
 constexpr ArchName kArchs[] = {
     {"llama", "llama"},     {"mistral", "llama"},     {"mixtral", "llama"},   {"qwen2", "qwen2"},
     {"qwen3", "qwen3"},     {"qwen2_moe", "qwen2moe"}, {"qwen3_moe", "qwen3moe"}, {"gemma2", "gemma2"},
-    {"gemma3_text", "gemma3"}, {"gemma3", "gemma3"},
+    {"gemma3_text", "gemma3"}, {"gemma3", "gemma3"}, {"exaone", "exaone"}, {"exaone4", "exaone4"},
 };
 
 const json* field(const json& j, const char* key) {
@@ -75,14 +75,14 @@ Result<GgufMetadata> hf_config_metadata(const std::string& text, const std::stri
     md.emplace_back("general.name", GgufValue::string(n->get<std::string>()));
   put_u32("max_position_embeddings", "context_length", false);
   put_u32("hidden_size", "embedding_length", true);
-  put_u32("num_hidden_layers", "block_count", true);
+  put_u32(j.contains("num_hidden_layers") ? "num_hidden_layers" : "num_layers", "block_count", true);  // EXAONE 3: num_layers
   put_u32("intermediate_size", "feed_forward_length", true);
   put_u32("num_attention_heads", "attention.head_count", true);
   put_u32("num_key_value_heads", "attention.head_count_kv", false);
   put_u32("head_dim", "attention.key_length", false);
   put_u32("head_dim", "attention.value_length", false);
   put_u32("vocab_size", "vocab_size", false);
-  put_f32("rms_norm_eps", "attention.layer_norm_rms_epsilon");
+  put_f32(j.contains("rms_norm_eps") ? "rms_norm_eps" : "layer_norm_epsilon", "attention.layer_norm_rms_epsilon");
   put_f32("rope_theta", "rope.freq_base");
   if (const json* prf = num("partial_rotary_factor")) {
     const json* hd = num("head_dim");
@@ -109,6 +109,28 @@ Result<GgufMetadata> hf_config_metadata(const std::string& text, const std::stri
       md.emplace_back(p + "attention.scale", GgufValue::f32((float)(1.0 / std::sqrt(qs->get<double>()))));
     put_u32("sliding_window_pattern", "attention.sliding_window_pattern", false);
     if (arch == "gemma3") put_f32("rope_local_base_freq", "rope.freq_base_swa");
+  }
+  // EXAONE 4 hybrids: windowed layers from layer_types or a "LLLG"-style / integer pattern, as
+  // per-layer bools (what llama.cpp's converter writes).
+  if (arch == "exaone4" && field(j, "sliding_window") != nullptr) {
+    put_u32("sliding_window", "attention.sliding_window", false);
+    const json* nl = num("num_hidden_layers");
+    const int64_t n_layer = nl ? nl->get<int64_t>() : 0;
+    std::vector<GgufValue> pat;
+    const json* lt = field(j, "layer_types");
+    const json* sp = field(j, "sliding_window_pattern");
+    for (int64_t il = 0; il < n_layer && n_layer <= 4096; ++il) {
+      if (lt && lt->is_array() && (int64_t)lt->size() == n_layer && (*lt)[il].is_string()) {
+        pat.push_back(GgufValue::boolean((*lt)[il].get<std::string>() == "sliding_attention"));
+      } else if (sp && sp->is_string() && !sp->get<std::string>().empty()) {
+        const std::string ps = sp->get<std::string>();
+        pat.push_back(GgufValue::boolean(ps[il % ps.size()] == 'L'));
+      } else if (sp && sp->is_number_unsigned() && sp->get<int64_t>() > 0) {
+        pat.push_back(GgufValue::boolean((il + 1) % sp->get<int64_t>() != 0));
+      }
+    }
+    if ((int64_t)pat.size() == n_layer && n_layer > 0)
+      md.emplace_back(p + "attention.sliding_window_pattern", GgufValue::array(GgufType::BOOL, std::move(pat)));
   }
   // Rope scaling: {"rope_type" or "type": linear | llama3 | yarn, "factor", ...}.
   if (const json* rs = field(j, "rope_scaling"); rs != nullptr && rs->is_object()) {

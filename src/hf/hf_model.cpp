@@ -64,7 +64,36 @@ const std::map<std::string, std::string>& layer_names(const std::string& arch) {
     m["post_feedforward_layernorm"] = "post_ffw_norm";
     return m;
   }();
+  static const std::map<std::string, std::string> exaone4 = [] {
+    auto m = common;
+    m["post_attention_layernorm"] = "post_attention_norm";
+    m["post_feedforward_layernorm"] = "post_ffw_norm";
+    return m;
+  }();
+  if (arch == "exaone4") return exaone4;
   return arch == "gemma2" || arch == "gemma3" ? gemma : common;
+}
+
+// EXAONE 3 names (transformer.h.N.attn.attention.q_proj, ...) in the common HF spelling.
+std::string exaone_to_common(const std::string& n) {
+  static const std::map<std::string, std::string> top = {
+      {"transformer.wte.weight", "model.embed_tokens.weight"}, {"transformer.ln_f.weight", "model.norm.weight"}};
+  if (auto it = top.find(n); it != top.end()) return it->second;
+  const std::string hp = "transformer.h.";
+  if (n.rfind(hp, 0) != 0) return n;
+  const size_t dot = n.find('.', hp.size());
+  if (dot == std::string::npos) return n;
+  static const std::map<std::string, std::string> layer = {
+      {"ln_1", "input_layernorm"}, {"ln_2", "post_attention_layernorm"},
+      {"attn.attention.q_proj", "self_attn.q_proj"}, {"attn.attention.k_proj", "self_attn.k_proj"},
+      {"attn.attention.v_proj", "self_attn.v_proj"}, {"attn.attention.out_proj", "self_attn.o_proj"},
+      {"mlp.c_fc_0", "mlp.gate_proj"}, {"mlp.c_fc_1", "mlp.up_proj"}, {"mlp.c_proj", "mlp.down_proj"}};
+  std::string rest = n.substr(dot + 1);
+  const size_t last = rest.rfind('.');
+  if (last == std::string::npos) return n;
+  auto it = layer.find(rest.substr(0, last));
+  if (it == layer.end()) return n;
+  return "model.layers." + n.substr(hp.size(), dot - hp.size()) + "." + it->second + rest.substr(last);
 }
 
 Result<Mapped> map_name(const std::string& arch, std::string n, const std::string& label) {
@@ -73,6 +102,7 @@ Result<Mapped> map_name(const std::string& arch, std::string n, const std::strin
   for (const char* skip : {"vision_tower.", "multi_modal_projector.", "model.vision_tower.", "model.multi_modal_projector."})
     if (n.rfind(skip, 0) == 0) return Mapped{};
   if (n.find("rotary_emb.inv_freq") != std::string::npos) return Mapped{};
+  if (arch == "exaone") n = exaone_to_common(n);
   if (n == "model.embed_tokens.weight") return Mapped{"token_embd.weight"};
   if (n == "model.norm.weight") return Mapped{"output_norm.weight"};
   if (n == "lm_head.weight") return Mapped{"output.weight"};

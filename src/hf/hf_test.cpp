@@ -42,6 +42,18 @@ void write_text(const std::string& path, const std::string& s) { write_file(path
 // GGUF tensor name -> HF name (the inverse of src/hf's mapping, written independently); expert
 // stacks give a name pattern with "{e}" for the expert index.
 std::string hf_name(const std::string& g, const std::string& model_type) {
+  if (model_type == "exaone") {  // EXAONE 3 spelling
+    if (g == "token_embd.weight") return "transformer.wte.weight";
+    if (g == "output_norm.weight") return "transformer.ln_f.weight";
+    if (g == "output.weight") return "lm_head.weight";
+    static const std::map<std::string, std::string> e = {
+        {"attn_norm", "ln_1"}, {"ffn_norm", "ln_2"}, {"attn_q", "attn.attention.q_proj"},
+        {"attn_k", "attn.attention.k_proj"}, {"attn_v", "attn.attention.v_proj"},
+        {"attn_output", "attn.attention.out_proj"}, {"ffn_gate", "mlp.c_fc_0"}, {"ffn_up", "mlp.c_fc_1"},
+        {"ffn_down", "mlp.c_proj"}};
+    const size_t d1 = g.find('.', 4), d2 = g.rfind('.');
+    return "transformer.h." + g.substr(4, d1 - 4) + "." + e.at(g.substr(d1 + 1, d2 - d1 - 1)) + g.substr(d2);
+  }
   if (g == "token_embd.weight") return "model.embed_tokens.weight";
   if (g == "output_norm.weight") return "model.norm.weight";
   if (g == "output.weight") return "lm_head.weight";
@@ -57,6 +69,10 @@ std::string hf_name(const std::string& g, const std::string& model_type) {
   if (model_type.rfind("gemma", 0) == 0) {
     m["post_attention_norm"] = "post_attention_layernorm";
     m["ffn_norm"] = "pre_feedforward_layernorm";
+    m["post_ffw_norm"] = "post_feedforward_layernorm";
+  }
+  if (model_type == "exaone4") {
+    m["post_attention_norm"] = "post_attention_layernorm";
     m["post_ffw_norm"] = "post_feedforward_layernorm";
   }
   if (model_type == "mixtral") {
@@ -143,6 +159,18 @@ void write_hf_folder(const GgufFile& g, const TestModelSpec& s, const std::strin
     }
     if (s.shared_expert) cfg["shared_expert_intermediate_size"] = s.n_ff_shexp;
   }
+  if (model_type == "exaone") {  // EXAONE 3's own key names
+    cfg["num_layers"] = cfg["num_hidden_layers"];
+    cfg.erase("num_hidden_layers");
+    cfg["layer_norm_epsilon"] = cfg["rms_norm_eps"];
+    cfg.erase("rms_norm_eps");
+  }
+  if (model_type == "exaone4" && s.n_swa > 0) {
+    cfg["sliding_window"] = s.n_swa;
+    json types = json::array();
+    for (bool b : s.swa_layers) types.push_back(b ? "sliding_attention" : "full_attention");
+    cfg["layer_types"] = types;
+  }
   if (s.scaling == "llama3")
     cfg["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", s.scaling_factor}, {"low_freq_factor", 1.0},
                            {"high_freq_factor", 4.0}, {"original_max_position_embeddings", s.orig_ctx}};
@@ -222,6 +250,11 @@ TestModelSpec spec_for(const std::string& arch) {
     s.post_norms = s.gelu = s.embd_scale = s.tied_output = true;
     s.n_swa = 7;
   }
+  if (arch == "exaone") { s.scaling = "llama3"; s.scaling_factor = 8.0; s.orig_ctx = 32; }
+  if (arch == "exaone4") {
+    s.qk_norm = s.post_norms = s.no_pre_norms = s.nope_global = true;
+    s.n_layer = 5; s.n_swa = 6; s.swa_layers = {true, true, true, false, true};
+  }
   if (arch == "gemma2") { s.swa_pattern = 2; s.attn_softcap = 1.5; s.final_softcap = 2.0; }
   if (arch == "gemma3") {
     s.qk_norm = true; s.n_layer = 7; s.swa_pattern = 6; s.rope_theta = 1e6; s.rope_theta_swa = 10000;
@@ -292,7 +325,8 @@ TEST_P(FolderTest, F32FolderMatchesFloat64Reference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Archs, FolderTest,
-                         ::testing::Values("llama", "mistral", "qwen2", "qwen3", "qwen2moe", "qwen3moe", "gemma2", "gemma3"));
+                         ::testing::Values("llama", "mistral", "qwen2", "qwen3", "qwen2moe", "qwen3moe", "gemma2", "gemma3",
+                                           "exaone", "exaone4"));
 
 // Mixtral: a llama with experts; HF names block_sparse_moe.experts.E.w1/w2/w3, half-split Q/K.
 TEST(Folder, MixtralMatchesReferenceAndConverts) {
@@ -305,7 +339,7 @@ TEST(Folder, MixtralMatchesReferenceAndConverts) {
 // Converting MoE and Gemma folders gives back the tensors of the GGUF they were written from
 // (stacked experts, 1 + w norms) and the same logits.
 TEST(Convert, MoeAndGemmaRoundTrip) {
-  for (std::string arch : {"qwen2moe", "gemma3"}) {
+  for (std::string arch : {"qwen2moe", "gemma3", "exaone4"}) {
     TestModelSpec s = spec_for(arch);
     auto bytes = testing::make_random_model(s);
     auto g = GgufFile::parse(bytes.data(), bytes.size());

@@ -184,8 +184,26 @@ Result<ModelConfig> read_model_config(const GgufFile& f) {
   c.final_softcap = (float)final_cap;
   if (c.arch.swa_pattern > 0) {
     MODU_ASSIGN_OR_RETURN(c.n_swa, f.get_int(p + "attention.sliding_window", 0));
-    MODU_ASSIGN_OR_RETURN(c.swa_pattern, f.get_int(p + "attention.sliding_window_pattern", c.arch.swa_pattern));
-    if (c.n_swa < 0 || c.swa_pattern < 0) return corrupt(f.name() + ": attention.sliding_window(_pattern) must be >= 0");
+    if (c.n_swa < 0) return corrupt(f.name() + ": attention.sliding_window must be >= 0");
+    // The pattern: a per-layer bool array (EXAONE 4 conversions) or a period n where layer il is
+    // windowed iff il % n < n - 1 (llama.cpp's set_swa_pattern; the architecture's default).
+    const GgufValue* pat = f.find(p + "attention.sliding_window_pattern");
+    c.swa_pattern = c.arch.swa_pattern;
+    if (pat != nullptr && pat->is_array()) {
+      if ((int64_t)pat->size() != c.n_layer)
+        return corrupt(f.name() + ": attention.sliding_window_pattern has " + std::to_string(pat->size()) +
+                       " entries for " + std::to_string(c.n_layer) + " layers");
+      for (const auto& e : pat->elems()) {
+        auto b = e.as_bool();
+        if (!b) return corrupt(f.name() + ": attention.sliding_window_pattern entries must be bools");
+        c.swa_layers.push_back(*b ? 1 : 0);
+      }
+    } else {
+      MODU_ASSIGN_OR_RETURN(c.swa_pattern, f.get_int(p + "attention.sliding_window_pattern", c.arch.swa_pattern));
+      if (c.swa_pattern < 0) return corrupt(f.name() + ": attention.sliding_window_pattern must be >= 0");
+      for (int64_t il = 0; il < c.n_layer; ++il)
+        c.swa_layers.push_back(c.swa_pattern > 1 && il % c.swa_pattern < c.swa_pattern - 1 ? 1 : 0);
+    }
     MODU_ASSIGN_OR_RETURN(double swa_base, f.get_float(p + "rope.freq_base_swa", c.arch.swa_rope_base));
     c.rope_theta_swa = (float)swa_base;
   }

@@ -95,7 +95,11 @@ Status Model::run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool&
   for (int64_t il = 0; il < c.n_layer; ++il) {
     const LayerWeights& L = w_.layers[il];
     // --- attention ---
-    ops::rms_norm(x.data(), (const float*)L.attn_norm.data, n, d, c.rms_eps, h.data());
+    if (L.attn_norm) {
+      ops::rms_norm(x.data(), (const float*)L.attn_norm.data, n, d, c.rms_eps, h.data());
+    } else {  // EXAONE 4: no pre-norm
+      std::copy(x.begin(), x.end(), h.begin());
+    }
     ops::matmul(L.wq, h.data(), n, q.data(), pool);  // [n, n_head * hd]
     ops::matmul(L.wk, h.data(), n, k.data(), pool);  // [n, n_kv * hd]
     ops::matmul(L.wv, h.data(), n, v.data(), pool);  // [n, n_kv * hd]
@@ -106,9 +110,12 @@ Status Model::run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool&
     if (L.k_norm) ops::rms_norm(k.data(), (const float*)L.k_norm.data, n * c.n_head_kv, hd, c.rms_eps, k.data());
     const bool swa = c.is_swa(il);
     const ops::RopeParams& rp = swa ? rp_swa : rp_global;
+    const bool rope_layer = c.uses_rope(il);
     for (int64_t t = 0; t < n; ++t) {
-      ops::rope(q.data() + t * q_dim, c.n_head, hd, batch[t].pos, rp);
-      ops::rope(k.data() + t * kv_dim, c.n_head_kv, hd, batch[t].pos, rp);
+      if (rope_layer) {
+        ops::rope(q.data() + t * q_dim, c.n_head, hd, batch[t].pos, rp);
+        ops::rope(k.data() + t * kv_dim, c.n_head_kv, hd, batch[t].pos, rp);
+      }
       store_row(kv.k_row(il, batch[t].seq, batch[t].pos), k.data() + t * kv_dim, kv_dim, kvt);
       store_row(kv.v_row(il, batch[t].seq, batch[t].pos), v.data() + t * kv_dim, kv_dim, kvt);
     }
@@ -120,7 +127,11 @@ Status Model::run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool&
     for (int64_t i = 0; i < n * d; ++i) x[i] += h[i];
 
     // --- feed-forward (SwiGLU) ---
-    ops::rms_norm(x.data(), (const float*)L.ffn_norm.data, n, d, c.rms_eps, h.data());
+    if (L.ffn_norm) {
+      ops::rms_norm(x.data(), (const float*)L.ffn_norm.data, n, d, c.rms_eps, h.data());
+    } else {
+      std::copy(x.begin(), x.end(), h.begin());
+    }
     if (c.n_expert > 0) {
       moe::ffn(L, c, h.data(), n, up.data(), pool);  // [n, d_model]
       std::copy(up.begin(), up.begin() + n * d, h.begin());

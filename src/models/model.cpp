@@ -132,7 +132,7 @@ Result<std::unique_ptr<Model>> Model::from_gguf(GgufFile file) {
   for (int64_t i = 0; i < c.n_layer; ++i) {
     LayerWeights& l = w.layers[i];
     const std::string b = "blk." + std::to_string(i) + ".";
-    MODU_ASSIGN_OR_RETURN(l.attn_norm, L.vec(b + "attn_norm.weight", c.n_embd, true));
+    MODU_ASSIGN_OR_RETURN(l.attn_norm, L.vec(b + "attn_norm.weight", c.n_embd, c.arch.pre_norms));
     MODU_ASSIGN_OR_RETURN(l.wq, L.matrix(b + "attn_q.weight", c.n_embd, q_dim, true));
     MODU_ASSIGN_OR_RETURN(l.wk, L.matrix(b + "attn_k.weight", c.n_embd, kv_dim, true));
     MODU_ASSIGN_OR_RETURN(l.wv, L.matrix(b + "attn_v.weight", c.n_embd, kv_dim, true));
@@ -145,7 +145,7 @@ Result<std::unique_ptr<Model>> Model::from_gguf(GgufFile file) {
     }
     MODU_ASSIGN_OR_RETURN(l.q_norm, L.vec(b + "attn_q_norm.weight", c.head_dim, c.arch.requires_qk_norm));
     MODU_ASSIGN_OR_RETURN(l.k_norm, L.vec(b + "attn_k_norm.weight", c.head_dim, c.arch.requires_qk_norm));
-    MODU_ASSIGN_OR_RETURN(l.ffn_norm, L.vec(b + "ffn_norm.weight", c.n_embd, true));
+    MODU_ASSIGN_OR_RETURN(l.ffn_norm, L.vec(b + "ffn_norm.weight", c.n_embd, c.arch.pre_norms));
     MODU_ASSIGN_OR_RETURN(l.post_attn_norm, L.vec(b + "post_attention_norm.weight", c.n_embd, c.arch.post_norms));
     MODU_ASSIGN_OR_RETURN(l.post_ffw_norm, L.vec(b + "post_ffw_norm.weight", c.n_embd, c.arch.post_norms));
     if (c.n_expert > 0) {

@@ -78,6 +78,13 @@ TestModelSpec spec_for(const std::string& arch) {
     s.n_expert = 6; s.n_expert_used = 2; s.shared_expert = true; s.norm_topk = false;
   }
   if (arch == "qwen3moe") { s.qk_norm = true; s.head_dim = 24; s.n_expert = 8; s.n_expert_used = 3; }
+  if (arch == "exaone") { s.scaling = "llama3"; s.scaling_factor = 8.0; s.orig_ctx = 32; }
+  if (arch == "exaone4") {  // hybrid: three windowed layers, then a global one without rope
+    s.qk_norm = s.post_norms = s.no_pre_norms = s.nope_global = true;
+    s.n_layer = 5;
+    s.n_swa = 6;
+    s.swa_layers = {true, true, true, false, true};
+  }
   if (arch == "gemma2" || arch == "gemma3") {
     s.post_norms = s.gelu = s.embd_scale = true;
     s.tied_output = true;
@@ -136,13 +143,13 @@ TEST_P(DtypeTest, MatchesReferenceOnDequantizedWeights) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllArchs, ArchTest, ::testing::Values("llama", "mistral", "qwen2", "qwen3", "qwen2moe", "qwen3moe",
-                                                                 "gemma2", "gemma3"));
+                                                                 "gemma2", "gemma3", "exaone", "exaone4"));
 
 // Sliding-window layers keep a ring of window + kSwaSlack positions: a sequence longer than the
 // ring (wrapping it several times), fed whole (split internally) and in odd chunks, must still
 // match the reference, and the cache must be smaller than a full one.
 TEST(SlidingWindow, RingCacheMatchesReferenceAndSavesMemory) {
-  for (std::string arch : {"gemma2", "gemma3"}) {
+  for (std::string arch : {"gemma2", "gemma3", "exaone4"}) {
     TestModelSpec s = spec_for(arch);
     s.n_ctx = 700;
     s.seed = 17;

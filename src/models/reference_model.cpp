@@ -196,6 +196,11 @@ std::vector<uint8_t> make_random_model(const TestModelSpec& s) {
     w.set(a + "expert_weights_norm", GgufValue::boolean(s.norm_topk));
   }
   if (s.n_swa > 0) w.set(a + "attention.sliding_window", GgufValue::u32((uint32_t)s.n_swa));
+  if (!s.swa_layers.empty()) {
+    std::vector<GgufValue> pat;
+    for (bool b : s.swa_layers) pat.push_back(GgufValue::boolean(b));
+    w.set(a + "attention.sliding_window_pattern", GgufValue::array(GgufType::BOOL, pat));
+  }
   if (s.rope_theta_swa > 0) w.set(a + "rope.freq_base_swa", GgufValue::f32((float)s.rope_theta_swa));
   if (s.attn_scale > 0) w.set(a + "attention.scale", GgufValue::f32((float)s.attn_scale));
   if (s.attn_softcap > 0) w.set(a + "attn_logit_softcapping", GgufValue::f32((float)s.attn_softcap));
@@ -217,7 +222,7 @@ std::vector<uint8_t> make_random_model(const TestModelSpec& s) {
   if (!s.tied_output) put(w, "output.weight", {d, s.n_vocab}, randn(d * s.n_vocab, 1.0f / std::sqrt((float)d)), s.weight_type);
   for (int64_t l = 0; l < s.n_layer; ++l) {
     const std::string b = "blk." + std::to_string(l) + ".";
-    put(w, b + "attn_norm.weight", {d}, randn(d, 0.1f, 1.0f), DType::F32);
+    if (!s.no_pre_norms) put(w, b + "attn_norm.weight", {d}, randn(d, 0.1f, 1.0f), DType::F32);
     put(w, b + "attn_q.weight", {d, qd}, randn(d * qd, 1.0f / std::sqrt((float)d)), s.weight_type);
     put(w, b + "attn_k.weight", {d, kvd}, randn(d * kvd, 1.0f / std::sqrt((float)d)), s.weight_type);
     put(w, b + "attn_v.weight", {d, kvd}, randn(d * kvd, 1.0f / std::sqrt((float)d)), s.weight_type);
@@ -231,7 +236,7 @@ std::vector<uint8_t> make_random_model(const TestModelSpec& s) {
       put(w, b + "attn_q_norm.weight", {s.head_dim}, randn(s.head_dim, 0.1f, 1.0f), DType::F32);
       put(w, b + "attn_k_norm.weight", {s.head_dim}, randn(s.head_dim, 0.1f, 1.0f), DType::F32);
     }
-    put(w, b + "ffn_norm.weight", {d}, randn(d, 0.1f, 1.0f), DType::F32);
+    if (!s.no_pre_norms) put(w, b + "ffn_norm.weight", {d}, randn(d, 0.1f, 1.0f), DType::F32);
     if (s.post_norms) {
       put(w, b + "post_attention_norm.weight", {d}, randn(d, 0.1f, 1.0f), DType::F32);
       put(w, b + "post_ffw_norm.weight", {d}, randn(d, 0.1f, 1.0f), DType::F32);
@@ -263,7 +268,7 @@ std::vector<uint8_t> make_random_model(const TestModelSpec& s) {
 std::vector<std::vector<double>> reference_logits(const GgufFile& f, const TestModelSpec& s,
                                                   const std::vector<int32_t>& tokens) {
   const bool neox = s.arch == "qwen2" || s.arch == "qwen3" || s.arch == "qwen2moe" || s.arch == "qwen3moe" ||
-                    s.arch == "gemma2" || s.arch == "gemma3";
+                    s.arch == "gemma2" || s.arch == "gemma3" || s.arch == "exaone" || s.arch == "exaone4";
   const int64_t T = (int64_t)tokens.size(), d = s.n_embd, hd = s.head_dim;
   const int64_t qd = s.n_head * hd, kvd = s.n_head_kv * hd, group = s.n_head / s.n_head_kv;
   std::vector<double> freq_factors;
@@ -275,11 +280,15 @@ std::vector<std::vector<double>> reference_logits(const GgufFile& f, const TestM
 
   for (int64_t l = 0; l < s.n_layer; ++l) {
     const std::string b = "blk." + std::to_string(l) + ".";
-    const RefTensor an = read_tensor(f, b + "attn_norm.weight"), wq = read_tensor(f, b + "attn_q.weight"),
+    const RefTensor an = s.no_pre_norms ? RefTensor{} : read_tensor(f, b + "attn_norm.weight"),
+                    wq = read_tensor(f, b + "attn_q.weight"),
                     wk = read_tensor(f, b + "attn_k.weight"), wv = read_tensor(f, b + "attn_v.weight"),
-                    wo = read_tensor(f, b + "attn_output.weight"), fn = read_tensor(f, b + "ffn_norm.weight");
+                    wo = read_tensor(f, b + "attn_output.weight"),
+                    fn = s.no_pre_norms ? RefTensor{} : read_tensor(f, b + "ffn_norm.weight");
     std::vector<std::vector<double>> Q(T), K(T), V(T);
-    const bool swa = s.n_swa > 0 && s.swa_pattern > 1 && l % s.swa_pattern < s.swa_pattern - 1;
+    const bool swa = s.n_swa > 0 && (s.swa_layers.empty() ? s.swa_pattern > 1 && l % s.swa_pattern < s.swa_pattern - 1
+                                                          : (bool)s.swa_layers[l]);
+    const bool use_rope = !(s.nope_global && s.n_swa > 0 && !swa);
     TestModelSpec rs = s;  // windowed layers rotate with their own base, unscaled
     if (swa && s.rope_theta_swa > 0) {
       rs.rope_theta = s.rope_theta_swa;
@@ -287,7 +296,7 @@ std::vector<std::vector<double>> reference_logits(const GgufFile& f, const TestM
     }
     const double scale = s.attn_scale > 0 ? s.attn_scale : 1.0 / std::sqrt((double)hd);
     for (int64_t t = 0; t < T; ++t) {
-      auto h = rmsnorm(x[t], 0, d, an.data, s.rms_eps);
+      auto h = s.no_pre_norms ? x[t] : rmsnorm(x[t], 0, d, an.data, s.rms_eps);
       Q[t] = matvec(wq, h);
       K[t] = matvec(wk, h);
       V[t] = matvec(wv, h);
@@ -308,6 +317,7 @@ std::vector<std::vector<double>> reference_logits(const GgufFile& f, const TestM
           std::copy(y.begin(), y.end(), K[t].begin() + hh * hd);
         }
       }
+      if (!use_rope) continue;
       for (int64_t hh = 0; hh < s.n_head; ++hh) ref_rope(Q[t], hh * hd, rs, neox, t, freq_factors);
       for (int64_t hh = 0; hh < s.n_head_kv; ++hh) ref_rope(K[t], hh * hd, rs, neox, t, freq_factors);
     }
@@ -333,7 +343,7 @@ std::vector<std::vector<double>> reference_logits(const GgufFile& f, const TestM
       auto o = matvec(wo, att);
       if (s.post_norms) o = rmsnorm(o, 0, d, read_tensor(f, b + "post_attention_norm.weight").data, s.rms_eps);
       for (int64_t i = 0; i < d; ++i) x[t][i] += o[i];
-      auto h = rmsnorm(x[t], 0, d, fn.data, s.rms_eps);
+      auto h = s.no_pre_norms ? x[t] : rmsnorm(x[t], 0, d, fn.data, s.rms_eps);
       auto dn = s.n_expert > 0 ? ref_moe(f, b, s, h) : ref_swiglu(f, b, "", h, s.gelu);
       if (s.post_norms) dn = rmsnorm(dn, 0, d, read_tensor(f, b + "post_ffw_norm.weight").data, s.rms_eps);
       for (int64_t i = 0; i < d; ++i) x[t][i] += dn[i];

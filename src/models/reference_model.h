@@ -43,6 +43,10 @@ struct TestModelSpec {
   double rope_theta_swa = 0;     // windowed layers' unscaled rope base (written as rope.freq_base_swa)
   double attn_scale = 0;         // written as attention.scale when > 0 (else 1/sqrt(head_dim))
   double attn_softcap = 0, final_softcap = 0;
+  // EXAONE 4: no pre-norms; windowed layers listed per layer (written as a bool array); global
+  // layers of a windowed model skip rope.
+  bool no_pre_norms = false, nope_global = false;
+  std::vector<bool> swa_layers;
 };
 
 // Writes a random model following `spec` (weights ~ N(0, 0.3/sqrt(fan_in)) style) to a GGUF buffer.

@@ -41,6 +41,10 @@ struct ArchSpec {
   int64_t swa_pattern = 0;
   float swa_rope_base = 0.0f;      // rope base of windowed layers (0: the model's freq_base)
   bool gemma_query_scale = false;  // default query scale as llama.cpp derives it for Gemma 2/3
+  // EXAONE 4: no RMS norm before attention / feed-forward (only the post norms), and global
+  // (non-windowed) layers of a model with windowed ones use no rotary embedding at all.
+  bool pre_norms = true;
+  bool nope_global_layers = false;
 };
 
 // Registers an architecture; returns true so it can initialize a static in the family's file.
@@ -88,9 +92,12 @@ struct ModelConfig {
   float attn_softcap = 0.0f;     // scores = cap * tanh(scores / cap) when > 0
   float final_softcap = 0.0f;    // logits = cap * tanh(logits / cap) when > 0
   float embd_scale = 1.0f;       // embeddings are multiplied by this
+  std::vector<uint8_t> swa_layers;  // per layer: windowed (from the pattern or its per-layer array)
   bool is_swa(int64_t layer) const {
-    return n_swa > 0 && swa_pattern > 1 && layer % swa_pattern < swa_pattern - 1;
+    return n_swa > 0 && layer >= 0 && layer < (int64_t)swa_layers.size() && swa_layers[layer] != 0;
   }
+  // Whether layer `layer` applies rotary embedding (EXAONE 4's global layers do not).
+  bool uses_rope(int64_t layer) const { return !(arch.nope_global_layers && n_swa > 0 && !is_swa(layer)); }
 
   std::string describe() const;  // one line for logs
 };
