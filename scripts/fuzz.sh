@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets (cmake "fuzz" preset: clang, ASan+UBSan) and fuzzes GgufFile::parse
-# for a bounded time on a scratch copy of the committed seed corpus (fuzz/corpus/gguf).
+# Builds the libFuzzer targets (cmake "fuzz" preset: clang, ASan+UBSan) and runs each for a bounded
+# time on a scratch copy of its committed seed corpus: the GGUF reader (fuzz/corpus/gguf), the
+# server's request parsing (fuzz/corpus/request) and the safetensors reader.
 #
-#   FUZZ_SECONDS=60   total fuzzing time (default 60)
-#   FUZZ_JOBS=2       parallel build jobs (default 2)
-#   FUZZ_BUILD_DIR=   build directory (default: the preset's build/fuzz)
-# Extra arguments are passed to the fuzzer (e.g. -only_ascii=1). Crashes are written to
+#   FUZZ_SECONDS=60        time for fuzz_gguf (default 60)
+#   FUZZ_OTHER_SECONDS=20  time for each other target (default 20)
+#   FUZZ_JOBS=2            parallel build jobs (default 2)
+#   FUZZ_BUILD_DIR=        build directory (default: the preset's build/fuzz)
+# Extra arguments are passed to every fuzzer (e.g. -only_ascii=1). Crashes are written to
 # $FUZZ_OUT (default build dir/fuzz-artifacts) and make the script exit non-zero.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 seconds="${FUZZ_SECONDS:-60}"
+other_seconds="${FUZZ_OTHER_SECONDS:-20}"
 jobs="${FUZZ_JOBS:-2}"
 build="${FUZZ_BUILD_DIR:-$root/build/fuzz}"
 
@@ -20,24 +23,34 @@ if [[ -n "${FUZZ_BUILD_DIR:-}" ]]; then
 else
   cmake --preset fuzz
 fi
-cmake --build "$build" --target fuzz_gguf -j "$jobs"
+cmake --build "$build" --target fuzz_gguf fuzz_request fuzz_safetensors -j "$jobs"
 
 out="${FUZZ_OUT:-$build/fuzz-artifacts}"
-scratch="$(mktemp -d "${TMPDIR:-/tmp}/modu-fuzz-gguf.XXXXXX")"
 mkdir -p "$out"
-cp fuzz/corpus/gguf/* "$scratch/"
-echo "fuzzing fuzz_gguf for ${seconds}s; scratch corpus: $scratch; artifacts: $out"
 
-# -rss_limit_mb / -malloc_limit_mb: any single huge allocation is a bug (counts are bounded by
-# the input size), so keep the limits tight.
-"$build/fuzz/fuzz_gguf" "$scratch" \
-  -max_total_time="$seconds" \
-  -max_len=4096 \
-  -rss_limit_mb=1024 \
-  -malloc_limit_mb=256 \
-  -timeout=10 \
-  -dict=fuzz/gguf.dict \
-  -artifact_prefix="$out/" \
-  -print_final_stats=1 \
-  "$@"
-echo "fuzz_gguf: no crash in ${seconds}s; corpus now has $(ls "$scratch" | wc -l) inputs in $scratch"
+# run_fuzzer TARGET SECONDS CORPUS_DIR [extra libFuzzer flags...]
+run_fuzzer() {
+  local target="$1" secs="$2" corpus="$3"
+  shift 3
+  local scratch
+  scratch="$(mktemp -d "${TMPDIR:-/tmp}/modu-$target.XXXXXX")"
+  if [[ -d "$corpus" ]]; then cp "$corpus"/* "$scratch/" 2>/dev/null || true; fi
+  echo "fuzzing $target for ${secs}s; scratch corpus: $scratch; artifacts: $out"
+  # -rss_limit_mb / -malloc_limit_mb: any single huge allocation is a bug (counts are bounded by
+  # the input size), so keep the limits tight.
+  "$build/fuzz/$target" "$scratch" \
+    -max_total_time="$secs" \
+    -max_len=4096 \
+    -rss_limit_mb=1024 \
+    -malloc_limit_mb=256 \
+    -timeout=10 \
+    -artifact_prefix="$out/$target-" \
+    -print_final_stats=1 \
+    "$@" "${EXTRA_ARGS[@]}"
+  echo "$target: no crash in ${secs}s; corpus now has $(ls "$scratch" | wc -l) inputs"
+}
+
+EXTRA_ARGS=("$@")
+run_fuzzer fuzz_gguf "$seconds" fuzz/corpus/gguf -dict=fuzz/gguf.dict
+run_fuzzer fuzz_request "$other_seconds" fuzz/corpus/request
+run_fuzzer fuzz_safetensors "$other_seconds" fuzz/corpus/safetensors

@@ -14,6 +14,12 @@ PACKAGES=(
   libbenchmark-dev                               # microbenchmarks
 )
 
+# Node.js + npm drive the server tests with the official openai package. A machine that already
+# has node and npm (from any source) keeps them; otherwise Debian's packages are installed.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  PACKAGES+=(nodejs npm)
+fi
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
