@@ -18,6 +18,7 @@ constexpr ArchName kArchs[] = {
     {"llama", "llama"},     {"mistral", "llama"},     {"mixtral", "llama"},   {"qwen2", "qwen2"},
     {"qwen3", "qwen3"},     {"qwen2_moe", "qwen2moe"}, {"qwen3_moe", "qwen3moe"}, {"gemma2", "gemma2"},
     {"gemma3_text", "gemma3"}, {"gemma3", "gemma3"}, {"exaone", "exaone"}, {"exaone4", "exaone4"},
+    {"granite", "granite"},
 };
 
 const json* field(const json& j, const char* key) {
@@ -100,6 +101,11 @@ Result<GgufMetadata> hf_config_metadata(const std::string& text, const std::stri
   put_u32("shared_expert_intermediate_size", "expert_shared_feed_forward_length", false);
   if (const json* ntp = field(j, "norm_topk_prob"); ntp != nullptr && ntp->is_boolean())
     md.emplace_back(p + "expert_weights_norm", GgufValue::boolean(ntp->get<bool>()));
+  // Granite multipliers.
+  put_f32("embedding_multiplier", "embedding_scale");
+  put_f32("residual_multiplier", "residual_scale");
+  put_f32("attention_multiplier", "attention.scale");
+  put_f32("logits_scaling", "logit_scale");
   // Gemma: soft-capping, sliding window, query scaling.
   put_f32("attn_logit_softcapping", "attn_logit_softcapping");
   put_f32("final_logit_softcapping", "final_logit_softcapping");
@@ -162,7 +168,7 @@ Result<GgufMetadata> hf_config_metadata(const std::string& text, const std::stri
   MODU_RETURN_IF_ERROR(err);
   // Llama-convention architectures rotate adjacent pairs in GGUF (rows permuted at conversion);
   // HF checkpoints keep the half-split layout, so they are run with NeoX pairing instead.
-  if (arch == "llama") md.emplace_back(kHfRopeNeoxKey, GgufValue::boolean(true));
+  if (arch == "llama" || arch == "granite") md.emplace_back(kHfRopeNeoxKey, GgufValue::boolean(true));
   return md;
 }
 

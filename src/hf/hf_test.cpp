@@ -159,6 +159,12 @@ void write_hf_folder(const GgufFile& g, const TestModelSpec& s, const std::strin
     }
     if (s.shared_expert) cfg["shared_expert_intermediate_size"] = s.n_ff_shexp;
   }
+  if (model_type == "granite") {
+    cfg["embedding_multiplier"] = s.embd_mult;
+    cfg["residual_multiplier"] = s.residual_mult;
+    cfg["attention_multiplier"] = s.attn_scale;
+    cfg["logits_scaling"] = s.logit_scale;
+  }
   if (model_type == "exaone") {  // EXAONE 3's own key names
     cfg["num_layers"] = cfg["num_hidden_layers"];
     cfg.erase("num_hidden_layers");
@@ -251,6 +257,7 @@ TestModelSpec spec_for(const std::string& arch) {
     s.n_swa = 7;
   }
   if (arch == "exaone") { s.scaling = "llama3"; s.scaling_factor = 8.0; s.orig_ctx = 32; }
+  if (arch == "granite") { s.embd_mult = 12.0; s.residual_mult = 0.22; s.attn_scale = 0.125; s.logit_scale = 8.0; }
   if (arch == "exaone4") {
     s.qk_norm = s.post_norms = s.no_pre_norms = s.nope_global = true;
     s.n_layer = 5; s.n_swa = 6; s.swa_layers = {true, true, true, false, true};
@@ -269,7 +276,7 @@ double folder_vs_reference(const TestModelSpec& s, const std::string& model_type
   auto g = GgufFile::parse(bytes.data(), bytes.size());
   EXPECT_TRUE(g.ok());
   const std::string dir = temp_dir(tag);
-  const bool llama_layout = s.arch == "llama" || s.arch == "mistral";  // includes Mixtral
+  const bool llama_layout = s.arch == "llama" || s.arch == "mistral" || s.arch == "granite";  // and Mixtral
   write_hf_folder(*g, s, model_type, dir, shards, llama_layout);
   auto f = open_model_path(dir);
   EXPECT_TRUE(f.ok()) << f.status().to_string();
@@ -326,7 +333,7 @@ TEST_P(FolderTest, F32FolderMatchesFloat64Reference) {
 
 INSTANTIATE_TEST_SUITE_P(Archs, FolderTest,
                          ::testing::Values("llama", "mistral", "qwen2", "qwen3", "qwen2moe", "qwen3moe", "gemma2", "gemma3",
-                                           "exaone", "exaone4"));
+                                           "exaone", "exaone4", "granite"));
 
 // Mixtral: a llama with experts; HF names block_sparse_moe.experts.E.w1/w2/w3, half-split Q/K.
 TEST(Folder, MixtralMatchesReferenceAndConverts) {

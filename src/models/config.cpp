@@ -217,6 +217,15 @@ Result<ModelConfig> read_model_config(const GgufFile& f) {
     c.attn_scale = 1.0f / std::sqrt((float)(big ? c.n_embd / c.n_head : c.head_dim));
   }
   if (c.arch.scale_embeddings) c.embd_scale = std::sqrt((float)c.n_embd);
+  // Granite multipliers (any architecture may carry them).
+  MODU_ASSIGN_OR_RETURN(double es, f.get_float(p + "embedding_scale", c.embd_scale));
+  MODU_ASSIGN_OR_RETURN(double rs, f.get_float(p + "residual_scale", 1.0));
+  MODU_ASSIGN_OR_RETURN(double ls, f.get_float(p + "logit_scale", 1.0));
+  if (!(es > 0) || !(rs > 0) || !(ls > 0))
+    return corrupt(f.name() + ": embedding_scale, residual_scale and logit_scale must be > 0");
+  c.embd_scale = (float)es;
+  c.residual_scale = (float)rs;
+  c.logit_scale = (float)ls;
   return c;
 }
 

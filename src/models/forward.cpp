@@ -124,7 +124,7 @@ Status Model::run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool&
                    swa ? c.n_swa : 0, c.attn_softcap);
     ops::matmul(L.wo, att.data(), n, h.data(), pool);  // [n, d_model]
     if (L.post_attn_norm) ops::rms_norm(h.data(), (const float*)L.post_attn_norm.data, n, d, c.rms_eps, h.data());
-    for (int64_t i = 0; i < n * d; ++i) x[i] += h[i];
+    for (int64_t i = 0; i < n * d; ++i) x[i] += c.residual_scale * h[i];
 
     // --- feed-forward (SwiGLU) ---
     if (L.ffn_norm) {
@@ -146,7 +146,7 @@ Status Model::run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool&
       ops::matmul(L.w_down, gate.data(), n, h.data(), pool);  // [n, d_model]
     }
     if (L.post_ffw_norm) ops::rms_norm(h.data(), (const float*)L.post_ffw_norm.data, n, d, c.rms_eps, h.data());
-    for (int64_t i = 0; i < n * d; ++i) x[i] += h[i];
+    for (int64_t i = 0; i < n * d; ++i) x[i] += c.residual_scale * h[i];
   }
 
   for (int s = 0; s < kv.n_seq(); ++s)
@@ -171,6 +171,8 @@ Status Model::run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool&
   }
   out.resize(n_out * c.n_vocab);
   ops::matmul(w_.output, sel.data(), n_out, out.data(), pool);  // [n_out, n_vocab]
+  if (c.logit_scale != 1.0f)
+    for (float& l : out) l /= c.logit_scale;
   if (c.final_softcap > 0) act::softcap(out.data(), (int64_t)out.size(), c.final_softcap);
   return Status::Ok();
 }

@@ -78,6 +78,9 @@ TestModelSpec spec_for(const std::string& arch) {
     s.n_expert = 6; s.n_expert_used = 2; s.shared_expert = true; s.norm_topk = false;
   }
   if (arch == "qwen3moe") { s.qk_norm = true; s.head_dim = 24; s.n_expert = 8; s.n_expert_used = 3; }
+  if (arch == "granite") {  // Granite 3 multipliers
+    s.embd_mult = 12.0; s.residual_mult = 0.22; s.attn_scale = 0.0078125 * 16; s.logit_scale = 8.0;
+  }
   if (arch == "exaone") { s.scaling = "llama3"; s.scaling_factor = 8.0; s.orig_ctx = 32; }
   if (arch == "exaone4") {  // hybrid: three windowed layers, then a global one without rope
     s.qk_norm = s.post_norms = s.no_pre_norms = s.nope_global = true;
@@ -143,7 +146,7 @@ TEST_P(DtypeTest, MatchesReferenceOnDequantizedWeights) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllArchs, ArchTest, ::testing::Values("llama", "mistral", "qwen2", "qwen3", "qwen2moe", "qwen3moe",
-                                                                 "gemma2", "gemma3", "exaone", "exaone4"));
+                                                                 "gemma2", "gemma3", "exaone", "exaone4", "granite"));
 
 // Sliding-window layers keep a ring of window + kSwaSlack positions: a sequence longer than the
 // ring (wrapping it several times), fed whole (split internally) and in odd chunks, must still

@@ -201,6 +201,9 @@ std::vector<uint8_t> make_random_model(const TestModelSpec& s) {
     for (bool b : s.swa_layers) pat.push_back(GgufValue::boolean(b));
     w.set(a + "attention.sliding_window_pattern", GgufValue::array(GgufType::BOOL, pat));
   }
+  if (s.embd_mult > 0) w.set(a + "embedding_scale", GgufValue::f32((float)s.embd_mult));
+  if (s.residual_mult > 0) w.set(a + "residual_scale", GgufValue::f32((float)s.residual_mult));
+  if (s.logit_scale > 0) w.set(a + "logit_scale", GgufValue::f32((float)s.logit_scale));
   if (s.rope_theta_swa > 0) w.set(a + "rope.freq_base_swa", GgufValue::f32((float)s.rope_theta_swa));
   if (s.attn_scale > 0) w.set(a + "attention.scale", GgufValue::f32((float)s.attn_scale));
   if (s.attn_softcap > 0) w.set(a + "attn_logit_softcapping", GgufValue::f32((float)s.attn_softcap));
@@ -276,7 +279,8 @@ std::vector<std::vector<double>> reference_logits(const GgufFile& f, const TestM
   const RefTensor emb = read_tensor(f, "token_embd.weight");
   std::vector<std::vector<double>> x(T, std::vector<double>(d));
   for (int64_t t = 0; t < T; ++t)
-    for (int64_t i = 0; i < d; ++i) x[t][i] = emb.data[tokens[t] * d + i] * (s.embd_scale ? std::sqrt((double)d) : 1.0);
+    for (int64_t i = 0; i < d; ++i) x[t][i] = emb.data[tokens[t] * d + i] * (s.embd_scale ? std::sqrt((double)d) : 1.0) *
+                               (s.embd_mult > 0 ? s.embd_mult : 1.0);
 
   for (int64_t l = 0; l < s.n_layer; ++l) {
     const std::string b = "blk." + std::to_string(l) + ".";
@@ -342,11 +346,12 @@ std::vector<std::vector<double>> reference_logits(const GgufFile& f, const TestM
       }
       auto o = matvec(wo, att);
       if (s.post_norms) o = rmsnorm(o, 0, d, read_tensor(f, b + "post_attention_norm.weight").data, s.rms_eps);
-      for (int64_t i = 0; i < d; ++i) x[t][i] += o[i];
+      const double rmul = s.residual_mult > 0 ? s.residual_mult : 1.0;
+      for (int64_t i = 0; i < d; ++i) x[t][i] += rmul * o[i];
       auto h = s.no_pre_norms ? x[t] : rmsnorm(x[t], 0, d, fn.data, s.rms_eps);
       auto dn = s.n_expert > 0 ? ref_moe(f, b, s, h) : ref_swiglu(f, b, "", h, s.gelu);
       if (s.post_norms) dn = rmsnorm(dn, 0, d, read_tensor(f, b + "post_ffw_norm.weight").data, s.rms_eps);
-      for (int64_t i = 0; i < d; ++i) x[t][i] += dn[i];
+      for (int64_t i = 0; i < d; ++i) x[t][i] += rmul * dn[i];
     }
   }
   const RefTensor on = read_tensor(f, "output_norm.weight");
@@ -354,6 +359,8 @@ std::vector<std::vector<double>> reference_logits(const GgufFile& f, const TestM
   std::vector<std::vector<double>> logits(T);
   for (int64_t t = 0; t < T; ++t) {
     logits[t] = matvec(out, rmsnorm(x[t], 0, d, on.data, s.rms_eps));
+    if (s.logit_scale > 0)
+      for (auto& v : logits[t]) v /= s.logit_scale;
     if (s.final_softcap > 0)
       for (auto& v : logits[t]) v = s.final_softcap * std::tanh(v / s.final_softcap);
   }

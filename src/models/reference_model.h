@@ -47,6 +47,8 @@ struct TestModelSpec {
   // layers of a windowed model skip rope.
   bool no_pre_norms = false, nope_global = false;
   std::vector<bool> swa_layers;
+  // Granite multipliers (0: not written): embedding_scale, residual_scale, logit_scale.
+  double embd_mult = 0, residual_mult = 0, logit_scale = 0;
 };
 
 // Writes a random model following `spec` (weights ~ N(0, 0.3/sqrt(fan_in)) style) to a GGUF buffer.

@@ -91,7 +91,9 @@ struct ModelConfig {
   float attn_scale = 0.0f;       // query scale (0: 1 / sqrt(head_dim))
   float attn_softcap = 0.0f;     // scores = cap * tanh(scores / cap) when > 0
   float final_softcap = 0.0f;    // logits = cap * tanh(logits / cap) when > 0
-  float embd_scale = 1.0f;       // embeddings are multiplied by this
+  float embd_scale = 1.0f;       // embeddings are multiplied by this ({arch}.embedding_scale, Gemma sqrt(d))
+  float residual_scale = 1.0f;   // attention / feed-forward outputs x this before the residual add (Granite)
+  float logit_scale = 1.0f;      // logits are divided by this ({arch}.logit_scale, Granite)
   std::vector<uint8_t> swa_layers;  // per layer: windowed (from the pattern or its per-layer array)
   bool is_swa(int64_t layer) const {
     return n_swa > 0 && layer >= 0 && layer < (int64_t)swa_layers.size() && swa_layers[layer] != 0;
