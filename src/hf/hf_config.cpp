@@ -18,7 +18,7 @@ constexpr ArchName kArchs[] = {
     {"llama", "llama"},     {"mistral", "llama"},     {"mixtral", "llama"},   {"qwen2", "qwen2"},
     {"qwen3", "qwen3"},     {"qwen2_moe", "qwen2moe"}, {"qwen3_moe", "qwen3moe"}, {"gemma2", "gemma2"},
     {"gemma3_text", "gemma3"}, {"gemma3", "gemma3"}, {"exaone", "exaone"}, {"exaone4", "exaone4"},
-    {"granite", "granite"},
+    {"granite", "granite"}, {"phi3", "phi3"},
 };
 
 const json* field(const json& j, const char* key) {
@@ -160,9 +160,20 @@ Result<GgufMetadata> hf_config_metadata(const std::string& text, const std::stri
         md.emplace_back(p + "rope.scaling.yarn_beta_fast", GgufValue::f32((float)f("beta_fast", 32.0)));
         md.emplace_back(p + "rope.scaling.yarn_beta_slow", GgufValue::f32((float)f("beta_slow", 1.0)));
       }
+    } else if (type == "longrope" || type == "su") {
+      // Phi-3 LongRoPE: factor tensors (written by open_hf_folder), cos/sin scaled by
+      // sqrt(1 + ln(max / original) / ln(original)) as the HF model and llama.cpp's converter do.
+      const json* orig = num("original_max_position_embeddings");
+      const json* mx = num("max_position_embeddings");
+      if (orig == nullptr || mx == nullptr || orig->get<double>() <= 1)
+        return corrupt(label + ": config.json longrope needs original_max_position_embeddings");
+      const double scale = mx->get<double>() / orig->get<double>();
+      const double af = scale <= 1 ? 1.0 : std::sqrt(1 + std::log(scale) / std::log(orig->get<double>()));
+      md.emplace_back(p + "rope.scaling.attn_factor", GgufValue::f32((float)af));
+      md.emplace_back(p + "rope.scaling.original_context_length", GgufValue::u32(orig->get<uint32_t>()));
     } else if (!type.empty() && type != "default") {
       return unimplemented(label + ": config.json rope_scaling type '" + type +
-                           "' is not supported (linear, llama3, yarn)");
+                           "' is not supported (linear, llama3, yarn, longrope)");
     }
   }
   MODU_RETURN_IF_ERROR(err);

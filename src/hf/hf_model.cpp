@@ -52,6 +52,7 @@ const std::map<std::string, std::string>& layer_names(const std::string& arch) {
       {"self_attn.k_norm", "attn_k_norm"},    {"post_attention_layernorm", "ffn_norm"},
       {"mlp.gate_proj", "ffn_gate"},          {"mlp.up_proj", "ffn_up"},
       {"mlp.down_proj", "ffn_down"},
+      {"self_attn.qkv_proj", "attn_qkv"},     {"mlp.gate_up_proj", "ffn_up"},  // Phi-3 fused
       // MoE routers and shared experts (Qwen MoE, Mixtral).
       {"mlp.gate", "ffn_gate_inp"},           {"block_sparse_moe.gate", "ffn_gate_inp"},
       {"mlp.shared_expert.gate_proj", "ffn_gate_shexp"}, {"mlp.shared_expert.up_proj", "ffn_up_shexp"},
@@ -264,6 +265,29 @@ Result<GgufFile> open_hf_folder(const std::string& dir) {
     g.data = owner->owned.back().data();
     g.nbytes = owner->owned.back().size();
     tensors.push_back(std::move(g));
+  }
+  // Phi-3 LongRoPE factors live in config.json: they become rope_factors_{long,short}.weight.
+  nlohmann::json cj = nlohmann::json::parse(config, nullptr, false);
+  if (arch == "phi3" && cj.is_object() && cj.contains("rope_scaling") && cj["rope_scaling"].is_object()) {
+    for (auto [key, name] : {std::pair{"long_factor", "rope_factors_long.weight"},
+                             std::pair{"short_factor", "rope_factors_short.weight"}}) {
+      const auto& a = cj["rope_scaling"].value(key, nlohmann::json());
+      if (!a.is_array() || a.empty()) continue;
+      std::vector<uint8_t> buf(a.size() * 4);
+      for (size_t i = 0; i < a.size(); ++i) {
+        if (!a[i].is_number()) return corrupt(dir + ": config.json rope_scaling." + key + " holds a non-number");
+        const float v = a[i].get<float>();
+        std::memcpy(buf.data() + 4 * i, &v, 4);
+      }
+      owner->owned.push_back(std::move(buf));
+      GgufTensor g;
+      g.name = name;
+      g.dtype = DType::F32;
+      g.shape = {(int64_t)a.size()};
+      g.data = owner->owned.back().data();
+      g.nbytes = owner->owned.back().size();
+      tensors.push_back(std::move(g));
+    }
   }
   return GgufFile::from_parts(dir, std::move(md), std::move(tensors), owner);
 }

@@ -65,7 +65,9 @@ std::string hf_name(const std::string& g, const std::string& model_type) {
       {"ffn_gate_inp", "mlp.gate"}, {"ffn_gate_exps", "mlp.experts.{e}.gate_proj"},
       {"ffn_up_exps", "mlp.experts.{e}.up_proj"}, {"ffn_down_exps", "mlp.experts.{e}.down_proj"},
       {"ffn_gate_shexp", "mlp.shared_expert.gate_proj"}, {"ffn_up_shexp", "mlp.shared_expert.up_proj"},
-      {"ffn_down_shexp", "mlp.shared_expert.down_proj"}, {"ffn_gate_inp_shexp", "mlp.shared_expert_gate"}};
+      {"ffn_down_shexp", "mlp.shared_expert.down_proj"}, {"ffn_gate_inp_shexp", "mlp.shared_expert_gate"},
+      {"attn_qkv", "self_attn.qkv_proj"}};
+  if (model_type == "phi3") m["ffn_up"] = "mlp.gate_up_proj";
   if (model_type.rfind("gemma", 0) == 0) {
     m["post_attention_norm"] = "post_attention_layernorm";
     m["ffn_norm"] = "pre_feedforward_layernorm";
@@ -94,6 +96,7 @@ void write_hf_folder(const GgufFile& g, const TestModelSpec& s, const std::strin
   std::vector<SafetensorsTensor> ts;
   const bool gemma = model_type.rfind("gemma", 0) == 0;
   for (const auto& t : g.tensors()) {
+    if (t.name.rfind("rope_factors_", 0) == 0) continue;  // HF keeps LongRoPE factors in config.json
     if (t.shape.size() == 3) {  // expert stack -> one HF tensor per expert
       const std::string pattern = hf_name(t.name, model_type);
       const size_t per = t.nbytes / t.shape[2], at = pattern.find("{e}");
@@ -158,6 +161,12 @@ void write_hf_folder(const GgufFile& g, const TestModelSpec& s, const std::strin
       cfg["norm_topk_prob"] = s.norm_topk;
     }
     if (s.shared_expert) cfg["shared_expert_intermediate_size"] = s.n_ff_shexp;
+  }
+  if (model_type == "phi3" && s.longrope) {  // factors as written by make_random_model
+    std::vector<double> sh, lo;
+    for (int64_t i = 0; i < s.head_dim / 2; ++i) { sh.push_back(1.0 + 0.1 * i); lo.push_back(1.0 + 0.5 * i); }
+    cfg["rope_scaling"] = {{"type", "longrope"}, {"long_factor", lo}, {"short_factor", sh}};
+    cfg["original_max_position_embeddings"] = s.orig_ctx;
   }
   if (model_type == "granite") {
     cfg["embedding_multiplier"] = s.embd_mult;
@@ -257,6 +266,11 @@ TestModelSpec spec_for(const std::string& arch) {
     s.n_swa = 7;
   }
   if (arch == "exaone") { s.scaling = "llama3"; s.scaling_factor = 8.0; s.orig_ctx = 32; }
+  if (arch == "phi3") {  // LongRoPE: the folder's attn_factor is derived from 256 / 64
+    s.fused = s.longrope = true;
+    s.orig_ctx = 64;
+    s.attn_factor = std::sqrt(1 + std::log(256.0 / 64) / std::log(64.0));
+  }
   if (arch == "granite") { s.embd_mult = 12.0; s.residual_mult = 0.22; s.attn_scale = 0.125; s.logit_scale = 8.0; }
   if (arch == "exaone4") {
     s.qk_norm = s.post_norms = s.no_pre_norms = s.nope_global = true;
@@ -333,7 +347,7 @@ TEST_P(FolderTest, F32FolderMatchesFloat64Reference) {
 
 INSTANTIATE_TEST_SUITE_P(Archs, FolderTest,
                          ::testing::Values("llama", "mistral", "qwen2", "qwen3", "qwen2moe", "qwen3moe", "gemma2", "gemma3",
-                                           "exaone", "exaone4", "granite"));
+                                           "exaone", "exaone4", "granite", "phi3"));
 
 // Mixtral: a llama with experts; HF names block_sparse_moe.experts.E.w1/w2/w3, half-split Q/K.
 TEST(Folder, MixtralMatchesReferenceAndConverts) {

@@ -81,10 +81,11 @@ Result<GgufMetadata> hf_tokenizer_metadata(const std::string& tok_text, const st
       !model.contains("merges") || !model["merges"].is_array())
     return unimplemented(label + ": tokenizer.json is not a BPE model with vocab and merges; only byte-level BPE "
                          "tokenizers load from Hugging Face folders (convert others with llama.cpp)");
-  if (!has_byte_level(tj.value("pre_tokenizer", json())) && !has_byte_level(tj.value("decoder", json())))
-    return unimplemented(label + ": tokenizer.json BPE without a ByteLevel pre-tokenizer/decoder (SentencePiece-style "
-                         "byte fallback) is not supported from Hugging Face folders");
-  const std::string pre = pre_name(tj.value("pre_tokenizer", json()));
+  // SentencePiece converted to BPE (Gemma, Llama 2, Mistral, Solar): byte fallback, "▁" for spaces.
+  const bool spm = !has_byte_level(tj.value("pre_tokenizer", json())) && !has_byte_level(tj.value("decoder", json()));
+  if (spm && !model.value("byte_fallback", false))
+    return unimplemented(label + ": tokenizer.json BPE is neither byte-level nor SentencePiece-style (byte_fallback)");
+  const std::string pre = spm ? "default" : pre_name(tj.value("pre_tokenizer", json()));
   if (pre.empty())
     return unimplemented(label + ": tokenizer.json pre_tokenizer " + tj["pre_tokenizer"].dump().substr(0, 300) +
                          " is not one modu recognizes; add its regex to kKnownRegexes in src/hf/hf_tokenizer.cpp");
@@ -100,7 +101,12 @@ Result<GgufMetadata> hf_tokenizer_metadata(const std::string& tok_text, const st
       if (!a.is_object() || !a.contains("id") || !a["id"].is_number_unsigned() || !a.contains("content") ||
           !a["content"].is_string())
         return corrupt(label + ": tokenizer.json added_tokens entry without id and content");
-      by_id[a["id"].get<int64_t>()] = {a["content"].get<std::string>(), a.value("special", false) ? 3 : 4};
+      const int64_t id = a["id"].get<int64_t>();
+      const std::string content = a["content"].get<std::string>();
+      // A non-special added token that is also the same vocabulary piece stays NORMAL in a
+      // SentencePiece-style vocabulary (e.g. Gemma's "▁▁" runs), so it decodes like a piece.
+      const bool spm_piece = spm && by_id.count(id) != 0 && by_id[id].first == content;
+      by_id[id] = {content, a.value("special", false) ? 3 : spm_piece ? 1 : 4};
     }
   }
   if (by_id.empty()) return corrupt(label + ": tokenizer.json has an empty vocabulary");
@@ -128,11 +134,40 @@ Result<GgufMetadata> hf_tokenizer_metadata(const std::string& tok_text, const st
   }
 
   GgufMetadata md;
-  md.emplace_back("tokenizer.ggml.model", GgufValue::string("gpt2"));
-  md.emplace_back("tokenizer.ggml.pre", GgufValue::string(pre));
-  md.emplace_back("tokenizer.ggml.tokens", GgufValue::string_array(std::move(tokens)));
-  md.emplace_back("tokenizer.ggml.token_type", GgufValue::array(GgufType::INT32, std::move(types)));
-  md.emplace_back("tokenizer.ggml.merges", GgufValue::string_array(std::move(merges)));
+  if (spm) {
+    // llama.cpp's SPM merges the adjacent pair whose concatenation has the highest score; the HF
+    // conversion ranked merges by those scores, so a token's score is minus the rank of the first
+    // merge producing it (tokens no merge produces rank after all merges). Byte pieces <0xXX> are
+    // BYTE tokens; an "unk_token" is UNKNOWN.
+    std::map<std::string, size_t> rank;
+    for (size_t r = 0; r < merges.size(); ++r) {
+      const size_t sp = merges[r].find(' ');
+      if (sp == std::string::npos) return corrupt(label + ": tokenizer.json merge '" + merges[r] + "' has no space");
+      rank.emplace(merges[r].substr(0, sp) + merges[r].substr(sp + 1), r);  // keeps the first (lowest) rank
+    }
+    std::vector<float> scores(n);
+    const std::string unk = model.value("unk_token", json()).is_string() ? model["unk_token"].get<std::string>() : "";
+    for (int64_t i = 0; i < n; ++i) {
+      auto it = rank.find(tokens[i]);
+      scores[i] = it != rank.end() ? -(float)it->second : -(float)(merges.size() + (size_t)i);
+      const std::string& t = tokens[i];
+      if (types[i].as_int() == 1 && t.size() == 6 && t.rfind("<0x", 0) == 0 && t.back() == '>') types[i] = GgufValue::i32(6);
+      if (!unk.empty() && t == unk) types[i] = GgufValue::i32(2);
+    }
+    // A Prepend("▁") normalizer means SentencePiece's dummy prefix (Llama 2), absent in Gemma.
+    const std::string norm = tj.value("normalizer", json()).dump();
+    md.emplace_back("tokenizer.ggml.model", GgufValue::string("llama"));
+    md.emplace_back("tokenizer.ggml.tokens", GgufValue::string_array(std::move(tokens)));
+    md.emplace_back("tokenizer.ggml.scores", GgufValue::f32_array(scores));
+    md.emplace_back("tokenizer.ggml.token_type", GgufValue::array(GgufType::INT32, std::move(types)));
+    md.emplace_back("tokenizer.ggml.add_space_prefix", GgufValue::boolean(norm.find("\"Prepend\"") != std::string::npos));
+  } else {
+    md.emplace_back("tokenizer.ggml.model", GgufValue::string("gpt2"));
+    md.emplace_back("tokenizer.ggml.pre", GgufValue::string(pre));
+    md.emplace_back("tokenizer.ggml.tokens", GgufValue::string_array(std::move(tokens)));
+    md.emplace_back("tokenizer.ggml.token_type", GgufValue::array(GgufType::INT32, std::move(types)));
+    md.emplace_back("tokenizer.ggml.merges", GgufValue::string_array(std::move(merges)));
+  }
   for (auto [key, gguf_key] : {std::pair{"bos_token", "bos"}, {"eos_token", "eos"}, {"unk_token", "unknown"},
                                {"pad_token", "padding"}}) {
     const std::string text = special_text(cfg, key);

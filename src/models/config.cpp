@@ -67,6 +67,12 @@ std::string ModelConfig::describe() const {
      << " (head_dim " << head_dim << "), ffn " << n_ff << ", vocab " << n_vocab << ", ctx " << n_ctx_train
      << ", rope theta " << rope_theta << " scaling " << rope_scaling_name(rope_scaling);
   if (rope_scaling != RopeScaling::kNone) os << " x" << rope_factor;
+  if (n_expert > 0) os << ", experts " << n_expert_used << "/" << n_expert << " (ffn " << n_ff_exp << ")";
+  if (n_swa > 0) {
+    int64_t windowed = 0;
+    for (int64_t il = 0; il < n_layer; ++il) windowed += is_swa(il);
+    os << ", sliding window " << n_swa << " on " << windowed << "/" << n_layer << " layers";
+  }
   return os.str();
 }
 

@@ -81,7 +81,15 @@ Status Model::run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool&
   const int64_t d = c.n_embd, hd = c.head_dim;
   const int64_t q_dim = c.n_head * hd, kv_dim = c.n_head_kv * hd;
   const KvType kvt = kv.type();
-  const ops::RopeParams rp_global = ops::make_rope_params(c, rope_freqs_);
+  // Phi-3 LongRoPE: long factors once the cache exceeds the original context; cos/sin x attn_factor.
+  const bool long_rope = !rope_freqs_long_.empty() && kv.n_ctx() > c.rope_orig_ctx;
+  ops::RopeParams rp_global = ops::make_rope_params(c, long_rope ? rope_freqs_long_ : rope_freqs_);
+  if (!w_.rope_factors_short.empty() && !rp_global.yarn && c.yarn_attn_factor != 1.0f) {
+    rp_global.yarn = true;  // the kernel's magnitude path, with no interpolation
+    rp_global.yarn_freq_scale = 1.0f;
+    rp_global.yarn_ext_factor = 0.0f;
+    rp_global.yarn_mscale = c.yarn_attn_factor;
+  }
   const ops::RopeParams rp_swa = ops::make_rope_params(c, rope_freqs_swa_.empty() ? rope_freqs_ : rope_freqs_swa_);
   const float kq_scale = c.attn_scale > 0 ? c.attn_scale : 1.0f / std::sqrt((float)hd);
 
@@ -100,9 +108,20 @@ Status Model::run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool&
     } else {  // EXAONE 4: no pre-norm
       std::copy(x.begin(), x.end(), h.begin());
     }
-    ops::matmul(L.wq, h.data(), n, q.data(), pool);  // [n, n_head * hd]
-    ops::matmul(L.wk, h.data(), n, k.data(), pool);  // [n, n_kv * hd]
-    ops::matmul(L.wv, h.data(), n, v.data(), pool);  // [n, n_kv * hd]
+    if (L.wqkv) {  // fused: one matmul, then split each row into Q, K, V
+      std::vector<float> qkv(n * (q_dim + 2 * kv_dim));  // [n, q_dim + 2 kv_dim]
+      ops::matmul(L.wqkv, h.data(), n, qkv.data(), pool);
+      for (int64_t t = 0; t < n; ++t) {
+        const float* r = qkv.data() + t * (q_dim + 2 * kv_dim);
+        std::copy(r, r + q_dim, q.begin() + t * q_dim);
+        std::copy(r + q_dim, r + q_dim + kv_dim, k.begin() + t * kv_dim);
+        std::copy(r + q_dim + kv_dim, r + q_dim + 2 * kv_dim, v.begin() + t * kv_dim);
+      }
+    } else {
+      ops::matmul(L.wq, h.data(), n, q.data(), pool);  // [n, n_head * hd]
+      ops::matmul(L.wk, h.data(), n, k.data(), pool);  // [n, n_kv * hd]
+      ops::matmul(L.wv, h.data(), n, v.data(), pool);  // [n, n_kv * hd]
+    }
     if (L.bq) ops::add_bias(q.data(), (const float*)L.bq.data, n, q_dim);
     if (L.bk) ops::add_bias(k.data(), (const float*)L.bk.data, n, kv_dim);
     if (L.bv) ops::add_bias(v.data(), (const float*)L.bv.data, n, kv_dim);
@@ -136,8 +155,17 @@ Status Model::run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool&
       moe::ffn(L, c, h.data(), n, up.data(), pool);  // [n, d_model]
       std::copy(up.begin(), up.begin() + n * d, h.begin());
     } else {
-      ops::matmul(L.w_gate, h.data(), n, gate.data(), pool);  // [n, n_ff]
-      ops::matmul(L.w_up, h.data(), n, up.data(), pool);      // [n, n_ff]
+      if (L.w_gate) {
+        ops::matmul(L.w_gate, h.data(), n, gate.data(), pool);  // [n, n_ff]
+        ops::matmul(L.w_up, h.data(), n, up.data(), pool);      // [n, n_ff]
+      } else {  // fused gate/up (Phi-3): [n, 2 n_ff], gate half first
+        std::vector<float> gu(n * 2 * c.n_ff);
+        ops::matmul(L.w_up, h.data(), n, gu.data(), pool);
+        for (int64_t t = 0; t < n; ++t) {
+          std::copy(gu.begin() + t * 2 * c.n_ff, gu.begin() + t * 2 * c.n_ff + c.n_ff, gate.begin() + t * c.n_ff);
+          std::copy(gu.begin() + t * 2 * c.n_ff + c.n_ff, gu.begin() + (t + 1) * 2 * c.n_ff, up.begin() + t * c.n_ff);
+        }
+      }
       if (c.arch.ffn_act == FfnAct::kGeluTanh) {
         act::geglu(gate.data(), up.data(), n * c.n_ff);
       } else {

@@ -133,9 +133,13 @@ Result<std::unique_ptr<Model>> Model::from_gguf(GgufFile file) {
     LayerWeights& l = w.layers[i];
     const std::string b = "blk." + std::to_string(i) + ".";
     MODU_ASSIGN_OR_RETURN(l.attn_norm, L.vec(b + "attn_norm.weight", c.n_embd, c.arch.pre_norms));
-    MODU_ASSIGN_OR_RETURN(l.wq, L.matrix(b + "attn_q.weight", c.n_embd, q_dim, true));
-    MODU_ASSIGN_OR_RETURN(l.wk, L.matrix(b + "attn_k.weight", c.n_embd, kv_dim, true));
-    MODU_ASSIGN_OR_RETURN(l.wv, L.matrix(b + "attn_v.weight", c.n_embd, kv_dim, true));
+    if (f.tensor(b + "attn_qkv.weight") != nullptr) {
+      MODU_ASSIGN_OR_RETURN(l.wqkv, L.matrix(b + "attn_qkv.weight", c.n_embd, q_dim + 2 * kv_dim, true));
+    } else {
+      MODU_ASSIGN_OR_RETURN(l.wq, L.matrix(b + "attn_q.weight", c.n_embd, q_dim, true));
+      MODU_ASSIGN_OR_RETURN(l.wk, L.matrix(b + "attn_k.weight", c.n_embd, kv_dim, true));
+      MODU_ASSIGN_OR_RETURN(l.wv, L.matrix(b + "attn_v.weight", c.n_embd, kv_dim, true));
+    }
     MODU_ASSIGN_OR_RETURN(l.wo, L.matrix(b + "attn_output.weight", q_dim, c.n_embd, true));
     if (c.arch.allows_qkv_bias || c.arch.requires_qkv_bias) {
       const bool req = c.arch.requires_qkv_bias;
@@ -158,6 +162,9 @@ Result<std::unique_ptr<Model>> Model::from_gguf(GgufFile file) {
       MODU_ASSIGN_OR_RETURN(l.sh_up, L.matrix(b + "ffn_up_shexp.weight", c.n_embd, c.n_ff_shexp, shared));
       MODU_ASSIGN_OR_RETURN(l.sh_down, L.matrix(b + "ffn_down_shexp.weight", c.n_ff_shexp, c.n_embd, shared));
       MODU_ASSIGN_OR_RETURN(l.sh_router, L.vec(b + "ffn_gate_inp_shexp.weight", c.n_embd, false));
+    } else if (c.arch.fused_gate_up && f.tensor(b + "ffn_gate.weight") == nullptr) {
+      MODU_ASSIGN_OR_RETURN(l.w_up, L.matrix(b + "ffn_up.weight", c.n_embd, 2 * c.n_ff, true));
+      MODU_ASSIGN_OR_RETURN(l.w_down, L.matrix(b + "ffn_down.weight", c.n_ff, c.n_embd, true));
     } else {
       MODU_ASSIGN_OR_RETURN(l.w_gate, L.matrix(b + "ffn_gate.weight", c.n_embd, c.n_ff, true));
       MODU_ASSIGN_OR_RETURN(l.w_up, L.matrix(b + "ffn_up.weight", c.n_embd, c.n_ff, true));
@@ -165,6 +172,15 @@ Result<std::unique_ptr<Model>> Model::from_gguf(GgufFile file) {
     }
   }
   m->rope_freqs_ = rope_frequencies(c, w.rope_freq_factors.empty() ? nullptr : w.rope_freq_factors.data());
+  for (auto [name, dst] : {std::pair{"rope_factors_short.weight", &w.rope_factors_short},
+                           std::pair{"rope_factors_long.weight", &w.rope_factors_long}}) {
+    if (f.tensor(name) == nullptr) continue;
+    MODU_ASSIGN_OR_RETURN(Weight r, L.vec(name, c.n_rot / 2, true));
+    const float* p = reinterpret_cast<const float*>(r.data);
+    dst->assign(p, p + c.n_rot / 2);
+  }
+  if (!w.rope_factors_short.empty()) m->rope_freqs_ = rope_frequencies(c, w.rope_factors_short.data());
+  if (!w.rope_factors_long.empty()) m->rope_freqs_long_ = rope_frequencies(c, w.rope_factors_long.data());
   if (c.n_swa > 0 && c.rope_theta_swa > 0) {  // windowed layers: their own base, no scaling
     ModelConfig local = c;
     local.rope_theta = c.rope_theta_swa;

@@ -81,6 +81,11 @@ TestModelSpec spec_for(const std::string& arch) {
   if (arch == "granite") {  // Granite 3 multipliers
     s.embd_mult = 12.0; s.residual_mult = 0.22; s.attn_scale = 0.0078125 * 16; s.logit_scale = 8.0;
   }
+  if (arch == "phi3") {  // fused QKV and gate/up; LongRoPE with long factors (n_ctx 256 > 64)
+    s.fused = s.longrope = true;
+    s.orig_ctx = 64;
+    s.attn_factor = 1.19;
+  }
   if (arch == "exaone") { s.scaling = "llama3"; s.scaling_factor = 8.0; s.orig_ctx = 32; }
   if (arch == "exaone4") {  // hybrid: three windowed layers, then a global one without rope
     s.qk_norm = s.post_norms = s.no_pre_norms = s.nope_global = true;
@@ -146,7 +151,15 @@ TEST_P(DtypeTest, MatchesReferenceOnDequantizedWeights) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllArchs, ArchTest, ::testing::Values("llama", "mistral", "qwen2", "qwen3", "qwen2moe", "qwen3moe",
-                                                                 "gemma2", "gemma3", "exaone", "exaone4", "granite"));
+                                                                 "gemma2", "gemma3", "exaone", "exaone4", "granite",
+                                                                 "phi3"));
+
+TEST(LongRope, ShortFactorsWithinTheOriginalContext) {
+  TestModelSpec s = spec_for("phi3");
+  s.n_ctx = 48;  // <= orig_ctx 64: short factors
+  s.seed = 3;
+  EXPECT_LE(compare(s, KvType::kF32, 40, 2), 1e-4);
+}
 
 // Sliding-window layers keep a ring of window + kSwaSlack positions: a sequence longer than the
 // ring (wrapping it several times), fed whole (split internally) and in odd chunks, must still

@@ -28,6 +28,12 @@ RefTensor read_tensor(const GgufFile& f, const std::string& name) {
 
 bool has(const GgufFile& f, const std::string& name) { return f.tensor(name) != nullptr; }
 
+// Rows [r0, r0 + n) of a matrix (splits fused tensors).
+RefTensor rows_of(const RefTensor& t, int64_t r0, int64_t n) {
+  const int64_t cols = t.shape[0];
+  return {{cols, n}, Mat(t.data.begin() + r0 * cols, t.data.begin() + (r0 + n) * cols)};
+}
+
 // y[r] = sum_c W[r, c] x[c]
 std::vector<double> matvec(const RefTensor& w, const std::vector<double>& x) {
   const int64_t cols = w.shape[0], rows = w.shape[1];
@@ -58,7 +64,10 @@ void ref_rope(std::vector<double>& v, size_t off, const TestModelSpec& s, bool n
     double freq = std::pow(s.rope_theta, -2.0 * i / n_rot);
     double mag = 1.0;
     double theta;
-    if (s.scaling == "llama3") {
+    if (s.longrope) {
+      theta = pos * freq / freq_factors[i];
+      mag = s.attn_factor;
+    } else if (s.scaling == "llama3") {
       if (!freq_factors.empty()) {
         freq /= freq_factors[i];
       } else {
@@ -97,9 +106,11 @@ void ref_rope(std::vector<double>& v, size_t off, const TestModelSpec& s, bool n
 // down(act(gate h) * up h), act = SiLU or tanh-GELU, with tensors ffn_{gate,up,down}<suffix>.weight.
 std::vector<double> ref_swiglu(const GgufFile& f, const std::string& b, const std::string& suffix,
                                const std::vector<double>& h, bool gelu = false) {
-  const RefTensor wg = read_tensor(f, b + "ffn_gate" + suffix + ".weight"),
-                  wu = read_tensor(f, b + "ffn_up" + suffix + ".weight"),
-                  wd = read_tensor(f, b + "ffn_down" + suffix + ".weight");
+  const bool fused = !has(f, b + "ffn_gate" + suffix + ".weight");  // Phi-3: [gate; up] in ffn_up
+  const RefTensor up = read_tensor(f, b + "ffn_up" + suffix + ".weight");
+  const int64_t ff = fused ? up.shape[1] / 2 : up.shape[1];
+  const RefTensor wg = fused ? rows_of(up, 0, ff) : read_tensor(f, b + "ffn_gate" + suffix + ".weight"),
+                  wu = fused ? rows_of(up, ff, ff) : up, wd = read_tensor(f, b + "ffn_down" + suffix + ".weight");
   auto g = matvec(wg, h), u = matvec(wu, h);
   for (size_t i = 0; i < g.size(); ++i) {
     const double x = g[i];
@@ -220,15 +231,27 @@ std::vector<uint8_t> make_random_model(const TestModelSpec& s) {
     put(w, "rope_freqs.weight", {n_rot / 2}, ff, DType::F32);
   }
   const int64_t d = s.n_embd, qd = s.n_head * s.head_dim, kvd = s.n_head_kv * s.head_dim;
+  if (s.longrope) {
+    std::vector<float> sh(n_rot / 2), lo(n_rot / 2);
+    for (int64_t i = 0; i < n_rot / 2; ++i) { sh[i] = 1.0f + 0.1f * (float)i; lo[i] = 1.0f + 0.5f * (float)i; }
+    put(w, "rope_factors_short.weight", {n_rot / 2}, sh, DType::F32);
+    put(w, "rope_factors_long.weight", {n_rot / 2}, lo, DType::F32);
+    w.set(a + "rope.scaling.attn_factor", GgufValue::f32((float)s.attn_factor));
+    w.set(a + "rope.scaling.original_context_length", GgufValue::u32((uint32_t)s.orig_ctx));
+  }
   put(w, "token_embd.weight", {d, s.n_vocab}, randn(d * s.n_vocab, 1.0f), s.embd_type);
   put(w, "output_norm.weight", {d}, randn(d, 0.1f, 1.0f), DType::F32);
   if (!s.tied_output) put(w, "output.weight", {d, s.n_vocab}, randn(d * s.n_vocab, 1.0f / std::sqrt((float)d)), s.weight_type);
   for (int64_t l = 0; l < s.n_layer; ++l) {
     const std::string b = "blk." + std::to_string(l) + ".";
     if (!s.no_pre_norms) put(w, b + "attn_norm.weight", {d}, randn(d, 0.1f, 1.0f), DType::F32);
-    put(w, b + "attn_q.weight", {d, qd}, randn(d * qd, 1.0f / std::sqrt((float)d)), s.weight_type);
-    put(w, b + "attn_k.weight", {d, kvd}, randn(d * kvd, 1.0f / std::sqrt((float)d)), s.weight_type);
-    put(w, b + "attn_v.weight", {d, kvd}, randn(d * kvd, 1.0f / std::sqrt((float)d)), s.weight_type);
+    if (s.fused) {
+      put(w, b + "attn_qkv.weight", {d, qd + 2 * kvd}, randn(d * (qd + 2 * kvd), 1.0f / std::sqrt((float)d)), s.weight_type);
+    } else {
+      put(w, b + "attn_q.weight", {d, qd}, randn(d * qd, 1.0f / std::sqrt((float)d)), s.weight_type);
+      put(w, b + "attn_k.weight", {d, kvd}, randn(d * kvd, 1.0f / std::sqrt((float)d)), s.weight_type);
+      put(w, b + "attn_v.weight", {d, kvd}, randn(d * kvd, 1.0f / std::sqrt((float)d)), s.weight_type);
+    }
     put(w, b + "attn_output.weight", {qd, d}, randn(qd * d, 1.0f / std::sqrt((float)qd)), s.weight_type);
     if (s.qkv_bias) {
       put(w, b + "attn_q.bias", {qd}, randn(qd, 0.1f), DType::F32);
@@ -261,8 +284,12 @@ std::vector<uint8_t> make_random_model(const TestModelSpec& s) {
       }
       continue;
     }
-    put(w, b + "ffn_gate.weight", {d, s.n_ff}, randn(d * s.n_ff, 1.0f / std::sqrt((float)d)), s.weight_type);
-    put(w, b + "ffn_up.weight", {d, s.n_ff}, randn(d * s.n_ff, 1.0f / std::sqrt((float)d)), s.weight_type);
+    if (s.fused) {
+      put(w, b + "ffn_up.weight", {d, 2 * s.n_ff}, randn(d * 2 * s.n_ff, 1.0f / std::sqrt((float)d)), s.weight_type);
+    } else {
+      put(w, b + "ffn_gate.weight", {d, s.n_ff}, randn(d * s.n_ff, 1.0f / std::sqrt((float)d)), s.weight_type);
+      put(w, b + "ffn_up.weight", {d, s.n_ff}, randn(d * s.n_ff, 1.0f / std::sqrt((float)d)), s.weight_type);
+    }
     put(w, b + "ffn_down.weight", {s.n_ff, d}, randn(s.n_ff * d, 1.0f / std::sqrt((float)s.n_ff)), s.weight_type);
   }
   return w.serialize();
@@ -271,11 +298,14 @@ std::vector<uint8_t> make_random_model(const TestModelSpec& s) {
 std::vector<std::vector<double>> reference_logits(const GgufFile& f, const TestModelSpec& s,
                                                   const std::vector<int32_t>& tokens) {
   const bool neox = s.arch == "qwen2" || s.arch == "qwen3" || s.arch == "qwen2moe" || s.arch == "qwen3moe" ||
-                    s.arch == "gemma2" || s.arch == "gemma3" || s.arch == "exaone" || s.arch == "exaone4";
+                    s.arch == "gemma2" || s.arch == "gemma3" || s.arch == "exaone" || s.arch == "exaone4" ||
+                    s.arch == "phi3";
   const int64_t T = (int64_t)tokens.size(), d = s.n_embd, hd = s.head_dim;
   const int64_t qd = s.n_head * hd, kvd = s.n_head_kv * hd, group = s.n_head / s.n_head_kv;
   std::vector<double> freq_factors;
   if (has(f, "rope_freqs.weight")) freq_factors = read_tensor(f, "rope_freqs.weight").data;
+  if (s.longrope)
+    freq_factors = read_tensor(f, s.n_ctx > s.orig_ctx ? "rope_factors_long.weight" : "rope_factors_short.weight").data;
   const RefTensor emb = read_tensor(f, "token_embd.weight");
   std::vector<std::vector<double>> x(T, std::vector<double>(d));
   for (int64_t t = 0; t < T; ++t)
@@ -285,8 +315,10 @@ std::vector<std::vector<double>> reference_logits(const GgufFile& f, const TestM
   for (int64_t l = 0; l < s.n_layer; ++l) {
     const std::string b = "blk." + std::to_string(l) + ".";
     const RefTensor an = s.no_pre_norms ? RefTensor{} : read_tensor(f, b + "attn_norm.weight"),
-                    wq = read_tensor(f, b + "attn_q.weight"),
-                    wk = read_tensor(f, b + "attn_k.weight"), wv = read_tensor(f, b + "attn_v.weight"),
+                    wq = s.fused ? rows_of(read_tensor(f, b + "attn_qkv.weight"), 0, qd) : read_tensor(f, b + "attn_q.weight"),
+                    wk = s.fused ? rows_of(read_tensor(f, b + "attn_qkv.weight"), qd, kvd) : read_tensor(f, b + "attn_k.weight"),
+                    wv = s.fused ? rows_of(read_tensor(f, b + "attn_qkv.weight"), qd + kvd, kvd)
+                                 : read_tensor(f, b + "attn_v.weight"),
                     wo = read_tensor(f, b + "attn_output.weight"),
                     fn = s.no_pre_norms ? RefTensor{} : read_tensor(f, b + "ffn_norm.weight");
     std::vector<std::vector<double>> Q(T), K(T), V(T);

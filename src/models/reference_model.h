@@ -49,6 +49,10 @@ struct TestModelSpec {
   std::vector<bool> swa_layers;
   // Granite multipliers (0: not written): embedding_scale, residual_scale, logit_scale.
   double embd_mult = 0, residual_mult = 0, logit_scale = 0;
+  // Phi-3: fused attn_qkv / gate-up tensors; LongRoPE factor tensors (short: 1 + 0.1 i, long:
+  // 1 + 0.5 i), long ones used when n_ctx > orig_ctx, cos/sin scaled by attn_factor.
+  bool fused = false, longrope = false;
+  double attn_factor = 1.0;
 };
 
 // Writes a random model following `spec` (weights ~ N(0, 0.3/sqrt(fan_in)) style) to a GGUF buffer.

@@ -45,6 +45,9 @@ struct ArchSpec {
   // (non-windowed) layers of a model with windowed ones use no rotary embedding at all.
   bool pre_norms = true;
   bool nope_global_layers = false;
+  // Phi-3: gate and up projections fused in ffn_up.weight ([2 * n_ff, n_embd], gate rows first).
+  // (A fused attn_qkv.weight is used by any architecture whenever present.)
+  bool fused_gate_up = false;
 };
 
 // Registers an architecture; returns true so it can initialize a static in the family's file.

@@ -29,6 +29,7 @@ struct Weight {
 struct LayerWeights {
   Weight attn_norm;            // [n_embd]
   Weight wq, wk, wv, wo;       // [n_head*head_dim, n_embd], [n_kv*head_dim, n_embd] x2, [n_embd, n_head*head_dim]
+  Weight wqkv;                 // optional fused Q, K, V rows [(n_head + 2 n_kv) * head_dim, n_embd] (Phi-3)
   Weight bq, bk, bv;           // optional biases
   Weight q_norm, k_norm;       // optional per-head RMS norm weights [head_dim]
   Weight post_attn_norm;       // optional [n_embd] (Gemma): RMS norm of the attention output
@@ -48,6 +49,8 @@ struct ModelWeights {
   Weight output;       // [n_vocab, n_embd]; the embedding itself when tied
   bool tied_output = false;
   std::vector<float> rope_freq_factors;  // from rope_freqs.weight, empty if absent
+  // Phi-3 LongRoPE: per-pair factors for contexts up to / beyond rope.scaling.original_context_length.
+  std::vector<float> rope_factors_short, rope_factors_long;
   std::vector<LayerWeights> layers;
 };
 
@@ -142,6 +145,7 @@ class Model {
   ModelWeights w_;
   std::vector<float> rope_freqs_;  // [n_rot / 2]
   std::vector<float> rope_freqs_swa_;  // [n_rot / 2] for sliding-window layers; empty: rope_freqs_
+  std::vector<float> rope_freqs_long_;  // [n_rot / 2] LongRoPE when the cache exceeds the original context
   std::vector<std::vector<float>> owned_;  // F32 copies of small non-F32 vectors (norms, biases)
 };
 
