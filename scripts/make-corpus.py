@@ -85,23 +85,18 @@ def sources(root, name):
 
 
 def licence(root, name):
-    for cand in (name, "gimp-help-common" if name.startswith("gimp-help") else name):
+    """The licence of the package's main files (the first License: of debian/copyright)."""
+    for cand in (name, "gimp-help-common"):
         p = os.path.join(root, cand, "usr/share/doc", cand, "copyright")
-        if os.path.isfile(p):
-            with open(p, encoding="utf-8", errors="replace") as f:
-                lic = []
-                for line in f:
-                    if line.startswith("License:"):
-                        v = line.split(":", 1)[1].strip()
-                        if v and v not in lic:
-                            lic.append(v)
-                if lic:
-                    return ", ".join(lic)
-            with open(p, encoding="utf-8", errors="replace") as f:
-                txt = f.read()
-            for key in ("GNU Free Documentation License", "GPL", "MPL"):
-                if key in txt:
-                    return key
+        if not os.path.isfile(p):
+            continue
+        with open(p, encoding="utf-8", errors="replace") as f:
+            txt = f.read()
+        for line in txt.splitlines():
+            if line.startswith("License:") and line.split(":", 1)[1].strip():
+                return line.split(":", 1)[1].strip()
+        if "Permission is granted to make and distribute verbatim copies" in txt:
+            return "SPI permission notice (verbatim and modified copies allowed)"
     return "see /usr/share/doc/%s/copyright" % name
 
 
@@ -175,7 +170,7 @@ def main():
             f.write("| %s | %d | %d |\n" % (split, nd, nb))
         f.write("\nThe corpus itself is not in git (build/corpus/); the recipe reproduces it byte for byte.\n")
         f.write("Licences are as stated in each package's debian/copyright; the model's weights are derived\n")
-        f.write("from these texts (GFDL for the GIMP manual, MPL-2.0 for LibreOffice help, GPL for the FAQ).\n")
+        f.write("from these texts, so they are distributed under the same terms where those terms require it.\n")
     for s in stats:
         print("make-corpus: %-3s %-24s %5d docs %9d chars  (%s)" % (s[0], s[1], s[4], s[5], s[3]))
     for split, (nd, nb) in sizes.items():

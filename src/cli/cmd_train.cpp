@@ -15,6 +15,7 @@ struct TrainArgs {
   int threads = 0;
   int64_t stop_after = -1;
   bool quiet = false;
+  std::string export_only;
 };
 
 int train_main(const TrainArgs& a) {
@@ -29,6 +30,7 @@ int train_main(const TrainArgs& a) {
   opt.threads = a.threads;
   opt.stop_after = a.stop_after;
   opt.progress = !a.quiet;
+  opt.export_only = a.export_only;
   Status s = train::run_training(*cfg, opt);
   return s.ok() ? 0 : fail(s);
 }
@@ -44,6 +46,7 @@ void add_train_command(CLI::App& app, int& rc) {
   c->add_option("-t,--threads", a->threads, "Threads (0 = all cores); results depend on it only through rounding")
       ->check(CLI::NonNegativeNumber);
   c->add_option("--stop-after", a->stop_after, "Stop after this many total steps (checkpointed; resume later)");
+  c->add_option("--export", a->export_only, "Only write the current checkpoint's model to this GGUF (no training)");
   c->add_flag("-q,--quiet", a->quiet, "No progress output");
   c->callback([a, &rc] { rc = train_main(*a); });
 }

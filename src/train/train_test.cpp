@@ -225,6 +225,24 @@ TEST(Train, LossFallsOnAFixedCorpus) {
   EXPECT_LT(last, 0.3);    // stated bound: below 0.3 nats after 60 steps
 }
 
+TEST(Train, ResultDoesNotDependOnThreadCount) {
+  const TrainConfig c = tiny_train_config();
+  const Layout L = make_layout(c.model);
+  const auto data = periodic_corpus(4000, 12);
+  std::vector<std::vector<float>> out;
+  for (int threads : {1, 2, 3}) {
+    ThreadPool pool(threads);
+    TrainState st;
+    st.params = init_params(c.model, L, c.seed);
+    st.m.assign(L.total, 0.0f);
+    st.v.assign(L.total, 0.0f);
+    for (int i = 0; i < 3; ++i) train_step(c, L, st, data, pool);
+    out.push_back(st.params);
+  }
+  EXPECT_EQ(out[0], out[1]);
+  EXPECT_EQ(out[0], out[2]);
+}
+
 TEST(Train, ScheduleWarmsUpAndDecays) {
   TrainConfig c;
   c.steps = 100; c.warmup = 10; c.lr = 1.0; c.min_lr_ratio = 0.1;

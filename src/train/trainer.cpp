@@ -266,8 +266,14 @@ Status run_training(TrainConfig c, const RunOptions& opt) {
   }
   MODU_RETURN_IF_ERROR(c.model.validate());
   const Layout L = make_layout(c.model);
-  MODU_ASSIGN_OR_RETURN(std::vector<int32_t> data, load_or_tokenize(c));
   const std::string ckpt = c.out_dir + "/checkpoint.bin", csv = c.out_dir + "/loss.csv";
+  if (!opt.export_only.empty()) {
+    MODU_ASSIGN_OR_RETURN(TrainState st, load_checkpoint(ckpt, c.model));
+    MODU_RETURN_IF_ERROR(export_model(c, st.params, opt.export_only));
+    std::fprintf(stderr, "modu train: exported step %lld to %s\n", (long long)st.step, opt.export_only.c_str());
+    return Status::Ok();
+  }
+  MODU_ASSIGN_OR_RETURN(std::vector<int32_t> data, load_or_tokenize(c));
   TrainState st;
   if (opt.resume && fs::exists(ckpt)) {
     MODU_ASSIGN_OR_RETURN(st, load_checkpoint(ckpt, c.model));

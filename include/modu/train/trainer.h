@@ -68,6 +68,7 @@ struct RunOptions {
   int64_t stop_after = -1;      // stop (after checkpointing) once this many steps are done; -1: config steps
   bool progress = true;
   int threads = 0;
+  std::string export_only;      // non-empty: write the checkpoint's model to this GGUF and return
 };
 // The whole loop; writes model.gguf into out_dir when the final step is done.
 Status run_training(TrainConfig c, const RunOptions& opt);
