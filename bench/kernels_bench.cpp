@@ -67,6 +67,44 @@ void bm_matvec(benchmark::State& state, Isa isa, DType t) {
   state.counters["rows/s"] = benchmark::Counter((double)state.iterations() * kRows, benchmark::Counter::kIsRate);
 }
 
+// Decode matrix x vector over a 2048-column matrix of `bytes` weight bytes, single thread:
+// `rows` uses the multi-row kernel (vec_dot_rows, as ops::matmul does for decode), otherwise one
+// vec_dot per row. 512 MiB is twice this machine's L3, so every pass streams from DRAM (what
+// decode sees: bench-1b's Q4_0 weights are 0.64 GB); 1 MiB stays in L2 and shows the kernel's
+// own speed. Reports weight GB/s over CPU time.
+void bm_gemv(benchmark::State& state, Isa isa, DType t, bool rows, size_t bytes) {
+  constexpr int64_t cols = 2048;
+  const KernelTable& k = *kernels_for(isa);
+  const DType at = dtype_traits(t)->vec_dot_type;
+  const size_t rb = dtype_row_bytes(t, cols);
+  const int64_t nrows = (int64_t)(bytes / rb);
+  static std::vector<uint8_t> cache[kMaxDTypeId][2];
+  std::vector<uint8_t>& w = cache[(int)t][bytes > (64u << 20)];
+  if (w.size() != (size_t)nrows * rb) {
+    std::vector<uint8_t> distinct(rb * kDistinctRows);
+    const auto x = gaussian(cols * kDistinctRows, 43);
+    dtype_traits(t)->quantize(x.data(), distinct.data(), cols * kDistinctRows);
+    w.resize((size_t)nrows * rb);
+    for (int64_t r = 0; r < nrows; ++r) std::memcpy(w.data() + r * rb, distinct.data() + (r % kDistinctRows) * rb, rb);
+  }
+  const auto xa = gaussian(cols, 8);
+  std::vector<uint8_t> qa(dtype_row_bytes(at, cols));
+  k.quantize_row[(int)at](xa.data(), qa.data(), cols);
+  std::vector<float> out((size_t)nrows);
+  const VecDotRowsFn dot_rows = k.vec_dot_rows[(int)t];
+  const VecDotFn dot = k.vec_dot[(int)t];
+  for (auto _ : state) {
+    if (rows) {
+      dot_rows(cols, w.data(), rb, nrows, qa.data(), out.data());
+    } else {
+      for (int64_t r = 0; r < nrows; ++r) out[r] = dot(cols, w.data() + r * rb, qa.data());
+    }
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed((int64_t)state.iterations() * (int64_t)w.size());
+}
+
 // Activation quantization (done once per token per matmul input; should be negligible).
 void bm_quantize_row(benchmark::State& state, Isa isa, DType at) {
   const KernelTable& k = *kernels_for(isa);
@@ -137,6 +175,16 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < count; ++i) {
       const std::string name = std::string("vec_dot/") + dtype_name(types[i]) + "/" + isa_name(isa);
       benchmark::RegisterBenchmark(name.c_str(), bm_matvec, isa, types[i])->Unit(benchmark::kMillisecond);
+    }
+    for (size_t i = 0; i < count; ++i) {
+      for (bool rows : {false, true}) {
+        if (rows && !kernels_for(isa)->vec_dot_rows[(int)types[i]]) continue;
+        for (size_t bytes : {size_t{1} << 20, size_t{512} << 20}) {
+          const std::string name = std::string("gemv/") + dtype_name(types[i]) + "/" + isa_name(isa) +
+                                   (rows ? "/rows" : "/vec_dot") + (bytes > (64u << 20) ? "/dram" : "/l2");
+          benchmark::RegisterBenchmark(name.c_str(), bm_gemv, isa, types[i], rows, bytes)->Unit(benchmark::kMillisecond);
+        }
+      }
     }
     for (size_t i = 0; i < count; ++i) {
       if (!kernels_for(isa)->gemm_pack[(int)types[i]]) continue;

@@ -1,11 +1,13 @@
 // AVX-512 F/BW/VL kernels (maddubs + madd int8 dots); bodies live in avx512_body.h.
 #include "avx512_body.h"
 #include "avx512_gemm.h"
+#include "avx512_gemv.h"
 #include "isa_kernels.h"
 
 namespace modu::kern {
 void fill_avx512(KernelTable* t) {
   fill_table(t);
+  fill_rows_table(t);
   t->gemm = gemm512;
   t->probe_read = probe_read512;
   t->probe_fma = probe_fma512;

@@ -39,6 +39,7 @@ KernelTable make_table(Isa isa) {
     kern::fill_avx2_quants(&t);
     kern::fill_avx2_kquants(&t);
     kern::fill_avx2_gemm(&t);
+    kern::fill_avx2_gemv(&t);
   }
   if (isa >= Isa::kAvx512) kern::fill_avx512(&t);
   if (isa >= Isa::kAvx512Vnni) kern::fill_avx512vnni(&t);

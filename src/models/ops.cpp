@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 #include "modu/core/fp16.h"
@@ -101,6 +102,27 @@ void matmul(const Weight& w, const float* x, int64_t n, float* y, ThreadPool& po
   }
   const uint8_t* a = static_cast<const uint8_t*>(act);
   const int64_t rows = w.rows;
+  // MODU_GEMV=0 forces the per-row vec_dot loop (A/B comparisons of the decode kernels).
+  static const bool use_rows = [] {
+    const char* e = std::getenv("MODU_GEMV");
+    return !(e && std::strcmp(e, "0") == 0);
+  }();
+  if (VecDotRowsFn dot_rows = use_rows ? kt.vec_dot_rows[(int)w.dtype] : nullptr) {
+    // Decode (n < kGemmMinTokens): the multi-row kernel streams each weight row once per token
+    // while sharing activation work across its row tile. With 2-3 tokens, rows go in blocks of
+    // kRowsPerCall (72 KiB of a 2048-wide Q4_0 matrix) so the later tokens hit L2.
+    constexpr int64_t kRowsPerCall = 64;
+    pool.parallel_for(rows, [&](int64_t r0, int64_t r1) {
+      const int64_t step = n == 1 ? r1 - r0 : kRowsPerCall;
+      for (int64_t rb = r0; rb < r1; rb += step) {
+        const int64_t re = std::min(r1, rb + step);
+        for (int64_t t = 0; t < n; ++t)
+          dot_rows(w.cols, w.data + (size_t)rb * w.row_bytes, w.row_bytes, re - rb, a + (size_t)t * act_row_bytes,
+                   y + t * rows + rb);
+      }
+    }, kRowBlock);
+    return;
+  }
   // Tokens are taken in tiles so that a block of rows stays hot across all of them.
   constexpr int64_t kTokTile = 64;
   pool.parallel_for(rows, [&](int64_t r0, int64_t r1) {

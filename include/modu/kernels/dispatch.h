@@ -2,6 +2,7 @@
 // (or forced with MODU_ISA=scalar|avx2|avx512|avx512vnni for tests and comparisons).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "modu/kernels/dtype.h"
@@ -34,11 +35,19 @@ constexpr int kMaxDTypeId = 64;
 //    always satisfy this. Buffers must not overlap (src/dst of quantize_row).
 //  * All functions are pure and thread-safe; the tables are immutable after first use.
 
+// Decode matrix x vector: y[r] = vec_dot(n, w + r * row_bytes, a) for r in [0, nrows). Same `a`
+// conventions as vec_dot; results equal vec_dot's up to float summation order.
+using VecDotRowsFn = void (*)(int64_t n, const void* w, size_t row_bytes, int64_t nrows, const void* a, float* y);
+
 struct KernelTable {
   Isa isa;
   // vec_dot[id](n, weight_row, activation_row) for weight dtype `id` (activation in
   // dtype_traits(id)->vec_dot_type). Null where the dtype has no dot.
   VecDotFn vec_dot[kMaxDTypeId];
+  // vec_dot_rows[id]: several rows per call, sharing activation loads and scale conversions across
+  // a tile of rows (the decode path of ops::matmul). Null where this level has no multi-row kernel
+  // for the dtype: callers then loop over vec_dot.
+  VecDotRowsFn vec_dot_rows[kMaxDTypeId];
   // quantize_row[id](src, dst, n): float -> dtype `id`, used to convert activations once per row.
   QuantizeFn quantize_row[kMaxDTypeId];
   // Prefill GEMM (gemm.h): gemm_pack[id] packs 16 rows of weight dtype `id` into a panel (null where
