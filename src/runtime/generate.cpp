@@ -85,7 +85,7 @@ Result<GenerateResult> generate(const Model& model, const Tokenizer& tok, KvCach
   auto t1 = clock::now();
   res.prefill_seconds = std::chrono::duration<double>(t1 - t0).count();
 
-  StreamingDetokenizer detok(tok);
+  StreamingDetokenizer detok(tok, /*render_special=*/false, /*continuation=*/true);
   StopMatcher stops(opts.stop);
   int64_t pos = (int64_t)prompt.size();
   auto emit = [&](const std::string& s) -> bool {

@@ -260,7 +260,7 @@ void Engine::admit_locked() {
     slot->st->n_cached_ = reused;
     slot->sampler = std::make_unique<Sampler>(slot->job.sampling, (int32_t)model_.config().n_vocab);
     for (int32_t t : slot->job.prompt) slot->sampler->accept(t);
-    slot->detok = std::make_unique<StreamingDetokenizer>(tok_);
+    slot->detok = std::make_unique<StreamingDetokenizer>(tok_, false, /*continuation=*/true);
     slot->stops = std::make_unique<StopMatcher>(slot->job.stop);
     slot->st->started_.store(true);
     if (metrics_) metrics_->queue_wait().observe(std::chrono::duration<double>(Clock::now() - slot->st->arrival_).count());

@@ -125,8 +125,8 @@ std::string VocabTokenizer::detokenize(std::span<const int32_t> ids, const Decod
 
 namespace modu {
 
-StreamingDetokenizer::StreamingDetokenizer(const Tokenizer& tok, bool render_special)
-    : tok_(tok), render_special_(render_special) {}
+StreamingDetokenizer::StreamingDetokenizer(const Tokenizer& tok, bool render_special, bool continuation)
+    : tok_(tok), render_special_(render_special), first_(!continuation) {}
 
 std::string StreamingDetokenizer::push(int32_t id) {
   std::string piece = tok_.token_to_piece(id, render_special_);

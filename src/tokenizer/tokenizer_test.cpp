@@ -197,6 +197,22 @@ TEST(SharedVocab, ParseSpecialAndAddSpecial) {
 }
 
 // Any vocabulary added to the shared directory is checked the same way.
+TEST(SharedVocab, StreamingContinuationKeepsSpmLeadingSpace) {
+  // Generated text continues a prompt: "▁world" must print " world" (as llama.cpp prints it),
+  // while decoding from the start of a text drops the space the SPM prefix rule added.
+  auto spm = load("llama-spm");
+  ASSERT_NE(spm, nullptr);
+  const std::vector<int32_t> ids = spm->encode("Hello world", false, false);
+  ASSERT_EQ(ids.size(), 2u);
+  StreamingDetokenizer from_start(*spm);
+  std::string text = from_start.push(ids[0]);
+  text += from_start.push(ids[1]);
+  text += from_start.flush();
+  EXPECT_EQ(text, "Hello world");
+  StreamingDetokenizer cont(*spm, false, /*continuation=*/true);
+  EXPECT_EQ(cont.push(ids[1]) + cont.flush(), " world");
+}
+
 TEST(SharedVocab, EveryVocabularyFileIsCovered) {
   const std::vector<std::string> known = {"llama-spm", "gpt-2", "deepseek-coder", "falcon", "bert-bge"};
   for (const auto& entry : std::filesystem::directory_iterator(kVocabDir)) {

@@ -93,7 +93,9 @@ class Tokenizer {
 // of all push() results and flush() equals tok.decode(all ids, render_special).
 class StreamingDetokenizer {
  public:
-  explicit StreamingDetokenizer(const Tokenizer& tok, bool render_special = false);
+  // continuation: the ids continue text that came before (a prompt), so the SPM rule that drops
+  // the leading space of the first token does not apply (as llama.cpp prints generated tokens).
+  explicit StreamingDetokenizer(const Tokenizer& tok, bool render_special = false, bool continuation = false);
   std::string push(int32_t id);
   std::string flush();
 
