@@ -1,6 +1,7 @@
 // kernels_bench: matrix-vector throughput of every vec_dot kernel per dtype per supported ISA level,
 // over a 4096x4096 weight matrix (one activation row quantized once, dotted with every weight row).
 // Reports weight GB/s (SetBytesProcessed) since decode-time matmuls are bound by weight bandwidth;
+// gemv/* compares vec_dot per row with the multi-row decode kernels (vec_dot_rows), L2 vs DRAM;
 // plus the prefill GEMM (pack + multiply, GOP/s) and attention (KV GB/s) per level.
 // Run e.g. `kernels_bench --benchmark_filter='q4_k'`.
 #include <benchmark/benchmark.h>
