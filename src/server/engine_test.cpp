@@ -201,7 +201,9 @@ TEST_F(EngineTest, StopStringsAndText) {
 TEST_F(EngineTest, FairBetweenTenants) {
   Engine e(*model_, *tok_, opts(1));
   std::vector<std::shared_ptr<Stream>> a(4), b(1);
-  for (auto& s : a) ASSERT_EQ(e.submit(greedy("tenant a", 20, "a"), &s), Engine::Submit::kOk);
+  // a's requests are long enough that none can finish while the others are being submitted (a
+  // short one raced with submission on a fast or idle machine).
+  for (auto& s : a) ASSERT_EQ(e.submit(greedy("tenant a", 200, "a"), &s), Engine::Submit::kOk);
   ASSERT_EQ(e.submit(greedy("tenant b", 20, "b"), &b[0]), Engine::Submit::kOk);
   run(b[0]);
   // b arrived last but must not wait for all of a: a's last request has not started yet.
