@@ -44,23 +44,23 @@ const CASES = [
   ['model number', '/v1/chat/completions', chat({ model: 7 }), 400, 'model'],
   ['user object', '/v1/chat/completions', chat({ user: {} }), 400, 'user'],
   ['tools object', '/v1/chat/completions', chat({ tools: {} }), 400, 'tools'],
-  ['prompt too long', '/v1/chat/completions', { messages: [{ role: 'user', content: 'hello '.repeat(700) }] }, 400],
+  ['prompt too long', '/v1/chat/completions', { messages: [{ role: 'user', content: 'hello '.repeat(2100) }] }, 400],
   ['completion prompt missing', '/v1/completions', { max_tokens: 3 }, 400, 'prompt'],
   ['completion prompt object', '/v1/completions', { prompt: { a: 1 } }, 400, 'prompt'],
   ['completion token out of vocab', '/v1/completions', { prompt: [1, 2, 99999999] }, 400, 'prompt'],
   ['completion logprobs 6', '/v1/completions', { prompt: 'x', logprobs: 6 }, 400, 'logprobs'],
   ['completion batch', '/v1/completions', { prompt: ['a', 'b'] }, 400, 'prompt'],
-  ['completion too long', '/v1/completions', { prompt: Array(600).fill(11) }, 400],
+  ['completion too long', '/v1/completions', { prompt: Array(2100).fill(11) }, 400],
   ['embeddings input missing', '/v1/embeddings', { model: 'm' }, 400, 'input'],
   ['embeddings empty string', '/v1/embeddings', { input: '' }, 400, 'input'],
   ['embeddings bad format', '/v1/embeddings', { input: 'x', encoding_format: 'hex' }, 400, 'encoding_format'],
-  ['embeddings too long', '/v1/embeddings', { input: Array(600).fill(11) }, 400],
+  ['embeddings too long', '/v1/embeddings', { input: Array(2100).fill(11) }, 400],
   ['oversized body', '/v1/chat/completions', chat({ pad: 'x'.repeat(40000) }), 413],
   ['unknown endpoint', '/v1/nope', {}, 404],
 ];
 
 main('robustness', 150, async () => {
-  const srv = await startServer(['--parallel', '1', '--queue', '1', '--ctx', '512', '--max-body-mb', '0.03']);
+  const srv = await startServer(['--parallel', '1', '--queue', '1', '--ctx', '2048', '--max-body-mb', '0.03']);
   try {
     assert.ok(CASES.length >= 30);
     for (const [name, path, body, status, param] of CASES) {
@@ -73,7 +73,7 @@ main('robustness', 150, async () => {
     const g = await fetch(`${srv.url}/v1/chat/completions`);
     assert.equal(g.status, 405);
     assert.ok((await g.json()).error);
-    const ctx = await postJson(srv.url + '/v1/chat/completions', { messages: [{ role: 'user', content: 'hello '.repeat(700) }] });
+    const ctx = await postJson(srv.url + '/v1/chat/completions', { messages: [{ role: 'user', content: 'hello '.repeat(2100) }] });
     assert.equal(ctx.json.error.code, 'context_length_exceeded');
     // Still alive and serving.
     assert.equal((await fetch(`${srv.url}/health`)).status, 200);
@@ -103,7 +103,7 @@ main('robustness', 150, async () => {
     console.log(`disconnect: slot freed after ${Date.now() - t0} ms, ${generated} tokens generated`);
 
     // Queue full: one slot busy, one request waiting, the third is refused with 503 + Retry-After.
-    const long = (p) => sse(`${srv.url}/v1/completions`, { prompt: p, max_tokens: 480, ...GREEDY });
+    const long = (p) => sse(`${srv.url}/v1/completions`, { prompt: p, max_tokens: 2000, ...GREEDY });
     const until = async (what, pred) => {
       const t = Date.now();
       while (!pred(await metrics(srv.url))) {

@@ -3,12 +3,14 @@
 import { assert, main, startServer, sse, postJson, sleep, GREEDY } from './lib.mjs';
 
 main('shutdown', 60, async () => {
-  const srv = await startServer(['--parallel', '2', '--ctx', '1024', '--shutdown-grace', '1']);
+  // The long stream must not be able to finish inside the 1 s grace on any machine: 16000 tokens
+  // (a fast CI machine decodes this toy model at ~1000 tokens/s; GREEDY ignores end-of-text).
+  const srv = await startServer(['--parallel', '2', '--ctx', '16384', '--shutdown-grace', '1']);
   let shortFirst = false;
   const short = sse(`${srv.url}/v1/completions`, { prompt: 'short', max_tokens: 20, ...GREEDY }, {
     onEvent: () => { shortFirst = true; },
   });
-  const long = sse(`${srv.url}/v1/completions`, { prompt: 'long', max_tokens: 1000, ...GREEDY });
+  const long = sse(`${srv.url}/v1/completions`, { prompt: 'long', max_tokens: 16000, ...GREEDY });
   while (!shortFirst) await sleep(5);
   const t0 = Date.now();
   srv.proc.kill('SIGTERM');
