@@ -35,6 +35,24 @@ bool Stream::wait(std::vector<Delta>* out, std::chrono::milliseconds timeout) {
   return closed_;
 }
 
+void Stream::set_client_probe(std::function<bool()> alive) {
+  std::lock_guard<std::mutex> lock(probe_mu_);
+  probe_ = std::move(alive);
+}
+
+void Stream::clear_client_probe() {
+  std::lock_guard<std::mutex> lock(probe_mu_);
+  probe_ = nullptr;
+}
+
+bool Stream::client_gone() {
+  if (cancelled()) return true;
+  std::lock_guard<std::mutex> lock(probe_mu_);
+  if (!probe_ || probe_()) return false;
+  cancel();
+  return true;
+}
+
 void Stream::push(Delta d) {
   if (d.text.empty() && d.tokens.empty()) return;
   {
@@ -223,7 +241,7 @@ int Engine::take_sequence(const std::vector<int32_t>& prompt, bool allow_reuse, 
 void Engine::admit_locked() {
   // Drop requests whose clients left while queued.
   for (auto it = queue_.begin(); it != queue_.end();) {
-    if (it->st->cancelled()) {
+    if (it->st->client_gone()) {
       it->st->close(Finish::kCancelled, "client disconnected");
       it = queue_.erase(it);
     } else {
@@ -335,7 +353,7 @@ static TokenInfo score_token(const float* logits, int32_t n_vocab, int32_t next,
 void Engine::step(bool cut_all, const std::string& reason) {
   // Cancellations (client gone, or cancel_all) free slots before the next forward pass.
   for (auto& s : active_) {
-    if (s->st->cancelled()) end_slot(*s, Finish::kCancelled, "client disconnected");
+    if (s->st->client_gone()) end_slot(*s, Finish::kCancelled, "client disconnected");
     else if (cut_all) end_slot(*s, Finish::kCancelled, reason);
   }
   // Batch: one token per decoding slot, then prompt chunks up to n_batch tokens in all.

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
 #include <random>
 
@@ -240,6 +241,24 @@ TEST_F(EngineTest, QueueBoundAndCancel) {
   EXPECT_EQ(s2->finish(), Finish::kLength);
   e.stop();
   EXPECT_EQ(e.submit(greedy("late", 5), &s3), Engine::Submit::kStopped);
+}
+
+// A client probe that reports the connection gone ends the request before the next step: each
+// probe call precedes at most one sampled token.
+TEST_F(EngineTest, ClientProbeCancelsWithinOneStep) {
+  Engine e(*model_, *tok_, opts(1));
+  std::shared_ptr<Stream> blocker, st;  // the blocker holds the only slot while the probe is set
+  ASSERT_EQ(e.submit(greedy("hold the slot", 200), &blocker), Engine::Submit::kOk);
+  ASSERT_EQ(e.submit(greedy("a client that leaves", 200), &st), Engine::Submit::kOk);
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  st->set_client_probe([calls] { return ++*calls <= 10; });
+  blocker->cancel();
+  run(blocker);
+  run(st);
+  EXPECT_EQ(st->finish(), Finish::kCancelled);
+  EXPECT_LE(st->n_completion(), 10);
+  EXPECT_TRUE(st->cancelled());
+  st->clear_client_probe();
 }
 
 TEST_F(EngineTest, PromptLogprobs) {

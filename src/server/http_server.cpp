@@ -4,12 +4,19 @@
 
 #include <httplib.h>
 
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netdb.h>
+#include <sys/socket.h>
+
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
-#include <functional>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -45,6 +52,46 @@ ApiError api_error(int status, std::string message, std::string type, std::strin
 void send_error(httplib::Response& res, const ApiError& e) {
   res.status = e.status;
   res.set_content(dump_json(e.to_json()), "application/json");
+}
+
+// The socket of the connection a request arrived on. cpp-httplib 0.11 (Debian's) does not hand
+// the socket to handlers, but a live TCP connection is the only socket of this process with its
+// (local port, peer address, peer port), so we find it among our descriptors: a few dozen
+// getsockname/getpeername calls per request, nothing per token. -1 if not found.
+int find_connection_socket(const httplib::Request& req) {
+  if (req.remote_port <= 0 || req.local_port <= 0) return -1;
+  DIR* d = ::opendir("/proc/self/fd");
+  if (!d) return -1;
+  int found = -1;
+  const int skip = ::dirfd(d);
+  while (dirent* e = ::readdir(d)) {
+    char* end = nullptr;
+    const long fd = std::strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0' || fd == skip) continue;
+    sockaddr_storage local{}, peer{};
+    socklen_t ll = sizeof local, pl = sizeof peer;
+    if (::getsockname((int)fd, (sockaddr*)&local, &ll) != 0 || ::getpeername((int)fd, (sockaddr*)&peer, &pl) != 0) continue;
+    char lhost[NI_MAXHOST], lport[NI_MAXSERV], phost[NI_MAXHOST], pport[NI_MAXSERV];
+    if (::getnameinfo((sockaddr*)&local, ll, lhost, sizeof lhost, lport, sizeof lport, NI_NUMERICHOST | NI_NUMERICSERV) != 0 ||
+        ::getnameinfo((sockaddr*)&peer, pl, phost, sizeof phost, pport, sizeof pport, NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+      continue;
+    if (std::atoi(lport) == req.local_port && std::atoi(pport) == req.remote_port && req.remote_addr == phost) {
+      found = (int)fd;
+      break;
+    }
+  }
+  ::closedir(d);
+  return found;
+}
+
+// Whether the peer of `fd` is still there: a closed connection reads as end-of-file (or an error)
+// without blocking; pending bytes (a pipelined next request) or nothing yet both mean alive.
+bool connection_alive(int fd) {
+  char c;
+  const ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n > 0) return true;
+  if (n == 0) return false;
+  return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
 }
 
 std::string endpoint_label(const std::string& path) {
@@ -156,11 +203,14 @@ struct HttpServer::Impl {
     return std::nullopt;
   }
 
-  // Queues a job; writes 503 on a full queue or during shutdown.
-  std::shared_ptr<Stream> submit(GenJob job, httplib::Response& res) {
+  // Queues a job; writes 503 on a full queue or during shutdown. The engine watches the client's
+  // connection from then on; collect() or the stream's end stops that before the socket closes.
+  std::shared_ptr<Stream> submit(GenJob job, const httplib::Request& req, httplib::Response& res) {
     std::shared_ptr<Stream> st;
     switch (engine->submit(std::move(job), &st)) {
-      case Engine::Submit::kOk: return st;
+      case Engine::Submit::kOk:
+        if (const int fd = find_connection_socket(req); fd >= 0) st->set_client_probe([fd] { return connection_alive(fd); });
+        return st;
       case Engine::Submit::kQueueFull:
         res.set_header("Retry-After", "1");
         send_error(res, api_error(503, "The server is at capacity (all slots busy and the queue is full); retry later.",
@@ -178,6 +228,7 @@ struct HttpServer::Impl {
     std::vector<Delta> all;
     while (!st.wait(&all, std::chrono::milliseconds(500))) {
     }
+    st.clear_client_probe();
     return all;
   }
 
@@ -235,6 +286,7 @@ struct HttpServer::Impl {
         },
         [this, ctx](bool ok) {
           if (!ok) ctx->st->cancel();
+          ctx->st->clear_client_probe();  // before cpp-httplib closes the socket
           --in_flight;
         });
   }
@@ -266,7 +318,7 @@ struct HttpServer::Impl {
     if (auto e = make_job(cr.sampling, tokenize(*text, true), tenant, &job)) return send_error(res, *e);
     if (chatml_fallback) job.stop.push_back("<|im_end|>");
     job.top_logprobs = cr.logprobs ? cr.top_logprobs : -1;
-    auto st = submit(std::move(job), res);
+    auto st = submit(std::move(job), req, res);
     if (!st) return;
     const ResponseMeta m = meta("chatcmpl");
     const bool want_lp = cr.logprobs;
@@ -325,7 +377,7 @@ struct HttpServer::Impl {
     job.top_logprobs = cr.logprobs;
     job.prompt_logprobs = cr.echo && cr.logprobs >= 0;
     const std::string prompt_text = cr.prompt_is_tokens ? tok.decode(prompt, true) : cr.prompt_text;
-    auto st = submit(std::move(job), res);
+    auto st = submit(std::move(job), req, res);
     if (!st) return;
     const ResponseMeta m = meta("cmpl");
     const int lp = cr.logprobs;

@@ -102,6 +102,28 @@ main('robustness', 150, async () => {
     assert.ok(generated < 100, `the abandoned request kept generating (${generated} tokens)`);
     console.log(`disconnect: slot freed after ${Date.now() - t0} ms, ${generated} tokens generated`);
 
+    // A non-streaming client that disconnects is noticed too (the engine watches its socket).
+    const before2 = (await metrics(srv.url))['modu_completion_tokens_total'];
+    const ac2 = new AbortController();
+    const pending = fetch(`${srv.url}/v1/completions`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, signal: ac2.signal,
+      body: JSON.stringify({ prompt: 'Go on and on', max_tokens: 2000, ...GREEDY }),
+    }).catch((e) => e);
+    for (let t = Date.now(); (await metrics(srv.url))['modu_slots_active'] !== 1; await sleep(2))
+      assert.ok(Date.now() - t < 5000, 'the non-streaming request never started');
+    ac2.abort();
+    assert.equal((await pending).name, 'AbortError');
+    const t1 = Date.now();
+    for (;;) {
+      m = await metrics(srv.url);
+      if (m['modu_slots_active'] === 0) break;
+      assert.ok(Date.now() - t1 < 2000, 'non-streaming: slot not freed within 2 s of the disconnect');
+      await sleep(5);
+    }
+    const generated2 = m['modu_completion_tokens_total'] - before2;
+    assert.ok(generated2 < 1000, `the abandoned non-streaming request kept generating (${generated2} tokens)`);
+    console.log(`non-streaming disconnect: slot freed after ${Date.now() - t1} ms, ${generated2} tokens generated`);
+
     // Queue full: one slot busy, one request waiting, the third is refused with 503 + Retry-After.
     const long = (p) => sse(`${srv.url}/v1/completions`, { prompt: p, max_tokens: 2000, ...GREEDY });
     const until = async (what, pred) => {

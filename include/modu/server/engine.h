@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -62,6 +63,15 @@ class Stream {
   // The client went away: the engine frees the slot at its next step.
   void cancel() { cancelled_.store(true); }
   bool cancelled() const { return cancelled_.load(); }
+  // An optional liveness check of the client's connection (the HTTP layer's socket probe) that
+  // the engine runs before every step, so a vanished client frees its slot within one decode
+  // step even when nothing is being written to it (non-streaming, or between tokens).
+  // clear_client_probe() blocks until no probe is running: after it returns the probe's
+  // resources (the socket) may be released.
+  void set_client_probe(std::function<bool()> alive);
+  void clear_client_probe();
+  // True if cancelled, or the probe says the client is gone (which then also cancels).
+  bool client_gone();
   bool started() const { return started_.load(); }  // admitted to a slot
 
   // Valid once wait() returned true.
@@ -83,6 +93,8 @@ class Stream {
   bool closed_ = false;
   std::atomic<bool> cancelled_{false};
   std::atomic<bool> started_{false};
+  std::mutex probe_mu_;
+  std::function<bool()> probe_;  // guarded by probe_mu_
   Finish finish_ = Finish::kNone;
   std::string error_;
   int64_t n_prompt_ = 0, n_cached_ = 0, n_completion_ = 0;
