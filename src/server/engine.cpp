@@ -223,15 +223,15 @@ int Engine::take_sequence(const std::vector<int32_t>& prompt, bool allow_reuse, 
       seqs_[target].tokens.assign(seqs_[best].tokens.begin(), seqs_[best].tokens.begin() + (long)best_len);
     }
   }
-  kv_->truncate(target, (int64_t)best_len);
-  seqs_[target].tokens.resize(best_len);
-  if (best < 0 || best_len == 0) {
-    kv_->truncate(target, 0);
-    seqs_[target].tokens.clear();
-  }
+  // Sliding-window layers may not be able to go back to best_len (the window is gone): the cache
+  // then clears the sequence, so what is reused is whatever it kept.
+  kv_->truncate(target, best >= 0 ? (int64_t)best_len : 0);
+  const int64_t kept = kv_->seq_len(target);
+  MODU_CHECK(kept <= (int64_t)best_len);
+  seqs_[target].tokens.resize((size_t)kept);
   seqs_[target].busy = true;
   seqs_[target].last_use = ++tick_;
-  *reused = (int64_t)best_len;
+  *reused = kept;
   return target;
 }
 

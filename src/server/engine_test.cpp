@@ -14,11 +14,12 @@
 namespace modu::server {
 namespace {
 
-// A 2-layer llama with a byte vocabulary and random weights.
-std::string write_tiny_model() {
-  const std::string path = testing::TempDir() + "/engine_test_tiny.gguf";
+// A 2-layer llama with a byte vocabulary and random weights; with arch "gemma2", a Gemma 2 whose
+// even layer has a sliding window of `window` positions.
+std::string write_tiny_model(const std::string& arch = "llama", int64_t window = 0) {
+  const std::string path = testing::TempDir() + "/engine_test_tiny_" + arch + ".gguf";
   GgufWriter w;
-  w.set("general.architecture", GgufValue::string("llama"));
+  w.set("general.architecture", GgufValue::string(arch));
   std::vector<std::string> toks = {"<unk>", "<s>", "</s>"};
   std::vector<float> scores = {0, 0, 0};
   std::vector<int32_t> types = {2, 3, 3};
@@ -37,14 +38,15 @@ std::string write_tiny_model() {
   w.set("tokenizer.ggml.eos_token_id", GgufValue::u32(2));
   w.set("tokenizer.ggml.add_space_prefix", GgufValue::boolean(false));
   const int64_t d = 64, ff = 128, heads = 4, kv = 2, hd = d / heads, n_vocab = (int64_t)toks.size();
-  w.set("llama.context_length", GgufValue::u32(512));
-  w.set("llama.embedding_length", GgufValue::u32((uint32_t)d));
-  w.set("llama.block_count", GgufValue::u32(2));
-  w.set("llama.feed_forward_length", GgufValue::u32((uint32_t)ff));
-  w.set("llama.attention.head_count", GgufValue::u32((uint32_t)heads));
-  w.set("llama.attention.head_count_kv", GgufValue::u32((uint32_t)kv));
-  w.set("llama.attention.layer_norm_rms_epsilon", GgufValue::f32(1e-5f));
-  w.set("llama.rope.dimension_count", GgufValue::u32((uint32_t)hd));
+  w.set(arch + ".context_length", GgufValue::u32(512));
+  w.set(arch + ".embedding_length", GgufValue::u32((uint32_t)d));
+  w.set(arch + ".block_count", GgufValue::u32(2));
+  w.set(arch + ".feed_forward_length", GgufValue::u32((uint32_t)ff));
+  w.set(arch + ".attention.head_count", GgufValue::u32((uint32_t)heads));
+  w.set(arch + ".attention.head_count_kv", GgufValue::u32((uint32_t)kv));
+  w.set(arch + ".attention.layer_norm_rms_epsilon", GgufValue::f32(1e-5f));
+  w.set(arch + ".rope.dimension_count", GgufValue::u32((uint32_t)hd));
+  if (window > 0) w.set(arch + ".attention.sliding_window", GgufValue::u32((uint32_t)window));
   std::mt19937 rng(7);
   std::normal_distribution<float> nd(0, 1);
   auto add = [&](const std::string& name, std::vector<int64_t> shape, float mean, float sd) {
@@ -68,6 +70,10 @@ std::string write_tiny_model() {
     add(b + "ffn_gate.weight", {d, ff}, 0, 0.2f);
     add(b + "ffn_up.weight", {d, ff}, 0, 0.2f);
     add(b + "ffn_down.weight", {ff, d}, 0, 0.2f);
+    if (arch == "gemma2") {
+      add(b + "post_attention_norm.weight", {d}, 1, 0.1f);
+      add(b + "post_ffw_norm.weight", {d}, 1, 0.1f);
+    }
   }
   EXPECT_TRUE(w.write(path).ok());
   return path;
@@ -93,24 +99,24 @@ class EngineTest : public testing::Test {
     return j;
   }
   // The reference: the plain generation loop on its own one-sequence cache.
-  static std::vector<int32_t> solo(const GenJob& j) {
-    KvCache kv(model_->config(), 1, 256, KvType::kF16);
+  static std::vector<int32_t> solo(const GenJob& j, const Model* model = model_) {
+    KvCache kv(model->config(), 1, 1024, KvType::kF16);
     ThreadPool pool(1);
     GenerateOptions o;
     o.n_predict = (int)j.max_tokens;
     o.sampling = j.sampling;
     std::vector<int32_t> out;
     // generate() stops at EOG; the jobs here ignore EOG, so drive the model directly when needed.
-    Sampler s(j.sampling, (int32_t)model_->config().n_vocab);
+    Sampler s(j.sampling, (int32_t)model->config().n_vocab);
     std::vector<float> logits;
     std::vector<BatchToken> b;
     for (size_t i = 0; i < j.prompt.size(); ++i) b.push_back({j.prompt[i], (int64_t)i, 0, i + 1 == j.prompt.size()});
-    EXPECT_TRUE(model_->forward(b, kv, pool, logits).ok());
+    EXPECT_TRUE(model->forward(b, kv, pool, logits).ok());
     int64_t pos = (int64_t)j.prompt.size();
     for (int64_t n = 0; n < j.max_tokens; ++n) {
       const int32_t t = s.sample(logits.data());
       out.push_back(t);
-      EXPECT_TRUE(model_->forward({{t, pos++, 0, true}}, kv, pool, logits).ok());
+      EXPECT_TRUE(model->forward({{t, pos++, 0, true}}, kv, pool, logits).ok());
     }
     return out;
   }
@@ -259,6 +265,43 @@ TEST_F(EngineTest, ClientProbeCancelsWithinOneStep) {
   EXPECT_LE(st->n_completion(), 10);
   EXPECT_TRUE(st->cancelled());
   st->clear_client_probe();
+}
+
+// A sliding-window model cannot rewind a cached sequence far back (its window ring has moved on):
+// the cache clears it, and prefix reuse must fall back to recomputing instead of trusting the
+// shared prefix length.
+TEST_F(EngineTest, SlidingWindowPrefixReuseBeyondTheRing) {
+  auto m = Model::load(write_tiny_model("gemma2", 8));
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  const Model& swa = *m.value();
+  ASSERT_GT(swa.config().n_swa, 0);
+  EngineOptions o = opts(1);
+  o.n_ctx = 1024;
+  o.n_batch = 64;
+  Engine e(swa, *tok_, o);
+  const std::string common = "The same opening words. ";
+  std::string tail_a;
+  for (int i = 0; i < 40; ++i) tail_a += "filler " + std::to_string(i) + " ";  // > kSwaSlack tokens
+  ASSERT_GT(tail_a.size(), (size_t)KvCache::kSwaSlack + 32);
+  std::shared_ptr<Stream> a, b;
+  ASSERT_EQ(e.submit(greedy(common + tail_a, 4), &a), Engine::Submit::kOk);
+  run(a);
+  ASSERT_EQ(a->finish(), Finish::kLength);
+  GenJob jb = greedy(common + "then something else", 12);
+  jb.top_logprobs = 0;  // report token ids
+  ASSERT_EQ(e.submit(jb, &b), Engine::Submit::kOk);
+  EXPECT_EQ(run(b), solo(jb, &swa));
+  EXPECT_EQ(b->finish(), Finish::kLength);
+  EXPECT_EQ(b->n_cached(), 0);  // the window was gone: nothing could be reused
+  // Going back within the ring still reuses: same long prompt, different last words.
+  std::shared_ptr<Stream> c;
+  GenJob jc = greedy(common + tail_a.substr(0, tail_a.size() - 12) + "other ending", 6);
+  jc.top_logprobs = 0;
+  ASSERT_EQ(e.submit(greedy(common + tail_a, 1), &c), Engine::Submit::kOk);
+  run(c);
+  ASSERT_EQ(e.submit(jc, &c), Engine::Submit::kOk);
+  EXPECT_EQ(run(c), solo(jc, &swa));
+  EXPECT_GT(c->n_cached(), 0);
 }
 
 TEST_F(EngineTest, PromptLogprobs) {
