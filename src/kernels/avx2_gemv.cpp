@@ -19,7 +19,10 @@ using namespace modu::kern::avx2;
 namespace {
 
 constexpr int kRowTile = 4;
-constexpr int kPrefetch = 512;  // bytes ahead in each row stream
+// Prefetch the bytes the next row tile reads at this step (kRowTile rows down), as the AVX-512
+// kernels do (see prefetch_distance in avx512_gemv.h): a short fixed distance re-requests lines
+// the rows below are already loading.
+inline size_t prefetch_distance(size_t rb) { return (size_t)kRowTile * rb; }
 
 inline __m128i ld128(const void* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
 inline __m256i ld256(const void* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
@@ -29,6 +32,7 @@ inline __m256 scales2(float s0, float s1) { return _mm256_set_m128(_mm_set1_ps(s
 
 template <int R>
 void rows_q4_0(int64_t nb, const uint8_t* w, size_t rb, const BlockQ8_0* y, float* out) {
+  const size_t pf = prefetch_distance(rb);
   const __m256i m4 = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8), ones = _mm256_set1_epi16(1);
   __m256 acc[R];
   for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
@@ -42,7 +46,7 @@ void rows_q4_0(int64_t nb, const uint8_t* w, size_t rb, const BlockQ8_0* y, floa
     const float dy0 = h2f(y[b].d), dy1 = h2f(y[b + 1].d);
     for (int r = 0; r < R; ++r) {
       const uint8_t* x = w + (size_t)r * rb + (size_t)b * sizeof(BlockQ4_0);
-      _mm_prefetch(reinterpret_cast<const char*>(x + kPrefetch), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(x + pf), _MM_HINT_T0);
       const __m256i q = join2(x + 2, x + 20);
       const __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
       const __m256i p16 = _mm256_add_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo, ylo), _mm256_maddubs_epi16(hi, yhi)), corr);
@@ -68,6 +72,7 @@ void rows_q4_0(int64_t nb, const uint8_t* w, size_t rb, const BlockQ8_0* y, floa
 // -128 included), with the activation loads and its scale conversion shared by the tile.
 template <int R>
 void rows_q8_0(int64_t nb, const uint8_t* w, size_t rb, const BlockQ8_0* y, float* out) {
+  const size_t pf = prefetch_distance(rb);
   __m256 acc[R];
   for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
@@ -75,7 +80,7 @@ void rows_q8_0(int64_t nb, const uint8_t* w, size_t rb, const BlockQ8_0* y, floa
     const float dy = h2f(y[b].d);
     for (int r = 0; r < R; ++r) {
       const BlockQ8_0* x = reinterpret_cast<const BlockQ8_0*>(w + (size_t)r * rb) + b;
-      _mm_prefetch(reinterpret_cast<const char*>(x) + kPrefetch, _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(x) + pf, _MM_HINT_T0);
       const __m256i p = dot_s8(ld256(x->qs), yv);
       acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x->d) * dy), _mm256_cvtepi32_ps(p), acc[r]);
     }
