@@ -226,6 +226,64 @@ inline void rows_q4_k(int64_t nb, const uint8_t* w, size_t rb, const BlockQ8_K* 
   }
 }
 
+// ---------------------------------------------------------------- Q6_K x Q8_K
+// (The output matrix of most quantized files.) Per half (128 elements) of a block, ql's 64 bytes
+// are one zmm whose bytes 0-31 hold the low | high nibbles of elements 0-31 | 64-95 and bytes 32-63
+// those of 32-63 | 96-127; qh's 32 bytes hold 2 more bits of each. With qh2 = [qh | qh >> 2] as
+// 256-bit halves:
+//   A = (ql & 15) | (qh2 & 3) << 4      -> elements 0..63 of the half, in order,
+//   B = (ql >> 4 & 15) | (qh2 & 0x30)   -> elements 64..127,
+// both the stored unsigned q + 32 (0..63). VPMADDUBSW with the activation (|pair| <= 2 * 63 * 127
+// fits int16), then VPMADDWD with the 16-element sub-block scales spread to their 8 int16 lanes by
+// one VPERMW each; the -32 is applied once per block as 32 * sum_j sc_j * bsum_j from the
+// activation's bsums. The activation's four 64-byte pieces are loaded once per row tile.
+template <int R>
+inline void rows_q6_k(int64_t nb, const uint8_t* w, size_t rb, const BlockQ8_K* y, float* out) {
+  const size_t pf = prefetch_distance(rb);
+  // Scale index per int16 lane j of A/B in half h: sub-block 8h + 4 * (B) + j / 8.
+  alignas(64) static constexpr int16_t sidx_w[4][32] = {
+      {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3},
+      {4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7},
+      {8, 8, 8, 8, 8, 8, 8, 8, 9, 9, 9, 9, 9, 9, 9, 9, 10, 10, 10, 10, 10, 10, 10, 10, 11, 11, 11, 11, 11, 11, 11, 11},
+      {12, 12, 12, 12, 12, 12, 12, 12, 13, 13, 13, 13, 13, 13, 13, 13, 14, 14, 14, 14, 14, 14, 14, 14, 15, 15, 15, 15, 15, 15, 15, 15}};
+  __m512i sidx[4];
+  for (int i = 0; i < 4; ++i) sidx[i] = _mm512_load_si512(sidx_w[i]);
+  const __m512i m4 = _mm512_set1_epi8(0x0F), m3 = _mm512_set1_epi8(0x03), m30 = _mm512_set1_epi8(0x30);
+  __m512 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const BlockQ8_K& yb = y[b];
+    __m512i yv[4];  // elements 0-63, 64-127, 128-191, 192-255
+    for (int i = 0; i < 4; ++i) yv[i] = _mm512_loadu_si512(yb.qs + 64 * i);
+    const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb.bsums));
+    for (int r = 0; r < R; ++r) {
+      const BlockQ6_K* x = reinterpret_cast<const BlockQ6_K*>(w + (size_t)r * rb) + b;
+      const char* px = reinterpret_cast<const char*>(x) + pf;
+      _mm_prefetch(px, _MM_HINT_T0);
+      _mm_prefetch(px + 64, _MM_HINT_T0);
+      _mm_prefetch(px + 128, _MM_HINT_T0);
+      _mm_prefetch(px + 192, _MM_HINT_T0);
+      const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x->scales)));
+      const __m512i sc = _mm512_castsi256_si512(sc16);  // VPERMW only reads lanes 0..15
+      __m512i sum = _mm512_sub_epi32(_mm512_setzero_si512(),
+                                     _mm512_zextsi256_si512(_mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5)));
+      for (int h = 0; h < 2; ++h) {
+        const __m512i ql = _mm512_loadu_si512(x->ql + 64 * h);
+        const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x->qh + 32 * h));
+        const __m512i qh2 = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
+        const __m512i a = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_slli_epi16(_mm512_and_si512(qh2, m3), 4));
+        const __m512i bq = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4), _mm512_and_si512(qh2, m30));
+        sum = _mm512_add_epi32(sum, _mm512_madd_epi16(_mm512_maddubs_epi16(a, yv[2 * h]),
+                                                      _mm512_permutexvar_epi16(sidx[2 * h], sc)));
+        sum = _mm512_add_epi32(sum, _mm512_madd_epi16(_mm512_maddubs_epi16(bq, yv[2 * h + 1]),
+                                                      _mm512_permutexvar_epi16(sidx[2 * h + 1], sc)));
+      }
+      acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(h2f(x->d) * yb.d), _mm512_cvtepi32_ps(sum), acc[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
+}
+
 // Row-tile driver: full tiles of kRowTile rows, then one tile of the 1..3 leftover rows.
 template <template <int> class K>
 inline void rows_driver(int64_t n, const void* w, size_t rb, int64_t nrows, const void* a, float* y, int64_t bs) {
@@ -243,6 +301,7 @@ inline void rows_driver(int64_t n, const void* w, size_t rb, int64_t nrows, cons
 }
 template <int R> struct Q4_0Rows { static void run(int64_t nb, const uint8_t* w, size_t rb, const BlockQ8_0* y, float* o) { rows_q4_0<R>(nb, w, rb, y, o); } };
 template <int R> struct Q4_KRows { static void run(int64_t nb, const uint8_t* w, size_t rb, const BlockQ8_0* y, float* o) { rows_q4_k<R>(nb, w, rb, reinterpret_cast<const BlockQ8_K*>(y), o); } };
+template <int R> struct Q6_KRows { static void run(int64_t nb, const uint8_t* w, size_t rb, const BlockQ8_0* y, float* o) { rows_q6_k<R>(nb, w, rb, reinterpret_cast<const BlockQ8_K*>(y), o); } };
 template <int R> struct Q8_0Rows { static void run(int64_t nb, const uint8_t* w, size_t rb, const BlockQ8_0* y, float* o) { rows_q8_0<R>(nb, w, rb, y, o); } };
 
 void dot_rows_q4_0(int64_t n, const void* w, size_t rb, int64_t nrows, const void* a, float* y) {
@@ -256,10 +315,15 @@ void dot_rows_q4_k(int64_t n, const void* w, size_t rb, int64_t nrows, const voi
   rows_driver<Q4_KRows>(n, w, rb, nrows, a, y, QK_K);
 }
 
+void dot_rows_q6_k(int64_t n, const void* w, size_t rb, int64_t nrows, const void* a, float* y) {
+  rows_driver<Q6_KRows>(n, w, rb, nrows, a, y, QK_K);
+}
+
 inline void fill_rows_table(modu::KernelTable* t) {
   t->vec_dot_rows[(int)modu::DType::Q4_0] = dot_rows_q4_0;
   t->vec_dot_rows[(int)modu::DType::Q8_0] = dot_rows_q8_0;
   t->vec_dot_rows[(int)modu::DType::Q4_K] = dot_rows_q4_k;
+  t->vec_dot_rows[(int)modu::DType::Q6_K] = dot_rows_q6_k;
 }
 
 }  // namespace
