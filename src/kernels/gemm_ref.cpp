@@ -155,6 +155,13 @@ void attention(const float* q, int64_t ng, const void* k, const void* v, size_t 
   }
 }
 
+void swiglu(float* gate, const float* up, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    gate[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
+
 double probe_read(const void* p, size_t bytes) {
   const uint64_t* v = static_cast<const uint64_t*>(p);
   uint64_t s0 = 0, s1 = 0;

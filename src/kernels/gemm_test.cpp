@@ -110,6 +110,34 @@ TEST(Gemm, VnniCoversQ8_0) {
   }
 }
 
+TEST(Swiglu, EveryLevelMatchesReference) {
+  // Ordinary values, both signs of zero, and magnitudes where exp(-g) overflows or underflows.
+  std::vector<float> special = {0.0f, -0.0f, 1e-30f, -1e-30f, 1.0f, -1.0f, 20.0f, -20.0f, 87.0f, -87.0f, 88.7f,
+                                -88.7f, 100.0f, -100.0f, 1e4f, -1e4f, 3e38f, -3e38f};
+  for (Isa isa : kAllIsas) {
+    const KernelTable* kt = kernels_for(isa);
+    if (!kt) continue;
+    ASSERT_NE(kt->swiglu, nullptr);
+    for (int64_t n : {0, 1, 7, 8, 9, 15, 16, 17, 31, 33, 1000}) {
+      auto g = test::gaussian(n, (uint32_t)(n + 5), 4.0f);
+      const auto u = test::gaussian(n, (uint32_t)(n + 6), 1.0f);
+      for (int64_t i = 0; i < n; ++i)
+        if (i % 3 == 0) g[i] = special[(size_t)(i / 3) % special.size()];
+      std::vector<float> want = g, got = g;
+      ref::swiglu(want.data(), u.data(), n);
+      kt->swiglu(got.data(), u.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        if (std::isinf(want[i])) {
+          EXPECT_EQ(got[i], want[i]) << isa_name(isa) << " g=" << g[i];
+          continue;
+        }
+        ASSERT_NEAR(got[i], want[i], 4e-7f * std::fabs(want[i]) + 1e-30f)
+            << isa_name(isa) << " n " << n << " i " << i << " g=" << g[i] << " u=" << u[i];
+      }
+    }
+  }
+}
+
 TEST(Attention, EveryLevelMatchesReference) {
   const int64_t hds[] = {64, 128, 80, 24, 8};
   const int64_t npos[] = {1, 2, 17, 700};

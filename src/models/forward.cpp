@@ -169,7 +169,7 @@ Status Model::run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool&
       if (c.arch.ffn_act == FfnAct::kGeluTanh) {
         act::geglu(gate.data(), up.data(), n * c.n_ff);
       } else {
-        ops::swiglu(gate.data(), up.data(), n * c.n_ff);
+        ops::swiglu(gate.data(), up.data(), n * c.n_ff, pool);
       }
       ops::matmul(L.w_down, gate.data(), n, h.data(), pool);  // [n, d_model]
     }

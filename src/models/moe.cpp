@@ -51,7 +51,7 @@ void ffn(const LayerWeights& L, const ModelConfig& c, const float* x, int64_t n,
     y.resize(m * d);
     ops::matmul(L.exp_gate[e], xs.data(), m, gate.data(), pool);  // [m, n_ff_exp]
     ops::matmul(L.exp_up[e], xs.data(), m, up.data(), pool);      // [m, n_ff_exp]
-    ops::swiglu(gate.data(), up.data(), m * ff);
+    ops::swiglu(gate.data(), up.data(), m * ff, pool);
     ops::matmul(L.exp_down[e], gate.data(), m, y.data(), pool);   // [m, n_embd]
     for (int64_t j = 0; j < m; ++j) {
       float* o = out + toks[j].first * d;
@@ -66,7 +66,7 @@ void ffn(const LayerWeights& L, const ModelConfig& c, const float* x, int64_t n,
   y.resize(n * d);
   ops::matmul(L.sh_gate, x, n, gate.data(), pool);  // [n, n_ff_shexp]
   ops::matmul(L.sh_up, x, n, up.data(), pool);      // [n, n_ff_shexp]
-  ops::swiglu(gate.data(), up.data(), n * sf);
+  ops::swiglu(gate.data(), up.data(), n * sf, pool);
   ops::matmul(L.sh_down, gate.data(), n, y.data(), pool);  // [n, n_embd]
   const float* sr = reinterpret_cast<const float*>(L.sh_router.data);
   for (int64_t t = 0; t < n; ++t) {

@@ -285,11 +285,10 @@ void attention(const float* q, int64_t n, const BatchToken* batch, KvCache& kv, 
   });
 }
 
-void swiglu(float* gate, const float* up, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float g = gate[i];
-    gate[i] = g / (1.0f + std::exp(-g)) * up[i];
-  }
+void swiglu(float* gate, const float* up, int64_t n, ThreadPool& pool) {
+  const auto fn = kernels().swiglu;
+  // 4096-element chunks: large enough to amortise the dispatch, small enough to split a decode row.
+  pool.parallel_for(n, [&](int64_t b, int64_t e) { fn(gate + b, up + b, e - b); }, 4096);
 }
 
 }  // namespace modu::ops

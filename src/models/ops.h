@@ -46,6 +46,6 @@ void attention(const float* q, int64_t n, const BatchToken* batch, KvCache& kv, 
                float softcap = 0.0f);
 
 // SiLU(gate) * up, elementwise over n values, result in gate.
-void swiglu(float* gate, const float* up, int64_t n);
+void swiglu(float* gate, const float* up, int64_t n, ThreadPool& pool);
 
 }  // namespace modu::ops

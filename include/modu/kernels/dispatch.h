@@ -57,6 +57,8 @@ struct KernelTable {
   GemmFn gemm;
   // Attention for one token and one KV head's group of query heads (gemm.h).
   AttnFn attention;
+  // SwiGLU feed-forward activation in place: gate[i] = silu(gate[i]) * up[i], any n >= 0 (gemm.h).
+  void (*swiglu)(float* gate, const float* up, int64_t n);
   // Roofline probes (`modu bench --roofline`): probe_read streams `bytes` (64-byte aligned, a
   // multiple of 256) and returns a checksum; probe_fma / probe_dot run `iters` iterations of
   // independent f32 FMAs / int8 dot steps with this level's instructions and return the ops done

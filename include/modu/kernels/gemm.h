@@ -63,6 +63,8 @@ void gemm(const void* panels, int64_t n_panels, int64_t rows, const GemmAct& act
           int64_t ldy);
 void attention(const float* q, int64_t ng, const void* k, const void* v, size_t kv_stride, int64_t n_pos,
                int64_t hd, bool f16, float scale, float* out, float* scratch);
+// gate[i] = gate[i] / (1 + exp(-gate[i])) * up[i] (SiLU(gate) x up), in float with std::exp.
+void swiglu(float* gate, const float* up, int64_t n);
 double probe_read(const void* p, size_t bytes);
 double probe_fma(int64_t iters);
 double probe_dot(int64_t iters);
