@@ -165,9 +165,7 @@ TEST(JsonConstraint, DeepNestingAndWhitespaceAreBounded) {
 // Constrained generation with random logits over a real byte-level BPE vocabulary: whatever the
 // "model" prefers, the text parses and satisfies the schema.
 TEST(JsonConstraint, RandomLogitGenerationMatchesSchema) {
-  const char* dir = std::getenv("MODU_SHARED_DIR");
-  ASSERT_NE(dir, nullptr) << "MODU_SHARED_DIR is not set (run through ctest)";
-  auto f = GgufFile::open(std::string(dir) + "/testdata/vocab/ggml-vocab-gpt-2.gguf");
+  auto f = GgufFile::open(std::string(MODU_SHARED_DIR) + "/testdata/vocab/ggml-vocab-gpt-2.gguf");
   ASSERT_TRUE(f.ok()) << f.status().to_string();
   auto tok = Tokenizer::from_gguf(*f);
   ASSERT_TRUE(tok.ok()) << tok.status().to_string();
