@@ -1,9 +1,12 @@
 // fuzz_request: the server's request parsing on arbitrary bytes. Every input must give either a
-// parsed request or a 4xx OpenAI error; nothing may crash, throw or hang.
+// parsed request or a 4xx OpenAI error; nothing may crash, throw or hang. A response_format schema
+// is compiled into a JsonConstraint, which then reads the body and the schema's own text byte by
+// byte: whatever it accepts as a complete value must be valid JSON.
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
 
+#include "modu/runtime/json_constraint.h"
 #include "modu/server/api.h"
 
 using namespace modu::server;
@@ -27,6 +30,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const auto& [id, bias] : chat.sampling.logit_bias)
       if (id < 0 || id >= lim.n_vocab) std::abort();
     if (chat.sampling.max_tokens && (*chat.sampling.max_tokens < 1 || *chat.sampling.max_tokens > lim.n_ctx)) std::abort();
+    if (chat.response_format == "json_schema") {
+      auto c = modu::JsonConstraint::from_schema(chat.json_schema);
+      if (c.ok()) {
+        for (const std::string& text : {std::string(body), chat.json_schema.dump()}) {
+          modu::JsonConstraint k = *c;
+          size_t n = 0;
+          while (n < text.size() && k.accept(std::string_view(text).substr(n, 1))) ++n;
+          if (k.done() && !nlohmann::json::accept(text.substr(0, n))) std::abort();
+        }
+      }
+    }
   }
   CompletionRequest cmp;
   e = parse_completion_request(body, lim, &cmp);

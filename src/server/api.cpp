@@ -368,9 +368,24 @@ std::optional<ApiError> parse_chat_request(std::string_view body, const ApiLimit
       if (!rf->is_object()) return wrong_type("response_format", "an object", *rf);
       const json* t = field(*rf, "type");
       if (!t || !t->is_string()) return bad("Missing or invalid 'response_format.type'.", "response_format.type");
-      if (t->get<std::string>() != "text")
-        return bad("response_format type '" + t->get<std::string>() + "' is not supported; only 'text'.",
+      const std::string type = t->get<std::string>();
+      if (type == "json_schema") {
+        const json* js = field(*rf, "json_schema");
+        if (!js || !js->is_object())
+          return bad("'response_format.json_schema' must be an object with the schema.", "response_format.json_schema");
+        if (const json* nm = field(*js, "name"); nm && !nm->is_string())
+          return wrong_type("response_format.json_schema.name", "a string", *nm);
+        if (const json* st = field(*js, "strict"); st && !st->is_boolean() && !st->is_null())
+          return wrong_type("response_format.json_schema.strict", "a boolean", *st);
+        const json* sc = field(*js, "schema");
+        if (sc && !sc->is_object() && !sc->is_boolean())
+          return wrong_type("response_format.json_schema.schema", "an object", *sc);
+        out->json_schema = sc ? *sc : json{{"type", "object"}};
+      } else if (type != "text" && type != "json_object") {
+        return bad("response_format type '" + type + "' is not supported; use 'text', 'json_object' or 'json_schema'.",
                    "response_format.type", 400, "unsupported_value");
+      }
+      out->response_format = type;
     }
     if (auto e = parse_sampling(j, lim, false, &out->sampling)) return e;
     if (auto e = parse_stream(j, &out->stream, &out->include_usage)) return e;

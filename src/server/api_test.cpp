@@ -91,7 +91,9 @@ TEST(ServerApi, ChatRejectsMistakesWithParam) {
       {R"({"messages":[{"role":"user","content":"x"}],"model":5})", "model"},
       {R"({"messages":[{"role":"user","content":"x"}],"user":5})", "user"},
       {R"({"messages":[{"role":"user","content":"x"}],"tools":{}})", "tools"},
-      {R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}})", "response_format.type"},
+      {R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"yaml"}})", "response_format.type"},
+      {R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema"}})", "response_format.json_schema"},
+      {R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{"schema":3}}})", "response_format.json_schema.schema"},
   };
   for (const auto& c : cases) {
     auto e = chat(c.body);

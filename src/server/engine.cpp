@@ -84,6 +84,7 @@ struct Engine::Slot {
   std::unique_ptr<Sampler> sampler;
   std::unique_ptr<StreamingDetokenizer> detok;
   std::unique_ptr<StopMatcher> stops;
+  std::optional<JsonConstraint> json;  // this request's structured-output state
   Clock::time_point t_last;
   bool done = false;
 };
@@ -280,6 +281,7 @@ void Engine::admit_locked() {
     for (int32_t t : slot->job.prompt) slot->sampler->accept(t);
     slot->detok = std::make_unique<StreamingDetokenizer>(tok_, false, /*continuation=*/true);
     slot->stops = std::make_unique<StopMatcher>(slot->job.stop);
+    if (slot->job.json) slot->json = *slot->job.json;
     slot->st->started_.store(true);
     if (metrics_) metrics_->queue_wait().observe(std::chrono::duration<double>(Clock::now() - slot->st->arrival_).count());
     active_.push_back(std::move(slot));
@@ -301,10 +303,27 @@ void Engine::end_slot(Slot& s, Finish f, const std::string& error) {
   s.st->close(f, error);
 }
 
+// Structured output: sample as usual; if the token cannot continue the JSON value, mask every
+// token that cannot and sample again. (Accepting an allowed first draw and otherwise drawing from
+// the masked distribution gives each allowed token exactly its masked probability.) -1 if no
+// token can continue.
+int32_t Engine::sample_constrained(Slot& s, const float* logits) {
+  if (!pieces_) pieces_ = std::make_unique<TokenPieces>(tok_);
+  const int32_t first = s.sampler->sample(logits);
+  if (json_token_allowed(*s.json, *pieces_, first)) return first;
+  const int32_t n_vocab = (int32_t)model_.config().n_vocab;
+  masked_.assign(logits, logits + n_vocab);
+  for (int32_t id = pieces_->n_vocab(); id < n_vocab; ++id) masked_[(size_t)id] = -INFINITY;  // padded vocab
+  if (json_mask_logits(*s.json, *pieces_, masked_.data()) == 0) return -1;
+  const int32_t tok = s.sampler->sample(masked_.data());
+  return json_token_allowed(*s.json, *pieces_, tok) ? tok : -1;
+}
+
 void Engine::sample_slot(Slot& s, const float* logits) {
   const auto now = Clock::now();
   if (s.n_gen >= s.job.max_tokens) return end_slot(s, Finish::kLength);
-  const int32_t tok = s.sampler->sample(logits);
+  const int32_t tok = s.json ? sample_constrained(s, logits) : s.sampler->sample(logits);
+  if (tok < 0) return end_slot(s, Finish::kError, "no token can continue the JSON the response_format requires");
   s.sampler->accept(tok);
   TokenInfo info;
   info.id = tok;
@@ -317,7 +336,8 @@ void Engine::sample_slot(Slot& s, const float* logits) {
     else metrics_->per_token().observe(std::chrono::duration<double>(now - s.t_last).count());
   }
   s.t_last = now;
-  if (tok_.is_eog(tok) && !s.job.ignore_eos) return end_slot(s, Finish::kStop);
+  if (tok_.is_eog(tok) && (!s.job.ignore_eos || s.json)) return end_slot(s, Finish::kStop);
+  if (s.json) s.json->accept(pieces_->piece(tok));  // allowed, so it is accepted
   ++s.n_gen;
   bool stopped = false;
   std::string text = s.stops->push(s.detok->push(tok), &stopped);
@@ -325,6 +345,7 @@ void Engine::sample_slot(Slot& s, const float* logits) {
   if (s.job.top_logprobs >= 0) d.tokens.push_back(std::move(info));
   s.st->push(std::move(d));
   if (stopped) return end_slot(s, Finish::kStop);
+  if (s.json && s.json->done()) return end_slot(s, Finish::kStop);  // the JSON value is complete
   if (s.n_gen >= s.job.max_tokens) return end_slot(s, Finish::kLength);
   if ((int64_t)seqs_[s.seq].tokens.size() >= opts_.n_ctx) return end_slot(s, Finish::kLength);  // context full
   s.last = tok;

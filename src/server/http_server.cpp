@@ -318,6 +318,18 @@ struct HttpServer::Impl {
     if (auto e = make_job(cr.sampling, tokenize(*text, true), tenant, &job)) return send_error(res, *e);
     if (chatml_fallback) job.stop.push_back("<|im_end|>");
     job.top_logprobs = cr.logprobs ? cr.top_logprobs : -1;
+    if (cr.response_format == "json_object") {
+      job.json = std::make_shared<const JsonConstraint>(JsonConstraint::any_object());
+    } else if (cr.response_format == "json_schema") {
+      auto c = JsonConstraint::from_schema(cr.json_schema);
+      if (!c.ok()) {
+        ApiError e = api_error(400, "Invalid or unsupported response_format schema: " + c.status().message(),
+                               "invalid_request_error", "invalid_json_schema");
+        e.param = "response_format.json_schema.schema";
+        return send_error(res, e);
+      }
+      job.json = std::make_shared<const JsonConstraint>(std::move(c).value());
+    }
     auto st = submit(std::move(job), req, res);
     if (!st) return;
     const ResponseMeta m = meta("chatcmpl");

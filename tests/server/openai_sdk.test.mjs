@@ -122,6 +122,30 @@ main('openai_sdk', 120, async () => {
     const embFloat = await client.embeddings.create({ model: 'm', input: 'hello world', encoding_format: 'float' });
     for (let i = 0; i < 64; ++i) assert.ok(Math.abs(embFloat.data[0].embedding[i] - v[i]) < 1e-6);
 
+    // Structured output through the SDK (response_format json_schema, plain and streaming): the
+    // text parses and matches the schema; json_object gives an object; an unsupported schema is a 400.
+    const schema = {
+      type: 'object', additionalProperties: false, required: ['ok', 'color', 'n'],
+      properties: { ok: { type: 'boolean' }, color: { enum: ['red', 'blue'] }, n: { type: 'integer' } },
+    };
+    const rf = { type: 'json_schema', json_schema: { name: 'answer', strict: true, schema } };
+    const js = await client.chat.completions.create({ model: 'm', messages, max_tokens: 400, temperature: 0, response_format: rf });
+    assert.equal(js.choices[0].finish_reason, 'stop', js.choices[0].message.content);
+    const obj = JSON.parse(js.choices[0].message.content);
+    assert.deepEqual(Object.keys(obj).sort(), ['color', 'n', 'ok']);
+    assert.equal(typeof obj.ok, 'boolean');
+    assert.ok(['red', 'blue'].includes(obj.color));
+    assert.ok(Number.isInteger(obj.n));
+    let jstreamed = '';
+    for await (const c of await client.chat.completions.create({ model: 'm', messages, max_tokens: 400, temperature: 0, response_format: rf, stream: true }))
+      jstreamed += c.choices[0]?.delta?.content ?? '';
+    assert.equal(jstreamed, js.choices[0].message.content);
+    const jo = await client.chat.completions.create({ model: 'm', messages, max_tokens: 400, temperature: 0, response_format: { type: 'json_object' } });
+    if (jo.choices[0].finish_reason === 'stop') assert.equal(typeof JSON.parse(jo.choices[0].message.content), 'object');
+    await assert.rejects(
+      client.chat.completions.create({ model: 'm', messages, response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'string', pattern: '^a' } } } }),
+      (e) => e.status === 400 && e.code === 'invalid_json_schema' && /pattern/.test(e.message));
+
     // Metrics.
     const m = await metrics(srv.url);
     assert.ok(m['modu_completion_tokens_total'] >= 12 + 12 + 5 + 6);

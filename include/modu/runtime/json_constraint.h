@@ -56,7 +56,7 @@ class JsonConstraint {
   bool in_free_string() const;         // inside a string with no length limit, not in an escape
 
   static constexpr int kMaxDepth = 32;      // nesting limit
-  static constexpr int kMaxWhitespace = 32; // consecutive whitespace bytes allowed between tokens
+  static constexpr int kMaxWhitespace = 24; // consecutive whitespace bytes (a newline + 20 of indentation)
   static constexpr int kMaxDigits = 24;     // digits in one number (18 for integer-only schemas)
 
  private:

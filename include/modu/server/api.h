@@ -51,6 +51,9 @@ struct ChatRequest {
   std::string model;
   nlohmann::ordered_json messages;  // normalized: every content is a string (text parts joined)
   nlohmann::ordered_json tools;     // array or null, passed to the chat template
+  // response_format: "text", "json_object" or "json_schema" (then json_schema holds the schema).
+  std::string response_format = "text";
+  nlohmann::json json_schema;
   SamplingFields sampling;
   bool stream = false;
   bool include_usage = false;

@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -20,6 +21,7 @@
 #include "modu/core/status.h"
 #include "modu/core/threadpool.h"
 #include "modu/models/model.h"
+#include "modu/runtime/json_constraint.h"
 #include "modu/runtime/sampler.h"
 #include "modu/server/metrics.h"
 #include "modu/tokenizer/tokenizer.h"
@@ -34,6 +36,9 @@ struct GenJob {
   int top_logprobs = -1;          // -1: no logprobs; k >= 0: the sampled token's plus k alternatives
   bool prompt_logprobs = false;   // also score each prompt token (completions echo + logprobs)
   bool ignore_eos = false;
+  // Structured output: generation is restricted to JSON this constraint accepts (its initial
+  // state; each request advances its own copy) and ends as soon as the value is complete.
+  std::shared_ptr<const JsonConstraint> json;
   std::string tenant = "default";
   int tenant_max_parallel = 0;    // 0: no per-tenant cap
 };
@@ -163,6 +168,7 @@ class Engine {
   void sample_slot(Slot& s, const float* logits);
   void end_slot(Slot& s, Finish f, const std::string& error = "");
   void embed_step();
+  int32_t sample_constrained(Slot& s, const float* logits);
 
   const Model& model_;
   const Tokenizer& tok_;
@@ -172,6 +178,8 @@ class Engine {
   int embed_seq_;
   std::unique_ptr<KvCache> kv_;
   std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<TokenPieces> pieces_;  // built on the first structured-output request
+  std::vector<float> masked_;            // scratch logits for constrained sampling
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
