@@ -2,6 +2,8 @@
 // benchmarks at real shapes (speed does not depend on weight values) and as a demo before training.
 #include <cmath>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 
 #include "common.h"
 
@@ -14,6 +16,7 @@ struct InitArgs {
   std::string preset = "tiny";
   std::string arch = "llama";
   std::string vocab_from;
+  std::string chat_template;  // file whose text becomes tokenizer.chat_template
   std::string type = "f16";
   int64_t d_model = 0, layers = 0, ff = 0, heads = 0, kv_heads = 0, ctx = 0;
   uint64_t seed = 1;
@@ -104,6 +107,13 @@ int init_model(InitArgs a) {
   } else {
     write_byte_vocab(w);
   }
+  if (!a.chat_template.empty()) {
+    std::ifstream f(a.chat_template, std::ios::binary);
+    std::stringstream text;
+    text << f.rdbuf();
+    if (!f.good() && !f.eof()) return fail(io_error("cannot read the chat template " + a.chat_template));
+    w.set("tokenizer.chat_template", GgufValue::string(text.str()));
+  }
   const int64_t hd = a.d_model / a.heads;
   w.set(p + "context_length", GgufValue::u32((uint32_t)a.ctx));
   w.set(p + "embedding_length", GgufValue::u32((uint32_t)a.d_model));
@@ -168,6 +178,7 @@ void add_init_model_command(CLI::App& app, int& rc) {
   c->add_option("--preset", a->preset, "Shape preset: tiny, bench-1b")->capture_default_str();
   c->add_option("--arch", a->arch, "Architecture: llama, mistral, qwen2, qwen3")->capture_default_str();
   c->add_option("--vocab-from", a->vocab_from, "Copy the tokenizer from this GGUF (default: a byte vocabulary)");
+  c->add_option("--chat-template", a->chat_template, "Jinja chat template file to store in the model")->check(CLI::ExistingFile);
   c->add_option("--type", a->type, "Weight dtype")->capture_default_str();
   c->add_option("--d-model", a->d_model, "Override: embedding size");
   c->add_option("--layers", a->layers, "Override: layers");

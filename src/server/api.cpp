@@ -364,6 +364,16 @@ std::optional<ApiError> parse_chat_request(std::string_view body, const ApiLimit
         if (!t.is_object()) return wrong_type("tools", "an array of objects", t);
       if (!tools->empty()) out->tools = nlohmann::ordered_json::parse(tools->dump());
     }
+    if (const json* tc = field(j, "tool_choice")) {
+      if (tc->is_string()) {
+        const std::string v = tc->get<std::string>();
+        if (v != "none" && v != "auto" && v != "required")
+          return bad("'tool_choice' must be 'none', 'auto', 'required' or a function object (got '" + v + "').", "tool_choice");
+        out->tool_choice = v;
+      } else {
+        out->tool_choice = "function";
+      }
+    }
     if (const json* rf = field(j, "response_format")) {
       if (!rf->is_object()) return wrong_type("response_format", "an object", *rf);
       const json* t = field(*rf, "type");

@@ -279,7 +279,7 @@ void Engine::admit_locked() {
     slot->st->n_cached_ = reused;
     slot->sampler = std::make_unique<Sampler>(slot->job.sampling, (int32_t)model_.config().n_vocab);
     for (int32_t t : slot->job.prompt) slot->sampler->accept(t);
-    slot->detok = std::make_unique<StreamingDetokenizer>(tok_, false, /*continuation=*/true);
+    slot->detok = std::make_unique<StreamingDetokenizer>(tok_, slot->job.render_special, /*continuation=*/true);
     slot->stops = std::make_unique<StopMatcher>(slot->job.stop);
     if (slot->job.json) slot->json = *slot->job.json;
     slot->st->started_.store(true);

@@ -27,6 +27,7 @@
 #include "modu/chat/jinja.h"
 #include "modu/server/api.h"
 #include "modu/server/tenants.h"
+#include "modu/server/tool_calls.h"
 
 namespace modu::server {
 
@@ -94,6 +95,25 @@ bool connection_alive(int fd) {
   return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
 }
 
+std::string trim_copy(const std::string& s) {
+  const size_t b = s.find_first_not_of(" \n\t\r");
+  if (b == std::string::npos) return "";
+  return s.substr(b, s.find_last_not_of(" \n\t\r") - b + 1);
+}
+
+// OpenAI tool_calls entries; ids derive from the response id. Streaming deltas carry an index.
+nlohmann::json tool_calls_json(const std::vector<ToolCall>& calls, const std::string& response_id, bool with_index) {
+  nlohmann::json arr = nlohmann::json::array();
+  for (size_t i = 0; i < calls.size(); ++i) {
+    nlohmann::json c = {{"id", "call_" + response_id.substr(response_id.find('-') + 1) + "_" + std::to_string(i)},
+                        {"type", "function"},
+                        {"function", {{"name", calls[i].name}, {"arguments", calls[i].arguments}}}};
+    if (with_index) c["index"] = i;
+    arr.push_back(std::move(c));
+  }
+  return arr;
+}
+
 std::string endpoint_label(const std::string& path) {
   for (const char* p : {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models", "/health", "/metrics"})
     if (path == p) return p;
@@ -115,6 +135,7 @@ struct HttpServer::Impl {
   std::mutex tmpl_mu;
   std::optional<jinja::Template> tmpl;
   bool chatml_fallback = false;
+  ToolFormat tool_format = ToolFormat::kHermes;  // how the chat template's model writes tool calls
   std::string bos_text, eos_text;
   Pooling pooling = Pooling::kMean;
   std::atomic<bool> draining{false};
@@ -302,10 +323,14 @@ struct HttpServer::Impl {
     if (!authorize(req, res, &tenant)) return;
     ChatRequest cr;
     if (auto e = parse_chat_request(req.body, limits, &cr)) return send_error(res, *e);
+    // Tools reach the template and calls are parsed from the reply unless tool_choice is "none".
+    // (A "required" or named tool_choice is not forced: the model still decides.)
+    const bool use_tools = cr.tools.is_array() && !cr.tools.empty() && cr.tool_choice != "none";
+    const ToolFormat tf = use_tools ? tool_format : ToolFormat::kNone;
     Result<std::string> text = [&]() -> Result<std::string> {
       chat::ChatTemplateInputs in;
       in.messages = cr.messages;
-      in.tools = cr.tools;
+      if (use_tools) in.tools = cr.tools;
       in.bos_token = bos_text;
       in.eos_token = eos_text;
       std::lock_guard<std::mutex> lock(tmpl_mu);
@@ -318,6 +343,7 @@ struct HttpServer::Impl {
     if (auto e = make_job(cr.sampling, tokenize(*text, true), tenant, &job)) return send_error(res, *e);
     if (chatml_fallback) job.stop.push_back("<|im_end|>");
     job.top_logprobs = cr.logprobs ? cr.top_logprobs : -1;
+    job.render_special = use_tools;  // Mistral's [TOOL_CALLS] and Llama's <|python_tag|> are control tokens
     if (cr.response_format == "json_object") {
       job.json = std::make_shared<const JsonConstraint>(JsonConstraint::any_object());
     } else if (cr.response_format == "json_schema") {
@@ -344,8 +370,18 @@ struct HttpServer::Impl {
       charge(tenant, *st);
       if (failed(*st, res)) return;
       json msg = {{"role", "assistant"}, {"content", content}, {"refusal", nullptr}};
+      json finish = finish_json(st->finish());
+      if (tf != ToolFormat::kNone && st->finish() == Finish::kStop) {
+        ToolParse p = parse_tool_calls(tf, content);
+        if (!p.calls.empty()) {
+          const std::string c = trim_copy(p.content);
+          msg["content"] = c.empty() ? json(nullptr) : json(c);
+          msg["tool_calls"] = tool_calls_json(p.calls, m.id, false);
+          finish = "tool_calls";
+        }
+      }
       json choice = {{"index", 0}, {"message", msg}, {"logprobs", want_lp ? chat_logprobs(tok, toks) : json(nullptr)},
-                     {"finish_reason", finish_json(st->finish())}};
+                     {"finish_reason", finish}};
       json out = {{"id", m.id}, {"object", "chat.completion"}, {"created", m.created}, {"model", m.model},
                   {"system_fingerprint", "modu"}, {"choices", json::array({choice})}, {"usage", usage_json(*st)}};
       res.set_content(dump_json(out), "application/json");
@@ -358,16 +394,27 @@ struct HttpServer::Impl {
     };
     std::string first = sse(with_usage(chat_chunk(m, {{"role", "assistant"}, {"content", ""}, {"refusal", nullptr}},
                                                   nullptr, want_lp ? json{{"content", json::array()}, {"refusal", nullptr}} : json(nullptr))));
+    // Tool calls: content streams until a call marker; the calls go out whole at the end.
+    auto calls = std::make_shared<ToolCallStream>(tf);
     stream_response(
         res, st, first,
-        [this, m, want_lp, with_usage](const Delta& d) {
-          if (d.text.empty() && (!want_lp || d.tokens.empty())) return std::string();
-          return sse(with_usage(chat_chunk(m, {{"content", d.text}}, nullptr, want_lp ? chat_logprobs(tok, d.tokens) : json(nullptr))));
+        [this, m, want_lp, with_usage, calls](const Delta& d) {
+          const std::string text = calls->push(d.text);
+          if (text.empty() && (!want_lp || d.tokens.empty())) return std::string();
+          return sse(with_usage(chat_chunk(m, {{"content", text}}, nullptr, want_lp ? chat_logprobs(tok, d.tokens) : json(nullptr))));
         },
-        [this, m, st, usage, with_usage, tenant]() {
+        [this, m, st, usage, with_usage, tenant, calls]() {
           charge(tenant, *st);
           if (st->finish() != Finish::kStop && st->finish() != Finish::kLength) return stream_error(*st);
-          std::string out = sse(with_usage(chat_chunk(m, json::object(), finish_json(st->finish()), nullptr)));
+          std::string out;
+          json finish = finish_json(st->finish());
+          ToolParse p = st->finish() == Finish::kStop ? calls->finish() : ToolParse{calls->flush_raw(), {}};
+          if (!p.content.empty()) out += sse(with_usage(chat_chunk(m, {{"content", p.content}}, nullptr, nullptr)));
+          if (!p.calls.empty()) {
+            out += sse(with_usage(chat_chunk(m, {{"tool_calls", tool_calls_json(p.calls, m.id, true)}}, nullptr, nullptr)));
+            finish = "tool_calls";
+          }
+          out += sse(with_usage(chat_chunk(m, json::object(), finish, nullptr)));
           if (usage) {
             json u = chat_chunk(m, json::object(), nullptr, nullptr);
             u["choices"] = json::array();
@@ -574,6 +621,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::create(const Model& model, const
     s.tmpl = std::move(t).value();
     s.chatml_fallback = true;
   }
+  s.tool_format = detect_tool_format(src);
   auto pt = g.get_int(model.config().arch.name + ".pooling_type", 1);
   const int64_t pooling = pt.ok() ? *pt : 1;
   s.pooling = pooling == 2 ? Pooling::kCls : pooling == 3 ? Pooling::kLast : Pooling::kMean;

@@ -53,6 +53,7 @@ struct ChatRequest {
   nlohmann::ordered_json tools;     // array or null, passed to the chat template
   // response_format: "text", "json_object" or "json_schema" (then json_schema holds the schema).
   std::string response_format = "text";
+  std::string tool_choice = "auto";  // "none", "auto", "required" or "function" (a named one)
   nlohmann::json json_schema;
   SamplingFields sampling;
   bool stream = false;

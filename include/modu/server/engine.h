@@ -36,6 +36,7 @@ struct GenJob {
   int top_logprobs = -1;          // -1: no logprobs; k >= 0: the sampled token's plus k alternatives
   bool prompt_logprobs = false;   // also score each prompt token (completions echo + logprobs)
   bool ignore_eos = false;
+  bool render_special = false;    // control tokens appear in the text (tool-call markers)
   // Structured output: generation is restricted to JSON this constraint accepts (its initial
   // state; each request advances its own copy) and ends as soon as the value is complete.
   std::shared_ptr<const JsonConstraint> json;
