@@ -7,6 +7,9 @@
 #   FUZZ_OTHER_SECONDS=20  time for each other target (default 20)
 #   FUZZ_JOBS=2            parallel build jobs (default 2)
 #   FUZZ_BUILD_DIR=        build directory (default: the preset's build/fuzz)
+#   FUZZ_SEED=1            libFuzzer's random seed (default 1, so CI explores the same path every
+#                          run and a red CI means a regression; FUZZ_SEED=0 picks a fresh seed each
+#                          run for open-ended exploration)
 # Extra arguments are passed to every fuzzer (e.g. -only_ascii=1). Crashes are written to
 # $FUZZ_OUT (default build dir/fuzz-artifacts) and make the script exit non-zero.
 set -euo pipefail
@@ -16,6 +19,7 @@ cd "$root"
 seconds="${FUZZ_SECONDS:-60}"
 other_seconds="${FUZZ_OTHER_SECONDS:-20}"
 jobs="${FUZZ_JOBS:-2}"
+seed="${FUZZ_SEED:-1}"
 build="${FUZZ_BUILD_DIR:-$root/build/fuzz}"
 
 if [[ -n "${FUZZ_BUILD_DIR:-}" ]]; then
@@ -44,6 +48,7 @@ run_fuzzer() {
     -rss_limit_mb=1024 \
     -malloc_limit_mb=256 \
     -timeout=10 \
+    -seed="$seed" \
     -artifact_prefix="$out/$target-" \
     -print_final_stats=1 \
     "$@" "${EXTRA_ARGS[@]}"

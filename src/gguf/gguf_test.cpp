@@ -291,6 +291,20 @@ TEST(GgufGetters, DefaultsMissingAndTypeErrors) {
   EXPECT_NE(big.status().message().find("does not fit"), std::string::npos) << big.status().message();
 }
 
+// A file without tensors has no data section: a huge general.alignment read from such a file
+// (the fuzzer found 2^30 in 71 bytes) must not make the writer pad the header to it.
+TEST(GgufRoundTrip, NoTensorsHugeAlignmentStaysSmall) {
+  GgufWriter w;
+  w.set("general.name", GgufValue::string("empty"));
+  w.set_alignment(1u << 30);
+  const Bytes bytes = w.serialize();
+  EXPECT_LT(bytes.size(), 4096u);
+  auto r = parse(bytes);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->alignment(), 1u << 30);
+  EXPECT_TRUE(r->tensors().empty());
+}
+
 TEST(GgufRoundTrip, TensorsOfSeveralDtypesAndOddShapes) {
   for (uint32_t alignment : {1u, 8u, 32u, 64u, 4096u}) {
     SCOPED_TRACE("alignment " + std::to_string(alignment));

@@ -194,7 +194,9 @@ Layout make_layout(uint32_t alignment, const std::vector<std::pair<std::string, 
     e.put<uint64_t>(l.data_size);
     l.data_size = align_up(l.data_size + t.bytes.size(), alignment);
   }
-  e.pad_to(alignment);
+  // The data section starts aligned; without tensors there is none, and padding to an alignment
+  // read from a file (up to 2^31) would write up to 2 GiB of zeros for nothing.
+  if (!tensors.empty()) e.pad_to(alignment);
   return l;
 }
 

@@ -129,6 +129,15 @@ class EngineTest : public testing::Test {
       for (auto& t : d.tokens) ids.push_back(t.id);
     return ids;
   }
+  // Waits for the request and returns its whole text.
+  static std::string run_text(const std::shared_ptr<Stream>& st) {
+    std::vector<Delta> ds;
+    while (!st->wait(&ds, std::chrono::milliseconds(100))) {
+    }
+    std::string text;
+    for (auto& d : ds) text += d.text;
+    return text;
+  }
   static EngineOptions opts(int parallel) {
     EngineOptions o;
     o.n_parallel = parallel;
@@ -185,22 +194,14 @@ TEST_F(EngineTest, StopStringsAndText) {
   GenJob j = greedy("hello", 30);
   std::shared_ptr<Stream> st;
   ASSERT_EQ(e.submit(j, &st), Engine::Submit::kOk);
-  std::vector<Delta> ds;
-  while (!st->wait(&ds, std::chrono::milliseconds(100))) {
-  }
-  std::string text;
-  for (auto& d : ds) text += d.text;
+  const std::string text = run_text(st);
   ASSERT_GE(text.size(), 4u);
   // Ask again with a stop string taken from the middle of that output.
   GenJob k = j;
   k.stop = {text.substr(2, 2)};
   std::shared_ptr<Stream> st2;
   ASSERT_EQ(e.submit(k, &st2), Engine::Submit::kOk);
-  std::vector<Delta> ds2;
-  while (!st2->wait(&ds2, std::chrono::milliseconds(100))) {
-  }
-  std::string text2;
-  for (auto& d : ds2) text2 += d.text;
+  const std::string text2 = run_text(st2);
   EXPECT_EQ(st2->finish(), Finish::kStop);
   EXPECT_EQ(text2, text.substr(0, text.find(k.stop[0])));
 }
@@ -319,11 +320,7 @@ TEST_F(EngineTest, JsonSchemaConstrainsTheOutput) {
     j.json = std::make_shared<const JsonConstraint>(*schema);
     std::shared_ptr<Stream> st;
     ASSERT_EQ(e.submit(j, &st), Engine::Submit::kOk);
-    std::vector<Delta> ds;
-    while (!st->wait(&ds, std::chrono::milliseconds(100))) {
-    }
-    std::string text;
-    for (auto& d : ds) text += d.text;
+    const std::string text = run_text(st);
     ASSERT_EQ(st->finish(), Finish::kStop) << text;
     nlohmann::json v;
     ASSERT_NO_THROW(v = nlohmann::json::parse(text)) << text;
@@ -337,11 +334,7 @@ TEST_F(EngineTest, JsonSchemaConstrainsTheOutput) {
   j.json = std::make_shared<const JsonConstraint>(JsonConstraint::any_object());
   std::shared_ptr<Stream> st;
   ASSERT_EQ(e.submit(j, &st), Engine::Submit::kOk);
-  std::vector<Delta> ds;
-  while (!st->wait(&ds, std::chrono::milliseconds(100))) {
-  }
-  std::string text;
-  for (auto& d : ds) text += d.text;
+  const std::string text = run_text(st);
   if (st->finish() == Finish::kStop) {
     EXPECT_TRUE(nlohmann::json::accept(text)) << text;
   } else {  // a long free-form string may run out of max_tokens; what was produced is a prefix
