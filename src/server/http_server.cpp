@@ -535,13 +535,36 @@ struct HttpServer::Impl {
     svr.Post("/v1/chat/completions", [this](const auto& q, auto& r) { chat(q, r); });
     svr.Post("/v1/completions", [this](const auto& q, auto& r) { completions(q, r); });
     svr.Post("/v1/embeddings", [this](const auto& q, auto& r) { embeddings(q, r); });
-    svr.Get("/v1/models", [this](const httplib::Request& q, httplib::Response& r) {
+    auto model_json = [this]() {
+      return json{{"id", opts.model_id}, {"object", "model"}, {"created", (int64_t)std::time(nullptr)}, {"owned_by", "modu"},
+                  {"meta", {{"n_ctx", opts.engine.n_ctx}, {"n_vocab", tok.n_vocab()}, {"n_params", model.n_params()}}}};
+    };
+    svr.Get("/v1/models", [this, model_json](const httplib::Request& q, httplib::Response& r) {
       Tenant t;
       if (!authorize(q, r, &t)) return;
-      json m = {{"id", opts.model_id}, {"object", "model"}, {"created", (int64_t)std::time(nullptr)}, {"owned_by", "modu"},
-                {"meta", {{"n_ctx", opts.engine.n_ctx}, {"n_vocab", tok.n_vocab()}, {"n_params", model.n_params()}}}};
-      r.set_content(dump_json(json{{"object", "list"}, {"data", json::array({m})}}), "application/json");
+      r.set_content(dump_json(json{{"object", "list"}, {"data", json::array({model_json()})}}), "application/json");
     });
+    svr.Get(R"(/v1/models/(.+))", [this, model_json](const httplib::Request& q, httplib::Response& r) {
+      Tenant t;
+      if (!authorize(q, r, &t)) return;
+      if (q.matches[1] != opts.model_id) {
+        ApiError e = api_error(404, "The model '" + std::string(q.matches[1]) + "' does not exist; this server serves '" +
+                                        opts.model_id + "'.", "invalid_request_error", "model_not_found");
+        e.param = "model";
+        return send_error(r, e);
+      }
+      r.set_content(dump_json(model_json()), "application/json");
+    });
+    // Browsers (web apps) send a CORS preflight before a POST with JSON or an Authorization header.
+    if (!opts.cors_origin.empty()) {
+      svr.set_default_headers({{"Access-Control-Allow-Origin", opts.cors_origin}});
+      svr.Options(R"(/.*)", [](const httplib::Request&, httplib::Response& r) {
+        r.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+        r.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type, OpenAI-Organization, OpenAI-Project");
+        r.set_header("Access-Control-Max-Age", "86400");
+        r.status = 204;
+      });
+    }
     svr.Get("/health", [this](const httplib::Request&, httplib::Response& r) {
       if (draining.load()) return send_error(r, api_error(503, "The server is shutting down.", "server_error", "shutting_down"));
       r.set_content(R"({"status":"ok"})", "application/json");

@@ -12,6 +12,15 @@ main('openai_sdk', 120, async () => {
     assert.equal(models.data.length, 1);
     assert.equal(models.data[0].id, 'tiny.gguf');
     assert.equal(models.data[0].object, 'model');
+    assert.equal((await client.models.retrieve('tiny.gguf')).id, 'tiny.gguf');
+    await assert.rejects(client.models.retrieve('gpt-4'), (e) => e.status === 404 && e.code === 'model_not_found');
+    // A browser's CORS preflight, then the real request carries Access-Control-Allow-Origin.
+    const pre = await fetch(`${srv.url}/v1/chat/completions`, { method: 'OPTIONS', headers: {
+      origin: 'http://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type' } });
+    assert.equal(pre.status, 204);
+    assert.equal(pre.headers.get('access-control-allow-origin'), '*');
+    assert.match(pre.headers.get('access-control-allow-headers'), /Authorization/);
+    assert.equal((await fetch(`${srv.url}/health`)).headers.get('access-control-allow-origin'), '*');
 
     const messages = [
       { role: 'system', content: 'You are terse.' },

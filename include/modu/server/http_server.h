@@ -22,6 +22,7 @@ struct ServerOptions {
   std::string api_keys_file;          // empty: no authentication
   double shutdown_grace_s = 10;       // SIGTERM: time in-flight requests get to finish
   bool log_requests = false;
+  std::string cors_origin = "*";      // Access-Control-Allow-Origin for browsers; "" sends no CORS headers
 };
 
 class HttpServer {
