@@ -2,7 +2,8 @@
 // over a 4096x4096 weight matrix (one activation row quantized once, dotted with every weight row).
 // Reports weight GB/s (SetBytesProcessed) since decode-time matmuls are bound by weight bandwidth;
 // gemv/* compares vec_dot per row with the multi-row decode kernels (vec_dot_rows), L2 vs DRAM;
-// plus the prefill GEMM (pack + multiply, GOP/s) and attention (KV GB/s) per level.
+// plus the prefill GEMM (pack + multiply, GOP/s), attention (KV GB/s) and the SwiGLU activation
+// per level.
 // Run e.g. `kernels_bench --benchmark_filter='q4_k'`.
 #include <benchmark/benchmark.h>
 
@@ -165,6 +166,24 @@ void bm_attention(benchmark::State& state, Isa isa, int64_t n_pos) {
                                                benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
 }
 
+// SwiGLU activation over one prefill batch's FFN row block (128 tokens x 8192), single thread:
+// bytes are the two float inputs read and the output written.
+void bm_swiglu(benchmark::State& state, Isa isa) {
+  const KernelTable& k = *kernels_for(isa);
+  constexpr int64_t n = 128 * 8192;
+  const auto g0 = gaussian(n, 21), u = gaussian(n, 22);
+  std::vector<float> g = g0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    std::copy(g0.begin(), g0.end(), g.begin());
+    state.ResumeTiming();
+    k.swiglu(g.data(), u.data(), n);
+    benchmark::DoNotOptimize(g.data());
+  }
+  state.SetBytesProcessed((int64_t)state.iterations() * n * 12);
+  state.counters["elements/s"] = benchmark::Counter((double)state.iterations() * n, benchmark::Counter::kIsRate);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -198,6 +217,7 @@ int main(int argc, char** argv) {
       const std::string name = std::string("attention/f16/hd64/gqa4/") + isa_name(isa) + "/pos" + std::to_string(n_pos);
       benchmark::RegisterBenchmark(name.c_str(), bm_attention, isa, n_pos);
     }
+    benchmark::RegisterBenchmark((std::string("swiglu/") + isa_name(isa)).c_str(), bm_swiglu, isa)->Unit(benchmark::kMicrosecond);
     for (DType at : {DType::Q8_0, DType::Q8_1, DType::Q8_K}) {
       const std::string name = std::string("quantize_row/") + dtype_name(at) + "/" + isa_name(isa);
       benchmark::RegisterBenchmark(name.c_str(), bm_quantize_row, isa, at);
