@@ -49,29 +49,6 @@ class Normal {
   float spare_ = 0;
 };
 
-// A byte-fallback SPM vocabulary: <unk>, <s>, </s> and the 256 byte tokens. Any text encodes.
-void write_byte_vocab(GgufWriter& w) {
-  std::vector<std::string> toks = {"<unk>", "<s>", "</s>"};
-  std::vector<float> scores = {0, 0, 0};
-  std::vector<int32_t> types = {2, 3, 3};
-  char buf[8];
-  for (int b = 0; b < 256; ++b) {
-    std::snprintf(buf, sizeof buf, "<0x%02X>", b);
-    toks.push_back(buf);
-    scores.push_back(0);
-    types.push_back(6);
-  }
-  w.set("tokenizer.ggml.model", GgufValue::string("llama"));
-  w.set("tokenizer.ggml.tokens", GgufValue::string_array(toks));
-  w.set("tokenizer.ggml.scores", GgufValue::f32_array(scores));
-  w.set("tokenizer.ggml.token_type", GgufValue::i32_array(types));
-  w.set("tokenizer.ggml.unknown_token_id", GgufValue::u32(0));
-  w.set("tokenizer.ggml.bos_token_id", GgufValue::u32(1));
-  w.set("tokenizer.ggml.eos_token_id", GgufValue::u32(2));
-  w.set("tokenizer.ggml.add_bos_token", GgufValue::boolean(true));
-  w.set("tokenizer.ggml.add_space_prefix", GgufValue::boolean(false));
-}
-
 int init_model(InitArgs a) {
   struct Shape { int64_t d, layers, ff, heads, kv, ctx; };
   if (a.preset == "bench-1b") {

@@ -20,24 +20,8 @@ std::string write_tiny_model(const std::string& arch = "llama", int64_t window =
   const std::string path = testing::TempDir() + "/engine_test_tiny_" + arch + ".gguf";
   GgufWriter w;
   w.set("general.architecture", GgufValue::string(arch));
-  std::vector<std::string> toks = {"<unk>", "<s>", "</s>"};
-  std::vector<float> scores = {0, 0, 0};
-  std::vector<int32_t> types = {2, 3, 3};
-  char buf[8];
-  for (int b = 0; b < 256; ++b) {
-    std::snprintf(buf, sizeof buf, "<0x%02X>", b);
-    toks.push_back(buf);
-    scores.push_back(0);
-    types.push_back(6);
-  }
-  w.set("tokenizer.ggml.model", GgufValue::string("llama"));
-  w.set("tokenizer.ggml.tokens", GgufValue::string_array(toks));
-  w.set("tokenizer.ggml.scores", GgufValue::f32_array(scores));
-  w.set("tokenizer.ggml.token_type", GgufValue::i32_array(types));
-  w.set("tokenizer.ggml.bos_token_id", GgufValue::u32(1));
-  w.set("tokenizer.ggml.eos_token_id", GgufValue::u32(2));
-  w.set("tokenizer.ggml.add_space_prefix", GgufValue::boolean(false));
-  const int64_t d = 64, ff = 128, heads = 4, kv = 2, hd = d / heads, n_vocab = (int64_t)toks.size();
+  write_byte_vocab(w);
+  const int64_t d = 64, ff = 128, heads = 4, kv = 2, hd = d / heads, n_vocab = 259;  // write_byte_vocab: 3 specials + 256 bytes
   w.set(arch + ".context_length", GgufValue::u32(512));
   w.set(arch + ".embedding_length", GgufValue::u32((uint32_t)d));
   w.set(arch + ".block_count", GgufValue::u32(2));

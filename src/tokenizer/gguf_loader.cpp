@@ -1,5 +1,7 @@
 // Tokenizer::from_gguf: decodes the tokenizer.ggml.* metadata of a GGUF file into a
 // TokenizerConfig. Errors name the offending key.
+#include <cstdio>
+
 #include "modu/gguf/gguf.h"
 #include "tokenizer_impl.h"
 
@@ -93,6 +95,28 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::from_gguf(const GgufFile& file) {
   auto tok = create(std::move(cfg).value());
   if (!tok.ok()) return tok.status().with_context(file.name());
   return tok;
+}
+
+void write_byte_vocab(GgufWriter& w) {
+  std::vector<std::string> toks = {"<unk>", "<s>", "</s>"};
+  std::vector<float> scores = {0, 0, 0};
+  std::vector<int32_t> types = {(int32_t)TokenType::kUnknown, (int32_t)TokenType::kControl, (int32_t)TokenType::kControl};
+  char buf[8];
+  for (int b = 0; b < 256; ++b) {
+    std::snprintf(buf, sizeof buf, "<0x%02X>", b);
+    toks.push_back(buf);
+    scores.push_back(0);
+    types.push_back((int32_t)TokenType::kByte);
+  }
+  w.set("tokenizer.ggml.model", GgufValue::string("llama"));
+  w.set("tokenizer.ggml.tokens", GgufValue::string_array(toks));
+  w.set("tokenizer.ggml.scores", GgufValue::f32_array(scores));
+  w.set("tokenizer.ggml.token_type", GgufValue::i32_array(types));
+  w.set("tokenizer.ggml.unknown_token_id", GgufValue::u32(0));
+  w.set("tokenizer.ggml.bos_token_id", GgufValue::u32(1));
+  w.set("tokenizer.ggml.eos_token_id", GgufValue::u32(2));
+  w.set("tokenizer.ggml.add_bos_token", GgufValue::boolean(true));
+  w.set("tokenizer.ggml.add_space_prefix", GgufValue::boolean(false));
 }
 
 }  // namespace modu

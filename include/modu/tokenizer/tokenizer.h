@@ -15,6 +15,7 @@
 namespace modu {
 
 class GgufFile;
+class GgufWriter;
 
 // Token attributes (GGUF tokenizer.ggml.token_type values).
 enum class TokenType : int32_t {
@@ -105,5 +106,9 @@ class StreamingDetokenizer {
   bool first_ = true;    // the SPM leading-space rule applies to the first token only
   std::string pending_;  // bytes of an incomplete UTF-8 sequence
 };
+
+// Writes tokenizer.ggml.* metadata for a byte-fallback SPM vocabulary: <unk>, <s>, </s> and the
+// 256 byte tokens <0x00>..<0xFF> (any text encodes). For models that tests and tools create.
+void write_byte_vocab(GgufWriter& w);
 
 }  // namespace modu
