@@ -312,6 +312,13 @@ struct HttpServer::Impl {
         });
   }
 
+  // The last event of a stream with stream_options.include_usage: no choices, the usage.
+  static std::string usage_event(json chunk, const Stream& st) {
+    chunk["choices"] = json::array();
+    chunk["usage"] = usage_json(st);
+    return sse(chunk);
+  }
+
   std::string stream_error(const Stream& st) {
     ApiError e = api_error(st.finish() == Finish::kError ? 500 : 503, "The request did not complete: " + st.error(),
                            "server_error", st.finish() == Finish::kError ? "internal_error" : "cancelled");
@@ -415,12 +422,7 @@ struct HttpServer::Impl {
             finish = "tool_calls";
           }
           out += sse(with_usage(chat_chunk(m, json::object(), finish, nullptr)));
-          if (usage) {
-            json u = chat_chunk(m, json::object(), nullptr, nullptr);
-            u["choices"] = json::array();
-            u["usage"] = usage_json(*st);
-            out += sse(u);
-          }
+          if (usage) out += usage_event(chat_chunk(m, json::object(), nullptr, nullptr), *st);
           return out;
         });
   }
@@ -490,12 +492,7 @@ struct HttpServer::Impl {
           charge(tenant, *st);
           if (st->finish() != Finish::kStop && st->finish() != Finish::kLength) return stream_error(*st);
           std::string out = sse(with_usage(completion_chunk(m, "", finish_json(st->finish()), nullptr)));
-          if (usage) {
-            json u = completion_chunk(m, "", nullptr, nullptr);
-            u["choices"] = json::array();
-            u["usage"] = usage_json(*st);
-            out += sse(u);
-          }
+          if (usage) out += usage_event(completion_chunk(m, "", nullptr, nullptr), *st);
           return out;
         });
   }
