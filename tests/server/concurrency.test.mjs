@@ -1,5 +1,6 @@
 // 16 concurrent streaming clients (more than the slots, so some queue) all complete, and each
-// greedy output equals the same request run alone: batching does not change results.
+// greedy output equals the same request run alone: batching does not change results. Every fourth
+// client asks for structured output (json_schema), which must not change that either.
 import { assert, loadOpenAI, main, startServer, metrics, GREEDY } from './lib.mjs';
 
 main('concurrency', 150, async () => {
@@ -8,7 +9,11 @@ main('concurrency', 150, async () => {
   try {
     const client = new OpenAI({ baseURL: `${srv.url}/v1`, apiKey: 'x', maxRetries: 0, timeout: 60000 });
     const prompts = Array.from({ length: 16 }, (_, i) => `Client ${i} asks: ` + 'tell me more '.repeat(1 + (i % 5) * 6));
-    const req = (i) => ({ model: 'm', messages: [{ role: 'user', content: prompts[i] }], max_tokens: 16 + (i % 4) * 4, ...GREEDY });
+    const schema = { type: 'object', additionalProperties: false, required: ['ok', 'pick'],
+      properties: { ok: { type: 'boolean' }, pick: { enum: ['a', 'b', 'c'] } } };
+    const structured = (i) => i % 4 === 3;
+    const req = (i) => ({ model: 'm', messages: [{ role: 'user', content: prompts[i] }], max_tokens: 16 + (i % 4) * 4, ...GREEDY,
+      ...(structured(i) ? { max_tokens: 300, response_format: { type: 'json_schema', json_schema: { name: 's', schema } } } : {}) });
 
     const solo = [];
     for (let i = 0; i < 16; ++i) solo.push((await client.chat.completions.create(req(i))).choices[0].message.content);
@@ -27,7 +32,8 @@ main('concurrency', 150, async () => {
     );
     const secs = (Date.now() - t0) / 1000;
     for (let i = 0; i < 16; ++i) {
-      assert.equal(results[i].finish, 'length', `client ${i} finished`);
+      assert.equal(results[i].finish, structured(i) ? 'stop' : 'length', `client ${i} finished`);
+      if (structured(i)) assert.ok(['a', 'b', 'c'].includes(JSON.parse(results[i].text).pick), results[i].text);
       assert.equal(results[i].text, solo[i], `client ${i}: batched output differs from its solo run`);
     }
     const m = await metrics(srv.url);
