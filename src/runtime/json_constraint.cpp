@@ -521,7 +521,21 @@ bool JsonConstraint::feed_top(uint8_t c) {
   }
 }
 
-bool JsonConstraint::feed(uint8_t c) { return feed_top(c); }
+bool JsonConstraint::feed(uint8_t c) {
+  if (prefix_ && prefix_pos_ < prefix_->size()) {
+    if ((uint8_t)(*prefix_)[prefix_pos_] != c) return false;
+    ++prefix_pos_;
+    return true;
+  }
+  return feed_top(c);
+}
+
+JsonConstraint JsonConstraint::with_prefix(std::string prefix) const {
+  JsonConstraint c = *this;
+  c.prefix_ = std::make_shared<const std::string>(std::move(prefix));
+  c.prefix_pos_ = 0;
+  return c;
+}
 
 bool JsonConstraint::accept(std::string_view bytes) {
   JsonConstraint trial = *this;
@@ -539,13 +553,14 @@ bool JsonConstraint::allows(std::string_view bytes) const {
 }
 
 bool JsonConstraint::in_free_string() const {
-  if (depth_ == 0) return false;
+  if (depth_ == 0 || (prefix_ && prefix_pos_ < prefix_->size())) return false;
   const Frame& f = stack_[depth_ - 1];
   return f.kind == kString && f.esc == 0 && f.u8 == 0 && f.node->max_length < 0;
 }
 
 bool JsonConstraint::can_end() const {
   if (done_) return true;
+  if (prefix_ && prefix_pos_ < prefix_->size()) return false;
   if (depth_ != 1) return false;
   const Frame& f = stack_[0];
   if (f.kind == kNumber) return f.st == 1 || f.st == 2 || f.st == 4 || f.st == 7;
@@ -556,7 +571,7 @@ bool JsonConstraint::can_end() const {
   return false;
 }
 
-TokenPieces::TokenPieces(const Tokenizer& tok) {
+TokenPieces::TokenPieces(const Tokenizer& tok, bool render_special) {
   const int32_t n = tok.n_vocab();
   pieces_.resize((size_t)n);
   plain_.assign((size_t)n, 0);
@@ -564,8 +579,9 @@ TokenPieces::TokenPieces(const Tokenizer& tok) {
   for (int32_t id = 0; id < n; ++id) {
     eog_[(size_t)id] = tok.is_eog(id) ? 1 : 0;
     const TokenType t = tok.token_type(id);
-    if (t == TokenType::kControl || t == TokenType::kUnknown || t == TokenType::kUnused) continue;
-    std::string p = tok.token_to_piece(id, false);
+    if (t == TokenType::kUnknown || t == TokenType::kUnused || eog_[(size_t)id]) continue;
+    if (t == TokenType::kControl && !render_special) continue;
+    std::string p = tok.token_to_piece(id, render_special);
     bool plain = !p.empty();
     for (char ch : p)
       if ((uint8_t)ch < 0x20 || (uint8_t)ch >= 0x80 || ch == '"' || ch == '\\') plain = false;

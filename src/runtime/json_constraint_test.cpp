@@ -143,6 +143,21 @@ TEST(JsonConstraint, PrefixesAcceptedMutationsSound) {
   }
 }
 
+TEST(JsonConstraint, LiteralPrefixComesFirst) {
+  const JsonConstraint base = compile(R"({"type":"object","properties":{"a":{"type":"integer"}},"required":["a"]})");
+  JsonConstraint c = base.with_prefix("<tool_call>\n");
+  EXPECT_FALSE(c.allows("{"));
+  EXPECT_FALSE(c.allows("<tool_cal>"));
+  EXPECT_FALSE(c.can_end());
+  EXPECT_TRUE(c.accept("<tool_"));
+  EXPECT_FALSE(c.in_free_string());
+  EXPECT_TRUE(c.accept("call>\n{\"a\": 7}"));
+  EXPECT_TRUE(c.done());
+  JsonConstraint whole = base.with_prefix("[TOOL_CALLS]");
+  EXPECT_TRUE(whole.accept("[TOOL_CALLS]{\"a\":1}"));
+  EXPECT_TRUE(whole.done());
+}
+
 TEST(JsonConstraint, DeepNestingAndWhitespaceAreBounded) {
   JsonConstraint c = JsonConstraint::any_object();
   EXPECT_FALSE(c.accept(std::string(40, '[')));  // the root must be an object anyway

@@ -371,7 +371,12 @@ std::optional<ApiError> parse_chat_request(std::string_view body, const ApiLimit
           return bad("'tool_choice' must be 'none', 'auto', 'required' or a function object (got '" + v + "').", "tool_choice");
         out->tool_choice = v;
       } else {
+        const json* fn = field(*tc, "function");
+        const json* nm = fn && fn->is_object() ? field(*fn, "name") : nullptr;
+        if (!nm || !nm->is_string())
+          return bad("'tool_choice' as an object must be {\"type\": \"function\", \"function\": {\"name\": ...}}.", "tool_choice");
         out->tool_choice = "function";
+        out->tool_choice_name = nm->get<std::string>();
       }
     }
     if (const json* rf = field(j, "response_format")) {

@@ -308,15 +308,17 @@ void Engine::end_slot(Slot& s, Finish f, const std::string& error) {
 // the masked distribution gives each allowed token exactly its masked probability.) -1 if no
 // token can continue.
 int32_t Engine::sample_constrained(Slot& s, const float* logits) {
-  if (!pieces_) pieces_ = std::make_unique<TokenPieces>(tok_);
+  const int pi = s.job.render_special ? 1 : 0;
+  if (!pieces_[pi]) pieces_[pi] = std::make_unique<TokenPieces>(tok_, s.job.render_special);
+  const TokenPieces& pieces = *pieces_[pi];
   const int32_t first = s.sampler->sample(logits);
-  if (json_token_allowed(*s.json, *pieces_, first)) return first;
+  if (json_token_allowed(*s.json, pieces, first)) return first;
   const int32_t n_vocab = (int32_t)model_.config().n_vocab;
   masked_.assign(logits, logits + n_vocab);
-  for (int32_t id = pieces_->n_vocab(); id < n_vocab; ++id) masked_[(size_t)id] = -INFINITY;  // padded vocab
-  if (json_mask_logits(*s.json, *pieces_, masked_.data()) == 0) return -1;
+  for (int32_t id = pieces.n_vocab(); id < n_vocab; ++id) masked_[(size_t)id] = -INFINITY;  // padded vocab
+  if (json_mask_logits(*s.json, pieces, masked_.data()) == 0) return -1;
   const int32_t tok = s.sampler->sample(masked_.data());
-  return json_token_allowed(*s.json, *pieces_, tok) ? tok : -1;
+  return json_token_allowed(*s.json, pieces, tok) ? tok : -1;
 }
 
 void Engine::sample_slot(Slot& s, const float* logits) {
@@ -337,7 +339,7 @@ void Engine::sample_slot(Slot& s, const float* logits) {
   }
   s.t_last = now;
   if (tok_.is_eog(tok) && (!s.job.ignore_eos || s.json)) return end_slot(s, Finish::kStop);
-  if (s.json) s.json->accept(pieces_->piece(tok));  // allowed, so it is accepted
+  if (s.json) s.json->accept(pieces_[s.job.render_special ? 1 : 0]->piece(tok));  // allowed, so it is accepted
   ++s.n_gen;
   bool stopped = false;
   std::string text = s.stops->push(s.detok->push(tok), &stopped);

@@ -330,8 +330,8 @@ struct HttpServer::Impl {
     if (!authorize(req, res, &tenant)) return;
     ChatRequest cr;
     if (auto e = parse_chat_request(req.body, limits, &cr)) return send_error(res, *e);
-    // Tools reach the template and calls are parsed from the reply unless tool_choice is "none".
-    // (A "required" or named tool_choice is not forced: the model still decides.)
+    // Tools reach the template and calls are parsed from the reply unless tool_choice is "none";
+    // "required" or a named function constrains the reply to be such a call.
     const bool use_tools = cr.tools.is_array() && !cr.tools.empty() && cr.tool_choice != "none";
     const ToolFormat tf = use_tools ? tool_format : ToolFormat::kNone;
     Result<std::string> text = [&]() -> Result<std::string> {
@@ -362,6 +362,20 @@ struct HttpServer::Impl {
         return send_error(res, e);
       }
       job.json = std::make_shared<const JsonConstraint>(std::move(c).value());
+    }
+    if (use_tools && (cr.tool_choice == "required" || cr.tool_choice == "function")) {
+      // Forced call: the reply is constrained to a call in the template's convention.
+      auto bad_choice = [&](const std::string& msg, const char* param) {
+        ApiError e = api_error(400, msg, "invalid_request_error", "invalid_value");
+        e.param = param;
+        send_error(res, e);
+      };
+      if (job.json) return bad_choice("response_format cannot be combined with tool_choice 'required' or a named function.", "tool_choice");
+      ForcedCall fc;
+      if (std::string err = forced_call(tf, cr.tools, cr.tool_choice_name, &fc); !err.empty()) return bad_choice(err, "tool_choice");
+      auto c = JsonConstraint::from_schema(fc.schema);
+      if (!c.ok()) return bad_choice("The tool's parameters schema cannot be enforced: " + c.status().message(), "tools");
+      job.json = std::make_shared<const JsonConstraint>(c->with_prefix(fc.prefix));
     }
     auto st = submit(std::move(job), req, res);
     if (!st) return;

@@ -90,6 +90,27 @@ TEST(ToolCalls, Llama3) {
   }
 }
 
+// Forcing a call: the schema accepts exactly calls of the allowed functions with their arguments.
+TEST(ToolCalls, ForcedCallSchemas) {
+  const auto tools = nlohmann::ordered_json::parse(R"([
+    {"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}},
+    {"type":"function","function":{"name":"now","parameters":{"type":"object","properties":{}}}}])");
+  ForcedCall fc;
+  ASSERT_EQ(forced_call(ToolFormat::kHermes, tools, "get_weather", &fc), "");
+  EXPECT_EQ(fc.prefix, "<tool_call>\n");
+  EXPECT_EQ(fc.schema["properties"]["name"], nlohmann::json::parse(R"({"const":"get_weather"})"));
+  EXPECT_EQ(fc.schema["properties"]["arguments"]["required"], nlohmann::json::parse(R"(["city"])"));
+  ASSERT_EQ(forced_call(ToolFormat::kLlama3, tools, "", &fc), "");
+  EXPECT_EQ(fc.prefix, "");
+  EXPECT_EQ(fc.schema["properties"]["name"], nlohmann::json::parse(R"({"enum":["get_weather","now"]})"));
+  EXPECT_TRUE(fc.schema["properties"].contains("parameters"));
+  ASSERT_EQ(forced_call(ToolFormat::kMistral, tools, "now", &fc), "");
+  EXPECT_EQ(fc.prefix, "[TOOL_CALLS]");
+  EXPECT_EQ(fc.schema["type"], "array");
+  EXPECT_NE(forced_call(ToolFormat::kHermes, tools, "missing", &fc), "");
+  EXPECT_NE(forced_call(ToolFormat::kHermes, nlohmann::ordered_json::parse(R"([{"type":"function"}])"), "", &fc), "");
+}
+
 // Streaming: every way of cutting the reply into two or three pieces gives the same calls, and the
 // content sent while streaming plus finish()'s content equals the non-streaming content.
 TEST(ToolCalls, StreamingMatchesWholeText) {

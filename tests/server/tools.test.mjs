@@ -27,7 +27,8 @@ main('tools', 120, async () => {
   try {
     const client = new OpenAI({ baseURL: `${srv.url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 30000 });
     const tools = [{ type: 'function', function: { name: 'get_weather', description: 'Weather in a city',
-      parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } }];
+      parameters: { type: 'object', properties: { city: { type: 'string', maxLength: 12 } }, required: ['city'] } } },
+      { type: 'function', function: { name: 'now', parameters: { type: 'object', properties: {} } } }];
     const call = { name: 'get_weather', parameters: { city: '서울' } };
     const force = { type: 'json_schema', json_schema: { name: 'call', schema: { const: call } } };
     const messages = [{ role: 'user', content: 'What is the weather in Seoul?' }];
@@ -70,6 +71,39 @@ main('tools', 120, async () => {
     const follow = await client.chat.completions.create({ model: 'm', tools, max_tokens: 5, temperature: 0, messages: [
       ...messages, c.message, { role: 'tool', tool_call_id: tc.id, content: '{"temp_c": 3}' }] });
     assert.equal(follow.choices[0].message.role, 'assistant');
+
+    // Forced calls: a named function, then "required" with one tool, whatever the weights prefer.
+    // (With several tools "required" fixes the name but leaves the arguments free-form, which a
+    // random model never finishes; the schema for that case is checked in tool_calls_test.)
+    for (const [choice, names, ts] of [[{ type: 'function', function: { name: 'get_weather' } }, ['get_weather'], tools],
+                                       ['required', ['get_weather'], tools.slice(0, 1)]]) {
+      for (const stream of [false, true]) {
+        let calls = [];
+        let fin = null;
+        if (stream) {
+          for await (const ch of await client.chat.completions.create({ model: 'm', messages, tools: ts, tool_choice: choice, max_tokens: 300, temperature: 0, stream })) {
+            calls.push(...(ch.choices[0]?.delta?.tool_calls ?? []));
+            fin = ch.choices[0]?.finish_reason ?? fin;
+          }
+        } else {
+          const f = await client.chat.completions.create({ model: 'm', messages, tools: ts, tool_choice: choice, max_tokens: 300, temperature: 0 });
+          calls = f.choices[0].message.tool_calls ?? [];
+          fin = f.choices[0].finish_reason;
+        }
+        assert.equal(fin, 'tool_calls', `${JSON.stringify(choice)} stream=${stream}`);
+        assert.equal(calls.length, 1);
+        assert.ok(names.includes(calls[0].function.name), calls[0].function.name);
+        const args = JSON.parse(calls[0].function.arguments);
+        if (calls[0].function.name === 'get_weather') {
+          assert.equal(typeof args.city, 'string');
+          assert.ok([...args.city].length <= 12);
+        }
+      }
+    }
+    await assert.rejects(client.chat.completions.create({ model: 'm', messages, tools, tool_choice: { type: 'function', function: { name: 'nope' } } }),
+      (e) => e.status === 400 && e.param === 'tool_choice');
+    await assert.rejects(client.chat.completions.create({ model: 'm', messages, tools, tool_choice: 'required', response_format: force }),
+      (e) => e.status === 400 && e.param === 'tool_choice');
 
     // Bad tool_choice values are a 400.
     await assert.rejects(client.chat.completions.create({ model: 'm', messages, tools, tool_choice: 'sometimes' }),

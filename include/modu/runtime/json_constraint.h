@@ -47,6 +47,9 @@ class JsonConstraint {
   // Other keywords that would change what is valid (pattern, allOf, not, if/then/else,
   // patternProperties, ...) are rejected with an error naming the keyword and its path.
   static Result<JsonConstraint> from_schema(const nlohmann::json& schema);
+  // The same constraint behind a fixed literal `prefix` (e.g. "<tool_call>\n" to force a tool call
+  // in the Hermes convention): the prefix's bytes first, then the value.
+  JsonConstraint with_prefix(std::string prefix) const;
 
   // Feeds bytes; false (and the state unchanged) if they cannot continue a matching value.
   bool accept(std::string_view bytes);
@@ -79,6 +82,8 @@ class JsonConstraint {
   bool push(const Frame& f);
 
   std::shared_ptr<const std::vector<std::unique_ptr<JsonSchemaNode>>> arena_;
+  std::shared_ptr<const std::string> prefix_;  // literal bytes before the value (may be null)
+  uint32_t prefix_pos_ = 0;
   std::array<Frame, kMaxDepth> stack_{};
   int depth_ = 0;
   int ws_run_ = 0;
@@ -88,7 +93,9 @@ class JsonConstraint {
 // The token side: which vocabulary entries may come next under a JsonConstraint.
 class TokenPieces {
  public:
-  explicit TokenPieces(const Tokenizer& tok);
+  // render_special: control tokens (other than end-of-generation) stand for their text, as in
+  // requests whose output shows them (tool-call markers such as [TOOL_CALLS]).
+  explicit TokenPieces(const Tokenizer& tok, bool render_special = false);
   const std::string& piece(int32_t id) const { return pieces_[(size_t)id]; }
   bool plain(int32_t id) const { return plain_[(size_t)id] != 0; }  // printable ASCII, no quote or backslash
   bool is_eog(int32_t id) const { return eog_[(size_t)id] != 0; }

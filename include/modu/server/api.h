@@ -54,6 +54,7 @@ struct ChatRequest {
   // response_format: "text", "json_object" or "json_schema" (then json_schema holds the schema).
   std::string response_format = "text";
   std::string tool_choice = "auto";  // "none", "auto", "required" or "function" (a named one)
+  std::string tool_choice_name;      // the function's name when tool_choice is "function"
   nlohmann::json json_schema;
   SamplingFields sampling;
   bool stream = false;

@@ -179,7 +179,9 @@ class Engine {
   int embed_seq_;
   std::unique_ptr<KvCache> kv_;
   std::unique_ptr<ThreadPool> pool_;
-  std::unique_ptr<TokenPieces> pieces_;  // built on the first structured-output request
+  // Token texts for structured output, built on first use: [0] plain, [1] with control tokens
+  // rendered (requests with render_special).
+  std::unique_ptr<TokenPieces> pieces_[2];
   std::vector<float> masked_;            // scratch logits for constrained sampling
 
   mutable std::mutex mu_;

@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace modu::server {
 
 enum class ToolFormat {
@@ -34,6 +36,18 @@ struct ToolParse {
 // Splits a finished reply. A reply whose call markers are present but whose call does not parse
 // stays content as a whole, so nothing the model wrote is lost.
 ToolParse parse_tool_calls(ToolFormat f, std::string_view text);
+
+// What forces a reply to be a tool call (tool_choice "required" or a named function): a JSON
+// schema for the call object in convention f ({"name", "arguments"} / Llama 3 {"name",
+// "parameters"}; Mistral's is an array of one) and the literal text the reply starts with.
+// With one candidate function its parameters schema is enforced; with several, the name is one
+// of them and the arguments any object. Returns an error message (and leaves *out) on a
+// tool_choice naming an unknown function or tools without function names.
+struct ForcedCall {
+  nlohmann::json schema;
+  std::string prefix;
+};
+std::string forced_call(ToolFormat f, const nlohmann::ordered_json& tools, const std::string& only_name, ForcedCall* out);
 
 // Streaming: push() returns the content that can be sent now; text from a call marker on (or a
 // prefix of one at the end of what arrived) is held back. finish() parses everything held.
