@@ -76,6 +76,7 @@ struct Compiler {
       if (m->literals.size() > 64) return err(path, "more than 64 enum values in all alternatives");
       return (const JsonSchemaNode*)m;
     }
+    if (const JsonSchemaNode* u = discriminated(parts)) return u;
     for (const auto* a : parts) {
       uint32_t t = a->types;
       if (!a->literals.empty()) return err(path, "mixing enum/const alternatives with typed ones is not supported");
@@ -102,6 +103,38 @@ struct Compiler {
       }
     }
     return (const JsonSchemaNode*)m;
+  }
+
+  // Object alternatives that all have a property whose schema is one const, distinct per
+  // alternative: a union node keyed by that property (nullptr if the parts are not like that).
+  const JsonSchemaNode* discriminated(const std::vector<const JsonSchemaNode*>& parts) {
+    if (parts.size() < 2 || parts.size() > 64) return nullptr;
+    for (const auto* a : parts)
+      if (a->types != kJsonObject || !a->literals.empty() || !a->alternatives.empty()) return nullptr;
+    for (size_t k = 0; k < parts[0]->prop_names.size(); ++k) {
+      const std::string& key = parts[0]->prop_names[k];
+      std::vector<std::string> consts;
+      for (const auto* a : parts) {
+        size_t i = 0;
+        while (i < a->prop_names.size() && a->prop_names[i] != key) ++i;
+        if (i == a->prop_names.size() || a->prop_schemas[i]->literals.size() != 1) break;
+        const std::string& v = a->prop_schemas[i]->literals[0];
+        for (const auto& seen : consts)
+          if (seen == v) return nullptr;
+        consts.push_back(v);
+      }
+      if (consts.size() != parts.size()) continue;
+      JsonSchemaNode* lits = make();
+      lits->literals = consts;
+      JsonSchemaNode* u = make();
+      u->types = kJsonObject;
+      u->prop_names = {key};
+      u->prop_schemas = {lits};
+      u->required = 1;
+      u->alternatives = parts;
+      return u;
+    }
+    return nullptr;
   }
 
   static Result<int64_t> count(const nlohmann::json& s, const char* key, const std::string& path) {
@@ -257,6 +290,24 @@ bool JsonConstraint::push(const Frame& f) {
   return true;
 }
 
+// A literal value is complete. If it was the discriminator of a union object (stack_[parent]),
+// the object continues as the alternative that literal selects.
+void JsonConstraint::literal_done(const Frame& lit, int parent) {
+  if (parent < 0) return;
+  Frame& obj = stack_[parent];
+  if (obj.kind != kObject || obj.node->alternatives.empty()) return;
+  const JsonSchemaNode* u = obj.node;
+  for (size_t i = 0; i < lit.lits->size(); ++i) {
+    if (!(lit.mask >> i & 1) || (*lit.lits)[i].size() != lit.pos) continue;
+    const JsonSchemaNode* alt = u->alternatives[i];
+    obj.node = alt;
+    obj.seen = 0;
+    for (size_t k = 0; k < alt->prop_names.size(); ++k)
+      if (alt->prop_names[k] == u->prop_names[0]) obj.seen |= uint64_t(1) << k;
+    return;
+  }
+}
+
 // The top frame finished a value (already popped): the root is done when nothing is left.
 void JsonConstraint::complete_value() {
   if (depth_ == 0) done_ = true;
@@ -275,7 +326,7 @@ bool JsonConstraint::start_value(const JsonSchemaNode* n, uint8_t c) {
     bool all_done = true;
     for (size_t i = 0; i < lits->size(); ++i)
       if ((f.mask >> i & 1) && (*lits)[i].size() > 1) all_done = false;
-    if (all_done) return complete_value(), true;
+    if (all_done) return literal_done(f, depth_ - 1), complete_value(), true;
     return push(f);
   };
   if (!n->literals.empty()) return literal(&n->literals);
@@ -507,10 +558,11 @@ bool JsonConstraint::feed_top(uint8_t c) {
           bool all_done = true;
           for (size_t i = 0; i < lits.size(); ++i)
             if ((next >> i & 1) && lits[i].size() > f.pos) all_done = false;
-          if (all_done) --depth_, complete_value();
+          if (all_done) literal_done(f, depth_ - 2), --depth_, complete_value();
           return true;
         }
         if (!ended_here) return false;
+        literal_done(f, depth_ - 2);
         --depth_;  // a shorter candidate (e.g. 1 of enum [1, 12]) ended before c
         complete_value();
         if (done_) return is_ws(c) && ++ws_run_ <= kMaxWhitespace;

@@ -97,6 +97,23 @@ TEST(JsonConstraint, EnumsConstAndAnyOf) {
   expect_valid(R"({"type":"string"})", R"("\ud7ff\u0041")");
 }
 
+TEST(JsonConstraint, DiscriminatedUnionOfObjects) {
+  const std::string s = R"({"anyOf":[
+    {"type":"object","properties":{"name":{"const":"get_weather"},"arguments":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"],"additionalProperties":false}},"required":["name","arguments"],"additionalProperties":false},
+    {"type":"object","properties":{"name":{"const":"now"},"arguments":{"type":"object","properties":{"tz":{"enum":["KST","UTC"]}},"additionalProperties":false}},"required":["name","arguments"],"additionalProperties":false}]})";
+  expect_valid(s, R"({"name":"get_weather","arguments":{"city":"Seoul"}})");
+  expect_valid(s, R"({"name":"now","arguments":{"tz":"KST"}})");
+  expect_valid(s, R"({"name":"now","arguments":{}})");
+  expect_invalid(s, R"({"name":"now","arguments":{"city":"Seoul"}})");   // the other alternative's field
+  expect_invalid(s, R"({"name":"get_weather","arguments":{}})");         // its required field
+  expect_invalid(s, R"({"arguments":{},"name":"now"})");                 // the discriminator comes first
+  expect_invalid(s, R"({"name":"later","arguments":{}})");
+  expect_invalid(s, R"({"name":"now"})");
+  // Alternatives without a distinguishing const are still refused.
+  auto c = JsonConstraint::from_schema(nlohmann::json::parse(R"({"anyOf":[{"type":"object"},{"type":"object"}]})"));
+  EXPECT_FALSE(c.ok());
+}
+
 TEST(JsonConstraint, RefsIncludingRecursion) {
   const std::string tree = R"({"$ref":"#/$defs/node","$defs":{"node":{"type":"object",
     "properties":{"v":{"type":"integer"},"kids":{"type":"array","items":{"$ref":"#/$defs/node"}}},"required":["v"]}}})";

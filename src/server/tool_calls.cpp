@@ -159,40 +159,38 @@ std::vector<std::string_view> openers(ToolFormat f) {
 }  // namespace
 
 std::string forced_call(ToolFormat f, const nlohmann::ordered_json& tools, const std::string& only_name, ForcedCall* out) {
-  std::vector<std::string> names;
-  json params = json{{"type", "object"}};
+  const char* args_key = f == ToolFormat::kLlama3 ? "parameters" : "arguments";
+  json alts = json::array(), defs = json::object();
   for (const auto& t : tools) {
     const auto fn = t.find("function");
     if (fn == t.end() || !fn->is_object() || !fn->contains("name") || !(*fn)["name"].is_string())
       return "every tool needs function.name to force a call";
     const std::string name = (*fn)["name"].get<std::string>();
     if (!only_name.empty() && name != only_name) continue;
-    names.push_back(name);
+    json params = json{{"type", "object"}};
     if (fn->contains("parameters") && ((*fn)["parameters"].is_object() || (*fn)["parameters"].is_boolean()))
       params = json::parse((*fn)["parameters"].dump());
-  }
-  if (names.empty()) return only_name.empty() ? "no tools to call" : "tool_choice names '" + only_name + "', which is not in tools";
-  json name_schema = names.size() == 1 ? json{{"const", names[0]}} : json{{"enum", names}};
-  if (names.size() > 1) params = json{{"type", "object"}};
-  const char* args_key = f == ToolFormat::kLlama3 ? "parameters" : "arguments";
-  json call = {{"type", "object"},
-               {"properties", {{"name", name_schema}, {args_key, params}}},
-               {"required", {"name", args_key}},
-               {"additionalProperties", false}};
-  // $defs of the parameters (local $refs) must stay reachable from the root.
-  if (params.is_object())
+    // Local $refs of the parameters resolve against the root: their $defs move up.
     for (const char* k : {"$defs", "definitions"})
-      if (params.contains(k)) call[k] = params[k];
+      if (params.is_object() && params.contains(k) && params[k].is_object())
+        for (const auto& [dk, dv] : params[k].items()) defs[k][dk] = dv;
+    alts.push_back({{"type", "object"},
+                    {"properties", {{"name", {{"const", name}}}, {args_key, params}}},
+                    {"required", {"name", args_key}},
+                    {"additionalProperties", false}});
+  }
+  if (alts.empty()) return only_name.empty() ? "no tools to call" : "tool_choice names '" + only_name + "', which is not in tools";
+  // One call object; with several tools a union told apart by "name" (generated first).
+  json call = alts.size() == 1 ? alts[0] : json{{"anyOf", alts}};
   out->prefix.clear();
   if (f == ToolFormat::kMistral) {
     out->prefix = std::string(kMistralOpen);
     out->schema = {{"type", "array"}, {"items", call}, {"minItems", 1}, {"maxItems", 1}};
-    for (const char* k : {"$defs", "definitions"})
-      if (call.contains(k)) out->schema[k] = call[k];
   } else {
     if (f == ToolFormat::kHermes) out->prefix = std::string(kHermesOpen) + "\n";
     out->schema = std::move(call);
   }
+  for (const auto& [k, v] : defs.items()) out->schema[k] = v;
   return "";
 }
 

@@ -72,11 +72,11 @@ main('tools', 120, async () => {
       ...messages, c.message, { role: 'tool', tool_call_id: tc.id, content: '{"temp_c": 3}' }] });
     assert.equal(follow.choices[0].message.role, 'assistant');
 
-    // Forced calls: a named function, then "required" with one tool, whatever the weights prefer.
-    // (With several tools "required" fixes the name but leaves the arguments free-form, which a
-    // random model never finishes; the schema for that case is checked in tool_calls_test.)
+    // Forced calls: a named function, "required" with one tool and with both, whatever the
+    // weights prefer; each call's arguments follow that function's parameters schema.
     for (const [choice, names, ts] of [[{ type: 'function', function: { name: 'get_weather' } }, ['get_weather'], tools],
-                                       ['required', ['get_weather'], tools.slice(0, 1)]]) {
+                                       ['required', ['get_weather'], tools.slice(0, 1)],
+                                       ['required', ['get_weather', 'now'], tools]]) {
       for (const stream of [false, true]) {
         let calls = [];
         let fin = null;
@@ -95,8 +95,10 @@ main('tools', 120, async () => {
         assert.ok(names.includes(calls[0].function.name), calls[0].function.name);
         const args = JSON.parse(calls[0].function.arguments);
         if (calls[0].function.name === 'get_weather') {
-          assert.equal(typeof args.city, 'string');
+          assert.deepEqual(Object.keys(args), ['city']);
           assert.ok([...args.city].length <= 12);
+        } else {
+          assert.deepEqual(args, {});
         }
       }
     }

@@ -33,6 +33,10 @@ struct JsonSchemaNode {
   const JsonSchemaNode* items = nullptr;       // array element schema (never nullptr for arrays)
   int64_t min_items = 0, max_items = -1;
   int64_t min_length = 0, max_length = -1;     // string length in code points
+  // Discriminated union of objects (anyOf whose object alternatives share a property with a
+  // distinct const in each): prop_names[0] is that property, which must come first; its value
+  // (prop_schemas[0], the consts in order) selects alternatives[i] for the rest of the object.
+  std::vector<const JsonSchemaNode*> alternatives;
 };
 
 class JsonConstraint {
@@ -42,7 +46,8 @@ class JsonConstraint {
   // A value matching `schema`. Supported: type (or a list of types), properties, required,
   // additionalProperties (bool or schema; without `properties` keys are free), items, minItems,
   // maxItems, minLength, maxLength, enum, const, local $ref (#/$defs/..., #/definitions/...), and
-  // anyOf / oneOf whose alternatives have distinct types (e.g. Optional[X]). Annotations (title,
+  // anyOf / oneOf whose alternatives have distinct types (e.g. Optional[X]) or are objects told
+  // apart by a const property (a discriminated union; that property is then generated first). Annotations (title,
   // description, default, examples, format, minimum, maximum, ...) are accepted but not enforced.
   // Other keywords that would change what is valid (pattern, allOf, not, if/then/else,
   // patternProperties, ...) are rejected with an error naming the keyword and its path.
@@ -79,6 +84,7 @@ class JsonConstraint {
   bool feed_top(uint8_t c);
   bool start_value(const JsonSchemaNode* n, uint8_t c);
   void complete_value();
+  void literal_done(const Frame& lit, int parent);
   bool push(const Frame& f);
 
   std::shared_ptr<const std::vector<std::unique_ptr<JsonSchemaNode>>> arena_;

@@ -40,8 +40,8 @@ ToolParse parse_tool_calls(ToolFormat f, std::string_view text);
 // What forces a reply to be a tool call (tool_choice "required" or a named function): a JSON
 // schema for the call object in convention f ({"name", "arguments"} / Llama 3 {"name",
 // "parameters"}; Mistral's is an array of one) and the literal text the reply starts with.
-// With one candidate function its parameters schema is enforced; with several, the name is one
-// of them and the arguments any object. Returns an error message (and leaves *out) on a
+// Each candidate's parameters schema is enforced (several candidates form a union told apart by
+// the name, which comes first). Returns an error message (and leaves *out) on a
 // tool_choice naming an unknown function or tools without function names.
 struct ForcedCall {
   nlohmann::json schema;
