@@ -292,13 +292,15 @@ TEST_F(EngineTest, SlidingWindowPrefixReuseBeyondTheRing) {
 // Structured output: whatever the random model prefers, the text is JSON matching the schema and
 // the request ends (finish "stop") as soon as the value is complete.
 TEST_F(EngineTest, JsonSchemaConstrainsTheOutput) {
-  Engine e(*model_, *tok_, opts(2));
+  EngineOptions o = opts(2);
+  o.n_ctx = 1024;  // room for whitespace runs whatever the random weights prefer (see JsonConstraint)
+  Engine e(*model_, *tok_, o);
   auto schema = JsonConstraint::from_schema(nlohmann::json::parse(R"({"type":"object","properties":{
       "ok":{"type":"boolean"},"word":{"type":"string","maxLength":4},"color":{"enum":["red","blue"]}},
       "required":["ok","word","color"],"additionalProperties":false})"));
   ASSERT_TRUE(schema.ok()) << schema.status().to_string();
   for (int i = 0; i < 4; ++i) {
-    GenJob j = greedy("json please " + std::to_string(i), 400);
+    GenJob j = greedy("json please " + std::to_string(i), 1000);
     j.sampling.temperature = i == 0 ? 0.0f : 1.0f;
     j.sampling.seed = (uint64_t)i;
     j.json = std::make_shared<const JsonConstraint>(*schema);
@@ -314,7 +316,7 @@ TEST_F(EngineTest, JsonSchemaConstrainsTheOutput) {
     EXPECT_TRUE(v["color"] == "red" || v["color"] == "blue") << text;
   }
   // json_object: any object.
-  GenJob j = greedy("an object", 400);
+  GenJob j = greedy("an object", 1000);
   j.json = std::make_shared<const JsonConstraint>(JsonConstraint::any_object());
   std::shared_ptr<Stream> st;
   ASSERT_EQ(e.submit(j, &st), Engine::Submit::kOk);

@@ -13,7 +13,7 @@ main('concurrency', 150, async () => {
       properties: { ok: { type: 'boolean' }, pick: { enum: ['a', 'b', 'c'] } } };
     const structured = (i) => i % 4 === 3;
     const req = (i) => ({ model: 'm', messages: [{ role: 'user', content: prompts[i] }], max_tokens: 16 + (i % 4) * 4, ...GREEDY,
-      ...(structured(i) ? { max_tokens: 300, response_format: { type: 'json_schema', json_schema: { name: 's', schema } } } : {}) });
+      ...(structured(i) ? { max_tokens: 480, response_format: { type: 'json_schema', json_schema: { name: 's', schema } } } : {}) });
 
     const solo = [];
     for (let i = 0; i < 16; ++i) solo.push((await client.chat.completions.create(req(i))).choices[0].message.content);

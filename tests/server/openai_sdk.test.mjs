@@ -138,7 +138,7 @@ main('openai_sdk', 120, async () => {
       properties: { ok: { type: 'boolean' }, color: { enum: ['red', 'blue'] }, n: { type: 'integer' } },
     };
     const rf = { type: 'json_schema', json_schema: { name: 'answer', strict: true, schema } };
-    const js = await client.chat.completions.create({ model: 'm', messages, max_tokens: 400, temperature: 0, response_format: rf });
+    const js = await client.chat.completions.create({ model: 'm', messages, max_tokens: 480, temperature: 0, response_format: rf });
     assert.equal(js.choices[0].finish_reason, 'stop', js.choices[0].message.content);
     const obj = JSON.parse(js.choices[0].message.content);
     assert.deepEqual(Object.keys(obj).sort(), ['color', 'n', 'ok']);
@@ -146,10 +146,10 @@ main('openai_sdk', 120, async () => {
     assert.ok(['red', 'blue'].includes(obj.color));
     assert.ok(Number.isInteger(obj.n));
     let jstreamed = '';
-    for await (const c of await client.chat.completions.create({ model: 'm', messages, max_tokens: 400, temperature: 0, response_format: rf, stream: true }))
+    for await (const c of await client.chat.completions.create({ model: 'm', messages, max_tokens: 480, temperature: 0, response_format: rf, stream: true }))
       jstreamed += c.choices[0]?.delta?.content ?? '';
     assert.equal(jstreamed, js.choices[0].message.content);
-    const jo = await client.chat.completions.create({ model: 'm', messages, max_tokens: 400, temperature: 0, response_format: { type: 'json_object' } });
+    const jo = await client.chat.completions.create({ model: 'm', messages, max_tokens: 480, temperature: 0, response_format: { type: 'json_object' } });
     if (jo.choices[0].finish_reason === 'stop') assert.equal(typeof JSON.parse(jo.choices[0].message.content), 'object');
     await assert.rejects(
       client.chat.completions.create({ model: 'm', messages, response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'string', pattern: '^a' } } } }),

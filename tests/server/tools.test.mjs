@@ -33,7 +33,7 @@ main('tools', 120, async () => {
     const force = { type: 'json_schema', json_schema: { name: 'call', schema: { const: call } } };
     const messages = [{ role: 'user', content: 'What is the weather in Seoul?' }];
 
-    const r = await client.chat.completions.create({ model: 'm', messages, tools, response_format: force, max_tokens: 200 });
+    const r = await client.chat.completions.create({ model: 'm', messages, tools, response_format: force, max_tokens: 1000 });
     const c = r.choices[0];
     assert.equal(c.finish_reason, 'tool_calls', JSON.stringify(c));
     assert.equal(c.message.content, null);
@@ -48,7 +48,7 @@ main('tools', 120, async () => {
     let content = '';
     const deltas = [];
     let finish = null;
-    for await (const ch of await client.chat.completions.create({ model: 'm', messages, tools, response_format: force, max_tokens: 200, stream: true })) {
+    for await (const ch of await client.chat.completions.create({ model: 'm', messages, tools, response_format: force, max_tokens: 1000, stream: true })) {
       const d = ch.choices[0]?.delta ?? {};
       content += d.content ?? '';
       if (d.tool_calls) deltas.push(...d.tool_calls);
@@ -62,7 +62,7 @@ main('tools', 120, async () => {
     assert.deepEqual(JSON.parse(deltas[0].function.arguments), { city: '서울' });
 
     // tool_choice "none": no parsing, the JSON is the content.
-    const none = await client.chat.completions.create({ model: 'm', messages, tools, tool_choice: 'none', response_format: force, max_tokens: 200 });
+    const none = await client.chat.completions.create({ model: 'm', messages, tools, tool_choice: 'none', response_format: force, max_tokens: 1000 });
     assert.equal(none.choices[0].finish_reason, 'stop');
     assert.deepEqual(JSON.parse(none.choices[0].message.content), call);
     assert.equal(none.choices[0].message.tool_calls, undefined);
@@ -81,12 +81,12 @@ main('tools', 120, async () => {
         let calls = [];
         let fin = null;
         if (stream) {
-          for await (const ch of await client.chat.completions.create({ model: 'm', messages, tools: ts, tool_choice: choice, max_tokens: 300, temperature: 0, stream })) {
+          for await (const ch of await client.chat.completions.create({ model: 'm', messages, tools: ts, tool_choice: choice, max_tokens: 1000, temperature: 0, stream })) {
             calls.push(...(ch.choices[0]?.delta?.tool_calls ?? []));
             fin = ch.choices[0]?.finish_reason ?? fin;
           }
         } else {
-          const f = await client.chat.completions.create({ model: 'm', messages, tools: ts, tool_choice: choice, max_tokens: 300, temperature: 0 });
+          const f = await client.chat.completions.create({ model: 'm', messages, tools: ts, tool_choice: choice, max_tokens: 1000, temperature: 0 });
           calls = f.choices[0].message.tool_calls ?? [];
           fin = f.choices[0].finish_reason;
         }
