@@ -24,6 +24,7 @@ struct Compiler {
   const nlohmann::json& root;
   std::vector<std::unique_ptr<JsonSchemaNode>>& arena;
   std::map<std::string, const JsonSchemaNode*> refs;
+  int depth = 0;  // compile() recursion, bounded so a hostile schema cannot exhaust the stack
 
   JsonSchemaNode* make() {
     arena.push_back(std::make_unique<JsonSchemaNode>());
@@ -144,6 +145,12 @@ struct Compiler {
   }
 
   Result<const JsonSchemaNode*> compile(const nlohmann::json& s, const std::string& path) {
+    struct Guard {
+      int& d;
+      explicit Guard(int& x) : d(++x) {}
+      ~Guard() { --d; }
+    } guard(depth);
+    if (depth > 128) return err(path, "the schema is nested more than 128 levels deep");
     if (s.is_boolean()) {
       if (s.get<bool>()) return any();
       return err(path, "the schema 'false' matches nothing");

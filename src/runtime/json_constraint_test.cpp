@@ -130,6 +130,11 @@ TEST(JsonConstraint, UnsupportedSchemasAreClearErrors) {
     ASSERT_FALSE(c.ok()) << s;
     EXPECT_NE(c.status().message().find("json_schema"), std::string::npos) << c.status().message();
   }
+  json deep = {{"type", "string"}};
+  for (int i = 0; i < 500; ++i) deep = {{"type", "array"}, {"items", deep}};
+  auto d = JsonConstraint::from_schema(deep);
+  ASSERT_FALSE(d.ok());
+  EXPECT_NE(d.status().message().find("nested"), std::string::npos) << d.status().message();
   auto c = JsonConstraint::from_schema(json::parse(R"({"type":"object","properties":{"a":{"pattern":"x"}}})"));
   ASSERT_FALSE(c.ok());
   EXPECT_NE(c.status().message().find("/properties/a"), std::string::npos) << c.status().message();
