@@ -97,6 +97,25 @@ TEST_F(Cli, SameSeedSameSampledText) {
   EXPECT_EQ(a.out, b.out);
 }
 
+// --json-schema: whatever the random model prefers, stdout is JSON matching the schema.
+TEST_F(Cli, RunWithJsonSchema) {
+  const std::string schema = ::testing::TempDir() + "/cli_schema.json";
+  std::ofstream(schema) << R"({"type":"object","properties":{"도시":{"enum":["서울","부산"]},"ok":{"type":"boolean"}},
+                              "required":["도시","ok"],"additionalProperties":false})";
+  for (const char* temp : {"0", "1.0"}) {
+    CmdResult r = modu("run -m " + model_ + " -p 'city: ' -n 1000 -c 1024 --temp " + temp + " --json-schema " + schema);
+    ASSERT_EQ(r.rc, 0) << last_stderr();
+    const nlohmann::json v = nlohmann::json::parse(r.out, nullptr, false);
+    ASSERT_FALSE(v.is_discarded()) << r.out;
+    ASSERT_TRUE(v.is_object() && v.size() == 2) << r.out;
+    EXPECT_TRUE(v["도시"] == "서울" || v["도시"] == "부산") << r.out;
+    EXPECT_TRUE(v["ok"].is_boolean()) << r.out;
+  }
+  CmdResult bad = modu("run -m " + model_ + " -p x --json-schema " + shared("testdata/vocab/ggml-vocab-gpt-2.gguf"));
+  EXPECT_NE(bad.rc, 0);
+  EXPECT_NE(last_stderr().find("not valid JSON"), std::string::npos) << last_stderr();
+}
+
 TEST_F(Cli, QuantizeThenRun) {
   const std::string q = ::testing::TempDir() + "/cli_tiny_q8.gguf";
   ASSERT_EQ(modu("quantize " + model_ + " " + q + " q8_0").rc, 0) << last_stderr();

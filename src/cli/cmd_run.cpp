@@ -1,6 +1,10 @@
 // `modu run`: generate a completion of a raw-text prompt; only the generated text goes to stdout.
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 #include "common.h"
 #include "modu/runtime/generate.h"
@@ -25,6 +29,8 @@ struct RunArgs {
   int threads = 0;
   int64_t ctx = 0;
   std::vector<std::string> stop;
+  std::string json_schema;  // file with a JSON Schema the output must match
+  bool json_object = false;
   bool no_parse_special = false;
   bool kv_f32 = false;
   bool verbose = false;
@@ -71,6 +77,17 @@ int run(const RunArgs& a) {
   opts.sampling.presence_penalty = a.presence_penalty;
   opts.sampling.frequency_penalty = a.frequency_penalty;
   opts.sampling.seed = a.seed;
+  if (a.json_object) opts.json = std::make_shared<const JsonConstraint>(JsonConstraint::any_object());
+  if (!a.json_schema.empty()) {
+    std::ifstream f(a.json_schema);
+    std::stringstream text;
+    text << f.rdbuf();
+    const nlohmann::json schema = nlohmann::json::parse(text.str(), nullptr, false);
+    if (schema.is_discarded()) return fail(invalid_argument(a.json_schema + " is not valid JSON"));
+    auto c = JsonConstraint::from_schema(schema);
+    if (!c.ok()) return fail(c.status().with_context(a.json_schema));
+    opts.json = std::make_shared<const JsonConstraint>(std::move(c).value());
+  }
   auto res = generate(model, tok, kv, pool, ids, opts, [](std::string_view s) {
     std::fwrite(s.data(), 1, s.size(), stdout);
     std::fflush(stdout);
@@ -104,6 +121,9 @@ void add_run_command(CLI::App& app, int& rc) {
   c->add_option("-t,--threads", args->threads, "Threads (0: all cores)")->capture_default_str();
   c->add_option("-c,--ctx", args->ctx, "Context size (0: prompt + n, at most the model's)");
   c->add_option("--stop", args->stop, "Stop string (repeatable)");
+  auto* js = c->add_option("--json-schema", args->json_schema, "Constrain the output to JSON matching this JSON Schema file")
+                 ->check(CLI::ExistingFile);
+  c->add_flag("--json", args->json_object, "Constrain the output to a JSON object")->excludes(js);
   c->add_flag("--no-parse-special", args->no_parse_special, "Treat special-token text in the prompt as plain text");
   c->add_flag("--kv-f32", args->kv_f32, "Keep the KV cache in F32 instead of F16");
   c->add_flag("-v,--verbose", args->verbose, "More information on stderr");

@@ -2,6 +2,7 @@
 #include "modu/runtime/generate.h"
 
 #include <chrono>
+#include <optional>
 
 namespace modu {
 
@@ -93,17 +94,28 @@ Result<GenerateResult> generate(const Model& model, const Tokenizer& tok, KvCach
     res.text += s;
     return on_text ? on_text(s) : true;
   };
+  std::optional<JsonConstraint> json;
+  std::unique_ptr<TokenPieces> pieces;
+  std::vector<float> scratch;
+  if (opts.json) {
+    json = *opts.json;
+    pieces = std::make_unique<TokenPieces>(tok);
+  }
   bool done = false;
   for (int n = 0; !done; ++n) {
     if (opts.n_predict >= 0 && n >= opts.n_predict) { res.reason = StopReason::kLength; break; }
     if (pos >= kv.n_ctx()) { res.reason = StopReason::kContextFull; break; }
-    const int32_t next = sampler.sample(logits.data());
+    const int32_t next = json ? sample_json(sampler, *json, *pieces, logits.data(), (int32_t)cfg.n_vocab, scratch)
+                              : sampler.sample(logits.data());
+    if (next < 0) return invalid_argument("generate: no token can continue the JSON the schema requires");
     sampler.accept(next);
     if (tok.is_eog(next)) { res.reason = StopReason::kEog; break; }
+    if (json) json->accept(pieces->piece(next));
     res.tokens.push_back(next);
     bool stopped = false;
     if (!emit(stops.push(detok.push(next), &stopped))) { res.reason = StopReason::kCancelled; done = true; break; }
     if (stopped) { res.reason = StopReason::kStopString; break; }
+    if (json && json->done()) { res.reason = StopReason::kEog; break; }  // the value is complete
     if ((opts.n_predict >= 0 && n + 1 >= opts.n_predict) || pos + 1 > kv.n_ctx()) continue;  // no need to decode
     MODU_RETURN_IF_ERROR(model.forward({{next, pos, opts.seq, true}}, kv, pool, logits));
     ++pos;

@@ -682,4 +682,15 @@ int64_t json_mask_logits(const JsonConstraint& c, const TokenPieces& p, float* l
   return left;
 }
 
+int32_t sample_json(Sampler& sampler, const JsonConstraint& c, const TokenPieces& p, const float* logits,
+                    int32_t n_vocab, std::vector<float>& scratch) {
+  const int32_t first = sampler.sample(logits);
+  if (json_token_allowed(c, p, first)) return first;
+  scratch.assign(logits, logits + n_vocab);
+  for (int32_t id = p.n_vocab(); id < n_vocab; ++id) scratch[(size_t)id] = -INFINITY;
+  if (json_mask_logits(c, p, scratch.data()) == 0) return -1;
+  const int32_t tok = sampler.sample(scratch.data());
+  return json_token_allowed(c, p, tok) ? tok : -1;
+}
+
 }  // namespace modu

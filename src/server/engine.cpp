@@ -303,22 +303,11 @@ void Engine::end_slot(Slot& s, Finish f, const std::string& error) {
   s.st->close(f, error);
 }
 
-// Structured output: sample as usual; if the token cannot continue the JSON value, mask every
-// token that cannot and sample again. (Accepting an allowed first draw and otherwise drawing from
-// the masked distribution gives each allowed token exactly its masked probability.) -1 if no
-// token can continue.
+// Structured output (see sample_json); -1 if no token can continue the value.
 int32_t Engine::sample_constrained(Slot& s, const float* logits) {
   const int pi = s.job.render_special ? 1 : 0;
   if (!pieces_[pi]) pieces_[pi] = std::make_unique<TokenPieces>(tok_, s.job.render_special);
-  const TokenPieces& pieces = *pieces_[pi];
-  const int32_t first = s.sampler->sample(logits);
-  if (json_token_allowed(*s.json, pieces, first)) return first;
-  const int32_t n_vocab = (int32_t)model_.config().n_vocab;
-  masked_.assign(logits, logits + n_vocab);
-  for (int32_t id = pieces.n_vocab(); id < n_vocab; ++id) masked_[(size_t)id] = -INFINITY;  // padded vocab
-  if (json_mask_logits(*s.json, pieces, masked_.data()) == 0) return -1;
-  const int32_t tok = s.sampler->sample(masked_.data());
-  return json_token_allowed(*s.json, pieces, tok) ? tok : -1;
+  return sample_json(*s.sampler, *s.json, *pieces_[pi], logits, (int32_t)model_.config().n_vocab, masked_);
 }
 
 void Engine::sample_slot(Slot& s, const float* logits) {

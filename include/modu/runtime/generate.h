@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -10,6 +11,7 @@
 #include "modu/core/status.h"
 #include "modu/core/threadpool.h"
 #include "modu/models/model.h"
+#include "modu/runtime/json_constraint.h"
 #include "modu/runtime/sampler.h"
 #include "modu/tokenizer/tokenizer.h"
 
@@ -24,6 +26,9 @@ struct GenerateOptions {
   // The first n_cached prompt tokens are already in the KV cache for `seq` (a conversation's
   // earlier turns); only the rest is prefilled. kv.seq_len(seq) must equal n_cached.
   int64_t n_cached = 0;
+  // Structured output: the text is kept a prefix of JSON this constraint accepts, and generation
+  // ends (StopReason::kEog) once the value is complete.
+  std::shared_ptr<const JsonConstraint> json;
 };
 
 enum class StopReason { kEog, kStopString, kLength, kContextFull, kCancelled };

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "modu/core/status.h"
+#include "modu/runtime/sampler.h"
 #include "modu/tokenizer/tokenizer.h"
 
 namespace modu {
@@ -116,5 +117,12 @@ class TokenPieces {
 bool json_token_allowed(const JsonConstraint& c, const TokenPieces& p, int32_t id);
 // Sets the logits of every token that may not come next to -infinity; returns how many remain.
 int64_t json_mask_logits(const JsonConstraint& c, const TokenPieces& p, float* logits);
+// The next token under c: the sampler's own pick if it can continue the value, otherwise a draw
+// with every token that cannot masked (accepting an allowed first draw and otherwise drawing from
+// the masked distribution gives each allowed token exactly its masked probability). logits has
+// n_vocab entries (ids past the tokenizer's vocabulary are padding and never chosen); `scratch`
+// is reused between calls. -1 if no token can continue.
+int32_t sample_json(Sampler& sampler, const JsonConstraint& c, const TokenPieces& p, const float* logits,
+                    int32_t n_vocab, std::vector<float>& scratch);
 
 }  // namespace modu
