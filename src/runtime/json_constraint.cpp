@@ -349,14 +349,28 @@ bool JsonConstraint::start_value(const JsonSchemaNode* n, uint8_t c) {
   return false;
 }
 
+bool JsonConstraint::take_ws(uint8_t c) {
+  if (c == '\n') {
+    if (ws_run_ != 0) return false;
+    ws_run_ = 1;
+    ws_nl_ = true;
+    return true;
+  }
+  if (c == ' ' || c == '\t') {
+    if (ws_nl_) return ws_run_ < 1 + kMaxIndent && (++ws_run_, true);
+    return c == ' ' && ws_run_ == 0 && (ws_run_ = 1, true);
+  }
+  return false;  // '\r', and anything that is not whitespace
+}
+
 bool JsonConstraint::feed_top(uint8_t c) {
   for (;;) {
-    if (depth_ == 0) return is_ws(c) && ++ws_run_ <= kMaxWhitespace;
+    if (depth_ == 0) return take_ws(c);
     Frame& f = stack_[depth_ - 1];
     const JsonSchemaNode* n = f.node;
     const bool ws = is_ws(c);
-    if (ws && (f.kind == kValue || f.kind == kObject || f.kind == kArray)) return ++ws_run_ <= kMaxWhitespace;
-    if (f.kind != kString && f.kind != kKey) ws_run_ = 0;
+    if (ws && (f.kind == kValue || f.kind == kObject || f.kind == kArray)) return take_ws(c);
+    if (f.kind != kString && f.kind != kKey) ws_run_ = 0, ws_nl_ = false;
     switch (f.kind) {
       case kValue:
         --depth_;
@@ -508,8 +522,8 @@ bool JsonConstraint::feed_top(uint8_t c) {
         return true;
       }
       case kNumber: {
-        // Digits are capped (an integer at 18, so it always fits int64) and '.', 'e', '+'/'-' are
-        // only offered while a digit may still follow them, so a number can always be finished.
+        // Digits are capped (an integer at 18, so it always fits int64; exponents at 2) and '.', 'e'
+        // are only offered while a digit may still follow them, so a number can always be finished.
         const bool integer = !(n->types & kJsonNumber);
         const uint32_t max_digits = integer ? 18 : (uint32_t)kMaxDigits;
         const bool room = f.pos < max_digits;
@@ -535,19 +549,19 @@ bool JsonConstraint::feed_top(uint8_t c) {
             if (is_digit(c)) return digit(4);
             if (room && (c == 'e' || c == 'E')) return f.st = 5, true;
             break;
-          case 5:
+          case 5:  // exponents have at most 2 digits, so every value fits a double (no overflow)
             if (c == '+' || c == '-') return f.st = 6, true;
-            return is_digit(c) && digit(7);
+            [[fallthrough]];
           case 6:
-            return is_digit(c) && digit(7);
+            return is_digit(c) && (f.count = 1, f.st = 7, true);
           case 7:
-            if (is_digit(c)) return digit(7);
+            if (is_digit(c)) return f.count < 2 && (++f.count, true);
             break;
         }
         if (f.st != 1 && f.st != 2 && f.st != 4 && f.st != 7) return false;
         --depth_;  // the number ended before c: c belongs to the enclosing frame
         complete_value();
-        if (done_) return is_ws(c) && ++ws_run_ <= kMaxWhitespace;
+        if (done_) return take_ws(c);
         continue;
       }
       case kLiteral: {
@@ -572,7 +586,7 @@ bool JsonConstraint::feed_top(uint8_t c) {
         literal_done(f, depth_ - 2);
         --depth_;  // a shorter candidate (e.g. 1 of enum [1, 12]) ended before c
         complete_value();
-        if (done_) return is_ws(c) && ++ws_run_ <= kMaxWhitespace;
+        if (done_) return take_ws(c);
         continue;
       }
     }

@@ -88,6 +88,8 @@ TEST(JsonConstraint, EnumsConstAndAnyOf) {
   expect_invalid(opt, "1");
   expect_valid(R"({"type":["integer","boolean"]})", "-7");
   expect_valid(R"({"type":"number"})", "-0.5E+10");
+  expect_valid(R"({"type":"number"})", "9.5e-99");
+  expect_invalid(R"({"type":"number"})", "1e999");  // would overflow a double
   expect_invalid(R"({"type":"string","minLength":2})", R"("a")");
   expect_valid(R"({"type":"string","maxLength":2})", R"("a\n")");
   expect_valid(R"({"type":"string","maxLength":2})", "\"\xED\x95\x9C\\u00e9\"");
@@ -186,9 +188,15 @@ TEST(JsonConstraint, DeepNestingAndWhitespaceAreBounded) {
   EXPECT_TRUE(c.accept("{\"a\":" + std::string(JsonConstraint::kMaxDepth - 1, '[')));
   EXPECT_FALSE(c.accept("["));
   JsonConstraint w = JsonConstraint::any_object();
-  EXPECT_TRUE(w.accept(std::string(JsonConstraint::kMaxWhitespace, ' ')));
-  EXPECT_FALSE(w.accept(" "));
+  EXPECT_TRUE(w.accept(" "));
+  EXPECT_FALSE(w.allows(" "));   // one space, or a newline and indentation
+  EXPECT_FALSE(w.allows("\n"));
   EXPECT_TRUE(w.accept("{"));
+  EXPECT_TRUE(w.accept("\n" + std::string(JsonConstraint::kMaxIndent, ' ')));
+  EXPECT_FALSE(w.allows(" "));
+  EXPECT_FALSE(w.allows("\n"));
+  EXPECT_FALSE(w.allows("\r"));
+  EXPECT_TRUE(w.accept("\"a\":\n\t1 }"));
   JsonConstraint d = compile(R"({"type":"number"})");
   EXPECT_TRUE(d.accept(std::string(JsonConstraint::kMaxDigits, '9')));
   EXPECT_FALSE(d.accept("9"));

@@ -65,7 +65,9 @@ class JsonConstraint {
   bool in_free_string() const;         // inside a string with no length limit, not in an escape
 
   static constexpr int kMaxDepth = 32;      // nesting limit
-  static constexpr int kMaxWhitespace = 24; // consecutive whitespace bytes (a newline + 20 of indentation)
+  // Whitespace between tokens, as llama.cpp's JSON grammar allows it: one space, or a newline and
+  // at most kMaxIndent spaces or tabs (compact and pretty-printed JSON, no runs of blank lines).
+  static constexpr int kMaxIndent = 20;
   static constexpr int kMaxDigits = 24;     // digits in one number (18 for integer-only schemas)
 
  private:
@@ -83,6 +85,7 @@ class JsonConstraint {
   };
   bool feed(uint8_t c);
   bool feed_top(uint8_t c);
+  bool take_ws(uint8_t c);
   bool start_value(const JsonSchemaNode* n, uint8_t c);
   void complete_value();
   void literal_done(const Frame& lit, int parent);
@@ -93,7 +96,8 @@ class JsonConstraint {
   uint32_t prefix_pos_ = 0;
   std::array<Frame, kMaxDepth> stack_{};
   int depth_ = 0;
-  int ws_run_ = 0;
+  int ws_run_ = 0;      // whitespace bytes since the last token
+  bool ws_nl_ = false;  // ... the first of which was a newline
   bool done_ = false;
 };
 
