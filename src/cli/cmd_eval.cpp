@@ -32,21 +32,8 @@ int eval_main(const EvalArgs& a) {
   std::stringstream ss;
   ss << in.rdbuf();
   const std::string text = ss.str();
-  std::vector<int32_t> ids;
-  size_t n_bytes = 0, pos = 0;
-  while (pos < text.size()) {
-    size_t end = text.find("\n\n", pos);
-    if (end == std::string::npos) end = text.size();
-    std::string_view doc(text.data() + pos, end - pos);
-    while (!doc.empty() && doc.back() == '\n') doc.remove_suffix(1);
-    if (!doc.empty()) {
-      if (tok.bos_id() >= 0) ids.push_back(tok.bos_id());
-      const auto d = tok.encode(doc, false, false);
-      ids.insert(ids.end(), d.begin(), d.end());
-      n_bytes += doc.size();
-    }
-    pos = end + 2;
-  }
+  size_t n_bytes = 0;
+  std::vector<int32_t> ids = encode_documents(tok, text, &n_bytes);  // as training reads a corpus
   if (a.max_tokens > 0 && (int64_t)ids.size() > a.max_tokens) ids.resize(a.max_tokens);
   if (ids.size() < 2) return fail(invalid_argument("'" + a.file + "' has too little text to evaluate"));
   const int64_t ctx = a.ctx > 0 ? a.ctx : model.config().n_ctx_train;

@@ -97,6 +97,26 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::from_gguf(const GgufFile& file) {
   return tok;
 }
 
+std::vector<int32_t> encode_documents(const Tokenizer& tok, std::string_view text, size_t* n_bytes) {
+  std::vector<int32_t> ids;
+  size_t bytes = 0, pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find("\n\n", pos);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view doc = text.substr(pos, end - pos);
+    while (!doc.empty() && doc.back() == '\n') doc.remove_suffix(1);
+    if (!doc.empty()) {
+      if (tok.bos_id() >= 0) ids.push_back(tok.bos_id());
+      const auto d = tok.encode(doc, false, false);
+      ids.insert(ids.end(), d.begin(), d.end());
+      bytes += doc.size();
+    }
+    pos = end + 2;
+  }
+  if (n_bytes) *n_bytes = bytes;
+  return ids;
+}
+
 void write_byte_vocab(GgufWriter& w) {
   std::vector<std::string> toks = {"<unk>", "<s>", "</s>"};
   std::vector<float> scores = {0, 0, 0};

@@ -188,21 +188,7 @@ Result<std::vector<int32_t>> tokenize_corpus(const std::string& tokenizer_gguf, 
   std::stringstream ss;
   ss << in.rdbuf();
   const std::string text = ss.str();
-  std::vector<int32_t> out;
-  const int32_t bos = tok->bos_id();
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t end = text.find("\n\n", pos);
-    if (end == std::string::npos) end = text.size();
-    std::string_view doc(text.data() + pos, end - pos);
-    while (!doc.empty() && doc.back() == '\n') doc.remove_suffix(1);
-    if (!doc.empty()) {
-      if (bos >= 0) out.push_back(bos);
-      const auto ids = tok->encode(doc, false, false);
-      out.insert(out.end(), ids.begin(), ids.end());
-    }
-    pos = end + 2;
-  }
+  std::vector<int32_t> out = encode_documents(*tok, text);
   if (out.size() < 16) return invalid_argument("corpus " + text_path + " is too small to train on");
   return out;
 }

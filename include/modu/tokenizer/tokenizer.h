@@ -107,6 +107,12 @@ class StreamingDetokenizer {
   std::string pending_;  // bytes of an incomplete UTF-8 sequence
 };
 
+// Tokenizes a corpus the way modu trains and evaluates on it: documents are separated by blank
+// lines ("\n\n"), trailing newlines are dropped, each document starts with BOS (if the vocabulary
+// has one) and is encoded without other special tokens. *n_bytes (optional) gets the bytes of
+// text encoded, for bits-per-byte.
+std::vector<int32_t> encode_documents(const Tokenizer& tok, std::string_view text, size_t* n_bytes = nullptr);
+
 // Writes tokenizer.ggml.* metadata for a byte-fallback SPM vocabulary: <unk>, <s>, </s> and the
 // 256 byte tokens <0x00>..<0xFF> (any text encodes). For models that tests and tools create.
 void write_byte_vocab(GgufWriter& w);
