@@ -331,7 +331,8 @@ Result<GgufFile> GgufFile::parse(const uint8_t* data, size_t size, std::string n
     uint32_t type_id = 0;
     MODU_RETURN_IF_ERROR(r.read(&type_id, (what + " type").c_str()));
     const DTypeTraits* tr = dtype_traits_from_id(type_id);
-    if (tr == nullptr) return r.error(what + " has unknown ggml type id " + std::to_string(type_id), type_at);
+    if (tr == nullptr || tr->internal)  // internal layouts exist only in memory
+      return r.error(what + " has unknown ggml type id " + std::to_string(type_id), type_at);
     t.dtype = tr->type;
     if (t.shape[0] % tr->block_size != 0) {
       return r.error(what + " row length " + std::to_string(t.shape[0]) + " is not a multiple of the " +

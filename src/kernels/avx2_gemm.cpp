@@ -93,6 +93,42 @@ void pack_q8_0(const void* w, size_t rb, int64_t nrows, int64_t k, void* panel) 
   }
 }
 
+// Repacked layouts (repack.h): 4 consecutive 4-byte lanes of a 64-byte piece are 4 blocks' worth
+// of one element group, so one tr8x4 per (piece, 4 blocks, 8 rows) feeds 4 panel blocks.
+template <bool kQ4>
+void pack_r16(const void* w, size_t rb, int64_t nrows, int64_t k, void* panel) {
+  const PanelRows pr(w, rb, nrows);
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  constexpr size_t kGroup = kQ4 ? 288 : 544, kScales = kQ4 ? 256 : 512;
+  constexpr int kPieces = kQ4 ? 4 : 8;
+  for (int64_t g = 0; g < k / 512; ++g) {
+    for (int q = 0; q < 4; ++q) {
+      uint8_t* blk[4];
+      for (int i = 0; i < 4; ++i) blk[i] = static_cast<uint8_t*>(panel) + (size_t)(16 * g + 4 * q + i) * kGemmBlockBytes;
+      for (int h = 0; h < 2; ++h)
+        for (int j = 0; j < kPieces; ++j) {
+          __m256i o[4];
+          tr8x4(pr.r + 8 * h, (size_t)g * kGroup + 64 * j + 16 * q, o);
+          for (int i = 0; i < 4; ++i) {
+            if constexpr (kQ4) {
+              st256(blk[i] + j * 64 + h * 32, _mm256_and_si256(o[i], m4));
+              st256(blk[i] + (4 + j) * 64 + h * 32, _mm256_and_si256(_mm256_srli_epi16(o[i], 4), m4));
+            } else {
+              st256(blk[i] + j * 64 + h * 32, o[i]);  // already q + 128
+            }
+          }
+        }
+      for (int i = 0; i < 4; ++i)
+        for (int r = 0; r < 16; ++r) {
+          uint16_t hd;
+          std::memcpy(&hd, pr.r[r] + (size_t)g * kGroup + kScales + 2 * (4 * q + i), 2);
+          const float dw = r < nrows ? h2f(hd) : 0.0f;
+          put_scales(blk[i], r, dw, (kQ4 ? 8.0f : 128.0f) * dw);
+        }
+    }
+  }
+}
+
 void pack_q4_k(const void* w, size_t rb, int64_t nrows, int64_t k, void* panel) {
   const PanelRows pr(w, rb, nrows);
   const __m256i m4 = _mm256_set1_epi8(0x0F);
@@ -422,6 +458,8 @@ void fill_avx2_gemm(KernelTable* t) {
   t->gemm_pack[(int)DType::Q5_1] = ref::gemm_pack(DType::Q5_1);
   t->gemm_pack[(int)DType::Q5_K] = ref::gemm_pack(DType::Q5_K);
   t->gemm_pack[(int)DType::Q8_0] = nullptr;  // u8 up to 255 would saturate PMADDUBSW (see top)
+  t->gemm_pack[(int)DType::Q4_0_R16] = pack_r16<true>;
+  t->gemm_pack[(int)DType::Q8_0_R16] = nullptr;  // as Q8_0
   t->gemm = gemm;
   t->attention = attention;
   t->swiglu = swiglu;
@@ -431,5 +469,6 @@ void fill_avx2_gemm(KernelTable* t) {
 }
 
 GemmPackFn avx2_pack_q8_0() { return pack_q8_0; }
+GemmPackFn avx2_pack_q8_0_r16() { return pack_r16<false>; }
 
 }  // namespace modu::kern

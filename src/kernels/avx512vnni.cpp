@@ -6,6 +6,7 @@
 #include "avx512_body.h"
 #include "avx512_gemm.h"
 #include "avx512_gemv.h"
+#include "avx512_repack.h"
 #include "isa_kernels.h"
 
 namespace modu::kern {
@@ -17,5 +18,7 @@ void fill_avx512vnni(KernelTable* t) {
   t->probe_fma = probe_fma512;
   t->probe_dot = probe_dot512;
   t->gemm_pack[(int)DType::Q8_0] = avx2_pack_q8_0();  // exact with VPDPBUSD (no int16 step)
+  t->gemm_pack[(int)DType::Q8_0_R16] = avx2_pack_q8_0_r16();
+  fill_repack_table(t);
 }
 }  // namespace modu::kern

@@ -51,6 +51,13 @@ const DTypeTraits kTraits[] = {
   {DType::Q5_K, "q5_k", 256, 176, true, ref::dequantize_q5_k, ref::quantize_q5_k, DType::Q8_K, ref::vec_dot_q5_k_q8_k},
   {DType::Q6_K, "q6_k", 256, 210, true, ref::dequantize_q6_k, ref::quantize_q6_k, DType::Q8_K, ref::vec_dot_q6_k_q8_k},
   {DType::Q8_K, "q8_k", 256, 292, true, ref::dequantize_q8_k, ref::quantize_q8_k, DType::Q8_K, nullptr},
+  // Internal repacked layouts (modu/kernels/repack.h): 16 blocks per 512-element group.
+  {DType::Q4_0_R16, "q4_0_r16", 512, 288, true, ref::dequantize_q4_0_r16, ref::quantize_q4_0_r16, DType::Q8_0_A16,
+   ref::vec_dot_q4_0_r16_q8_0_a16, true},
+  {DType::Q8_0_R16, "q8_0_r16", 512, 544, true, ref::dequantize_q8_0_r16, ref::quantize_q8_0_r16, DType::Q8_0_A16,
+   ref::vec_dot_q8_0_r16_q8_0_a16, true},
+  {DType::Q8_0_A16, "q8_0_a16", 512, 640, true, ref::dequantize_q8_0_a16, ref::quantize_q8_0_a16, DType::Q8_0_A16,
+   nullptr, true},
 };
 
 const DType kWeightTypes[] = {DType::F32, DType::F16, DType::BF16, DType::Q4_0, DType::Q4_1, DType::Q5_0,
@@ -77,6 +84,7 @@ Result<DType> dtype_from_name(std::string_view name) {
   for (char c : name) lower += (char)std::tolower((unsigned char)c);
   std::string valid;
   for (const auto& tr : kTraits) {
+    if (tr.internal) continue;
     if (lower == tr.name) return tr.type;
     valid += valid.empty() ? "" : ", ";
     valid += tr.name;

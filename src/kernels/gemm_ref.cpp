@@ -53,6 +53,18 @@ void unpack_block(const uint8_t* row, int64_t b, uint8_t u[32], float* dw, float
     }
     *dw = fp16_to_fp32(x.d) * (float)sc;
     *mw = fp16_to_fp32(x.dmin) * (float)m;
+  } else if constexpr (T == DType::Q4_0_R16 || T == DType::Q8_0_R16) {  // repack.h layouts
+    const bool q4 = T == DType::Q4_0_R16;
+    const uint8_t* g = row + (size_t)(b / 16) * (q4 ? 288 : 544);
+    const int lane = (int)(b % 16);
+    for (int i = 0; i < 32; ++i) {
+      const uint8_t byte = g[64 * (q4 ? (i % 16) / 4 : i / 4) + 4 * lane + i % 4];
+      u[i] = q4 ? (uint8_t)(i < 16 ? byte & 0xF : byte >> 4) : byte;
+    }
+    uint16_t h;
+    std::memcpy(&h, g + (q4 ? 256 : 512) + 2 * lane, 2);
+    *dw = fp16_to_fp32(h);
+    *mw = (q4 ? 8.0f : 128.0f) * *dw;
   }
 }
 
@@ -101,6 +113,8 @@ GemmPackFn gemm_pack(DType t) {
     case DType::Q8_0: return pack_ref<DType::Q8_0>;
     case DType::Q4_K: return pack_ref<DType::Q4_K>;
     case DType::Q5_K: return pack_ref<DType::Q5_K>;
+    case DType::Q4_0_R16: return pack_ref<DType::Q4_0_R16>;
+    case DType::Q8_0_R16: return pack_ref<DType::Q8_0_R16>;
     default: return nullptr;
   }
 }

@@ -14,5 +14,6 @@ void fill_avx512(KernelTable* t);        // avx512.cpp
 void fill_avx512vnni(KernelTable* t);    // avx512vnni.cpp
 void fill_avx2_gemm(KernelTable* t);     // avx2_gemm.cpp: GEMM panel packers, AVX2 GEMM, attention
 GemmPackFn avx2_pack_q8_0();             // avx2_gemm.cpp: SIMD Q8_0 packer (installed at the VNNI level)
+GemmPackFn avx2_pack_q8_0_r16();         // avx2_gemm.cpp: the same for Q8_0_R16
 
 }  // namespace modu::kern

@@ -26,6 +26,11 @@ enum class DType : uint32_t {
   Q6_K = 14,
   Q8_K = 15,
   BF16 = 30,
+  // modu-internal layouts (never stored in files; see modu/kernels/repack.h): weights repacked at
+  // load for the decode kernels, and their activation format. Ids are outside GGML's range.
+  Q4_0_R16 = 40,
+  Q8_0_R16 = 41,
+  Q8_0_A16 = 42,
 };
 
 // dequantize(src, dst, n): n elements (a multiple of block_size) from packed blocks to float.
@@ -46,12 +51,13 @@ struct DTypeTraits {
   QuantizeFn quantize;      // null if modu cannot produce this type
   DType vec_dot_type;       // format the activation must be in for vec_dot
   VecDotFn vec_dot;         // scalar reference dot; null for activation-only types (Q8_1, Q8_K)
+  bool internal = false;    // a modu-internal layout: not accepted from files, not a quantize target
 };
 
 // Traits for `t`, or nullptr for an id modu does not know.
 const DTypeTraits* dtype_traits(DType t);
 const DTypeTraits* dtype_traits_from_id(uint32_t id);
-// Parses "q4_0", "Q4_0", "f16", ... ; error lists the valid names.
+// Parses "q4_0", "Q4_0", "f16", ... (file dtypes only); error lists the valid names.
 Result<DType> dtype_from_name(std::string_view name);
 const char* dtype_name(DType t);
 // Bytes for one row of n elements; n must be a multiple of the block size (checked).

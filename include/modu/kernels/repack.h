@@ -1,0 +1,41 @@
+// Load-time weight repacking for the decode kernels: Q4_0 / Q8_0 matrices are rewritten, row by
+// row and with the same bytes per row, into block-interleaved layouts (Q4_0_R16 / Q8_0_R16) that
+// the decode matrix x vector kernels read with one aligned-size load per 4 elements of 16 blocks.
+//
+// Layouts (a row of n elements, n % 512 == 0, is n / 512 groups of 16 consecutive Q4_0/Q8_0 blocks):
+//   Q4_0_R16 group (288 bytes): qs[4][16][4]: piece j (64 bytes) holds qs bytes 4j..4j+3 of blocks
+//     0..15, 4 bytes per block (so low nibbles = elements 4j..4j+3, high = 16+4j..16+4j+3);
+//     then d[16], the blocks' fp16 scales. Values exactly as Q4_0: ((nibble) - 8) * d.
+//   Q8_0_R16 group (544 bytes): u[8][16][4]: piece j holds elements 4j..4j+3 of blocks 0..15 as
+//     unsigned bytes q + 128; then d[16] fp16. Values exactly as Q8_0: (u - 128) * d.
+//   Q8_0_A16 group (640 bytes), the activation format of both: q[8][16][4] int8 in the same piece
+//     order, d[16] float (the Q8_0 block scale, fp16-rounded then widened), s[16] int32 = sum of
+//     the block's q. Bytes equal to quantize_q8_0's blocks, rearranged.
+// With 4 bytes of 16 blocks per 64-byte piece, each int32 lane of a VPDPBUSD is one block: a row's
+// 16 blocks are dotted with 4 (Q4_0) or 8 (Q8_0) instructions and one scale multiply, and no
+// horizontal reduction or activation shuffling happens inside the loop (see avx512_repack.h).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "modu/kernels/dispatch.h"
+#include "modu/kernels/dtype.h"
+
+namespace modu {
+
+constexpr int64_t kRepackCols = 512;  // elements per group: rows must be a multiple of this
+
+// The layout `t` is repacked into (Q4_0 -> Q4_0_R16, Q8_0 -> Q8_0_R16), or `t` itself.
+DType repacked_dtype(DType t);
+
+// Whether a matrix of dtype t with `cols` columns is worth repacking for the kernels in `kt`:
+// t has a repacked layout, cols % 512 == 0, and kt has decode (vec_dot_rows) and prefill
+// (gemm_pack) kernels for it. False on levels without such kernels (they keep the file layout).
+bool repack_pays(DType t, int64_t cols, const KernelTable& kt);
+
+// Rewrites nrows rows of n elements (n % 512 == 0) of dtype t into repacked_dtype(t); source and
+// destination rows are both dtype_row_bytes(t, n) long (the layouts hold the same bytes).
+void repack_rows(DType t, const void* src, void* dst, int64_t n, int64_t nrows);
+
+}  // namespace modu

@@ -1,0 +1,138 @@
+// AVX-512 VNNI decode kernels for the repacked layouts of modu/kernels/repack.h (Q4_0_R16 and
+// Q8_0_R16 weights, Q8_0_A16 activations). Included by avx512vnni.cpp after avx512_gemv.h.
+//
+// Performance reasoning. Decode streams every weight byte once; a core's DRAM stream only keeps
+// enough misses in flight when few instructions wait on each loaded line (measured: a streaming
+// read with ~0.1 uops per byte keeps ~85-90% of a plain read's rate, the file-layout kernels'
+// ~0.29 uops per byte keep ~65-70%). In these layouts each int32 lane of a 64-byte piece is one
+// block, so per 16 blocks and row:
+//  * Q4_0_R16 (288 bytes): 4 loads, 4 x (AND, shift, AND, 2 VPDPBUSD), one fp16 scale load and
+//    convert, one multiply by the activation scales, one convert + FMA: ~26 uops, 0.09 per byte
+//    (the file layout: 16-byte inserts, a scale permute per 4 blocks, 0.29 per byte).
+//  * Q8_0_R16 (544 bytes): weights are stored as q + 128 so they go straight into VPDPBUSD's
+//    unsigned operand: 8 VPDPBUSD + the same scale work, ~0.03 uops per byte.
+//  * The activation's -8 * sum(y) (Q4_0) or -128 * sum(y) (Q8_0) term starts the accumulator, the
+//    activation pieces are read from L1 as memory operands, and nothing is reduced horizontally
+//    before the end of the row. Prefetch as in avx512_gemv.h: the next row tile's bytes.
+#pragma once
+
+#ifndef __AVX512VNNI__
+#error "avx512_repack.h needs VNNI (VPDPBUSD with unsigned weights up to 255)"
+#endif
+
+#include "modu/kernels/repack.h"
+
+namespace {
+
+constexpr size_t kQ4R16Group = 288, kQ8R16Group = 544, kA16Group = 640;
+
+template <int R>
+inline void rows_q4_0_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, float* out) {
+  const size_t pf = prefetch_distance(rb);
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  __m512 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+  for (int64_t g = 0; g < ng; ++g) {
+    const uint8_t* ya = a + g * kA16Group;
+    const __m512 dy = _mm512_loadu_ps(ya + 512);
+    const __m512i corr = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(_mm512_loadu_si512(ya + 576), 3));
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* x = w + (size_t)r * rb + (size_t)g * kQ4R16Group;
+      // 5 lines per 288 bytes: consecutive groups' prefetch points are <= 64 bytes apart.
+      for (int o = 0; o < 320; o += 64) _mm_prefetch(reinterpret_cast<const char*>(x + pf + o), _MM_HINT_T0);
+      __m512i p0 = corr, p1 = _mm512_setzero_si512();
+      for (int j = 0; j < 4; ++j) {
+        const __m512i q = _mm512_loadu_si512(x + 64 * j);
+        p0 = _mm512_dpbusd_epi32(p0, _mm512_and_si512(q, m4), _mm512_loadu_si512(ya + 64 * j));
+        p1 = _mm512_dpbusd_epi32(p1, _mm512_and_si512(_mm512_srli_epi16(q, 4), m4), _mm512_loadu_si512(ya + 256 + 64 * j));
+      }
+      const __m512 dx = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 256)));
+      acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(dx, dy), _mm512_cvtepi32_ps(_mm512_add_epi32(p0, p1)), acc[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
+}
+
+template <int R>
+inline void rows_q8_0_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, float* out) {
+  const size_t pf = prefetch_distance(rb);
+  __m512 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+  for (int64_t g = 0; g < ng; ++g) {
+    const uint8_t* ya = a + g * kA16Group;
+    const __m512 dy = _mm512_loadu_ps(ya + 512);
+    const __m512i corr = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(_mm512_loadu_si512(ya + 576), 7));
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* x = w + (size_t)r * rb + (size_t)g * kQ8R16Group;
+      for (int o = 0; o < 576; o += 64) _mm_prefetch(reinterpret_cast<const char*>(x + pf + o), _MM_HINT_T0);
+      __m512i p0 = corr, p1 = _mm512_setzero_si512();
+      for (int j = 0; j < 8; j += 2) {
+        p0 = _mm512_dpbusd_epi32(p0, _mm512_loadu_si512(x + 64 * j), _mm512_loadu_si512(ya + 64 * j));
+        p1 = _mm512_dpbusd_epi32(p1, _mm512_loadu_si512(x + 64 * j + 64), _mm512_loadu_si512(ya + 64 * j + 64));
+      }
+      const __m512 dx = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 512)));
+      acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(dx, dy), _mm512_cvtepi32_ps(_mm512_add_epi32(p0, p1)), acc[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
+}
+
+template <bool kQ4, int R>
+inline void rows_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, float* out) {
+  if constexpr (kQ4) rows_q4_0_r16<R>(ng, w, rb, a, out); else rows_q8_0_r16<R>(ng, w, rb, a, out);
+}
+
+template <bool kQ4>
+void dot_rows_r16(int64_t n, const void* w, size_t rb, int64_t nrows, const void* a, float* y) {
+  const uint8_t* x = static_cast<const uint8_t*>(w);
+  const uint8_t* ya = static_cast<const uint8_t*>(a);
+  const int64_t ng = n / modu::kRepackCols;
+  int64_t r = 0;
+  for (; r + kRowTile <= nrows; r += kRowTile) rows_r16<kQ4, kRowTile>(ng, x + (size_t)r * rb, rb, ya, y + r);
+  switch (nrows - r) {
+    case 3: rows_r16<kQ4, 3>(ng, x + (size_t)r * rb, rb, ya, y + r); break;
+    case 2: rows_r16<kQ4, 2>(ng, x + (size_t)r * rb, rb, ya, y + r); break;
+    case 1: rows_r16<kQ4, 1>(ng, x + (size_t)r * rb, rb, ya, y + r); break;
+    default: break;
+  }
+}
+
+template <bool kQ4>
+float dot_r16(int64_t n, const void* w, const void* a) {
+  float y;
+  rows_r16<kQ4, 1>(n / modu::kRepackCols, static_cast<const uint8_t*>(w), 0, static_cast<const uint8_t*>(a), &y);
+  return y;
+}
+
+// Q8_0 quantization of 16 blocks (byte-identical to the reference), then one 4-byte gather per
+// piece; the block sums come from VPDPBUSD with ones.
+void quantize_q8_0_a16(const float* src, void* dst, int64_t n) {
+  alignas(64) BlockQ8_0 tmp[16];
+  const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                         _mm512_set1_epi32((int)sizeof(BlockQ8_0)));
+  const __m512i ones = _mm512_set1_epi8(1);
+  for (int64_t g = 0; g < n / modu::kRepackCols; ++g) {
+    quantize_q8_0(src + g * modu::kRepackCols, tmp, modu::kRepackCols);
+    uint8_t* o = static_cast<uint8_t*>(dst) + g * kA16Group;
+    __m512i s = _mm512_setzero_si512();
+    for (int j = 0; j < 8; ++j) {
+      const __m512i v = _mm512_i32gather_epi32(idx, reinterpret_cast<const uint8_t*>(tmp) + 2 + 4 * j, 1);
+      _mm512_storeu_si512(o + 64 * j, v);
+      s = _mm512_dpbusd_epi32(s, ones, v);
+    }
+    const __m512i h = _mm512_i32gather_epi32(idx, reinterpret_cast<const uint8_t*>(tmp), 1);
+    _mm512_storeu_ps(o + 512, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h)));
+    _mm512_storeu_si512(o + 576, s);
+  }
+}
+
+inline void fill_repack_table(modu::KernelTable* t) {
+  using modu::DType;
+  t->vec_dot_rows[(int)DType::Q4_0_R16] = dot_rows_r16<true>;
+  t->vec_dot_rows[(int)DType::Q8_0_R16] = dot_rows_r16<false>;
+  t->vec_dot[(int)DType::Q4_0_R16] = dot_r16<true>;
+  t->vec_dot[(int)DType::Q8_0_R16] = dot_r16<false>;
+  t->quantize_row[(int)DType::Q8_0_A16] = quantize_q8_0_a16;
+}
+
+}  // namespace

@@ -1,0 +1,176 @@
+// Repacked decode layouts (modu/kernels/repack.h): the repacking itself and the scalar references
+// (dequantize, quantize, dot) that define Q4_0_R16, Q8_0_R16 and their activation format Q8_0_A16.
+#include "modu/kernels/repack.h"
+
+#include <cstring>
+#include <vector>
+
+#include "blocks.h"
+#include "modu/core/fp16.h"
+#include "modu/core/status.h"
+#include "ref_kernels.h"
+
+namespace modu {
+
+using namespace blk;
+
+namespace {
+
+constexpr int kG = 16;                       // blocks per group
+constexpr size_t kQ4Group = 288, kQ8Group = 544, kA16Group = 640;
+
+// Group g of 16 Q4_0 blocks -> one Q4_0_R16 group.
+void group_q4_0(const BlockQ4_0* x, uint8_t* o) {
+  for (int b = 0; b < kG; ++b) {
+    for (int j = 0; j < 4; ++j) std::memcpy(o + 64 * j + 4 * b, x[b].qs + 4 * j, 4);
+    std::memcpy(o + 256 + 2 * b, &x[b].d, 2);
+  }
+}
+void group_q8_0(const BlockQ8_0* x, uint8_t* o) {
+  for (int b = 0; b < kG; ++b) {
+    for (int j = 0; j < 8; ++j)
+      for (int i = 0; i < 4; ++i) o[64 * j + 4 * b + i] = (uint8_t)(x[b].qs[4 * j + i] + 128);
+    std::memcpy(o + 512 + 2 * b, &x[b].d, 2);
+  }
+}
+// Element i (0..31) of block b of a Q4_0_R16 group: the unsigned nibble.
+inline int q4_r16_nibble(const uint8_t* g, int b, int i) {
+  const uint8_t byte = g[64 * ((i % 16) / 4) + 4 * b + i % 4];
+  return i < 16 ? (byte & 0xF) : (byte >> 4);
+}
+inline float r16_d(const uint8_t* g, size_t at, int b) {
+  uint16_t h;
+  std::memcpy(&h, g + at + 2 * b, 2);
+  return fp16_to_fp32(h);
+}
+inline float a16_d(const uint8_t* g, int b) {
+  float d;
+  std::memcpy(&d, g + 512 + 4 * b, 4);
+  return d;
+}
+
+}  // namespace
+
+namespace ref {
+
+void q8_0_to_a16(const void* q8_0_blocks, void* dst, int64_t n_groups) {
+  const BlockQ8_0* x = static_cast<const BlockQ8_0*>(q8_0_blocks);
+  uint8_t* o = static_cast<uint8_t*>(dst);
+  for (int64_t g = 0; g < n_groups; ++g, x += kG, o += kA16Group) {
+    for (int b = 0; b < kG; ++b) {
+      int32_t s = 0;
+      for (int j = 0; j < 8; ++j) std::memcpy(o + 64 * j + 4 * b, x[b].qs + 4 * j, 4);
+      for (int i = 0; i < QK; ++i) s += x[b].qs[i];
+      const float d = fp16_to_fp32(x[b].d);
+      std::memcpy(o + 512 + 4 * b, &d, 4);
+      std::memcpy(o + 576 + 4 * b, &s, 4);
+    }
+  }
+}
+
+void quantize_q8_0_a16(const float* src, void* dst, int64_t n) {
+  std::vector<BlockQ8_0> tmp(kG);
+  for (int64_t g = 0; g < n / kRepackCols; ++g) {
+    quantize_q8_0(src + g * kRepackCols, tmp.data(), kRepackCols);
+    q8_0_to_a16(tmp.data(), static_cast<uint8_t*>(dst) + g * kA16Group, 1);
+  }
+}
+
+void dequantize_q8_0_a16(const void* src, float* dst, int64_t n) {
+  const uint8_t* g = static_cast<const uint8_t*>(src);
+  for (int64_t gi = 0; gi < n / kRepackCols; ++gi, g += kA16Group)
+    for (int b = 0; b < kG; ++b)
+      for (int i = 0; i < QK; ++i) *dst++ = a16_d(g, b) * (float)(int8_t)g[64 * (i / 4) + 4 * b + i % 4];
+}
+
+void quantize_q4_0_r16(const float* src, void* dst, int64_t n) {
+  std::vector<BlockQ4_0> tmp((size_t)(n / QK));
+  quantize_q4_0(src, tmp.data(), n);
+  repack_rows(DType::Q4_0, tmp.data(), dst, n, 1);
+}
+
+void dequantize_q4_0_r16(const void* src, float* dst, int64_t n) {
+  const uint8_t* g = static_cast<const uint8_t*>(src);
+  for (int64_t gi = 0; gi < n / kRepackCols; ++gi, g += kQ4Group)
+    for (int b = 0; b < kG; ++b)
+      for (int i = 0; i < QK; ++i) *dst++ = (float)(q4_r16_nibble(g, b, i) - 8) * r16_d(g, 256, b);
+}
+
+void quantize_q8_0_r16(const float* src, void* dst, int64_t n) {
+  std::vector<BlockQ8_0> tmp((size_t)(n / QK));
+  quantize_q8_0(src, tmp.data(), n);
+  repack_rows(DType::Q8_0, tmp.data(), dst, n, 1);
+}
+
+void dequantize_q8_0_r16(const void* src, float* dst, int64_t n) {
+  const uint8_t* g = static_cast<const uint8_t*>(src);
+  for (int64_t gi = 0; gi < n / kRepackCols; ++gi, g += kQ8Group)
+    for (int b = 0; b < kG; ++b)
+      for (int i = 0; i < QK; ++i) *dst++ = (float)((int)g[64 * (i / 4) + 4 * b + i % 4] - 128) * r16_d(g, 512, b);
+}
+
+// Same arithmetic, in the same order, as vec_dot_q4_0_q8_0 on the unpacked blocks: the results
+// are bit-identical to the file layout's reference.
+float vec_dot_q4_0_r16_q8_0_a16(int64_t n, const void* w, const void* a) {
+  const uint8_t* x = static_cast<const uint8_t*>(w);
+  const uint8_t* y = static_cast<const uint8_t*>(a);
+  float sum = 0.0f;
+  for (int64_t g = 0; g < n / kRepackCols; ++g, x += kQ4Group, y += kA16Group)
+    for (int b = 0; b < kG; ++b) {
+      int s = 0;
+      for (int i = 0; i < QK; ++i) s += (q4_r16_nibble(x, b, i) - 8) * (int8_t)y[64 * (i / 4) + 4 * b + i % 4];
+      sum += (float)s * r16_d(x, 256, b) * a16_d(y, b);
+    }
+  return sum;
+}
+
+float vec_dot_q8_0_r16_q8_0_a16(int64_t n, const void* w, const void* a) {
+  const uint8_t* x = static_cast<const uint8_t*>(w);
+  const uint8_t* y = static_cast<const uint8_t*>(a);
+  float sum = 0.0f;
+  for (int64_t g = 0; g < n / kRepackCols; ++g, x += kQ8Group, y += kA16Group)
+    for (int b = 0; b < kG; ++b) {
+      int s = 0;
+      for (int i = 0; i < QK; ++i) {
+        const int at = 64 * (i / 4) + 4 * b + i % 4;
+        s += ((int)x[at] - 128) * (int8_t)y[at];
+      }
+      sum += (float)s * (r16_d(x, 512, b) * a16_d(y, b));
+    }
+  return sum;
+}
+
+}  // namespace ref
+
+DType repacked_dtype(DType t) {
+  switch (t) {
+    case DType::Q4_0: return DType::Q4_0_R16;
+    case DType::Q8_0: return DType::Q8_0_R16;
+    default: return t;
+  }
+}
+
+bool repack_pays(DType t, int64_t cols, const KernelTable& kt) {
+  const DType r = repacked_dtype(t);
+  return r != t && cols > 0 && cols % kRepackCols == 0 && kt.vec_dot_rows[(int)r] != nullptr &&
+         kt.gemm_pack[(int)r] != nullptr && kt.quantize_row[(int)DType::Q8_0_A16] != nullptr;
+}
+
+void repack_rows(DType t, const void* src, void* dst, int64_t n, int64_t nrows) {
+  MODU_CHECK_MSG(n % kRepackCols == 0, "repack_rows: row length must be a multiple of 512");
+  MODU_CHECK_MSG(repacked_dtype(t) != t, std::string("repack_rows: no repacked layout for ") + dtype_name(t));
+  const size_t rb = dtype_row_bytes(t, n);
+  const int64_t groups = n / kRepackCols;
+  for (int64_t r = 0; r < nrows; ++r) {
+    const uint8_t* s = static_cast<const uint8_t*>(src) + (size_t)r * rb;
+    uint8_t* d = static_cast<uint8_t*>(dst) + (size_t)r * rb;
+    for (int64_t g = 0; g < groups; ++g) {
+      if (t == DType::Q4_0)
+        group_q4_0(reinterpret_cast<const BlockQ4_0*>(s) + g * kG, d + g * kQ4Group);
+      else
+        group_q8_0(reinterpret_cast<const BlockQ8_0*>(s) + g * kG, d + g * kQ8Group);
+    }
+  }
+}
+
+}  // namespace modu
