@@ -196,13 +196,16 @@ int main(int argc, char** argv) {
       const std::string name = std::string("vec_dot/") + dtype_name(types[i]) + "/" + isa_name(isa);
       benchmark::RegisterBenchmark(name.c_str(), bm_matvec, isa, types[i])->Unit(benchmark::kMillisecond);
     }
-    for (size_t i = 0; i < count; ++i) {
+    // The load-time repacked layouts (repack.h) next to the file layouts they replace.
+    std::vector<DType> gemv_types(types, types + count);
+    gemv_types.insert(gemv_types.end(), {DType::Q4_0_R16, DType::Q8_0_R16});
+    for (DType t : gemv_types) {
       for (bool rows : {false, true}) {
-        if (rows && !kernels_for(isa)->vec_dot_rows[(int)types[i]]) continue;
+        if (!kernels_for(isa)->vec_dot[(int)t] || (rows && !kernels_for(isa)->vec_dot_rows[(int)t])) continue;
         for (size_t bytes : {size_t{1} << 20, size_t{512} << 20}) {
-          const std::string name = std::string("gemv/") + dtype_name(types[i]) + "/" + isa_name(isa) +
+          const std::string name = std::string("gemv/") + dtype_name(t) + "/" + isa_name(isa) +
                                    (rows ? "/rows" : "/vec_dot") + (bytes > (64u << 20) ? "/dram" : "/l2");
-          benchmark::RegisterBenchmark(name.c_str(), bm_gemv, isa, types[i], rows, bytes)->Unit(benchmark::kMillisecond);
+          benchmark::RegisterBenchmark(name.c_str(), bm_gemv, isa, t, rows, bytes)->Unit(benchmark::kMillisecond);
         }
       }
     }

@@ -2,9 +2,13 @@
 // the weights in the memory map without copying (small 1-D tensors are converted to F32).
 #include "modu/models/model.h"
 
+#include <chrono>
 #include <cstring>
+#include <map>
+#include <thread>
 
 #include "modu/core/fp16.h"
+#include "modu/kernels/repack.h"
 
 namespace modu {
 
@@ -187,7 +191,56 @@ Result<std::unique_ptr<Model>> Model::from_gguf(GgufFile file) {
     local.rope_scaling = RopeScaling::kNone;
     m->rope_freqs_swa_ = rope_frequencies(local, nullptr);
   }
+  m->repack_weights();
   return m;
+}
+
+// Rewrites the Q4_0 / Q8_0 matrices into the decode kernels' block-interleaved layouts when the
+// kernel level in use has kernels for them (repack.h: same bytes per row, so every view into a
+// tensor, e.g. one expert of a stack, keeps its offset). The token embedding keeps the file layout:
+// its rows are looked up one by one, and a tied output matrix shares it. MODU_REPACK=0 keeps every
+// matrix as stored (A/B comparisons).
+void Model::repack_weights() {
+  if (const char* e = std::getenv("MODU_REPACK"); e && std::strcmp(e, "0") == 0) return;
+  const KernelTable& kt = kernels();
+  const auto t0 = std::chrono::steady_clock::now();
+  std::map<const GgufTensor*, std::vector<Weight*>> by_tensor;
+  auto add = [&](Weight& w) {
+    if (w.tensor != nullptr && w.tensor != w_.tok_embd.tensor && w.dtype == w.tensor->dtype &&
+        repack_pays(w.dtype, w.cols, kt))
+      by_tensor[w.tensor].push_back(&w);
+  };
+  if (!w_.tied_output) add(w_.output);
+  for (LayerWeights& l : w_.layers) {
+    for (Weight* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.wqkv, &l.w_gate, &l.w_up, &l.w_down, &l.moe_router, &l.sh_gate,
+                      &l.sh_up, &l.sh_down})
+      add(*w);
+    for (auto* v : {&l.exp_gate, &l.exp_up, &l.exp_down})
+      for (Weight& w : *v) add(w);
+  }
+  const unsigned n_threads = std::max(1u, std::min(8u, std::thread::hardware_concurrency()));
+  for (auto& [t, ws] : by_tensor) {
+    const int64_t cols = t->shape[0];
+    const size_t rb = dtype_row_bytes(t->dtype, cols);
+    const int64_t rows = (int64_t)(t->nbytes / rb);
+    uint8_t* dst = static_cast<uint8_t*>(std::aligned_alloc(64, (t->nbytes + 63) & ~(size_t)63));
+    MODU_CHECK_MSG(dst != nullptr, "out of memory repacking " + t->name);
+    repacked_.emplace_back(dst);
+    std::vector<std::thread> th;
+    for (unsigned i = 0; i < n_threads; ++i)
+      th.emplace_back([&, i] {
+        const int64_t r0 = rows * i / n_threads, r1 = rows * (i + 1) / n_threads;
+        repack_rows(t->dtype, t->data + (size_t)r0 * rb, dst + (size_t)r0 * rb, cols, r1 - r0);
+      });
+    for (auto& x : th) x.join();
+    for (Weight* w : ws) {
+      w->data = dst + (w->data - t->data);
+      w->dtype = repacked_dtype(w->dtype);
+    }
+    file_.release_data(t->data, t->nbytes);
+    repacked_bytes_ += t->nbytes;
+  }
+  repack_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 int64_t Model::n_params() const {

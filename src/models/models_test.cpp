@@ -5,6 +5,8 @@
 #include <cmath>
 #include <random>
 
+#include "modu/kernels/dispatch.h"
+#include "modu/kernels/repack.h"
 #include "modu/models/model.h"
 #include "moe.h"
 #include "reference_model.h"
@@ -38,8 +40,10 @@ std::vector<int32_t> random_tokens(int n, int vocab, uint64_t seed) {
 }
 
 // Max over positions of max|modu - ref| / max|ref| (relative to the logit scale).
-double compare(const TestModelSpec& spec, KvType kvt, int n_tokens, int threads, int chunk = 0) {
+double compare(const TestModelSpec& spec, KvType kvt, int n_tokens, int threads, int chunk = 0,
+               size_t* repacked = nullptr) {
   Loaded l = load(spec);
+  if (repacked) *repacked = l.model->repacked_bytes();
   auto tokens = random_tokens(n_tokens, (int)spec.n_vocab, spec.seed + 7);
   auto f = GgufFile::parse(l.bytes.data(), l.bytes.size());
   auto ref = testing::reference_logits(*f, spec, tokens);
@@ -223,6 +227,28 @@ TEST(Moe, MixtralStyleLlamaQuantizedAndRouterTies) {
     t.seed = 21;
     EXPECT_LE(compare(t, KvType::kF32, 30, 3, /*chunk=*/7), 1e-4) << arch << " with router ties";
   }
+}
+
+// Q4_0 / Q8_0 matrices with rows of whole 512-element groups are repacked at load on levels with
+// kernels for it (kernels/repack.h): decode (one token per step: the rows kernels) and prefill
+// (the GEMM through the repacked panel packers) must still match the float64 reference, dense and
+// with expert stacks.
+TEST(Repack, RepackedQuantizedModelsMatchReference) {
+  const bool expect_repack = repack_pays(DType::Q4_0, 512, kernels());
+  for (std::string arch : {"llama", "qwen3moe"})
+    for (DtypeCase dc : {DtypeCase{DType::Q8_0, 2e-2}, DtypeCase{DType::Q4_0, 3e-2}}) {
+      TestModelSpec s = spec_for(arch);
+      s.weight_type = dc.dt;
+      s.n_embd = 512; s.n_head = 8; s.n_head_kv = 2; s.head_dim = 64; s.n_ff = 1024;
+      s.n_ff_exp = 512; s.n_ff_shexp = 512;
+      for (int chunk : {1, 0}) {
+        size_t repacked = 0;
+        EXPECT_LE(compare(s, KvType::kF32, 12, 2, chunk, &repacked), dc.tol)
+            << arch << " " << dtype_name(dc.dt) << (chunk ? " decode" : " prefill");
+        if (expect_repack) EXPECT_GT(repacked, 0u) << arch << " " << dtype_name(dc.dt);
+        else EXPECT_EQ(repacked, 0u);
+      }
+    }
 }
 
 TEST(Moe, SelectExpertsOrderTiesAndNormalization) {

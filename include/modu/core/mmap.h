@@ -26,6 +26,9 @@ class MappedFile {
   const std::string& path() const { return path_; }
   // Hint the kernel that the whole map will be read soon (MADV_WILLNEED).
   void advise_willneed() const;
+  // Drops this process's pages of [p, p + n) (the whole pages inside it that lie in this mapping):
+  // RSS falls, and a later read faults the file's bytes back in. For data copied elsewhere.
+  void release(const uint8_t* p, size_t n) const;
 
  private:
   const uint8_t* data_ = nullptr;

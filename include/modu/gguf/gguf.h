@@ -117,6 +117,11 @@ class GgufFile {
 
   const std::vector<GgufTensor>& tensors() const { return tensors_; }
   const GgufTensor* tensor(std::string_view name) const;
+  // For tensor data the caller has copied elsewhere (repacked weights): drops the mapped pages of
+  // [p, p + n) from RSS when the file is memory-mapped (open()); a no-op for parse()/from_parts().
+  void release_data(const uint8_t* p, size_t n) const {
+    if (map_) map_->release(p, n);
+  }
 
  private:
   std::shared_ptr<MappedFile> map_;  // keeps the mapping alive (null for parse())

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -126,6 +127,11 @@ class Model {
   const ModelWeights& weights() const { return w_; }
   int64_t n_params() const;
   size_t weight_bytes() const;
+  // Weight bytes rewritten at load into the decode kernels' layouts (repack.h; 0 when the kernel
+  // level has none or MODU_REPACK=0) and the seconds it took. Those bytes live in anonymous memory
+  // instead of the file mapping (their mapped pages are released), so RSS stays about file size.
+  size_t repacked_bytes() const { return repacked_bytes_; }
+  double repack_seconds() const { return repack_seconds_; }
 
   // Runs the batch through the model, writing K/V into `kv` and the logits of every token with
   // want_logits into `logits` ([n_wanted, n_vocab], in batch order). Validates the batch.
@@ -138,6 +144,7 @@ class Model {
 
  private:
   Model() = default;
+  void repack_weights();
   Status run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool& pool, std::vector<float>& out,
              bool want_hidden) const;
   GgufFile file_;
@@ -147,6 +154,10 @@ class Model {
   std::vector<float> rope_freqs_swa_;  // [n_rot / 2] for sliding-window layers; empty: rope_freqs_
   std::vector<float> rope_freqs_long_;  // [n_rot / 2] LongRoPE when the cache exceeds the original context
   std::vector<std::vector<float>> owned_;  // F32 copies of small non-F32 vectors (norms, biases)
+  struct FreeDeleter { void operator()(uint8_t* p) const { std::free(p); } };
+  std::vector<std::unique_ptr<uint8_t, FreeDeleter>> repacked_;  // repacked matrices (64-byte aligned)
+  size_t repacked_bytes_ = 0;
+  double repack_seconds_ = 0;
 };
 
 }  // namespace modu
