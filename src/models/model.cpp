@@ -1,5 +1,6 @@
 // Model loading: validates every tensor's presence, dtype and shape against the config, and views
-// the weights in the memory map without copying (small 1-D tensors are converted to F32).
+// the weights in the memory map without copying (small 1-D tensors are converted to F32), then repacks
+// Q4_0/Q8_0 matrices for the decode kernels where the kernel level has kernels for it (repack.h).
 #include "modu/models/model.h"
 
 #include <chrono>
@@ -219,7 +220,9 @@ void Model::repack_weights() {
       for (Weight& w : *v) add(w);
   }
   const unsigned n_threads = std::max(1u, std::min(8u, std::thread::hardware_concurrency()));
-  for (auto& [t, ws] : by_tensor) {
+  for (auto& entry : by_tensor) {
+    const GgufTensor* t = entry.first;  // (not a structured binding: lambdas below capture it)
+    const std::vector<Weight*>& ws = entry.second;
     const int64_t cols = t->shape[0];
     const size_t rb = dtype_row_bytes(t->dtype, cols);
     const int64_t rows = (int64_t)(t->nbytes / rb);

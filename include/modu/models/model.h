@@ -1,5 +1,5 @@
-// Model: a decoder-only transformer loaded from GGUF (weights stay in the memory map), its KV
-// cache, and the batched forward pass shared by every Llama-like architecture.
+// Model: a decoder-only transformer loaded from GGUF (weights stay in the memory map, or are repacked
+// for the decode kernels at load), its KV cache, and the batched forward pass of every Llama-like architecture.
 #pragma once
 
 #include <cstdint>
