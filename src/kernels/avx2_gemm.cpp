@@ -95,12 +95,14 @@ void pack_q8_0(const void* w, size_t rb, int64_t nrows, int64_t k, void* panel) 
 
 // Repacked layouts (repack.h): 4 consecutive 4-byte lanes of a 64-byte piece are 4 blocks' worth
 // of one element group, so one tr8x4 per (piece, 4 blocks, 8 rows) feeds 4 panel blocks.
-template <bool kQ4>
+enum class R16 { kQ4_0, kQ8_0, kQ4_K };
+template <R16 kKind>
 void pack_r16(const void* w, size_t rb, int64_t nrows, int64_t k, void* panel) {
   const PanelRows pr(w, rb, nrows);
   const __m256i m4 = _mm256_set1_epi8(0x0F);
-  constexpr size_t kGroup = kQ4 ? 288 : 544, kScales = kQ4 ? 256 : 512;
-  constexpr int kPieces = kQ4 ? 4 : 8;
+  constexpr bool kNibbles = kKind != R16::kQ8_0;
+  constexpr size_t kGroup = kKind == R16::kQ4_0 ? 288 : kKind == R16::kQ8_0 ? 544 : 296;
+  constexpr int kPieces = kNibbles ? 4 : 8;
   for (int64_t g = 0; g < k / 512; ++g) {
     for (int q = 0; q < 4; ++q) {
       uint8_t* blk[4];
@@ -110,7 +112,7 @@ void pack_r16(const void* w, size_t rb, int64_t nrows, int64_t k, void* panel) {
           __m256i o[4];
           tr8x4(pr.r + 8 * h, (size_t)g * kGroup + 64 * j + 16 * q, o);
           for (int i = 0; i < 4; ++i) {
-            if constexpr (kQ4) {
+            if constexpr (kNibbles) {
               st256(blk[i] + j * 64 + h * 32, _mm256_and_si256(o[i], m4));
               st256(blk[i] + (4 + j) * 64 + h * 32, _mm256_and_si256(_mm256_srli_epi16(o[i], 4), m4));
             } else {
@@ -118,13 +120,27 @@ void pack_r16(const void* w, size_t rb, int64_t nrows, int64_t k, void* panel) {
             }
           }
         }
-      for (int i = 0; i < 4; ++i)
+      for (int i = 0; i < 4; ++i) {
+        const int l = 4 * q + i;
         for (int r = 0; r < 16; ++r) {
-          uint16_t hd;
-          std::memcpy(&hd, pr.r[r] + (size_t)g * kGroup + kScales + 2 * (4 * q + i), 2);
-          const float dw = r < nrows ? h2f(hd) : 0.0f;
-          put_scales(blk[i], r, dw, (kQ4 ? 8.0f : 128.0f) * dw);
+          const uint8_t* gr = pr.r[r] + (size_t)g * kGroup;
+          float dw = 0.0f, mw = 0.0f;
+          if (r < nrows) {
+            uint16_t hd;
+            if constexpr (kKind == R16::kQ4_K) {
+              std::memcpy(&hd, gr + 288 + 2 * (l / 8), 2);
+              dw = h2f(hd) * (float)gr[256 + l];
+              std::memcpy(&hd, gr + 292 + 2 * (l / 8), 2);
+              mw = h2f(hd) * (float)gr[272 + l];
+            } else {
+              std::memcpy(&hd, gr + (kKind == R16::kQ4_0 ? 256 : 512) + 2 * l, 2);
+              dw = h2f(hd);
+              mw = (kKind == R16::kQ4_0 ? 8.0f : 128.0f) * dw;
+            }
+          }
+          put_scales(blk[i], r, dw, mw);
         }
+      }
     }
   }
 }
@@ -458,7 +474,8 @@ void fill_avx2_gemm(KernelTable* t) {
   t->gemm_pack[(int)DType::Q5_1] = ref::gemm_pack(DType::Q5_1);
   t->gemm_pack[(int)DType::Q5_K] = ref::gemm_pack(DType::Q5_K);
   t->gemm_pack[(int)DType::Q8_0] = nullptr;  // u8 up to 255 would saturate PMADDUBSW (see top)
-  t->gemm_pack[(int)DType::Q4_0_R16] = pack_r16<true>;
+  t->gemm_pack[(int)DType::Q4_0_R16] = pack_r16<R16::kQ4_0>;
+  t->gemm_pack[(int)DType::Q4_K_R16] = pack_r16<R16::kQ4_K>;
   t->gemm_pack[(int)DType::Q8_0_R16] = nullptr;  // as Q8_0
   t->gemm = gemm;
   t->attention = attention;
@@ -469,6 +486,6 @@ void fill_avx2_gemm(KernelTable* t) {
 }
 
 GemmPackFn avx2_pack_q8_0() { return pack_q8_0; }
-GemmPackFn avx2_pack_q8_0_r16() { return pack_r16<false>; }
+GemmPackFn avx2_pack_q8_0_r16() { return pack_r16<R16::kQ8_0>; }
 
 }  // namespace modu::kern

@@ -12,6 +12,8 @@
 //    (the file layout: 16-byte inserts, a scale permute per 4 blocks, 0.29 per byte).
 //  * Q8_0_R16 (544 bytes): weights are stored as q + 128 so they go straight into VPDPBUSD's
 //    unsigned operand: 8 VPDPBUSD + the same scale work, ~0.03 uops per byte.
+//  * Q4_K_R16 (296 bytes: 8 bytes more per 512 elements than Q4_K, the 6-bit scales and mins
+//    stored as bytes): the Q4_0 nibble work plus ~12 uops of per-sub-block scales, ~0.11 per byte.
 //  * The activation's -8 * sum(y) (Q4_0) or -128 * sum(y) (Q8_0) term starts the accumulator, the
 //    activation pieces are read from L1 as memory operands, and nothing is reduced horizontally
 //    before the end of the row. Prefetch as in avx512_gemv.h: the next row tile's bytes.
@@ -25,7 +27,7 @@
 
 namespace {
 
-constexpr size_t kQ4R16Group = 288, kQ8R16Group = 544, kA16Group = 640;
+constexpr size_t kQ4R16Group = 288, kQ8R16Group = 544, kA16Group = 640, kQ4KR16Group = 296;
 
 template <int R>
 inline void rows_q4_0_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, float* out) {
@@ -81,30 +83,70 @@ inline void rows_q8_0_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t
   for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
 }
 
-template <bool kQ4, int R>
-inline void rows_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, float* out) {
-  if constexpr (kQ4) rows_q4_0_r16<R>(ng, w, rb, a, out); else rows_q8_0_r16<R>(ng, w, rb, a, out);
+// Q4_K_R16: the nibble dot as Q4_0_R16 (one lane per 32-element sub-block), then per lane
+// dy * (d * sc * dot - dmin * m * sum(y)); sc and m are bytes, d/dmin one fp16 per 8 lanes.
+template <int R>
+inline void rows_q4_k_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, float* out) {
+  const size_t pf = prefetch_distance(rb);
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  const __m512i idx_d = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  const __m512i idx_m = _mm512_add_epi32(idx_d, _mm512_set1_epi32(2));
+  __m512 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+  for (int64_t g = 0; g < ng; ++g) {
+    const uint8_t* ya = a + g * kA16Group;
+    const __m512 dy = _mm512_loadu_ps(ya + 512);
+    const __m512 sy = _mm512_cvtepi32_ps(_mm512_loadu_si512(ya + 576));
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* x = w + (size_t)r * rb + (size_t)g * kQ4KR16Group;
+      for (int o = 0; o < 320; o += 64) _mm_prefetch(reinterpret_cast<const char*>(x + pf + o), _MM_HINT_T0);
+      __m512i p0 = _mm512_setzero_si512(), p1 = _mm512_setzero_si512();
+      for (int j = 0; j < 4; ++j) {
+        const __m512i q = _mm512_loadu_si512(x + 64 * j);
+        p0 = _mm512_dpbusd_epi32(p0, _mm512_and_si512(q, m4), _mm512_loadu_si512(ya + 64 * j));
+        p1 = _mm512_dpbusd_epi32(p1, _mm512_andnot_si512(m4, q), _mm512_loadu_si512(ya + 256 + 64 * j));
+      }
+      const __m512i p = _mm512_add_epi32(p0, _mm512_srai_epi32(p1, 4));
+      const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + 256))));
+      const __m512 mn = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + 272))));
+      const __m512 dd = _mm512_castps128_ps512(_mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x + 288))));
+      const __m512 dl = _mm512_mul_ps(sc, _mm512_permutexvar_ps(idx_d, dd));
+      const __m512 ml = _mm512_mul_ps(mn, _mm512_permutexvar_ps(idx_m, dd));
+      const __m512 t = _mm512_fmsub_ps(dl, _mm512_cvtepi32_ps(p), _mm512_mul_ps(ml, sy));
+      acc[r] = _mm512_fmadd_ps(t, dy, acc[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
 }
 
-template <bool kQ4>
+enum class R16Kind { kQ4_0, kQ8_0, kQ4_K };
+
+template <R16Kind kKind, int R>
+inline void rows_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, float* out) {
+  if constexpr (kKind == R16Kind::kQ4_0) rows_q4_0_r16<R>(ng, w, rb, a, out);
+  else if constexpr (kKind == R16Kind::kQ8_0) rows_q8_0_r16<R>(ng, w, rb, a, out);
+  else rows_q4_k_r16<R>(ng, w, rb, a, out);
+}
+
+template <R16Kind kKind>
 void dot_rows_r16(int64_t n, const void* w, size_t rb, int64_t nrows, const void* a, float* y) {
   const uint8_t* x = static_cast<const uint8_t*>(w);
   const uint8_t* ya = static_cast<const uint8_t*>(a);
   const int64_t ng = n / modu::kRepackCols;
   int64_t r = 0;
-  for (; r + kRowTile <= nrows; r += kRowTile) rows_r16<kQ4, kRowTile>(ng, x + (size_t)r * rb, rb, ya, y + r);
+  for (; r + kRowTile <= nrows; r += kRowTile) rows_r16<kKind, kRowTile>(ng, x + (size_t)r * rb, rb, ya, y + r);
   switch (nrows - r) {
-    case 3: rows_r16<kQ4, 3>(ng, x + (size_t)r * rb, rb, ya, y + r); break;
-    case 2: rows_r16<kQ4, 2>(ng, x + (size_t)r * rb, rb, ya, y + r); break;
-    case 1: rows_r16<kQ4, 1>(ng, x + (size_t)r * rb, rb, ya, y + r); break;
+    case 3: rows_r16<kKind, 3>(ng, x + (size_t)r * rb, rb, ya, y + r); break;
+    case 2: rows_r16<kKind, 2>(ng, x + (size_t)r * rb, rb, ya, y + r); break;
+    case 1: rows_r16<kKind, 1>(ng, x + (size_t)r * rb, rb, ya, y + r); break;
     default: break;
   }
 }
 
-template <bool kQ4>
+template <R16Kind kKind>
 float dot_r16(int64_t n, const void* w, const void* a) {
   float y;
-  rows_r16<kQ4, 1>(n / modu::kRepackCols, static_cast<const uint8_t*>(w), 0, static_cast<const uint8_t*>(a), &y);
+  rows_r16<kKind, 1>(n / modu::kRepackCols, static_cast<const uint8_t*>(w), 0, static_cast<const uint8_t*>(a), &y);
   return y;
 }
 
@@ -132,10 +174,12 @@ void quantize_q8_0_a16(const float* src, void* dst, int64_t n) {
 
 inline void fill_repack_table(modu::KernelTable* t) {
   using modu::DType;
-  t->vec_dot_rows[(int)DType::Q4_0_R16] = dot_rows_r16<true>;
-  t->vec_dot_rows[(int)DType::Q8_0_R16] = dot_rows_r16<false>;
-  t->vec_dot[(int)DType::Q4_0_R16] = dot_r16<true>;
-  t->vec_dot[(int)DType::Q8_0_R16] = dot_r16<false>;
+  t->vec_dot_rows[(int)DType::Q4_0_R16] = dot_rows_r16<R16Kind::kQ4_0>;
+  t->vec_dot_rows[(int)DType::Q8_0_R16] = dot_rows_r16<R16Kind::kQ8_0>;
+  t->vec_dot_rows[(int)DType::Q4_K_R16] = dot_rows_r16<R16Kind::kQ4_K>;
+  t->vec_dot[(int)DType::Q4_0_R16] = dot_r16<R16Kind::kQ4_0>;
+  t->vec_dot[(int)DType::Q8_0_R16] = dot_r16<R16Kind::kQ8_0>;
+  t->vec_dot[(int)DType::Q4_K_R16] = dot_r16<R16Kind::kQ4_K>;
   t->quantize_row[(int)DType::Q8_0_A16] = quantize_q8_0_a16;
 }
 

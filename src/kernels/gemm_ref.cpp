@@ -65,6 +65,18 @@ void unpack_block(const uint8_t* row, int64_t b, uint8_t u[32], float* dw, float
     std::memcpy(&h, g + (q4 ? 256 : 512) + 2 * lane, 2);
     *dw = fp16_to_fp32(h);
     *mw = (q4 ? 8.0f : 128.0f) * *dw;
+  } else if constexpr (T == DType::Q4_K_R16) {  // sub-block b % 16 of a 296-byte group
+    const uint8_t* g = row + (size_t)(b / 16) * 296;
+    const int l = (int)(b % 16);
+    for (int i = 0; i < 32; ++i) {
+      const uint8_t byte = g[64 * ((i % 16) / 4) + 4 * l + i % 4];
+      u[i] = (uint8_t)(i < 16 ? byte & 0xF : byte >> 4);
+    }
+    uint16_t d, dmin;
+    std::memcpy(&d, g + 288 + 2 * (l / 8), 2);
+    std::memcpy(&dmin, g + 292 + 2 * (l / 8), 2);
+    *dw = fp16_to_fp32(d) * (float)g[256 + l];
+    *mw = fp16_to_fp32(dmin) * (float)g[272 + l];
   }
 }
 
@@ -115,6 +127,7 @@ GemmPackFn gemm_pack(DType t) {
     case DType::Q5_K: return pack_ref<DType::Q5_K>;
     case DType::Q4_0_R16: return pack_ref<DType::Q4_0_R16>;
     case DType::Q8_0_R16: return pack_ref<DType::Q8_0_R16>;
+    case DType::Q4_K_R16: return pack_ref<DType::Q4_K_R16>;
     default: return nullptr;
   }
 }

@@ -1,5 +1,5 @@
 // Repacked decode layouts (modu/kernels/repack.h): the repacking itself and the scalar references
-// (dequantize, quantize, dot) that define Q4_0_R16, Q8_0_R16 and their activation format Q8_0_A16.
+// (dequantize, quantize, dot) that define Q4_0_R16, Q8_0_R16, Q4_K_R16 and their activation format Q8_0_A16.
 #include "modu/kernels/repack.h"
 
 #include <cstring>
@@ -17,7 +17,7 @@ using namespace blk;
 namespace {
 
 constexpr int kG = 16;                       // blocks per group
-constexpr size_t kQ4Group = 288, kQ8Group = 544, kA16Group = 640;
+constexpr size_t kQ4Group = 288, kQ8Group = 544, kA16Group = 640, kQ4KGroup = 296;
 
 // Group g of 16 Q4_0 blocks -> one Q4_0_R16 group.
 void group_q4_0(const BlockQ4_0* x, uint8_t* o) {
@@ -31,6 +31,23 @@ void group_q8_0(const BlockQ8_0* x, uint8_t* o) {
     for (int j = 0; j < 8; ++j)
       for (int i = 0; i < 4; ++i) o[64 * j + 4 * b + i] = (uint8_t)(x[b].qs[4 * j + i] + 128);
     std::memcpy(o + 512 + 2 * b, &x[b].d, 2);
+  }
+}
+// Two Q4_K super-blocks -> one Q4_K_R16 group: sub-block l's 32 nibbles as 16 "pair bytes"
+// (element i low, i + 16 high, as in Q4_0), its 6-bit scale and min as bytes, then d[2], dmin[2].
+void group_q4_k(const BlockQ4_K* x, uint8_t* o) {
+  for (int l = 0; l < kG; ++l) {
+    const BlockQ4_K& sb = x[l / 8];
+    const int j = l % 8;
+    const uint8_t* q = sb.qs + 32 * (j / 2);
+    const int shift = 4 * (j % 2);
+    for (int i = 0; i < 16; ++i)
+      o[64 * (i / 4) + 4 * l + i % 4] = (uint8_t)(((q[i] >> shift) & 0xF) | (((q[i + 16] >> shift) & 0xF) << 4));
+    k4_scale_min(j, sb.scales, o + 256 + l, o + 272 + l);
+  }
+  for (int s = 0; s < 2; ++s) {
+    std::memcpy(o + 288 + 2 * s, &x[s].d, 2);
+    std::memcpy(o + 292 + 2 * s, &x[s].dmin, 2);
   }
 }
 // Element i (0..31) of block b of a Q4_0_R16 group: the unsigned nibble.
@@ -140,12 +157,49 @@ float vec_dot_q8_0_r16_q8_0_a16(int64_t n, const void* w, const void* a) {
   return sum;
 }
 
+void quantize_q4_k_r16(const float* src, void* dst, int64_t n) {
+  std::vector<BlockQ4_K> tmp((size_t)(n / QK_K));
+  quantize_q4_k(src, tmp.data(), n);
+  repack_rows(DType::Q4_K, tmp.data(), dst, n, 1);
+}
+
+// The same operations as dequantize_q4_k (bit-identical values).
+void dequantize_q4_k_r16(const void* src, float* dst, int64_t n) {
+  const uint8_t* g = static_cast<const uint8_t*>(src);
+  for (int64_t gi = 0; gi < n / kRepackCols; ++gi, g += kQ4KGroup)
+    for (int l = 0; l < kG; ++l) {
+      const float dl = r16_d(g, 288, l / 8) * g[256 + l], ml = r16_d(g, 292, l / 8) * g[272 + l];
+      for (int i = 0; i < QK; ++i) *dst++ = dl * (float)q4_r16_nibble(g, l, i) - ml;
+    }
+}
+
+// Q4_K weights with Q8_0-style activations (a scale per 32 elements, as the prefill GEMM uses):
+// per sub-block, dl * sum(q * y) - ml * sum(y), times the activation block's scale.
+float vec_dot_q4_k_r16_q8_0_a16(int64_t n, const void* w, const void* a) {
+  const uint8_t* x = static_cast<const uint8_t*>(w);
+  const uint8_t* y = static_cast<const uint8_t*>(a);
+  float sum = 0.0f;
+  for (int64_t g = 0; g < n / kRepackCols; ++g, x += kQ4KGroup, y += kA16Group)
+    for (int l = 0; l < kG; ++l) {
+      int s = 0, ys = 0;
+      for (int i = 0; i < QK; ++i) {
+        const int yi = (int8_t)y[64 * (i / 4) + 4 * l + i % 4];
+        s += q4_r16_nibble(x, l, i) * yi;
+        ys += yi;
+      }
+      const float dl = r16_d(x, 288, l / 8) * x[256 + l], ml = r16_d(x, 292, l / 8) * x[272 + l];
+      sum += a16_d(y, l) * (dl * (float)s - ml * (float)ys);
+    }
+  return sum;
+}
+
 }  // namespace ref
 
 DType repacked_dtype(DType t) {
   switch (t) {
     case DType::Q4_0: return DType::Q4_0_R16;
     case DType::Q8_0: return DType::Q8_0_R16;
+    case DType::Q4_K: return DType::Q4_K_R16;
     default: return t;
   }
 }
@@ -159,16 +213,18 @@ bool repack_pays(DType t, int64_t cols, const KernelTable& kt) {
 void repack_rows(DType t, const void* src, void* dst, int64_t n, int64_t nrows) {
   MODU_CHECK_MSG(n % kRepackCols == 0, "repack_rows: row length must be a multiple of 512");
   MODU_CHECK_MSG(repacked_dtype(t) != t, std::string("repack_rows: no repacked layout for ") + dtype_name(t));
-  const size_t rb = dtype_row_bytes(t, n);
+  const size_t rb = dtype_row_bytes(t, n), rb_out = dtype_row_bytes(repacked_dtype(t), n);
   const int64_t groups = n / kRepackCols;
   for (int64_t r = 0; r < nrows; ++r) {
     const uint8_t* s = static_cast<const uint8_t*>(src) + (size_t)r * rb;
-    uint8_t* d = static_cast<uint8_t*>(dst) + (size_t)r * rb;
+    uint8_t* d = static_cast<uint8_t*>(dst) + (size_t)r * rb_out;
     for (int64_t g = 0; g < groups; ++g) {
       if (t == DType::Q4_0)
         group_q4_0(reinterpret_cast<const BlockQ4_0*>(s) + g * kG, d + g * kQ4Group);
-      else
+      else if (t == DType::Q8_0)
         group_q8_0(reinterpret_cast<const BlockQ8_0*>(s) + g * kG, d + g * kQ8Group);
+      else
+        group_q4_k(reinterpret_cast<const BlockQ4_K*>(s) + g * 2, d + g * kQ4KGroup);
     }
   }
 }

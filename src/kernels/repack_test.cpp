@@ -15,7 +15,7 @@
 namespace modu {
 namespace {
 
-const DType kFileTypes[] = {DType::Q4_0, DType::Q8_0};
+const DType kFileTypes[] = {DType::Q4_0, DType::Q8_0, DType::Q4_K};
 
 // nrows rows of n elements of file dtype t; pattern 1 = adversarial values, 2 = Q8_0 int8 extremes.
 std::vector<uint8_t> make_rows(DType t, int64_t n, int64_t nrows, int pattern) {
@@ -34,7 +34,7 @@ std::vector<uint8_t> make_rows(DType t, int64_t n, int64_t nrows, int pattern) {
 }
 
 std::vector<uint8_t> repacked(DType t, const std::vector<uint8_t>& w, int64_t n, int64_t nrows) {
-  std::vector<uint8_t> o(w.size());
+  std::vector<uint8_t> o(dtype_row_bytes(repacked_dtype(t), n) * (size_t)nrows);
   repack_rows(t, w.data(), o.data(), n, nrows);
   return o;
 }
@@ -42,9 +42,11 @@ std::vector<uint8_t> repacked(DType t, const std::vector<uint8_t>& w, int64_t n,
 TEST(Repack, TraitsAndNames) {
   EXPECT_EQ(repacked_dtype(DType::Q4_0), DType::Q4_0_R16);
   EXPECT_EQ(repacked_dtype(DType::Q8_0), DType::Q8_0_R16);
-  EXPECT_EQ(repacked_dtype(DType::Q4_K), DType::Q4_K);
-  for (DType t : kFileTypes) EXPECT_EQ(dtype_row_bytes(t, 4096), dtype_row_bytes(repacked_dtype(t), 4096));
-  for (DType t : {DType::Q4_0_R16, DType::Q8_0_R16, DType::Q8_0_A16}) {
+  EXPECT_EQ(repacked_dtype(DType::Q4_K), DType::Q4_K_R16);
+  EXPECT_EQ(repacked_dtype(DType::Q6_K), DType::Q6_K);
+  for (DType t : {DType::Q4_0, DType::Q8_0}) EXPECT_EQ(dtype_row_bytes(t, 4096), dtype_row_bytes(repacked_dtype(t), 4096));
+  EXPECT_EQ(dtype_row_bytes(DType::Q4_K_R16, 4096), dtype_row_bytes(DType::Q4_K, 4096) + 8 * 8);
+  for (DType t : {DType::Q4_0_R16, DType::Q8_0_R16, DType::Q4_K_R16, DType::Q8_0_A16}) {
     EXPECT_TRUE(dtype_traits(t)->internal);
     EXPECT_FALSE(dtype_from_name(dtype_name(t)).ok()) << "internal layouts are not quantize targets";
   }
@@ -60,18 +62,27 @@ TEST(Repack, LosslessAndSameReferenceDot) {
         const auto w = make_rows(t, n, 3, pattern);
         const auto r = repacked(t, w, n, 3);
         const DType rt = repacked_dtype(t);
-        const size_t rb = dtype_row_bytes(t, n);
+        const size_t rb = dtype_row_bytes(t, n), rbo = dtype_row_bytes(rt, n);
         const auto xa = pattern == 1 ? test::adversarial(n, 5) : test::gaussian(n, 5, 3.0f);
         const auto a8 = test::quantize(DType::Q8_0, xa);
         const auto a16 = test::quantize(DType::Q8_0_A16, xa);
         EXPECT_EQ(test::dequantize(DType::Q8_0, a8, n), test::dequantize(DType::Q8_0_A16, a16, n));
         for (int64_t row = 0; row < 3; ++row) {
           const std::vector<uint8_t> wr(w.begin() + (ptrdiff_t)(row * rb), w.begin() + (ptrdiff_t)((row + 1) * rb));
-          const std::vector<uint8_t> rr(r.begin() + (ptrdiff_t)(row * rb), r.begin() + (ptrdiff_t)((row + 1) * rb));
-          EXPECT_EQ(test::dequantize(t, wr, n), test::dequantize(rt, rr, n)) << dtype_name(t) << " n=" << n;
-          // Same integer sums and the same float operations in the same order: bit-identical.
-          EXPECT_EQ(dtype_traits(t)->vec_dot(n, wr.data(), a8.data()), dtype_traits(rt)->vec_dot(n, rr.data(), a16.data()))
-              << dtype_name(t) << " n=" << n << " pattern " << pattern;
+          const std::vector<uint8_t> rr(r.begin() + (ptrdiff_t)(row * rbo), r.begin() + (ptrdiff_t)((row + 1) * rbo));
+          const auto dw = test::dequantize(t, wr, n);
+          EXPECT_EQ(dw, test::dequantize(rt, rr, n)) << dtype_name(t) << " n=" << n;
+          const float got = dtype_traits(rt)->vec_dot(n, rr.data(), a16.data());
+          if (t != DType::Q4_K) {
+            // Same integer sums and the same float operations in the same order: bit-identical.
+            EXPECT_EQ(dtype_traits(t)->vec_dot(n, wr.data(), a8.data()), got)
+                << dtype_name(t) << " n=" << n << " pattern " << pattern;
+          } else {  // Q8_0-style activations instead of Q8_K: against float64 on dequantized data
+            const auto da = test::dequantize(DType::Q8_0_A16, a16, n);
+            double want = 0, mag = 0;
+            for (int64_t i = 0; i < n; ++i) { want += (double)dw[i] * da[i]; mag += std::fabs((double)dw[i] * da[i]); }
+            EXPECT_NEAR(got, want, 1e-5 * mag + 1e-6) << "q4_k_r16 n=" << n << " pattern " << pattern;
+          }
         }
         // quantize() of the repacked dtype = quantize the file dtype, then repack.
         const auto x = test::gaussian(n, 77);
@@ -87,7 +98,9 @@ TEST(Repack, PaysOnlyWithKernelsAndWholeGroups) {
   EXPECT_TRUE(repack_pays(DType::Q4_0, 4096, *vnni));
   EXPECT_TRUE(repack_pays(DType::Q8_0, 2048, *vnni));
   EXPECT_FALSE(repack_pays(DType::Q4_0, 4096 + 32, *vnni));
-  EXPECT_FALSE(repack_pays(DType::Q4_K, 4096, *vnni));
+  EXPECT_TRUE(repack_pays(DType::Q4_K, 4096, *vnni));
+  EXPECT_FALSE(repack_pays(DType::Q4_K, 256, *vnni)) << "one super-block is not a whole group";
+  EXPECT_FALSE(repack_pays(DType::Q6_K, 4096, *vnni));
 }
 
 // Every level with a rows kernel for a repacked dtype, against the scalar reference dot.
@@ -105,7 +118,7 @@ TEST(Repack, KernelsMatchReferenceAtEveryLevel) {
         for (int64_t nrows : {1, 2, 3, 4, 5, 7, 9, 13})
           for (int pattern = 0; pattern < 3; ++pattern) {
             const auto r = repacked(t, make_rows(t, n, nrows, pattern), n, nrows);
-            const size_t rb = dtype_row_bytes(t, n);
+            const size_t rb = dtype_row_bytes(rt, n);
             auto xa = pattern == 1 ? test::adversarial(n, 9) : test::gaussian(n, 9, 3.0f);
             if (pattern == 2)
               for (int64_t i = 0; i < n; i += 3) xa[i] = -std::fabs(xa[i]) * 4.0f;
@@ -135,7 +148,9 @@ TEST(Repack, KernelsMatchReferenceAtEveryLevel) {
           }
     }
   }
-  if (isa_supported(Isa::kAvx512Vnni)) EXPECT_GT(checked, 0) << "the VNNI level has repacked kernels";
+  if (isa_supported(Isa::kAvx512Vnni)) {
+    EXPECT_GT(checked, 0) << "the VNNI level has repacked kernels";
+  }
 }
 
 // The prefill GEMM reads repacked weights through the same panels: packing a repacked matrix must
@@ -147,7 +162,7 @@ TEST(Repack, GemmPanelsEqualFileLayoutPanels) {
       for (int64_t nrows : {16, 5}) {
         const auto w = make_rows(t, n, nrows, 1);
         const auto r = repacked(t, w, n, nrows);
-        const size_t rb = dtype_row_bytes(t, n);
+        const size_t rb = dtype_row_bytes(t, n), rbo = dtype_row_bytes(repacked_dtype(t), n);
         std::vector<uint8_t> want(gemm_panel_bytes(n) + 64), got(want.size());
         auto al = [](std::vector<uint8_t>& v) { return v.data() + (64 - reinterpret_cast<uintptr_t>(v.data()) % 64) % 64; };
         ref->gemm_pack[(int)t](w.data(), rb, nrows, n, al(want));
@@ -156,7 +171,7 @@ TEST(Repack, GemmPanelsEqualFileLayoutPanels) {
           const KernelTable* kt = kernels_for(isa);
           if (!kt || !kt->gemm_pack[(int)repacked_dtype(t)]) continue;
           std::fill(got.begin(), got.end(), 0xAB);
-          kt->gemm_pack[(int)repacked_dtype(t)](r.data(), rb, nrows, n, al(got));
+          kt->gemm_pack[(int)repacked_dtype(t)](r.data(), rbo, nrows, n, al(got));
           EXPECT_EQ(pw, std::vector<uint8_t>(al(got), al(got) + gemm_panel_bytes(n)))
               << isa_name(isa) << " " << dtype_name(t) << " n=" << n << " rows=" << nrows;
         }

@@ -1,6 +1,6 @@
 // Model loading: validates every tensor's presence, dtype and shape against the config, and views
 // the weights in the memory map without copying (small 1-D tensors are converted to F32), then repacks
-// Q4_0/Q8_0 matrices for the decode kernels where the kernel level has kernels for it (repack.h).
+// Q4_0/Q8_0/Q4_K matrices for the decode kernels where the kernel level has kernels for it (repack.h).
 #include "modu/models/model.h"
 
 #include <chrono>
@@ -196,9 +196,9 @@ Result<std::unique_ptr<Model>> Model::from_gguf(GgufFile file) {
   return m;
 }
 
-// Rewrites the Q4_0 / Q8_0 matrices into the decode kernels' block-interleaved layouts when the
-// kernel level in use has kernels for them (repack.h: same bytes per row, so every view into a
-// tensor, e.g. one expert of a stack, keeps its offset). The token embedding keeps the file layout:
+// Rewrites the Q4_0 / Q8_0 / Q4_K matrices into the decode kernels' block-interleaved layouts when
+// the kernel level in use has kernels for them (repack.h); views into a tensor (one expert of a
+// stack) move to the same rows of the new buffer. The token embedding keeps the file layout:
 // its rows are looked up one by one, and a tied output matrix shares it. MODU_REPACK=0 keeps every
 // matrix as stored (A/B comparisons).
 void Model::repack_weights() {
@@ -224,24 +224,27 @@ void Model::repack_weights() {
     const GgufTensor* t = entry.first;  // (not a structured binding: lambdas below capture it)
     const std::vector<Weight*>& ws = entry.second;
     const int64_t cols = t->shape[0];
-    const size_t rb = dtype_row_bytes(t->dtype, cols);
+    const DType rt = repacked_dtype(t->dtype);
+    const size_t rb = dtype_row_bytes(t->dtype, cols), rb_out = dtype_row_bytes(rt, cols);
     const int64_t rows = (int64_t)(t->nbytes / rb);
-    uint8_t* dst = static_cast<uint8_t*>(std::aligned_alloc(64, (t->nbytes + 63) & ~(size_t)63));
+    const size_t out_bytes = (size_t)rows * rb_out;
+    uint8_t* dst = static_cast<uint8_t*>(std::aligned_alloc(64, (out_bytes + 63) & ~(size_t)63));
     MODU_CHECK_MSG(dst != nullptr, "out of memory repacking " + t->name);
     repacked_.emplace_back(dst);
     std::vector<std::thread> th;
     for (unsigned i = 0; i < n_threads; ++i)
       th.emplace_back([&, i] {
         const int64_t r0 = rows * i / n_threads, r1 = rows * (i + 1) / n_threads;
-        repack_rows(t->dtype, t->data + (size_t)r0 * rb, dst + (size_t)r0 * rb, cols, r1 - r0);
+        repack_rows(t->dtype, t->data + (size_t)r0 * rb, dst + (size_t)r0 * rb_out, cols, r1 - r0);
       });
     for (auto& x : th) x.join();
-    for (Weight* w : ws) {
-      w->data = dst + (w->data - t->data);
-      w->dtype = repacked_dtype(w->dtype);
+    for (Weight* w : ws) {  // views (experts of a stack) start at whole rows
+      w->data = dst + (size_t)(w->data - t->data) / rb * rb_out;
+      w->dtype = rt;
+      w->row_bytes = rb_out;
     }
     file_.release_data(t->data, t->nbytes);
-    repacked_bytes_ += t->nbytes;
+    repacked_bytes_ += out_bytes;
   }
   repack_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }

@@ -31,6 +31,7 @@ enum class DType : uint32_t {
   Q4_0_R16 = 40,
   Q8_0_R16 = 41,
   Q8_0_A16 = 42,
+  Q4_K_R16 = 43,
 };
 
 // dequantize(src, dst, n): n elements (a multiple of block_size) from packed blocks to float.

@@ -1,6 +1,6 @@
-// Load-time weight repacking for the decode kernels: Q4_0 / Q8_0 matrices are rewritten, row by
-// row and with the same bytes per row, into block-interleaved layouts (Q4_0_R16 / Q8_0_R16) that
-// the decode matrix x vector kernels read with one aligned-size load per 4 elements of 16 blocks.
+// Load-time weight repacking for the decode kernels: Q4_0 / Q8_0 / Q4_K matrices are rewritten,
+// row by row, into block-interleaved layouts (Q4_0_R16 / Q8_0_R16 / Q4_K_R16) that the decode
+// matrix x vector kernels read with one 64-byte load per 4 elements of 16 blocks.
 //
 // Layouts (a row of n elements, n % 512 == 0, is n / 512 groups of 16 consecutive Q4_0/Q8_0 blocks):
 //   Q4_0_R16 group (288 bytes): qs[4][16][4]: piece j (64 bytes) holds qs bytes 4j..4j+3 of blocks
@@ -8,7 +8,13 @@
 //     then d[16], the blocks' fp16 scales. Values exactly as Q4_0: ((nibble) - 8) * d.
 //   Q8_0_R16 group (544 bytes): u[8][16][4]: piece j holds elements 4j..4j+3 of blocks 0..15 as
 //     unsigned bytes q + 128; then d[16] fp16. Values exactly as Q8_0: (u - 128) * d.
-//   Q8_0_A16 group (640 bytes), the activation format of both: q[8][16][4] int8 in the same piece
+//   Q4_K_R16 group (296 bytes; Q4_K takes 288): two super-blocks as 16 sub-blocks of 32: qs as in
+//     Q4_0_R16 (pair byte i of sub-block l = element i low, element 16 + i high), sc[16] and m[16]
+//     (the 6-bit scales and mins as bytes), d[2], dmin[2] fp16 (per super-block). Values exactly
+//     as Q4_K: d * sc * nibble - dmin * m. Its dot uses Q8_0_A16 activations (a scale per 32
+//     elements, as the prefill GEMM), not Q8_K, so decode results differ from the file layout's
+//     by activation rounding only.
+//   Q8_0_A16 group (640 bytes), the activation format of all three: q[8][16][4] int8 in the same piece
 //     order, d[16] float (the Q8_0 block scale, fp16-rounded then widened), s[16] int32 = sum of
 //     the block's q. Bytes equal to quantize_q8_0's blocks, rearranged.
 // With 4 bytes of 16 blocks per 64-byte piece, each int32 lane of a VPDPBUSD is one block: a row's
@@ -26,7 +32,7 @@ namespace modu {
 
 constexpr int64_t kRepackCols = 512;  // elements per group: rows must be a multiple of this
 
-// The layout `t` is repacked into (Q4_0 -> Q4_0_R16, Q8_0 -> Q8_0_R16), or `t` itself.
+// The layout `t` is repacked into (Q4_0 -> Q4_0_R16, Q8_0 -> Q8_0_R16, Q4_K -> Q4_K_R16), or `t`.
 DType repacked_dtype(DType t);
 
 // Whether a matrix of dtype t with `cols` columns is worth repacking for the kernels in `kt`:
@@ -34,8 +40,9 @@ DType repacked_dtype(DType t);
 // (gemm_pack) kernels for it. False on levels without such kernels (they keep the file layout).
 bool repack_pays(DType t, int64_t cols, const KernelTable& kt);
 
-// Rewrites nrows rows of n elements (n % 512 == 0) of dtype t into repacked_dtype(t); source and
-// destination rows are both dtype_row_bytes(t, n) long (the layouts hold the same bytes).
+// Rewrites nrows rows of n elements (n % 512 == 0) of dtype t into repacked_dtype(t): source rows
+// are dtype_row_bytes(t, n) apart, destination rows dtype_row_bytes(repacked_dtype(t), n) (equal
+// for Q4_0 and Q8_0; Q4_K_R16 rows are 8 bytes per 512 elements longer).
 void repack_rows(DType t, const void* src, void* dst, int64_t n, int64_t nrows);
 
 }  // namespace modu
