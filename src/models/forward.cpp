@@ -118,9 +118,8 @@ Status Model::run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool&
         std::copy(r + q_dim + kv_dim, r + q_dim + 2 * kv_dim, v.begin() + t * kv_dim);
       }
     } else {
-      ops::matmul(L.wq, h.data(), n, q.data(), pool);  // [n, n_head * hd]
-      ops::matmul(L.wk, h.data(), n, k.data(), pool);  // [n, n_kv * hd]
-      ops::matmul(L.wv, h.data(), n, v.data(), pool);  // [n, n_kv * hd]
+      // q: [n, n_head * hd], k and v: [n, n_kv * hd]
+      ops::matmul_many({&L.wq, &L.wk, &L.wv}, h.data(), n, {q.data(), k.data(), v.data()}, pool);
     }
     if (L.bq) ops::add_bias(q.data(), (const float*)L.bq.data, n, q_dim);
     if (L.bk) ops::add_bias(k.data(), (const float*)L.bk.data, n, kv_dim);
@@ -156,8 +155,7 @@ Status Model::run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool&
       std::copy(up.begin(), up.begin() + n * d, h.begin());
     } else {
       if (L.w_gate) {
-        ops::matmul(L.w_gate, h.data(), n, gate.data(), pool);  // [n, n_ff]
-        ops::matmul(L.w_up, h.data(), n, up.data(), pool);      // [n, n_ff]
+        ops::matmul_many({&L.w_gate, &L.w_up}, h.data(), n, {gate.data(), up.data()}, pool);  // [n, n_ff] x2
       } else {  // fused gate/up (Phi-3): [n, 2 n_ff], gate half first
         std::vector<float> gu(n * 2 * c.n_ff);
         ops::matmul(L.w_up, h.data(), n, gu.data(), pool);

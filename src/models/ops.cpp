@@ -139,6 +139,41 @@ void matmul(const Weight& w, const float* x, int64_t n, float* y, ThreadPool& po
   }, kRowBlock);
 }
 
+void matmul_many(const std::vector<const Weight*>& ws, const float* x, int64_t n, const std::vector<float*>& ys,
+                 ThreadPool& pool) {
+  MODU_CHECK(ws.size() == ys.size() && !ws.empty());
+  const KernelTable& kt = kernels();
+  const DType act_type = dtype_traits(ws[0]->dtype)->vec_dot_type;
+  bool fused = n == 1 && act_type != DType::F32;
+  for (const Weight* w : ws)
+    fused = fused && w->cols == ws[0]->cols && kt.vec_dot_rows[(int)w->dtype] != nullptr &&
+            dtype_traits(w->dtype)->vec_dot_type == act_type;
+  static const bool use_rows = [] {  // MODU_GEMV=0: per-row vec_dot everywhere (as matmul)
+    const char* e = std::getenv("MODU_GEMV");
+    return !(e && std::strcmp(e, "0") == 0);
+  }();
+  if (!fused || !use_rows) {
+    for (size_t i = 0; i < ws.size(); ++i) matmul(*ws[i], x, n, ys[i], pool);
+    return;
+  }
+  const int64_t cols = ws[0]->cols;
+  thread_local std::vector<uint8_t> qbuf;
+  qbuf.resize(dtype_row_bytes(act_type, cols));
+  kt.quantize_row[(int)act_type](x, qbuf.data(), cols);
+  std::vector<int64_t> first(ws.size() + 1, 0);  // matrix i owns rows [first[i], first[i + 1])
+  for (size_t i = 0; i < ws.size(); ++i) first[i + 1] = first[i] + ws[i]->rows;
+  const uint8_t* a = qbuf.data();
+  pool.parallel_for(first.back(), [&](int64_t r0, int64_t r1) {
+    for (size_t i = 0; i < ws.size(); ++i) {
+      const int64_t b = std::max(r0, first[i]), e = std::min(r1, first[i + 1]);
+      if (b >= e) continue;
+      const Weight& w = *ws[i];
+      kt.vec_dot_rows[(int)w.dtype](cols, w.data + (size_t)(b - first[i]) * w.row_bytes, w.row_bytes, e - b, a,
+                                    ys[i] + (b - first[i]));
+    }
+  }, kRowBlock);
+}
+
 void rms_norm(const float* x, const float* weight, int64_t n, int64_t d, float eps, float* out) {
   for (int64_t t = 0; t < n; ++t) {
     const float* xr = x + t * d;

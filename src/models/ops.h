@@ -16,6 +16,13 @@ namespace modu::ops {
 // across threads in blocks so each block of weights is reused for every token while in cache.
 void matmul(const Weight& w, const float* x, int64_t n, float* y, ThreadPool& pool);
 
+// Several matrices applied to the same input (Q/K/V, gate/up): ys[i] = matmul(*ws[i], x). When
+// decoding (n == 1) and every matrix has a multi-row kernel for one shared activation format, the
+// activation is converted once and all rows form one parallel pass (one barrier instead of one
+// per matrix, and longer contiguous weight streams per thread); otherwise it is matmul per matrix.
+void matmul_many(const std::vector<const Weight*>& ws, const float* x, int64_t n, const std::vector<float*>& ys,
+                 ThreadPool& pool);
+
 // out[t, :] = x[t, :] / rms(x[t, :]) * weight   (x, out: [n, d]; may alias)
 void rms_norm(const float* x, const float* weight, int64_t n, int64_t d, float eps, float* out);
 
