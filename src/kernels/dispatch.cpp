@@ -41,6 +41,7 @@ KernelTable make_table(Isa isa) {
     kern::fill_avx2_kquants(&t);
     kern::fill_avx2_gemm(&t);
     kern::fill_avx2_gemv(&t);
+    kern::fill_avx2_repack(&t);
   }
   if (isa >= Isa::kAvx512) kern::fill_avx512(&t);
   if (isa >= Isa::kAvx512Vnni) kern::fill_avx512vnni(&t);

@@ -1,0 +1,122 @@
+// AVX2 (+FMA, F16C) decode kernels for the repacked Q4_0_R16 and Q4_K_R16 layouts (repack.h), and
+// the Q8_0_A16 activation quantizer. Q8_0_R16 has none here: its unsigned bytes up to 255 would
+// saturate VPMADDUBSW's int16 pair sums, so AVX2 keeps Q8_0 in the file layout.
+//
+// Performance reasoning (see avx512_repack.h): one 32-byte load is 4 elements of 8 blocks (or Q4_K
+// sub-blocks); per 16 blocks and row: 8 loads, 8 x (AND, shift, AND, 2 VPMADDUBSW, 2 VPADDW), 2
+// VPMADDWD and the scale work, ~0.2 uops per byte against the file layout kernels' ~0.35. The int16
+// sums cannot saturate: per int16 lane 4 pieces x 2 halves x 2 products x 15 x 128 = 30720.
+#include <atomic>
+#include <cstring>
+
+#include "avx2_simd.h"
+#include "blocks.h"
+#include "isa_kernels.h"
+#include "modu/kernels/repack.h"
+#include "ref_kernels.h"
+
+namespace modu::kern {
+
+using namespace modu::blk;
+using namespace modu::kern::avx2;
+
+namespace {
+
+constexpr int kRowTile = 4;
+constexpr size_t kA16 = 640;
+
+inline __m256i ld256(const void* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+
+// Sum over the 4 pieces of half h (blocks 8h..8h+7) of nibbles x activation, per int32 lane.
+inline __m256i nibble_dot(const uint8_t* x, const uint8_t* ya, int h) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  __m256i p16 = _mm256_setzero_si256();
+  for (int j = 0; j < 4; ++j) {
+    const __m256i q = ld256(x + 64 * j + 32 * h);
+    p16 = _mm256_add_epi16(p16, _mm256_maddubs_epi16(_mm256_and_si256(q, m4), ld256(ya + 64 * j + 32 * h)));
+    p16 = _mm256_add_epi16(p16, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4),
+                                                     ld256(ya + 256 + 64 * j + 32 * h)));
+  }
+  return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+}
+
+template <bool kQ4K, int R>
+void rows_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, float* out) {
+  const size_t pf = (size_t)kRowTile * rb, group = kQ4K ? 296 : 288;
+  __m256 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+  for (int64_t g = 0; g < ng; ++g) {
+    const uint8_t* ya = a + g * kA16;
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* x = w + (size_t)r * rb + (size_t)g * group;
+      for (int o = 0; o < 320; o += 64) _mm_prefetch(reinterpret_cast<const char*>(x + pf + o), _MM_HINT_T1);
+      for (int h = 0; h < 2; ++h) {
+        const __m256 dy = _mm256_loadu_ps(reinterpret_cast<const float*>(ya + 512 + 32 * h));
+        const __m256i s = ld256(ya + 576 + 32 * h);
+        const __m256i p = nibble_dot(x, ya, h);
+        if constexpr (kQ4K) {  // dy * (d * sc * dot - dmin * m * sum(y)); half h = super-block h
+          uint16_t d, dmin;
+          std::memcpy(&d, x + 288 + 2 * h, 2);
+          std::memcpy(&dmin, x + 292 + 2 * h, 2);
+          const __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x + 256 + 8 * h))));
+          const __m256 mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x + 272 + 8 * h))));
+          const __m256 dl = _mm256_mul_ps(sc, _mm256_set1_ps(h2f(d))), ml = _mm256_mul_ps(mn, _mm256_set1_ps(h2f(dmin)));
+          const __m256 t = _mm256_fmsub_ps(dl, _mm256_cvtepi32_ps(p), _mm256_mul_ps(ml, _mm256_cvtepi32_ps(s)));
+          acc[r] = _mm256_fmadd_ps(t, dy, acc[r]);
+        } else {  // dx * dy * (dot - 8 * sum(y))
+          const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + 256 + 16 * h)));
+          const __m256i pc = _mm256_sub_epi32(p, _mm256_slli_epi32(s, 3));
+          acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(dx, dy), _mm256_cvtepi32_ps(pc), acc[r]);
+        }
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]);
+}
+
+template <bool kQ4K>
+void dot_rows(int64_t n, const void* w, size_t rb, int64_t nrows, const void* a, float* y) {
+  const uint8_t* x = static_cast<const uint8_t*>(w);
+  const uint8_t* ya = static_cast<const uint8_t*>(a);
+  const int64_t ng = n / kRepackCols;
+  int64_t r = 0;
+  for (; r + kRowTile <= nrows; r += kRowTile) rows_r16<kQ4K, kRowTile>(ng, x + (size_t)r * rb, rb, ya, y + r);
+  switch (nrows - r) {
+    case 3: rows_r16<kQ4K, 3>(ng, x + (size_t)r * rb, rb, ya, y + r); break;
+    case 2: rows_r16<kQ4K, 2>(ng, x + (size_t)r * rb, rb, ya, y + r); break;
+    case 1: rows_r16<kQ4K, 1>(ng, x + (size_t)r * rb, rb, ya, y + r); break;
+    default: break;
+  }
+}
+
+template <bool kQ4K>
+float dot(int64_t n, const void* w, const void* a) {
+  float y;
+  rows_r16<kQ4K, 1>(n / kRepackCols, static_cast<const uint8_t*>(w), 0, static_cast<const uint8_t*>(a), &y);
+  return y;
+}
+
+// The AVX2 Q8_0 quantizer (byte-identical to the reference), taken from the table being filled;
+// every table build stores the same function, atomically since tables build lazily on any thread.
+std::atomic<QuantizeFn> g_q8_0{nullptr};
+
+void quantize_a16(const float* src, void* dst, int64_t n) {
+  BlockQ8_0 tmp[16];
+  for (int64_t g = 0; g < n / kRepackCols; ++g) {
+    g_q8_0.load(std::memory_order_relaxed)(src + g * kRepackCols, tmp, kRepackCols);
+    ref::q8_0_to_a16(tmp, static_cast<uint8_t*>(dst) + g * kA16, 1);
+  }
+}
+
+}  // namespace
+
+void fill_avx2_repack(KernelTable* t) {
+  g_q8_0.store(t->quantize_row[(int)DType::Q8_0], std::memory_order_relaxed);
+  t->quantize_row[(int)DType::Q8_0_A16] = quantize_a16;
+  t->vec_dot_rows[(int)DType::Q4_0_R16] = dot_rows<false>;
+  t->vec_dot_rows[(int)DType::Q4_K_R16] = dot_rows<true>;
+  t->vec_dot[(int)DType::Q4_0_R16] = dot<false>;
+  t->vec_dot[(int)DType::Q4_K_R16] = dot<true>;
+}
+
+}  // namespace modu::kern
