@@ -30,7 +30,7 @@
 
 namespace {
 
-constexpr size_t kQ4R16Group = 288, kQ8R16Group = 544, kA16Group = 640, kQ4KR16Group = 296;
+constexpr size_t kQ4R16Group = 288, kQ8R16Group = 544, kA16Group = 640, kQ4KR16Group = 296, kQ6KR16Group = 420;
 
 template <int R>
 inline void rows_q4_0_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, float* out) {
@@ -122,13 +122,66 @@ inline void rows_q4_k_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t
   for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
 }
 
-enum class R16Kind { kQ4_0, kQ8_0, kQ4_K };
+// Q6_K_R16: 6-bit values = low nibble | 2 high bits << 4, assembled with one VPTERNLOGD per piece
+// (A | (B & 0x30)); the -32 offset comes from the activation's 16-element sums (VPDPBUSD with ones,
+// once per tile), and the even / odd 16-element sub-blocks of each lane keep their own
+// accumulators so each gets its own int8 scale.
+template <int R>
+inline void rows_q6_k_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, float* out) {
+  const size_t pf = prefetch_distance(rb);
+  const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30), ones = _mm512_set1_epi8(1);
+  const __m512i idx_d = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  __m512 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+  for (int64_t g = 0; g < ng; ++g) {
+    const uint8_t* ya = a + g * kA16Group;
+    const __m512 dy = _mm512_loadu_ps(ya + 512);
+    __m512i se = _mm512_setzero_si512(), so = _mm512_setzero_si512();
+    for (int j = 0; j < 4; ++j) {
+      se = _mm512_dpbusd_epi32(se, ones, _mm512_loadu_si512(ya + 64 * j));
+      so = _mm512_dpbusd_epi32(so, ones, _mm512_loadu_si512(ya + 256 + 64 * j));
+    }
+    const __m512i ce = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(se, 5));
+    const __m512i co = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(so, 5));
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* x = w + (size_t)r * rb + (size_t)g * kQ6KR16Group;
+      for (int o = 0; o < 448; o += 64) _mm_prefetch(reinterpret_cast<const char*>(x + pf + o), _MM_HINT_T1);
+      const __m512i h0 = _mm512_loadu_si512(x + 256), h1 = _mm512_loadu_si512(x + 320);
+      __m512i pe = ce, po = co;
+      for (int j = 0; j < 4; ++j) {
+        const __m512i q = _mm512_loadu_si512(x + 64 * j);
+        __m512i he, ho;
+        switch (j) {  // bits 2j..2j+1 of the high-bit bytes -> bits 4..5
+          case 0: he = _mm512_slli_epi16(h0, 4); ho = _mm512_slli_epi16(h1, 4); break;
+          case 1: he = _mm512_slli_epi16(h0, 2); ho = _mm512_slli_epi16(h1, 2); break;
+          case 2: he = h0; ho = h1; break;
+          default: he = _mm512_srli_epi16(h0, 2); ho = _mm512_srli_epi16(h1, 2); break;
+        }
+        const __m512i ve = _mm512_ternarylogic_epi32(_mm512_and_si512(q, m4), he, m30, 0xF8);  // A | (B & C)
+        const __m512i vo = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(q, 4), m4), ho, m30, 0xF8);
+        pe = _mm512_dpbusd_epi32(pe, ve, _mm512_loadu_si512(ya + 64 * j));
+        po = _mm512_dpbusd_epi32(po, vo, _mm512_loadu_si512(ya + 256 + 64 * j));
+      }
+      const __m512 sce = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + 384))));
+      const __m512 sco = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + 400))));
+      int32_t d2;
+      std::memcpy(&d2, x + 416, 4);
+      const __m512 dd = _mm512_castps128_ps512(_mm_cvtph_ps(_mm_cvtsi32_si128(d2)));
+      const __m512 t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pe), sce, _mm512_mul_ps(_mm512_cvtepi32_ps(po), sco));
+      acc[r] = _mm512_fmadd_ps(t, _mm512_mul_ps(_mm512_permutexvar_ps(idx_d, dd), dy), acc[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
+}
+
+enum class R16Kind { kQ4_0, kQ8_0, kQ4_K, kQ6_K };
 
 template <R16Kind kKind, int R>
 inline void rows_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, float* out) {
   if constexpr (kKind == R16Kind::kQ4_0) rows_q4_0_r16<R>(ng, w, rb, a, out);
   else if constexpr (kKind == R16Kind::kQ8_0) rows_q8_0_r16<R>(ng, w, rb, a, out);
-  else rows_q4_k_r16<R>(ng, w, rb, a, out);
+  else if constexpr (kKind == R16Kind::kQ4_K) rows_q4_k_r16<R>(ng, w, rb, a, out);
+  else rows_q6_k_r16<R>(ng, w, rb, a, out);
 }
 
 template <R16Kind kKind>
@@ -183,6 +236,8 @@ inline void fill_repack_table(modu::KernelTable* t) {
   t->vec_dot[(int)DType::Q4_0_R16] = dot_r16<R16Kind::kQ4_0>;
   t->vec_dot[(int)DType::Q8_0_R16] = dot_r16<R16Kind::kQ8_0>;
   t->vec_dot[(int)DType::Q4_K_R16] = dot_r16<R16Kind::kQ4_K>;
+  t->vec_dot_rows[(int)DType::Q6_K_R16] = dot_rows_r16<R16Kind::kQ6_K>;
+  t->vec_dot[(int)DType::Q6_K_R16] = dot_r16<R16Kind::kQ6_K>;
   t->quantize_row[(int)DType::Q8_0_A16] = quantize_q8_0_a16;
 }
 

@@ -60,6 +60,14 @@ inline void k4_scale_min(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
   }
 }
 
+// Element e (0..255) of a Q6_K block, signed (the stored 6-bit value - 32).
+inline int q6k_value(const BlockQ6_K& x, int e) {
+  const int h = e / 128, g = (e % 128) / 32, l = e % 32;
+  const int lo = (x.ql[64 * h + 32 * (g % 2) + l] >> (4 * (g / 2))) & 0xF;
+  const int hi = (x.qh[32 * h + l] >> (2 * g)) & 3;
+  return (lo | (hi << 4)) - 32;
+}
+
 // Unpacks the 16 Q3_K scales (already minus 32) from the 12-byte field.
 inline void q3k_scales(const uint8_t* s, int8_t out[16]) {
   for (int j = 0; j < 16; ++j) {

@@ -50,6 +50,9 @@ float vec_dot_q8_0_r16_q8_0_a16(int64_t n, const void* w, const void* a);
 void dequantize_q4_k_r16(const void* src, float* dst, int64_t n);
 void quantize_q4_k_r16(const float* src, void* dst, int64_t n);
 float vec_dot_q4_k_r16_q8_0_a16(int64_t n, const void* w, const void* a);
+void dequantize_q6_k_r16(const void* src, float* dst, int64_t n);
+void quantize_q6_k_r16(const float* src, void* dst, int64_t n);
+float vec_dot_q6_k_r16_q8_0_a16(int64_t n, const void* w, const void* a);
 // Rearranges 16 * n_groups Q8_0 blocks into Q8_0_A16 groups (used by every level's quantizer).
 void q8_0_to_a16(const void* q8_0_blocks, void* dst, int64_t n_groups);
 }  // namespace modu::ref

@@ -568,14 +568,6 @@ void quantize_q6_k(const float* src, void* dst, int64_t n) {
   }
 }
 
-namespace {
-inline int q6k_value(const BlockQ6_K& x, int e) {
-  const int h = e / 128, g = (e % 128) / 32, l = e % 32;
-  const int lo = (x.ql[64 * h + 32 * (g % 2) + l] >> (4 * (g / 2))) & 0xF;
-  const int hi = (x.qh[32 * h + l] >> (2 * g)) & 3;
-  return (lo | (hi << 4)) - 32;
-}
-}  // namespace
 
 void dequantize_q6_k(const void* src, float* dst, int64_t n) {
   const BlockQ6_K* x = static_cast<const BlockQ6_K*>(src);

@@ -17,7 +17,7 @@ using namespace blk;
 namespace {
 
 constexpr int kG = 16;                       // blocks per group
-constexpr size_t kQ4Group = 288, kQ8Group = 544, kA16Group = 640, kQ4KGroup = 296;
+constexpr size_t kQ4Group = 288, kQ8Group = 544, kA16Group = 640, kQ4KGroup = 296, kQ6KGroup = 420;
 
 // Group g of 16 Q4_0 blocks -> one Q4_0_R16 group.
 void group_q4_0(const BlockQ4_0* x, uint8_t* o) {
@@ -49,6 +49,33 @@ void group_q4_k(const BlockQ4_K* x, uint8_t* o) {
     std::memcpy(o + 288 + 2 * s, &x[s].d, 2);
     std::memcpy(o + 292 + 2 * s, &x[s].dmin, 2);
   }
+}
+// Two Q6_K super-blocks -> one Q6_K_R16 group (16 blocks of 32 = sub-block pairs): the low nibbles
+// as Q4_0_R16 pair bytes, the 2 high bits in two pieces (elements 0..15 / 16..31 of each block;
+// byte k, bits 2j..2j+1 = element 4j + k of that half), the even / odd sub-block scales, d[2].
+void group_q6_k(const BlockQ6_K* x, uint8_t* o) {
+  std::memset(o, 0, kQ6KGroup);
+  for (int b = 0; b < kG; ++b) {
+    const BlockQ6_K& sb = x[b / 8];
+    const int base = 32 * (b % 8);
+    for (int e = 0; e < QK; ++e) {
+      const int v = q6k_value(sb, base + e) + 32;  // 0..63
+      const int half = e / 16, j = (e % 16) / 4, k = e % 4;
+      o[64 * j + 4 * b + k] |= (uint8_t)((v & 0xF) << (4 * half));
+      o[256 + 64 * half + 4 * b + k] |= (uint8_t)(((v >> 4) & 3) << (2 * j));
+    }
+    o[384 + b] = (uint8_t)sb.scales[2 * (b % 8)];
+    o[400 + b] = (uint8_t)sb.scales[2 * (b % 8) + 1];
+  }
+  std::memcpy(o + 416, &x[0].d, 2);
+  std::memcpy(o + 418, &x[1].d, 2);
+}
+// Unsigned 6-bit value of element e (0..31) of block b of a Q6_K_R16 group.
+inline int q6_r16_value(const uint8_t* g, int b, int e) {
+  const int half = e / 16, j = (e % 16) / 4, k = e % 4;
+  const int lo = (g[64 * j + 4 * b + k] >> (4 * half)) & 0xF;
+  const int hi = (g[256 + 64 * half + 4 * b + k] >> (2 * j)) & 3;
+  return lo | (hi << 4);
 }
 // Element i (0..31) of block b of a Q4_0_R16 group: the unsigned nibble.
 inline int q4_r16_nibble(const uint8_t* g, int b, int i) {
@@ -193,6 +220,39 @@ float vec_dot_q4_k_r16_q8_0_a16(int64_t n, const void* w, const void* a) {
   return sum;
 }
 
+void quantize_q6_k_r16(const float* src, void* dst, int64_t n) {
+  std::vector<BlockQ6_K> tmp((size_t)(n / QK_K));
+  quantize_q6_k(src, tmp.data(), n);
+  repack_rows(DType::Q6_K, tmp.data(), dst, n, 1);
+}
+
+// The same operations as dequantize_q6_k (bit-identical values).
+void dequantize_q6_k_r16(const void* src, float* dst, int64_t n) {
+  const uint8_t* g = static_cast<const uint8_t*>(src);
+  for (int64_t gi = 0; gi < n / kRepackCols; ++gi, g += kQ6KGroup)
+    for (int b = 0; b < kG; ++b) {
+      const float d = r16_d(g, 416, b / 8);
+      for (int e = 0; e < QK; ++e)
+        *dst++ = d * (float)(int8_t)g[(e < 16 ? 384 : 400) + b] * (float)(q6_r16_value(g, b, e) - 32);
+    }
+}
+
+// Q6_K weights with Q8_0-style activations: per 32-element block, d * dy * (sc_even * dot(first
+// 16) + sc_odd * dot(last 16)), the dots over (value - 32) in integers.
+float vec_dot_q6_k_r16_q8_0_a16(int64_t n, const void* w, const void* a) {
+  const uint8_t* x = static_cast<const uint8_t*>(w);
+  const uint8_t* y = static_cast<const uint8_t*>(a);
+  float sum = 0.0f;
+  for (int64_t g = 0; g < n / kRepackCols; ++g, x += kQ6KGroup, y += kA16Group)
+    for (int b = 0; b < kG; ++b) {
+      int s[2] = {0, 0};
+      for (int e = 0; e < QK; ++e) s[e / 16] += (q6_r16_value(x, b, e) - 32) * (int8_t)y[64 * (e / 4) + 4 * b + e % 4];
+      const int isum = (int8_t)x[384 + b] * s[0] + (int8_t)x[400 + b] * s[1];
+      sum += r16_d(x, 416, b / 8) * a16_d(y, b) * (float)isum;
+    }
+  return sum;
+}
+
 }  // namespace ref
 
 DType repacked_dtype(DType t) {
@@ -200,14 +260,18 @@ DType repacked_dtype(DType t) {
     case DType::Q4_0: return DType::Q4_0_R16;
     case DType::Q8_0: return DType::Q8_0_R16;
     case DType::Q4_K: return DType::Q4_K_R16;
+    case DType::Q6_K: return DType::Q6_K_R16;
     default: return t;
   }
 }
 
 bool repack_pays(DType t, int64_t cols, const KernelTable& kt) {
   const DType r = repacked_dtype(t);
+  // Prefill must not lose its GEMM: a dtype with a panel packer needs one for its repacked layout
+  // (Q6_K has none either way: its 16-element scales do not fit the 32-element panel blocks).
   return r != t && cols > 0 && cols % kRepackCols == 0 && kt.vec_dot_rows[(int)r] != nullptr &&
-         kt.gemm_pack[(int)r] != nullptr && kt.quantize_row[(int)DType::Q8_0_A16] != nullptr;
+         (kt.gemm_pack[(int)t] == nullptr || kt.gemm_pack[(int)r] != nullptr) &&
+         kt.quantize_row[(int)DType::Q8_0_A16] != nullptr;
 }
 
 void repack_rows(DType t, const void* src, void* dst, int64_t n, int64_t nrows) {
@@ -223,8 +287,10 @@ void repack_rows(DType t, const void* src, void* dst, int64_t n, int64_t nrows) 
         group_q4_0(reinterpret_cast<const BlockQ4_0*>(s) + g * kG, d + g * kQ4Group);
       else if (t == DType::Q8_0)
         group_q8_0(reinterpret_cast<const BlockQ8_0*>(s) + g * kG, d + g * kQ8Group);
-      else
+      else if (t == DType::Q4_K)
         group_q4_k(reinterpret_cast<const BlockQ4_K*>(s) + g * 2, d + g * kQ4KGroup);
+      else
+        group_q6_k(reinterpret_cast<const BlockQ6_K*>(s) + g * 2, d + g * kQ6KGroup);
     }
   }
 }

@@ -15,7 +15,7 @@
 namespace modu {
 namespace {
 
-const DType kFileTypes[] = {DType::Q4_0, DType::Q8_0, DType::Q4_K};
+const DType kFileTypes[] = {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K};
 
 // nrows rows of n elements of file dtype t; pattern 1 = adversarial values, 2 = Q8_0 int8 extremes.
 std::vector<uint8_t> make_rows(DType t, int64_t n, int64_t nrows, int pattern) {
@@ -43,10 +43,12 @@ TEST(Repack, TraitsAndNames) {
   EXPECT_EQ(repacked_dtype(DType::Q4_0), DType::Q4_0_R16);
   EXPECT_EQ(repacked_dtype(DType::Q8_0), DType::Q8_0_R16);
   EXPECT_EQ(repacked_dtype(DType::Q4_K), DType::Q4_K_R16);
-  EXPECT_EQ(repacked_dtype(DType::Q6_K), DType::Q6_K);
+  EXPECT_EQ(repacked_dtype(DType::Q6_K), DType::Q6_K_R16);
+  EXPECT_EQ(repacked_dtype(DType::Q5_K), DType::Q5_K);
+  EXPECT_EQ(dtype_row_bytes(DType::Q6_K_R16, 4096), dtype_row_bytes(DType::Q6_K, 4096));
   for (DType t : {DType::Q4_0, DType::Q8_0}) EXPECT_EQ(dtype_row_bytes(t, 4096), dtype_row_bytes(repacked_dtype(t), 4096));
   EXPECT_EQ(dtype_row_bytes(DType::Q4_K_R16, 4096), dtype_row_bytes(DType::Q4_K, 4096) + 8 * 8);
-  for (DType t : {DType::Q4_0_R16, DType::Q8_0_R16, DType::Q4_K_R16, DType::Q8_0_A16}) {
+  for (DType t : {DType::Q4_0_R16, DType::Q8_0_R16, DType::Q4_K_R16, DType::Q6_K_R16, DType::Q8_0_A16}) {
     EXPECT_TRUE(dtype_traits(t)->internal);
     EXPECT_FALSE(dtype_from_name(dtype_name(t)).ok()) << "internal layouts are not quantize targets";
   }
@@ -73,15 +75,15 @@ TEST(Repack, LosslessAndSameReferenceDot) {
           const auto dw = test::dequantize(t, wr, n);
           EXPECT_EQ(dw, test::dequantize(rt, rr, n)) << dtype_name(t) << " n=" << n;
           const float got = dtype_traits(rt)->vec_dot(n, rr.data(), a16.data());
-          if (t != DType::Q4_K) {
+          if (t == DType::Q4_0 || t == DType::Q8_0) {
             // Same integer sums and the same float operations in the same order: bit-identical.
             EXPECT_EQ(dtype_traits(t)->vec_dot(n, wr.data(), a8.data()), got)
                 << dtype_name(t) << " n=" << n << " pattern " << pattern;
-          } else {  // Q8_0-style activations instead of Q8_K: against float64 on dequantized data
+          } else {  // K-quants: Q8_0-style activations instead of Q8_K, so against float64
             const auto da = test::dequantize(DType::Q8_0_A16, a16, n);
             double want = 0, mag = 0;
             for (int64_t i = 0; i < n; ++i) { want += (double)dw[i] * da[i]; mag += std::fabs((double)dw[i] * da[i]); }
-            EXPECT_NEAR(got, want, 1e-5 * mag + 1e-6) << "q4_k_r16 n=" << n << " pattern " << pattern;
+            EXPECT_NEAR(got, want, 1e-5 * mag + 1e-6) << dtype_name(rt) << " n=" << n << " pattern " << pattern;
           }
         }
         // quantize() of the repacked dtype = quantize the file dtype, then repack.
@@ -100,7 +102,8 @@ TEST(Repack, PaysOnlyWithKernelsAndWholeGroups) {
   EXPECT_FALSE(repack_pays(DType::Q4_0, 4096 + 32, *vnni));
   EXPECT_TRUE(repack_pays(DType::Q4_K, 4096, *vnni));
   EXPECT_FALSE(repack_pays(DType::Q4_K, 256, *vnni)) << "one super-block is not a whole group";
-  EXPECT_FALSE(repack_pays(DType::Q6_K, 4096, *vnni));
+  EXPECT_TRUE(repack_pays(DType::Q6_K, 4096, *vnni)) << "no GEMM either way, so decode decides";
+  EXPECT_FALSE(repack_pays(DType::Q5_K, 4096, *vnni));
 }
 
 // Every level with a rows kernel for a repacked dtype, against the scalar reference dot.
@@ -165,6 +168,10 @@ TEST(Repack, GemmPanelsEqualFileLayoutPanels) {
         const size_t rb = dtype_row_bytes(t, n), rbo = dtype_row_bytes(repacked_dtype(t), n);
         std::vector<uint8_t> want(gemm_panel_bytes(n) + 64), got(want.size());
         auto al = [](std::vector<uint8_t>& v) { return v.data() + (64 - reinterpret_cast<uintptr_t>(v.data()) % 64) % 64; };
+        if (!ref->gemm_pack[(int)t]) {  // Q6_K: no panel format, so no packer for its repacked layout
+          EXPECT_EQ(ref->gemm_pack[(int)repacked_dtype(t)], nullptr);
+          continue;
+        }
         ref->gemm_pack[(int)t](w.data(), rb, nrows, n, al(want));
         const std::vector<uint8_t> pw(al(want), al(want) + gemm_panel_bytes(n));
         for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Vnni}) {

@@ -229,7 +229,7 @@ TEST(Moe, MixtralStyleLlamaQuantizedAndRouterTies) {
   }
 }
 
-// Q4_0 / Q8_0 / Q4_K matrices with rows of whole 512-element groups are repacked at load on levels with
+// Q4_0 / Q8_0 / Q4_K / Q6_K matrices with rows of whole 512-element groups are repacked at load on levels with
 // kernels for it (kernels/repack.h): decode (one token per step: the rows kernels) and prefill
 // (the GEMM through the repacked panel packers) must still match the float64 reference, dense and
 // with expert stacks.
@@ -237,7 +237,8 @@ TEST(Repack, RepackedQuantizedModelsMatchReference) {
   for (std::string arch : {"llama", "qwen3moe"})
     // Q4_K: 4e-2 because the file layout itself reaches 0.035 here (qwen3moe decode, Q8_K
     // activations; 8-bit activation rounding can flip a router pick).
-    for (DtypeCase dc : {DtypeCase{DType::Q8_0, 2e-2}, DtypeCase{DType::Q4_0, 3e-2}, DtypeCase{DType::Q4_K, 4e-2}}) {
+    for (DtypeCase dc : {DtypeCase{DType::Q8_0, 2e-2}, DtypeCase{DType::Q4_0, 3e-2}, DtypeCase{DType::Q4_K, 4e-2},
+                         DtypeCase{DType::Q6_K, 3e-2}}) {
       TestModelSpec s = spec_for(arch);
       s.weight_type = dc.dt;
       s.n_embd = 512; s.n_head = 8; s.n_head_kv = 2; s.head_dim = 64; s.n_ff = 1024;
