@@ -1,5 +1,5 @@
-// Load-time weight repacking for the decode kernels: Q4_0 / Q8_0 / Q4_K matrices are rewritten,
-// row by row, into block-interleaved layouts (Q4_0_R16 / Q8_0_R16 / Q4_K_R16) that the decode
+// Load-time weight repacking for the decode kernels: Q4_0 / Q8_0 / Q4_K / Q6_K matrices are
+// rewritten, row by row, into block-interleaved layouts (Q4_0_R16 / Q8_0_R16 / Q4_K_R16 / Q6_K_R16) that the decode
 // matrix x vector kernels read with one 64-byte load per 4 elements of 16 blocks.
 //
 // Layouts (a row of n elements, n % 512 == 0, is n / 512 groups of 16 consecutive Q4_0/Q8_0 blocks):
@@ -14,7 +14,13 @@
 //     as Q4_K: d * sc * nibble - dmin * m. Its dot uses Q8_0_A16 activations (a scale per 32
 //     elements, as the prefill GEMM), not Q8_K, so decode results differ from the file layout's
 //     by activation rounding only.
-//   Q8_0_A16 group (640 bytes), the activation format of all three: q[8][16][4] int8 in the same piece
+//   Q6_K_R16 group (420 bytes, as Q6_K): two super-blocks as 16 blocks of 32 (sub-block pairs):
+//     the 6-bit values' low nibbles as Q4_0_R16 pair bytes (256), their 2 high bits in two pieces
+//     (128: piece h holds elements 16h..16h+15 of each block, byte k bits 2j..2j+1 = element
+//     16h + 4j + k), int8 scales of the even and odd sub-blocks (16 + 16), d[2] fp16. Values as
+//     Q6_K: d * sc * (q - 32). Dots Q8_0_A16 activations, like Q4_K_R16. No GEMM packer (Q6_K has
+//     none: its 16-element scales do not fit the 32-element panel blocks).
+//   Q8_0_A16 group (640 bytes), the activation format of all four: q[8][16][4] int8 in the same piece
 //     order, d[16] float (the Q8_0 block scale, fp16-rounded then widened), s[16] int32 = sum of
 //     the block's q. Bytes equal to quantize_q8_0's blocks, rearranged.
 // With 4 bytes of 16 blocks per 64-byte piece, each int32 lane of a VPDPBUSD is one block: a row's
@@ -32,12 +38,14 @@ namespace modu {
 
 constexpr int64_t kRepackCols = 512;  // elements per group: rows must be a multiple of this
 
-// The layout `t` is repacked into (Q4_0 -> Q4_0_R16, Q8_0 -> Q8_0_R16, Q4_K -> Q4_K_R16), or `t`.
+// The layout `t` is repacked into (Q4_0 -> Q4_0_R16, Q8_0 -> Q8_0_R16, Q4_K -> Q4_K_R16,
+// Q6_K -> Q6_K_R16), or `t` itself.
 DType repacked_dtype(DType t);
 
 // Whether a matrix of dtype t with `cols` columns is worth repacking for the kernels in `kt`:
-// t has a repacked layout, cols % 512 == 0, and kt has decode (vec_dot_rows) and prefill
-// (gemm_pack) kernels for it. False on levels without such kernels (they keep the file layout).
+// t has a repacked layout, cols % 512 == 0, kt has a decode kernel (vec_dot_rows) for it and, if
+// t has a prefill GEMM packer, one for the repacked layout too. False on levels without such
+// kernels (they keep the file layout).
 bool repack_pays(DType t, int64_t cols, const KernelTable& kt);
 
 // Rewrites nrows rows of n elements (n % 512 == 0) of dtype t into repacked_dtype(t): source rows
