@@ -32,6 +32,19 @@ namespace {
 
 constexpr size_t kQ4R16Group = 288, kQ8R16Group = 544, kA16Group = 640, kQ4KR16Group = 296, kQ6KR16Group = 420;
 
+// start + per lane (one block / sub-block) the dot of the 4 pieces' nibbles at x with the Q8_0_A16
+// activation group ya. High nibbles stay in place (q & 0xF0 = 16 * nibble): p1 collects 16x their
+// dot, exactly, and one arithmetic shift per group replaces a shift per piece.
+inline __m512i nibble_dot(const uint8_t* x, const uint8_t* ya, __m512i m4, __m512i start) {
+  __m512i p0 = start, p1 = _mm512_setzero_si512();
+  for (int j = 0; j < 4; ++j) {
+    const __m512i q = _mm512_loadu_si512(x + 64 * j);
+    p0 = _mm512_dpbusd_epi32(p0, _mm512_and_si512(q, m4), _mm512_loadu_si512(ya + 64 * j));
+    p1 = _mm512_dpbusd_epi32(p1, _mm512_andnot_si512(m4, q), _mm512_loadu_si512(ya + 256 + 64 * j));
+  }
+  return _mm512_add_epi32(p0, _mm512_srai_epi32(p1, 4));
+}
+
 template <int R>
 inline void rows_q4_0_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, float* out) {
   const size_t pf = prefetch_distance(rb);
@@ -46,16 +59,8 @@ inline void rows_q4_0_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t
       const uint8_t* x = w + (size_t)r * rb + (size_t)g * kQ4R16Group;
       // 5 lines per 288 bytes: consecutive groups' prefetch points are <= 64 bytes apart.
       for (int o = 0; o < 320; o += 64) _mm_prefetch(reinterpret_cast<const char*>(x + pf + o), _MM_HINT_T1);
-      // High nibbles stay in place (q & 0xF0 = 16 * nibble): p1 collects 16x their dot, exactly,
-      // and one arithmetic shift per group replaces a shift per piece.
-      __m512i p0 = corr, p1 = _mm512_setzero_si512();
-      for (int j = 0; j < 4; ++j) {
-        const __m512i q = _mm512_loadu_si512(x + 64 * j);
-        p0 = _mm512_dpbusd_epi32(p0, _mm512_and_si512(q, m4), _mm512_loadu_si512(ya + 64 * j));
-        p1 = _mm512_dpbusd_epi32(p1, _mm512_andnot_si512(m4, q), _mm512_loadu_si512(ya + 256 + 64 * j));
-      }
+      const __m512i p = nibble_dot(x, ya, m4, corr);
       const __m512 dx = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 256)));
-      const __m512i p = _mm512_add_epi32(p0, _mm512_srai_epi32(p1, 4));
       acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(dx, dy), _mm512_cvtepi32_ps(p), acc[r]);
     }
   }
@@ -103,13 +108,7 @@ inline void rows_q4_k_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t
     for (int r = 0; r < R; ++r) {
       const uint8_t* x = w + (size_t)r * rb + (size_t)g * kQ4KR16Group;
       for (int o = 0; o < 320; o += 64) _mm_prefetch(reinterpret_cast<const char*>(x + pf + o), _MM_HINT_T1);
-      __m512i p0 = _mm512_setzero_si512(), p1 = _mm512_setzero_si512();
-      for (int j = 0; j < 4; ++j) {
-        const __m512i q = _mm512_loadu_si512(x + 64 * j);
-        p0 = _mm512_dpbusd_epi32(p0, _mm512_and_si512(q, m4), _mm512_loadu_si512(ya + 64 * j));
-        p1 = _mm512_dpbusd_epi32(p1, _mm512_andnot_si512(m4, q), _mm512_loadu_si512(ya + 256 + 64 * j));
-      }
-      const __m512i p = _mm512_add_epi32(p0, _mm512_srai_epi32(p1, 4));
+      const __m512i p = nibble_dot(x, ya, m4, _mm512_setzero_si512());
       const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + 256))));
       const __m512 mn = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + 272))));
       const __m512 dd = _mm512_castps128_ps512(_mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x + 288))));

@@ -93,6 +93,13 @@ inline float a16_d(const uint8_t* g, int b) {
   return d;
 }
 
+// quantize() of a repacked dtype: quantize to the file layout `t`, then repack.
+void quantize_repacked(DType t, const float* src, void* dst, int64_t n) {
+  std::vector<uint8_t> tmp(dtype_row_bytes(t, n));
+  dtype_traits(t)->quantize(src, tmp.data(), n);
+  repack_rows(t, tmp.data(), dst, n, 1);
+}
+
 }  // namespace
 
 namespace ref {
@@ -127,11 +134,7 @@ void dequantize_q8_0_a16(const void* src, float* dst, int64_t n) {
       for (int i = 0; i < QK; ++i) *dst++ = a16_d(g, b) * (float)(int8_t)g[64 * (i / 4) + 4 * b + i % 4];
 }
 
-void quantize_q4_0_r16(const float* src, void* dst, int64_t n) {
-  std::vector<BlockQ4_0> tmp((size_t)(n / QK));
-  quantize_q4_0(src, tmp.data(), n);
-  repack_rows(DType::Q4_0, tmp.data(), dst, n, 1);
-}
+void quantize_q4_0_r16(const float* src, void* dst, int64_t n) { quantize_repacked(DType::Q4_0, src, dst, n); }
 
 void dequantize_q4_0_r16(const void* src, float* dst, int64_t n) {
   const uint8_t* g = static_cast<const uint8_t*>(src);
@@ -140,11 +143,7 @@ void dequantize_q4_0_r16(const void* src, float* dst, int64_t n) {
       for (int i = 0; i < QK; ++i) *dst++ = (float)(q4_r16_nibble(g, b, i) - 8) * r16_d(g, 256, b);
 }
 
-void quantize_q8_0_r16(const float* src, void* dst, int64_t n) {
-  std::vector<BlockQ8_0> tmp((size_t)(n / QK));
-  quantize_q8_0(src, tmp.data(), n);
-  repack_rows(DType::Q8_0, tmp.data(), dst, n, 1);
-}
+void quantize_q8_0_r16(const float* src, void* dst, int64_t n) { quantize_repacked(DType::Q8_0, src, dst, n); }
 
 void dequantize_q8_0_r16(const void* src, float* dst, int64_t n) {
   const uint8_t* g = static_cast<const uint8_t*>(src);
@@ -184,11 +183,7 @@ float vec_dot_q8_0_r16_q8_0_a16(int64_t n, const void* w, const void* a) {
   return sum;
 }
 
-void quantize_q4_k_r16(const float* src, void* dst, int64_t n) {
-  std::vector<BlockQ4_K> tmp((size_t)(n / QK_K));
-  quantize_q4_k(src, tmp.data(), n);
-  repack_rows(DType::Q4_K, tmp.data(), dst, n, 1);
-}
+void quantize_q4_k_r16(const float* src, void* dst, int64_t n) { quantize_repacked(DType::Q4_K, src, dst, n); }
 
 // The same operations as dequantize_q4_k (bit-identical values).
 void dequantize_q4_k_r16(const void* src, float* dst, int64_t n) {
@@ -220,11 +215,7 @@ float vec_dot_q4_k_r16_q8_0_a16(int64_t n, const void* w, const void* a) {
   return sum;
 }
 
-void quantize_q6_k_r16(const float* src, void* dst, int64_t n) {
-  std::vector<BlockQ6_K> tmp((size_t)(n / QK_K));
-  quantize_q6_k(src, tmp.data(), n);
-  repack_rows(DType::Q6_K, tmp.data(), dst, n, 1);
-}
+void quantize_q6_k_r16(const float* src, void* dst, int64_t n) { quantize_repacked(DType::Q6_K, src, dst, n); }
 
 // The same operations as dequantize_q6_k (bit-identical values).
 void dequantize_q6_k_r16(const void* src, float* dst, int64_t n) {

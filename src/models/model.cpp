@@ -1,6 +1,6 @@
 // Model loading: validates every tensor's presence, dtype and shape against the config, and views
 // the weights in the memory map without copying (small 1-D tensors are converted to F32), then repacks
-// Q4_0/Q8_0/Q4_K matrices for the decode kernels where the kernel level has kernels for it (repack.h).
+// Q4_0/Q8_0/Q4_K/Q6_K matrices for the decode kernels where the kernel level has kernels for it (repack.h).
 #include "modu/models/model.h"
 
 #include <chrono>
@@ -196,7 +196,7 @@ Result<std::unique_ptr<Model>> Model::from_gguf(GgufFile file) {
   return m;
 }
 
-// Rewrites the Q4_0 / Q8_0 / Q4_K matrices into the decode kernels' block-interleaved layouts when
+// Rewrites the Q4_0 / Q8_0 / Q4_K / Q6_K matrices into the decode kernels' block-interleaved layouts when
 // the kernel level in use has kernels for them (repack.h); views into a tensor (one expert of a
 // stack) move to the same rows of the new buffer. The token embedding keeps the file layout:
 // its rows are looked up one by one, and a tied output matrix shares it. MODU_REPACK=0 keeps every

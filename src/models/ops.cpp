@@ -72,6 +72,15 @@ void matmul_gemm(const Weight& w, const float* x, int64_t n, float* y, ThreadPoo
 // Rows per work item: 16 rows of a 4096-wide Q4_0 matrix is ~36 KiB, which stays in L2 while
 // every token of a prefill batch streams past it.
 constexpr int64_t kRowBlock = 16;
+
+// MODU_GEMV=0 forces the per-row vec_dot loop (A/B comparisons of the decode kernels).
+bool rows_kernels_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("MODU_GEMV");
+    return !(e && std::strcmp(e, "0") == 0);
+  }();
+  return on;
+}
 }  // namespace
 
 void matmul(const Weight& w, const float* x, int64_t n, float* y, ThreadPool& pool) {
@@ -102,12 +111,7 @@ void matmul(const Weight& w, const float* x, int64_t n, float* y, ThreadPool& po
   }
   const uint8_t* a = static_cast<const uint8_t*>(act);
   const int64_t rows = w.rows;
-  // MODU_GEMV=0 forces the per-row vec_dot loop (A/B comparisons of the decode kernels).
-  static const bool use_rows = [] {
-    const char* e = std::getenv("MODU_GEMV");
-    return !(e && std::strcmp(e, "0") == 0);
-  }();
-  if (VecDotRowsFn dot_rows = use_rows ? kt.vec_dot_rows[(int)w.dtype] : nullptr) {
+  if (VecDotRowsFn dot_rows = rows_kernels_enabled() ? kt.vec_dot_rows[(int)w.dtype] : nullptr) {
     // Decode (n < kGemmMinTokens): the multi-row kernel streams each weight row once per token
     // while sharing activation work across its row tile. With 2-3 tokens, rows go in blocks of
     // kRowsPerCall (72 KiB of a 2048-wide Q4_0 matrix) so the later tokens hit L2.
@@ -148,11 +152,7 @@ void matmul_many(const std::vector<const Weight*>& ws, const float* x, int64_t n
   for (const Weight* w : ws)
     fused = fused && w->cols == ws[0]->cols && kt.vec_dot_rows[(int)w->dtype] != nullptr &&
             dtype_traits(w->dtype)->vec_dot_type == act_type;
-  static const bool use_rows = [] {  // MODU_GEMV=0: per-row vec_dot everywhere (as matmul)
-    const char* e = std::getenv("MODU_GEMV");
-    return !(e && std::strcmp(e, "0") == 0);
-  }();
-  if (!fused || !use_rows) {
+  if (!fused || !rows_kernels_enabled()) {
     for (size_t i = 0; i < ws.size(); ++i) matmul(*ws[i], x, n, ys[i], pool);
     return;
   }

@@ -2,7 +2,7 @@
 // rewritten, row by row, into block-interleaved layouts (Q4_0_R16 / Q8_0_R16 / Q4_K_R16 / Q6_K_R16) that the decode
 // matrix x vector kernels read with one 64-byte load per 4 elements of 16 blocks.
 //
-// Layouts (a row of n elements, n % 512 == 0, is n / 512 groups of 16 consecutive Q4_0/Q8_0 blocks):
+// Layouts (a row of n elements, n % 512 == 0, is n / 512 groups of 512 consecutive elements):
 //   Q4_0_R16 group (288 bytes): qs[4][16][4]: piece j (64 bytes) holds qs bytes 4j..4j+3 of blocks
 //     0..15, 4 bytes per block (so low nibbles = elements 4j..4j+3, high = 16+4j..16+4j+3);
 //     then d[16], the blocks' fp16 scales. Values exactly as Q4_0: ((nibble) - 8) * d.
