@@ -219,6 +219,19 @@ void Model::repack_weights() {
     for (auto* v : {&l.exp_gate, &l.exp_up, &l.exp_down})
       for (Weight& w : *v) add(w);
   }
+  // One arena for every repacked matrix, on 2 MiB pages where the OS grants them (HugeBuffer):
+  // decode streams all of it once per token.
+  size_t total = 0;
+  for (auto& entry : by_tensor) {
+    const GgufTensor* t = entry.first;
+    const size_t rb = dtype_row_bytes(t->dtype, t->shape[0]);
+    total += ((t->nbytes / rb) * dtype_row_bytes(repacked_dtype(t->dtype), t->shape[0]) + 63) & ~(size_t)63;
+  }
+  if (total == 0) return;
+  Result<HugeBuffer> arena = HugeBuffer::allocate(total);
+  MODU_CHECK_MSG(arena.ok(), "repacking weights: " + arena.status().message());
+  repacked_ = std::move(*arena);
+  uint8_t* next = repacked_.data();
   const unsigned n_threads = std::max(1u, std::min(8u, std::thread::hardware_concurrency()));
   for (auto& entry : by_tensor) {
     const GgufTensor* t = entry.first;  // (not a structured binding: lambdas below capture it)
@@ -228,9 +241,8 @@ void Model::repack_weights() {
     const size_t rb = dtype_row_bytes(t->dtype, cols), rb_out = dtype_row_bytes(rt, cols);
     const int64_t rows = (int64_t)(t->nbytes / rb);
     const size_t out_bytes = (size_t)rows * rb_out;
-    uint8_t* dst = static_cast<uint8_t*>(std::aligned_alloc(64, (out_bytes + 63) & ~(size_t)63));
-    MODU_CHECK_MSG(dst != nullptr, "out of memory repacking " + t->name);
-    repacked_.emplace_back(dst);
+    uint8_t* dst = next;
+    next += (out_bytes + 63) & ~(size_t)63;
     std::vector<std::thread> th;
     for (unsigned i = 0; i < n_threads; ++i)
       th.emplace_back([&, i] {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "modu/core/huge_buffer.h"
 #include "modu/core/status.h"
 #include "modu/core/threadpool.h"
 #include "modu/gguf/gguf.h"
@@ -154,8 +155,7 @@ class Model {
   std::vector<float> rope_freqs_swa_;  // [n_rot / 2] for sliding-window layers; empty: rope_freqs_
   std::vector<float> rope_freqs_long_;  // [n_rot / 2] LongRoPE when the cache exceeds the original context
   std::vector<std::vector<float>> owned_;  // F32 copies of small non-F32 vectors (norms, biases)
-  struct FreeDeleter { void operator()(uint8_t* p) const { std::free(p); } };
-  std::vector<std::unique_ptr<uint8_t, FreeDeleter>> repacked_;  // repacked matrices (64-byte aligned)
+  HugeBuffer repacked_;  // every repacked matrix, each 64-byte aligned
   size_t repacked_bytes_ = 0;
   double repack_seconds_ = 0;
 };

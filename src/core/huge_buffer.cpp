@@ -1,0 +1,66 @@
+// HugeBuffer implementation: anonymous mmap, trimmed to a 2 MiB boundary, MADV_HUGEPAGE.
+#include "modu/core/huge_buffer.h"
+
+#include <sys/mman.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+namespace modu {
+
+namespace {
+constexpr size_t kHuge = size_t(2) << 20;
+}
+
+HugeBuffer::~HugeBuffer() {
+  if (data_ != nullptr) munmap(data_, size_);
+}
+
+HugeBuffer::HugeBuffer(HugeBuffer&& o) noexcept : data_(o.data_), size_(o.size_) {
+  o.data_ = nullptr;
+  o.size_ = 0;
+}
+
+HugeBuffer& HugeBuffer::operator=(HugeBuffer&& o) noexcept {
+  if (this != &o) {
+    if (data_ != nullptr) munmap(data_, size_);
+    data_ = o.data_;
+    size_ = o.size_;
+    o.data_ = nullptr;
+    o.size_ = 0;
+  }
+  return *this;
+}
+
+Result<HugeBuffer> HugeBuffer::allocate(size_t bytes) {
+  HugeBuffer b;
+  if (bytes == 0) return b;
+  if (bytes > SIZE_MAX - 2 * kHuge) return invalid_argument("HugeBuffer: " + std::to_string(bytes) + " bytes is too large");
+  const size_t size = (bytes + kHuge - 1) & ~(kHuge - 1);
+  // Over-map by one huge page, then unmap the unaligned head and the tail, so that the region
+  // starts on a 2 MiB boundary (huge pages need physically and virtually aligned 2 MiB spans).
+  const size_t span = size + kHuge;
+  void* p = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED)
+    return io_error("HugeBuffer: cannot map " + std::to_string(size >> 20) + " MiB: " + std::strerror(errno) +
+                    " (free memory or raise the address-space limit)");
+  const uintptr_t base = reinterpret_cast<uintptr_t>(p);
+  const uintptr_t aligned = (base + kHuge - 1) & ~(uintptr_t)(kHuge - 1);
+  if (aligned > base) munmap(p, aligned - base);
+  const uintptr_t end = base + span, aligned_end = aligned + size;
+  if (end > aligned_end) munmap(reinterpret_cast<void*>(aligned_end), end - aligned_end);
+#ifdef MADV_HUGEPAGE
+  static const bool want_huge = [] {
+    const char* e = std::getenv("MODU_HUGEPAGES");
+    return !(e && std::strcmp(e, "0") == 0);
+  }();
+  if (want_huge) madvise(reinterpret_cast<void*>(aligned), size, MADV_HUGEPAGE);  // advisory: may stay 4 KiB
+#endif
+  b.data_ = reinterpret_cast<uint8_t*>(aligned);
+  b.size_ = size;
+  return b;
+}
+
+}  // namespace modu
