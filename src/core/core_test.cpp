@@ -1,12 +1,16 @@
-// Tests for core: Status/Result, half-float conversions, thread pool, mmap.
+// Tests for core: Status/Result, half-float conversions, thread pool, mmap, huge-page buffers.
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <cstring>
+#include <thread>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
 
 #include "modu/core/fp16.h"
+#include "modu/core/huge_buffer.h"
 #include "modu/core/mmap.h"
 #include "modu/core/status.h"
 #include "modu/core/threadpool.h"
@@ -101,6 +105,70 @@ TEST(ThreadPool, ParallelForCoversEveryIndexOnce) {
       for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 20);
     }
   }
+}
+
+// A thread that stalls in its first claim must not hold the others: they take the rest of its
+// range (from the back) and every index still runs exactly once.
+TEST(ThreadPool, ParallelForStealsFromAStalledThread) {
+  ThreadPool pool(2);
+  const std::thread::id caller = std::this_thread::get_id();
+  const int64_t n = 64;
+  std::vector<std::atomic<int>> hits(n);
+  std::atomic<int64_t> by_caller{0};
+  std::atomic<bool> stalled{false};
+  pool.parallel_for(n, [&](int64_t b, int64_t e) {
+    if (std::this_thread::get_id() != caller) {
+      if (!stalled.exchange(true)) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    } else {
+      by_caller += e - b;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));  // lets the worker start its first claim
+    }
+    for (int64_t i = b; i < e; ++i) hits[i]++;
+  });
+  for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 1) << i;
+  // The worker's range is [32, 64); while it sleeps in its first claim (a quarter of its range, 8
+  // chunks) the caller finishes its own half and steals the remaining 24.
+  EXPECT_GE(by_caller.load(), n - 8);
+}
+
+// Each thread's claims from its own range come in ascending, gap-free order from where the range
+// starts (the property the decode kernels' prefetch relies on); thieves take from the back, so this
+// holds whatever the scheduling.
+TEST(ThreadPool, ParallelForOwnClaimsAreOneAscendingStream) {
+  ThreadPool pool(2);
+  const std::thread::id caller = std::this_thread::get_id();
+  for (int rep = 0; rep < 50; ++rep) {
+    std::vector<std::pair<int64_t, int64_t>> mine;  // written by the caller only
+    pool.parallel_for(1000, [&](int64_t b, int64_t e) {
+      if (std::this_thread::get_id() == caller) mine.emplace_back(b, e);
+    }, 3);
+    int64_t expect = 0;
+    for (const auto& c : mine) {
+      if (c.first >= 500) break;  // the caller's own range is [0, 501); later claims are stolen
+      ASSERT_EQ(c.first, expect);
+      expect = c.second;
+    }
+    ASSERT_GT(expect, 0);
+  }
+}
+
+TEST(HugeBuffer, AllocatesAlignedZeroedMemory) {
+  auto empty = HugeBuffer::allocate(0);
+  ASSERT_TRUE(empty.ok());
+  EXPECT_EQ(empty->data(), nullptr);
+  EXPECT_EQ(empty->size(), 0u);
+  const size_t want = (size_t(5) << 20) + 123;
+  auto b = HugeBuffer::allocate(want);
+  ASSERT_TRUE(b.ok()) << b.status().to_string();
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(b->data()) % (size_t(2) << 20), 0u);
+  EXPECT_EQ(b->size(), size_t(6) << 20);
+  for (size_t i = 0; i < b->size(); i += 4096) ASSERT_EQ(b->data()[i], 0) << i;
+  std::memset(b->data(), 0xAB, want);
+  HugeBuffer moved = std::move(*b);
+  EXPECT_EQ(b->data(), nullptr);
+  EXPECT_EQ(moved.data()[want - 1], 0xAB);
+  auto huge = HugeBuffer::allocate(SIZE_MAX - 100);
+  EXPECT_FALSE(huge.ok());
 }
 
 TEST(ThreadPool, RunGivesEachThreadItsIndex) {

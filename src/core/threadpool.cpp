@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <memory>
 
 #if defined(__linux__)
 #include <pthread.h>
@@ -152,18 +153,60 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     ++runs_;
     return;
   }
-  // Dynamic scheduling: threads claim runs of chunks from a shared counter, so a thread that was
-  // descheduled or runs slower (shared core, turbo differences) does not hold the others at the
-  // barrier. Each claim takes ~1/8 of a thread's fair share to keep contiguous rows together and
-  // the atomic traffic negligible.
-  const int64_t per_claim = std::max<int64_t>(1, n_chunks / (8 * (int64_t)n_threads_));
-  std::atomic<int64_t> next{0};
-  run([&](int, int) {
-    for (;;) {
-      const int64_t c0 = next.fetch_add(per_claim, std::memory_order_relaxed);
-      if (c0 >= n_chunks) break;
-      const int64_t c1 = std::min(n_chunks, c0 + per_claim);
-      fn(c0 * grain, std::min(n, c1 * grain));
+  // Dynamic scheduling over contiguous ranges. Thread t owns [t * n / T, (t + 1) * n / T) and claims
+  // it from the front, in order, so its rows form one ascending stream: the decode kernels prefetch
+  // a row tile ahead, and a stream cut into chunks that alternate between threads starts cold at
+  // every chunk (a 2-thread Q4_0 decode-kernel harness: 82-86% of read bandwidth with interleaved
+  // claims of 1/16 of the rows, 86-91% with contiguous ones). A thread that runs out (descheduled
+  // peer, slower core) steals from the back of the others' ranges, so the owners' streams stay
+  // unbroken. Claims are guided (1/(2T) of what is left, at least one chunk): few claims while
+  // much is left, single chunks at the end, so threads reach the barrier within ~one chunk of
+  // each other. Front and back share one 64-bit word, changed by CAS.
+  if (n_chunks >= (int64_t(1) << 31)) {  // packed counters hold 31 bits; coarsen instead
+    const int64_t k = n_chunks / (int64_t(1) << 30) + 1;
+    return parallel_for(n, fn, grain * k);
+  }
+  const int T = n_threads_;
+  struct alignas(64) Range {
+    std::atomic<uint64_t> fb{0};  // low 32 bits: next chunk from the front; high 32 bits: end
+  };
+  constexpr int kInline = 16;
+  Range inline_ranges[kInline];
+  std::unique_ptr<Range[]> heap_ranges;
+  Range* ranges = inline_ranges;
+  if (T > kInline) {
+    heap_ranges = std::make_unique<Range[]>(T);
+    ranges = heap_ranges.get();
+  }
+  for (int t = 0; t < T; ++t) {
+    const uint64_t b = (uint64_t)(n_chunks * t / T), e = (uint64_t)(n_chunks * (t + 1) / T);
+    ranges[t].fb.store(b | (e << 32), std::memory_order_relaxed);
+  }
+  run([&](int self, int) {
+    for (int k = 0; k < T; ++k) {
+      const int t = (self + k) % T;
+      const bool own = k == 0;
+      std::atomic<uint64_t>& fb = ranges[t].fb;
+      uint64_t cur = fb.load(std::memory_order_relaxed);
+      for (;;) {
+        const int64_t f = (int64_t)(cur & 0xffffffffu), e = (int64_t)(cur >> 32);
+        if (f >= e) break;
+        const int64_t take = std::max<int64_t>(1, (e - f) / (2 * (int64_t)T));
+        int64_t c0, c1;
+        uint64_t next;
+        if (own) {
+          c0 = f;
+          c1 = f + take;
+          next = (uint64_t)c1 | ((uint64_t)e << 32);
+        } else {
+          c1 = e;
+          c0 = e - take;
+          next = (uint64_t)f | ((uint64_t)c0 << 32);
+        }
+        if (!fb.compare_exchange_weak(cur, next, std::memory_order_relaxed)) continue;
+        fn(c0 * grain, std::min(n, c1 * grain));
+        cur = fb.load(std::memory_order_relaxed);
+      }
     }
   });
 }

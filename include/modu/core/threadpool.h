@@ -27,6 +27,8 @@ class ThreadPool {
   void run(const std::function<void(int, int)>& fn);
 
   // Splits [0, n) into contiguous chunks (multiples of `grain`) and runs fn(begin, end) on each.
+  // Thread t works through the t-th contiguous share in ascending order, then helps the others
+  // from the back of their shares (see threadpool.cpp).
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain = 1);
 
   static int hardware_threads();
