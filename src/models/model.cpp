@@ -229,7 +229,10 @@ void Model::repack_weights() {
   }
   if (total == 0) return;
   Result<HugeBuffer> arena = HugeBuffer::allocate(total);
-  MODU_CHECK_MSG(arena.ok(), "repacking weights: " + arena.status().message());
+  if (!arena.ok()) {  // an optimization only: the file layouts still work, at lower decode speed
+    repack_note_ = "matrices kept in the file layout: " + arena.status().message();
+    return;
+  }
   repacked_ = std::move(*arena);
   uint8_t* next = repacked_.data();
   const unsigned n_threads = std::max(1u, std::min(8u, std::thread::hardware_concurrency()));

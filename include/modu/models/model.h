@@ -133,6 +133,9 @@ class Model {
   // instead of the file mapping (their mapped pages are released), so RSS stays about file size.
   size_t repacked_bytes() const { return repacked_bytes_; }
   double repack_seconds() const { return repack_seconds_; }
+  // Why load-time repacking was skipped although kernels for it exist (no memory for the
+  // repacked copy); empty otherwise.
+  const std::string& repack_note() const { return repack_note_; }
 
   // Runs the batch through the model, writing K/V into `kv` and the logits of every token with
   // want_logits into `logits` ([n_wanted, n_vocab], in batch order). Validates the batch.
@@ -158,6 +161,7 @@ class Model {
   HugeBuffer repacked_;  // every repacked matrix, each 64-byte aligned
   size_t repacked_bytes_ = 0;
   double repack_seconds_ = 0;
+  std::string repack_note_;
 };
 
 }  // namespace modu
