@@ -51,14 +51,15 @@ class Normal {
 
 int init_model(InitArgs a) {
   struct Shape { int64_t d, layers, ff, heads, kv, ctx; };
+  auto defaults = [&a](const Shape& s) {  // a preset fills only what the flags left unset
+    for (auto [field, v] : {std::pair{&a.d_model, s.d}, std::pair{&a.layers, s.layers}, std::pair{&a.ff, s.ff},
+                            std::pair{&a.heads, s.heads}, std::pair{&a.kv_heads, s.kv}, std::pair{&a.ctx, s.ctx}})
+      if (*field == 0) *field = v;
+  };
   if (a.preset == "bench-1b") {
-    Shape s{2048, 16, 8192, 32, 8, 4096};
-    if (!a.d_model) a.d_model = s.d; if (!a.layers) a.layers = s.layers; if (!a.ff) a.ff = s.ff;
-    if (!a.heads) a.heads = s.heads; if (!a.kv_heads) a.kv_heads = s.kv; if (!a.ctx) a.ctx = s.ctx;
+    defaults(Shape{2048, 16, 8192, 32, 8, 4096});
   } else if (a.preset == "tiny") {
-    Shape s{256, 4, 768, 8, 4, 2048};
-    if (!a.d_model) a.d_model = s.d; if (!a.layers) a.layers = s.layers; if (!a.ff) a.ff = s.ff;
-    if (!a.heads) a.heads = s.heads; if (!a.kv_heads) a.kv_heads = s.kv; if (!a.ctx) a.ctx = s.ctx;
+    defaults(Shape{256, 4, 768, 8, 4, 2048});
   } else {
     return fail(invalid_argument("unknown preset '" + a.preset + "' (tiny, bench-1b)"));
   }
