@@ -1,11 +1,13 @@
 // `modu bench`: prefill and decode throughput like llama-bench (warm-up, repetitions, mean and
 // standard deviation), with weight-streaming bandwidth and memory use.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <cmath>
 #include <cstdio>
+#include <memory>
 #include <random>
 
 #include <nlohmann/json.hpp>
@@ -35,30 +37,50 @@ struct Roofline {
   double dot_gops = 0;      // int8 dot (2 ops per int8 multiply-add)
 };
 
-Roofline measure_roofline(ThreadPool& pool) {
-  using clock = std::chrono::steady_clock;
-  const KernelTable& kt = kernels();
-  Roofline r;
-  constexpr size_t kBytes = size_t(1) << 30;
-  // Same kind of memory as the repacked weights (2 MiB pages where granted): the fastest read the
-  // machine offers is the bar.
-  Result<HugeBuffer> mem = HugeBuffer::allocate(kBytes);
-  if (!mem.ok()) return r;
-  uint8_t* buf = mem->data();
-  pool.parallel_for((int64_t)(kBytes >> 20), [&](int64_t b, int64_t e) {  // first touch by the reading thread
-    std::memset(buf + (b << 20), 1, (size_t)(e - b) << 20);
-  });
-  std::atomic<double> sink{0};
-  for (int rep = 0; rep < 4; ++rep) {
-    auto t0 = clock::now();
-    pool.parallel_for((int64_t)(kBytes >> 20), [&](int64_t b, int64_t e) {
+// Streaming read of a 1 GiB buffer by all threads (the --roofline bandwidth). Allocated once, so
+// that it can also be read right before and after each decode repetition: the machine's bandwidth
+// moves from minute to minute when it is shared, and a decode rate compares fairly only with a
+// read measured under the same conditions.
+class ReadProbe {
+ public:
+  static constexpr size_t kBytes = size_t(1) << 30;
+  explicit ReadProbe(ThreadPool& pool) : pool_(pool) {
+    // Same kind of memory as the repacked weights (2 MiB pages where granted): the fastest read
+    // the machine offers is the bar.
+    Result<HugeBuffer> mem = HugeBuffer::allocate(kBytes);
+    if (!mem.ok()) return;
+    mem_ = std::move(*mem);
+    uint8_t* buf = mem_.data();
+    pool_.parallel_for((int64_t)(kBytes >> 20), [&](int64_t b, int64_t e) {  // first touch by the reading thread
+      std::memset(buf + (b << 20), 1, (size_t)(e - b) << 20);
+    });
+  }
+  bool ok() const { return mem_.data() != nullptr; }
+  // One pass over the buffer; GB/s (0 when the buffer could not be allocated).
+  double once() {
+    if (!ok()) return 0;
+    const KernelTable& kt = kernels();
+    uint8_t* buf = mem_.data();
+    std::atomic<double> sink{0};
+    const auto t0 = std::chrono::steady_clock::now();
+    pool_.parallel_for((int64_t)(kBytes >> 20), [&](int64_t b, int64_t e) {
       const double v = kt.probe_read(buf + (b << 20), (size_t)(e - b) << 20);
       double cur = sink.load();
       while (!sink.compare_exchange_weak(cur, cur + v)) {}
     });
-    const double dt = std::chrono::duration<double>(clock::now() - t0).count();
-    r.read_gbs = std::max(r.read_gbs, kBytes / dt / 1e9);
+    return kBytes / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / 1e9;
   }
+
+ private:
+  ThreadPool& pool_;
+  HugeBuffer mem_;
+};
+
+Roofline measure_roofline(ThreadPool& pool, ReadProbe& probe) {
+  using clock = std::chrono::steady_clock;
+  const KernelTable& kt = kernels();
+  Roofline r;
+  for (int rep = 0; rep < 4; ++rep) r.read_gbs = std::max(r.read_gbs, probe.once());
   auto peak = [&](double (*probe)(int64_t)) {
     double best = 0;
     const int64_t iters = 2'000'000;
@@ -138,17 +160,24 @@ int bench(const BenchArgs& a) {
     const auto st = pool.stats();
     pp_util = st.wall_s > 0 ? st.busy_s / (st.wall_s * pool.size()) : 0;
   }
+  std::unique_ptr<ReadProbe> probe;
+  if (a.roofline) probe = std::make_unique<ReadProbe>(pool);
+  std::vector<double> read_around;  // --roofline: read GB/s before repetition r (and after the last)
   if (a.n_gen > 0) {
     auto w = run_decode(std::min(a.n_gen, 4));
     if (!w.ok()) return fail(w.status());
-    pool.reset_stats();
+    double busy = 0, wall = 0;
     for (int r = 0; r < a.reps; ++r) {
+      if (probe && probe->ok()) read_around.push_back(probe->once());
+      pool.reset_stats();
       auto s = run_decode(a.n_gen);
       if (!s.ok()) return fail(s.status());
       tg.push_back(a.n_gen / *s);
+      busy += pool.stats().busy_s;
+      wall += pool.stats().wall_s;
     }
-    const auto st = pool.stats();
-    tg_util = st.wall_s > 0 ? st.busy_s / (st.wall_s * pool.size()) : 0;
+    if (probe && probe->ok()) read_around.push_back(probe->once());
+    tg_util = wall > 0 ? busy / (wall * pool.size()) : 0;
   }
   const Stats sp = stats(pp), sg = stats(tg);
   // Decode streams every weight once per token (the output matrix included; the embedding is
@@ -163,7 +192,18 @@ int bench(const BenchArgs& a) {
   const double pp_gbs = sp.mean / std::max(1, a.n_prompt) * stream_bytes / 1e9;  // weights read once per batch
   const double tg_gbs = sg.mean * stream_bytes / 1e9;
   Roofline roof;
-  if (a.roofline) roof = measure_roofline(pool);
+  if (a.roofline) roof = measure_roofline(pool, *probe);
+  // Each decode repetition against the better of the reads just before and just after it.
+  std::vector<double> paired;
+  for (size_t r = 0; r + 1 < read_around.size() && r < tg.size(); ++r)
+    paired.push_back(tg[r] * stream_bytes / 1e9 / std::max(read_around[r], read_around[r + 1]));
+  double paired_median = 0;
+  if (!paired.empty()) {
+    std::vector<double> sorted = paired;
+    std::sort(sorted.begin(), sorted.end());
+    const size_t k = sorted.size();
+    paired_median = k % 2 ? sorted[k / 2] : 0.5 * (sorted[k / 2 - 1] + sorted[k / 2]);
+  }
   nlohmann::ordered_json j;
   j["model"] = a.model;
   j["architecture"] = c.arch.name;
@@ -192,6 +232,11 @@ int bench(const BenchArgs& a) {
                      {"int8_dot_gop_per_s", roof.dot_gops}, {"prefill_gop_per_s", pp_gops},
                      {"prefill_gb_per_s", pp_gbs},          {"decode_gop_per_s", tg_gops},
                      {"decode_gb_per_s", tg_gbs}};
+    if (!paired.empty()) {
+      j["roofline"]["decode_read_around_gb_per_s"] = read_around;
+      j["roofline"]["decode_fraction_of_read_around"] = paired;
+      j["roofline"]["decode_fraction_of_read_around_median"] = paired_median;
+    }
   }
   if (a.json) {
     std::printf("%s\n", j.dump().c_str());
@@ -219,6 +264,13 @@ int bench(const BenchArgs& a) {
     if (a.n_gen > 0)
       std::printf("| decode  | %6.2f | %11.1f%% | %6.1f | %13.1f%% |\n", tg_gbs, 100 * tg_gbs / roof.read_gbs, tg_gops,
                   100 * tg_gops / roof.dot_gops);
+    if (!paired.empty()) {
+      std::printf("decode vs the read measured just before/after each repetition (the better of the two): median %.1f%% (",
+                  100 * paired_median);
+      for (size_t r = 0; r < paired.size(); ++r)
+        std::printf("%s%.1f%% of %.1f", r ? ", " : "", 100 * paired[r], std::max(read_around[r], read_around[r + 1]));
+      std::printf(" GB/s)\n");
+    }
   }
   std::printf("memory: RSS %.2f GB (peak %.2f GB), KV cache %.1f MB\n", current_rss_bytes() / 1e9,
               peak_rss_bytes() / 1e9, kv.bytes() / 1e6);
