@@ -1,13 +1,19 @@
-// AVX2 (+FMA, F16C) decode kernels for the repacked Q4_0_R16 and Q4_K_R16 layouts (repack.h), and
-// the Q8_0_A16 activation quantizer. Q8_0_R16 has none here: its unsigned bytes up to 255 would
+// AVX2 (+FMA, F16C) decode kernels for the repacked Q4_0_R16, Q4_K_R16 and Q6_K_R16 layouts
+// (repack.h), and the Q8_0_A16 activation quantizer. Q8_0_R16 has none here: its unsigned bytes up to 255 would
 // saturate VPMADDUBSW's int16 pair sums, so AVX2 keeps Q8_0 in the file layout.
 //
 // Performance reasoning (see avx512_repack.h): one 32-byte load is 4 elements of 8 blocks (or Q4_K
 // sub-blocks); per 16 blocks and row: 8 loads, 8 x (AND, shift, AND, 2 VPMADDUBSW, 2 VPADDW), 2
 // VPMADDWD and the scale work, ~0.2 uops per byte against the file layout kernels' ~0.35. The int16
 // sums cannot saturate: per int16 lane 4 pieces x 2 halves x 2 products x 15 x 128 = 30720.
+// Q6_K_R16 (420 bytes): each 6-bit value is (nibble & 0xF) | (high bits shifted to bits 4..5 &
+// 0x30), 3-4 ops per 32 bytes; values up to 63 against |y| <= 127 allow only 2 pieces per int16
+// sum (2 x 2 x 63 x 127 = 32004), so VPMADDWD folds every second piece. The -32 offset comes from
+// the activation's 16-element sums, computed once per group for the whole row tile. ~0.3 uops per
+// byte against ~0.45 for the file-layout Q6_K dot, which also runs one row at a time.
 #include <atomic>
 #include <cstring>
+#include <type_traits>
 
 #include "avx2_simd.h"
 #include "blocks.h"
@@ -74,25 +80,103 @@ void rows_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, float* 
   for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]);
 }
 
-template <bool kQ4K>
+// High bits 2j..2j+1 of each byte -> bits 4..5 (16-bit shifts: bits that cross into the
+// neighbouring byte land outside 0x30 and are masked off).
+template <int J>
+inline __m256i q6_high(__m256i hb) {
+  if constexpr (J == 0) return _mm256_slli_epi16(hb, 4);
+  else if constexpr (J == 1) return _mm256_slli_epi16(hb, 2);
+  else if constexpr (J == 2) return hb;
+  else return _mm256_srli_epi16(hb, 2);
+}
+
+// Pieces J and J + 1 of half h: int32 lanes += even / odd sub-block dots of the unsigned values.
+template <int J>
+inline void q6_pieces(const uint8_t* x, const uint8_t* ya, int h, __m256i hb0, __m256i hb1, __m256i& pe, __m256i& po) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30), ones = _mm256_set1_epi16(1);
+  __m256i e16 = _mm256_setzero_si256(), o16 = _mm256_setzero_si256();
+  auto piece = [&](auto jc) {
+    constexpr int j = decltype(jc)::value;
+    const __m256i q = ld256(x + 64 * j + 32 * h);
+    const __m256i ve = _mm256_or_si256(_mm256_and_si256(q, m4), _mm256_and_si256(q6_high<j>(hb0), m30));
+    const __m256i vo = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), _mm256_and_si256(q6_high<j>(hb1), m30));
+    e16 = _mm256_add_epi16(e16, _mm256_maddubs_epi16(ve, ld256(ya + 64 * j + 32 * h)));
+    o16 = _mm256_add_epi16(o16, _mm256_maddubs_epi16(vo, ld256(ya + 256 + 64 * j + 32 * h)));
+  };
+  piece(std::integral_constant<int, J>{});
+  piece(std::integral_constant<int, J + 1>{});
+  pe = _mm256_add_epi32(pe, _mm256_madd_epi16(e16, ones));
+  po = _mm256_add_epi32(po, _mm256_madd_epi16(o16, ones));
+}
+
+// Q6_K_R16: per lane (block) d * dy * (sc_even * (dot_even - 32 sum_even(y)) + sc_odd * (...)).
+template <int R>
+void rows_q6_k_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, float* out) {
+  const size_t pf = (size_t)kRowTile * rb;
+  const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+  __m256 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+  for (int64_t g = 0; g < ng; ++g) {
+    const uint8_t* ya = a + g * kA16;
+    __m256i ce[2], co[2];  // -32 x the 16-element activation sums, per half
+    __m256 dy[2];
+    for (int h = 0; h < 2; ++h) {
+      __m256i se = _mm256_setzero_si256(), so = _mm256_setzero_si256();
+      for (int j = 0; j < 4; ++j) {
+        se = _mm256_add_epi32(se, _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, ld256(ya + 64 * j + 32 * h)), ones16));
+        so = _mm256_add_epi32(so, _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, ld256(ya + 256 + 64 * j + 32 * h)), ones16));
+      }
+      ce[h] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(se, 5));
+      co[h] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(so, 5));
+      dy[h] = _mm256_loadu_ps(reinterpret_cast<const float*>(ya + 512 + 32 * h));
+    }
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* x = w + (size_t)r * rb + (size_t)g * 420;
+      for (int o = 0; o < 448; o += 64) _mm_prefetch(reinterpret_cast<const char*>(x + pf + o), _MM_HINT_T1);
+      for (int h = 0; h < 2; ++h) {
+        const __m256i hb0 = ld256(x + 256 + 32 * h), hb1 = ld256(x + 320 + 32 * h);
+        __m256i pe = ce[h], po = co[h];
+        q6_pieces<0>(x, ya, h, hb0, hb1, pe, po);
+        q6_pieces<2>(x, ya, h, hb0, hb1, pe, po);
+        const __m256 sce = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x + 384 + 8 * h))));
+        const __m256 sco = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x + 400 + 8 * h))));
+        uint16_t d;
+        std::memcpy(&d, x + 416 + 2 * h, 2);
+        const __m256 t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(pe), sce, _mm256_mul_ps(_mm256_cvtepi32_ps(po), sco));
+        acc[r] = _mm256_fmadd_ps(t, _mm256_mul_ps(_mm256_set1_ps(h2f(d)), dy[h]), acc[r]);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]);
+}
+
+enum class Kind { kQ4_0, kQ4_K, kQ6_K };
+
+template <Kind kKind, int R>
+inline void rows(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, float* out) {
+  if constexpr (kKind == Kind::kQ6_K) rows_q6_k_r16<R>(ng, w, rb, a, out);
+  else rows_r16<kKind == Kind::kQ4_K, R>(ng, w, rb, a, out);
+}
+
+template <Kind kKind>
 void dot_rows(int64_t n, const void* w, size_t rb, int64_t nrows, const void* a, float* y) {
   const uint8_t* x = static_cast<const uint8_t*>(w);
   const uint8_t* ya = static_cast<const uint8_t*>(a);
   const int64_t ng = n / kRepackCols;
   int64_t r = 0;
-  for (; r + kRowTile <= nrows; r += kRowTile) rows_r16<kQ4K, kRowTile>(ng, x + (size_t)r * rb, rb, ya, y + r);
+  for (; r + kRowTile <= nrows; r += kRowTile) rows<kKind, kRowTile>(ng, x + (size_t)r * rb, rb, ya, y + r);
   switch (nrows - r) {
-    case 3: rows_r16<kQ4K, 3>(ng, x + (size_t)r * rb, rb, ya, y + r); break;
-    case 2: rows_r16<kQ4K, 2>(ng, x + (size_t)r * rb, rb, ya, y + r); break;
-    case 1: rows_r16<kQ4K, 1>(ng, x + (size_t)r * rb, rb, ya, y + r); break;
+    case 3: rows<kKind, 3>(ng, x + (size_t)r * rb, rb, ya, y + r); break;
+    case 2: rows<kKind, 2>(ng, x + (size_t)r * rb, rb, ya, y + r); break;
+    case 1: rows<kKind, 1>(ng, x + (size_t)r * rb, rb, ya, y + r); break;
     default: break;
   }
 }
 
-template <bool kQ4K>
+template <Kind kKind>
 float dot(int64_t n, const void* w, const void* a) {
   float y;
-  rows_r16<kQ4K, 1>(n / kRepackCols, static_cast<const uint8_t*>(w), 0, static_cast<const uint8_t*>(a), &y);
+  rows<kKind, 1>(n / kRepackCols, static_cast<const uint8_t*>(w), 0, static_cast<const uint8_t*>(a), &y);
   return y;
 }
 
@@ -113,10 +197,12 @@ void quantize_a16(const float* src, void* dst, int64_t n) {
 void fill_avx2_repack(KernelTable* t) {
   g_q8_0.store(t->quantize_row[(int)DType::Q8_0], std::memory_order_relaxed);
   t->quantize_row[(int)DType::Q8_0_A16] = quantize_a16;
-  t->vec_dot_rows[(int)DType::Q4_0_R16] = dot_rows<false>;
-  t->vec_dot_rows[(int)DType::Q4_K_R16] = dot_rows<true>;
-  t->vec_dot[(int)DType::Q4_0_R16] = dot<false>;
-  t->vec_dot[(int)DType::Q4_K_R16] = dot<true>;
+  t->vec_dot_rows[(int)DType::Q4_0_R16] = dot_rows<Kind::kQ4_0>;
+  t->vec_dot_rows[(int)DType::Q4_K_R16] = dot_rows<Kind::kQ4_K>;
+  t->vec_dot_rows[(int)DType::Q6_K_R16] = dot_rows<Kind::kQ6_K>;
+  t->vec_dot[(int)DType::Q4_0_R16] = dot<Kind::kQ4_0>;
+  t->vec_dot[(int)DType::Q4_K_R16] = dot<Kind::kQ4_K>;
+  t->vec_dot[(int)DType::Q6_K_R16] = dot<Kind::kQ6_K>;
 }
 
 }  // namespace modu::kern

@@ -379,8 +379,11 @@ TEST(Loading, MissingTensorAndUnknownArchAreClearErrors) {
   // Rebuild without one tensor.
   GgufWriter w;
   for (const auto& [k, v] : f->metadata()) if (k != "general.alignment") w.set(k, v);
-  for (const auto& t : f->tensors())
-    if (t.name != "blk.1.ffn_up.weight") ASSERT_TRUE(w.add_tensor(t.name, t.dtype, t.shape, t.data, t.nbytes).ok());
+  for (const auto& t : f->tensors()) {
+    if (t.name != "blk.1.ffn_up.weight") {
+      ASSERT_TRUE(w.add_tensor(t.name, t.dtype, t.shape, t.data, t.nbytes).ok());
+    }
+  }
   auto b2 = w.serialize();
   auto f2 = GgufFile::parse(b2.data(), b2.size(), "x.gguf");
   auto m = Model::from_gguf(std::move(f2).value());
