@@ -95,31 +95,45 @@ void pack_q8_0(const void* w, size_t rb, int64_t nrows, int64_t k, void* panel) 
 
 // Repacked layouts (repack.h): 4 consecutive 4-byte lanes of a 64-byte piece are 4 blocks' worth
 // of one element group, so one tr8x4 per (piece, 4 blocks, 8 rows) feeds 4 panel blocks.
-enum class R16 { kQ4_0, kQ8_0, kQ4_K };
+// Bit `bit` (0..7) of every byte moved to bit 4 (16-bit shifts: what crosses into the neighbouring
+// byte lands outside bit 4, which the caller masks).
+inline __m256i bit_to_4(__m256i v, int bit) {
+  return bit <= 4 ? _mm256_sll_epi16(v, _mm_cvtsi32_si128(4 - bit)) : _mm256_srl_epi16(v, _mm_cvtsi32_si128(bit - 4));
+}
+
+enum class R16 { kQ4_0, kQ8_0, kQ4_K, kQ5_K };
 template <R16 kKind>
 void pack_r16(const void* w, size_t rb, int64_t nrows, int64_t k, void* panel) {
   const PanelRows pr(w, rb, nrows);
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
-  constexpr bool kNibbles = kKind != R16::kQ8_0;
-  constexpr size_t kGroup = kKind == R16::kQ4_0 ? 288 : kKind == R16::kQ8_0 ? 544 : 296;
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m10 = _mm256_set1_epi8(0x10);
+  constexpr bool kNibbles = kKind != R16::kQ8_0, kQ5 = kKind == R16::kQ5_K;
+  constexpr size_t kGroup = kKind == R16::kQ4_0 ? 288 : kKind == R16::kQ8_0 ? 544 : kQ5 ? 360 : 296;
   constexpr int kPieces = kNibbles ? 4 : 8;
   for (int64_t g = 0; g < k / 512; ++g) {
     for (int q = 0; q < 4; ++q) {
       uint8_t* blk[4];
       for (int i = 0; i < 4; ++i) blk[i] = static_cast<uint8_t*>(panel) + (size_t)(16 * g + 4 * q + i) * kGemmBlockBytes;
-      for (int h = 0; h < 2; ++h)
+      for (int h = 0; h < 2; ++h) {
+        __m256i hb[4];  // Q5_K_R16: the 5th bits of sub-blocks 4q..4q+3 (bit 2j + half of each byte)
+        if constexpr (kQ5) tr8x4(pr.r + 8 * h, (size_t)g * kGroup + 256 + 16 * q, hb);
         for (int j = 0; j < kPieces; ++j) {
           __m256i o[4];
           tr8x4(pr.r + 8 * h, (size_t)g * kGroup + 64 * j + 16 * q, o);
           for (int i = 0; i < 4; ++i) {
             if constexpr (kNibbles) {
-              st256(blk[i] + j * 64 + h * 32, _mm256_and_si256(o[i], m4));
-              st256(blk[i] + (4 + j) * 64 + h * 32, _mm256_and_si256(_mm256_srli_epi16(o[i], 4), m4));
+              __m256i lo = _mm256_and_si256(o[i], m4), hi = _mm256_and_si256(_mm256_srli_epi16(o[i], 4), m4);
+              if constexpr (kQ5) {
+                lo = _mm256_or_si256(lo, _mm256_and_si256(bit_to_4(hb[i], 2 * j), m10));
+                hi = _mm256_or_si256(hi, _mm256_and_si256(bit_to_4(hb[i], 2 * j + 1), m10));
+              }
+              st256(blk[i] + j * 64 + h * 32, lo);
+              st256(blk[i] + (4 + j) * 64 + h * 32, hi);
             } else {
               st256(blk[i] + j * 64 + h * 32, o[i]);  // already q + 128
             }
           }
         }
+      }
       for (int i = 0; i < 4; ++i) {
         const int l = 4 * q + i;
         for (int r = 0; r < 16; ++r) {
@@ -127,11 +141,12 @@ void pack_r16(const void* w, size_t rb, int64_t nrows, int64_t k, void* panel) {
           float dw = 0.0f, mw = 0.0f;
           if (r < nrows) {
             uint16_t hd;
-            if constexpr (kKind == R16::kQ4_K) {
-              std::memcpy(&hd, gr + 288 + 2 * (l / 8), 2);
-              dw = h2f(hd) * (float)gr[256 + l];
-              std::memcpy(&hd, gr + 292 + 2 * (l / 8), 2);
-              mw = h2f(hd) * (float)gr[272 + l];
+            if constexpr (kKind == R16::kQ4_K || kQ5) {
+              constexpr size_t sc = kQ5 ? 320 : 256, dd = kQ5 ? 352 : 288;  // sc[16] m[16] d[2] dmin[2]
+              std::memcpy(&hd, gr + dd + 2 * (l / 8), 2);
+              dw = h2f(hd) * (float)gr[sc + l];
+              std::memcpy(&hd, gr + dd + 4 + 2 * (l / 8), 2);
+              mw = h2f(hd) * (float)gr[sc + 16 + l];
             } else {
               std::memcpy(&hd, gr + (kKind == R16::kQ4_0 ? 256 : 512) + 2 * l, 2);
               dw = h2f(hd);
@@ -476,6 +491,7 @@ void fill_avx2_gemm(KernelTable* t) {
   t->gemm_pack[(int)DType::Q8_0] = nullptr;  // u8 up to 255 would saturate PMADDUBSW (see top)
   t->gemm_pack[(int)DType::Q4_0_R16] = pack_r16<R16::kQ4_0>;
   t->gemm_pack[(int)DType::Q4_K_R16] = pack_r16<R16::kQ4_K>;
+  t->gemm_pack[(int)DType::Q5_K_R16] = pack_r16<R16::kQ5_K>;
   t->gemm_pack[(int)DType::Q8_0_R16] = nullptr;  // as Q8_0
   t->gemm = gemm;
   t->attention = attention;

@@ -1,4 +1,4 @@
-// AVX2 (+FMA, F16C) decode kernels for the repacked Q4_0_R16, Q4_K_R16 and Q6_K_R16 layouts
+// AVX2 (+FMA, F16C) decode kernels for the repacked Q4_0_R16, Q4_K_R16, Q5_K_R16 and Q6_K_R16 layouts
 // (repack.h), and the Q8_0_A16 activation quantizer. Q8_0_R16 has none here: its unsigned bytes up to 255 would
 // saturate VPMADDUBSW's int16 pair sums, so AVX2 keeps Q8_0 in the file layout.
 //
@@ -150,11 +150,66 @@ void rows_q6_k_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, fl
   for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]);
 }
 
-enum class Kind { kQ4_0, kQ4_K, kQ6_K };
+// Bit B of every byte -> bit 4 (16-bit shifts; the caller masks bit 4).
+template <int B>
+inline __m256i bit_to_4(__m256i v) {
+  if constexpr (B < 4) return _mm256_slli_epi16(v, 4 - B);
+  else if constexpr (B == 4) return v;
+  else return _mm256_srli_epi16(v, B - 4);
+}
+
+// Q5_K_R16: 5-bit values (nibble | 5th bit << 4) up to 31, so 4 pieces fit one int16 sum per half
+// (4 x 2 x 31 x 128 = 31744); then the Q4_K scale work with sc/m at 320/336, d/dmin at 352/356.
+template <int R>
+void rows_q5_k_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, float* out) {
+  const size_t pf = (size_t)kRowTile * rb;
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m10 = _mm256_set1_epi8(0x10), ones = _mm256_set1_epi16(1);
+  __m256 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+  for (int64_t g = 0; g < ng; ++g) {
+    const uint8_t* ya = a + g * kA16;
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* x = w + (size_t)r * rb + (size_t)g * 360;
+      for (int o = 0; o < 384; o += 64) _mm_prefetch(reinterpret_cast<const char*>(x + pf + o), _MM_HINT_T1);
+      for (int h = 0; h < 2; ++h) {
+        const __m256i hb = ld256(x + 256 + 32 * h);
+        __m256i e16 = _mm256_setzero_si256(), o16 = _mm256_setzero_si256();
+        auto piece = [&](auto jc) {
+          constexpr int j = decltype(jc)::value;
+          const __m256i q = ld256(x + 64 * j + 32 * h);
+          const __m256i lo = _mm256_or_si256(_mm256_and_si256(q, m4), _mm256_and_si256(bit_to_4<2 * j>(hb), m10));
+          const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4),
+                                             _mm256_and_si256(bit_to_4<2 * j + 1>(hb), m10));
+          e16 = _mm256_add_epi16(e16, _mm256_maddubs_epi16(lo, ld256(ya + 64 * j + 32 * h)));
+          o16 = _mm256_add_epi16(o16, _mm256_maddubs_epi16(hi, ld256(ya + 256 + 64 * j + 32 * h)));
+        };
+        piece(std::integral_constant<int, 0>{});
+        piece(std::integral_constant<int, 1>{});
+        piece(std::integral_constant<int, 2>{});
+        piece(std::integral_constant<int, 3>{});
+        const __m256i p = _mm256_add_epi32(_mm256_madd_epi16(e16, ones), _mm256_madd_epi16(o16, ones));
+        const __m256 dy = _mm256_loadu_ps(reinterpret_cast<const float*>(ya + 512 + 32 * h));
+        const __m256i s = ld256(ya + 576 + 32 * h);
+        uint16_t d, dmin;
+        std::memcpy(&d, x + 352 + 2 * h, 2);
+        std::memcpy(&dmin, x + 356 + 2 * h, 2);
+        const __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x + 320 + 8 * h))));
+        const __m256 mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x + 336 + 8 * h))));
+        const __m256 dl = _mm256_mul_ps(sc, _mm256_set1_ps(h2f(d))), ml = _mm256_mul_ps(mn, _mm256_set1_ps(h2f(dmin)));
+        const __m256 t = _mm256_fmsub_ps(dl, _mm256_cvtepi32_ps(p), _mm256_mul_ps(ml, _mm256_cvtepi32_ps(s)));
+        acc[r] = _mm256_fmadd_ps(t, dy, acc[r]);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]);
+}
+
+enum class Kind { kQ4_0, kQ4_K, kQ5_K, kQ6_K };
 
 template <Kind kKind, int R>
 inline void rows(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, float* out) {
   if constexpr (kKind == Kind::kQ6_K) rows_q6_k_r16<R>(ng, w, rb, a, out);
+  else if constexpr (kKind == Kind::kQ5_K) rows_q5_k_r16<R>(ng, w, rb, a, out);
   else rows_r16<kKind == Kind::kQ4_K, R>(ng, w, rb, a, out);
 }
 
@@ -200,6 +255,8 @@ void fill_avx2_repack(KernelTable* t) {
   t->vec_dot_rows[(int)DType::Q4_0_R16] = dot_rows<Kind::kQ4_0>;
   t->vec_dot_rows[(int)DType::Q4_K_R16] = dot_rows<Kind::kQ4_K>;
   t->vec_dot_rows[(int)DType::Q6_K_R16] = dot_rows<Kind::kQ6_K>;
+  t->vec_dot_rows[(int)DType::Q5_K_R16] = dot_rows<Kind::kQ5_K>;
+  t->vec_dot[(int)DType::Q5_K_R16] = dot<Kind::kQ5_K>;
   t->vec_dot[(int)DType::Q4_0_R16] = dot<Kind::kQ4_0>;
   t->vec_dot[(int)DType::Q4_K_R16] = dot<Kind::kQ4_K>;
   t->vec_dot[(int)DType::Q6_K_R16] = dot<Kind::kQ6_K>;

@@ -14,6 +14,8 @@
 //    unsigned operand: 8 VPDPBUSD + the same scale work, ~0.03 uops per byte.
 //  * Q4_K_R16 (296 bytes: 8 bytes more per 512 elements than Q4_K, the 6-bit scales and mins
 //    stored as bytes): the Q4_0 nibble work plus ~12 uops of per-sub-block scales, ~0.11 per byte.
+//  * Q5_K_R16 (360 bytes, Q5_K + 8): as Q4_K_R16 plus one load of the 5th bits and per piece two
+//    shifts and two VPTERNLOGD, ~0.15 uops per byte.
 //  * The activation's -8 * sum(y) (Q4_0) or -128 * sum(y) (Q8_0) term starts the accumulator, the
 //    activation pieces are read from L1 as memory operands, and nothing is reduced horizontally
 //    before the end of the row.
@@ -30,7 +32,7 @@
 
 namespace {
 
-constexpr size_t kQ4R16Group = 288, kQ8R16Group = 544, kA16Group = 640, kQ4KR16Group = 296, kQ6KR16Group = 420;
+constexpr size_t kQ4R16Group = 288, kQ8R16Group = 544, kA16Group = 640, kQ4KR16Group = 296, kQ6KR16Group = 420, kQ5KR16Group = 360;
 
 // start + per lane (one block / sub-block) the dot of the 4 pieces' nibbles at x with the Q8_0_A16
 // activation group ya. High nibbles stay in place (q & 0xF0 = 16 * nibble): p1 collects 16x their
@@ -121,6 +123,53 @@ inline void rows_q4_k_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t
   for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
 }
 
+// Q5_K_R16: 5-bit values = nibble | 5th bit, the bit moved to bit 4 by one 16-bit shift and
+// merged by one VPTERNLOGD (A | (B & 0x10)); high nibbles are shifted down (the in-place trick of
+// nibble_dot would put the 5th bit at 256). Scales and mins as Q4_K_R16.
+template <int R>
+inline void rows_q5_k_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, float* out) {
+  const size_t pf = prefetch_distance(rb);
+  const __m512i m4 = _mm512_set1_epi8(0x0F), m10 = _mm512_set1_epi8(0x10);
+  const __m512i idx_d = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  const __m512i idx_m = _mm512_add_epi32(idx_d, _mm512_set1_epi32(2));
+  __m512 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+  for (int64_t g = 0; g < ng; ++g) {
+    const uint8_t* ya = a + g * kA16Group;
+    const __m512 dy = _mm512_loadu_ps(ya + 512);
+    const __m512 sy = _mm512_cvtepi32_ps(_mm512_loadu_si512(ya + 576));
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* x = w + (size_t)r * rb + (size_t)g * kQ5KR16Group;
+      for (int o = 0; o < 384; o += 64) _mm_prefetch(reinterpret_cast<const char*>(x + pf + o), _MM_HINT_T1);
+      const __m512i hb = _mm512_loadu_si512(x + 256);
+      __m512i p0 = _mm512_setzero_si512(), p1 = _mm512_setzero_si512();
+      for (int j = 0; j < 4; ++j) {
+        const __m512i q = _mm512_loadu_si512(x + 64 * j);
+        __m512i hl, hh;  // bit 2j (low nibbles) / 2j + 1 (high nibbles) of each byte -> bit 4
+        switch (j) {
+          case 0: hl = _mm512_slli_epi16(hb, 4); hh = _mm512_slli_epi16(hb, 3); break;
+          case 1: hl = _mm512_slli_epi16(hb, 2); hh = _mm512_slli_epi16(hb, 1); break;
+          case 2: hl = hb; hh = _mm512_srli_epi16(hb, 1); break;
+          default: hl = _mm512_srli_epi16(hb, 2); hh = _mm512_srli_epi16(hb, 3); break;
+        }
+        const __m512i ve = _mm512_ternarylogic_epi32(_mm512_and_si512(q, m4), hl, m10, 0xF8);
+        const __m512i vo = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(q, 4), m4), hh, m10, 0xF8);
+        p0 = _mm512_dpbusd_epi32(p0, ve, _mm512_loadu_si512(ya + 64 * j));
+        p1 = _mm512_dpbusd_epi32(p1, vo, _mm512_loadu_si512(ya + 256 + 64 * j));
+      }
+      const __m512i p = _mm512_add_epi32(p0, p1);
+      const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + 320))));
+      const __m512 mn = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + 336))));
+      const __m512 dd = _mm512_castps128_ps512(_mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x + 352))));
+      const __m512 dl = _mm512_mul_ps(sc, _mm512_permutexvar_ps(idx_d, dd));
+      const __m512 ml = _mm512_mul_ps(mn, _mm512_permutexvar_ps(idx_m, dd));
+      const __m512 t = _mm512_fmsub_ps(dl, _mm512_cvtepi32_ps(p), _mm512_mul_ps(ml, sy));
+      acc[r] = _mm512_fmadd_ps(t, dy, acc[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
+}
+
 // Q6_K_R16: 6-bit values = low nibble | 2 high bits << 4, assembled with one VPTERNLOGD per piece
 // (A | (B & 0x30)); the -32 offset comes from the activation's 16-element sums (VPDPBUSD with ones,
 // once per tile), and the even / odd 16-element sub-blocks of each lane keep their own
@@ -173,13 +222,14 @@ inline void rows_q6_k_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t
   for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
 }
 
-enum class R16Kind { kQ4_0, kQ8_0, kQ4_K, kQ6_K };
+enum class R16Kind { kQ4_0, kQ8_0, kQ4_K, kQ5_K, kQ6_K };
 
 template <R16Kind kKind, int R>
 inline void rows_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, float* out) {
   if constexpr (kKind == R16Kind::kQ4_0) rows_q4_0_r16<R>(ng, w, rb, a, out);
   else if constexpr (kKind == R16Kind::kQ8_0) rows_q8_0_r16<R>(ng, w, rb, a, out);
   else if constexpr (kKind == R16Kind::kQ4_K) rows_q4_k_r16<R>(ng, w, rb, a, out);
+  else if constexpr (kKind == R16Kind::kQ5_K) rows_q5_k_r16<R>(ng, w, rb, a, out);
   else rows_q6_k_r16<R>(ng, w, rb, a, out);
 }
 
@@ -236,6 +286,8 @@ inline void fill_repack_table(modu::KernelTable* t) {
   t->vec_dot[(int)DType::Q8_0_R16] = dot_r16<R16Kind::kQ8_0>;
   t->vec_dot[(int)DType::Q4_K_R16] = dot_r16<R16Kind::kQ4_K>;
   t->vec_dot_rows[(int)DType::Q6_K_R16] = dot_rows_r16<R16Kind::kQ6_K>;
+  t->vec_dot_rows[(int)DType::Q5_K_R16] = dot_rows_r16<R16Kind::kQ5_K>;
+  t->vec_dot[(int)DType::Q5_K_R16] = dot_r16<R16Kind::kQ5_K>;
   t->vec_dot[(int)DType::Q6_K_R16] = dot_r16<R16Kind::kQ6_K>;
   t->quantize_row[(int)DType::Q8_0_A16] = quantize_q8_0_a16;
 }

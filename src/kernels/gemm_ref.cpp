@@ -77,6 +77,18 @@ void unpack_block(const uint8_t* row, int64_t b, uint8_t u[32], float* dw, float
     std::memcpy(&dmin, g + 292 + 2 * (l / 8), 2);
     *dw = fp16_to_fp32(d) * (float)g[256 + l];
     *mw = fp16_to_fp32(dmin) * (float)g[272 + l];
+  } else if constexpr (T == DType::Q5_K_R16) {  // sub-block b % 16 of a 360-byte group
+    const uint8_t* g = row + (size_t)(b / 16) * 360;
+    const int l = (int)(b % 16);
+    for (int i = 0; i < 32; ++i) {
+      const int half = i / 16, p = (i % 16) / 4, k = i % 4;
+      u[i] = (uint8_t)(((g[64 * p + 4 * l + k] >> (4 * half)) & 0xF) | (((g[256 + 4 * l + k] >> (2 * p + half)) & 1) << 4));
+    }
+    uint16_t d, dmin;
+    std::memcpy(&d, g + 352 + 2 * (l / 8), 2);
+    std::memcpy(&dmin, g + 356 + 2 * (l / 8), 2);
+    *dw = fp16_to_fp32(d) * (float)g[320 + l];
+    *mw = fp16_to_fp32(dmin) * (float)g[336 + l];
   }
 }
 
@@ -128,6 +140,7 @@ GemmPackFn gemm_pack(DType t) {
     case DType::Q4_0_R16: return pack_ref<DType::Q4_0_R16>;
     case DType::Q8_0_R16: return pack_ref<DType::Q8_0_R16>;
     case DType::Q4_K_R16: return pack_ref<DType::Q4_K_R16>;
+    case DType::Q5_K_R16: return pack_ref<DType::Q5_K_R16>;
     default: return nullptr;
   }
 }

@@ -1,5 +1,5 @@
 // Repacked decode layouts (modu/kernels/repack.h): the repacking itself and the scalar references
-// (dequantize, quantize, dot) that define Q4_0_R16, Q8_0_R16, Q4_K_R16 and their activation format Q8_0_A16.
+// (dequantize, quantize, dot) that define Q4_0_R16, Q8_0_R16, Q4_K_R16, Q5_K_R16, Q6_K_R16 and their activation format Q8_0_A16.
 #include "modu/kernels/repack.h"
 
 #include <cstring>
@@ -17,7 +17,7 @@ using namespace blk;
 namespace {
 
 constexpr int kG = 16;                       // blocks per group
-constexpr size_t kQ4Group = 288, kQ8Group = 544, kA16Group = 640, kQ4KGroup = 296, kQ6KGroup = 420;
+constexpr size_t kQ4Group = 288, kQ8Group = 544, kA16Group = 640, kQ4KGroup = 296, kQ6KGroup = 420, kQ5KGroup = 360;
 
 // Group g of 16 Q4_0 blocks -> one Q4_0_R16 group.
 void group_q4_0(const BlockQ4_0* x, uint8_t* o) {
@@ -49,6 +49,37 @@ void group_q4_k(const BlockQ4_K* x, uint8_t* o) {
     std::memcpy(o + 288 + 2 * s, &x[s].d, 2);
     std::memcpy(o + 292 + 2 * s, &x[s].dmin, 2);
   }
+}
+// Two Q5_K super-blocks -> one Q5_K_R16 group: the low 4 bits exactly as Q4_K_R16, the 5th bits
+// in one piece (byte 4l + k, bit 2j + half = element 16 half + 4j + k of sub-block l), then
+// sc[16], m[16], d[2], dmin[2].
+void group_q5_k(const BlockQ5_K* x, uint8_t* o) {
+  for (int l = 0; l < kG; ++l) {
+    const BlockQ5_K& sb = x[l / 8];
+    const int j = l % 8;
+    const uint8_t* q = sb.qs + 32 * (j / 2);
+    const int shift = 4 * (j % 2);
+    for (int k = 0; k < 4; ++k) {
+      uint8_t hbits = 0;
+      for (int p = 0; p < 4; ++p) {
+        const int e0 = 4 * p + k, e1 = 16 + e0;  // the low / high nibble of one pair byte
+        o[64 * p + 4 * l + k] = (uint8_t)(((q[e0] >> shift) & 0xF) | (((q[e1] >> shift) & 0xF) << 4));
+        hbits |= (uint8_t)((((sb.qh[e0] >> j) & 1) << (2 * p)) | (((sb.qh[e1] >> j) & 1) << (2 * p + 1)));
+      }
+      o[256 + 4 * l + k] = hbits;
+    }
+    k4_scale_min(j, sb.scales, o + 320 + l, o + 336 + l);
+  }
+  for (int s = 0; s < 2; ++s) {
+    std::memcpy(o + 352 + 2 * s, &x[s].d, 2);
+    std::memcpy(o + 356 + 2 * s, &x[s].dmin, 2);
+  }
+}
+// Unsigned 5-bit value of element e (0..31) of sub-block l of a Q5_K_R16 group.
+inline int q5_r16_value(const uint8_t* g, int l, int e) {
+  const int half = e / 16, p = (e % 16) / 4, k = e % 4;
+  const int lo = (g[64 * p + 4 * l + k] >> (4 * half)) & 0xF;
+  return lo | (((g[256 + 4 * l + k] >> (2 * p + half)) & 1) << 4);
 }
 // Two Q6_K super-blocks -> one Q6_K_R16 group (16 blocks of 32 = sub-block pairs): the low nibbles
 // as Q4_0_R16 pair bytes, the 2 high bits in two pieces (elements 0..15 / 16..31 of each block;
@@ -215,6 +246,37 @@ float vec_dot_q4_k_r16_q8_0_a16(int64_t n, const void* w, const void* a) {
   return sum;
 }
 
+void quantize_q5_k_r16(const float* src, void* dst, int64_t n) { quantize_repacked(DType::Q5_K, src, dst, n); }
+
+// The same operations as dequantize_q5_k (bit-identical values).
+void dequantize_q5_k_r16(const void* src, float* dst, int64_t n) {
+  const uint8_t* g = static_cast<const uint8_t*>(src);
+  for (int64_t gi = 0; gi < n / kRepackCols; ++gi, g += kQ5KGroup)
+    for (int l = 0; l < kG; ++l) {
+      const float dl = r16_d(g, 352, l / 8) * g[320 + l], ml = r16_d(g, 356, l / 8) * g[336 + l];
+      for (int e = 0; e < QK; ++e) *dst++ = dl * (float)q5_r16_value(g, l, e) - ml;
+    }
+}
+
+// Q5_K weights with Q8_0-style activations, as Q4_K_R16: per sub-block dl * sum(q * y) - ml * sum(y).
+float vec_dot_q5_k_r16_q8_0_a16(int64_t n, const void* w, const void* a) {
+  const uint8_t* x = static_cast<const uint8_t*>(w);
+  const uint8_t* y = static_cast<const uint8_t*>(a);
+  float sum = 0.0f;
+  for (int64_t g = 0; g < n / kRepackCols; ++g, x += kQ5KGroup, y += kA16Group)
+    for (int l = 0; l < kG; ++l) {
+      int s = 0, ys = 0;
+      for (int e = 0; e < QK; ++e) {
+        const int ye = (int8_t)y[64 * (e / 4) + 4 * l + e % 4];
+        s += q5_r16_value(x, l, e) * ye;
+        ys += ye;
+      }
+      const float dl = r16_d(x, 352, l / 8) * x[320 + l], ml = r16_d(x, 356, l / 8) * x[336 + l];
+      sum += a16_d(y, l) * (dl * (float)s - ml * (float)ys);
+    }
+  return sum;
+}
+
 void quantize_q6_k_r16(const float* src, void* dst, int64_t n) { quantize_repacked(DType::Q6_K, src, dst, n); }
 
 // The same operations as dequantize_q6_k (bit-identical values).
@@ -251,6 +313,7 @@ DType repacked_dtype(DType t) {
     case DType::Q4_0: return DType::Q4_0_R16;
     case DType::Q8_0: return DType::Q8_0_R16;
     case DType::Q4_K: return DType::Q4_K_R16;
+    case DType::Q5_K: return DType::Q5_K_R16;
     case DType::Q6_K: return DType::Q6_K_R16;
     default: return t;
   }
@@ -280,6 +343,8 @@ void repack_rows(DType t, const void* src, void* dst, int64_t n, int64_t nrows) 
         group_q8_0(reinterpret_cast<const BlockQ8_0*>(s) + g * kG, d + g * kQ8Group);
       else if (t == DType::Q4_K)
         group_q4_k(reinterpret_cast<const BlockQ4_K*>(s) + g * 2, d + g * kQ4KGroup);
+      else if (t == DType::Q5_K)
+        group_q5_k(reinterpret_cast<const BlockQ5_K*>(s) + g * 2, d + g * kQ5KGroup);
       else
         group_q6_k(reinterpret_cast<const BlockQ6_K*>(s) + g * 2, d + g * kQ6KGroup);
     }

@@ -33,6 +33,7 @@ enum class DType : uint32_t {
   Q8_0_A16 = 42,
   Q4_K_R16 = 43,
   Q6_K_R16 = 44,
+  Q5_K_R16 = 45,
 };
 
 // dequantize(src, dst, n): n elements (a multiple of block_size) from packed blocks to float.

@@ -1,5 +1,6 @@
-// Load-time weight repacking for the decode kernels: Q4_0 / Q8_0 / Q4_K / Q6_K matrices are
-// rewritten, row by row, into block-interleaved layouts (Q4_0_R16 / Q8_0_R16 / Q4_K_R16 / Q6_K_R16) that the decode
+// Load-time weight repacking for the decode kernels: Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K matrices are
+// rewritten, row by row, into block-interleaved layouts (Q4_0_R16 / Q8_0_R16 / Q4_K_R16 / Q5_K_R16 /
+// Q6_K_R16) that the decode
 // matrix x vector kernels read with one 64-byte load per 4 elements of 16 blocks.
 //
 // Layouts (a row of n elements, n % 512 == 0, is n / 512 groups of 512 consecutive elements):
@@ -14,13 +15,16 @@
 //     as Q4_K: d * sc * nibble - dmin * m. Its dot uses Q8_0_A16 activations (a scale per 32
 //     elements, as the prefill GEMM), not Q8_K, so decode results differ from the file layout's
 //     by activation rounding only.
+//   Q5_K_R16 group (360 bytes; Q5_K takes 352): the low 4 bits exactly as Q4_K_R16 (256), the 5th
+//     bits in one piece (64: byte 4l + k, bit 2j + h = element 16h + 4j + k of sub-block l), then
+//     sc[16], m[16], d[2], dmin[2] as Q4_K_R16. Values exactly as Q5_K: d * sc * q - dmin * m.
 //   Q6_K_R16 group (420 bytes, as Q6_K): two super-blocks as 16 blocks of 32 (sub-block pairs):
 //     the 6-bit values' low nibbles as Q4_0_R16 pair bytes (256), their 2 high bits in two pieces
 //     (128: piece h holds elements 16h..16h+15 of each block, byte k bits 2j..2j+1 = element
 //     16h + 4j + k), int8 scales of the even and odd sub-blocks (16 + 16), d[2] fp16. Values as
 //     Q6_K: d * sc * (q - 32). Dots Q8_0_A16 activations, like Q4_K_R16. No GEMM packer (Q6_K has
 //     none: its 16-element scales do not fit the 32-element panel blocks).
-//   Q8_0_A16 group (640 bytes), the activation format of all four: q[8][16][4] int8 in the same piece
+//   Q8_0_A16 group (640 bytes), the activation format of all five: q[8][16][4] int8 in the same piece
 //     order, d[16] float (the Q8_0 block scale, fp16-rounded then widened), s[16] int32 = sum of
 //     the block's q. Bytes equal to quantize_q8_0's blocks, rearranged.
 // With 4 bytes of 16 blocks per 64-byte piece, each int32 lane of a VPDPBUSD is one block: a row's
@@ -39,7 +43,7 @@ namespace modu {
 constexpr int64_t kRepackCols = 512;  // elements per group: rows must be a multiple of this
 
 // The layout `t` is repacked into (Q4_0 -> Q4_0_R16, Q8_0 -> Q8_0_R16, Q4_K -> Q4_K_R16,
-// Q6_K -> Q6_K_R16), or `t` itself.
+// Q5_K -> Q5_K_R16, Q6_K -> Q6_K_R16), or `t` itself.
 DType repacked_dtype(DType t);
 
 // Whether a matrix of dtype t with `cols` columns is worth repacking for the kernels in `kt`:
@@ -50,7 +54,7 @@ bool repack_pays(DType t, int64_t cols, const KernelTable& kt);
 
 // Rewrites nrows rows of n elements (n % 512 == 0) of dtype t into repacked_dtype(t): source rows
 // are dtype_row_bytes(t, n) apart, destination rows dtype_row_bytes(repacked_dtype(t), n) (equal
-// for Q4_0 and Q8_0; Q4_K_R16 rows are 8 bytes per 512 elements longer).
+// for Q4_0, Q8_0 and Q6_K; Q4_K_R16 and Q5_K_R16 rows are 8 bytes per 512 elements longer).
 void repack_rows(DType t, const void* src, void* dst, int64_t n, int64_t nrows);
 
 }  // namespace modu
