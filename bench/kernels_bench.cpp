@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "modu/core/huge_buffer.h"
 #include "modu/kernels/dispatch.h"
 #include "modu/kernels/dtype.h"
 #include "modu/kernels/gemm.h"
@@ -80,13 +81,21 @@ void bm_gemv(benchmark::State& state, Isa isa, DType t, bool rows, size_t bytes)
   const DType at = dtype_traits(t)->vec_dot_type;
   const size_t rb = dtype_row_bytes(t, cols);
   const int64_t nrows = (int64_t)(bytes / rb);
-  static std::vector<uint8_t> cache[kMaxDTypeId][2];
-  std::vector<uint8_t>& w = cache[(int)t][bytes > (64u << 20)];
-  if (w.size() != (size_t)nrows * rb) {
+  // The same kind of memory as a loaded model's repacked weights (huge pages where granted).
+  struct Matrix { HugeBuffer mem; size_t size = 0; uint8_t* data() { return mem.data(); } };
+  static Matrix cache[kMaxDTypeId][2];
+  Matrix& w = cache[(int)t][bytes > (64u << 20)];
+  if (w.size != (size_t)nrows * rb) {
     std::vector<uint8_t> distinct(rb * kDistinctRows);
     const auto x = gaussian(cols * kDistinctRows, 43);
     dtype_traits(t)->quantize(x.data(), distinct.data(), cols * kDistinctRows);
-    w.resize((size_t)nrows * rb);
+    auto mem = HugeBuffer::allocate((size_t)nrows * rb);
+    if (!mem.ok()) {
+      state.SkipWithError(mem.status().message().c_str());
+      return;
+    }
+    w.mem = std::move(*mem);
+    w.size = (size_t)nrows * rb;
     for (int64_t r = 0; r < nrows; ++r) std::memcpy(w.data() + r * rb, distinct.data() + (r % kDistinctRows) * rb, rb);
   }
   const auto xa = gaussian(cols, 8);
@@ -104,7 +113,7 @@ void bm_gemv(benchmark::State& state, Isa isa, DType t, bool rows, size_t bytes)
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
   }
-  state.SetBytesProcessed((int64_t)state.iterations() * (int64_t)w.size());
+  state.SetBytesProcessed((int64_t)state.iterations() * (int64_t)w.size);
 }
 
 // Activation quantization (done once per token per matmul input; should be negligible).
@@ -198,7 +207,7 @@ int main(int argc, char** argv) {
     }
     // The load-time repacked layouts (repack.h) next to the file layouts they replace.
     std::vector<DType> gemv_types(types, types + count);
-    gemv_types.insert(gemv_types.end(), {DType::Q4_0_R16, DType::Q8_0_R16, DType::Q4_K_R16, DType::Q6_K_R16});
+    gemv_types.insert(gemv_types.end(), {DType::Q4_0_R16, DType::Q8_0_R16, DType::Q4_K_R16, DType::Q5_K_R16, DType::Q6_K_R16});
     for (DType t : gemv_types) {
       for (bool rows : {false, true}) {
         if (!kernels_for(isa)->vec_dot[(int)t] || (rows && !kernels_for(isa)->vec_dot_rows[(int)t])) continue;
