@@ -121,7 +121,7 @@ int init_model(InitArgs a) {
   if (s.ok()) s = add("output.weight", {d, n_vocab}, 0, 0.03f, *type);
   for (int64_t l = 0; s.ok() && l < a.layers; ++l) {
     const std::string b = "blk." + std::to_string(l) + ".";
-    std::fprintf(stderr, "\rmodu: layer %lld/%lld", (long long)l + 1, (long long)a.layers);
+    progress("modu: layer " + std::to_string(l + 1) + "/" + std::to_string(a.layers));
     s = add(b + "attn_norm.weight", {d}, 1, 0.1f, DType::F32);
     if (s.ok()) s = add(b + "attn_q.weight", {d, qd}, 0, 0.03f, *type);
     if (s.ok()) s = add(b + "attn_k.weight", {d, kvd}, 0, 0.03f, *type);
@@ -143,7 +143,8 @@ int init_model(InitArgs a) {
   }
   if (s.ok()) s = w.write(a.out);
   if (!s.ok()) return fail(s);
-  std::fprintf(stderr, "\nmodu: wrote %s (%s, random weights, %s)\n", a.out.c_str(), a.preset.c_str(), a.type.c_str());
+  progress_done();
+  std::fprintf(stderr, "modu: wrote %s (%s, random weights, %s)\n", a.out.c_str(), a.preset.c_str(), a.type.c_str());
   return 0;
 }
 

@@ -62,15 +62,16 @@ int quantize(const std::string& in, const std::string& out, const std::string& t
     dtype_traits(t.dtype)->dequantize(t.data, buf.data(), t.n_elements());
     Status s = w.add_tensor_f32(t.name, target, t.shape, buf.data());
     if (!s.ok()) return fail(s.with_context(t.name));
-    std::fprintf(stderr, "\rmodu: quantized %-40s %s -> %s", t.name.c_str(), dtype_name(t.dtype), dtype_name(target));
+    progress("modu: quantized " + t.name + " " + dtype_name(t.dtype) + " -> " + dtype_name(target));
   }
+  progress_done();
   Status s = w.write(out);
   if (!s.ok()) return fail(s);
   auto written = GgufFile::open(out);
   if (!written.ok()) return fail(written.status().with_context("re-reading the written file"));
   size_t out_bytes = 0;
   for (const auto& t : written->tensors()) out_bytes += t.nbytes;
-  std::fprintf(stderr, "\nmodu: wrote %s: weights %.1f MB -> %.1f MB\n", out.c_str(), in_bytes / 1e6, out_bytes / 1e6);
+  std::fprintf(stderr, "modu: wrote %s: weights %.1f MB -> %.1f MB\n", out.c_str(), in_bytes / 1e6, out_bytes / 1e6);
   return 0;
 }
 

@@ -12,8 +12,28 @@
 namespace modu::cli {
 
 int fail(const Status& s) {
+  progress_done();
   std::fprintf(stderr, "modu: %s\n", s.to_string().c_str());
   return 1;
+}
+
+namespace {
+bool g_progress_open = false;  // a terminal line written by progress() and not yet ended
+}
+
+void progress(const std::string& line) {
+  static const bool tty = isatty(STDERR_FILENO) != 0;
+  if (tty) {
+    std::fprintf(stderr, "\r%s\x1b[K", line.c_str());
+    g_progress_open = true;
+  } else {
+    std::fprintf(stderr, "%s\n", line.c_str());
+  }
+}
+
+void progress_done() {
+  if (g_progress_open) std::fputc('\n', stderr);
+  g_progress_open = false;
 }
 
 Result<LoadedModel> load_model(const std::string& path, bool need_tokenizer) {

@@ -15,6 +15,11 @@ namespace modu::cli {
 // Prints "modu: <status>" to stderr and returns exit code 1 (the library never exits by itself).
 int fail(const Status& s);
 
+// Progress of a long step on stderr: on a terminal one line rewritten in place ("\r"), elsewhere
+// (logs, CI) one line per call. progress_done() ends a terminal's line before the next message.
+void progress(const std::string& line);
+void progress_done();
+
 struct LoadedModel {
   std::unique_ptr<Model> model;
   std::unique_ptr<Tokenizer> tokenizer;

@@ -108,7 +108,10 @@ TEST(ThreadPool, ParallelForCoversEveryIndexOnce) {
 }
 
 // A thread that stalls in its first claim must not hold the others: they take the rest of its
-// range (from the back) and every index still runs exactly once.
+// range (from the back) and every index still runs exactly once. The worker's range is [32, 64);
+// the caller waits for the worker's first claim (a quarter of its range, 8 chunks), in which the
+// worker then stalls until the caller has done everything else, which only stealing allows (or
+// 5 s pass, and the test fails).
 TEST(ThreadPool, ParallelForStealsFromAStalledThread) {
   ThreadPool pool(2);
   const std::thread::id caller = std::this_thread::get_id();
@@ -118,17 +121,22 @@ TEST(ThreadPool, ParallelForStealsFromAStalledThread) {
   std::atomic<bool> stalled{false};
   pool.parallel_for(n, [&](int64_t b, int64_t e) {
     if (std::this_thread::get_id() != caller) {
-      if (!stalled.exchange(true)) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      if (!stalled.exchange(true)) {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+        while (by_caller.load() < n - (e - b) && std::chrono::steady_clock::now() < deadline)
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
     } else {
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+      while (!stalled.load() && std::chrono::steady_clock::now() < deadline)  // the worker starts first
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
       by_caller += e - b;
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));  // lets the worker start its first claim
     }
     for (int64_t i = b; i < e; ++i) hits[i]++;
   });
   for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 1) << i;
-  // The worker's range is [32, 64); while it sleeps in its first claim (a quarter of its range, 8
-  // chunks) the caller finishes its own half and steals the remaining 24.
-  EXPECT_GE(by_caller.load(), n - 8);
+  EXPECT_TRUE(stalled.load()) << "the worker never ran a claim";
+  EXPECT_EQ(by_caller.load(), n - 8);
 }
 
 // Each thread's claims from its own range come in ascending, gap-free order from where the range
