@@ -247,7 +247,7 @@ int bench(const BenchArgs& a) {
   if (m.repacked_bytes() > 0)
     std::printf("weights repacked for the decode kernels at load: %.2f GB in %.2f s (MODU_REPACK=0 keeps the file layout)\n",
                 m.repacked_bytes() / 1e9, m.repack_seconds());
-  if (!m.repack_note().empty()) std::printf("weights not repacked: %s\n", m.repack_note().c_str());
+  if (!m.repack_note().empty()) std::printf("repacking: %s\n", m.repack_note().c_str());
   std::printf("| test   |     tokens/s |  stddev |\n|--------|--------------|---------|\n");
   if (a.n_prompt > 0) std::printf("| pp%-4d | %12.2f | %7.2f |\n", a.n_prompt, sp.mean, sp.stddev);
   if (a.n_gen > 0) std::printf("| tg%-4d | %12.2f | %7.2f |\n", a.n_gen, sg.mean, sg.stddev);

@@ -1,9 +1,10 @@
-// HugeBuffer implementation: anonymous mmap, trimmed to a 2 MiB boundary, MADV_HUGEPAGE.
+// HugeBuffer implementation: anonymous mmap, trimmed to a 2 MiB boundary, MADV_HUGEPAGE; MemAvailable.
 #include "modu/core/huge_buffer.h"
 
 #include <sys/mman.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -61,6 +62,17 @@ Result<HugeBuffer> HugeBuffer::allocate(size_t bytes) {
   b.data_ = reinterpret_cast<uint8_t*>(aligned);
   b.size_ = size;
   return b;
+}
+
+size_t available_memory_bytes() {
+  FILE* f = std::fopen("/proc/meminfo", "r");
+  if (f == nullptr) return 0;
+  char line[256];
+  size_t kb = 0;
+  while (std::fgets(line, sizeof line, f) != nullptr)
+    if (std::sscanf(line, "MemAvailable: %zu kB", &kb) == 1) break;
+  std::fclose(f);
+  return kb * 1024;
 }
 
 }  // namespace modu

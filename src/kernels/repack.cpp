@@ -81,25 +81,49 @@ inline int q5_r16_value(const uint8_t* g, int l, int e) {
   const int lo = (g[64 * p + 4 * l + k] >> (4 * half)) & 0xF;
   return lo | (((g[256 + 4 * l + k] >> (2 * p + half)) & 1) << 4);
 }
-// Two Q6_K super-blocks -> one Q6_K_R16 group (16 blocks of 32 = sub-block pairs): the low nibbles
-// as Q4_0_R16 pair bytes, the 2 high bits in two pieces (elements 0..15 / 16..31 of each block;
-// byte k, bits 2j..2j+1 = element 4j + k of that half), the even / odd sub-block scales, d[2].
-void group_q6_k(const BlockQ6_K* x, uint8_t* o) {
-  std::memset(o, 0, kQ6KGroup);
+// Two super-blocks of 6-bit values -> one Q6_K_R16 group (16 blocks of 32 = sub-block pairs): the
+// low nibbles as Q4_0_R16 pair bytes, the 2 high bits in two pieces (elements 0..15 / 16..31 of
+// each block; byte k, bits 2j..2j+1 = element 4j + k of that half), the even / odd sub-block
+// scales, d[2]. value(s, e) is element e (0..255) of super-block s as 0..63 (the stored q + 32),
+// scale(s, i) its 16-element scale i as int8.
+template <class Value, class Scale>
+void group_6bit(Value value, Scale scale, uint16_t d0, uint16_t d1, uint8_t* o) {
   for (int b = 0; b < kG; ++b) {
-    const BlockQ6_K& sb = x[b / 8];
-    const int base = 32 * (b % 8);
-    for (int e = 0; e < QK; ++e) {
-      const int v = q6k_value(sb, base + e) + 32;  // 0..63
-      const int half = e / 16, j = (e % 16) / 4, k = e % 4;
-      o[64 * j + 4 * b + k] |= (uint8_t)((v & 0xF) << (4 * half));
-      o[256 + 64 * half + 4 * b + k] |= (uint8_t)(((v >> 4) & 3) << (2 * j));
+    const int s = b / 8, base = 32 * (b % 8);
+    for (int k = 0; k < 4; ++k) {
+      uint8_t h0 = 0, h1 = 0;
+      for (int j = 0; j < 4; ++j) {
+        const int v0 = value(s, base + 4 * j + k), v1 = value(s, base + 16 + 4 * j + k);
+        o[64 * j + 4 * b + k] = (uint8_t)((v0 & 0xF) | ((v1 & 0xF) << 4));
+        h0 |= (uint8_t)(((v0 >> 4) & 3) << (2 * j));
+        h1 |= (uint8_t)(((v1 >> 4) & 3) << (2 * j));
+      }
+      o[256 + 4 * b + k] = h0;
+      o[320 + 4 * b + k] = h1;
     }
-    o[384 + b] = (uint8_t)sb.scales[2 * (b % 8)];
-    o[400 + b] = (uint8_t)sb.scales[2 * (b % 8) + 1];
+    o[384 + b] = (uint8_t)scale(s, 2 * (b % 8));
+    o[400 + b] = (uint8_t)scale(s, 2 * (b % 8) + 1);
   }
-  std::memcpy(o + 416, &x[0].d, 2);
-  std::memcpy(o + 418, &x[1].d, 2);
+  std::memcpy(o + 416, &d0, 2);
+  std::memcpy(o + 418, &d1, 2);
+}
+void group_q6_k(const BlockQ6_K* x, uint8_t* o) {
+  group_6bit([&](int s, int e) { return q6k_value(x[s], e) + 32; }, [&](int s, int i) { return x[s].scales[i]; },
+             x[0].d, x[1].d, o);
+}
+// Q3_K widens losslessly into the same layout: d * (sc - 32) * q3 with q3 in -4..3 is Q6_K's
+// d * sc' * (q6 - 32) with sc' = sc - 32 (int8) and q6 = q3 + 32, bit for bit.
+void group_q3_k(const BlockQ3_K* x, uint8_t* o) {
+  int8_t sc[2][16];
+  q3k_scales(x[0].scales, sc[0]);
+  q3k_scales(x[1].scales, sc[1]);
+  group_6bit(
+      [&](int s, int e) {
+        const int q2 = (x[s].qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3;
+        const int h = (x[s].hmask[e % 32] >> (e / 32)) & 1;
+        return q2 - (h ? 0 : 4) + 32;
+      },
+      [&](int s, int i) { return sc[s][i]; }, x[0].d, x[1].d, o);
 }
 // Unsigned 6-bit value of element e (0..31) of block b of a Q6_K_R16 group.
 inline int q6_r16_value(const uint8_t* g, int b, int e) {
@@ -315,6 +339,7 @@ DType repacked_dtype(DType t) {
     case DType::Q4_K: return DType::Q4_K_R16;
     case DType::Q5_K: return DType::Q5_K_R16;
     case DType::Q6_K: return DType::Q6_K_R16;
+    case DType::Q3_K: return DType::Q6_K_R16;  // widened: 1.9x the bytes (repack.h)
     default: return t;
   }
 }
@@ -345,6 +370,8 @@ void repack_rows(DType t, const void* src, void* dst, int64_t n, int64_t nrows) 
         group_q4_k(reinterpret_cast<const BlockQ4_K*>(s) + g * 2, d + g * kQ4KGroup);
       else if (t == DType::Q5_K)
         group_q5_k(reinterpret_cast<const BlockQ5_K*>(s) + g * 2, d + g * kQ5KGroup);
+      else if (t == DType::Q3_K)
+        group_q3_k(reinterpret_cast<const BlockQ3_K*>(s) + g * 2, d + g * kQ6KGroup);
       else
         group_q6_k(reinterpret_cast<const BlockQ6_K*>(s) + g * 2, d + g * kQ6KGroup);
     }

@@ -15,7 +15,7 @@
 namespace modu {
 namespace {
 
-const DType kFileTypes[] = {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+const DType kFileTypes[] = {DType::Q4_0, DType::Q8_0, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K};
 
 // nrows rows of n elements of file dtype t; pattern 1 = adversarial values, 2 = Q8_0 int8 extremes.
 std::vector<uint8_t> make_rows(DType t, int64_t n, int64_t nrows, int pattern) {
@@ -44,6 +44,8 @@ TEST(Repack, TraitsAndNames) {
   EXPECT_EQ(repacked_dtype(DType::Q8_0), DType::Q8_0_R16);
   EXPECT_EQ(repacked_dtype(DType::Q4_K), DType::Q4_K_R16);
   EXPECT_EQ(repacked_dtype(DType::Q6_K), DType::Q6_K_R16);
+  EXPECT_EQ(repacked_dtype(DType::Q3_K), DType::Q6_K_R16) << "widened losslessly";
+  EXPECT_EQ(repacked_dtype(DType::Q2_K), DType::Q2_K);
   EXPECT_EQ(repacked_dtype(DType::Q5_K), DType::Q5_K_R16);
   EXPECT_EQ(repacked_dtype(DType::Q5_0), DType::Q5_0);
   EXPECT_EQ(dtype_row_bytes(DType::Q6_K_R16, 4096), dtype_row_bytes(DType::Q6_K, 4096));
@@ -88,9 +90,10 @@ TEST(Repack, LosslessAndSameReferenceDot) {
             EXPECT_NEAR(got, want, 1e-5 * mag + 1e-6) << dtype_name(rt) << " n=" << n << " pattern " << pattern;
           }
         }
-        // quantize() of the repacked dtype = quantize the file dtype, then repack.
+        // quantize() of the repacked dtype = quantize the file dtype, then repack (Q3_K is only
+        // widened into Q6_K's repacked layout: quantizing to that layout means Q6_K).
         const auto x = test::gaussian(n, 77);
-        EXPECT_EQ(test::quantize(rt, x), repacked(t, test::quantize(t, x), n, 1));
+        if (t != DType::Q3_K) EXPECT_EQ(test::quantize(rt, x), repacked(t, test::quantize(t, x), n, 1));
       }
 }
 
@@ -106,6 +109,7 @@ TEST(Repack, PaysOnlyWithKernelsAndWholeGroups) {
   EXPECT_FALSE(repack_pays(DType::Q4_K, 256, *vnni)) << "one super-block is not a whole group";
   EXPECT_TRUE(repack_pays(DType::Q6_K, 4096, *vnni)) << "no GEMM either way, so decode decides";
   EXPECT_TRUE(repack_pays(DType::Q5_K, 4096, *vnni));
+  EXPECT_TRUE(repack_pays(DType::Q3_K, 4096, *vnni)) << "no GEMM packer for Q3_K either";
   EXPECT_FALSE(repack_pays(DType::Q5_0, 4096, *vnni)) << "no repacked layout";
 }
 

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <iterator>
 #include <map>
 #include <thread>
 
@@ -196,7 +197,7 @@ Result<std::unique_ptr<Model>> Model::from_gguf(GgufFile file) {
   return m;
 }
 
-// Rewrites the Q4_0 / Q8_0 / Q4_K / Q6_K matrices into the decode kernels' block-interleaved layouts when
+// Rewrites the Q4_0 / Q8_0 / Q3_K / Q4_K / Q5_K / Q6_K matrices into the decode kernels' block-interleaved layouts when
 // the kernel level in use has kernels for them (repack.h); views into a tensor (one expert of a
 // stack) move to the same rows of the new buffer. The token embedding keeps the file layout:
 // its rows are looked up one by one, and a tied output matrix shares it. MODU_REPACK=0 keeps every
@@ -221,16 +222,33 @@ void Model::repack_weights() {
   }
   // One arena for every repacked matrix, on 2 MiB pages where the OS grants them (HugeBuffer):
   // decode streams all of it once per token.
-  size_t total = 0;
-  for (auto& entry : by_tensor) {
-    const GgufTensor* t = entry.first;
+  auto out_bytes_of = [](const GgufTensor* t) {
     const size_t rb = dtype_row_bytes(t->dtype, t->shape[0]);
-    total += ((t->nbytes / rb) * dtype_row_bytes(repacked_dtype(t->dtype), t->shape[0]) + 63) & ~(size_t)63;
+    return ((t->nbytes / rb) * dtype_row_bytes(repacked_dtype(t->dtype), t->shape[0]) + 63) & ~(size_t)63;
+  };
+  size_t total = 0, widened = 0;
+  for (auto& entry : by_tensor) {
+    total += out_bytes_of(entry.first);
+    if (out_bytes_of(entry.first) > entry.first->nbytes + entry.first->nbytes / 8) widened += out_bytes_of(entry.first);
+  }
+  // Widening layouts (Q3_K into Q6_K_R16: 1.9x the bytes) trade memory for 20-30x the decode speed
+  // of the scalar file-layout dot; they are used only when the arena fits in available memory
+  // with 512 MiB to spare (the file's pages are released as each matrix is repacked).
+  if (widened > 0) {
+    const size_t avail = available_memory_bytes();
+    if (avail != 0 && total + (size_t(512) << 20) > avail) {
+      for (auto it = by_tensor.begin(); it != by_tensor.end();)
+        it = out_bytes_of(it->first) > it->first->nbytes + it->first->nbytes / 8 ? by_tensor.erase(it) : std::next(it);
+      repack_note_ = "widening Q3_K matrices for the fast kernels needs " + std::to_string(total >> 20) + " MiB, " +
+                     std::to_string(avail >> 20) + " MiB available: they stay in the file layout (slow)";
+      total -= widened;
+    }
   }
   if (total == 0) return;
   Result<HugeBuffer> arena = HugeBuffer::allocate(total);
   if (!arena.ok()) {  // an optimization only: the file layouts still work, at lower decode speed
     repack_note_ = "matrices kept in the file layout: " + arena.status().message();
+    by_tensor.clear();
     return;
   }
   repacked_ = std::move(*arena);

@@ -34,4 +34,8 @@ class HugeBuffer {
   size_t size_ = 0;
 };
 
+// Memory the OS could give this process now without swapping (Linux: MemAvailable), in bytes;
+// 0 when unknown. For decisions such as whether a widening repack of weights fits.
+size_t available_memory_bytes();
+
 }  // namespace modu

@@ -23,7 +23,9 @@
 //     (128: piece h holds elements 16h..16h+15 of each block, byte k bits 2j..2j+1 = element
 //     16h + 4j + k), int8 scales of the even and odd sub-blocks (16 + 16), d[2] fp16. Values as
 //     Q6_K: d * sc * (q - 32). Dots Q8_0_A16 activations, like Q4_K_R16. No GEMM packer (Q6_K has
-//     none: its 16-element scales do not fit the 32-element panel blocks).
+//     none: its 16-element scales do not fit the 32-element panel blocks). Q3_K widens into it
+//     losslessly (q = q3 + 32, sc = its 6-bit scale - 32): 420 bytes per 512 elements instead of
+//     220, for SIMD decode instead of a scalar dot; Model does it only when memory allows.
 //   Q8_0_A16 group (640 bytes), the activation format of all five: q[8][16][4] int8 in the same piece
 //     order, d[16] float (the Q8_0 block scale, fp16-rounded then widened), s[16] int32 = sum of
 //     the block's q. Bytes equal to quantize_q8_0's blocks, rearranged.
@@ -43,7 +45,7 @@ namespace modu {
 constexpr int64_t kRepackCols = 512;  // elements per group: rows must be a multiple of this
 
 // The layout `t` is repacked into (Q4_0 -> Q4_0_R16, Q8_0 -> Q8_0_R16, Q4_K -> Q4_K_R16,
-// Q5_K -> Q5_K_R16, Q6_K -> Q6_K_R16), or `t` itself.
+// Q5_K -> Q5_K_R16, Q6_K and Q3_K -> Q6_K_R16), or `t` itself.
 DType repacked_dtype(DType t);
 
 // Whether a matrix of dtype t with `cols` columns is worth repacking for the kernels in `kt`:
@@ -54,7 +56,8 @@ bool repack_pays(DType t, int64_t cols, const KernelTable& kt);
 
 // Rewrites nrows rows of n elements (n % 512 == 0) of dtype t into repacked_dtype(t): source rows
 // are dtype_row_bytes(t, n) apart, destination rows dtype_row_bytes(repacked_dtype(t), n) (equal
-// for Q4_0, Q8_0 and Q6_K; Q4_K_R16 and Q5_K_R16 rows are 8 bytes per 512 elements longer).
+// for Q4_0, Q8_0 and Q6_K; Q4_K_R16 and Q5_K_R16 rows are 8 bytes per 512 elements longer,
+// Q3_K widened to Q6_K_R16 1.9x as long).
 void repack_rows(DType t, const void* src, void* dst, int64_t n, int64_t nrows);
 
 }  // namespace modu
