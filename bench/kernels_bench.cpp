@@ -207,7 +207,8 @@ int main(int argc, char** argv) {
     }
     // The load-time repacked layouts (repack.h) next to the file layouts they replace.
     std::vector<DType> gemv_types(types, types + count);
-    gemv_types.insert(gemv_types.end(), {DType::Q4_0_R16, DType::Q8_0_R16, DType::Q4_K_R16, DType::Q5_K_R16, DType::Q6_K_R16});
+    gemv_types.insert(gemv_types.end(), {DType::Q4_0_R16, DType::Q8_0_R16, DType::Q2_K_R16, DType::Q4_K_R16, DType::Q5_K_R16,
+                                         DType::Q6_K_R16});
     for (DType t : gemv_types) {
       for (bool rows : {false, true}) {
         if (!kernels_for(isa)->vec_dot[(int)t] || (rows && !kernels_for(isa)->vec_dot_rows[(int)t])) continue;

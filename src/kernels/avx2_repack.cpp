@@ -1,4 +1,4 @@
-// AVX2 (+FMA, F16C) decode kernels for the repacked Q4_0_R16, Q4_K_R16, Q5_K_R16 and Q6_K_R16 layouts
+// AVX2 (+FMA, F16C) decode kernels for the repacked Q4_0_R16, Q2_K_R16, Q4_K_R16, Q5_K_R16 and Q6_K_R16 layouts
 // (repack.h), and the Q8_0_A16 activation quantizer. Q8_0_R16 has none here: its unsigned bytes up to 255 would
 // saturate VPMADDUBSW's int16 pair sums, so AVX2 keeps Q8_0 in the file layout.
 //
@@ -204,12 +204,65 @@ void rows_q5_k_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, fl
   for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]);
 }
 
-enum class Kind { kQ4_0, kQ4_K, kQ5_K, kQ6_K };
+// Q2_K_R16: per half h (blocks 8h..8h+7) 2-bit values by shift + AND, VPMADDUBSW over all 4
+// pieces in int16 (4 x 2 x 3 x 128 = 3072), then as the AVX-512 kernel: d * scales - dmin * mins.
+template <int R>
+void rows_q2_k_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, float* out) {
+  const size_t pf = (size_t)kRowTile * rb;
+  const __m256i m3 = _mm256_set1_epi8(3), ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+  const __m256i m4d = _mm256_set1_epi32(0xF);
+  __m256 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+  for (int64_t g = 0; g < ng; ++g) {
+    const uint8_t* ya = a + g * kA16;
+    __m256 sef[2], sof[2], dy[2];  // activation half-sums per block, per half h
+    for (int h = 0; h < 2; ++h) {
+      __m256i se = _mm256_setzero_si256(), so = _mm256_setzero_si256();
+      for (int j = 0; j < 4; ++j) {
+        se = _mm256_add_epi32(se, _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, ld256(ya + 64 * j + 32 * h)), ones16));
+        so = _mm256_add_epi32(so, _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, ld256(ya + 256 + 64 * j + 32 * h)), ones16));
+      }
+      sef[h] = _mm256_cvtepi32_ps(se);
+      sof[h] = _mm256_cvtepi32_ps(so);
+      dy[h] = _mm256_loadu_ps(reinterpret_cast<const float*>(ya + 512 + 32 * h));
+    }
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* x = w + (size_t)r * rb + (size_t)g * 168;
+      for (int o = 0; o < 192; o += 64) _mm_prefetch(reinterpret_cast<const char*>(x + pf + o), _MM_HINT_T1);
+      for (int h = 0; h < 2; ++h) {
+        const __m256i h0 = ld256(x + 32 * h), h1 = ld256(x + 64 + 32 * h);
+        __m256i e16 = _mm256_setzero_si256(), o16 = _mm256_setzero_si256();
+        for (int j = 0; j < 4; ++j) {
+          const __m128i sh = _mm_cvtsi32_si128(2 * j);
+          const __m256i ve = _mm256_and_si256(_mm256_srl_epi16(h0, sh), m3), vo = _mm256_and_si256(_mm256_srl_epi16(h1, sh), m3);
+          e16 = _mm256_add_epi16(e16, _mm256_maddubs_epi16(ve, ld256(ya + 64 * j + 32 * h)));
+          o16 = _mm256_add_epi16(o16, _mm256_maddubs_epi16(vo, ld256(ya + 256 + 64 * j + 32 * h)));
+        }
+        const __m256i pe = _mm256_madd_epi16(e16, ones16), po = _mm256_madd_epi16(o16, ones16);
+        const __m256i be = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x + 128 + 8 * h)));
+        const __m256i bo = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x + 144 + 8 * h)));
+        const __m256 dot = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(be, m4d)), _mm256_cvtepi32_ps(pe),
+                                           _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_and_si256(bo, m4d)), _mm256_cvtepi32_ps(po)));
+        const __m256 mins = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(be, 4)), sef[h],
+                                            _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(bo, 4)), sof[h]));
+        uint16_t d, dmin;
+        std::memcpy(&d, x + 160 + 2 * h, 2);
+        std::memcpy(&dmin, x + 164 + 2 * h, 2);
+        const __m256 t = _mm256_fmsub_ps(_mm256_set1_ps(h2f(d)), dot, _mm256_mul_ps(_mm256_set1_ps(h2f(dmin)), mins));
+        acc[r] = _mm256_fmadd_ps(t, dy[h], acc[r]);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]);
+}
+
+enum class Kind { kQ4_0, kQ2_K, kQ4_K, kQ5_K, kQ6_K };
 
 template <Kind kKind, int R>
 inline void rows(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, float* out) {
   if constexpr (kKind == Kind::kQ6_K) rows_q6_k_r16<R>(ng, w, rb, a, out);
   else if constexpr (kKind == Kind::kQ5_K) rows_q5_k_r16<R>(ng, w, rb, a, out);
+  else if constexpr (kKind == Kind::kQ2_K) rows_q2_k_r16<R>(ng, w, rb, a, out);
   else rows_r16<kKind == Kind::kQ4_K, R>(ng, w, rb, a, out);
 }
 
@@ -257,6 +310,8 @@ void fill_avx2_repack(KernelTable* t) {
   t->vec_dot_rows[(int)DType::Q6_K_R16] = dot_rows<Kind::kQ6_K>;
   t->vec_dot_rows[(int)DType::Q5_K_R16] = dot_rows<Kind::kQ5_K>;
   t->vec_dot[(int)DType::Q5_K_R16] = dot<Kind::kQ5_K>;
+  t->vec_dot_rows[(int)DType::Q2_K_R16] = dot_rows<Kind::kQ2_K>;
+  t->vec_dot[(int)DType::Q2_K_R16] = dot<Kind::kQ2_K>;
   t->vec_dot[(int)DType::Q4_0_R16] = dot<Kind::kQ4_0>;
   t->vec_dot[(int)DType::Q4_K_R16] = dot<Kind::kQ4_K>;
   t->vec_dot[(int)DType::Q6_K_R16] = dot<Kind::kQ6_K>;

@@ -14,6 +14,8 @@
 //    unsigned operand: 8 VPDPBUSD + the same scale work, ~0.03 uops per byte.
 //  * Q4_K_R16 (296 bytes: 8 bytes more per 512 elements than Q4_K, the 6-bit scales and mins
 //    stored as bytes): the Q4_0 nibble work plus ~12 uops of per-sub-block scales, ~0.11 per byte.
+//  * Q2_K_R16 (168 bytes, as Q2_K): 2 loads, per piece two shift + AND and two VPDPBUSD, then the
+//    per-16-element scales and mins in floats, ~0.25 uops per byte (few bytes per weight).
 //  * Q5_K_R16 (360 bytes, Q5_K + 8): as Q4_K_R16 plus one load of the 5th bits and per piece two
 //    shifts and two VPTERNLOGD, ~0.15 uops per byte.
 //  * The activation's -8 * sum(y) (Q4_0) or -128 * sum(y) (Q8_0) term starts the accumulator, the
@@ -32,7 +34,7 @@
 
 namespace {
 
-constexpr size_t kQ4R16Group = 288, kQ8R16Group = 544, kA16Group = 640, kQ4KR16Group = 296, kQ6KR16Group = 420, kQ5KR16Group = 360;
+constexpr size_t kQ4R16Group = 288, kQ8R16Group = 544, kA16Group = 640, kQ4KR16Group = 296, kQ6KR16Group = 420, kQ5KR16Group = 360, kQ2KR16Group = 168;
 
 // start + per lane (one block / sub-block) the dot of the 4 pieces' nibbles at x with the Q8_0_A16
 // activation group ya. High nibbles stay in place (q & 0xF0 = 16 * nibble): p1 collects 16x their
@@ -170,6 +172,51 @@ inline void rows_q5_k_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t
   for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
 }
 
+// Q2_K_R16: 2-bit values (one shift + AND per piece) dotted per 16-element half; per lane
+// dy * (d * (sc_e * dot_e + sc_o * dot_o) - dmin * (m_e * sum_e(y) + m_o * sum_o(y))), the scale
+// bytes split into sc (low nibble) and m (high nibble); the activation half-sums once per tile.
+template <int R>
+inline void rows_q2_k_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, float* out) {
+  const size_t pf = prefetch_distance(rb);
+  const __m512i m3 = _mm512_set1_epi8(3), ones = _mm512_set1_epi8(1), m4d = _mm512_set1_epi32(0xF);
+  const __m512i idx_d = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  const __m512i idx_m = _mm512_add_epi32(idx_d, _mm512_set1_epi32(2));
+  __m512 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+  for (int64_t g = 0; g < ng; ++g) {
+    const uint8_t* ya = a + g * kA16Group;
+    const __m512 dy = _mm512_loadu_ps(ya + 512);
+    __m512i se = _mm512_setzero_si512(), so = _mm512_setzero_si512();
+    for (int j = 0; j < 4; ++j) {
+      se = _mm512_dpbusd_epi32(se, ones, _mm512_loadu_si512(ya + 64 * j));
+      so = _mm512_dpbusd_epi32(so, ones, _mm512_loadu_si512(ya + 256 + 64 * j));
+    }
+    const __m512 sef = _mm512_cvtepi32_ps(se), sof = _mm512_cvtepi32_ps(so);
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* x = w + (size_t)r * rb + (size_t)g * kQ2KR16Group;
+      for (int o = 0; o < 192; o += 64) _mm_prefetch(reinterpret_cast<const char*>(x + pf + o), _MM_HINT_T1);
+      const __m512i h0 = _mm512_loadu_si512(x), h1 = _mm512_loadu_si512(x + 64);
+      __m512i pe = _mm512_setzero_si512(), po = _mm512_setzero_si512();
+      for (int j = 0; j < 4; ++j) {
+        const __m512i ve = _mm512_and_si512(j == 0 ? h0 : _mm512_srli_epi16(h0, 2 * j), m3);
+        const __m512i vo = _mm512_and_si512(j == 0 ? h1 : _mm512_srli_epi16(h1, 2 * j), m3);
+        pe = _mm512_dpbusd_epi32(pe, ve, _mm512_loadu_si512(ya + 64 * j));
+        po = _mm512_dpbusd_epi32(po, vo, _mm512_loadu_si512(ya + 256 + 64 * j));
+      }
+      const __m512i be = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + 128)));
+      const __m512i bo = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + 144)));
+      const __m512 dot = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_and_si512(be, m4d)), _mm512_cvtepi32_ps(pe),
+                                         _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(bo, m4d)), _mm512_cvtepi32_ps(po)));
+      const __m512 mins = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(be, 4)), sef,
+                                          _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(bo, 4)), sof));
+      const __m512 dd = _mm512_castps128_ps512(_mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x + 160))));
+      const __m512 t = _mm512_fmsub_ps(_mm512_permutexvar_ps(idx_d, dd), dot, _mm512_mul_ps(_mm512_permutexvar_ps(idx_m, dd), mins));
+      acc[r] = _mm512_fmadd_ps(t, dy, acc[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
+}
+
 // Q6_K_R16: 6-bit values = low nibble | 2 high bits << 4, assembled with one VPTERNLOGD per piece
 // (A | (B & 0x30)); the -32 offset comes from the activation's 16-element sums (VPDPBUSD with ones,
 // once per tile), and the even / odd 16-element sub-blocks of each lane keep their own
@@ -222,7 +269,7 @@ inline void rows_q6_k_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t
   for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
 }
 
-enum class R16Kind { kQ4_0, kQ8_0, kQ4_K, kQ5_K, kQ6_K };
+enum class R16Kind { kQ4_0, kQ8_0, kQ2_K, kQ4_K, kQ5_K, kQ6_K };
 
 template <R16Kind kKind, int R>
 inline void rows_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, float* out) {
@@ -230,6 +277,7 @@ inline void rows_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, 
   else if constexpr (kKind == R16Kind::kQ8_0) rows_q8_0_r16<R>(ng, w, rb, a, out);
   else if constexpr (kKind == R16Kind::kQ4_K) rows_q4_k_r16<R>(ng, w, rb, a, out);
   else if constexpr (kKind == R16Kind::kQ5_K) rows_q5_k_r16<R>(ng, w, rb, a, out);
+  else if constexpr (kKind == R16Kind::kQ2_K) rows_q2_k_r16<R>(ng, w, rb, a, out);
   else rows_q6_k_r16<R>(ng, w, rb, a, out);
 }
 
@@ -288,6 +336,8 @@ inline void fill_repack_table(modu::KernelTable* t) {
   t->vec_dot_rows[(int)DType::Q6_K_R16] = dot_rows_r16<R16Kind::kQ6_K>;
   t->vec_dot_rows[(int)DType::Q5_K_R16] = dot_rows_r16<R16Kind::kQ5_K>;
   t->vec_dot[(int)DType::Q5_K_R16] = dot_r16<R16Kind::kQ5_K>;
+  t->vec_dot_rows[(int)DType::Q2_K_R16] = dot_rows_r16<R16Kind::kQ2_K>;
+  t->vec_dot[(int)DType::Q2_K_R16] = dot_r16<R16Kind::kQ2_K>;
   t->vec_dot[(int)DType::Q6_K_R16] = dot_r16<R16Kind::kQ6_K>;
   t->quantize_row[(int)DType::Q8_0_A16] = quantize_q8_0_a16;
 }

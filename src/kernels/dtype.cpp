@@ -58,6 +58,8 @@ const DTypeTraits kTraits[] = {
    ref::vec_dot_q8_0_r16_q8_0_a16, true},
   {DType::Q4_K_R16, "q4_k_r16", 512, 296, true, ref::dequantize_q4_k_r16, ref::quantize_q4_k_r16, DType::Q8_0_A16,
    ref::vec_dot_q4_k_r16_q8_0_a16, true},
+  {DType::Q2_K_R16, "q2_k_r16", 512, 168, true, ref::dequantize_q2_k_r16, ref::quantize_q2_k_r16, DType::Q8_0_A16,
+   ref::vec_dot_q2_k_r16_q8_0_a16, true},
   {DType::Q5_K_R16, "q5_k_r16", 512, 360, true, ref::dequantize_q5_k_r16, ref::quantize_q5_k_r16, DType::Q8_0_A16,
    ref::vec_dot_q5_k_r16_q8_0_a16, true},
   {DType::Q6_K_R16, "q6_k_r16", 512, 420, true, ref::dequantize_q6_k_r16, ref::quantize_q6_k_r16, DType::Q8_0_A16,

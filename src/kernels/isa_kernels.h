@@ -10,7 +10,7 @@ namespace modu::kern {
 void fill_avx2_quants(KernelTable* t);   // avx2_quants.cpp: F32/F16/BF16, Q4_0..Q8_0, Q8_0/Q8_1/Q8_K quantize
 void fill_avx2_kquants(KernelTable* t);  // avx2_kquants.cpp: Q4_K, Q5_K, Q6_K
 void fill_avx2_gemv(KernelTable* t);     // avx2_gemv.cpp: vec_dot_rows for Q4_0, Q8_0
-void fill_avx2_repack(KernelTable* t);   // avx2_repack.cpp: Q4_0_R16 / Q4_K_R16 / Q5_K_R16 / Q6_K_R16 decode, Q8_0_A16 quantize (after quants)
+void fill_avx2_repack(KernelTable* t);   // avx2_repack.cpp: Q4_0_R16, Q2_K/Q4_K/Q5_K/Q6_K_R16 decode, Q8_0_A16 quantize (after quants)
 void fill_avx512(KernelTable* t);        // avx512.cpp
 void fill_avx512vnni(KernelTable* t);    // avx512vnni.cpp
 void fill_avx2_gemm(KernelTable* t);     // avx2_gemm.cpp: GEMM panel packers, AVX2 GEMM, attention

@@ -1,5 +1,6 @@
 // Repacked decode layouts (modu/kernels/repack.h): the repacking itself and the scalar references
-// (dequantize, quantize, dot) that define Q4_0_R16, Q8_0_R16, Q4_K_R16, Q5_K_R16, Q6_K_R16 and their activation format Q8_0_A16.
+// (dequantize, quantize, dot) that define Q4_0_R16, Q8_0_R16, Q2_K_R16, Q4_K_R16, Q5_K_R16, Q6_K_R16 and
+// their activation format Q8_0_A16.
 #include "modu/kernels/repack.h"
 
 #include <cstring>
@@ -17,7 +18,7 @@ using namespace blk;
 namespace {
 
 constexpr int kG = 16;                       // blocks per group
-constexpr size_t kQ4Group = 288, kQ8Group = 544, kA16Group = 640, kQ4KGroup = 296, kQ6KGroup = 420, kQ5KGroup = 360;
+constexpr size_t kQ4Group = 288, kQ8Group = 544, kA16Group = 640, kQ4KGroup = 296, kQ6KGroup = 420, kQ5KGroup = 360, kQ2KGroup = 168;
 
 // Group g of 16 Q4_0 blocks -> one Q4_0_R16 group.
 void group_q4_0(const BlockQ4_0* x, uint8_t* o) {
@@ -74,6 +75,36 @@ void group_q5_k(const BlockQ5_K* x, uint8_t* o) {
     std::memcpy(o + 352 + 2 * s, &x[s].d, 2);
     std::memcpy(o + 356 + 2 * s, &x[s].dmin, 2);
   }
+}
+// Two Q2_K super-blocks -> one Q2_K_R16 group (168 bytes, as Q2_K): 16 blocks of 32 (sub-block
+// pairs); two pieces of 2-bit values (piece h = elements 16h..16h+15 of each block; byte 4b + k,
+// bits 2j..2j+1 = element 16h + 4j + k), the even / odd sub-blocks' scale bytes as in the file
+// (sc | m << 4), d[2], dmin[2].
+void group_q2_k(const BlockQ2_K* x, uint8_t* o) {
+  for (int b = 0; b < kG; ++b) {
+    const BlockQ2_K& sb = x[b / 8];
+    const int base = 32 * (b % 8);
+    for (int k = 0; k < 4; ++k) {
+      uint8_t h[2] = {0, 0};
+      for (int half = 0; half < 2; ++half)
+        for (int j = 0; j < 4; ++j) {
+          const int e = base + 16 * half + 4 * j + k;
+          h[half] |= (uint8_t)(((sb.qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3) << (2 * j));
+        }
+      o[4 * b + k] = h[0];
+      o[64 + 4 * b + k] = h[1];
+    }
+    o[128 + b] = sb.scales[2 * (b % 8)];
+    o[144 + b] = sb.scales[2 * (b % 8) + 1];
+  }
+  for (int s = 0; s < 2; ++s) {
+    std::memcpy(o + 160 + 2 * s, &x[s].d, 2);
+    std::memcpy(o + 164 + 2 * s, &x[s].dmin, 2);
+  }
+}
+inline int q2_r16_value(const uint8_t* g, int b, int e) {
+  const int half = e / 16, j = (e % 16) / 4, k = e % 4;
+  return (g[64 * half + 4 * b + k] >> (2 * j)) & 3;
 }
 // Unsigned 5-bit value of element e (0..31) of sub-block l of a Q5_K_R16 group.
 inline int q5_r16_value(const uint8_t* g, int l, int e) {
@@ -301,6 +332,43 @@ float vec_dot_q5_k_r16_q8_0_a16(int64_t n, const void* w, const void* a) {
   return sum;
 }
 
+void quantize_q2_k_r16(const float* src, void* dst, int64_t n) { quantize_repacked(DType::Q2_K, src, dst, n); }
+
+// The same operations as dequantize_q2_k (bit-identical values).
+void dequantize_q2_k_r16(const void* src, float* dst, int64_t n) {
+  const uint8_t* g = static_cast<const uint8_t*>(src);
+  for (int64_t gi = 0; gi < n / kRepackCols; ++gi, g += kQ2KGroup)
+    for (int b = 0; b < kG; ++b) {
+      const float d = r16_d(g, 160, b / 8), dmin = r16_d(g, 164, b / 8);
+      for (int e = 0; e < QK; ++e) {
+        const uint8_t sc = g[128 + 16 * (e / 16) + b];
+        *dst++ = d * (float)(sc & 0xF) * (float)q2_r16_value(g, b, e) - dmin * (float)(sc >> 4);
+      }
+    }
+}
+
+// Q2_K weights with Q8_0-style activations: per 32-element block, dy * (d * (sc_e * dot_e + sc_o *
+// dot_o) - dmin * (m_e * sum_e(y) + m_o * sum_o(y))), the 16-element dots and sums in integers.
+float vec_dot_q2_k_r16_q8_0_a16(int64_t n, const void* w, const void* a) {
+  const uint8_t* x = static_cast<const uint8_t*>(w);
+  const uint8_t* y = static_cast<const uint8_t*>(a);
+  float sum = 0.0f;
+  for (int64_t g = 0; g < n / kRepackCols; ++g, x += kQ2KGroup, y += kA16Group)
+    for (int b = 0; b < kG; ++b) {
+      int s[2] = {0, 0}, ys[2] = {0, 0};
+      for (int e = 0; e < QK; ++e) {
+        const int ye = (int8_t)y[64 * (e / 4) + 4 * b + e % 4];
+        s[e / 16] += q2_r16_value(x, b, e) * ye;
+        ys[e / 16] += ye;
+      }
+      const uint8_t se = x[128 + b], so = x[144 + b];
+      const float dot = (float)(se & 0xF) * (float)s[0] + (float)(so & 0xF) * (float)s[1];
+      const float mins = (float)(se >> 4) * (float)ys[0] + (float)(so >> 4) * (float)ys[1];
+      sum += a16_d(y, b) * (r16_d(x, 160, b / 8) * dot - r16_d(x, 164, b / 8) * mins);
+    }
+  return sum;
+}
+
 void quantize_q6_k_r16(const float* src, void* dst, int64_t n) { quantize_repacked(DType::Q6_K, src, dst, n); }
 
 // The same operations as dequantize_q6_k (bit-identical values).
@@ -340,6 +408,7 @@ DType repacked_dtype(DType t) {
     case DType::Q5_K: return DType::Q5_K_R16;
     case DType::Q6_K: return DType::Q6_K_R16;
     case DType::Q3_K: return DType::Q6_K_R16;  // widened: 1.9x the bytes (repack.h)
+    case DType::Q2_K: return DType::Q2_K_R16;
     default: return t;
   }
 }
@@ -370,6 +439,8 @@ void repack_rows(DType t, const void* src, void* dst, int64_t n, int64_t nrows) 
         group_q4_k(reinterpret_cast<const BlockQ4_K*>(s) + g * 2, d + g * kQ4KGroup);
       else if (t == DType::Q5_K)
         group_q5_k(reinterpret_cast<const BlockQ5_K*>(s) + g * 2, d + g * kQ5KGroup);
+      else if (t == DType::Q2_K)
+        group_q2_k(reinterpret_cast<const BlockQ2_K*>(s) + g * 2, d + g * kQ2KGroup);
       else if (t == DType::Q3_K)
         group_q3_k(reinterpret_cast<const BlockQ3_K*>(s) + g * 2, d + g * kQ6KGroup);
       else

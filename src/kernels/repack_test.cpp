@@ -15,7 +15,7 @@
 namespace modu {
 namespace {
 
-const DType kFileTypes[] = {DType::Q4_0, DType::Q8_0, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+const DType kFileTypes[] = {DType::Q4_0, DType::Q8_0, DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K};
 
 // nrows rows of n elements of file dtype t; pattern 1 = adversarial values, 2 = Q8_0 int8 extremes.
 std::vector<uint8_t> make_rows(DType t, int64_t n, int64_t nrows, int pattern) {
@@ -45,14 +45,15 @@ TEST(Repack, TraitsAndNames) {
   EXPECT_EQ(repacked_dtype(DType::Q4_K), DType::Q4_K_R16);
   EXPECT_EQ(repacked_dtype(DType::Q6_K), DType::Q6_K_R16);
   EXPECT_EQ(repacked_dtype(DType::Q3_K), DType::Q6_K_R16) << "widened losslessly";
-  EXPECT_EQ(repacked_dtype(DType::Q2_K), DType::Q2_K);
+  EXPECT_EQ(repacked_dtype(DType::Q2_K), DType::Q2_K_R16);
+  EXPECT_EQ(dtype_row_bytes(DType::Q2_K_R16, 4096), dtype_row_bytes(DType::Q2_K, 4096));
   EXPECT_EQ(repacked_dtype(DType::Q5_K), DType::Q5_K_R16);
   EXPECT_EQ(repacked_dtype(DType::Q5_0), DType::Q5_0);
   EXPECT_EQ(dtype_row_bytes(DType::Q6_K_R16, 4096), dtype_row_bytes(DType::Q6_K, 4096));
   for (DType t : {DType::Q4_0, DType::Q8_0}) EXPECT_EQ(dtype_row_bytes(t, 4096), dtype_row_bytes(repacked_dtype(t), 4096));
   EXPECT_EQ(dtype_row_bytes(DType::Q4_K_R16, 4096), dtype_row_bytes(DType::Q4_K, 4096) + 8 * 8);
   EXPECT_EQ(dtype_row_bytes(DType::Q5_K_R16, 4096), dtype_row_bytes(DType::Q5_K, 4096) + 8 * 8);
-  for (DType t : {DType::Q4_0_R16, DType::Q8_0_R16, DType::Q4_K_R16, DType::Q5_K_R16, DType::Q6_K_R16, DType::Q8_0_A16}) {
+  for (DType t : {DType::Q4_0_R16, DType::Q8_0_R16, DType::Q2_K_R16, DType::Q4_K_R16, DType::Q5_K_R16, DType::Q6_K_R16, DType::Q8_0_A16}) {
     EXPECT_TRUE(dtype_traits(t)->internal);
     EXPECT_FALSE(dtype_from_name(dtype_name(t)).ok()) << "internal layouts are not quantize targets";
   }

@@ -197,7 +197,7 @@ Result<std::unique_ptr<Model>> Model::from_gguf(GgufFile file) {
   return m;
 }
 
-// Rewrites the Q4_0 / Q8_0 / Q3_K / Q4_K / Q5_K / Q6_K matrices into the decode kernels' block-interleaved layouts when
+// Rewrites the Q4_0 / Q8_0 / Q2_K..Q6_K matrices into the decode kernels' block-interleaved layouts when
 // the kernel level in use has kernels for them (repack.h); views into a tensor (one expert of a
 // stack) move to the same rows of the new buffer. The token embedding keeps the file layout:
 // its rows are looked up one by one, and a tied output matrix shares it. MODU_REPACK=0 keeps every

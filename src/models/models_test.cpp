@@ -238,7 +238,11 @@ TEST(Repack, RepackedQuantizedModelsMatchReference) {
     // Q4_K: 4e-2 because the file layout itself reaches 0.035 here (qwen3moe decode, Q8_K
     // activations; 8-bit activation rounding can flip a router pick).
     for (DtypeCase dc : {DtypeCase{DType::Q8_0, 2e-2}, DtypeCase{DType::Q4_0, 3e-2}, DtypeCase{DType::Q4_K, 4e-2},
-                         DtypeCase{DType::Q5_K, 3e-2}, DtypeCase{DType::Q6_K, 3e-2}, DtypeCase{DType::Q3_K, 3e-2}}) {
+                         DtypeCase{DType::Q5_K, 3e-2}, DtypeCase{DType::Q6_K, 3e-2}, DtypeCase{DType::Q3_K, 3e-2},
+                         DtypeCase{DType::Q2_K, 3e-2}}) {
+      // 2-bit weights flip qwen3moe's router picks even in the file layout (0.12 at the scalar
+      // level, where nothing is repacked), so Q2_K is checked on the dense stack only.
+      if (dc.dt == DType::Q2_K && arch == "qwen3moe") continue;
       TestModelSpec s = spec_for(arch);
       s.weight_type = dc.dt;
       s.n_embd = 512; s.n_head = 8; s.n_head_kv = 2; s.head_dim = 64; s.n_ff = 1024;

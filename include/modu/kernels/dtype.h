@@ -34,6 +34,7 @@ enum class DType : uint32_t {
   Q4_K_R16 = 43,
   Q6_K_R16 = 44,
   Q5_K_R16 = 45,
+  Q2_K_R16 = 46,
 };
 
 // dequantize(src, dst, n): n elements (a multiple of block_size) from packed blocks to float.

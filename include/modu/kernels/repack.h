@@ -1,6 +1,6 @@
-// Load-time weight repacking for the decode kernels: Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K matrices are
-// rewritten, row by row, into block-interleaved layouts (Q4_0_R16 / Q8_0_R16 / Q4_K_R16 / Q5_K_R16 /
-// Q6_K_R16) that the decode
+// Load-time weight repacking for the decode kernels: Q4_0 / Q8_0 / Q2_K / Q3_K / Q4_K / Q5_K / Q6_K
+// matrices are rewritten, row by row, into block-interleaved layouts (Q4_0_R16 / Q8_0_R16 /
+// Q2_K_R16 / Q4_K_R16 / Q5_K_R16 / Q6_K_R16) that the decode
 // matrix x vector kernels read with one 64-byte load per 4 elements of 16 blocks.
 //
 // Layouts (a row of n elements, n % 512 == 0, is n / 512 groups of 512 consecutive elements):
@@ -15,6 +15,10 @@
 //     as Q4_K: d * sc * nibble - dmin * m. Its dot uses Q8_0_A16 activations (a scale per 32
 //     elements, as the prefill GEMM), not Q8_K, so decode results differ from the file layout's
 //     by activation rounding only.
+//   Q2_K_R16 group (168 bytes, as Q2_K): two super-blocks as 16 blocks of 32 (sub-block pairs): the
+//     2-bit values in two pieces (piece h = elements 16h..16h+15 of each block; byte 4b + k, bits
+//     2j..2j+1 = element 16h + 4j + k), the even / odd sub-blocks' scale bytes as in Q2_K (sc | m
+//     << 4), d[2], dmin[2]. Values exactly as Q2_K: d * sc * q - dmin * m.
 //   Q5_K_R16 group (360 bytes; Q5_K takes 352): the low 4 bits exactly as Q4_K_R16 (256), the 5th
 //     bits in one piece (64: byte 4l + k, bit 2j + h = element 16h + 4j + k of sub-block l), then
 //     sc[16], m[16], d[2], dmin[2] as Q4_K_R16. Values exactly as Q5_K: d * sc * q - dmin * m.
@@ -26,7 +30,7 @@
 //     none: its 16-element scales do not fit the 32-element panel blocks). Q3_K widens into it
 //     losslessly (q = q3 + 32, sc = its 6-bit scale - 32): 420 bytes per 512 elements instead of
 //     220, for SIMD decode instead of a scalar dot; Model does it only when memory allows.
-//   Q8_0_A16 group (640 bytes), the activation format of all five: q[8][16][4] int8 in the same piece
+//   Q8_0_A16 group (640 bytes), the activation format of all of them: q[8][16][4] int8 in the same piece
 //     order, d[16] float (the Q8_0 block scale, fp16-rounded then widened), s[16] int32 = sum of
 //     the block's q. Bytes equal to quantize_q8_0's blocks, rearranged.
 // With 4 bytes of 16 blocks per 64-byte piece, each int32 lane of a VPDPBUSD is one block: a row's
@@ -45,7 +49,7 @@ namespace modu {
 constexpr int64_t kRepackCols = 512;  // elements per group: rows must be a multiple of this
 
 // The layout `t` is repacked into (Q4_0 -> Q4_0_R16, Q8_0 -> Q8_0_R16, Q4_K -> Q4_K_R16,
-// Q5_K -> Q5_K_R16, Q6_K and Q3_K -> Q6_K_R16), or `t` itself.
+// Q2_K -> Q2_K_R16, Q5_K -> Q5_K_R16, Q6_K and Q3_K -> Q6_K_R16), or `t` itself.
 DType repacked_dtype(DType t);
 
 // Whether a matrix of dtype t with `cols` columns is worth repacking for the kernels in `kt`:
