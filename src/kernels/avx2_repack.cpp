@@ -46,6 +46,19 @@ inline __m256i nibble_dot(const uint8_t* x, const uint8_t* ya, int h) {
   return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
 }
 
+// The K-quant sub-block term of half h (lanes = sub-blocks 8h..8h+7): d * sc * dot - dmin * m *
+// sum(y), with sc[16], m[16] bytes at sm, sm + 16 and d[2], dmin[2] fp16 at sm + 32 (Q4_K_R16 and
+// Q5_K_R16 share this tail).
+inline __m256 kquant_term(const uint8_t* sm, int h, __m256i dot, __m256i ysum) {
+  uint16_t d, dmin;
+  std::memcpy(&d, sm + 32 + 2 * h, 2);
+  std::memcpy(&dmin, sm + 36 + 2 * h, 2);
+  const __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sm + 8 * h))));
+  const __m256 mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sm + 16 + 8 * h))));
+  const __m256 dl = _mm256_mul_ps(sc, _mm256_set1_ps(h2f(d))), ml = _mm256_mul_ps(mn, _mm256_set1_ps(h2f(dmin)));
+  return _mm256_fmsub_ps(dl, _mm256_cvtepi32_ps(dot), _mm256_mul_ps(ml, _mm256_cvtepi32_ps(ysum)));
+}
+
 template <bool kQ4K, int R>
 void rows_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, float* out) {
   const size_t pf = (size_t)kRowTile * rb, group = kQ4K ? 296 : 288;
@@ -61,14 +74,7 @@ void rows_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, float* 
         const __m256i s = ld256(ya + 576 + 32 * h);
         const __m256i p = nibble_dot(x, ya, h);
         if constexpr (kQ4K) {  // dy * (d * sc * dot - dmin * m * sum(y)); half h = super-block h
-          uint16_t d, dmin;
-          std::memcpy(&d, x + 288 + 2 * h, 2);
-          std::memcpy(&dmin, x + 292 + 2 * h, 2);
-          const __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x + 256 + 8 * h))));
-          const __m256 mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x + 272 + 8 * h))));
-          const __m256 dl = _mm256_mul_ps(sc, _mm256_set1_ps(h2f(d))), ml = _mm256_mul_ps(mn, _mm256_set1_ps(h2f(dmin)));
-          const __m256 t = _mm256_fmsub_ps(dl, _mm256_cvtepi32_ps(p), _mm256_mul_ps(ml, _mm256_cvtepi32_ps(s)));
-          acc[r] = _mm256_fmadd_ps(t, dy, acc[r]);
+          acc[r] = _mm256_fmadd_ps(kquant_term(x + 256, h, p, s), dy, acc[r]);
         } else {  // dx * dy * (dot - 8 * sum(y))
           const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + 256 + 16 * h)));
           const __m256i pc = _mm256_sub_epi32(p, _mm256_slli_epi32(s, 3));
@@ -190,14 +196,7 @@ void rows_q5_k_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, fl
         const __m256i p = _mm256_add_epi32(_mm256_madd_epi16(e16, ones), _mm256_madd_epi16(o16, ones));
         const __m256 dy = _mm256_loadu_ps(reinterpret_cast<const float*>(ya + 512 + 32 * h));
         const __m256i s = ld256(ya + 576 + 32 * h);
-        uint16_t d, dmin;
-        std::memcpy(&d, x + 352 + 2 * h, 2);
-        std::memcpy(&dmin, x + 356 + 2 * h, 2);
-        const __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x + 320 + 8 * h))));
-        const __m256 mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x + 336 + 8 * h))));
-        const __m256 dl = _mm256_mul_ps(sc, _mm256_set1_ps(h2f(d))), ml = _mm256_mul_ps(mn, _mm256_set1_ps(h2f(dmin)));
-        const __m256 t = _mm256_fmsub_ps(dl, _mm256_cvtepi32_ps(p), _mm256_mul_ps(ml, _mm256_cvtepi32_ps(s)));
-        acc[r] = _mm256_fmadd_ps(t, dy, acc[r]);
+        acc[r] = _mm256_fmadd_ps(kquant_term(x + 320, h, p, s), dy, acc[r]);
       }
     }
   }

@@ -95,14 +95,25 @@ inline void rows_q8_0_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t
   for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
 }
 
+// The K-quant sub-block term per lane: d * sc * dot - dmin * m * sum(y), with sc[16], m[16] bytes
+// at sm, sm + 16 and d[2], dmin[2] fp16 at sm + 32 (Q4_K_R16 and Q5_K_R16 share this tail).
+inline __m512 kquant_term(const uint8_t* sm, __m512i dot, __m512 sy) {
+  const __m512i idx_d = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  const __m512i idx_m = _mm512_add_epi32(idx_d, _mm512_set1_epi32(2));
+  const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sm))));
+  const __m512 mn = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sm + 16))));
+  const __m512 dd = _mm512_castps128_ps512(_mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sm + 32))));
+  const __m512 dl = _mm512_mul_ps(sc, _mm512_permutexvar_ps(idx_d, dd));
+  const __m512 ml = _mm512_mul_ps(mn, _mm512_permutexvar_ps(idx_m, dd));
+  return _mm512_fmsub_ps(dl, _mm512_cvtepi32_ps(dot), _mm512_mul_ps(ml, sy));
+}
+
 // Q4_K_R16: the nibble dot as Q4_0_R16 (one lane per 32-element sub-block), then per lane
 // dy * (d * sc * dot - dmin * m * sum(y)); sc and m are bytes, d/dmin one fp16 per 8 lanes.
 template <int R>
 inline void rows_q4_k_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, float* out) {
   const size_t pf = prefetch_distance(rb);
   const __m512i m4 = _mm512_set1_epi8(0x0F);
-  const __m512i idx_d = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-  const __m512i idx_m = _mm512_add_epi32(idx_d, _mm512_set1_epi32(2));
   __m512 acc[R];
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
   for (int64_t g = 0; g < ng; ++g) {
@@ -112,13 +123,7 @@ inline void rows_q4_k_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t
     for (int r = 0; r < R; ++r) {
       const uint8_t* x = w + (size_t)r * rb + (size_t)g * kQ4KR16Group;
       for (int o = 0; o < 320; o += 64) _mm_prefetch(reinterpret_cast<const char*>(x + pf + o), _MM_HINT_T1);
-      const __m512i p = nibble_dot(x, ya, m4, _mm512_setzero_si512());
-      const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + 256))));
-      const __m512 mn = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + 272))));
-      const __m512 dd = _mm512_castps128_ps512(_mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x + 288))));
-      const __m512 dl = _mm512_mul_ps(sc, _mm512_permutexvar_ps(idx_d, dd));
-      const __m512 ml = _mm512_mul_ps(mn, _mm512_permutexvar_ps(idx_m, dd));
-      const __m512 t = _mm512_fmsub_ps(dl, _mm512_cvtepi32_ps(p), _mm512_mul_ps(ml, sy));
+      const __m512 t = kquant_term(x + 256, nibble_dot(x, ya, m4, _mm512_setzero_si512()), sy);
       acc[r] = _mm512_fmadd_ps(t, dy, acc[r]);
     }
   }
@@ -132,8 +137,6 @@ template <int R>
 inline void rows_q5_k_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, float* out) {
   const size_t pf = prefetch_distance(rb);
   const __m512i m4 = _mm512_set1_epi8(0x0F), m10 = _mm512_set1_epi8(0x10);
-  const __m512i idx_d = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-  const __m512i idx_m = _mm512_add_epi32(idx_d, _mm512_set1_epi32(2));
   __m512 acc[R];
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
   for (int64_t g = 0; g < ng; ++g) {
@@ -159,13 +162,7 @@ inline void rows_q5_k_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t
         p0 = _mm512_dpbusd_epi32(p0, ve, _mm512_loadu_si512(ya + 64 * j));
         p1 = _mm512_dpbusd_epi32(p1, vo, _mm512_loadu_si512(ya + 256 + 64 * j));
       }
-      const __m512i p = _mm512_add_epi32(p0, p1);
-      const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + 320))));
-      const __m512 mn = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + 336))));
-      const __m512 dd = _mm512_castps128_ps512(_mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x + 352))));
-      const __m512 dl = _mm512_mul_ps(sc, _mm512_permutexvar_ps(idx_d, dd));
-      const __m512 ml = _mm512_mul_ps(mn, _mm512_permutexvar_ps(idx_m, dd));
-      const __m512 t = _mm512_fmsub_ps(dl, _mm512_cvtepi32_ps(p), _mm512_mul_ps(ml, sy));
+      const __m512 t = kquant_term(x + 320, _mm512_add_epi32(p0, p1), sy);
       acc[r] = _mm512_fmadd_ps(t, dy, acc[r]);
     }
   }
