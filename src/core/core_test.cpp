@@ -179,6 +179,14 @@ TEST(HugeBuffer, AllocatesAlignedZeroedMemory) {
   EXPECT_FALSE(huge.ok());
 }
 
+TEST(HugeBuffer, AvailableMemoryIsPlausible) {
+  const size_t avail = available_memory_bytes();
+#if defined(__linux__)
+  EXPECT_GT(avail, size_t(16) << 20) << "a Linux test machine has /proc/meminfo and some free memory";
+#endif
+  EXPECT_LT(avail, size_t(1) << 50);
+}
+
 TEST(ThreadPool, RunGivesEachThreadItsIndex) {
   ThreadPool pool(4);
   std::vector<int> seen(4, 0);

@@ -3,6 +3,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -64,15 +65,38 @@ Result<HugeBuffer> HugeBuffer::allocate(size_t bytes) {
   return b;
 }
 
-size_t available_memory_bytes() {
-  FILE* f = std::fopen("/proc/meminfo", "r");
+namespace {
+// First unsigned number in a small file, or 0 when it is missing or not a number ("max").
+uint64_t read_u64(const char* path) {
+  FILE* f = std::fopen(path, "r");
   if (f == nullptr) return 0;
-  char line[256];
-  size_t kb = 0;
-  while (std::fgets(line, sizeof line, f) != nullptr)
-    if (std::sscanf(line, "MemAvailable: %zu kB", &kb) == 1) break;
+  unsigned long long v = 0;
+  if (std::fscanf(f, "%llu", &v) != 1) v = 0;
   std::fclose(f);
-  return kb * 1024;
+  return v;
+}
+}  // namespace
+
+size_t available_memory_bytes() {
+  size_t avail = 0;
+  if (FILE* f = std::fopen("/proc/meminfo", "r")) {
+    char line[256];
+    size_t kb = 0;
+    while (std::fgets(line, sizeof line, f) != nullptr)
+      if (std::sscanf(line, "MemAvailable: %zu kB", &kb) == 1) break;
+    std::fclose(f);
+    avail = kb * 1024;
+  }
+  // A container's memory limit (cgroup v2, then v1) binds before the machine's free memory does.
+  auto limit = [&](const char* max_path, const char* cur_path) {
+    const uint64_t max = read_u64(max_path), cur = read_u64(cur_path);
+    if (max == 0 || max >= (uint64_t(1) << 60)) return;  // no limit ("max" or the v1 sentinel)
+    const size_t left = max > cur ? (size_t)(max - cur) : 0;
+    avail = avail == 0 ? left : std::min(avail, left);
+  };
+  limit("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current");
+  limit("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes");
+  return avail;
 }
 
 }  // namespace modu

@@ -34,8 +34,9 @@ class HugeBuffer {
   size_t size_ = 0;
 };
 
-// Memory the OS could give this process now without swapping (Linux: MemAvailable), in bytes;
-// 0 when unknown. For decisions such as whether a widening repack of weights fits.
+// Memory the OS could give this process now without swapping, in bytes: Linux's MemAvailable,
+// capped by the container's cgroup memory limit (v2 or v1) minus its usage; 0 when unknown. For
+// decisions such as whether a widening repack of weights fits.
 size_t available_memory_bytes();
 
 }  // namespace modu
