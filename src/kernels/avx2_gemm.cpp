@@ -95,12 +95,6 @@ void pack_q8_0(const void* w, size_t rb, int64_t nrows, int64_t k, void* panel) 
 
 // Repacked layouts (repack.h): 4 consecutive 4-byte lanes of a 64-byte piece are 4 blocks' worth
 // of one element group, so one tr8x4 per (piece, 4 blocks, 8 rows) feeds 4 panel blocks.
-// Bit `bit` (0..7) of every byte moved to bit 4 (16-bit shifts: what crosses into the neighbouring
-// byte lands outside bit 4, which the caller masks).
-inline __m256i bit_to_4(__m256i v, int bit) {
-  return bit <= 4 ? _mm256_sll_epi16(v, _mm_cvtsi32_si128(4 - bit)) : _mm256_srl_epi16(v, _mm_cvtsi32_si128(bit - 4));
-}
-
 enum class R16 { kQ4_0, kQ8_0, kQ4_K, kQ5_K };
 template <R16 kKind>
 void pack_r16(const void* w, size_t rb, int64_t nrows, int64_t k, void* panel) {

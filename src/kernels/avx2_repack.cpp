@@ -86,6 +86,18 @@ void rows_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, float* 
   for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]);
 }
 
+// Per lane (block 8h + lane) the sums of the activation's first and last 16 elements, half h.
+inline void a16_half_sums(const uint8_t* ya, int h, __m256i* first, __m256i* last) {
+  const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+  __m256i se = _mm256_setzero_si256(), so = _mm256_setzero_si256();
+  for (int j = 0; j < 4; ++j) {
+    se = _mm256_add_epi32(se, _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, ld256(ya + 64 * j + 32 * h)), ones16));
+    so = _mm256_add_epi32(so, _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, ld256(ya + 256 + 64 * j + 32 * h)), ones16));
+  }
+  *first = se;
+  *last = so;
+}
+
 // High bits 2j..2j+1 of each byte -> bits 4..5 (16-bit shifts: bits that cross into the
 // neighbouring byte land outside 0x30 and are masked off).
 template <int J>
@@ -119,7 +131,6 @@ inline void q6_pieces(const uint8_t* x, const uint8_t* ya, int h, __m256i hb0, _
 template <int R>
 void rows_q6_k_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, float* out) {
   const size_t pf = (size_t)kRowTile * rb;
-  const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
   __m256 acc[R];
   for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
   for (int64_t g = 0; g < ng; ++g) {
@@ -127,11 +138,8 @@ void rows_q6_k_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, fl
     __m256i ce[2], co[2];  // -32 x the 16-element activation sums, per half
     __m256 dy[2];
     for (int h = 0; h < 2; ++h) {
-      __m256i se = _mm256_setzero_si256(), so = _mm256_setzero_si256();
-      for (int j = 0; j < 4; ++j) {
-        se = _mm256_add_epi32(se, _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, ld256(ya + 64 * j + 32 * h)), ones16));
-        so = _mm256_add_epi32(so, _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, ld256(ya + 256 + 64 * j + 32 * h)), ones16));
-      }
+      __m256i se, so;
+      a16_half_sums(ya, h, &se, &so);
       ce[h] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(se, 5));
       co[h] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(so, 5));
       dy[h] = _mm256_loadu_ps(reinterpret_cast<const float*>(ya + 512 + 32 * h));
@@ -156,14 +164,6 @@ void rows_q6_k_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, fl
   for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]);
 }
 
-// Bit B of every byte -> bit 4 (16-bit shifts; the caller masks bit 4).
-template <int B>
-inline __m256i bit_to_4(__m256i v) {
-  if constexpr (B < 4) return _mm256_slli_epi16(v, 4 - B);
-  else if constexpr (B == 4) return v;
-  else return _mm256_srli_epi16(v, B - 4);
-}
-
 // Q5_K_R16: 5-bit values (nibble | 5th bit << 4) up to 31, so 4 pieces fit one int16 sum per half
 // (4 x 2 x 31 x 128 = 31744); then the Q4_K scale work with sc/m at 320/336, d/dmin at 352/356.
 template <int R>
@@ -183,9 +183,9 @@ void rows_q5_k_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, fl
         auto piece = [&](auto jc) {
           constexpr int j = decltype(jc)::value;
           const __m256i q = ld256(x + 64 * j + 32 * h);
-          const __m256i lo = _mm256_or_si256(_mm256_and_si256(q, m4), _mm256_and_si256(bit_to_4<2 * j>(hb), m10));
+          const __m256i lo = _mm256_or_si256(_mm256_and_si256(q, m4), _mm256_and_si256(bit_to_4(hb, 2 * j), m10));
           const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4),
-                                             _mm256_and_si256(bit_to_4<2 * j + 1>(hb), m10));
+                                             _mm256_and_si256(bit_to_4(hb, 2 * j + 1), m10));
           e16 = _mm256_add_epi16(e16, _mm256_maddubs_epi16(lo, ld256(ya + 64 * j + 32 * h)));
           o16 = _mm256_add_epi16(o16, _mm256_maddubs_epi16(hi, ld256(ya + 256 + 64 * j + 32 * h)));
         };
@@ -208,7 +208,7 @@ void rows_q5_k_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, fl
 template <int R>
 void rows_q2_k_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, float* out) {
   const size_t pf = (size_t)kRowTile * rb;
-  const __m256i m3 = _mm256_set1_epi8(3), ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+  const __m256i m3 = _mm256_set1_epi8(3), ones16 = _mm256_set1_epi16(1);
   const __m256i m4d = _mm256_set1_epi32(0xF);
   __m256 acc[R];
   for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
@@ -216,11 +216,8 @@ void rows_q2_k_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, fl
     const uint8_t* ya = a + g * kA16;
     __m256 sef[2], sof[2], dy[2];  // activation half-sums per block, per half h
     for (int h = 0; h < 2; ++h) {
-      __m256i se = _mm256_setzero_si256(), so = _mm256_setzero_si256();
-      for (int j = 0; j < 4; ++j) {
-        se = _mm256_add_epi32(se, _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, ld256(ya + 64 * j + 32 * h)), ones16));
-        so = _mm256_add_epi32(so, _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, ld256(ya + 256 + 64 * j + 32 * h)), ones16));
-      }
+      __m256i se, so;
+      a16_half_sums(ya, h, &se, &so);
       sef[h] = _mm256_cvtepi32_ps(se);
       sof[h] = _mm256_cvtepi32_ps(so);
       dy[h] = _mm256_loadu_ps(reinterpret_cast<const float*>(ya + 512 + 32 * h));

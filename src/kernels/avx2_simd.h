@@ -1,4 +1,4 @@
-// Internal AVX2 helpers shared by avx2_quants.cpp and avx2_kquants.cpp (only include from files
+// Internal AVX2 helpers shared by the avx2_*.cpp kernel files (only include from files
 // compiled with -mavx2 -mfma -mf16c).
 #pragma once
 
@@ -17,6 +17,12 @@ inline float hsum(__m256 v) {
 }
 
 inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+// Bit `bit` (0..7) of every byte moved to bit 4 (16-bit shifts: what crosses into the neighbouring
+// byte lands outside bit 4, which the caller masks). Constant arguments fold to immediate shifts.
+inline __m256i bit_to_4(__m256i v, int bit) {
+  return bit <= 4 ? _mm256_sll_epi16(v, _mm_cvtsi32_si128(4 - bit)) : _mm256_srl_epi16(v, _mm_cvtsi32_si128(bit - 4));
+}
 
 // Unsigned bytes x (0..255) times signed bytes y, pairs summed to int16 (maddubs), then to int32.
 // Callers keep |x*y pair sums| < 32768, which holds for all weight formats with |q8| <= 127.

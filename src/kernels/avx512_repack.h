@@ -95,11 +95,25 @@ inline void rows_q8_0_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t
   for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
 }
 
+// Lane l (block / sub-block l of a group) belongs to super-block l / 8: permute index for d[2].
+inline __m512i superblock_of_lane() { return _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1); }
+
+// Per lane (block) the sums of the activation's first and last 16 elements (Q8_0_A16 group ya).
+inline void a16_half_sums(const uint8_t* ya, __m512i* first, __m512i* last) {
+  const __m512i ones = _mm512_set1_epi8(1);
+  __m512i se = _mm512_setzero_si512(), so = _mm512_setzero_si512();
+  for (int j = 0; j < 4; ++j) {
+    se = _mm512_dpbusd_epi32(se, ones, _mm512_loadu_si512(ya + 64 * j));
+    so = _mm512_dpbusd_epi32(so, ones, _mm512_loadu_si512(ya + 256 + 64 * j));
+  }
+  *first = se;
+  *last = so;
+}
+
 // The K-quant sub-block term per lane: d * sc * dot - dmin * m * sum(y), with sc[16], m[16] bytes
 // at sm, sm + 16 and d[2], dmin[2] fp16 at sm + 32 (Q4_K_R16 and Q5_K_R16 share this tail).
 inline __m512 kquant_term(const uint8_t* sm, __m512i dot, __m512 sy) {
-  const __m512i idx_d = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-  const __m512i idx_m = _mm512_add_epi32(idx_d, _mm512_set1_epi32(2));
+  const __m512i idx_d = superblock_of_lane(), idx_m = _mm512_add_epi32(idx_d, _mm512_set1_epi32(2));
   const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sm))));
   const __m512 mn = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sm + 16))));
   const __m512 dd = _mm512_castps128_ps512(_mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sm + 32))));
@@ -175,19 +189,15 @@ inline void rows_q5_k_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t
 template <int R>
 inline void rows_q2_k_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, float* out) {
   const size_t pf = prefetch_distance(rb);
-  const __m512i m3 = _mm512_set1_epi8(3), ones = _mm512_set1_epi8(1), m4d = _mm512_set1_epi32(0xF);
-  const __m512i idx_d = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-  const __m512i idx_m = _mm512_add_epi32(idx_d, _mm512_set1_epi32(2));
+  const __m512i m3 = _mm512_set1_epi8(3), m4d = _mm512_set1_epi32(0xF);
+  const __m512i idx_d = superblock_of_lane(), idx_m = _mm512_add_epi32(idx_d, _mm512_set1_epi32(2));
   __m512 acc[R];
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
   for (int64_t g = 0; g < ng; ++g) {
     const uint8_t* ya = a + g * kA16Group;
     const __m512 dy = _mm512_loadu_ps(ya + 512);
-    __m512i se = _mm512_setzero_si512(), so = _mm512_setzero_si512();
-    for (int j = 0; j < 4; ++j) {
-      se = _mm512_dpbusd_epi32(se, ones, _mm512_loadu_si512(ya + 64 * j));
-      so = _mm512_dpbusd_epi32(so, ones, _mm512_loadu_si512(ya + 256 + 64 * j));
-    }
+    __m512i se, so;
+    a16_half_sums(ya, &se, &so);
     const __m512 sef = _mm512_cvtepi32_ps(se), sof = _mm512_cvtepi32_ps(so);
     for (int r = 0; r < R; ++r) {
       const uint8_t* x = w + (size_t)r * rb + (size_t)g * kQ2KR16Group;
@@ -221,18 +231,15 @@ inline void rows_q2_k_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t
 template <int R>
 inline void rows_q6_k_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, float* out) {
   const size_t pf = prefetch_distance(rb);
-  const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30), ones = _mm512_set1_epi8(1);
-  const __m512i idx_d = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+  const __m512i idx_d = superblock_of_lane();
   __m512 acc[R];
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
   for (int64_t g = 0; g < ng; ++g) {
     const uint8_t* ya = a + g * kA16Group;
     const __m512 dy = _mm512_loadu_ps(ya + 512);
-    __m512i se = _mm512_setzero_si512(), so = _mm512_setzero_si512();
-    for (int j = 0; j < 4; ++j) {
-      se = _mm512_dpbusd_epi32(se, ones, _mm512_loadu_si512(ya + 64 * j));
-      so = _mm512_dpbusd_epi32(so, ones, _mm512_loadu_si512(ya + 256 + 64 * j));
-    }
+    __m512i se, so;
+    a16_half_sums(ya, &se, &so);
     const __m512i ce = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(se, 5));
     const __m512i co = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(so, 5));
     for (int r = 0; r < R; ++r) {

@@ -226,10 +226,11 @@ void Model::repack_weights() {
     const size_t rb = dtype_row_bytes(t->dtype, t->shape[0]);
     return ((t->nbytes / rb) * dtype_row_bytes(repacked_dtype(t->dtype), t->shape[0]) + 63) & ~(size_t)63;
   };
+  auto widens = [&](const GgufTensor* t) { return out_bytes_of(t) > t->nbytes + t->nbytes / 8; };
   size_t total = 0, widened = 0;
   for (auto& entry : by_tensor) {
     total += out_bytes_of(entry.first);
-    if (out_bytes_of(entry.first) > entry.first->nbytes + entry.first->nbytes / 8) widened += out_bytes_of(entry.first);
+    if (widens(entry.first)) widened += out_bytes_of(entry.first);
   }
   // Widening layouts (Q3_K into Q6_K_R16: 1.9x the bytes) trade memory for 20-30x the decode speed
   // of the scalar file-layout dot; they are used only when the arena fits in available memory
@@ -238,7 +239,7 @@ void Model::repack_weights() {
     const size_t avail = available_memory_bytes();
     if (avail != 0 && total + (size_t(512) << 20) > avail) {
       for (auto it = by_tensor.begin(); it != by_tensor.end();)
-        it = out_bytes_of(it->first) > it->first->nbytes + it->first->nbytes / 8 ? by_tensor.erase(it) : std::next(it);
+        it = widens(it->first) ? by_tensor.erase(it) : std::next(it);
       repack_note_ = "widening Q3_K matrices for the fast kernels needs " + std::to_string(total >> 20) + " MiB, " +
                      std::to_string(avail >> 20) + " MiB available: they stay in the file layout (slow)";
       total -= widened;
@@ -248,7 +249,6 @@ void Model::repack_weights() {
   Result<HugeBuffer> arena = HugeBuffer::allocate(total);
   if (!arena.ok()) {  // an optimization only: the file layouts still work, at lower decode speed
     repack_note_ = "matrices kept in the file layout: " + arena.status().message();
-    by_tensor.clear();
     return;
   }
   repacked_ = std::move(*arena);
