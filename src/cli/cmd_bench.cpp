@@ -187,7 +187,11 @@ int bench(const BenchArgs& a) {
   // 2 * 2 * n_head * head_dim * (positions attended) per token and layer.
   const double mat_params = (double)m.n_params() - (m.weights().tied_output ? 0.0 : (double)m.weights().tok_embd.rows * m.weights().tok_embd.cols);
   auto attn_ops = [&](double avg_pos) { return 4.0 * c.n_layer * c.n_head * c.head_dim * avg_pos; };
-  const double pp_gops = sp.mean * (2.0 * mat_params + attn_ops(a.n_prompt / 2.0)) / 1e9;
+  // Prefill projects only the last position through the output matrix, so that matrix counts once
+  // per batch, not once per prompt token.
+  const double out_params = (double)m.weights().output.rows * m.weights().output.cols;
+  const double pp_gops =
+      sp.mean * (2.0 * (mat_params - out_params) + attn_ops(a.n_prompt / 2.0) + 2.0 * out_params / std::max(1, a.n_prompt)) / 1e9;
   const double tg_gops = sg.mean * (2.0 * mat_params + attn_ops(a.n_gen / 2.0)) / 1e9;
   const double pp_gbs = sp.mean / std::max(1, a.n_prompt) * stream_bytes / 1e9;  // weights read once per batch
   const double tg_gbs = sg.mean * stream_bytes / 1e9;
