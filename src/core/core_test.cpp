@@ -8,6 +8,9 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
 
 #include "modu/core/fp16.h"
 #include "modu/core/huge_buffer.h"
@@ -157,6 +160,54 @@ TEST(ThreadPool, ParallelForOwnClaimsAreOneAscendingStream) {
       expect = c.second;
     }
     ASSERT_GT(expect, 0);
+  }
+}
+
+// share_begin is where each thread's stream starts (ops prefetches there ahead of time). Every
+// thread's first claim comes from the front of its own share as long as no share is exhausted;
+// the job holds each thread in its first call until all have made theirs, so none can steal yet.
+TEST(ThreadPool, ShareBeginIsWhereEachThreadStarts) {
+  for (int nt : {2, 3, 5}) {
+    ThreadPool pool(nt);
+    for (auto [n, grain] : {std::pair<int64_t, int64_t>{1000, 16}, {97, 1}, {4096, 64}, {50, 7}}) {
+      std::mutex mu;
+      std::map<std::thread::id, int64_t> first;
+      std::atomic<int> arrived{0};
+      pool.parallel_for(n, [&](int64_t b, int64_t) {
+        bool is_first = false;
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          is_first = first.emplace(std::this_thread::get_id(), b).second;
+        }
+        if (!is_first) return;
+        arrived++;
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (arrived.load() < nt && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+      }, grain);
+      ASSERT_EQ((int)first.size(), nt) << "n=" << n << " threads=" << nt;
+      std::set<int64_t> got, want;
+      for (const auto& kv : first) got.insert(kv.second);
+      for (int t = 0; t < nt; ++t) want.insert(ThreadPool::share_begin(n, grain, t, nt));
+      EXPECT_EQ(got, want) << "n=" << n << " grain=" << grain << " threads=" << nt;
+      EXPECT_EQ(ThreadPool::share_begin(n, grain, 0, nt), 0);
+    }
+  }
+}
+
+// The idle-time prefetch hint is only a hint: any address (prefetches never fault), any size, and
+// hints for threads that do not exist change nothing, and every index still runs exactly once.
+TEST(ThreadPool, PrefetchHintsNeverChangeResults) {
+  std::vector<uint8_t> buf(1 << 20, 1);
+  for (int nt : {1, 2, 3}) {
+    ThreadPool pool(nt);
+    for (int rep = 0; rep < 20; ++rep) {
+      for (int t = -1; t <= nt; ++t) pool.prefetch_after_next_run(t, buf.data() + 4096 * (t + 1), buf.size() / 2);
+      if (rep % 3 == 1) pool.prefetch_after_next_run(0, nullptr, 1 << 20);
+      if (rep % 3 == 2) pool.prefetch_after_next_run(nt - 1, reinterpret_cast<const void*>(uintptr_t(64)), 1 << 16);
+      std::vector<std::atomic<int>> hits(1000);
+      pool.parallel_for(1000, [&](int64_t b, int64_t e) { for (int64_t i = b; i < e; ++i) hits[i]++; }, 8);
+      for (int64_t i = 0; i < 1000; ++i) ASSERT_EQ(hits[i].load(), 1) << i;
+    }
   }
 }
 

@@ -100,6 +100,20 @@ Status Model::run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool&
   if (c.embd_scale != 1.0f)
     for (float& e : x) e *= c.embd_scale;
 
+  // The matrices each decode matmul is followed by, so threads can prefetch them while waiting
+  // (ops::matmul's `next`): a layer's first matrices, then the output after the last layer.
+  auto attn_in = [&](int64_t il) -> std::vector<const Weight*> {
+    if (il == c.n_layer) return {&w_.output};
+    const LayerWeights& L = w_.layers[il];
+    if (L.wqkv) return {&L.wqkv};
+    return {&L.wq, &L.wk, &L.wv};
+  };
+  auto ffn_in = [&](const LayerWeights& L) -> std::vector<const Weight*> {
+    if (c.n_expert > 0) return {};
+    if (L.w_gate) return {&L.w_gate, &L.w_up};
+    return {&L.w_up};
+  };
+
   for (int64_t il = 0; il < c.n_layer; ++il) {
     const LayerWeights& L = w_.layers[il];
     // --- attention ---
@@ -110,7 +124,7 @@ Status Model::run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool&
     }
     if (L.wqkv) {  // fused: one matmul, then split each row into Q, K, V
       std::vector<float> qkv(n * (q_dim + 2 * kv_dim));  // [n, q_dim + 2 kv_dim]
-      ops::matmul(L.wqkv, h.data(), n, qkv.data(), pool);
+      ops::matmul(L.wqkv, h.data(), n, qkv.data(), pool, {&L.wo});
       for (int64_t t = 0; t < n; ++t) {
         const float* r = qkv.data() + t * (q_dim + 2 * kv_dim);
         std::copy(r, r + q_dim, q.begin() + t * q_dim);
@@ -119,7 +133,7 @@ Status Model::run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool&
       }
     } else {
       // q: [n, n_head * hd], k and v: [n, n_kv * hd]
-      ops::matmul_many({&L.wq, &L.wk, &L.wv}, h.data(), n, {q.data(), k.data(), v.data()}, pool);
+      ops::matmul_many({&L.wq, &L.wk, &L.wv}, h.data(), n, {q.data(), k.data(), v.data()}, pool, {&L.wo});
     }
     if (L.bq) ops::add_bias(q.data(), (const float*)L.bq.data, n, q_dim);
     if (L.bk) ops::add_bias(k.data(), (const float*)L.bk.data, n, kv_dim);
@@ -140,7 +154,7 @@ Status Model::run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool&
     // Causal attention per (token, KV head) through the dispatched kernel (K/V rows read once per group).
     ops::attention(q.data(), n, batch.data(), kv, il, c.n_head, c.n_head_kv, hd, kq_scale, att.data(), pool,
                    swa ? c.n_swa : 0, c.attn_softcap);
-    ops::matmul(L.wo, att.data(), n, h.data(), pool);  // [n, d_model]
+    ops::matmul(L.wo, att.data(), n, h.data(), pool, ffn_in(L));  // [n, d_model]
     if (L.post_attn_norm) ops::rms_norm(h.data(), (const float*)L.post_attn_norm.data, n, d, c.rms_eps, h.data());
     for (int64_t i = 0; i < n * d; ++i) x[i] += c.residual_scale * h[i];
 
@@ -155,10 +169,10 @@ Status Model::run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool&
       std::copy(up.begin(), up.begin() + n * d, h.begin());
     } else {
       if (L.w_gate) {
-        ops::matmul_many({&L.w_gate, &L.w_up}, h.data(), n, {gate.data(), up.data()}, pool);  // [n, n_ff] x2
+        ops::matmul_many({&L.w_gate, &L.w_up}, h.data(), n, {gate.data(), up.data()}, pool, {&L.w_down});  // [n, n_ff] x2
       } else {  // fused gate/up (Phi-3): [n, 2 n_ff], gate half first
         std::vector<float> gu(n * 2 * c.n_ff);
-        ops::matmul(L.w_up, h.data(), n, gu.data(), pool);
+        ops::matmul(L.w_up, h.data(), n, gu.data(), pool, {&L.w_down});
         for (int64_t t = 0; t < n; ++t) {
           std::copy(gu.begin() + t * 2 * c.n_ff, gu.begin() + t * 2 * c.n_ff + c.n_ff, gate.begin() + t * c.n_ff);
           std::copy(gu.begin() + t * 2 * c.n_ff + c.n_ff, gu.begin() + (t + 1) * 2 * c.n_ff, up.begin() + t * c.n_ff);
@@ -169,7 +183,7 @@ Status Model::run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool&
       } else {
         ops::swiglu(gate.data(), up.data(), n * c.n_ff, pool);
       }
-      ops::matmul(L.w_down, gate.data(), n, h.data(), pool);  // [n, d_model]
+      ops::matmul(L.w_down, gate.data(), n, h.data(), pool, attn_in(il + 1));  // [n, d_model]
     }
     if (L.post_ffw_norm) ops::rms_norm(h.data(), (const float*)L.post_ffw_norm.data, n, d, c.rms_eps, h.data());
     for (int64_t i = 0; i < n * d; ++i) x[i] += c.residual_scale * h[i];
@@ -196,7 +210,8 @@ Status Model::run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool&
     return Status::Ok();
   }
   out.resize(n_out * c.n_vocab);
-  ops::matmul(w_.output, sel.data(), n_out, out.data(), pool);  // [n_out, n_vocab]
+  // After the logits comes the next token's first layer.
+  ops::matmul(w_.output, sel.data(), n_out, out.data(), pool, attn_in(0));  // [n_out, n_vocab]
   if (c.logit_scale != 1.0f)
     for (float& l : out) l /= c.logit_scale;
   if (c.final_softcap > 0) act::softcap(out.data(), (int64_t)out.size(), c.final_softcap);

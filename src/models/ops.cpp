@@ -83,7 +83,32 @@ bool rows_kernels_enabled() {
 }
 }  // namespace
 
-void matmul(const Weight& w, const float* x, int64_t n, float* y, ThreadPool& pool) {
+// Decode streams each matrix from the start of every thread's share. Between two matmuls come
+// serial steps (norm, activation quantization, rope, residual) and the barrier, during which the
+// memory bus idles; a thread that is only waiting then pulls the head of its next share into L2.
+// The share starts follow parallel_for's split, over the rows of `next` taken in order as
+// matmul_many does. Up to kNextPrefetchBytes per thread: about what one core streams in the ~7 us
+// of a serial step, and far below L2.
+static void hint_next(const std::vector<const Weight*>& next, ThreadPool& pool) {
+  static const size_t kNextPrefetchBytes = getenv("PFB") ? (size_t)atoi(getenv("PFB")) << 10 : 96 << 10;
+  if (next.empty() || pool.size() == 1) return;
+  int64_t total = 0;
+  for (const Weight* w : next) total += w->rows;
+  for (int t = 0; t < pool.size(); ++t) {
+    int64_t r = ThreadPool::share_begin(total, kRowBlock, t, pool.size());
+    for (const Weight* w : next) {
+      if (r < w->rows) {
+        pool.prefetch_after_next_run(t, w->data + (size_t)r * w->row_bytes,
+                                     std::min(kNextPrefetchBytes, (size_t)(w->rows - r) * w->row_bytes));
+        break;
+      }
+      r -= w->rows;
+    }
+  }
+}
+
+void matmul(const Weight& w, const float* x, int64_t n, float* y, ThreadPool& pool,
+            const std::vector<const Weight*>& next) {
   const KernelTable& kt = kernels();
   const DTypeTraits* tr = dtype_traits(w.dtype);
   MODU_CHECK(tr != nullptr);
@@ -116,6 +141,7 @@ void matmul(const Weight& w, const float* x, int64_t n, float* y, ThreadPool& po
     // while sharing activation work across its row tile. With 2-3 tokens, rows go in blocks of
     // kRowsPerCall (72 KiB of a 2048-wide Q4_0 matrix) so the later tokens hit L2.
     constexpr int64_t kRowsPerCall = 64;
+    if (n == 1) hint_next(next, pool);
     pool.parallel_for(rows, [&](int64_t r0, int64_t r1) {
       const int64_t step = n == 1 ? r1 - r0 : kRowsPerCall;
       for (int64_t rb = r0; rb < r1; rb += step) {
@@ -144,7 +170,7 @@ void matmul(const Weight& w, const float* x, int64_t n, float* y, ThreadPool& po
 }
 
 void matmul_many(const std::vector<const Weight*>& ws, const float* x, int64_t n, const std::vector<float*>& ys,
-                 ThreadPool& pool) {
+                 ThreadPool& pool, const std::vector<const Weight*>& next) {
   MODU_CHECK(ws.size() == ys.size() && !ws.empty());
   const KernelTable& kt = kernels();
   const DType act_type = dtype_traits(ws[0]->dtype)->vec_dot_type;
@@ -153,7 +179,8 @@ void matmul_many(const std::vector<const Weight*>& ws, const float* x, int64_t n
     fused = fused && w->cols == ws[0]->cols && kt.vec_dot_rows[(int)w->dtype] != nullptr &&
             dtype_traits(w->dtype)->vec_dot_type == act_type;
   if (!fused || !rows_kernels_enabled()) {
-    for (size_t i = 0; i < ws.size(); ++i) matmul(*ws[i], x, n, ys[i], pool);
+    for (size_t i = 0; i < ws.size(); ++i)
+      matmul(*ws[i], x, n, ys[i], pool, i + 1 < ws.size() ? std::vector<const Weight*>{ws[i + 1]} : next);
     return;
   }
   const int64_t cols = ws[0]->cols;
@@ -163,6 +190,7 @@ void matmul_many(const std::vector<const Weight*>& ws, const float* x, int64_t n
   std::vector<int64_t> first(ws.size() + 1, 0);  // matrix i owns rows [first[i], first[i + 1])
   for (size_t i = 0; i < ws.size(); ++i) first[i + 1] = first[i] + ws[i]->rows;
   const uint8_t* a = qbuf.data();
+  hint_next(next, pool);
   pool.parallel_for(first.back(), [&](int64_t r0, int64_t r1) {
     for (size_t i = 0; i < ws.size(); ++i) {
       const int64_t b = std::max(r0, first[i]), e = std::min(r1, first[i + 1]);

@@ -14,14 +14,17 @@ namespace modu::ops {
 // y[t, r] = dot(W row r, x[t, :]) for t < n.  x: [n, w.cols]  y: [n, w.rows]
 // Activations are converted once per token to the weight dtype's vec_dot_type; rows are split
 // across threads in blocks so each block of weights is reused for every token while in cache.
-void matmul(const Weight& w, const float* x, int64_t n, float* y, ThreadPool& pool);
+// `next`: the matrices of the matmul that follows (in order); when decoding, each thread prefetches
+// the head of its share of them while it waits after this one (ThreadPool::prefetch_after_next_run).
+void matmul(const Weight& w, const float* x, int64_t n, float* y, ThreadPool& pool,
+            const std::vector<const Weight*>& next = {});
 
 // Several matrices applied to the same input (Q/K/V, gate/up): ys[i] = matmul(*ws[i], x). When
 // decoding (n == 1) and every matrix has a multi-row kernel for one shared activation format, the
 // activation is converted once and all rows form one parallel pass (one barrier instead of one
 // per matrix, and longer contiguous weight streams per thread); otherwise it is matmul per matrix.
 void matmul_many(const std::vector<const Weight*>& ws, const float* x, int64_t n, const std::vector<float*>& ys,
-                 ThreadPool& pool);
+                 ThreadPool& pool, const std::vector<const Weight*>& next = {});
 
 // out[t, :] = x[t, :] / rms(x[t, :]) * weight   (x, out: [n, d]; may alias)
 void rms_norm(const float* x, const float* weight, int64_t n, int64_t d, float eps, float* out);

@@ -31,6 +31,17 @@ class ThreadPool {
   // from the back of their shares (see threadpool.cpp).
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain = 1);
 
+  // First index of thread t's share when parallel_for splits [0, n) in chunks of `grain` over
+  // n_threads threads: where that thread's stream begins.
+  static int64_t share_begin(int64_t n, int64_t grain, int t, int n_threads);
+
+  // Idle-time prefetch for the next parallel_for/run: when that region is over, thread t pulls
+  // [data, data + bytes) towards its L2 while it would otherwise wait (a worker from the end of its
+  // share until the following region starts, the calling thread while it waits for the workers).
+  // Meant for the head of the weights thread t streams next, so the region after a serial step
+  // does not start on cold memory. One region consumes the hints; prefetches never fault.
+  void prefetch_after_next_run(int t, const void* data, size_t bytes);
+
   static int hardware_threads();
 
   // Load-balance accounting since the last reset: wall time spent inside run() and the sum over
@@ -58,6 +69,8 @@ class ThreadPool {
   std::atomic<int> sleepers_{0};
   struct alignas(64) Slot {
     double busy_s = 0;
+    const char* pf_data = nullptr;  // idle-time prefetch hint for after the next run()
+    size_t pf_bytes = 0;
   };
   std::vector<Slot> slots_;  // per-thread busy time, written only by its thread
   double wall_s_ = 0;
