@@ -138,6 +138,22 @@ TEST_F(Cli, BenchJson) {
   EXPECT_TRUE(j.contains("decode_tokens_per_s_stddev"));
 }
 
+// --depth: every test starts after that many cached positions; the decode reads them back.
+TEST_F(Cli, BenchDepth) {
+  CmdResult r = modu("bench -m " + model_ + " -p 4 -n 2 -d 40 -r 1 --json");
+  ASSERT_EQ(r.rc, 0) << last_stderr();
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["depth"].get<int>(), 40);
+  EXPECT_GT(j["decode_tokens_per_s"].get<double>(), 0);
+  EXPECT_GT(j["decode_kv_gb_per_s"].get<double>(), 0);
+  CmdResult t = modu("bench -m " + model_ + " -p 4 -n 2 -d 40 -r 1");
+  ASSERT_EQ(t.rc, 0) << last_stderr();
+  EXPECT_NE(t.out.find("tg2 @ d40"), std::string::npos) << t.out;
+  EXPECT_NE(modu("bench -m " + model_ + " -p 4 -n 2 -d 100000000 -r 1").rc, 0);
+  EXPECT_NE(last_stderr().find("lower -d"), std::string::npos) << last_stderr();
+  EXPECT_NE(modu("bench -m " + model_ + " -d -3").rc, 0);
+}
+
 TEST(CliTokenize, MatchesSharedExpectedIds) {
   // The first Korean case of the gpt-2 vocabulary, through the command line.
   std::ifstream in(shared("testdata/vocab/korean.inp"), std::ios::binary);
@@ -159,7 +175,10 @@ TEST(CliTokenize, MatchesSharedExpectedIds) {
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["ids"].get<std::vector<int>>(), expected);
   std::string ids;
-  for (int id : expected) ids += (ids.empty() ? "" : ",") + std::to_string(id);
+  for (int id : expected) {
+    if (!ids.empty()) ids += ',';
+    ids += std::to_string(id);
+  }
   CmdResult d = modu("detokenize -m " + shared("testdata/vocab/ggml-vocab-gpt-2.gguf") + " --ids " + ids);
   EXPECT_EQ(d.out, first);
 }

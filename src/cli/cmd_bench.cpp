@@ -24,6 +24,7 @@ struct BenchArgs {
   std::string model;
   int n_prompt = 512;
   int n_gen = 128;
+  int depth = 0;  // positions already in the cache when each test starts
   int threads = 0;
   int reps = 3;
   bool json = false;
@@ -124,26 +125,52 @@ int bench(const BenchArgs& a) {
   if (!lm.ok()) return fail(lm.status());
   const Model& m = *lm->model;
   const ModelConfig& c = m.config();
-  if (a.n_prompt < 0 || a.n_gen < 0 || a.reps < 1) return fail(invalid_argument("-p, -n must be >= 0 and -r >= 1"));
+  if (a.n_prompt < 0 || a.n_gen < 0 || a.depth < 0 || a.reps < 1)
+    return fail(invalid_argument("-p, -n, -d must be >= 0 and -r >= 1"));
+  const int64_t ctx = std::max<int64_t>(1, (int64_t)a.depth + std::max(a.n_prompt, a.n_gen) + 1);
+  if (ctx > c.n_ctx_train && c.n_ctx_train > 0)
+    return fail(invalid_argument("-d + max(-p, -n) = " + std::to_string(ctx - 1) + " exceeds the model's context of " +
+                                 std::to_string(c.n_ctx_train) + " tokens; lower -d"));
+  // F16 K and V rows for every layer; refuse rather than fail to allocate.
+  const double kv_need = 2.0 * 2.0 * (double)c.n_layer * (double)c.n_head_kv * (double)c.head_dim * (double)ctx;
+  if (kv_need > (double)available_memory_bytes())
+    return fail(invalid_argument("a KV cache for " + std::to_string(ctx) + " positions needs " +
+                                 std::to_string((int64_t)(kv_need / 1e6)) + " MB, more than is available; lower -d"));
   ThreadPool pool(a.threads);
-  const int64_t ctx = std::max<int64_t>(1, std::max(a.n_prompt, a.n_gen) + 1);
   KvCache kv(c, 1, ctx, KvType::kF16);
   std::mt19937 rng(1234);
   std::vector<float> logits;
   auto rand_tok = [&] { return (int32_t)(rng() % c.n_vocab); };
+  // --depth: the first `depth` positions are filled once, in batches, and every test starts after
+  // them. Truncating back keeps them, except in sliding-window rings, which are refilled.
+  bool prefix_ready = false;
+  auto to_depth = [&]() -> Status {
+    if (prefix_ready && !kv.has_ring()) {
+      kv.truncate(0, a.depth);
+      return Status::Ok();
+    }
+    kv.truncate(0, 0);
+    for (int b = 0; b < a.depth; b += 512) {
+      std::vector<BatchToken> batch;
+      for (int i = b; i < std::min(a.depth, b + 512); ++i) batch.push_back({rand_tok(), i, 0, false});
+      MODU_RETURN_IF_ERROR(m.forward(batch, kv, pool, logits));
+    }
+    prefix_ready = true;
+    return Status::Ok();
+  };
 
   auto run_prefill = [&](int n) -> Result<double> {
-    kv.truncate(0, 0);
+    MODU_RETURN_IF_ERROR(to_depth());
     std::vector<BatchToken> batch;
-    for (int i = 0; i < n; ++i) batch.push_back({rand_tok(), i, 0, i + 1 == n});
+    for (int i = 0; i < n; ++i) batch.push_back({rand_tok(), a.depth + i, 0, i + 1 == n});
     auto t0 = clock::now();
     MODU_RETURN_IF_ERROR(m.forward(batch, kv, pool, logits));
     return std::chrono::duration<double>(clock::now() - t0).count();
   };
   auto run_decode = [&](int n) -> Result<double> {
-    kv.truncate(0, 0);
+    MODU_RETURN_IF_ERROR(to_depth());
     auto t0 = clock::now();
-    for (int i = 0; i < n; ++i) MODU_RETURN_IF_ERROR(m.forward({{rand_tok(), i, 0, true}}, kv, pool, logits));
+    for (int i = 0; i < n; ++i) MODU_RETURN_IF_ERROR(m.forward({{rand_tok(), a.depth + i, 0, true}}, kv, pool, logits));
     return std::chrono::duration<double>(clock::now() - t0).count();
   };
   std::vector<double> pp, tg;
@@ -191,16 +218,25 @@ int bench(const BenchArgs& a) {
   // per batch, not once per prompt token.
   const double out_params = (double)m.weights().output.rows * m.weights().output.cols;
   const double pp_gops =
-      sp.mean * (2.0 * (mat_params - out_params) + attn_ops(a.n_prompt / 2.0) + 2.0 * out_params / std::max(1, a.n_prompt)) / 1e9;
-  const double tg_gops = sg.mean * (2.0 * mat_params + attn_ops(a.n_gen / 2.0)) / 1e9;
+      sp.mean * (2.0 * (mat_params - out_params) + attn_ops(a.depth + a.n_prompt / 2.0) + 2.0 * out_params / std::max(1, a.n_prompt)) / 1e9;
+  const double tg_gops = sg.mean * (2.0 * mat_params + attn_ops(a.depth + a.n_gen / 2.0)) / 1e9;
   const double pp_gbs = sp.mean / std::max(1, a.n_prompt) * stream_bytes / 1e9;  // weights read once per batch
-  const double tg_gbs = sg.mean * stream_bytes / 1e9;
+  // A decoded token also reads the K and V rows of every position it attends (F16 here), which
+  // matters once --depth is large.
+  auto kv_read_bytes = [&](double avg_pos) {
+    double b = 0;
+    for (int64_t il = 0; il < c.n_layer; ++il)
+      b += 2.0 * c.n_head_kv * c.head_dim * 2.0 * (c.is_swa(il) ? std::min<double>(avg_pos, c.n_swa) : avg_pos);
+    return b;
+  };
+  const double tg_bytes = stream_bytes + kv_read_bytes(a.depth + a.n_gen / 2.0);
+  const double tg_gbs = sg.mean * tg_bytes / 1e9;
   Roofline roof;
   if (a.roofline) roof = measure_roofline(pool, *probe);
   // Each decode repetition against the better of the reads just before and just after it.
   std::vector<double> paired;
   for (size_t r = 0; r + 1 < read_around.size() && r < tg.size(); ++r)
-    paired.push_back(tg[r] * stream_bytes / 1e9 / std::max(read_around[r], read_around[r + 1]));
+    paired.push_back(tg[r] * tg_bytes / 1e9 / std::max(read_around[r], read_around[r + 1]));
   double paired_median = 0;
   if (!paired.empty()) {
     std::vector<double> sorted = paired;
@@ -217,12 +253,14 @@ int bench(const BenchArgs& a) {
   j["threads"] = pool.size();
   j["n_prompt"] = a.n_prompt;
   j["n_gen"] = a.n_gen;
+  j["depth"] = a.depth;
   j["repetitions"] = a.reps;
   j["prefill_tokens_per_s"] = sp.mean;
   j["prefill_tokens_per_s_stddev"] = sp.stddev;
   j["decode_tokens_per_s"] = sg.mean;
   j["decode_tokens_per_s_stddev"] = sg.stddev;
   j["decode_weight_gb_per_s"] = sg.mean * stream_bytes / 1e9;
+  j["decode_kv_gb_per_s"] = sg.mean * (tg_bytes - stream_bytes) / 1e9;
   j["repacked_bytes"] = m.repacked_bytes();
   if (!m.repack_note().empty()) j["repack_note"] = m.repack_note();
   j["repack_seconds"] = m.repack_seconds();
@@ -252,10 +290,13 @@ int bench(const BenchArgs& a) {
     std::printf("weights repacked for the decode kernels at load: %.2f GB in %.2f s (MODU_REPACK=0 keeps the file layout)\n",
                 m.repacked_bytes() / 1e9, m.repack_seconds());
   if (!m.repack_note().empty()) std::printf("repacking: %s\n", m.repack_note().c_str());
-  std::printf("| test   |     tokens/s |  stddev |\n|--------|--------------|---------|\n");
-  if (a.n_prompt > 0) std::printf("| pp%-4d | %12.2f | %7.2f |\n", a.n_prompt, sp.mean, sp.stddev);
-  if (a.n_gen > 0) std::printf("| tg%-4d | %12.2f | %7.2f |\n", a.n_gen, sg.mean, sg.stddev);
-  if (a.n_gen > 0) std::printf("decode streams %.2f GB/s of weights\n", sg.mean * stream_bytes / 1e9);
+  std::printf("| test           |     tokens/s |  stddev |\n|----------------|--------------|---------|\n");
+  const std::string at = a.depth > 0 ? " @ d" + std::to_string(a.depth) : "";
+  if (a.n_prompt > 0) std::printf("| %-14s | %12.2f | %7.2f |\n", ("pp" + std::to_string(a.n_prompt) + at).c_str(), sp.mean, sp.stddev);
+  if (a.n_gen > 0) std::printf("| %-14s | %12.2f | %7.2f |\n", ("tg" + std::to_string(a.n_gen) + at).c_str(), sg.mean, sg.stddev);
+  if (a.n_gen > 0)
+    std::printf("decode streams %.2f GB/s of weights and %.2f GB/s of KV cache\n", sg.mean * stream_bytes / 1e9,
+                sg.mean * (tg_bytes - stream_bytes) / 1e9);
   std::printf("threads busy: prefill %.0f%%, decode %.0f%% (rest is barrier wait / imbalance)\n", 100 * pp_util,
               100 * tg_util);
   if (a.roofline) {
@@ -289,6 +330,9 @@ void add_bench_command(CLI::App& app, int& rc) {
   c->add_option("-m,--model", a->model, "GGUF model file or Hugging Face folder")->required()->check(CLI::ExistingPath);
   c->add_option("-p,--n-prompt", a->n_prompt, "Prompt tokens for the prefill test (0: skip)")->capture_default_str();
   c->add_option("-n,--n-gen", a->n_gen, "Tokens for the decode test (0: skip)")->capture_default_str();
+  c->add_option("-d,--depth", a->depth,
+                 "Context already in the KV cache when each test starts (prefill and decode attend to it)")
+      ->capture_default_str();
   c->add_option("-t,--threads", a->threads, "Threads (0: all cores)")->capture_default_str();
   c->add_option("-r,--repetitions", a->reps, "Repetitions")->capture_default_str();
   c->add_flag("--json", a->json, "Print one JSON object");
