@@ -299,6 +299,16 @@ inline void load_row(const void* base, int64_t p, size_t stride, int64_t hd, boo
   for (; i < hd; ++i) buf[i] = h2f(h[i]);
 }
 
+// K/V rows of one head are hd * elem bytes (128 for hd = 64 in F16) one cache row apart (all KV
+// heads, ~1 KiB): a strided walk the hardware prefetchers follow poorly, so at long context the
+// score and V passes waited on DRAM (bench-1b decode at depth 2048 streamed the cache at ~4 GB/s).
+// Each pass prefetches the row kAttnPrefetchRows ahead.
+constexpr int64_t kAttnPrefetchRows = 32;
+inline void prefetch_row(const void* base, int64_t p, size_t stride, size_t bytes) {
+  const char* r = static_cast<const char*>(base) + (size_t)p * stride;
+  for (size_t o = 0; o < bytes; o += 64) _mm_prefetch(r + o, _MM_HINT_T0);
+}
+
 inline float dot(const float* a, const float* b, int64_t n) {
   __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
   int64_t i = 0;
@@ -319,7 +329,12 @@ inline void scores4(const float* q, const void* k, size_t stride, int64_t n_pos,
                     float* sc, float* buf0, float* buf1) {
   int64_t p = 0;
   const __m256 vs = _mm256_set1_ps(scale);
+  const size_t row_bytes = (size_t)hd * (f16 ? 2 : 4);
   for (; p + 2 <= n_pos; p += 2) {
+    if (p + kAttnPrefetchRows + 1 < n_pos) {
+      prefetch_row(k, p + kAttnPrefetchRows, stride, row_bytes);
+      prefetch_row(k, p + kAttnPrefetchRows + 1, stride, row_bytes);
+    }
     load_row(k, p, stride, hd, f16, buf0);
     load_row(k, p + 1, stride, hd, f16, buf1);
     __m256 a[8];
@@ -357,6 +372,7 @@ inline void accumulate_v4(const float* w, int64_t ng, const void* v, size_t stri
     for (auto& x : a) x[0] = x[1] = _mm256_setzero_ps();
     for (int64_t p = 0; p < n_pos; ++p) {
       const uint8_t* row = static_cast<const uint8_t*>(v) + (size_t)p * stride;
+      if (i == 0 && p + kAttnPrefetchRows < n_pos) prefetch_row(v, p + kAttnPrefetchRows, stride, (size_t)hd * (f16 ? 2 : 4));
       __m256 v0, v1;
       if (f16) {
         v0 = _mm256_cvtph_ps(ld128(row + 2 * i));
@@ -387,6 +403,7 @@ void attention(const float* q, int64_t ng, const void* k, const void* v, size_t 
     scores4(q, k, kv_stride, n_pos, hd, f16, scale, scratch, buf, buf1);
   } else {
     for (int64_t p = 0; p < n_pos; ++p) {  // scores: each K row converted once, dotted with all ng heads
+      if (p + kAttnPrefetchRows < n_pos) prefetch_row(k, p + kAttnPrefetchRows, kv_stride, (size_t)hd * (f16 ? 2 : 4));
       load_row(k, p, kv_stride, hd, f16, buf);
       for (int64_t g = 0; g < ng; ++g) scratch[g * n_pos + p] = dot(q + g * hd, buf, hd) * scale;
     }
@@ -419,6 +436,7 @@ void attention(const float* q, int64_t ng, const void* k, const void* v, size_t 
   }
   std::fill(out, out + ng * hd, 0.0f);
   for (int64_t p = 0; p < n_pos; ++p) {  // V accumulation: each V row converted once
+    if (p + kAttnPrefetchRows < n_pos) prefetch_row(v, p + kAttnPrefetchRows, kv_stride, (size_t)hd * (f16 ? 2 : 4));
     load_row(v, p, kv_stride, hd, f16, buf);
     for (int64_t g = 0; g < ng; ++g) {
       float* o = out + g * hd;
