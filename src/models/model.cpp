@@ -7,6 +7,7 @@
 #include <cstring>
 #include <iterator>
 #include <map>
+#include <new>
 #include <thread>
 
 #include "modu/core/fp16.h"
@@ -310,8 +311,11 @@ KvCache::KvCache(const ModelConfig& cfg, int n_seq, int64_t n_ctx, KvType type)
     layer_off_.push_back(total);
     total += (size_t)n_seq_ * (size_t)rows_.back() * row_bytes_;
   }
-  k_.assign(total, 0);
-  v_.assign(total, 0);
+  total_ = total;
+  auto k = HugeBuffer::allocate(total), v = HugeBuffer::allocate(total);
+  if (!k.ok() || !v.ok()) throw std::bad_alloc();  // as the std::vector it replaces did
+  k_ = std::move(*k);
+  v_ = std::move(*v);
   len_.assign(n_seq_, 0);
 }
 

@@ -70,7 +70,7 @@ class KvCache {
   int n_seq() const { return n_seq_; }
   int64_t n_ctx() const { return n_ctx_; }
   KvType type() const { return type_; }
-  size_t bytes() const { return k_.size() + v_.size(); }
+  size_t bytes() const { return 2 * total_; }
   int64_t seq_len(int seq) const { return len_[seq]; }
   // Forgets positions >= n of `seq` (0 clears it). With sliding-window layers, going back more
   // than kSwaSlack + 1 positions loses the window: the sequence is then cleared (seq_len 0), so
@@ -102,7 +102,10 @@ class KvCache {
   int64_t n_layer_;
   KvType type_;
   size_t row_bytes_;
-  std::vector<uint8_t> k_, v_;
+  // Huge pages when the OS allows (HugeBuffer): a decoded token walks every layer's K and V rows
+  // one head at a time, and with 4 KiB pages a long context touched more pages than the TLB holds.
+  HugeBuffer k_, v_;
+  size_t total_ = 0;  // bytes of k_ (and of v_) in use
   std::vector<int64_t> len_;
 };
 
