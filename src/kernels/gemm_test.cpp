@@ -140,14 +140,14 @@ TEST(Swiglu, EveryLevelMatchesReference) {
 
 TEST(Attention, EveryLevelMatchesReference) {
   const int64_t hds[] = {64, 128, 80, 24, 8};
-  const int64_t npos[] = {1, 2, 17, 700};
+  const int64_t npos[] = {1, 2, 17, 33, 700};
   for (Isa isa : kAllIsas) {
     const KernelTable* kt = kernels_for(isa);
     if (!kt) continue;
     ASSERT_NE(kt->attention, nullptr);
     for (bool f16 : {true, false})
       for (int64_t hd : hds)
-        for (int64_t ng : {1, 4})
+        for (int64_t ng : {1, 4, 7, 8})
           for (int64_t n : npos) {
             const int64_t n_kv = 3, kvh = 1;  // a row holds 3 KV heads; attend over the middle one
             const size_t elem = f16 ? 2 : 4, stride = (size_t)(n_kv * hd) * elem;
