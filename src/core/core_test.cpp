@@ -148,6 +148,7 @@ TEST(ThreadPool, ParallelForStealsFromAStalledThread) {
 TEST(ThreadPool, ParallelForOwnClaimsAreOneAscendingStream) {
   ThreadPool pool(2);
   const std::thread::id caller = std::this_thread::get_id();
+  int reps_with_own_claims = 0;
   for (int rep = 0; rep < 50; ++rep) {
     std::vector<std::pair<int64_t, int64_t>> mine;  // written by the caller only
     pool.parallel_for(1000, [&](int64_t b, int64_t e) {
@@ -159,8 +160,11 @@ TEST(ThreadPool, ParallelForOwnClaimsAreOneAscendingStream) {
       ASSERT_EQ(c.first, expect);
       expect = c.second;
     }
-    ASSERT_GT(expect, 0);
+    // On a loaded machine the worker may take the whole range while the caller is descheduled
+    // (then the caller has no own claims, which is allowed); it must not happen every time.
+    reps_with_own_claims += expect > 0;
   }
+  EXPECT_GT(reps_with_own_claims, 0);
 }
 
 // share_begin is where each thread's stream starts (ops prefetches there ahead of time). Every
