@@ -101,7 +101,7 @@ void pack_r16(const void* w, size_t rb, int64_t nrows, int64_t k, void* panel) {
   const PanelRows pr(w, rb, nrows);
   const __m256i m4 = _mm256_set1_epi8(0x0F), m10 = _mm256_set1_epi8(0x10);
   constexpr bool kNibbles = kKind != R16::kQ8_0, kQ5 = kKind == R16::kQ5_K;
-  constexpr size_t kGroup = kKind == R16::kQ4_0 ? 288 : kKind == R16::kQ8_0 ? 544 : kQ5 ? 360 : 296;
+  constexpr size_t kGroup = kKind == R16::kQ4_0 ? 288 : kKind == R16::kQ8_0 ? 544 : kQ5 ? 352 : 288;
   constexpr int kPieces = kNibbles ? 4 : 8;
   for (int64_t g = 0; g < k / 512; ++g) {
     for (int q = 0; q < 4; ++q) {
@@ -136,11 +136,13 @@ void pack_r16(const void* w, size_t rb, int64_t nrows, int64_t k, void* panel) {
           if (r < nrows) {
             uint16_t hd;
             if constexpr (kKind == R16::kQ4_K || kQ5) {
-              constexpr size_t sc = kQ5 ? 320 : 256, dd = kQ5 ? 352 : 288;  // sc[16] m[16] d[2] dmin[2]
+              constexpr size_t sc = kQ5 ? 320 : 256, dd = sc + kR16KScaleBytes;  // scales, d[2], dmin[2]
+              int s6, m6;
+              r16_kscale_get(gr + sc, l, &s6, &m6);
               std::memcpy(&hd, gr + dd + 2 * (l / 8), 2);
-              dw = h2f(hd) * (float)gr[sc + l];
+              dw = h2f(hd) * (float)s6;
               std::memcpy(&hd, gr + dd + 4 + 2 * (l / 8), 2);
-              mw = h2f(hd) * (float)gr[sc + 16 + l];
+              mw = h2f(hd) * (float)m6;
             } else {
               std::memcpy(&hd, gr + (kKind == R16::kQ4_0 ? 256 : 512) + 2 * l, 2);
               dw = h2f(hd);

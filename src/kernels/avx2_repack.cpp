@@ -47,21 +47,31 @@ inline __m256i nibble_dot(const uint8_t* x, const uint8_t* ya, int h) {
 }
 
 // The K-quant sub-block term of half h (lanes = sub-blocks 8h..8h+7): d * sc * dot - dmin * m *
-// sum(y), with sc[16], m[16] bytes at sm, sm + 16 and d[2], dmin[2] fp16 at sm + 32 (Q4_K_R16 and
-// Q5_K_R16 share this tail).
+// sum(y), with the 12-bit scale field (blocks.h r16_kscale_get) at sm and d[2], dmin[2] fp16 at
+// sm + 24 (Q4_K_R16 and Q5_K_R16 share this tail). Each 128-bit lane takes its 4 sub-blocks' 6
+// bytes from one 16-byte load (bytes 0..15 for h = 0, 8..23 for h = 1: never past the field), a
+// byte shuffle puts each sub-block's 2 bytes in its dword and a shift of 0 or 4 aligns the bits.
 inline __m256 kquant_term(const uint8_t* sm, int h, __m256i dot, __m256i ysum) {
   uint16_t d, dmin;
-  std::memcpy(&d, sm + 32 + 2 * h, 2);
-  std::memcpy(&dmin, sm + 36 + 2 * h, 2);
-  const __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sm + 8 * h))));
-  const __m256 mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sm + 16 + 8 * h))));
+  std::memcpy(&d, sm + 24 + 2 * h, 2);
+  std::memcpy(&dmin, sm + 28 + 2 * h, 2);
+  // dword j of a 128-bit lane with its sub-blocks' bytes from `base`: bytes base + {0,1,3,4}[j], + 1
+  const __m256i ctl = h == 0 ? _mm256_setr_epi8(0, 1, -1, -1, 1, 2, -1, -1, 3, 4, -1, -1, 4, 5, -1, -1,
+                                                6, 7, -1, -1, 7, 8, -1, -1, 9, 10, -1, -1, 10, 11, -1, -1)
+                             : _mm256_setr_epi8(4, 5, -1, -1, 5, 6, -1, -1, 7, 8, -1, -1, 8, 9, -1, -1,
+                                                10, 11, -1, -1, 11, 12, -1, -1, 13, 14, -1, -1, 14, 15, -1, -1);
+  const __m256i raw = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sm + 8 * h)));
+  const __m256i v = _mm256_srlv_epi32(_mm256_shuffle_epi8(raw, ctl), _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4));
+  const __m256i six = _mm256_set1_epi32(63);
+  const __m256 sc = _mm256_cvtepi32_ps(_mm256_and_si256(v, six));
+  const __m256 mn = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(v, 6), six));
   const __m256 dl = _mm256_mul_ps(sc, _mm256_set1_ps(h2f(d))), ml = _mm256_mul_ps(mn, _mm256_set1_ps(h2f(dmin)));
   return _mm256_fmsub_ps(dl, _mm256_cvtepi32_ps(dot), _mm256_mul_ps(ml, _mm256_cvtepi32_ps(ysum)));
 }
 
 template <bool kQ4K, int R>
 void rows_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, float* out) {
-  const size_t pf = (size_t)kRowTile * rb, group = kQ4K ? 296 : 288;
+  const size_t pf = (size_t)kRowTile * rb, group = 288;  // Q4_0_R16 and Q4_K_R16 alike
   __m256 acc[R];
   for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
   for (int64_t g = 0; g < ng; ++g) {
@@ -175,7 +185,7 @@ void rows_q5_k_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t* a, fl
   for (int64_t g = 0; g < ng; ++g) {
     const uint8_t* ya = a + g * kA16;
     for (int r = 0; r < R; ++r) {
-      const uint8_t* x = w + (size_t)r * rb + (size_t)g * 360;
+      const uint8_t* x = w + (size_t)r * rb + (size_t)g * 352;
       for (int o = 0; o < 384; o += 64) _mm_prefetch(reinterpret_cast<const char*>(x + pf + o), _MM_HINT_T1);
       for (int h = 0; h < 2; ++h) {
         const __m256i hb = ld256(x + 256 + 32 * h);

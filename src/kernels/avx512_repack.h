@@ -12,11 +12,12 @@
 //    (the file layout: 16-byte inserts, a scale permute per 4 blocks, 0.29 per byte).
 //  * Q8_0_R16 (544 bytes): weights are stored as q + 128 so they go straight into VPDPBUSD's
 //    unsigned operand: 8 VPDPBUSD + the same scale work, ~0.03 uops per byte.
-//  * Q4_K_R16 (296 bytes: 8 bytes more per 512 elements than Q4_K, the 6-bit scales and mins
-//    stored as bytes): the Q4_0 nibble work plus ~12 uops of per-sub-block scales, ~0.11 per byte.
+//  * Q4_K_R16 (288 bytes, as Q4_K: the 6-bit scales and mins as 12-bit lanes, one VPERMW and a
+//    shift apart): the Q4_0 nibble work plus ~14 uops of per-sub-block scales, ~0.12 per byte.
+//    Until the fifth session the scales were bytes (296 bytes per group, 2.8% above the file).
 //  * Q2_K_R16 (168 bytes, as Q2_K): 2 loads, per piece two shift + AND and two VPDPBUSD, then the
 //    per-16-element scales and mins in floats, ~0.25 uops per byte (few bytes per weight).
-//  * Q5_K_R16 (360 bytes, Q5_K + 8): as Q4_K_R16 plus one load of the 5th bits and per piece two
+//  * Q5_K_R16 (352 bytes, as Q5_K): as Q4_K_R16 plus one load of the 5th bits and per piece two
 //    shifts and two VPTERNLOGD, ~0.15 uops per byte.
 //  * The activation's -8 * sum(y) (Q4_0) or -128 * sum(y) (Q8_0) term starts the accumulator, the
 //    activation pieces are read from L1 as memory operands, and nothing is reduced horizontally
@@ -39,7 +40,7 @@
 
 namespace {
 
-constexpr size_t kQ4R16Group = 288, kQ8R16Group = 544, kA16Group = 640, kQ4KR16Group = 296, kQ6KR16Group = 420, kQ5KR16Group = 360, kQ2KR16Group = 168;
+constexpr size_t kQ4R16Group = 288, kQ8R16Group = 544, kA16Group = 640, kQ4KR16Group = 288, kQ6KR16Group = 420, kQ5KR16Group = 352, kQ2KR16Group = 168;
 
 // start + per lane (one block / sub-block) the dot of the 4 pieces' nibbles at x with the Q8_0_A16
 // activation group ya. High nibbles stay in place (q & 0xF0 = 16 * nibble): p1 collects 16x their
@@ -115,13 +116,21 @@ inline void a16_half_sums(const uint8_t* ya, __m512i* first, __m512i* last) {
   *last = so;
 }
 
-// The K-quant sub-block term per lane: d * sc * dot - dmin * m * sum(y), with sc[16], m[16] bytes
-// at sm, sm + 16 and d[2], dmin[2] fp16 at sm + 32 (Q4_K_R16 and Q5_K_R16 share this tail).
+// The K-quant sub-block term per lane: d * sc * dot - dmin * m * sum(y), with the 12-bit scale
+// field (blocks.h r16_kscale_get: lane l at bits 12l..12l+11) at sm and d[2], dmin[2] fp16 at
+// sm + 24 (Q4_K_R16 and Q5_K_R16 share this tail). One 32-byte load covers field and d/dmin;
+// VPERMW gives dword l the two 16-bit words holding its 12 bits, one variable shift aligns them.
 inline __m512 kquant_term(const uint8_t* sm, __m512i dot, __m512 sy) {
   const __m512i idx_d = superblock_of_lane(), idx_m = _mm512_add_epi32(idx_d, _mm512_set1_epi32(2));
-  const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sm))));
-  const __m512 mn = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sm + 16))));
-  const __m512 dd = _mm512_castps128_ps512(_mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sm + 32))));
+  // dword l <- words 3l/4 and 3l/4 + 1, shifted right by 12l mod 16
+  const __m512i widx = _mm512_set_epi16(12, 11, 11, 10, 10, 9, 10, 9, 9, 8, 8, 7, 7, 6, 7, 6, 6, 5, 5, 4, 4, 3, 4, 3, 3, 2, 2, 1, 1, 0, 1, 0);
+  const __m512i shift = _mm512_setr_epi32(0, 12, 8, 4, 0, 12, 8, 4, 0, 12, 8, 4, 0, 12, 8, 4);
+  const __m512i raw = _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sm)));
+  const __m512i v = _mm512_srlv_epi32(_mm512_permutexvar_epi16(widx, raw), shift);
+  const __m512i six = _mm512_set1_epi32(63);
+  const __m512 sc = _mm512_cvtepi32_ps(_mm512_and_si512(v, six));
+  const __m512 mn = _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(v, 6), six));
+  const __m512 dd = _mm512_castps128_ps512(_mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sm + 24))));
   const __m512 dl = _mm512_mul_ps(sc, _mm512_permutexvar_ps(idx_d, dd));
   const __m512 ml = _mm512_mul_ps(mn, _mm512_permutexvar_ps(idx_m, dd));
   return _mm512_fmsub_ps(dl, _mm512_cvtepi32_ps(dot), _mm512_mul_ps(ml, sy));

@@ -60,6 +60,23 @@ inline void k4_scale_min(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
   }
 }
 
+// The scales and mins of Q4_K_R16 / Q5_K_R16 (repack.h): 16 lanes of 12 bits, sc | m << 6, lane l
+// at bits 12l..12l+11 of kR16KScaleBytes little-endian bytes: the file's 6 bits each, 24 bytes
+// per 16 sub-blocks, as in Q4_K / Q5_K. r16_kscale_put ORs into zeroed bytes.
+constexpr size_t kR16KScaleBytes = 24;
+inline void r16_kscale_put(uint8_t* p, int l, int sc, int m) {
+  const int o = 12 * l;
+  const unsigned w = (unsigned)((sc & 63) | ((m & 63) << 6)) << (o & 7);
+  p[o >> 3] = (uint8_t)(p[o >> 3] | (w & 0xFF));
+  p[(o >> 3) + 1] = (uint8_t)(p[(o >> 3) + 1] | (w >> 8));
+}
+inline void r16_kscale_get(const uint8_t* p, int l, int* sc, int* m) {
+  const int o = 12 * l;
+  const unsigned v = ((unsigned)p[o >> 3] | ((unsigned)p[(o >> 3) + 1] << 8)) >> (o & 7);
+  *sc = (int)(v & 63);
+  *m = (int)((v >> 6) & 63);
+}
+
 // Element e (0..255) of a Q6_K block, signed (the stored 6-bit value - 32).
 inline int q6k_value(const BlockQ6_K& x, int e) {
   const int h = e / 128, g = (e % 128) / 32, l = e % 32;

@@ -65,30 +65,34 @@ void unpack_block(const uint8_t* row, int64_t b, uint8_t u[32], float* dw, float
     std::memcpy(&h, g + (q4 ? 256 : 512) + 2 * lane, 2);
     *dw = fp16_to_fp32(h);
     *mw = (q4 ? 8.0f : 128.0f) * *dw;
-  } else if constexpr (T == DType::Q4_K_R16) {  // sub-block b % 16 of a 296-byte group
-    const uint8_t* g = row + (size_t)(b / 16) * 296;
+  } else if constexpr (T == DType::Q4_K_R16) {  // sub-block b % 16 of a 288-byte group
+    const uint8_t* g = row + (size_t)(b / 16) * 288;
     const int l = (int)(b % 16);
     for (int i = 0; i < 32; ++i) {
       const uint8_t byte = g[64 * ((i % 16) / 4) + 4 * l + i % 4];
       u[i] = (uint8_t)(i < 16 ? byte & 0xF : byte >> 4);
     }
     uint16_t d, dmin;
-    std::memcpy(&d, g + 288 + 2 * (l / 8), 2);
-    std::memcpy(&dmin, g + 292 + 2 * (l / 8), 2);
-    *dw = fp16_to_fp32(d) * (float)g[256 + l];
-    *mw = fp16_to_fp32(dmin) * (float)g[272 + l];
-  } else if constexpr (T == DType::Q5_K_R16) {  // sub-block b % 16 of a 360-byte group
-    const uint8_t* g = row + (size_t)(b / 16) * 360;
+    std::memcpy(&d, g + 280 + 2 * (l / 8), 2);
+    std::memcpy(&dmin, g + 284 + 2 * (l / 8), 2);
+    int sc, m;
+    r16_kscale_get(g + 256, l, &sc, &m);
+    *dw = fp16_to_fp32(d) * (float)sc;
+    *mw = fp16_to_fp32(dmin) * (float)m;
+  } else if constexpr (T == DType::Q5_K_R16) {  // sub-block b % 16 of a 352-byte group
+    const uint8_t* g = row + (size_t)(b / 16) * 352;
     const int l = (int)(b % 16);
     for (int i = 0; i < 32; ++i) {
       const int half = i / 16, p = (i % 16) / 4, k = i % 4;
       u[i] = (uint8_t)(((g[64 * p + 4 * l + k] >> (4 * half)) & 0xF) | (((g[256 + 4 * l + k] >> (2 * p + half)) & 1) << 4));
     }
     uint16_t d, dmin;
-    std::memcpy(&d, g + 352 + 2 * (l / 8), 2);
-    std::memcpy(&dmin, g + 356 + 2 * (l / 8), 2);
-    *dw = fp16_to_fp32(d) * (float)g[320 + l];
-    *mw = fp16_to_fp32(dmin) * (float)g[336 + l];
+    std::memcpy(&d, g + 344 + 2 * (l / 8), 2);
+    std::memcpy(&dmin, g + 348 + 2 * (l / 8), 2);
+    int sc, m;
+    r16_kscale_get(g + 320, l, &sc, &m);
+    *dw = fp16_to_fp32(d) * (float)sc;
+    *mw = fp16_to_fp32(dmin) * (float)m;
   }
 }
 

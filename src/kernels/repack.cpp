@@ -18,7 +18,7 @@ using namespace blk;
 namespace {
 
 constexpr int kG = 16;                       // blocks per group
-constexpr size_t kQ4Group = 288, kQ8Group = 544, kA16Group = 640, kQ4KGroup = 296, kQ6KGroup = 420, kQ5KGroup = 360, kQ2KGroup = 168;
+constexpr size_t kQ4Group = 288, kQ8Group = 544, kA16Group = 640, kQ4KGroup = 288, kQ6KGroup = 420, kQ5KGroup = 352, kQ2KGroup = 168;
 
 // Group g of 16 Q4_0 blocks -> one Q4_0_R16 group.
 void group_q4_0(const BlockQ4_0* x, uint8_t* o) {
@@ -35,7 +35,8 @@ void group_q8_0(const BlockQ8_0* x, uint8_t* o) {
   }
 }
 // Two Q4_K super-blocks -> one Q4_K_R16 group: sub-block l's 32 nibbles as 16 "pair bytes"
-// (element i low, i + 16 high, as in Q4_0), its 6-bit scale and min as bytes, then d[2], dmin[2].
+// (element i low, i + 16 high, as in Q4_0), its 6-bit scale and min as lane l of the 12-bit
+// scale field (r16_kscale_put), then d[2], dmin[2].
 void group_q4_k(const BlockQ4_K* x, uint8_t* o) {
   for (int l = 0; l < kG; ++l) {
     const BlockQ4_K& sb = x[l / 8];
@@ -44,16 +45,18 @@ void group_q4_k(const BlockQ4_K* x, uint8_t* o) {
     const int shift = 4 * (j % 2);
     for (int i = 0; i < 16; ++i)
       o[64 * (i / 4) + 4 * l + i % 4] = (uint8_t)(((q[i] >> shift) & 0xF) | (((q[i + 16] >> shift) & 0xF) << 4));
-    k4_scale_min(j, sb.scales, o + 256 + l, o + 272 + l);
+    uint8_t sc, m;
+    k4_scale_min(j, sb.scales, &sc, &m);
+    r16_kscale_put(o + 256, l, sc, m);
   }
   for (int s = 0; s < 2; ++s) {
-    std::memcpy(o + 288 + 2 * s, &x[s].d, 2);
-    std::memcpy(o + 292 + 2 * s, &x[s].dmin, 2);
+    std::memcpy(o + 280 + 2 * s, &x[s].d, 2);
+    std::memcpy(o + 284 + 2 * s, &x[s].dmin, 2);
   }
 }
 // Two Q5_K super-blocks -> one Q5_K_R16 group: the low 4 bits exactly as Q4_K_R16, the 5th bits
 // in one piece (byte 4l + k, bit 2j + half = element 16 half + 4j + k of sub-block l), then
-// sc[16], m[16], d[2], dmin[2].
+// the 12-bit scale field (24 bytes), d[2], dmin[2].
 void group_q5_k(const BlockQ5_K* x, uint8_t* o) {
   for (int l = 0; l < kG; ++l) {
     const BlockQ5_K& sb = x[l / 8];
@@ -69,11 +72,13 @@ void group_q5_k(const BlockQ5_K* x, uint8_t* o) {
       }
       o[256 + 4 * l + k] = hbits;
     }
-    k4_scale_min(j, sb.scales, o + 320 + l, o + 336 + l);
+    uint8_t sc, m;
+    k4_scale_min(j, sb.scales, &sc, &m);
+    r16_kscale_put(o + 320, l, sc, m);
   }
   for (int s = 0; s < 2; ++s) {
-    std::memcpy(o + 352 + 2 * s, &x[s].d, 2);
-    std::memcpy(o + 356 + 2 * s, &x[s].dmin, 2);
+    std::memcpy(o + 344 + 2 * s, &x[s].d, 2);
+    std::memcpy(o + 348 + 2 * s, &x[s].dmin, 2);
   }
 }
 // Two Q2_K super-blocks -> one Q2_K_R16 group (168 bytes, as Q2_K): 16 blocks of 32 (sub-block
@@ -276,7 +281,9 @@ void dequantize_q4_k_r16(const void* src, float* dst, int64_t n) {
   const uint8_t* g = static_cast<const uint8_t*>(src);
   for (int64_t gi = 0; gi < n / kRepackCols; ++gi, g += kQ4KGroup)
     for (int l = 0; l < kG; ++l) {
-      const float dl = r16_d(g, 288, l / 8) * g[256 + l], ml = r16_d(g, 292, l / 8) * g[272 + l];
+      int sc, m;
+      r16_kscale_get(g + 256, l, &sc, &m);
+      const float dl = r16_d(g, 280, l / 8) * (float)sc, ml = r16_d(g, 284, l / 8) * (float)m;
       for (int i = 0; i < QK; ++i) *dst++ = dl * (float)q4_r16_nibble(g, l, i) - ml;
     }
 }
@@ -295,7 +302,9 @@ float vec_dot_q4_k_r16_q8_0_a16(int64_t n, const void* w, const void* a) {
         s += q4_r16_nibble(x, l, i) * yi;
         ys += yi;
       }
-      const float dl = r16_d(x, 288, l / 8) * x[256 + l], ml = r16_d(x, 292, l / 8) * x[272 + l];
+      int sc, m;
+      r16_kscale_get(x + 256, l, &sc, &m);
+      const float dl = r16_d(x, 280, l / 8) * (float)sc, ml = r16_d(x, 284, l / 8) * (float)m;
       sum += a16_d(y, l) * (dl * (float)s - ml * (float)ys);
     }
   return sum;
@@ -308,7 +317,9 @@ void dequantize_q5_k_r16(const void* src, float* dst, int64_t n) {
   const uint8_t* g = static_cast<const uint8_t*>(src);
   for (int64_t gi = 0; gi < n / kRepackCols; ++gi, g += kQ5KGroup)
     for (int l = 0; l < kG; ++l) {
-      const float dl = r16_d(g, 352, l / 8) * g[320 + l], ml = r16_d(g, 356, l / 8) * g[336 + l];
+      int sc, m;
+      r16_kscale_get(g + 320, l, &sc, &m);
+      const float dl = r16_d(g, 344, l / 8) * (float)sc, ml = r16_d(g, 348, l / 8) * (float)m;
       for (int e = 0; e < QK; ++e) *dst++ = dl * (float)q5_r16_value(g, l, e) - ml;
     }
 }
@@ -326,7 +337,9 @@ float vec_dot_q5_k_r16_q8_0_a16(int64_t n, const void* w, const void* a) {
         s += q5_r16_value(x, l, e) * ye;
         ys += ye;
       }
-      const float dl = r16_d(x, 352, l / 8) * x[320 + l], ml = r16_d(x, 356, l / 8) * x[336 + l];
+      int sc, m;
+      r16_kscale_get(x + 320, l, &sc, &m);
+      const float dl = r16_d(x, 344, l / 8) * (float)sc, ml = r16_d(x, 348, l / 8) * (float)m;
       sum += a16_d(y, l) * (dl * (float)s - ml * (float)ys);
     }
   return sum;

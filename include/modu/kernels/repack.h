@@ -9,9 +9,10 @@
 //     then d[16], the blocks' fp16 scales. Values exactly as Q4_0: ((nibble) - 8) * d.
 //   Q8_0_R16 group (544 bytes): u[8][16][4]: piece j holds elements 4j..4j+3 of blocks 0..15 as
 //     unsigned bytes q + 128; then d[16] fp16. Values exactly as Q8_0: (u - 128) * d.
-//   Q4_K_R16 group (296 bytes; Q4_K takes 288): two super-blocks as 16 sub-blocks of 32: qs as in
-//     Q4_0_R16 (pair byte i of sub-block l = element i low, element 16 + i high), sc[16] and m[16]
-//     (the 6-bit scales and mins as bytes), d[2], dmin[2] fp16 (per super-block). Values exactly
+//   Q4_K_R16 group (288 bytes, as Q4_K): two super-blocks as 16 sub-blocks of 32: qs as in
+//     Q4_0_R16 (pair byte i of sub-block l = element i low, element 16 + i high), the 6-bit scales
+//     and mins as 16 12-bit lanes (sc | m << 6 at bits 12l..12l+11 of 24 bytes), d[2], dmin[2]
+//     fp16 (per super-block). Values exactly
 //     as Q4_K: d * sc * nibble - dmin * m. Its dot uses Q8_0_A16 activations (a scale per 32
 //     elements, as the prefill GEMM), not Q8_K, so decode results differ from the file layout's
 //     by activation rounding only.
@@ -19,9 +20,9 @@
 //     2-bit values in two pieces (piece h = elements 16h..16h+15 of each block; byte 4b + k, bits
 //     2j..2j+1 = element 16h + 4j + k), the even / odd sub-blocks' scale bytes as in Q2_K (sc | m
 //     << 4), d[2], dmin[2]. Values exactly as Q2_K: d * sc * q - dmin * m.
-//   Q5_K_R16 group (360 bytes; Q5_K takes 352): the low 4 bits exactly as Q4_K_R16 (256), the 5th
+//   Q5_K_R16 group (352 bytes, as Q5_K): the low 4 bits exactly as Q4_K_R16 (256), the 5th
 //     bits in one piece (64: byte 4l + k, bit 2j + h = element 16h + 4j + k of sub-block l), then
-//     sc[16], m[16], d[2], dmin[2] as Q4_K_R16. Values exactly as Q5_K: d * sc * q - dmin * m.
+//     the scale lanes, d[2], dmin[2] as Q4_K_R16. Values exactly as Q5_K: d * sc * q - dmin * m.
 //   Q6_K_R16 group (420 bytes, as Q6_K): two super-blocks as 16 blocks of 32 (sub-block pairs):
 //     the 6-bit values' low nibbles as Q4_0_R16 pair bytes (256), their 2 high bits in two pieces
 //     (128: piece h holds elements 16h..16h+15 of each block, byte k bits 2j..2j+1 = element
@@ -60,8 +61,7 @@ bool repack_pays(DType t, int64_t cols, const KernelTable& kt);
 
 // Rewrites nrows rows of n elements (n % 512 == 0) of dtype t into repacked_dtype(t): source rows
 // are dtype_row_bytes(t, n) apart, destination rows dtype_row_bytes(repacked_dtype(t), n) (equal
-// for Q4_0, Q8_0 and Q6_K; Q4_K_R16 and Q5_K_R16 rows are 8 bytes per 512 elements longer,
-// Q3_K widened to Q6_K_R16 1.9x as long).
+// for Q4_0, Q8_0, Q4_K, Q5_K and Q6_K; Q3_K widened to Q6_K_R16 1.9x as long).
 void repack_rows(DType t, const void* src, void* dst, int64_t n, int64_t nrows);
 
 }  // namespace modu
