@@ -131,11 +131,11 @@ int bench(const BenchArgs& a) {
   if (ctx > c.n_ctx_train && c.n_ctx_train > 0)
     return fail(invalid_argument("-d + max(-p, -n) = " + std::to_string(ctx - 1) + " exceeds the model's context of " +
                                  std::to_string(c.n_ctx_train) + " tokens; lower -d"));
-  // F16 K and V rows for every layer; refuse rather than fail to allocate.
-  const double kv_need = 2.0 * 2.0 * (double)c.n_layer * (double)c.n_head_kv * (double)c.head_dim * (double)ctx;
-  if (kv_need > (double)available_memory_bytes())
+  // Refuse rather than fail to allocate.
+  const size_t kv_need = KvCache::bytes_for(c, 1, ctx, KvType::kF16), avail = available_memory_bytes();
+  if (avail > 0 && kv_need > avail)  // 0: unknown
     return fail(invalid_argument("a KV cache for " + std::to_string(ctx) + " positions needs " +
-                                 std::to_string((int64_t)(kv_need / 1e6)) + " MB, more than is available; lower -d"));
+                                 std::to_string(kv_need / 1000000) + " MB, more than is available; lower -d"));
   ThreadPool pool(a.threads);
   KvCache kv(c, 1, ctx, KvType::kF16);
   std::mt19937 rng(1234);
@@ -221,12 +221,12 @@ int bench(const BenchArgs& a) {
       sp.mean * (2.0 * (mat_params - out_params) + attn_ops(a.depth + a.n_prompt / 2.0) + 2.0 * out_params / std::max(1, a.n_prompt)) / 1e9;
   const double tg_gops = sg.mean * (2.0 * mat_params + attn_ops(a.depth + a.n_gen / 2.0)) / 1e9;
   const double pp_gbs = sp.mean / std::max(1, a.n_prompt) * stream_bytes / 1e9;  // weights read once per batch
-  // A decoded token also reads the K and V rows of every position it attends (F16 here), which
-  // matters once --depth is large.
+  // A decoded token also reads the K and V rows of every position it attends, which matters once
+  // --depth is large.
   auto kv_read_bytes = [&](double avg_pos) {
     double b = 0;
     for (int64_t il = 0; il < c.n_layer; ++il)
-      b += 2.0 * c.n_head_kv * c.head_dim * 2.0 * (c.is_swa(il) ? std::min<double>(avg_pos, c.n_swa) : avg_pos);
+      b += 2.0 * (double)kv.row_bytes() * (c.is_swa(il) ? std::min<double>(avg_pos, c.n_swa) : avg_pos);
     return b;
   };
   const double tg_bytes = stream_bytes + kv_read_bytes(a.depth + a.n_gen / 2.0);

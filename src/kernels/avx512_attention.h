@@ -124,6 +124,58 @@ void scores_block(const float* q, int64_t hd, const uint8_t* k, size_t stride, i
     _mm512_mask_storeu_ps(s + g * n_pos + p0, (__mmask16)((1u << m) - 1), _mm512_mul_ps(vscale, hsum16(part[g])));
 }
 
+constexpr int64_t kAttnMaxHd = 256;
+
+// Scores of every head against positions p0..p0 + m - 1 for hd 64 and 128 (most models): q in
+// registers, each K row widened once per block of 4 (hd 64) or 2 (hd 128) heads.
+void scores_in_registers(const float* q, int64_t ng, int64_t hd, const uint8_t* k, size_t stride, int64_t p0,
+                         int64_t m, int64_t n_pos, bool f16, size_t row_bytes, __m512 vscale, float* scratch) {
+  const bool hd64 = hd == 64;
+  const int64_t gstep = hd64 ? 4 : 2;
+  for (int64_t g0 = 0; g0 < ng; g0 += gstep) {
+    const int64_t gb = std::min(gstep, ng - g0);
+    const float* qg = q + g0 * hd;
+    float* sg = scratch + g0 * n_pos;
+    if (hd64) {
+      switch (gb) {
+        case 4: scores_block<4, 4>(qg, hd, k, stride, p0, m, n_pos, f16, row_bytes, vscale, sg); break;
+        case 3: scores_block<4, 3>(qg, hd, k, stride, p0, m, n_pos, f16, row_bytes, vscale, sg); break;
+        case 2: scores_block<4, 2>(qg, hd, k, stride, p0, m, n_pos, f16, row_bytes, vscale, sg); break;
+        default: scores_block<4, 1>(qg, hd, k, stride, p0, m, n_pos, f16, row_bytes, vscale, sg); break;
+      }
+    } else if (gb == 2) {
+      scores_block<8, 2>(qg, hd, k, stride, p0, m, n_pos, f16, row_bytes, vscale, sg);
+    } else {
+      scores_block<8, 1>(qg, hd, k, stride, p0, m, n_pos, f16, row_bytes, vscale, sg);
+    }
+  }
+}
+
+// The same for other head sizes (multiples of 16 up to kAttnMaxHd): the block's K rows widened
+// once into an L1 buffer, q read from memory.
+void scores_buffered(const float* q, int64_t ng, int64_t hd, const uint8_t* k, size_t stride, int64_t p0, int64_t m,
+                     int64_t n_pos, bool f16, size_t row_bytes, __m512 vscale, float* scratch) {
+  alignas(64) float kf[16 * kAttnMaxHd];  // 16 K rows as floats
+  alignas(64) __m512 part[16];           // per position: partial products of one head
+  const int64_t nc = hd / 16;
+  for (int64_t j = 0; j < m; ++j) {
+    const uint8_t* row = k + (size_t)(p0 + j) * stride;
+    if (p0 + j + kAttnAhead < n_pos) prefetch_kv_row(row + (size_t)kAttnAhead * stride, row_bytes);
+    for (int64_t c = 0; c < nc; ++c) _mm512_store_ps(kf + j * hd + 16 * c, row_chunk(row, c, f16));
+  }
+  for (int64_t j = m; j < 16; ++j) part[j] = _mm512_setzero_ps();
+  for (int64_t g = 0; g < ng; ++g) {
+    const float* qg = q + g * hd;
+    for (int64_t j = 0; j < m; ++j) {
+      const float* kr = kf + j * hd;
+      __m512 a = _mm512_mul_ps(_mm512_loadu_ps(qg), _mm512_load_ps(kr));
+      for (int64_t c = 1; c < nc; ++c) a = _mm512_fmadd_ps(_mm512_loadu_ps(qg + 16 * c), _mm512_load_ps(kr + 16 * c), a);
+      part[j] = a;
+    }
+    _mm512_mask_storeu_ps(scratch + g * n_pos + p0, (__mmask16)((1u << m) - 1), _mm512_mul_ps(vscale, hsum16(part)));
+  }
+}
+
 template <int GB>
 void accumulate_v512_cb(int64_t cb, const float* w, int64_t n_pos, const uint8_t* v, size_t stride, int64_t c0,
                         bool f16, bool prefetch, size_t row_bytes, int64_t hd, float* out) {
@@ -137,8 +189,7 @@ void accumulate_v512_cb(int64_t cb, const float* w, int64_t n_pos, const uint8_t
 
 void attention512(const float* q, int64_t ng, const void* k, const void* v, size_t kv_stride, int64_t n_pos,
                   int64_t hd, bool f16, float scale, float* out, float* scratch) {
-  constexpr int64_t kMaxHd = 256;
-  if (hd % 16 != 0 || hd > kMaxHd || n_pos <= 0) {
+  if (hd % 16 != 0 || hd > kAttnMaxHd || n_pos <= 0) {
     g_attn_fallback(q, ng, k, v, kv_stride, n_pos, hd, f16, scale, out, scratch);
     return;
   }
@@ -146,48 +197,13 @@ void attention512(const float* q, int64_t ng, const void* k, const void* v, size
   const size_t row_bytes = (size_t)hd * (f16 ? 2 : 4);
   const uint8_t* kb = static_cast<const uint8_t*>(k);
   const uint8_t* vb = static_cast<const uint8_t*>(v);
-  alignas(64) float kf[16 * kMaxHd];  // 16 K rows as floats
-  alignas(64) __m512 part[16];        // per position: partial products of one head
   const __m512 vscale = _mm512_set1_ps(scale);
-  // hd 64 and 128 (most models): q in registers, each K row widened once per block of heads.
-  const int64_t gstep = nc == 4 ? 4 : 2;
-  for (int64_t p0 = 0; p0 < n_pos && (nc == 4 || nc == 8); p0 += 16) {
+  for (int64_t p0 = 0; p0 < n_pos; p0 += 16) {
     const int64_t m = std::min<int64_t>(16, n_pos - p0);
-    for (int64_t g0 = 0; g0 < ng; g0 += gstep) {
-      const int64_t gb = std::min(gstep, ng - g0);
-      const float* qg = q + g0 * hd;
-      float* sg = scratch + g0 * n_pos;
-      if (nc == 4) {
-        switch (gb) {
-          case 4: scores_block<4, 4>(qg, hd, kb, kv_stride, p0, m, n_pos, f16, row_bytes, vscale, sg); break;
-          case 3: scores_block<4, 3>(qg, hd, kb, kv_stride, p0, m, n_pos, f16, row_bytes, vscale, sg); break;
-          case 2: scores_block<4, 2>(qg, hd, kb, kv_stride, p0, m, n_pos, f16, row_bytes, vscale, sg); break;
-          default: scores_block<4, 1>(qg, hd, kb, kv_stride, p0, m, n_pos, f16, row_bytes, vscale, sg); break;
-        }
-      } else if (gb == 2) {
-        scores_block<8, 2>(qg, hd, kb, kv_stride, p0, m, n_pos, f16, row_bytes, vscale, sg);
-      } else {
-        scores_block<8, 1>(qg, hd, kb, kv_stride, p0, m, n_pos, f16, row_bytes, vscale, sg);
-      }
-    }
-  }
-  for (int64_t p0 = 0; p0 < n_pos && nc != 4 && nc != 8; p0 += 16) {
-    const int64_t m = std::min<int64_t>(16, n_pos - p0);
-    for (int64_t j = 0; j < m; ++j) {
-      const uint8_t* row = kb + (size_t)(p0 + j) * kv_stride;
-      if (p0 + j + kAttnAhead < n_pos) prefetch_kv_row(row + (size_t)kAttnAhead * kv_stride, row_bytes);
-      for (int64_t c = 0; c < nc; ++c) _mm512_store_ps(kf + j * hd + 16 * c, row_chunk(row, c, f16));
-    }
-    for (int64_t j = m; j < 16; ++j) part[j] = _mm512_setzero_ps();
-    for (int64_t g = 0; g < ng; ++g) {
-      const float* qg = q + g * hd;
-      for (int64_t j = 0; j < m; ++j) {
-        const float* kr = kf + j * hd;
-        __m512 a = _mm512_mul_ps(_mm512_loadu_ps(qg), _mm512_load_ps(kr));
-        for (int64_t c = 1; c < nc; ++c) a = _mm512_fmadd_ps(_mm512_loadu_ps(qg + 16 * c), _mm512_load_ps(kr + 16 * c), a);
-        part[j] = a;
-      }
-      _mm512_mask_storeu_ps(scratch + g * n_pos + p0, (__mmask16)((1u << m) - 1), _mm512_mul_ps(vscale, hsum16(part)));
+    if (nc == 4 || nc == 8) {
+      scores_in_registers(q, ng, hd, kb, kv_stride, p0, m, n_pos, f16, row_bytes, vscale, scratch);
+    } else {
+      scores_buffered(q, ng, hd, kb, kv_stride, p0, m, n_pos, f16, row_bytes, vscale, scratch);
     }
   }
   for (int64_t g = 0; g < ng; ++g) {  // softmax per head
@@ -195,7 +211,10 @@ void attention512(const float* q, int64_t ng, const void* k, const void* v, size
     __m512 mx = _mm512_set1_ps(-INFINITY);
     int64_t p = 0;
     for (; p + 16 <= n_pos; p += 16) mx = _mm512_max_ps(mx, _mm512_loadu_ps(s + p));
-    if (p < n_pos) mx = _mm512_mask_max_ps(mx, (__mmask16)((1u << (n_pos - p)) - 1), mx, _mm512_loadu_ps(s + p));
+    if (p < n_pos) {  // masked load: the tail of the last head's scores ends the scratch
+      const __mmask16 mk = (__mmask16)((1u << (n_pos - p)) - 1);
+      mx = _mm512_mask_max_ps(mx, mk, mx, _mm512_maskz_loadu_ps(mk, s + p));
+    }
     const __m512 vm = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
     __m512 sum = _mm512_setzero_ps();
     for (p = 0; p + 16 <= n_pos; p += 16) {

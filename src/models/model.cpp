@@ -297,17 +297,37 @@ size_t Model::weight_bytes() const {
 
 // ---- KV cache ----
 
+namespace {
+// The cache layout, shared by the constructor and bytes_for: row size, ring size of windowed
+// layers (0: none) and rows per layer.
+size_t kv_row_bytes(const ModelConfig& cfg, KvType type) {
+  return (size_t)(cfg.n_head_kv * cfg.head_dim) * (type == KvType::kF16 ? 2 : 4);
+}
+int64_t kv_ring(const ModelConfig& cfg, int64_t n_ctx) {
+  return cfg.n_swa > 0 && cfg.n_swa + KvCache::kSwaSlack < n_ctx ? cfg.n_swa + KvCache::kSwaSlack : 0;
+}
+int64_t kv_layer_rows(const ModelConfig& cfg, int64_t n_ctx, int64_t ring, int64_t layer) {
+  return ring > 0 && cfg.is_swa(layer) ? ring : n_ctx;
+}
+}  // namespace
+
+size_t KvCache::bytes_for(const ModelConfig& cfg, int n_seq, int64_t n_ctx, KvType type) {
+  const int64_t ring = kv_ring(cfg, n_ctx);
+  size_t total = 0;
+  for (int64_t l = 0; l < cfg.n_layer; ++l)
+    total += (size_t)n_seq * (size_t)kv_layer_rows(cfg, n_ctx, ring, l) * kv_row_bytes(cfg, type);
+  return 2 * total;
+}
+
 KvCache::KvCache(const ModelConfig& cfg, int n_seq, int64_t n_ctx, KvType type)
     : n_seq_(n_seq), n_ctx_(n_ctx), n_layer_(cfg.n_layer), type_(type) {
   MODU_CHECK(n_seq > 0 && n_ctx > 0);
-  row_bytes_ = (size_t)(cfg.n_head_kv * cfg.head_dim) * (type == KvType::kF16 ? 2 : 4);
-  if (cfg.n_swa > 0 && cfg.n_swa + kSwaSlack < n_ctx) {
-    window_ = cfg.n_swa;
-    ring_ = cfg.n_swa + kSwaSlack;
-  }
+  row_bytes_ = kv_row_bytes(cfg, type);
+  ring_ = kv_ring(cfg, n_ctx);
+  if (ring_ > 0) window_ = cfg.n_swa;
   size_t total = 0;
   for (int64_t l = 0; l < n_layer_; ++l) {
-    rows_.push_back(ring_ > 0 && cfg.is_swa(l) ? ring_ : n_ctx_);
+    rows_.push_back(kv_layer_rows(cfg, n_ctx_, ring_, l));
     layer_off_.push_back(total);
     total += (size_t)n_seq_ * (size_t)rows_.back() * row_bytes_;
   }

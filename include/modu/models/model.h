@@ -67,6 +67,8 @@ class KvCache {
  public:
   static constexpr int64_t kSwaSlack = 256;
   KvCache(const ModelConfig& cfg, int n_seq, int64_t n_ctx, KvType type);
+  // What bytes() of such a cache will be, without allocating it (to check memory first).
+  static size_t bytes_for(const ModelConfig& cfg, int n_seq, int64_t n_ctx, KvType type);
   int n_seq() const { return n_seq_; }
   int64_t n_ctx() const { return n_ctx_; }
   KvType type() const { return type_; }
