@@ -116,6 +116,25 @@ void bm_gemv(benchmark::State& state, Isa isa, DType t, bool rows, size_t bytes)
   state.SetBytesProcessed((int64_t)state.iterations() * (int64_t)w.size);
 }
 
+// The ceiling of the gemv/*/dram figures: the roofline read probe (modu bench --roofline) over
+// the same 512 MiB of huge-page memory, one thread.
+void bm_read(benchmark::State& state, Isa isa) {
+  constexpr size_t kBytes = size_t{512} << 20;
+  static HugeBuffer mem;
+  if (!mem.data()) {
+    auto m = HugeBuffer::allocate(kBytes);
+    if (!m.ok()) {
+      state.SkipWithError(m.status().message().c_str());
+      return;
+    }
+    mem = std::move(*m);
+    std::memset(mem.data(), 1, kBytes);
+  }
+  const auto probe = kernels_for(isa)->probe_read;
+  for (auto _ : state) benchmark::DoNotOptimize(probe(mem.data(), kBytes));
+  state.SetBytesProcessed((int64_t)state.iterations() * (int64_t)kBytes);
+}
+
 // Activation quantization (done once per token per matmul input; should be negligible).
 void bm_quantize_row(benchmark::State& state, Isa isa, DType at) {
   const KernelTable& k = *kernels_for(isa);
@@ -205,6 +224,8 @@ int main(int argc, char** argv) {
       const std::string name = std::string("vec_dot/") + dtype_name(types[i]) + "/" + isa_name(isa);
       benchmark::RegisterBenchmark(name.c_str(), bm_matvec, isa, types[i])->Unit(benchmark::kMillisecond);
     }
+    benchmark::RegisterBenchmark((std::string("read/") + isa_name(isa) + "/dram").c_str(), bm_read, isa)
+        ->Unit(benchmark::kMillisecond);
     // The load-time repacked layouts (repack.h) next to the file layouts they replace.
     std::vector<DType> gemv_types(types, types + count);
     gemv_types.insert(gemv_types.end(), {DType::Q4_0_R16, DType::Q8_0_R16, DType::Q2_K_R16, DType::Q4_K_R16, DType::Q5_K_R16,

@@ -175,6 +175,7 @@ int bench(const BenchArgs& a) {
   };
   std::vector<double> pp, tg;
   double pp_util = 0, tg_util = 0;
+  double tg_serial = 0;  // decode: share of the time outside the pool's parallel regions
   if (a.n_prompt > 0) {
     auto w = run_prefill(std::min(a.n_prompt, 32));  // warm-up: page in weights, spin up threads
     if (!w.ok()) return fail(w.status());
@@ -193,18 +194,20 @@ int bench(const BenchArgs& a) {
   if (a.n_gen > 0) {
     auto w = run_decode(std::min(a.n_gen, 4));
     if (!w.ok()) return fail(w.status());
-    double busy = 0, wall = 0;
+    double busy = 0, wall = 0, elapsed = 0;
     for (int r = 0; r < a.reps; ++r) {
       if (probe && probe->ok()) read_around.push_back(probe->once());
       pool.reset_stats();
       auto s = run_decode(a.n_gen);
       if (!s.ok()) return fail(s.status());
       tg.push_back(a.n_gen / *s);
+      elapsed += *s;
       busy += pool.stats().busy_s;
       wall += pool.stats().wall_s;
     }
     if (probe && probe->ok()) read_around.push_back(probe->once());
     tg_util = wall > 0 ? busy / (wall * pool.size()) : 0;
+    tg_serial = elapsed > 0 ? std::max(0.0, 1.0 - wall / elapsed) : 0;
   }
   const Stats sp = stats(pp), sg = stats(tg);
   // Decode streams every weight once per token (the output matrix included; the embedding is
@@ -269,6 +272,7 @@ int bench(const BenchArgs& a) {
   j["kv_cache_bytes"] = kv.bytes();
   j["prefill_thread_utilisation"] = pp_util;
   j["decode_thread_utilisation"] = tg_util;
+  j["decode_serial_fraction"] = tg_serial;
   if (a.roofline) {
     j["roofline"] = {{"read_gb_per_s", roof.read_gbs},     {"fma_f32_gop_per_s", roof.fma_gops},
                      {"int8_dot_gop_per_s", roof.dot_gops}, {"prefill_gop_per_s", pp_gops},
@@ -299,6 +303,8 @@ int bench(const BenchArgs& a) {
                 sg.mean * (tg_bytes - stream_bytes) / 1e9);
   std::printf("threads busy: prefill %.0f%%, decode %.0f%% (rest is barrier wait / imbalance)\n", 100 * pp_util,
               100 * tg_util);
+  if (a.n_gen > 0)
+    std::printf("decode time outside parallel regions (one thread works, the others prefetch): %.1f%%\n", 100 * tg_serial);
   if (a.roofline) {
     std::printf("roofline (%s, %d threads): read %.1f GB/s, f32 FMA %.0f GOP/s, int8 dot %.0f GOP/s\n",
                 isa_name(kernels().isa), pool.size(), roof.read_gbs, roof.fma_gops, roof.dot_gops);
