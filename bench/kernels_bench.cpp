@@ -212,6 +212,32 @@ void bm_swiglu(benchmark::State& state, Isa isa) {
   state.counters["elements/s"] = benchmark::Counter((double)state.iterations() * n, benchmark::Counter::kIsRate);
 }
 
+// One decode row of the serial steps between matmuls: RMS norm of d_model = 2048 floats, and the
+// F16 conversion of a K or V row (quantize_row[F16], 512 floats).
+void bm_rms_norm(benchmark::State& state, Isa isa) {
+  const KernelTable& k = *kernels_for(isa);
+  constexpr int64_t d = 2048;
+  const auto x = gaussian(d, 23), w = gaussian(d, 24);
+  std::vector<float> out(d);
+  for (auto _ : state) {
+    k.rms_norm(x.data(), w.data(), d, 1e-5f, out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed((int64_t)state.iterations() * d * 4);
+}
+
+void bm_f16_row(benchmark::State& state, Isa isa) {
+  const KernelTable& k = *kernels_for(isa);
+  constexpr int64_t n = 512;
+  const auto x = gaussian(n, 25);
+  std::vector<uint16_t> out(n);
+  for (auto _ : state) {
+    k.quantize_row[(int)DType::F16](x.data(), out.data(), n);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed((int64_t)state.iterations() * n * 4);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -252,7 +278,9 @@ int main(int argc, char** argv) {
       benchmark::RegisterBenchmark(name.c_str(), bm_attention, isa, n_pos);
     }
     benchmark::RegisterBenchmark((std::string("swiglu/") + isa_name(isa)).c_str(), bm_swiglu, isa)->Unit(benchmark::kMicrosecond);
-    for (DType at : {DType::Q8_0, DType::Q8_1, DType::Q8_K}) {
+    benchmark::RegisterBenchmark((std::string("rms_norm/d2048/") + isa_name(isa)).c_str(), bm_rms_norm, isa);
+    benchmark::RegisterBenchmark((std::string("f16_row/n512/") + isa_name(isa)).c_str(), bm_f16_row, isa);
+    for (DType at : {DType::Q8_0, DType::Q8_1, DType::Q8_K, DType::Q8_0_A16}) {
       const std::string name = std::string("quantize_row/") + dtype_name(at) + "/" + isa_name(isa);
       benchmark::RegisterBenchmark(name.c_str(), bm_quantize_row, isa, at);
     }

@@ -5,6 +5,7 @@
 #endif
 #include "avx512_body.h"
 #include "avx512_attention.h"
+#include "avx512_elementwise.h"
 #include "avx512_gemm.h"
 #include "avx512_gemv.h"
 #include "avx512_repack.h"
@@ -19,6 +20,7 @@ void fill_avx512vnni(KernelTable* t) {
   t->probe_fma = probe_fma512;
   t->probe_dot = probe_dot512;
   fill_attention512(t);
+  fill_elementwise512(t);
   t->gemm_pack[(int)DType::Q8_0] = avx2_pack_q8_0();  // exact with VPDPBUSD (no int16 step)
   t->gemm_pack[(int)DType::Q8_0_R16] = avx2_pack_q8_0_r16();
   fill_repack_table(t);

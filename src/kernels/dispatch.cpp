@@ -27,6 +27,7 @@ KernelTable make_scalar() {
   t.gemm = ref::gemm;
   t.attention = ref::attention;
   t.swiglu = ref::swiglu;
+  t.rms_norm = ref::rms_norm;
   t.probe_read = ref::probe_read;
   t.probe_fma = ref::probe_fma;
   t.probe_dot = ref::probe_dot;

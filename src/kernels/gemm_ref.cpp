@@ -206,6 +206,13 @@ void swiglu(float* gate, const float* up, int64_t n) {
   }
 }
 
+void rms_norm(const float* x, const float* w, int64_t d, float eps, float* out) {
+  double ss = 0;
+  for (int64_t i = 0; i < d; ++i) ss += (double)x[i] * x[i];
+  const float scale = (float)(1.0 / std::sqrt(ss / (double)d + (double)eps));
+  for (int64_t i = 0; i < d; ++i) out[i] = x[i] * scale * w[i];
+}
+
 double probe_read(const void* p, size_t bytes) {
   const uint64_t* v = static_cast<const uint64_t*>(p);
   uint64_t s0 = 0, s1 = 0;

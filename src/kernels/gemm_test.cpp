@@ -138,6 +138,53 @@ TEST(Swiglu, EveryLevelMatchesReference) {
   }
 }
 
+TEST(RmsNorm, EveryLevelMatchesReference) {
+  for (Isa isa : kAllIsas) {
+    const KernelTable* kt = kernels_for(isa);
+    if (!kt) continue;
+    ASSERT_NE(kt->rms_norm, nullptr);
+    for (int64_t d : {1, 7, 15, 16, 17, 31, 32, 33, 100, 2048, 2049}) {
+      auto x = test::gaussian(d, (uint32_t)d, 3.0f);
+      if (d > 40) x[d / 2] = 1e30f;  // the sum of squares leaves float range: only double holds it
+      const auto w = test::gaussian(d, (uint32_t)d + 1, 1.0f);
+      std::vector<float> want(d), got(d, NAN), in_place = x;
+      ref::rms_norm(x.data(), w.data(), d, 1e-5f, want.data());
+      kt->rms_norm(x.data(), w.data(), d, 1e-5f, got.data());
+      kt->rms_norm(in_place.data(), w.data(), d, 1e-5f, in_place.data());
+      for (int64_t i = 0; i < d; ++i) {
+        ASSERT_NEAR(got[i], want[i], 1e-6f * std::fabs(want[i]) + 1e-37f) << isa_name(isa) << " d " << d << " i " << i;
+        ASSERT_EQ(in_place[i], got[i]) << isa_name(isa) << " in place, d " << d << " i " << i;
+      }
+    }
+  }
+}
+
+TEST(F16Rows, EveryLevelGivesTheReferenceBytes) {
+  // Ties to even, subnormals, the overflow edge (65520 rounds to inf), infinities and NaNs.
+  std::vector<float> x = {0.0f, -0.0f, 1.0f, -2.5f, 65504.0f, 65519.99f, 65520.0f, -65520.0f, 1e-8f, -3e-7f,
+                          5.96e-8f, 2.98e-8f, 2.99e-8f, 6.1e-5f, 1.0f + 1.0f / 2048, 1.0f + 3.0f / 2048,
+                          INFINITY, -INFINITY, NAN, -NAN};
+  uint32_t snan_bits = 0x7f800001u, qnan_payload = 0x7fc12345u;
+  float snan, payload;
+  std::memcpy(&snan, &snan_bits, 4);
+  std::memcpy(&payload, &qnan_payload, 4);
+  x.push_back(snan);
+  x.push_back(payload);
+  const auto g = test::gaussian(1000, 3, 100.0f);
+  x.insert(x.end(), g.begin(), g.end());
+  for (Isa isa : kAllIsas) {
+    const KernelTable* kt = kernels_for(isa);
+    if (!kt) continue;
+    for (size_t n : {size_t{1}, size_t{7}, size_t{8}, size_t{17}, x.size()}) {
+      std::vector<uint16_t> got(n + 1, 0xABCD);
+      kt->quantize_row[(int)DType::F16](x.data(), got.data(), (int64_t)n);
+      for (size_t i = 0; i < n; ++i)
+        ASSERT_EQ(got[i], fp32_to_fp16(x[i])) << isa_name(isa) << " x=" << x[i] << " i " << i;
+      EXPECT_EQ(got[n], 0xABCD) << "wrote past n";
+    }
+  }
+}
+
 TEST(Attention, EveryLevelMatchesReference) {
   const int64_t hds[] = {64, 128, 80, 24, 8};
   const int64_t npos[] = {1, 2, 17, 33, 700};

@@ -79,7 +79,9 @@ void check_level(Isa isa) {
           ++checked;
         }
   }
-  if (isa >= Isa::kAvx512) EXPECT_GT(checked, 0) << isa_name(isa) << " has no vec_dot_rows kernels";
+  if (isa >= Isa::kAvx512) {
+    EXPECT_GT(checked, 0) << isa_name(isa) << " has no vec_dot_rows kernels";
+  }
 }
 
 TEST(Gemv, ScalarHasNoRowsKernels) {

@@ -117,6 +117,37 @@ TEST(Repack, PaysOnlyWithKernelsAndWholeGroups) {
 }
 
 // Every level with a rows kernel for a repacked dtype, against the scalar reference dot.
+TEST(Repack, ActivationQuantizerSpecialBlocks) {
+  // Whole zero blocks (scale 0), exact rounding ties (x * id = k + 0.5), a negative maximum, tiny
+  // and huge magnitudes, each filling one of a group's 16 blocks.
+  std::vector<float> x(1024);
+  for (int b = 0; b < 32; ++b)
+    for (int i = 0; i < 32; ++i) {
+      float& v = x[(size_t)(32 * b + i)];
+      switch (b % 8) {
+        case 0: v = 0.0f; break;
+        case 1: v = (i == 5) ? 127.0f : (float)(i % 7) - 2.5f; break;  // id = 1: ties at +-0.5, +-1.5
+        case 2: v = (i == 0) ? -254.0f : (float)i - 15.0f; break;      // id = 0.5: every odd i ties
+        case 3: v = 1e-30f * (float)(i - 16); break;
+        case 4: v = 3e30f * (float)(i % 3 - 1); break;
+        case 5: v = (i == 31) ? -1.0f : 0.0f; break;
+        default: v = std::sin(0.37f * (float)(32 * b + i)) * (float)(b + 1); break;
+      }
+    }
+  const KernelTable* ref = kernels_for(Isa::kScalar);
+  std::vector<uint8_t> want(dtype_row_bytes(DType::Q8_0_A16, 1024));
+  ref->quantize_row[(int)DType::Q8_0_A16](x.data(), want.data(), 1024);
+  for (Isa isa : {Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Vnni}) {
+    const KernelTable* kt = kernels_for(isa);
+    if (!kt || !kt->quantize_row[(int)DType::Q8_0_A16]) continue;
+    std::vector<uint8_t> got(want.size() + 1, 0x5A);
+    kt->quantize_row[(int)DType::Q8_0_A16](x.data(), got.data(), 1024);
+    EXPECT_EQ(got[want.size()], 0x5A) << "wrote past the row";
+    got.pop_back();
+    ASSERT_EQ(got, want) << isa_name(isa);
+  }
+}
+
 TEST(Repack, KernelsMatchReferenceAtEveryLevel) {
   const KernelTable* ref = kernels_for(Isa::kScalar);
   int checked = 0;

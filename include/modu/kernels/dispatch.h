@@ -26,7 +26,8 @@ constexpr int kMaxDTypeId = 64;
 //      F32/F16/BF16 -> F32 floats;  Q4_0/Q5_0/Q8_0 -> Q8_0;  Q4_1/Q5_1 -> Q8_1;  Q2_K..Q6_K -> Q8_K.
 //    n must be a multiple of the dtype's block size (32 or 256; any n >= 1 for float types).
 //    Returns the float dot; levels differ only by float summation order (~1e-6 relative).
-//  * quantize_row[t](src, dst, n): n floats -> n / block_size blocks; output bytes are identical at
+//  * quantize_row[t](src, dst, n): n floats -> n / block_size blocks (F16: n halves, rounded to
+//    nearest even, as fp32_to_fp16; the KV cache rows); output bytes are identical at
 //    every level (the SIMD activation quantizers reproduce the scalar rounding exactly). Blocks
 //    are independent, so several rows can be converted in one call.
 //  * Alignment: only the natural alignment of the row's element/block struct is required (4 bytes
@@ -59,6 +60,9 @@ struct KernelTable {
   AttnFn attention;
   // SwiGLU feed-forward activation in place: gate[i] = silu(gate[i]) * up[i], any n >= 0 (gemm.h).
   void (*swiglu)(float* gate, const float* up, int64_t n);
+  // RMS normalisation of one row (gemm.h ref::rms_norm); levels differ only by the order of the
+  // double sum of squares.
+  void (*rms_norm)(const float* x, const float* w, int64_t d, float eps, float* out);
   // Roofline probes (`modu bench --roofline`): probe_read streams `bytes` (64-byte aligned, a
   // multiple of 256) and returns a checksum; probe_fma / probe_dot run `iters` iterations of
   // independent f32 FMAs / int8 dot steps with this level's instructions and return the ops done

@@ -65,6 +65,9 @@ void attention(const float* q, int64_t ng, const void* k, const void* v, size_t 
                int64_t hd, bool f16, float scale, float* out, float* scratch);
 // gate[i] = gate[i] / (1 + exp(-gate[i])) * up[i] (SiLU(gate) x up), in float with std::exp.
 void swiglu(float* gate, const float* up, int64_t n);
+// RMS normalisation of one row of d >= 1 floats: the sum of squares in double, then
+// out[i] = (x[i] * s) * w[i] with s = (float)(1 / sqrt(sum / d + eps)). out may equal x.
+void rms_norm(const float* x, const float* w, int64_t d, float eps, float* out);
 double probe_read(const void* p, size_t bytes);
 double probe_fma(int64_t iters);
 double probe_dot(int64_t iters);
