@@ -5,7 +5,7 @@
 #include <cstring>
 #include <map>
 
-#include "modu/core/fp16.h"
+#include "modu/kernels/dispatch.h"
 #include "modu/models/model.h"
 #include "activations.h"
 #include "moe.h"
@@ -39,13 +39,13 @@ Status validate_batch(const std::vector<BatchToken>& batch, const ModelConfig& c
   return Status::Ok();
 }
 
-// Writes one token's K or V row [n_kv * head_dim] into the cache.
+// Writes one token's K or V row [n_kv * head_dim] into the cache (F16 through the dispatched
+// conversion, fp32_to_fp16's bytes).
 void store_row(uint8_t* dst, const float* src, int64_t n, KvType type) {
   if (type == KvType::kF32) {
     std::memcpy(dst, src, (size_t)n * 4);
   } else {
-    uint16_t* d = reinterpret_cast<uint16_t*>(dst);
-    for (int64_t i = 0; i < n; ++i) d[i] = fp32_to_fp16(src[i]);
+    kernels().quantize_row[(int)DType::F16](src, dst, n);
   }
 }
 
@@ -91,6 +91,17 @@ Status Model::run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool&
     rp_global.yarn_mscale = c.yarn_attn_factor;
   }
   const ops::RopeParams rp_swa = ops::make_rope_params(c, rope_freqs_swa_.empty() ? rope_freqs_ : rope_freqs_swa_);
+  // cos and sin of every token's rotation, once per pass instead of once per layer:
+  // [n, n_rot / 2] each, for the global layers and (when there are any) the sliding-window ones.
+  const int64_t half_rot = c.n_rot / 2;
+  bool any_swa = false;
+  for (int64_t il = 0; il < c.n_layer; ++il) any_swa = any_swa || c.is_swa(il);
+  std::vector<float> rope_g(2 * n * half_rot), rope_s(any_swa ? 2 * n * half_rot : 0);  // [cs | sn]
+  for (int64_t t = 0; t < n; ++t) {
+    ops::rope_angles(batch[t].pos, rp_global, rope_g.data() + t * half_rot, rope_g.data() + (n + t) * half_rot);
+    if (any_swa)
+      ops::rope_angles(batch[t].pos, rp_swa, rope_s.data() + t * half_rot, rope_s.data() + (n + t) * half_rot);
+  }
   const float kq_scale = c.attn_scale > 0 ? c.attn_scale : 1.0f / std::sqrt((float)hd);
 
   std::vector<float> x(n * d), h(n * d), q(n * q_dim), k(n * kv_dim), v(n * kv_dim), att(n * q_dim);
@@ -142,11 +153,14 @@ Status Model::run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool&
     if (L.k_norm) ops::rms_norm(k.data(), (const float*)L.k_norm.data, n * c.n_head_kv, hd, c.rms_eps, k.data());
     const bool swa = c.is_swa(il);
     const ops::RopeParams& rp = swa ? rp_swa : rp_global;
+    const float* rope_tab = swa ? rope_s.data() : rope_g.data();
     const bool rope_layer = c.uses_rope(il);
     for (int64_t t = 0; t < n; ++t) {
       if (rope_layer) {
-        ops::rope(q.data() + t * q_dim, c.n_head, hd, batch[t].pos, rp);
-        ops::rope(k.data() + t * kv_dim, c.n_head_kv, hd, batch[t].pos, rp);
+        const float* cs = rope_tab + t * half_rot;
+        const float* sn = rope_tab + (n + t) * half_rot;
+        ops::rope_apply(q.data() + t * q_dim, c.n_head, hd, cs, sn, rp);
+        ops::rope_apply(k.data() + t * kv_dim, c.n_head_kv, hd, cs, sn, rp);
       }
       store_row(kv.k_row(il, batch[t].seq, batch[t].pos), k.data() + t * kv_dim, kv_dim, kvt);
       store_row(kv.v_row(il, batch[t].seq, batch[t].pos), v.data() + t * kv_dim, kv_dim, kvt);

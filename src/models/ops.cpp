@@ -203,20 +203,8 @@ void matmul_many(const std::vector<const Weight*>& ws, const float* x, int64_t n
 }
 
 void rms_norm(const float* x, const float* weight, int64_t n, int64_t d, float eps, float* out) {
-  for (int64_t t = 0; t < n; ++t) {
-    const float* xr = x + t * d;
-    float* o = out + t * d;
-    // Eight partial sums: one double chain costs 4 cycles per element (~3 us for d = 2048, twice a
-    // layer on the decode path while the other threads wait); eight break the dependency.
-    double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t i0 = 0;
-    for (; i0 + 8 <= d; i0 += 8)
-      for (int k = 0; k < 8; ++k) part[k] += (double)xr[i0 + k] * xr[i0 + k];
-    double ss = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
-    for (; i0 < d; ++i0) ss += (double)xr[i0] * xr[i0];
-    const float scale = (float)(1.0 / std::sqrt(ss / (double)d + (double)eps));
-    for (int64_t i = 0; i < d; ++i) o[i] = xr[i] * scale * weight[i];
-  }
+  const auto fn = kernels().rms_norm;
+  for (int64_t t = 0; t < n; ++t) fn(x + t * d, weight, d, eps, out + t * d);
 }
 
 void add_bias(float* x, const float* bias, int64_t n, int64_t d) {
@@ -247,11 +235,8 @@ RopeParams make_rope_params(const ModelConfig& cfg, const std::vector<float>& fr
   return p;
 }
 
-void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t pos, const RopeParams& p) {
-  const int64_t half = p.n_rot / 2;
-  float cs[512], sn[512];
-  MODU_CHECK(half <= 512);
-  for (int64_t i = 0; i < half; ++i) {
+void rope_angles(int64_t pos, const RopeParams& p, float* cs, float* sn) {
+  for (int64_t i = 0; i < p.n_rot / 2; ++i) {
     float theta = (float)pos * p.freqs[i];
     float mscale = 1.0f;
     if (p.yarn) {
@@ -268,14 +253,25 @@ void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t pos, const RopePa
     cs[i] = std::cos(theta) * mscale;
     sn[i] = std::sin(theta) * mscale;
   }
+}
+
+void rope_apply(float* x, int64_t n_heads, int64_t head_dim, const float* cs, const float* sn, const RopeParams& p) {
+  const int64_t half = p.n_rot / 2;
   for (int64_t h = 0; h < n_heads; ++h) {
     float* v = x + h * head_dim;
-    for (int64_t i = 0; i < half; ++i) {
-      const int64_t i0 = p.type == RopeType::kNorm ? 2 * i : i;
-      const int64_t i1 = p.type == RopeType::kNorm ? 2 * i + 1 : i + half;
-      const float a = v[i0], b = v[i1];
-      v[i0] = a * cs[i] - b * sn[i];
-      v[i1] = a * sn[i] + b * cs[i];
+    if (p.type == RopeType::kNorm) {  // adjacent pairs
+      for (int64_t i = 0; i < half; ++i) {
+        const float a = v[2 * i], b = v[2 * i + 1];
+        v[2 * i] = a * cs[i] - b * sn[i];
+        v[2 * i + 1] = a * sn[i] + b * cs[i];
+      }
+    } else {  // NeoX: the two halves of the rotated dims (contiguous, so the loop vectorizes)
+      float* v1 = v + half;
+      for (int64_t i = 0; i < half; ++i) {
+        const float a = v[i], b = v1[i];
+        v[i] = a * cs[i] - b * sn[i];
+        v1[i] = a * sn[i] + b * cs[i];
+      }
     }
   }
 }

@@ -26,13 +26,14 @@ void matmul(const Weight& w, const float* x, int64_t n, float* y, ThreadPool& po
 void matmul_many(const std::vector<const Weight*>& ws, const float* x, int64_t n, const std::vector<float*>& ys,
                  ThreadPool& pool, const std::vector<const Weight*>& next = {});
 
-// out[t, :] = x[t, :] / rms(x[t, :]) * weight   (x, out: [n, d]; may alias)
+// out[t, :] = x[t, :] / rms(x[t, :]) * weight   (x, out: [n, d]; may alias), per row through the
+// dispatched kernel (sum of squares in double)
 void rms_norm(const float* x, const float* weight, int64_t n, int64_t d, float eps, float* out);
 
 // Adds bias [d] to each of n rows of x [n, d].
 void add_bias(float* x, const float* bias, int64_t n, int64_t d);
 
-// Rotary embedding of `n_heads` heads of size head_dim in place, for one token at `pos`.
+// Rotary embedding of `n_heads` heads of size head_dim in place (rope_apply), one token at a time.
 struct RopeParams {
   RopeType type;
   int64_t n_rot;
@@ -42,7 +43,10 @@ struct RopeParams {
   float yarn_low, yarn_high;  // correction dims
 };
 RopeParams make_rope_params(const ModelConfig& cfg, const std::vector<float>& freqs);
-void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t pos, const RopeParams& p);
+// The rotation of one position: cs, sn [n_rot / 2] (cos and sin times the YaRN magnitude scale).
+// A forward pass computes them once per token and applies them in every layer.
+void rope_angles(int64_t pos, const RopeParams& p, float* cs, float* sn);
+void rope_apply(float* x, int64_t n_heads, int64_t head_dim, const float* cs, const float* sn, const RopeParams& p);
 
 // Dequantizes row `row` of w into out [w.cols].
 void get_row(const Weight& w, int64_t row, float* out);
