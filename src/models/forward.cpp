@@ -121,7 +121,8 @@ Status Model::run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool&
   };
   auto ffn_in = [&](const LayerWeights& L) -> std::vector<const Weight*> {
     if (c.n_expert > 0) return {};
-    if (L.w_gate) return {&L.w_gate, &L.w_up};
+    if (L.w_gate) return c.arch.ffn_act == FfnAct::kSilu ? ops::gate_up_next(L.w_gate, L.w_up)
+                                                         : std::vector<const Weight*>{&L.w_gate, &L.w_up};
     return {&L.w_up};
   };
 
@@ -182,20 +183,24 @@ Status Model::run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool&
       moe::ffn(L, c, h.data(), n, up.data(), pool);  // [n, d_model]
       std::copy(up.begin(), up.begin() + n * d, h.begin());
     } else {
-      if (L.w_gate) {
-        ops::matmul_many({&L.w_gate, &L.w_up}, h.data(), n, {gate.data(), up.data()}, pool, {&L.w_down});  // [n, n_ff] x2
-      } else {  // fused gate/up (Phi-3): [n, 2 n_ff], gate half first
-        std::vector<float> gu(n * 2 * c.n_ff);
-        ops::matmul(L.w_up, h.data(), n, gu.data(), pool, {&L.w_down});
-        for (int64_t t = 0; t < n; ++t) {
-          std::copy(gu.begin() + t * 2 * c.n_ff, gu.begin() + t * 2 * c.n_ff + c.n_ff, gate.begin() + t * c.n_ff);
-          std::copy(gu.begin() + t * 2 * c.n_ff + c.n_ff, gu.begin() + (t + 1) * 2 * c.n_ff, up.begin() + t * c.n_ff);
-        }
-      }
-      if (c.arch.ffn_act == FfnAct::kGeluTanh) {
-        act::geglu(gate.data(), up.data(), n * c.n_ff);
+      if (L.w_gate && c.arch.ffn_act == FfnAct::kSilu) {  // [n, n_ff]: SiLU(gate) * up, in gate
+        ops::gate_up_swiglu(L.w_gate, L.w_up, h.data(), n, gate.data(), up.data(), pool, {&L.w_down});
       } else {
-        ops::swiglu(gate.data(), up.data(), n * c.n_ff, pool);
+        if (L.w_gate) {
+          ops::matmul_many({&L.w_gate, &L.w_up}, h.data(), n, {gate.data(), up.data()}, pool, {&L.w_down});  // [n, n_ff] x2
+        } else {  // fused gate/up (Phi-3): [n, 2 n_ff], gate half first
+          std::vector<float> gu(n * 2 * c.n_ff);
+          ops::matmul(L.w_up, h.data(), n, gu.data(), pool, {&L.w_down});
+          for (int64_t t = 0; t < n; ++t) {
+            std::copy(gu.begin() + t * 2 * c.n_ff, gu.begin() + t * 2 * c.n_ff + c.n_ff, gate.begin() + t * c.n_ff);
+            std::copy(gu.begin() + t * 2 * c.n_ff + c.n_ff, gu.begin() + (t + 1) * 2 * c.n_ff, up.begin() + t * c.n_ff);
+          }
+        }
+        if (c.arch.ffn_act == FfnAct::kGeluTanh) {
+          act::geglu(gate.data(), up.data(), n * c.n_ff);
+        } else {
+          ops::swiglu(gate.data(), up.data(), n * c.n_ff, pool);
+        }
       }
       ops::matmul(L.w_down, gate.data(), n, h.data(), pool, attn_in(il + 1));  // [n, d_model]
     }

@@ -202,6 +202,48 @@ void matmul_many(const std::vector<const Weight*>& ws, const float* x, int64_t n
   }, kRowBlock);
 }
 
+bool gate_up_paired(const Weight& w_gate, const Weight& w_up, int64_t n) {
+  const KernelTable& kt = kernels();
+  const DType at = dtype_traits(w_gate.dtype)->vec_dot_type;
+  return n == 1 && rows_kernels_enabled() && at != DType::F32 && dtype_traits(w_up.dtype)->vec_dot_type == at &&
+         w_gate.rows == w_up.rows && w_gate.cols == w_up.cols && kt.vec_dot_rows[(int)w_gate.dtype] &&
+         kt.vec_dot_rows[(int)w_up.dtype];
+}
+
+std::vector<const Weight*> gate_up_next(const Weight& w_gate, const Weight& w_up) {
+  // Paired, thread t starts at row share_begin(n_ff) of the gate matrix; otherwise matmul_many
+  // splits the two matrices' rows taken in order.
+  if (gate_up_paired(w_gate, w_up, 1)) return {&w_gate};
+  return {&w_gate, &w_up};
+}
+
+// Decode: rows [r0, r1) of both matrices per claim (two sequential streams, as a row tile already
+// reads), then SiLU(gate) * up over those rows, in L1. The separate pass read 2 x n_ff floats of
+// which the other threads had written half (~5 us a layer on bench-1b, on the calling thread alone).
+void gate_up_swiglu(const Weight& w_gate, const Weight& w_up, const float* x, int64_t n, float* gate, float* up,
+                    ThreadPool& pool, const std::vector<const Weight*>& next) {
+  if (!gate_up_paired(w_gate, w_up, n)) {
+    matmul_many({&w_gate, &w_up}, x, n, {gate, up}, pool, next);
+    swiglu(gate, up, n * w_gate.rows, pool);
+    return;
+  }
+  const KernelTable& kt = kernels();
+  const DType at = dtype_traits(w_gate.dtype)->vec_dot_type;
+  const int64_t cols = w_gate.cols;
+  thread_local std::vector<uint8_t> qbuf;
+  qbuf.resize(dtype_row_bytes(at, cols));
+  kt.quantize_row[(int)at](x, qbuf.data(), cols);
+  const uint8_t* a = qbuf.data();
+  const auto dot_g = kt.vec_dot_rows[(int)w_gate.dtype], dot_u = kt.vec_dot_rows[(int)w_up.dtype];
+  const auto act = kt.swiglu;
+  hint_next(next, pool);
+  pool.parallel_for(w_gate.rows, [&](int64_t r0, int64_t r1) {
+    dot_g(cols, w_gate.data + (size_t)r0 * w_gate.row_bytes, w_gate.row_bytes, r1 - r0, a, gate + r0);
+    dot_u(cols, w_up.data + (size_t)r0 * w_up.row_bytes, w_up.row_bytes, r1 - r0, a, up + r0);
+    act(gate + r0, up + r0, r1 - r0);
+  }, kRowBlock);
+}
+
 void rms_norm(const float* x, const float* weight, int64_t n, int64_t d, float eps, float* out) {
   const auto fn = kernels().rms_norm;
   for (int64_t t = 0; t < n; ++t) fn(x + t * d, weight, d, eps, out + t * d);

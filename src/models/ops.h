@@ -26,6 +26,16 @@ void matmul(const Weight& w, const float* x, int64_t n, float* y, ThreadPool& po
 void matmul_many(const std::vector<const Weight*>& ws, const float* x, int64_t n, const std::vector<float*>& ys,
                  ThreadPool& pool, const std::vector<const Weight*>& next = {});
 
+// SwiGLU input of the feed-forward: gate = SiLU(w_gate x) * (w_up x)  (gate, up: [n, n_ff]; up is
+// scratch). When decoding with multi-row kernels for both matrices (gate_up_paired), every thread
+// takes the same rows of both and applies the activation to them while they are in its cache;
+// otherwise matmul_many, then swiglu over the whole outputs.
+bool gate_up_paired(const Weight& w_gate, const Weight& w_up, int64_t n);
+void gate_up_swiglu(const Weight& w_gate, const Weight& w_up, const float* x, int64_t n, float* gate, float* up,
+                    ThreadPool& pool, const std::vector<const Weight*>& next = {});
+// The `next` hint for the matmul before gate_up_swiglu (the rows each thread starts with).
+std::vector<const Weight*> gate_up_next(const Weight& w_gate, const Weight& w_up);
+
 // out[t, :] = x[t, :] / rms(x[t, :]) * weight   (x, out: [n, d]; may alias), per row through the
 // dispatched kernel (sum of squares in double)
 void rms_norm(const float* x, const float* weight, int64_t n, int64_t d, float eps, float* out);
