@@ -25,6 +25,13 @@
 //  * Prefetch: the next row tile's bytes as in avx512_gemv.h, but into L2 (PREFETCHT1): with these
 //    lighter kernels that won 5 of 6 alternating bench-1b decode pairs for Q4_0/Q4_K (+3-8%) and
 //    3 of 3 for Q8_0 (+13%) over PREFETCHT0; 2 rows ahead lost, 8 tied with 4.
+//  * And a second prefetch of the same group of the next row tile into L1 (PREFETCHT0; the L2
+//    prefetch brought it in ~2 row tiles earlier), so the demand loads find their lines in L1 and
+//    the core's L1 miss slots stay free for the DRAM stream. Sixth session, bench-1b decode reps
+//    alternating in one process (vs the read just before/after, medians): Q4_0 85.6 -> 89.7%
+//    (9 pairs) and 88.0 -> 90.3%, Q4_K 86.7 -> 92.8% (4 of 4 pairs), Q5_K 80.5 -> 87.6%, Q6_K
+//    80.7 -> 89.2%, Q8_0 97.8 -> 98.9%, Q2_K unchanged. Alone (T0 only) it lost, as above; an L2
+//    prefetch 8 or 12 rows ahead instead of 4 made no difference next to it.
 //  * Row tile of 2 (kR16RowTile), still prefetching 4 rows ahead: two interleaved row streams
 //    instead of four keep the access close to one linear stream. On a 2-core Xeon with 2 MiB L2
 //    (34 GB/s read), decode reps alternating in one process gave, vs the read just before/after:
@@ -41,6 +48,17 @@
 namespace {
 
 constexpr size_t kQ4R16Group = 288, kQ8R16Group = 544, kA16Group = 640, kQ4KR16Group = 288, kQ6KR16Group = 420, kQ5KR16Group = 352, kQ2KR16Group = 168;
+
+// The prefetches of one row's kGroup-byte group at x, one per 64 bytes (consecutive groups'
+// prefetch points stay <= 64 bytes apart): into L2 `far` bytes ahead (prefetch_distance), and into
+// L1 the same group of the next row tile (`near`), which the L2 prefetch brought in earlier.
+template <size_t kGroup>
+inline void prefetch_group(const uint8_t* x, size_t far, size_t near) {
+  for (size_t o = 0; o < kGroup; o += 64) {
+    _mm_prefetch(reinterpret_cast<const char*>(x + far + o), _MM_HINT_T1);
+    _mm_prefetch(reinterpret_cast<const char*>(x + near + o), _MM_HINT_T0);
+  }
+}
 
 // start + per lane (one block / sub-block) the dot of the 4 pieces' nibbles at x with the Q8_0_A16
 // activation group ya. High nibbles stay in place (q & 0xF0 = 16 * nibble): p1 collects 16x their
@@ -67,8 +85,7 @@ inline void rows_q4_0_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t
     const __m512i corr = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(_mm512_loadu_si512(ya + 576), 3));
     for (int r = 0; r < R; ++r) {
       const uint8_t* x = w + (size_t)r * rb + (size_t)g * kQ4R16Group;
-      // 5 lines per 288 bytes: consecutive groups' prefetch points are <= 64 bytes apart.
-      for (int o = 0; o < 320; o += 64) _mm_prefetch(reinterpret_cast<const char*>(x + pf + o), _MM_HINT_T1);
+      prefetch_group<kQ4R16Group>(x, pf, (size_t)R * rb);
       const __m512i p = nibble_dot(x, ya, m4, corr);
       const __m512 dx = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 256)));
       acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(dx, dy), _mm512_cvtepi32_ps(p), acc[r]);
@@ -88,7 +105,7 @@ inline void rows_q8_0_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t
     const __m512i corr = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(_mm512_loadu_si512(ya + 576), 7));
     for (int r = 0; r < R; ++r) {
       const uint8_t* x = w + (size_t)r * rb + (size_t)g * kQ8R16Group;
-      for (int o = 0; o < 576; o += 64) _mm_prefetch(reinterpret_cast<const char*>(x + pf + o), _MM_HINT_T1);
+      prefetch_group<kQ8R16Group>(x, pf, (size_t)R * rb);
       __m512i p0 = corr, p1 = _mm512_setzero_si512();
       for (int j = 0; j < 8; j += 2) {
         p0 = _mm512_dpbusd_epi32(p0, _mm512_loadu_si512(x + 64 * j), _mm512_loadu_si512(ya + 64 * j));
@@ -150,7 +167,7 @@ inline void rows_q4_k_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t
     const __m512 sy = _mm512_cvtepi32_ps(_mm512_loadu_si512(ya + 576));
     for (int r = 0; r < R; ++r) {
       const uint8_t* x = w + (size_t)r * rb + (size_t)g * kQ4KR16Group;
-      for (int o = 0; o < 320; o += 64) _mm_prefetch(reinterpret_cast<const char*>(x + pf + o), _MM_HINT_T1);
+      prefetch_group<kQ4KR16Group>(x, pf, (size_t)R * rb);
       const __m512 t = kquant_term(x + 256, nibble_dot(x, ya, m4, _mm512_setzero_si512()), sy);
       acc[r] = _mm512_fmadd_ps(t, dy, acc[r]);
     }
@@ -173,7 +190,7 @@ inline void rows_q5_k_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t
     const __m512 sy = _mm512_cvtepi32_ps(_mm512_loadu_si512(ya + 576));
     for (int r = 0; r < R; ++r) {
       const uint8_t* x = w + (size_t)r * rb + (size_t)g * kQ5KR16Group;
-      for (int o = 0; o < 384; o += 64) _mm_prefetch(reinterpret_cast<const char*>(x + pf + o), _MM_HINT_T1);
+      prefetch_group<kQ5KR16Group>(x, pf, (size_t)R * rb);
       const __m512i hb = _mm512_loadu_si512(x + 256);
       __m512i p0 = _mm512_setzero_si512(), p1 = _mm512_setzero_si512();
       for (int j = 0; j < 4; ++j) {
@@ -215,7 +232,7 @@ inline void rows_q2_k_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t
     const __m512 sef = _mm512_cvtepi32_ps(se), sof = _mm512_cvtepi32_ps(so);
     for (int r = 0; r < R; ++r) {
       const uint8_t* x = w + (size_t)r * rb + (size_t)g * kQ2KR16Group;
-      for (int o = 0; o < 192; o += 64) _mm_prefetch(reinterpret_cast<const char*>(x + pf + o), _MM_HINT_T1);
+      prefetch_group<kQ2KR16Group>(x, pf, (size_t)R * rb);
       const __m512i h0 = _mm512_loadu_si512(x), h1 = _mm512_loadu_si512(x + 64);
       __m512i pe = _mm512_setzero_si512(), po = _mm512_setzero_si512();
       for (int j = 0; j < 4; ++j) {
@@ -258,7 +275,7 @@ inline void rows_q6_k_r16(int64_t ng, const uint8_t* w, size_t rb, const uint8_t
     const __m512i co = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(so, 5));
     for (int r = 0; r < R; ++r) {
       const uint8_t* x = w + (size_t)r * rb + (size_t)g * kQ6KR16Group;
-      for (int o = 0; o < 448; o += 64) _mm_prefetch(reinterpret_cast<const char*>(x + pf + o), _MM_HINT_T1);
+      prefetch_group<kQ6KR16Group>(x, pf, (size_t)R * rb);
       const __m512i h0 = _mm512_loadu_si512(x + 256), h1 = _mm512_loadu_si512(x + 320);
       __m512i pe = ce, po = co;
       for (int j = 0; j < 4; ++j) {
