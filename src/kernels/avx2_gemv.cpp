@@ -21,7 +21,7 @@ namespace {
 constexpr int kRowTile = 4;
 // Prefetch the bytes the next row tile reads at this step (kRowTile rows down), as the AVX-512
 // kernels do (see prefetch_distance in avx512_gemv.h): a short fixed distance re-requests lines
-// the rows below are already loading.
+// the rows below are already loading. Into L1, with the tile after it into L2 (as there).
 inline size_t prefetch_distance(size_t rb) { return (size_t)kRowTile * rb; }
 
 inline __m128i ld128(const void* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
@@ -47,6 +47,7 @@ void rows_q4_0(int64_t nb, const uint8_t* w, size_t rb, const BlockQ8_0* y, floa
     for (int r = 0; r < R; ++r) {
       const uint8_t* x = w + (size_t)r * rb + (size_t)b * sizeof(BlockQ4_0);
       _mm_prefetch(reinterpret_cast<const char*>(x + pf), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(x + 2 * pf), _MM_HINT_T1);
       const __m256i q = join2(x + 2, x + 20);
       const __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
       const __m256i p16 = _mm256_add_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo, ylo), _mm256_maddubs_epi16(hi, yhi)), corr);
@@ -81,6 +82,7 @@ void rows_q8_0(int64_t nb, const uint8_t* w, size_t rb, const BlockQ8_0* y, floa
     for (int r = 0; r < R; ++r) {
       const BlockQ8_0* x = reinterpret_cast<const BlockQ8_0*>(w + (size_t)r * rb) + b;
       _mm_prefetch(reinterpret_cast<const char*>(x) + pf, _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(x) + 2 * pf, _MM_HINT_T1);
       const __m256i p = dot_s8(ld256(x->qs), yv);
       acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x->d) * dy), _mm256_cvtepi32_ps(p), acc[r]);
     }
