@@ -242,6 +242,24 @@ TEST(HugeBuffer, AvailableMemoryIsPlausible) {
   EXPECT_LT(avail, size_t(1) << 50);
 }
 
+TEST(ThreadPool, StatsCountParallelRegionsOnly) {
+  ThreadPool pool(2);
+  std::atomic<int64_t> sum{0};
+  pool.reset_stats();
+  pool.parallel_for(10, [&](int64_t b, int64_t e) { sum += e - b; }, 16);  // one chunk: inline, serial
+  EXPECT_EQ(pool.stats().runs, 0);
+  EXPECT_EQ(pool.stats().wall_s, 0.0);
+  EXPECT_EQ(pool.stats().busy_s, 0.0);
+  pool.parallel_for(1000, [&](int64_t b, int64_t e) { sum += e - b; }, 16);
+  EXPECT_EQ(pool.stats().runs, 1);
+  EXPECT_GT(pool.stats().wall_s, 0.0);
+  EXPECT_GT(pool.stats().busy_s, 0.0);
+  EXPECT_EQ(sum.load(), 1010);
+  ThreadPool one(1);  // a one-thread pool's regions are all its work
+  one.parallel_for(10, [&](int64_t b, int64_t e) { sum += e - b; }, 16);
+  EXPECT_EQ(one.stats().runs, 1);
+}
+
 TEST(ThreadPool, RunGivesEachThreadItsIndex) {
   ThreadPool pool(4);
   std::vector<int> seen(4, 0);

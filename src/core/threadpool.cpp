@@ -182,11 +182,15 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   if (n <= 0) return;
   grain = std::max<int64_t>(1, grain);
   const int64_t n_chunks = (n + grain - 1) / grain;
-  if (n_threads_ == 1 || n_chunks == 1) {
+  if (n_chunks == 1 && n_threads_ > 1) {  // serial work on the caller (see Stats)
+    fn(0, n);
+    return;
+  }
+  if (n_threads_ == 1) {
     const double t0 = now_s();
     fn(0, n);
     const double dt = now_s() - t0;
-    slots_[0].busy_s += dt;  // the other threads idle for dt
+    slots_[0].busy_s += dt;
     wall_s_ += dt;
     ++runs_;
     return;

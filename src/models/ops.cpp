@@ -123,15 +123,20 @@ void matmul(const Weight& w, const float* x, int64_t n, float* y, ThreadPool& po
   // Convert activations once per token.
   const void* act = x;
   size_t act_row_bytes = (size_t)w.cols * sizeof(float);
-  std::vector<uint8_t> qbuf;
+  thread_local std::vector<uint8_t> qbuf;  // reused: decode calls this ~5 times a layer
   if (act_type != DType::F32) {
     act_row_bytes = dtype_row_bytes(act_type, w.cols);
     qbuf.resize(act_row_bytes * n);
     QuantizeFn q = kt.quantize_row[(int)act_type];
     MODU_CHECK(q != nullptr);
-    pool.parallel_for(n, [&](int64_t b, int64_t e) {
-      for (int64_t t = b; t < e; ++t) q(x + t * w.cols, qbuf.data() + t * act_row_bytes, w.cols);
-    });
+    uint8_t* qb = qbuf.data();  // the caller's buffer (a worker naming qbuf would get its own)
+    if (n == 1) {
+      q(x, qb, w.cols);
+    } else {
+      pool.parallel_for(n, [&](int64_t b, int64_t e) {
+        for (int64_t t = b; t < e; ++t) q(x + t * w.cols, qb + t * act_row_bytes, w.cols);
+      });
+    }
     act = qbuf.data();
   }
   const uint8_t* a = static_cast<const uint8_t*>(act);

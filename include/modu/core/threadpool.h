@@ -46,7 +46,8 @@ class ThreadPool {
 
   // Load-balance accounting since the last reset: wall time spent inside run() and the sum over
   // threads of time spent inside the job; busy / (wall * size()) is the pool's utilisation (the
-  // rest is barrier wait and imbalance).
+  // rest is barrier wait and imbalance). A parallel_for of one chunk in a pool of several threads
+  // runs inline on the caller while the others idle: serial work, counted in neither.
   struct Stats {
     double wall_s = 0;
     double busy_s = 0;
