@@ -47,7 +47,8 @@ int info(const std::string& path, bool as_json) {
     j["vocab_size"] = c.n_vocab;
     j["rope_theta"] = c.rope_theta;
     j["rope_scaling"] = rope_scaling_name(c.rope_scaling);
-    const size_t kv_bytes = (size_t)2 * c.n_layer * c.n_ctx_train * c.n_head_kv * c.head_dim * 2;
+    // The cache's own layout (sliding-window layers keep only their window's ring).
+    const size_t kv_bytes = KvCache::bytes_for(c, 1, c.n_ctx_train, KvType::kF16);
     j["kv_cache_bytes_f16_full_context"] = kv_bytes;
     // Working buffers of one forward pass of 512 tokens: activations and logits, in F32.
     const size_t work = (size_t)512 * (4 * c.n_embd + 2 * c.n_ff + 2 * c.n_head * c.head_dim) * 4 + (size_t)c.n_vocab * 4;

@@ -54,10 +54,10 @@ int serve(const ServeArgs& a) {
   o.engine.n_batch = a.batch;
   o.engine.max_queue = (size_t)std::max(0, a.queue);
   o.engine.n_cache_seqs = a.cache_seqs;
-  // One KV sequence holds K and V for every layer and position of the context.
-  const ModelConfig& cfg = model.config();
-  const double seq_bytes = 2.0 * (double)cfg.n_layer * (double)o.engine.n_ctx * (double)(cfg.n_head_kv * cfg.head_dim) *
-                           (a.kv_f32 ? 4.0 : 2.0);
+  // One KV sequence holds K and V for every layer and position of the context (a sliding-window
+  // layer only its ring): the cache's own layout.
+  const double seq_bytes =
+      (double)KvCache::bytes_for(model.config(), 1, o.engine.n_ctx, a.kv_f32 ? KvType::kF32 : KvType::kF16);
   if (a.cache_mb >= 0) o.engine.n_cache_seqs = (int)(a.cache_mb * 1048576.0 / seq_bytes);
   o.engine.prefix_cache = !a.no_prefix_cache;
   o.engine.kv_type = a.kv_f32 ? KvType::kF32 : KvType::kF16;

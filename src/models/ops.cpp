@@ -90,7 +90,7 @@ bool rows_kernels_enabled() {
 // matmul_many does. Up to kNextPrefetchBytes per thread: about what one core streams in the ~7 us
 // of a serial step, and far below L2.
 static void hint_next(const std::vector<const Weight*>& next, ThreadPool& pool) {
-  static const size_t kNextPrefetchBytes = getenv("PFB") ? (size_t)atoi(getenv("PFB")) << 10 : 96 << 10;
+  constexpr size_t kNextPrefetchBytes = 96 << 10;
   if (next.empty() || pool.size() == 1) return;
   int64_t total = 0;
   for (const Weight* w : next) total += w->rows;
