@@ -343,7 +343,7 @@ inline void load_row(const void* base, int64_t p, size_t stride, int64_t hd, boo
 // heads, ~1 KiB): a strided walk the hardware prefetchers follow poorly, so at long context the
 // score and V passes waited on DRAM (bench-1b decode at depth 2048 streamed the cache at ~4 GB/s).
 // Each pass prefetches the row kAttnPrefetchRows ahead.
-constexpr int64_t kAttnPrefetchRows = 32;
+constexpr int64_t kAttnPrefetchRows = kAttnPrefetchPositions;
 inline void prefetch_row(const void* base, int64_t p, size_t stride, size_t bytes) {
   const char* r = static_cast<const char*>(base) + (size_t)p * stride;
   for (size_t o = 0; o < bytes; o += 64) _mm_prefetch(r + o, _MM_HINT_T0);

@@ -19,12 +19,13 @@
 #include <algorithm>
 #include <cmath>
 
+#include "isa_kernels.h"
 #include "modu/kernels/gemm.h"
 
 namespace {
 
 inline modu::AttnFn g_attn_fallback = nullptr;  // the inherited kernel, for the shapes below skips
-constexpr int64_t kAttnAhead = 32;              // positions prefetched ahead
+constexpr int64_t kAttnAhead = modu::kern::kAttnPrefetchPositions;  // positions prefetched ahead
 
 // exp(x) for x <= 0, as the AVX2 kernel's exp_neg (Cephes range reduction, degree-6 polynomial,
 // ~2 ulp; below -87.3 it flushes to 0).

@@ -17,4 +17,8 @@ void fill_avx2_gemm(KernelTable* t);     // avx2_gemm.cpp: GEMM panel packers, A
 GemmPackFn avx2_pack_q8_0();             // avx2_gemm.cpp: SIMD Q8_0 packer (installed at the VNNI level)
 GemmPackFn avx2_pack_q8_0_r16();         // avx2_gemm.cpp: the same for Q8_0_R16
 
+// Attention kernels (AVX2 and AVX-512) prefetch the K/V rows this many positions ahead: a head's
+// rows are one cache row (~1 KiB) apart, a walk the hardware prefetchers follow poorly.
+constexpr int64_t kAttnPrefetchPositions = 32;
+
 }  // namespace modu::kern
