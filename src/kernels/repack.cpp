@@ -27,10 +27,15 @@ void group_q4_0(const BlockQ4_0* x, uint8_t* o) {
     std::memcpy(o + 256 + 2 * b, &x[b].d, 2);
   }
 }
+// q + 128 as a byte is q with its top bit flipped: 4 bytes per XOR.
 void group_q8_0(const BlockQ8_0* x, uint8_t* o) {
   for (int b = 0; b < kG; ++b) {
-    for (int j = 0; j < 8; ++j)
-      for (int i = 0; i < 4; ++i) o[64 * j + 4 * b + i] = (uint8_t)(x[b].qs[4 * j + i] + 128);
+    for (int j = 0; j < 8; ++j) {
+      uint32_t w;
+      std::memcpy(&w, x[b].qs + 4 * j, 4);
+      w ^= 0x80808080u;
+      std::memcpy(o + 64 * j + 4 * b, &w, 4);
+    }
     std::memcpy(o + 512 + 2 * b, &x[b].d, 2);
   }
 }
@@ -58,22 +63,27 @@ void group_q4_k(const BlockQ4_K* x, uint8_t* o) {
 // in one piece (byte 4l + k, bit 2j + half = element 16 half + 4j + k of sub-block l), then
 // the 12-bit scale field (24 bytes), d[2], dmin[2].
 void group_q5_k(const BlockQ5_K* x, uint8_t* o) {
+  // The 256 unsigned 5-bit values of each super-block in element order first (sub-block j:
+  // nibble j % 2 of qs[32 (j / 2) + i], bit j of qh[i]), in loops the compiler vectorizes; then
+  // the group is plain byte shuffling (per-element bit gathering took ~3 s for bench-1b).
+  uint8_t v[2][256];
+  for (int s = 0; s < 2; ++s)
+    for (int j = 0; j < 8; ++j)
+      for (int i = 0; i < 32; ++i)
+        v[s][32 * j + i] = (uint8_t)(((x[s].qs[32 * (j / 2) + i] >> (4 * (j % 2))) & 0xF) | (((x[s].qh[i] >> j) & 1) << 4));
   for (int l = 0; l < kG; ++l) {
-    const BlockQ5_K& sb = x[l / 8];
-    const int j = l % 8;
-    const uint8_t* q = sb.qs + 32 * (j / 2);
-    const int shift = 4 * (j % 2);
+    const uint8_t* vl = v[l / 8] + 32 * (l % 8);
     for (int k = 0; k < 4; ++k) {
       uint8_t hbits = 0;
       for (int p = 0; p < 4; ++p) {
         const int e0 = 4 * p + k, e1 = 16 + e0;  // the low / high nibble of one pair byte
-        o[64 * p + 4 * l + k] = (uint8_t)(((q[e0] >> shift) & 0xF) | (((q[e1] >> shift) & 0xF) << 4));
-        hbits |= (uint8_t)((((sb.qh[e0] >> j) & 1) << (2 * p)) | (((sb.qh[e1] >> j) & 1) << (2 * p + 1)));
+        o[64 * p + 4 * l + k] = (uint8_t)((vl[e0] & 0xF) | ((vl[e1] & 0xF) << 4));
+        hbits |= (uint8_t)(((vl[e0] >> 4) << (2 * p)) | ((vl[e1] >> 4) << (2 * p + 1)));
       }
       o[256 + 4 * l + k] = hbits;
     }
     uint8_t sc, m;
-    k4_scale_min(j, sb.scales, &sc, &m);
+    k4_scale_min(l % 8, x[l / 8].scales, &sc, &m);
     r16_kscale_put(o + 320, l, sc, m);
   }
   for (int s = 0; s < 2; ++s) {
@@ -120,46 +130,63 @@ inline int q5_r16_value(const uint8_t* g, int l, int e) {
 // Two super-blocks of 6-bit values -> one Q6_K_R16 group (16 blocks of 32 = sub-block pairs): the
 // low nibbles as Q4_0_R16 pair bytes, the 2 high bits in two pieces (elements 0..15 / 16..31 of
 // each block; byte k, bits 2j..2j+1 = element 4j + k of that half), the even / odd sub-block
-// scales, d[2]. value(s, e) is element e (0..255) of super-block s as 0..63 (the stored q + 32),
-// scale(s, i) its 16-element scale i as int8.
-template <class Value, class Scale>
-void group_6bit(Value value, Scale scale, uint16_t d0, uint16_t d1, uint8_t* o) {
+// scales, d[2]. v[s] holds the 256 values of super-block s (0..63, the stored q + 32) in element
+// order, sc[s] its 16-element scales. (Decoding all values first, in loops the compiler
+// vectorizes, replaced per-element bit gathering: bench-1b Q6_K repacking took ~3 s.)
+void group_6bit(const uint8_t v[2][256], const int8_t sc[2][16], uint16_t d0, uint16_t d1, uint8_t* o) {
   for (int b = 0; b < kG; ++b) {
-    const int s = b / 8, base = 32 * (b % 8);
+    const uint8_t* vb = v[b / 8] + 32 * (b % 8);
     for (int k = 0; k < 4; ++k) {
       uint8_t h0 = 0, h1 = 0;
       for (int j = 0; j < 4; ++j) {
-        const int v0 = value(s, base + 4 * j + k), v1 = value(s, base + 16 + 4 * j + k);
+        const int v0 = vb[4 * j + k], v1 = vb[16 + 4 * j + k];
         o[64 * j + 4 * b + k] = (uint8_t)((v0 & 0xF) | ((v1 & 0xF) << 4));
-        h0 |= (uint8_t)(((v0 >> 4) & 3) << (2 * j));
-        h1 |= (uint8_t)(((v1 >> 4) & 3) << (2 * j));
+        h0 |= (uint8_t)((v0 >> 4) << (2 * j));
+        h1 |= (uint8_t)((v1 >> 4) << (2 * j));
       }
       o[256 + 4 * b + k] = h0;
       o[320 + 4 * b + k] = h1;
     }
-    o[384 + b] = (uint8_t)scale(s, 2 * (b % 8));
-    o[400 + b] = (uint8_t)scale(s, 2 * (b % 8) + 1);
+    o[384 + b] = (uint8_t)sc[b / 8][2 * (b % 8)];
+    o[400 + b] = (uint8_t)sc[b / 8][2 * (b % 8) + 1];
   }
   std::memcpy(o + 416, &d0, 2);
   std::memcpy(o + 418, &d1, 2);
 }
+// Q6_K values (q6k_value + 32): element 128 h + 32 g + l is nibble g / 2 of ql[64 h + 32 (g % 2) + l]
+// with bits 2g..2g+1 of qh[32 h + l] above it.
+void q6k_values(const BlockQ6_K& x, uint8_t v[256]) {
+  for (int h = 0; h < 2; ++h)
+    for (int g = 0; g < 4; ++g)
+      for (int l = 0; l < 32; ++l)
+        v[128 * h + 32 * g + l] =
+            (uint8_t)(((x.ql[64 * h + 32 * (g % 2) + l] >> (4 * (g / 2))) & 0xF) | (((x.qh[32 * h + l] >> (2 * g)) & 3) << 4));
+}
 void group_q6_k(const BlockQ6_K* x, uint8_t* o) {
-  group_6bit([&](int s, int e) { return q6k_value(x[s], e) + 32; }, [&](int s, int i) { return x[s].scales[i]; },
-             x[0].d, x[1].d, o);
+  uint8_t v[2][256];
+  int8_t sc[2][16];
+  for (int s = 0; s < 2; ++s) {
+    q6k_values(x[s], v[s]);
+    std::memcpy(sc[s], x[s].scales, 16);
+  }
+  group_6bit(v, sc, x[0].d, x[1].d, o);
 }
 // Q3_K widens losslessly into the same layout: d * (sc - 32) * q3 with q3 in -4..3 is Q6_K's
-// d * sc' * (q6 - 32) with sc' = sc - 32 (int8) and q6 = q3 + 32, bit for bit.
+// d * sc' * (q6 - 32) with sc' = sc - 32 (int8) and q6 = q3 + 32, bit for bit. Element
+// 128 h + 32 j + l: bits 2j..2j+1 of qs[32 h + l], minus 4 unless bit 4h + j of hmask[l] is set.
 void group_q3_k(const BlockQ3_K* x, uint8_t* o) {
+  uint8_t v[2][256];
   int8_t sc[2][16];
-  q3k_scales(x[0].scales, sc[0]);
-  q3k_scales(x[1].scales, sc[1]);
-  group_6bit(
-      [&](int s, int e) {
-        const int q2 = (x[s].qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3;
-        const int h = (x[s].hmask[e % 32] >> (e / 32)) & 1;
-        return q2 - (h ? 0 : 4) + 32;
-      },
-      [&](int s, int i) { return sc[s][i]; }, x[0].d, x[1].d, o);
+  for (int s = 0; s < 2; ++s) {
+    q3k_scales(x[s].scales, sc[s]);
+    for (int h = 0; h < 2; ++h)
+      for (int j = 0; j < 4; ++j)
+        for (int l = 0; l < 32; ++l) {
+          const int q2 = (x[s].qs[32 * h + l] >> (2 * j)) & 3, hb = (x[s].hmask[l] >> (4 * h + j)) & 1;
+          v[s][128 * h + 32 * j + l] = (uint8_t)(q2 + 28 + 4 * hb);
+        }
+  }
+  group_6bit(v, sc, x[0].d, x[1].d, o);
 }
 // Unsigned 6-bit value of element e (0..31) of block b of a Q6_K_R16 group.
 inline int q6_r16_value(const uint8_t* g, int b, int e) {
