@@ -1,7 +1,7 @@
 // 16 concurrent streaming clients (more than the slots, so some queue) all complete, and each
 // greedy output equals the same request run alone: batching does not change results. Every fourth
 // client asks for structured output (json_schema), which must not change that either.
-import { assert, loadOpenAI, main, startServer, metrics, GREEDY } from './lib.mjs';
+import { assert, loadOpenAI, main, startServer, metrics, sleep, GREEDY } from './lib.mjs';
 
 main('concurrency', 150, async () => {
   const OpenAI = loadOpenAI();
@@ -36,7 +36,10 @@ main('concurrency', 150, async () => {
       if (structured(i)) assert.ok(['a', 'b', 'c'].includes(JSON.parse(results[i].text).pick), results[i].text);
       assert.equal(results[i].text, solo[i], `client ${i}: batched output differs from its solo run`);
     }
-    const m = await metrics(srv.url);
+    // The engine refreshes its gauges after the step that finished the last stream, which can
+    // come just after the client has read that stream's end: wait for it, with a bound.
+    let m = await metrics(srv.url);
+    for (const t0 = Date.now(); m['modu_slots_active'] !== 0 && Date.now() - t0 < 5000; m = await metrics(srv.url)) await sleep(5);
     assert.equal(m['modu_slots_active'], 0);
     assert.equal(m['modu_queue_depth'], 0);
     console.log(`16 concurrent streams in ${secs.toFixed(2)} s, ${m['modu_decode_steps']} batched steps`);
