@@ -119,10 +119,10 @@ Status Model::run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool&
     if (L.wqkv) return {&L.wqkv};
     return {&L.wq, &L.wk, &L.wv};
   };
+  const bool swiglu = c.arch.ffn_act == FfnAct::kSilu;  // gate and up through ops::gate_up_swiglu
   auto ffn_in = [&](const LayerWeights& L) -> std::vector<const Weight*> {
     if (c.n_expert > 0) return {};
-    if (L.w_gate) return c.arch.ffn_act == FfnAct::kSilu ? ops::gate_up_next(L.w_gate, L.w_up)
-                                                         : std::vector<const Weight*>{&L.w_gate, &L.w_up};
+    if (L.w_gate) return swiglu ? ops::gate_up_next(L.w_gate, L.w_up) : std::vector<const Weight*>{&L.w_gate, &L.w_up};
     return {&L.w_up};
   };
 
@@ -183,11 +183,12 @@ Status Model::run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool&
       moe::ffn(L, c, h.data(), n, up.data(), pool);  // [n, d_model]
       std::copy(up.begin(), up.begin() + n * d, h.begin());
     } else {
-      if (L.w_gate && c.arch.ffn_act == FfnAct::kSilu) {  // [n, n_ff]: SiLU(gate) * up, in gate
+      if (L.w_gate && swiglu) {  // [n, n_ff]: SiLU(gate) * up, in gate
         ops::gate_up_swiglu(L.w_gate, L.w_up, h.data(), n, gate.data(), up.data(), pool, {&L.w_down});
       } else {
         if (L.w_gate) {
-          ops::matmul_many({&L.w_gate, &L.w_up}, h.data(), n, {gate.data(), up.data()}, pool, {&L.w_down});  // [n, n_ff] x2
+          // [n, n_ff] x2
+          ops::matmul_many({&L.w_gate, &L.w_up}, h.data(), n, {gate.data(), up.data()}, pool, {&L.w_down});
         } else {  // fused gate/up (Phi-3): [n, 2 n_ff], gate half first
           std::vector<float> gu(n * 2 * c.n_ff);
           ops::matmul(L.w_up, h.data(), n, gu.data(), pool, {&L.w_down});

@@ -81,14 +81,40 @@ bool rows_kernels_enabled() {
   }();
   return on;
 }
+
+// Decode (one token) over several matrices in one parallel pass: possible when they share the
+// input width and activation format and each has a multi-row kernel.
+bool rows_fused(const std::vector<const Weight*>& ws, int64_t n) {
+  const KernelTable& kt = kernels();
+  const DType act_type = dtype_traits(ws[0]->dtype)->vec_dot_type;
+  bool ok = n == 1 && act_type != DType::F32 && rows_kernels_enabled();
+  for (const Weight* w : ws)
+    ok = ok && w->cols == ws[0]->cols && kt.vec_dot_rows[(int)w->dtype] != nullptr &&
+         dtype_traits(w->dtype)->vec_dot_type == act_type;
+  return ok;
+}
+
+// w's activation format of the single decode row x, in the calling thread's reused buffer.
+const uint8_t* decode_activation(const Weight& w, const float* x) {
+  const DType act_type = dtype_traits(w.dtype)->vec_dot_type;
+  thread_local std::vector<uint8_t> qbuf;
+  qbuf.resize(dtype_row_bytes(act_type, w.cols));
+  kernels().quantize_row[(int)act_type](x, qbuf.data(), w.cols);
+  return qbuf.data();
+}
+
+// gate_up_swiglu's paired pass: rows_fused and one row count.
+bool gate_up_paired(const Weight& w_gate, const Weight& w_up, int64_t n) {
+  return w_gate.rows == w_up.rows && rows_fused({&w_gate, &w_up}, n);
+}
 }  // namespace
 
 // Decode streams each matrix from the start of every thread's share. Between two matmuls come
 // serial steps (norm, activation quantization, rope, residual) and the barrier, during which the
 // memory bus idles; a thread that is only waiting then pulls the head of its next share into L2.
 // The share starts follow parallel_for's split, over the rows of `next` taken in order as
-// matmul_many does. Up to kNextPrefetchBytes per thread: about what one core streams in the ~7 us
-// of a serial step, and far below L2.
+// matmul_many does (gate_up_swiglu's paired pass: gate_up_next). Up to kNextPrefetchBytes per
+// thread: more than one core streams in a serial step (a few us), and far below L2.
 static void hint_next(const std::vector<const Weight*>& next, ThreadPool& pool) {
   constexpr size_t kNextPrefetchBytes = 96 << 10;
   if (next.empty() || pool.size() == 1) return;
@@ -177,24 +203,16 @@ void matmul(const Weight& w, const float* x, int64_t n, float* y, ThreadPool& po
 void matmul_many(const std::vector<const Weight*>& ws, const float* x, int64_t n, const std::vector<float*>& ys,
                  ThreadPool& pool, const std::vector<const Weight*>& next) {
   MODU_CHECK(ws.size() == ys.size() && !ws.empty());
-  const KernelTable& kt = kernels();
-  const DType act_type = dtype_traits(ws[0]->dtype)->vec_dot_type;
-  bool fused = n == 1 && act_type != DType::F32;
-  for (const Weight* w : ws)
-    fused = fused && w->cols == ws[0]->cols && kt.vec_dot_rows[(int)w->dtype] != nullptr &&
-            dtype_traits(w->dtype)->vec_dot_type == act_type;
-  if (!fused || !rows_kernels_enabled()) {
+  if (!rows_fused(ws, n)) {
     for (size_t i = 0; i < ws.size(); ++i)
       matmul(*ws[i], x, n, ys[i], pool, i + 1 < ws.size() ? std::vector<const Weight*>{ws[i + 1]} : next);
     return;
   }
+  const KernelTable& kt = kernels();
   const int64_t cols = ws[0]->cols;
-  thread_local std::vector<uint8_t> qbuf;
-  qbuf.resize(dtype_row_bytes(act_type, cols));
-  kt.quantize_row[(int)act_type](x, qbuf.data(), cols);
   std::vector<int64_t> first(ws.size() + 1, 0);  // matrix i owns rows [first[i], first[i + 1])
   for (size_t i = 0; i < ws.size(); ++i) first[i + 1] = first[i] + ws[i]->rows;
-  const uint8_t* a = qbuf.data();
+  const uint8_t* a = decode_activation(*ws[0], x);
   hint_next(next, pool);
   pool.parallel_for(first.back(), [&](int64_t r0, int64_t r1) {
     for (size_t i = 0; i < ws.size(); ++i) {
@@ -205,14 +223,6 @@ void matmul_many(const std::vector<const Weight*>& ws, const float* x, int64_t n
                                     ys[i] + (b - first[i]));
     }
   }, kRowBlock);
-}
-
-bool gate_up_paired(const Weight& w_gate, const Weight& w_up, int64_t n) {
-  const KernelTable& kt = kernels();
-  const DType at = dtype_traits(w_gate.dtype)->vec_dot_type;
-  return n == 1 && rows_kernels_enabled() && at != DType::F32 && dtype_traits(w_up.dtype)->vec_dot_type == at &&
-         w_gate.rows == w_up.rows && w_gate.cols == w_up.cols && kt.vec_dot_rows[(int)w_gate.dtype] &&
-         kt.vec_dot_rows[(int)w_up.dtype];
 }
 
 std::vector<const Weight*> gate_up_next(const Weight& w_gate, const Weight& w_up) {
@@ -233,12 +243,8 @@ void gate_up_swiglu(const Weight& w_gate, const Weight& w_up, const float* x, in
     return;
   }
   const KernelTable& kt = kernels();
-  const DType at = dtype_traits(w_gate.dtype)->vec_dot_type;
   const int64_t cols = w_gate.cols;
-  thread_local std::vector<uint8_t> qbuf;
-  qbuf.resize(dtype_row_bytes(at, cols));
-  kt.quantize_row[(int)at](x, qbuf.data(), cols);
-  const uint8_t* a = qbuf.data();
+  const uint8_t* a = decode_activation(w_gate, x);
   const auto dot_g = kt.vec_dot_rows[(int)w_gate.dtype], dot_u = kt.vec_dot_rows[(int)w_up.dtype];
   const auto act = kt.swiglu;
   hint_next(next, pool);

@@ -27,10 +27,9 @@ void matmul_many(const std::vector<const Weight*>& ws, const float* x, int64_t n
                  ThreadPool& pool, const std::vector<const Weight*>& next = {});
 
 // SwiGLU input of the feed-forward: gate = SiLU(w_gate x) * (w_up x)  (gate, up: [n, n_ff]; up is
-// scratch). When decoding with multi-row kernels for both matrices (gate_up_paired), every thread
-// takes the same rows of both and applies the activation to them while they are in its cache;
-// otherwise matmul_many, then swiglu over the whole outputs.
-bool gate_up_paired(const Weight& w_gate, const Weight& w_up, int64_t n);
+// scratch). When decoding with multi-row kernels for both matrices, every thread takes the same
+// rows of both and applies the activation to them while they are in its cache; otherwise
+// matmul_many, then swiglu over the whole outputs.
 void gate_up_swiglu(const Weight& w_gate, const Weight& w_up, const float* x, int64_t n, float* gate, float* up,
                     ThreadPool& pool, const std::vector<const Weight*>& next = {});
 // The `next` hint for the matmul before gate_up_swiglu (the rows each thread starts with).
