@@ -610,7 +610,26 @@ JsonConstraint JsonConstraint::with_prefix(std::string prefix) const {
   return c;
 }
 
+JsonConstraint JsonConstraint::one_of(std::vector<JsonConstraint> alts) {
+  MODU_CHECK(!alts.empty());
+  if (alts.size() == 1) return std::move(alts[0]);
+  JsonConstraint c = alts[0];
+  c.alts_ = std::move(alts);
+  return c;
+}
+
 bool JsonConstraint::accept(std::string_view bytes) {
+  if (!alts_.empty()) {
+    std::vector<JsonConstraint> left;
+    for (const JsonConstraint& a : alts_) {
+      JsonConstraint t = a;
+      if (t.accept(bytes)) left.push_back(std::move(t));
+    }
+    if (left.empty()) return false;
+    if (left.size() == 1) *this = std::move(left[0]);
+    else alts_ = std::move(left);
+    return true;
+  }
   JsonConstraint trial = *this;
   for (char ch : bytes)
     if (!trial.feed((uint8_t)ch)) return false;
@@ -619,6 +638,11 @@ bool JsonConstraint::accept(std::string_view bytes) {
 }
 
 bool JsonConstraint::allows(std::string_view bytes) const {
+  if (!alts_.empty()) {
+    for (const JsonConstraint& a : alts_)
+      if (a.allows(bytes)) return true;
+    return false;
+  }
   JsonConstraint trial = *this;
   for (char ch : bytes)
     if (!trial.feed((uint8_t)ch)) return false;
@@ -626,12 +650,27 @@ bool JsonConstraint::allows(std::string_view bytes) const {
 }
 
 bool JsonConstraint::in_free_string() const {
+  if (!alts_.empty()) return false;  // alternatives differ in their literal prefixes
   if (depth_ == 0 || (prefix_ && prefix_pos_ < prefix_->size())) return false;
   const Frame& f = stack_[depth_ - 1];
   return f.kind == kString && f.esc == 0 && f.u8 == 0 && f.node->max_length < 0;
 }
 
+bool JsonConstraint::done() const {
+  if (!alts_.empty()) {
+    for (const JsonConstraint& a : alts_)
+      if (a.done()) return true;
+    return false;
+  }
+  return done_;
+}
+
 bool JsonConstraint::can_end() const {
+  if (!alts_.empty()) {
+    for (const JsonConstraint& a : alts_)
+      if (a.can_end()) return true;
+    return false;
+  }
   if (done_) return true;
   if (prefix_ && prefix_pos_ < prefix_->size()) return false;
   if (depth_ != 1) return false;

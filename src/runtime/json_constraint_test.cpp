@@ -182,6 +182,36 @@ TEST(JsonConstraint, LiteralPrefixComesFirst) {
   EXPECT_TRUE(whole.done());
 }
 
+TEST(JsonConstraint, OneOfPrefixedAlternatives) {
+  // A forced XML-style call: the function name is literal text, each name with its own schema.
+  const JsonConstraint a = compile(R"({"type":"object","properties":{"city":{"type":"string"}},"required":["city"]})");
+  const JsonConstraint b = compile(R"({"type":"object","properties":{"n":{"type":"integer"}},"required":["n"]})");
+  const JsonConstraint both = JsonConstraint::one_of({a.with_prefix("<function=get>\n"), b.with_prefix("<function=get_all>\n")});
+  JsonConstraint c = both;
+  EXPECT_TRUE(c.accept("<function=get"));
+  EXPECT_TRUE(c.allows(">"));
+  EXPECT_TRUE(c.allows("_"));
+  EXPECT_FALSE(c.allows("x"));
+  EXPECT_FALSE(c.can_end());
+  EXPECT_FALSE(c.in_free_string());
+  JsonConstraint first = c, second = c;
+  EXPECT_TRUE(first.accept(">\n{\"city\": \"Seoul\"}"));
+  EXPECT_TRUE(first.done());
+  EXPECT_TRUE(second.accept("_all>\n{"));
+  EXPECT_FALSE(second.allows("\"city"));  // the other alternative's schema is gone
+  EXPECT_TRUE(second.accept("\"n\": 3}"));
+  EXPECT_TRUE(second.done());
+  // Byte by byte over every prefix of both documents.
+  for (const std::string doc : {"<function=get>\n{\"city\":\"x\"}", "<function=get_all>\n{\"n\":12}"}) {
+    JsonConstraint d = both;
+    EXPECT_EQ(feed(d, doc), doc.size()) << doc;
+    EXPECT_TRUE(d.done()) << doc;
+  }
+  JsonConstraint wrong = both;
+  EXPECT_FALSE(wrong.accept("<function=get>\n{\"n\""));
+  EXPECT_TRUE(wrong.accept("<function=get>"));  // a failed accept left the state unchanged
+}
+
 TEST(JsonConstraint, DeepNestingAndWhitespaceAreBounded) {
   JsonConstraint c = JsonConstraint::any_object();
   EXPECT_FALSE(c.accept(std::string(40, '[')));  // the root must be an object anyway

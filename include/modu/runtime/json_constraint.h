@@ -56,11 +56,15 @@ class JsonConstraint {
   // The same constraint behind a fixed literal `prefix` (e.g. "<tool_call>\n" to force a tool call
   // in the Hermes convention): the prefix's bytes first, then the value.
   JsonConstraint with_prefix(std::string prefix) const;
+  // Any one of `alts` (non-empty), e.g. the same arguments schema behind one prefix per function
+  // name when a forced call writes the name outside the JSON. The text must continue at least one
+  // alternative; once only one is left the constraint is that one.
+  static JsonConstraint one_of(std::vector<JsonConstraint> alts);
 
   // Feeds bytes; false (and the state unchanged) if they cannot continue a matching value.
   bool accept(std::string_view bytes);
   bool allows(std::string_view bytes) const;
-  bool done() const { return done_; }  // the value is complete: nothing more may follow
+  bool done() const;                   // the value is complete: nothing more may follow
   bool can_end() const;                // done, or a number at the root that may end here
   bool in_free_string() const;         // inside a string with no length limit, not in an escape
 
@@ -99,6 +103,7 @@ class JsonConstraint {
   int ws_run_ = 0;      // whitespace bytes since the last token
   bool ws_nl_ = false;  // ... the first of which was a newline
   bool done_ = false;
+  std::vector<JsonConstraint> alts_;  // non-empty: a choice among these still matching (the rest is unused)
 };
 
 // The token side: which vocabulary entries may come next under a JsonConstraint.
