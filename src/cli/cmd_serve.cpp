@@ -27,6 +27,7 @@ struct ServeArgs {
   std::string api_keys;
   std::string alias;
   std::string cors_origin = "*";
+  std::string tool_format;
   double max_body_mb = 8;
   double grace = 10;
   bool kv_f32 = false;
@@ -66,6 +67,7 @@ int serve(const ServeArgs& a) {
   o.shutdown_grace_s = a.grace;
   o.log_requests = a.verbose;
   o.cors_origin = a.cors_origin;
+  o.tool_format = a.tool_format;
   if (!a.alias.empty()) {
     o.model_id = a.alias;
   } else {
@@ -125,6 +127,7 @@ void add_serve_command(CLI::App& app, int& rc) {
   c->add_option("--api-keys", a->api_keys, "File of 'KEY TENANT [rpm=N] [tpm=N] [parallel=N]' lines")->check(CLI::ExistingFile);
   c->add_option("--alias", a->alias, "Model id reported by /v1/models (default: the file name)");
   c->add_option("--cors-origin", a->cors_origin, "Access-Control-Allow-Origin for browser clients (\"\": none)")->capture_default_str();
+  c->add_option("--tool-format", a->tool_format, "Tool-call format of the model's replies (default: from its chat template; see `modu toolcalls formats`)");
   c->add_option("--max-body-mb", a->max_body_mb, "Largest accepted request body (MiB)")->capture_default_str();
   c->add_option("--shutdown-grace", a->grace, "Seconds in-flight requests get to finish on SIGTERM")->capture_default_str();
   c->add_flag("--kv-f32", a->kv_f32, "Keep the KV cache in F32 instead of F16");

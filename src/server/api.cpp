@@ -279,7 +279,8 @@ std::optional<ApiError> parse_json_object(std::string_view body, const ApiLimits
     // Parse again with exceptions only to get the position for the message.
     std::string where;
     try {
-      (void)json::parse(body.begin(), body.end());
+      const json again = json::parse(body.begin(), body.end());
+      (void)again;
     } catch (const json::parse_error& e) {
       where = std::string(": ") + e.what();
     } catch (...) {
@@ -351,6 +352,22 @@ std::optional<ApiError> parse_chat_request(std::string_view body, const ApiLimit
       if (const json* tc = field(m, "tool_calls")) {
         if (!tc->is_array()) return wrong_type(p + ".tool_calls", "an array", *tc);
         nm["tool_calls"] = nlohmann::ordered_json::parse(tc->dump());
+        // OpenAI sends arguments as JSON text; chat templates (Hugging Face's convention) expect
+        // the object, and iterate or tojson it.
+        for (auto& call : nm["tool_calls"]) {
+          if (!call.is_object() || !call.contains("function") || !call["function"].is_object()) continue;
+          auto& fn = call["function"];
+          if (fn.contains("arguments") && fn["arguments"].is_string()) {
+            auto obj = nlohmann::ordered_json::parse(fn["arguments"].get<std::string>(), nullptr, false);
+            if (!obj.is_discarded() && obj.is_object()) fn["arguments"] = std::move(obj);
+          }
+        }
+      }
+      for (const char* rk : {"reasoning_content", "reasoning"}) {  // earlier thinking, for templates that render it
+        const json* rc = field(m, rk);
+        if (!rc) continue;
+        if (!rc->is_string()) return wrong_type(p + "." + rk, "a string", *rc);
+        nm["reasoning_content"] = rc->get<std::string>();
       }
       if (const json* id = field(m, "tool_call_id")) {
         if (!id->is_string()) return wrong_type(p + ".tool_call_id", "a string", *id);
@@ -379,6 +396,7 @@ std::optional<ApiError> parse_chat_request(std::string_view body, const ApiLimit
         out->tool_choice_name = nm->get<std::string>();
       }
     }
+    if (auto e = get_bool(j, "parallel_tool_calls", &out->parallel_tool_calls)) return e;
     if (const json* rf = field(j, "response_format")) {
       if (!rf->is_object()) return wrong_type("response_format", "an object", *rf);
       const json* t = field(*rf, "type");

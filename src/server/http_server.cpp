@@ -1,14 +1,16 @@
-// The OpenAI-compatible HTTP server: routes, authentication, tenant limits, prompt construction
-// (chat templates), streaming over SSE, metrics and graceful shutdown.
+// The HTTP server: routes, authentication, tenant limits, job submission, streaming over SSE,
+// completions and embeddings, metrics and graceful shutdown (chat: http_chat.cpp; Responses and
+// Messages: http_compat.cpp).
 #include "modu/server/http_server.h"
 
-#include <httplib.h>
+#include "http_impl.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <netdb.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -22,26 +24,12 @@
 #include <random>
 #include <thread>
 
-#include "format.h"
-#include "modu/chat/chat_template.h"
-#include "modu/chat/jinja.h"
-#include "modu/server/api.h"
-#include "modu/server/tenants.h"
-#include "modu/server/tool_calls.h"
 
 namespace modu::server {
 
 using json = nlohmann::json;
-using Clock = std::chrono::steady_clock;
 
-namespace {
-
-// Used when the model has no tokenizer.chat_template.
-const char* kChatMlTemplate =
-    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
-    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
-
-ApiError api_error(int status, std::string message, std::string type, std::string code = "") {
+ApiError api_error(int status, std::string message, std::string type, std::string code) {
   ApiError e;
   e.status = status;
   e.message = std::move(message);
@@ -54,6 +42,13 @@ void send_error(httplib::Response& res, const ApiError& e) {
   res.status = e.status;
   res.set_content(dump_json(e.to_json()), "application/json");
 }
+
+namespace {
+
+// Used when the model has no tokenizer.chat_template.
+const char* kChatMlTemplate =
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
 
 // The socket of the connection a request arrived on. cpp-httplib 0.11 (Debian's) does not hand
 // the socket to handlers, but a live TCP connection is the only socket of this process with its
@@ -95,527 +90,362 @@ bool connection_alive(int fd) {
   return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
 }
 
-std::string trim_copy(const std::string& s) {
-  const size_t b = s.find_first_not_of(" \n\t\r");
-  if (b == std::string::npos) return "";
-  return s.substr(b, s.find_last_not_of(" \n\t\r") - b + 1);
-}
-
-// OpenAI tool_calls entries; ids derive from the response id. Streaming deltas carry an index.
-nlohmann::json tool_calls_json(const std::vector<ToolCall>& calls, const std::string& response_id, bool with_index) {
-  nlohmann::json arr = nlohmann::json::array();
-  for (size_t i = 0; i < calls.size(); ++i) {
-    nlohmann::json c = {{"id", "call_" + response_id.substr(response_id.find('-') + 1) + "_" + std::to_string(i)},
-                        {"type", "function"},
-                        {"function", {{"name", calls[i].name}, {"arguments", calls[i].arguments}}}};
-    if (with_index) c["index"] = i;
-    arr.push_back(std::move(c));
-  }
-  return arr;
-}
-
 std::string endpoint_label(const std::string& path) {
-  for (const char* p : {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models", "/health", "/metrics"})
+  for (const char* p : {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses", "/v1/messages",
+                        "/v1/models", "/health", "/metrics"})
     if (path == p) return p;
   return "other";
 }
 
 }  // namespace
 
-struct HttpServer::Impl {
-  const Model& model;
-  const Tokenizer& tok;
-  ServerOptions opts;
-  Metrics metrics;
-  std::unique_ptr<Engine> engine;
-  std::optional<TenantRegistry> tenants;
-  RateLimiter limiter;
-  ApiLimits limits;
-  httplib::Server svr;
-  std::mutex tmpl_mu;
-  std::optional<jinja::Template> tmpl;
-  bool chatml_fallback = false;
-  ToolFormat tool_format = ToolFormat::kHermes;  // how the chat template's model writes tool calls
-  std::string bos_text, eos_text;
-  Pooling pooling = Pooling::kMean;
-  std::atomic<bool> draining{false};
-  std::atomic<int> in_flight{0};
-  std::atomic<uint64_t> next_id{1};
-  std::once_flag shutdown_once;
-  std::mutex shutdown_mu;
-  std::condition_variable shutdown_cv;
-  bool shutdown_done = false;
-  int port = -1;
-  uint64_t id_salt = std::random_device{}();
+ResponseMeta HttpServer::Impl::meta(const char* prefix, char sep) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%s%c%08llx%06llx", prefix, sep, (unsigned long long)(id_salt & 0xFFFFFFFF),
+                (unsigned long long)next_id.fetch_add(1));
+  return {buf, (int64_t)std::time(nullptr), opts.model_id};
+}
 
-  Impl(const Model& m, const Tokenizer& t, ServerOptions o) : model(m), tok(t), opts(std::move(o)) {}
-
-  ResponseMeta meta(const char* prefix) {
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%s-%08llx%06llx", prefix, (unsigned long long)(id_salt & 0xFFFFFFFF),
-                  (unsigned long long)next_id.fetch_add(1));
-    return {buf, (int64_t)std::time(nullptr), opts.model_id};
-  }
-
-  // Authentication and rate limits; on failure the response is already written.
-  bool authorize(const httplib::Request& req, httplib::Response& res, Tenant* out) {
-    if (!tenants) {
-      *out = Tenant{"default", {}};
+std::optional<ApiError> HttpServer::Impl::authorize(const httplib::Request& req, httplib::Response& res, Tenant* out) {
+  if (!tenants) {
+    *out = Tenant{"default", {}};
+  } else {
+    const std::string h = req.get_header_value("Authorization");
+    const std::string prefix = "Bearer ";
+    const std::string x_key = req.get_header_value("x-api-key");  // Anthropic clients
+    if (h.empty() && x_key.empty())
+      return api_error(401, "You didn't provide an API key. Send it as 'Authorization: Bearer KEY' (or 'x-api-key: KEY').",
+                       "invalid_request_error", "missing_api_key");
+    const Tenant* t = nullptr;
+    if (!h.empty()) {
+      if (h.rfind(prefix, 0) == 0) t = tenants->find_key(std::string_view(h).substr(prefix.size()));
     } else {
-      const std::string h = req.get_header_value("Authorization");
-      const std::string prefix = "Bearer ";
-      if (h.empty()) {
-        send_error(res, api_error(401, "You didn't provide an API key. Send it as 'Authorization: Bearer KEY'.",
-                                  "invalid_request_error", "missing_api_key"));
-        return false;
-      }
-      const Tenant* t = h.rfind(prefix, 0) == 0 ? tenants->find_key(std::string_view(h).substr(prefix.size())) : nullptr;
-      if (!t) {
-        send_error(res, api_error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key"));
-        return false;
-      }
-      *out = *t;
+      t = tenants->find_key(x_key);
     }
-    if (auto retry = limiter.admit(out->name, out->limits, Clock::now())) {
-      res.set_header("Retry-After", std::to_string(*retry));
-      send_error(res, api_error(429, "Rate limit reached for tenant '" + out->name + "'; retry in " +
-                                         std::to_string(*retry) + " s.", "requests", "rate_limit_exceeded"));
-      return false;
-    }
-    if (draining.load()) {
-      send_error(res, api_error(503, "The server is shutting down.", "server_error", "shutting_down"));
-      return false;
-    }
-    return true;
+    if (!t) return api_error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key");
+    *out = *t;
   }
-
-  std::vector<int32_t> tokenize(const std::string& text, bool parse_special) {
-    bool add_special = true;
-    if (tok.bos_id() >= 0 && !bos_text.empty() && text.rfind(bos_text, 0) == 0) add_special = false;
-    return tok.encode(text, add_special, parse_special);
+  if (auto retry = limiter.admit(out->name, out->limits, Clock::now())) {
+    res.set_header("Retry-After", std::to_string(*retry));
+    return api_error(429, "Rate limit reached for tenant '" + out->name + "'; retry in " + std::to_string(*retry) + " s.",
+                     "requests", "rate_limit_exceeded");
   }
+  if (draining.load()) return api_error(503, "The server is shutting down.", "server_error", "shutting_down");
+  return std::nullopt;
+}
 
-  // Turns shared sampling fields into a job; checks the prompt against the context.
-  std::optional<ApiError> make_job(const SamplingFields& s, std::vector<int32_t> prompt, const Tenant& t, GenJob* job) {
-    const int64_t n_ctx = opts.engine.n_ctx;
-    if (prompt.empty()) return api_error(400, "The prompt is empty.", "invalid_request_error", "invalid_value");
-    if ((int64_t)prompt.size() >= n_ctx)
-      return api_error(400, "This model's maximum context length is " + std::to_string(n_ctx) + " tokens. However, your prompt has " +
-                                std::to_string(prompt.size()) + " tokens. Please reduce the length of the prompt.",
-                       "invalid_request_error", "context_length_exceeded");
-    job->prompt = std::move(prompt);
-    const int64_t room = n_ctx - (int64_t)job->prompt.size();
-    job->max_tokens = std::min(s.max_tokens.value_or(room), room);
-    job->sampling.temperature = s.temperature;
-    job->sampling.top_p = s.top_p;
-    job->sampling.top_k = s.top_k;
-    job->sampling.min_p = s.min_p;
-    job->sampling.repeat_penalty = s.repetition_penalty;
-    job->sampling.presence_penalty = s.presence_penalty;
-    job->sampling.frequency_penalty = s.frequency_penalty;
-    job->sampling.logit_bias = s.logit_bias;
-    job->sampling.seed = s.seed ? *s.seed : std::random_device{}() * 0x9E3779B97F4A7C15ull + next_id.load();
-    Status st = job->sampling.validate(tok.n_vocab());
-    if (!st.ok()) return api_error(400, st.message(), "invalid_request_error", "invalid_value");
-    job->stop = s.stop;
-    job->ignore_eos = s.ignore_eos;
-    job->tenant = t.name;
-    job->tenant_max_parallel = t.limits.max_parallel;
-    return std::nullopt;
+std::vector<int32_t> HttpServer::Impl::tokenize(const std::string& text, bool parse_special) {
+  bool add_special = true;
+  if (tok.bos_id() >= 0 && !bos_text.empty() && text.rfind(bos_text, 0) == 0) add_special = false;
+  return tok.encode(text, add_special, parse_special);
+}
+
+// Turns shared sampling fields into a job; checks the prompt against the context.
+std::optional<ApiError> HttpServer::Impl::make_job(const SamplingFields& s, std::vector<int32_t> prompt, const Tenant& t, GenJob* job) {
+  const int64_t n_ctx = opts.engine.n_ctx;
+  if (prompt.empty()) return api_error(400, "The prompt is empty.", "invalid_request_error", "invalid_value");
+  if ((int64_t)prompt.size() >= n_ctx)
+    return api_error(400, "This model's maximum context length is " + std::to_string(n_ctx) + " tokens. However, your prompt has " +
+                              std::to_string(prompt.size()) + " tokens. Please reduce the length of the prompt.",
+                     "invalid_request_error", "context_length_exceeded");
+  job->prompt = std::move(prompt);
+  const int64_t room = n_ctx - (int64_t)job->prompt.size();
+  job->max_tokens = std::min(s.max_tokens.value_or(room), room);
+  job->sampling.temperature = s.temperature;
+  job->sampling.top_p = s.top_p;
+  job->sampling.top_k = s.top_k;
+  job->sampling.min_p = s.min_p;
+  job->sampling.repeat_penalty = s.repetition_penalty;
+  job->sampling.presence_penalty = s.presence_penalty;
+  job->sampling.frequency_penalty = s.frequency_penalty;
+  job->sampling.logit_bias = s.logit_bias;
+  job->sampling.seed = s.seed ? *s.seed : std::random_device{}() * 0x9E3779B97F4A7C15ull + next_id.load();
+  Status st = job->sampling.validate(tok.n_vocab());
+  if (!st.ok()) return api_error(400, st.message(), "invalid_request_error", "invalid_value");
+  job->stop = s.stop;
+  job->ignore_eos = s.ignore_eos;
+  job->tenant = t.name;
+  job->tenant_max_parallel = t.limits.max_parallel;
+  return std::nullopt;
+}
+
+// Queues a job; writes 503 on a full queue or during shutdown. The engine watches the client's
+// connection from then on; collect() or the stream's end stops that before the socket closes.
+std::shared_ptr<Stream> HttpServer::Impl::submit(GenJob job, const httplib::Request& req, httplib::Response& res, ApiError* err) {
+  std::shared_ptr<Stream> st;
+  switch (engine->submit(std::move(job), &st)) {
+    case Engine::Submit::kOk:
+      if (const int fd = find_connection_socket(req); fd >= 0) st->set_client_probe([fd] { return connection_alive(fd); });
+      return st;
+    case Engine::Submit::kQueueFull:
+      res.set_header("Retry-After", "1");
+      *err = api_error(503, "The server is at capacity (all slots busy and the queue is full); retry later.", "server_error",
+                       "queue_full");
+      return nullptr;
+    case Engine::Submit::kStopped: break;
   }
+  *err = api_error(503, "The server is shutting down.", "server_error", "shutting_down");
+  return nullptr;
+}
 
-  // Queues a job; writes 503 on a full queue or during shutdown. The engine watches the client's
-  // connection from then on; collect() or the stream's end stops that before the socket closes.
-  std::shared_ptr<Stream> submit(GenJob job, const httplib::Request& req, httplib::Response& res) {
+void HttpServer::Impl::charge(const Tenant& t, const Stream& st) { limiter.charge_tokens(t.name, st.n_prompt() + st.n_completion(), Clock::now()); }
+
+std::vector<Delta> HttpServer::Impl::collect(Stream& st) {
+  std::vector<Delta> all;
+  while (!st.wait(&all, std::chrono::milliseconds(500))) {
+  }
+  st.clear_client_probe();
+  return all;
+}
+
+std::optional<ApiError> HttpServer::Impl::incomplete(const Stream& st) {
+  if (st.finish() == Finish::kStop || st.finish() == Finish::kLength) return std::nullopt;
+  const bool err = st.finish() == Finish::kError;
+  return api_error(err ? 500 : 503, "The request did not complete: " + st.error(), "server_error",
+                   err ? "internal_error" : "cancelled");
+}
+
+void HttpServer::Impl::stream_response(httplib::Response& res, std::shared_ptr<Stream> st, std::string first,
+                                       std::function<std::string(const Delta&)> emit, std::function<std::string()> finish,
+                                       std::string done_text) {
+  struct Ctx {
     std::shared_ptr<Stream> st;
-    switch (engine->submit(std::move(job), &st)) {
-      case Engine::Submit::kOk:
-        if (const int fd = find_connection_socket(req); fd >= 0) st->set_client_probe([fd] { return connection_alive(fd); });
-        return st;
-      case Engine::Submit::kQueueFull:
-        res.set_header("Retry-After", "1");
-        send_error(res, api_error(503, "The server is at capacity (all slots busy and the queue is full); retry later.",
-                                  "server_error", "queue_full"));
-        return nullptr;
-      case Engine::Submit::kStopped: break;
-    }
-    send_error(res, api_error(503, "The server is shutting down.", "server_error", "shutting_down"));
-    return nullptr;
-  }
-
-  void charge(const Tenant& t, const Stream& st) { limiter.charge_tokens(t.name, st.n_prompt() + st.n_completion(), Clock::now()); }
-
-  static std::vector<Delta> collect(Stream& st) {
-    std::vector<Delta> all;
-    while (!st.wait(&all, std::chrono::milliseconds(500))) {
-    }
-    st.clear_client_probe();
-    return all;
-  }
-
-  // Non-streaming requests cut by shutdown or an internal error answer with an error body.
-  static bool failed(const Stream& st, httplib::Response& res) {
-    if (st.finish() == Finish::kStop || st.finish() == Finish::kLength) return false;
-    const int code = st.finish() == Finish::kError ? 500 : 503;
-    send_error(res, api_error(code, "The request did not complete: " + st.error(), "server_error",
-                              st.finish() == Finish::kError ? "internal_error" : "cancelled"));
-    return true;
-  }
-
-  // A streaming response: `emit` turns deltas into SSE text; `finish` writes the final events.
-  void stream_response(httplib::Response& res, std::shared_ptr<Stream> st, std::string first,
-                       std::function<std::string(const Delta&)> emit, std::function<std::string()> finish) {
-    struct Ctx {
-      std::shared_ptr<Stream> st;
-      std::string first;
-      std::function<std::string(const Delta&)> emit;
-      std::function<std::string()> finish;
-      Clock::time_point last_write = Clock::now();
-    };
-    auto ctx = std::make_shared<Ctx>(Ctx{std::move(st), std::move(first), std::move(emit), std::move(finish)});
-    ++in_flight;
-    res.set_header("Cache-Control", "no-cache");
-    res.set_header("X-Accel-Buffering", "no");
-    res.set_chunked_content_provider(
-        "text/event-stream",
-        [ctx](size_t, httplib::DataSink& sink) {
-          auto write = [&](const std::string& s) {
-            if (s.empty()) return true;
-            ctx->last_write = Clock::now();
-            if (sink.write(s.data(), s.size())) return true;
-            ctx->st->cancel();  // the client is gone: free the slot
-            return false;
-          };
-          if (!ctx->first.empty()) {
-            std::string f;
-            f.swap(ctx->first);
-            if (!write(f)) return false;
-          }
-          std::vector<Delta> ds;
-          const bool done = ctx->st->wait(&ds, std::chrono::milliseconds(100));
-          std::string out;
-          for (const auto& d : ds) out += ctx->emit(d);
-          if (!write(out)) return false;
-          if (done) {
-            if (!write(ctx->finish() + "data: [DONE]\n\n")) return false;
-            sink.done();
-            return true;
-          }
-          // Waiting in the queue: a comment now and then notices clients that left.
-          if (Clock::now() - ctx->last_write > std::chrono::milliseconds(500)) return write(": keep-alive\n\n");
+    std::string first;
+    std::function<std::string(const Delta&)> emit;
+    std::function<std::string()> finish;
+    std::string done_text;
+    Clock::time_point last_write = Clock::now();
+  };
+  auto ctx = std::make_shared<Ctx>(Ctx{std::move(st), std::move(first), std::move(emit), std::move(finish), std::move(done_text)});
+  ++in_flight;
+  res.set_header("Cache-Control", "no-cache");
+  res.set_header("X-Accel-Buffering", "no");
+  res.set_chunked_content_provider(
+      "text/event-stream",
+      [ctx](size_t, httplib::DataSink& sink) {
+        auto write = [&](const std::string& s) {
+          if (s.empty()) return true;
+          ctx->last_write = Clock::now();
+          if (sink.write(s.data(), s.size())) return true;
+          ctx->st->cancel();  // the client is gone: free the slot
+          return false;
+        };
+        if (!ctx->first.empty()) {
+          std::string f;
+          f.swap(ctx->first);
+          if (!write(f)) return false;
+        }
+        std::vector<Delta> ds;
+        const bool done = ctx->st->wait(&ds, std::chrono::milliseconds(100));
+        std::string out;
+        for (const auto& d : ds) out += ctx->emit(d);
+        if (!write(out)) return false;
+        if (done) {
+          if (!write(ctx->finish() + ctx->done_text)) return false;
+          sink.done();
           return true;
-        },
-        [this, ctx](bool ok) {
-          if (!ok) ctx->st->cancel();
-          ctx->st->clear_client_probe();  // before cpp-httplib closes the socket
-          --in_flight;
-        });
-  }
-
-  // The last event of a stream with stream_options.include_usage: no choices, the usage.
-  static std::string usage_event(json chunk, const Stream& st) {
-    chunk["choices"] = json::array();
-    chunk["usage"] = usage_json(st);
-    return sse(chunk);
-  }
-
-  std::string stream_error(const Stream& st) {
-    ApiError e = api_error(st.finish() == Finish::kError ? 500 : 503, "The request did not complete: " + st.error(),
-                           "server_error", st.finish() == Finish::kError ? "internal_error" : "cancelled");
-    return sse(e.to_json());
-  }
-
-  void chat(const httplib::Request& req, httplib::Response& res) {
-    Tenant tenant;
-    if (!authorize(req, res, &tenant)) return;
-    ChatRequest cr;
-    if (auto e = parse_chat_request(req.body, limits, &cr)) return send_error(res, *e);
-    // Tools reach the template and calls are parsed from the reply unless tool_choice is "none";
-    // "required" or a named function constrains the reply to be such a call.
-    const bool use_tools = cr.tools.is_array() && !cr.tools.empty() && cr.tool_choice != "none";
-    const ToolFormat tf = use_tools ? tool_format : ToolFormat::kNone;
-    Result<std::string> text = [&]() -> Result<std::string> {
-      chat::ChatTemplateInputs in;
-      in.messages = cr.messages;
-      if (use_tools) in.tools = cr.tools;
-      in.bos_token = bos_text;
-      in.eos_token = eos_text;
-      std::lock_guard<std::mutex> lock(tmpl_mu);
-      return chat::render_chat_template(*tmpl, in);
-    }();
-    if (!text.ok())
-      return send_error(res, api_error(400, "The chat template rejected the messages: " + text.status().message(),
-                                       "invalid_request_error", "invalid_messages"));
-    GenJob job;
-    if (auto e = make_job(cr.sampling, tokenize(*text, true), tenant, &job)) return send_error(res, *e);
-    if (chatml_fallback) job.stop.push_back("<|im_end|>");
-    job.top_logprobs = cr.logprobs ? cr.top_logprobs : -1;
-    job.render_special = use_tools;  // Mistral's [TOOL_CALLS] and Llama's <|python_tag|> are control tokens
-    if (cr.response_format == "json_object") {
-      job.json = std::make_shared<const JsonConstraint>(JsonConstraint::any_object());
-    } else if (cr.response_format == "json_schema") {
-      auto c = JsonConstraint::from_schema(cr.json_schema);
-      if (!c.ok()) {
-        ApiError e = api_error(400, "Invalid or unsupported response_format schema: " + c.status().message(),
-                               "invalid_request_error", "invalid_json_schema");
-        e.param = "response_format.json_schema.schema";
-        return send_error(res, e);
-      }
-      job.json = std::make_shared<const JsonConstraint>(std::move(c).value());
-    }
-    if (use_tools && (cr.tool_choice == "required" || cr.tool_choice == "function")) {
-      // Forced call: the reply is constrained to a call in the template's convention.
-      auto bad_choice = [&](const std::string& msg, const char* param) {
-        ApiError e = api_error(400, msg, "invalid_request_error", "invalid_value");
-        e.param = param;
-        send_error(res, e);
-      };
-      if (job.json) return bad_choice("response_format cannot be combined with tool_choice 'required' or a named function.", "tool_choice");
-      ForcedCall fc;
-      if (std::string err = forced_call(tf, cr.tools, cr.tool_choice_name, &fc); !err.empty()) return bad_choice(err, "tool_choice");
-      auto c = JsonConstraint::from_schema(fc.schema);
-      if (!c.ok()) return bad_choice("The tool's parameters schema cannot be enforced: " + c.status().message(), "tools");
-      job.json = std::make_shared<const JsonConstraint>(c->with_prefix(fc.prefix));
-    }
-    auto st = submit(std::move(job), req, res);
-    if (!st) return;
-    const ResponseMeta m = meta("chatcmpl");
-    const bool want_lp = cr.logprobs;
-    if (!cr.stream) {
-      std::string content;
-      std::vector<TokenInfo> toks;
-      for (auto& d : collect(*st)) {
-        content += d.text;
-        toks.insert(toks.end(), d.tokens.begin(), d.tokens.end());
-      }
-      charge(tenant, *st);
-      if (failed(*st, res)) return;
-      json msg = {{"role", "assistant"}, {"content", content}, {"refusal", nullptr}};
-      json finish = finish_json(st->finish());
-      if (tf != ToolFormat::kNone && st->finish() == Finish::kStop) {
-        ToolParse p = parse_tool_calls(tf, content);
-        if (!p.calls.empty()) {
-          const std::string c = trim_copy(p.content);
-          msg["content"] = c.empty() ? json(nullptr) : json(c);
-          msg["tool_calls"] = tool_calls_json(p.calls, m.id, false);
-          finish = "tool_calls";
         }
-      }
-      json choice = {{"index", 0}, {"message", msg}, {"logprobs", want_lp ? chat_logprobs(tok, toks) : json(nullptr)},
-                     {"finish_reason", finish}};
-      json out = {{"id", m.id}, {"object", "chat.completion"}, {"created", m.created}, {"model", m.model},
-                  {"system_fingerprint", "modu"}, {"choices", json::array({choice})}, {"usage", usage_json(*st)}};
-      res.set_content(dump_json(out), "application/json");
-      return;
-    }
-    const bool usage = cr.include_usage;
-    auto with_usage = [usage](json c) {
-      if (usage) c["usage"] = nullptr;
-      return c;
-    };
-    std::string first = sse(with_usage(chat_chunk(m, {{"role", "assistant"}, {"content", ""}, {"refusal", nullptr}},
-                                                  nullptr, want_lp ? json{{"content", json::array()}, {"refusal", nullptr}} : json(nullptr))));
-    // Tool calls: content streams until a call marker; the calls go out whole at the end.
-    auto calls = std::make_shared<ToolCallStream>(tf);
-    stream_response(
-        res, st, first,
-        [this, m, want_lp, with_usage, calls](const Delta& d) {
-          const std::string text = calls->push(d.text);
-          if (text.empty() && (!want_lp || d.tokens.empty())) return std::string();
-          return sse(with_usage(chat_chunk(m, {{"content", text}}, nullptr, want_lp ? chat_logprobs(tok, d.tokens) : json(nullptr))));
-        },
-        [this, m, st, usage, with_usage, tenant, calls]() {
-          charge(tenant, *st);
-          if (st->finish() != Finish::kStop && st->finish() != Finish::kLength) return stream_error(*st);
-          std::string out;
-          json finish = finish_json(st->finish());
-          ToolParse p = st->finish() == Finish::kStop ? calls->finish() : ToolParse{calls->flush_raw(), {}};
-          if (!p.content.empty()) out += sse(with_usage(chat_chunk(m, {{"content", p.content}}, nullptr, nullptr)));
-          if (!p.calls.empty()) {
-            out += sse(with_usage(chat_chunk(m, {{"tool_calls", tool_calls_json(p.calls, m.id, true)}}, nullptr, nullptr)));
-            finish = "tool_calls";
-          }
-          out += sse(with_usage(chat_chunk(m, json::object(), finish, nullptr)));
-          if (usage) out += usage_event(chat_chunk(m, json::object(), nullptr, nullptr), *st);
-          return out;
-        });
-  }
-
-  void completions(const httplib::Request& req, httplib::Response& res) {
-    Tenant tenant;
-    if (!authorize(req, res, &tenant)) return;
-    CompletionRequest cr;
-    if (auto e = parse_completion_request(req.body, limits, &cr)) return send_error(res, *e);
-    std::vector<int32_t> prompt = cr.prompt_is_tokens ? cr.prompt_tokens : tokenize(cr.prompt_text, true);
-    GenJob job;
-    if (auto e = make_job(cr.sampling, prompt, tenant, &job)) return send_error(res, *e);
-    job.top_logprobs = cr.logprobs;
-    job.prompt_logprobs = cr.echo && cr.logprobs >= 0;
-    const std::string prompt_text = cr.prompt_is_tokens ? tok.decode(prompt, true) : cr.prompt_text;
-    auto st = submit(std::move(job), req, res);
-    if (!st) return;
-    const ResponseMeta m = meta("cmpl");
-    const int lp = cr.logprobs;
-    if (!cr.stream) {
-      std::string text = cr.echo ? prompt_text : std::string();
-      std::vector<TokenInfo> toks;
-      for (auto& d : collect(*st)) {
-        text += d.text;
-        toks.insert(toks.end(), d.tokens.begin(), d.tokens.end());
-      }
-      charge(tenant, *st);
-      if (failed(*st, res)) return;
-      json logprobs = nullptr;
-      if (lp >= 0) {
-        logprobs = empty_completion_logprobs();
-        size_t offset = 0;
-        if (cr.echo) {
-          std::vector<TokenInfo> ptoks;
-          ptoks.push_back({prompt[0], 0, {}});
-          ptoks.insert(ptoks.end(), st->prompt_logprobs().begin(), st->prompt_logprobs().end());
-          append_completion_logprobs(tok, ptoks, &offset, true, &logprobs);
-          offset = prompt_text.size();
-        }
-        append_completion_logprobs(tok, toks, &offset, false, &logprobs);
-      }
-      json choice = {{"index", 0}, {"text", text}, {"logprobs", logprobs}, {"finish_reason", finish_json(st->finish())}};
-      json out = {{"id", m.id}, {"object", "text_completion"}, {"created", m.created}, {"model", m.model},
-                  {"system_fingerprint", "modu"}, {"choices", json::array({choice})}, {"usage", usage_json(*st)}};
-      res.set_content(dump_json(out), "application/json");
-      return;
-    }
-    const bool usage = cr.include_usage;
-    auto with_usage = [usage](json c) {
-      if (usage) c["usage"] = nullptr;
-      return c;
-    };
-    std::string first = cr.echo ? sse(with_usage(completion_chunk(m, prompt_text, nullptr, nullptr))) : std::string();
-    auto offset = std::make_shared<size_t>(cr.echo ? prompt_text.size() : 0);
-    stream_response(
-        res, st, first,
-        [this, m, lp, offset, with_usage](const Delta& d) {
-          if (d.text.empty() && (lp < 0 || d.tokens.empty())) return std::string();
-          json logprobs = nullptr;
-          if (lp >= 0) {
-            logprobs = empty_completion_logprobs();
-            append_completion_logprobs(tok, d.tokens, offset.get(), false, &logprobs);
-          }
-          return sse(with_usage(completion_chunk(m, d.text, nullptr, logprobs)));
-        },
-        [this, m, st, usage, with_usage, tenant]() {
-          charge(tenant, *st);
-          if (st->finish() != Finish::kStop && st->finish() != Finish::kLength) return stream_error(*st);
-          std::string out = sse(with_usage(completion_chunk(m, "", finish_json(st->finish()), nullptr)));
-          if (usage) out += usage_event(completion_chunk(m, "", nullptr, nullptr), *st);
-          return out;
-        });
-  }
-
-  void embeddings(const httplib::Request& req, httplib::Response& res) {
-    Tenant tenant;
-    if (!authorize(req, res, &tenant)) return;
-    EmbeddingRequest er;
-    if (auto e = parse_embedding_request(req.body, limits, &er)) return send_error(res, *e);
-    std::vector<std::vector<int32_t>> inputs = er.token_inputs;
-    for (const auto& t : er.texts) inputs.push_back(tok.encode(t, true, false));
-    int64_t n_tokens = 0;
-    for (size_t i = 0; i < inputs.size(); ++i) {
-      n_tokens += (int64_t)inputs[i].size();
-      if (inputs[i].empty())
-        return send_error(res, api_error(400, "Input " + std::to_string(i) + " has no tokens.", "invalid_request_error", "invalid_value"));
-      if ((int64_t)inputs[i].size() > opts.engine.n_ctx)
-        return send_error(res, api_error(400, "Input " + std::to_string(i) + " has " + std::to_string(inputs[i].size()) +
-                                                  " tokens; this model's maximum context length is " +
-                                                  std::to_string(opts.engine.n_ctx) + " tokens.",
-                                         "invalid_request_error", "context_length_exceeded"));
-    }
-    auto r = engine->embed(inputs, pooling);
-    if (!r.ok()) return send_error(res, api_error(503, r.status().message(), "server_error"));
-    limiter.charge_tokens(tenant.name, n_tokens, Clock::now());
-    json data = json::array();
-    for (size_t i = 0; i < r->size(); ++i) {
-      json emb = er.base64 ? json(base64_floats((*r)[i])) : json((*r)[i]);
-      data.push_back({{"object", "embedding"}, {"index", i}, {"embedding", emb}});
-    }
-    json out = {{"object", "list"}, {"data", data}, {"model", opts.model_id},
-                {"usage", {{"prompt_tokens", n_tokens}, {"total_tokens", n_tokens}}}};
-    res.set_content(dump_json(out), "application/json");
-  }
-
-  void routes() {
-    svr.Post("/v1/chat/completions", [this](const auto& q, auto& r) { chat(q, r); });
-    svr.Post("/v1/completions", [this](const auto& q, auto& r) { completions(q, r); });
-    svr.Post("/v1/embeddings", [this](const auto& q, auto& r) { embeddings(q, r); });
-    auto model_json = [this]() {
-      return json{{"id", opts.model_id}, {"object", "model"}, {"created", (int64_t)std::time(nullptr)}, {"owned_by", "modu"},
-                  {"meta", {{"n_ctx", opts.engine.n_ctx}, {"n_vocab", tok.n_vocab()}, {"n_params", model.n_params()}}}};
-    };
-    svr.Get("/v1/models", [this, model_json](const httplib::Request& q, httplib::Response& r) {
-      Tenant t;
-      if (!authorize(q, r, &t)) return;
-      r.set_content(dump_json(json{{"object", "list"}, {"data", json::array({model_json()})}}), "application/json");
-    });
-    svr.Get(R"(/v1/models/(.+))", [this, model_json](const httplib::Request& q, httplib::Response& r) {
-      Tenant t;
-      if (!authorize(q, r, &t)) return;
-      if (q.matches[1] != opts.model_id) {
-        ApiError e = api_error(404, "The model '" + std::string(q.matches[1]) + "' does not exist; this server serves '" +
-                                        opts.model_id + "'.", "invalid_request_error", "model_not_found");
-        e.param = "model";
-        return send_error(r, e);
-      }
-      r.set_content(dump_json(model_json()), "application/json");
-    });
-    // Browsers (web apps) send a CORS preflight before a POST with JSON or an Authorization header.
-    if (!opts.cors_origin.empty()) {
-      svr.set_default_headers({{"Access-Control-Allow-Origin", opts.cors_origin}});
-      svr.Options(R"(/.*)", [](const httplib::Request&, httplib::Response& r) {
-        r.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
-        r.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type, OpenAI-Organization, OpenAI-Project");
-        r.set_header("Access-Control-Max-Age", "86400");
-        r.status = 204;
+        // Waiting in the queue: a comment now and then notices clients that left.
+        if (Clock::now() - ctx->last_write > std::chrono::milliseconds(500)) return write(": keep-alive\n\n");
+        return true;
+      },
+      [this, ctx](bool ok) {
+        if (!ok) ctx->st->cancel();
+        ctx->st->clear_client_probe();  // before cpp-httplib closes the socket
+        --in_flight;
       });
+}
+
+std::string usage_event(json chunk, const Stream& st) {
+  chunk["choices"] = json::array();
+  chunk["usage"] = usage_json(st);
+  return sse(chunk);
+}
+
+std::string stream_error(const Stream& st) {
+  ApiError e = api_error(st.finish() == Finish::kError ? 500 : 503, "The request did not complete: " + st.error(),
+                         "server_error", st.finish() == Finish::kError ? "internal_error" : "cancelled");
+  return sse(e.to_json());
+}
+
+void HttpServer::Impl::completions(const httplib::Request& req, httplib::Response& res) {
+  Tenant tenant;
+  if (auto e = authorize(req, res, &tenant)) return send_error(res, *e);
+  CompletionRequest cr;
+  if (auto e = parse_completion_request(req.body, limits, &cr)) return send_error(res, *e);
+  std::vector<int32_t> prompt = cr.prompt_is_tokens ? cr.prompt_tokens : tokenize(cr.prompt_text, true);
+  GenJob job;
+  if (auto e = make_job(cr.sampling, prompt, tenant, &job)) return send_error(res, *e);
+  job.top_logprobs = cr.logprobs;
+  job.prompt_logprobs = cr.echo && cr.logprobs >= 0;
+  const std::string prompt_text = cr.prompt_is_tokens ? tok.decode(prompt, true) : cr.prompt_text;
+  ApiError err;
+  auto st = submit(std::move(job), req, res, &err);
+  if (!st) return send_error(res, err);
+  const ResponseMeta m = meta("cmpl");
+  const int lp = cr.logprobs;
+  if (!cr.stream) {
+    std::string text = cr.echo ? prompt_text : std::string();
+    std::vector<TokenInfo> toks;
+    for (auto& d : collect(*st)) {
+      text += d.text;
+      toks.insert(toks.end(), d.tokens.begin(), d.tokens.end());
     }
-    svr.Get("/health", [this](const httplib::Request&, httplib::Response& r) {
-      if (draining.load()) return send_error(r, api_error(503, "The server is shutting down.", "server_error", "shutting_down"));
-      r.set_content(R"({"status":"ok"})", "application/json");
-    });
-    svr.Get("/metrics", [this](const httplib::Request&, httplib::Response& r) {
-      r.set_content(metrics.render(engine->gauges()), "text/plain; version=0.0.4");
-    });
-    auto not_allowed = [](const httplib::Request& q, httplib::Response& r) {
-      send_error(r, api_error(405, "Method " + q.method + " is not allowed on " + q.path + ".", "invalid_request_error",
-                              "method_not_allowed"));
-    };
-    for (const char* p : {"/v1/chat/completions", "/v1/completions", "/v1/embeddings"}) svr.Get(p, not_allowed);
-    for (const char* p : {"/v1/models", "/health", "/metrics"}) svr.Post(p, not_allowed);
-    svr.set_error_handler([](const httplib::Request& q, httplib::Response& r) {
-      if (!r.body.empty()) return;
-      if (r.status == 404)
-        send_error(r, api_error(404, "Unknown endpoint " + q.method + " " + q.path + ".", "invalid_request_error", "unknown_url"));
-      else if (r.status == 413)
-        send_error(r, api_error(413, "The request body is larger than the server's limit.", "invalid_request_error",
-                                "request_too_large"));
-      else
-        send_error(r, api_error(r.status, "The HTTP request was malformed (status " + std::to_string(r.status) + ").",
-                                "invalid_request_error"));
-    });
-    svr.set_exception_handler([](const httplib::Request&, httplib::Response& r, std::exception_ptr ep) {
-      std::string what = "unknown error";
-      try {
-        if (ep) std::rethrow_exception(ep);
-      } catch (const std::exception& e) {
-        what = e.what();
-      } catch (...) {
+    charge(tenant, *st);
+    if (auto e = incomplete(*st)) return send_error(res, *e);
+    json logprobs = nullptr;
+    if (lp >= 0) {
+      logprobs = empty_completion_logprobs();
+      size_t offset = 0;
+      if (cr.echo) {
+        std::vector<TokenInfo> ptoks;
+        ptoks.push_back({prompt[0], 0, {}});
+        ptoks.insert(ptoks.end(), st->prompt_logprobs().begin(), st->prompt_logprobs().end());
+        append_completion_logprobs(tok, ptoks, &offset, true, &logprobs);
+        offset = prompt_text.size();
       }
-      send_error(r, api_error(500, "Internal server error: " + what, "server_error", "internal_error"));
-    });
-    svr.set_logger([this](const httplib::Request& q, const httplib::Response& r) {
-      metrics.count_request(endpoint_label(q.path), r.status);
-      if (opts.log_requests) std::fprintf(stderr, "modu serve: %s %s -> %d\n", q.method.c_str(), q.path.c_str(), r.status);
+      append_completion_logprobs(tok, toks, &offset, false, &logprobs);
+    }
+    json choice = {{"index", 0}, {"text", text}, {"logprobs", logprobs}, {"finish_reason", finish_json(st->finish())}};
+    json out = {{"id", m.id}, {"object", "text_completion"}, {"created", m.created}, {"model", m.model},
+                {"system_fingerprint", "modu"}, {"choices", json::array({choice})}, {"usage", usage_json(*st)}};
+    res.set_content(dump_json(out), "application/json");
+    return;
+  }
+  const bool usage = cr.include_usage;
+  auto with_usage = [usage](json c) {
+    if (usage) c["usage"] = nullptr;
+    return c;
+  };
+  std::string first = cr.echo ? sse(with_usage(completion_chunk(m, prompt_text, nullptr, nullptr))) : std::string();
+  auto offset = std::make_shared<size_t>(cr.echo ? prompt_text.size() : 0);
+  stream_response(
+      res, st, first,
+      [this, m, lp, offset, with_usage](const Delta& d) {
+        if (d.text.empty() && (lp < 0 || d.tokens.empty())) return std::string();
+        json logprobs = nullptr;
+        if (lp >= 0) {
+          logprobs = empty_completion_logprobs();
+          append_completion_logprobs(tok, d.tokens, offset.get(), false, &logprobs);
+        }
+        return sse(with_usage(completion_chunk(m, d.text, nullptr, logprobs)));
+      },
+      [this, m, st, usage, with_usage, tenant]() {
+        charge(tenant, *st);
+        if (st->finish() != Finish::kStop && st->finish() != Finish::kLength) return stream_error(*st);
+        std::string out = sse(with_usage(completion_chunk(m, "", finish_json(st->finish()), nullptr)));
+        if (usage) out += usage_event(completion_chunk(m, "", nullptr, nullptr), *st);
+        return out;
+      });
+}
+
+void HttpServer::Impl::embeddings(const httplib::Request& req, httplib::Response& res) {
+  Tenant tenant;
+  if (auto e = authorize(req, res, &tenant)) return send_error(res, *e);
+  EmbeddingRequest er;
+  if (auto e = parse_embedding_request(req.body, limits, &er)) return send_error(res, *e);
+  std::vector<std::vector<int32_t>> inputs = er.token_inputs;
+  for (const auto& t : er.texts) inputs.push_back(tok.encode(t, true, false));
+  int64_t n_tokens = 0;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    n_tokens += (int64_t)inputs[i].size();
+    if (inputs[i].empty())
+      return send_error(res, api_error(400, "Input " + std::to_string(i) + " has no tokens.", "invalid_request_error", "invalid_value"));
+    if ((int64_t)inputs[i].size() > opts.engine.n_ctx)
+      return send_error(res, api_error(400, "Input " + std::to_string(i) + " has " + std::to_string(inputs[i].size()) +
+                                                " tokens; this model's maximum context length is " +
+                                                std::to_string(opts.engine.n_ctx) + " tokens.",
+                                       "invalid_request_error", "context_length_exceeded"));
+  }
+  auto r = engine->embed(inputs, pooling);
+  if (!r.ok()) return send_error(res, api_error(503, r.status().message(), "server_error"));
+  limiter.charge_tokens(tenant.name, n_tokens, Clock::now());
+  json data = json::array();
+  for (size_t i = 0; i < r->size(); ++i) {
+    json emb = er.base64 ? json(base64_floats((*r)[i])) : json((*r)[i]);
+    data.push_back({{"object", "embedding"}, {"index", i}, {"embedding", emb}});
+  }
+  json out = {{"object", "list"}, {"data", data}, {"model", opts.model_id},
+              {"usage", {{"prompt_tokens", n_tokens}, {"total_tokens", n_tokens}}}};
+  res.set_content(dump_json(out), "application/json");
+}
+
+void HttpServer::Impl::routes() {
+  svr.Post("/v1/chat/completions", [this](const auto& q, auto& r) { chat(q, r); });
+  svr.Post("/v1/completions", [this](const auto& q, auto& r) { completions(q, r); });
+  svr.Post("/v1/embeddings", [this](const auto& q, auto& r) { embeddings(q, r); });
+  svr.Post("/v1/responses", [this](const auto& q, auto& r) { responses_api(q, r); });
+  svr.Post("/v1/messages", [this](const auto& q, auto& r) { messages_api(q, r); });
+  auto model_json = [this]() {
+    return json{{"id", opts.model_id}, {"object", "model"}, {"created", (int64_t)std::time(nullptr)}, {"owned_by", "modu"},
+                {"meta", {{"n_ctx", opts.engine.n_ctx}, {"n_vocab", tok.n_vocab()}, {"n_params", model.n_params()}}}};
+  };
+  svr.Get("/v1/models", [this, model_json](const httplib::Request& q, httplib::Response& r) {
+    Tenant t;
+    if (auto e = authorize(q, r, &t)) return send_error(r, *e);
+    r.set_content(dump_json(json{{"object", "list"}, {"data", json::array({model_json()})}}), "application/json");
+  });
+  svr.Get(R"(/v1/models/(.+))", [this, model_json](const httplib::Request& q, httplib::Response& r) {
+    Tenant t;
+    if (auto e = authorize(q, r, &t)) return send_error(r, *e);
+    if (q.matches[1] != opts.model_id) {
+      ApiError e = api_error(404, "The model '" + std::string(q.matches[1]) + "' does not exist; this server serves '" +
+                                      opts.model_id + "'.", "invalid_request_error", "model_not_found");
+      e.param = "model";
+      return send_error(r, e);
+    }
+    r.set_content(dump_json(model_json()), "application/json");
+  });
+  // Browsers (web apps) send a CORS preflight before a POST with JSON or an Authorization header.
+  if (!opts.cors_origin.empty()) {
+    svr.set_default_headers({{"Access-Control-Allow-Origin", opts.cors_origin}});
+    svr.Options(R"(/.*)", [](const httplib::Request&, httplib::Response& r) {
+      r.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+      r.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type, OpenAI-Organization, OpenAI-Project, x-api-key, anthropic-version, anthropic-beta");
+      r.set_header("Access-Control-Max-Age", "86400");
+      r.status = 204;
     });
   }
-};
+  svr.Get("/health", [this](const httplib::Request&, httplib::Response& r) {
+    if (draining.load()) return send_error(r, api_error(503, "The server is shutting down.", "server_error", "shutting_down"));
+    r.set_content(R"({"status":"ok"})", "application/json");
+  });
+  svr.Get("/metrics", [this](const httplib::Request&, httplib::Response& r) {
+    r.set_content(metrics.render(engine->gauges()), "text/plain; version=0.0.4");
+  });
+  auto not_allowed = [](const httplib::Request& q, httplib::Response& r) {
+    send_error(r, api_error(405, "Method " + q.method + " is not allowed on " + q.path + ".", "invalid_request_error",
+                            "method_not_allowed"));
+  };
+  for (const char* p : {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses", "/v1/messages"})
+    svr.Get(p, not_allowed);
+  for (const char* p : {"/v1/models", "/health", "/metrics"}) svr.Post(p, not_allowed);
+  svr.set_error_handler([](const httplib::Request& q, httplib::Response& r) {
+    if (!r.body.empty()) return;
+    if (r.status == 404)
+      send_error(r, api_error(404, "Unknown endpoint " + q.method + " " + q.path + ".", "invalid_request_error", "unknown_url"));
+    else if (r.status == 413)
+      send_error(r, api_error(413, "The request body is larger than the server's limit.", "invalid_request_error",
+                              "request_too_large"));
+    else
+      send_error(r, api_error(r.status, "The HTTP request was malformed (status " + std::to_string(r.status) + ").",
+                              "invalid_request_error"));
+  });
+  svr.set_exception_handler([](const httplib::Request&, httplib::Response& r, std::exception_ptr ep) {
+    std::string what = "unknown error";
+    try {
+      if (ep) std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    send_error(r, api_error(500, "Internal server error: " + what, "server_error", "internal_error"));
+  });
+  svr.set_logger([this](const httplib::Request& q, const httplib::Response& r) {
+    metrics.count_request(endpoint_label(q.path), r.status);
+    if (opts.log_requests) std::fprintf(stderr, "modu serve: %s %s -> %d\n", q.method.c_str(), q.path.c_str(), r.status);
+  });
+}
 
 HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
@@ -655,7 +485,20 @@ Result<std::unique_ptr<HttpServer>> HttpServer::create(const Model& model, const
     s.tmpl = std::move(t).value();
     s.chatml_fallback = true;
   }
-  s.tool_format = detect_tool_format(src);
+  // The reply convention: from the template, or named with --tool-format.
+  s.conv = toolcall::detect_convention(src);
+  if (!s.opts.tool_format.empty()) {
+    s.conv.format = toolcall::find_format(s.opts.tool_format);
+    if (!s.conv.format) {
+      std::string names;
+      for (const auto& f : toolcall::formats()) names += (names.empty() ? "" : ", ") + f.name;
+      return invalid_argument("unknown --tool-format '" + s.opts.tool_format + "'; known formats: " + names);
+    }
+  }
+  if (!s.eos_text.empty() &&
+      std::find(s.conv.end_markers.begin(), s.conv.end_markers.end(), s.eos_text) == s.conv.end_markers.end())
+    s.conv.end_markers.push_back(s.eos_text);
+  if (s.chatml_fallback) s.conv.end_markers.push_back("<|im_end|>");
   auto pt = g.get_int(model.config().arch.name + ".pooling_type", 1);
   const int64_t pooling = pt.ok() ? *pt : 1;
   s.pooling = pooling == 2 ? Pooling::kCls : pooling == 3 ? Pooling::kLast : Pooling::kMean;

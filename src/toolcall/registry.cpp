@@ -115,12 +115,15 @@ PartialReply parse_all(const Convention& c, std::string_view text, const ParseOp
     const std::string_view lead = scan::ltrim(text);
     bool open = opts.reasoning_open;
     std::string_view body = text;
-    if (!open && scan::starts_with(lead, rs.open)) {
+    if (scan::starts_with(lead, rs.open)) {  // (also when the prompt opened a block: the model repeats the marker)
       open = true;
       body = lead.substr(rs.open.size());
-    } else if (!open && partial && lead.size() < rs.open.size() && std::string_view(rs.open).substr(0, lead.size()) == lead) {
+    } else if (partial && lead.size() < rs.open.size() && std::string_view(rs.open).substr(0, lead.size()) == lead) {
       return {};  // may be the start of the opening marker
     }
+    // A whole reply that never closes the block the prompt opened did not use it: it is content
+    // (nothing is hidden from the user).
+    if (open && !partial && body == text && body.find(rs.close) == std::string_view::npos) open = false;
     if (open) {
       const size_t close = body.find(rs.close);
       if (close == std::string_view::npos) {

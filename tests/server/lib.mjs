@@ -19,6 +19,34 @@ export function loadOpenAI() {
   return mod.default ?? mod;
 }
 
+// The official Anthropic SDK (@anthropic-ai/sdk), installed next to openai.
+export function loadAnthropic() {
+  const dir = process.env.OPENAI_NODE_DIR;
+  if (!dir) throw new Error('OPENAI_NODE_DIR is not set (run through ctest)');
+  const require = createRequire(path.join(dir, 'node_modules', 'noop.js'));
+  const mod = require('@anthropic-ai/sdk');
+  return mod.default ?? mod.Anthropic ?? mod;
+}
+
+// Reassembles streamed chat tool_calls deltas as OpenAI clients do: the first delta of a call
+// (by index) carries id, type and name; later ones append argument fragments. Checks that order.
+export function reassembleToolCalls(deltas) {
+  const calls = [];
+  for (const d of deltas) {
+    assert.equal(typeof d.index, 'number', JSON.stringify(d));
+    if (d.index === calls.length) {
+      assert.ok(d.id && d.function?.name, `the first delta of call ${d.index} names it: ${JSON.stringify(d)}`);
+      assert.equal(d.type, 'function');
+      calls.push({ id: d.id, type: 'function', function: { name: d.function.name, arguments: d.function.arguments ?? '' } });
+    } else {
+      assert.ok(d.index < calls.length, `delta for call ${d.index} before its header`);
+      assert.equal(d.function?.name, undefined, 'only the first delta names the call');
+      calls[d.index].function.arguments += d.function?.arguments ?? '';
+    }
+  }
+  return calls;
+}
+
 // Runs `body` with a hard deadline; any failure exits non-zero with the error.
 export function main(name, seconds, body) {
   const timer = setTimeout(() => {

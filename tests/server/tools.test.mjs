@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { assert, loadOpenAI, main, startServer, MODU_BIN, TMP } from './lib.mjs';
+import { assert, loadOpenAI, main, reassembleToolCalls, startServer, MODU_BIN, TMP } from './lib.mjs';
 
 const TEMPLATE = `{#- Replies that call a tool are <|python_tag|>{"name": ..., "parameters": {...}} -#}
 {%- for m in messages %}<|start|>{{ m.role }}
@@ -56,10 +56,11 @@ main('tools', 120, async () => {
     }
     assert.equal(finish, 'tool_calls');
     assert.equal(content.trim(), '');
-    assert.equal(deltas.length, 1);
-    assert.equal(deltas[0].index, 0);
-    assert.equal(deltas[0].function.name, 'get_weather');
-    assert.deepEqual(JSON.parse(deltas[0].function.arguments), { city: '서울' });
+    const streamed = reassembleToolCalls(deltas);
+    assert.equal(streamed.length, 1);
+    assert.ok(deltas.length > 1, 'arguments stream in fragments, not held to the end');
+    assert.equal(streamed[0].function.name, 'get_weather');
+    assert.deepEqual(JSON.parse(streamed[0].function.arguments), { city: '서울' });
 
     // tool_choice "none": no parsing, the JSON is the content.
     const none = await client.chat.completions.create({ model: 'm', messages, tools, tool_choice: 'none', response_format: force, max_tokens: 1000 });
@@ -90,6 +91,7 @@ main('tools', 120, async () => {
           calls = f.choices[0].message.tool_calls ?? [];
           fin = f.choices[0].finish_reason;
         }
+        if (stream) calls = reassembleToolCalls(calls);
         assert.equal(fin, 'tool_calls', `${JSON.stringify(choice)} stream=${stream}`);
         assert.equal(calls.length, 1);
         assert.ok(names.includes(calls[0].function.name), calls[0].function.name);

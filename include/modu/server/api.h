@@ -55,6 +55,7 @@ struct ChatRequest {
   std::string response_format = "text";
   std::string tool_choice = "auto";  // "none", "auto", "required" or "function" (a named one)
   std::string tool_choice_name;      // the function's name when tool_choice is "function"
+  bool parallel_tool_calls = true;   // false: at most one call per reply
   nlohmann::json json_schema;
   SamplingFields sampling;
   bool stream = false;

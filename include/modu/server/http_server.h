@@ -23,6 +23,7 @@ struct ServerOptions {
   double shutdown_grace_s = 10;       // SIGTERM: time in-flight requests get to finish
   bool log_requests = false;
   std::string cors_origin = "*";      // Access-Control-Allow-Origin for browsers; "" sends no CORS headers
+  std::string tool_format;            // a registered tool-call format's name; "": detected from the chat template
 };
 
 class HttpServer {

@@ -1,0 +1,103 @@
+// POST /v1/responses (OpenAI Responses) and POST /v1/messages (Anthropic Messages): each request
+// becomes a ChatRequest (api_responses.cpp, api_messages.cpp), runs as a chat (http_chat.cpp) and
+// its reply is written in that API's objects and typed SSE events, errors in its own shape.
+#include "http_impl.h"
+
+namespace modu::server {
+
+using json = nlohmann::json;
+
+namespace {
+
+void send_anthropic_error(httplib::Response& res, const ApiError& e) {
+  res.status = e.status;
+  res.set_content(dump_json(anthropic_error_json(e)), "application/json");
+}
+
+CompatUsage compat_usage(const Stream& st) {
+  return {st.n_prompt(), st.n_completion(), st.n_cached()};
+}
+
+CompatFinish compat_finish(const Stream& st) {
+  CompatFinish f;
+  f.length = st.finish() == Finish::kLength;
+  return f;
+}
+
+std::string collect_text(std::vector<Delta> ds) {
+  std::string text;
+  for (auto& d : ds) text += d.text;
+  return text;
+}
+
+}  // namespace
+
+void HttpServer::Impl::responses_api(const httplib::Request& req, httplib::Response& res) {
+  Tenant tenant;
+  if (auto e = authorize(req, res, &tenant)) return send_error(res, *e);
+  ChatRequest cr;
+  ResponsesInfo info;
+  if (auto e = parse_responses_request(req.body, limits, &responses, &cr, &info)) return send_error(res, *e);
+  ChatRun run;
+  if (auto e = start_chat(req, res, cr, tenant, &run)) return send_error(res, *e);
+  std::shared_ptr<Stream> st = run.st;
+  const ResponseMeta rm = meta("resp", '_');
+  const CompatMeta m{rm.id, rm.model, rm.created};
+  if (!cr.stream) {
+    const std::string text = collect_text(collect(*st));
+    charge(tenant, *st);
+    if (auto e = incomplete(*st)) return send_error(res, *e);
+    const toolcall::Reply r = toolcall::parse_reply(run.conv, text, run.opts);
+    store_response(&responses, m.id, info, r);
+    res.set_content(dump_json(responses_response_json(m, info, r, compat_finish(*st), compat_usage(*st))), "application/json");
+    return;
+  }
+  auto reply = std::make_shared<toolcall::ReplyStream>(run.conv, run.opts);
+  auto events = std::make_shared<ResponsesStream>(m, info);
+  stream_response(
+      res, st, events->start(), [reply, events](const Delta& d) { return events->push(reply->push(d.text)); },
+      [this, st, tenant, reply, events, info, id = m.id]() {
+        charge(tenant, *st);
+        if (auto e = incomplete(*st)) return events->error(*e);
+        std::string out = events->push(reply->finish());
+        out += events->finish(compat_finish(*st), compat_usage(*st));
+        store_response(&responses, id, info, events->reply());
+        return out;
+      },
+      "");
+}
+
+void HttpServer::Impl::messages_api(const httplib::Request& req, httplib::Response& res) {
+  Tenant tenant;
+  if (auto e = authorize(req, res, &tenant)) return send_anthropic_error(res, *e);
+  ChatRequest cr;
+  if (auto e = parse_messages_request(req.body, limits, &cr)) return send_anthropic_error(res, *e);
+  ChatRun run;
+  if (auto e = start_chat(req, res, cr, tenant, &run)) return send_anthropic_error(res, *e);
+  std::shared_ptr<Stream> st = run.st;
+  const ResponseMeta rm = meta("msg", '_');
+  const CompatMeta m{rm.id, rm.model, rm.created};
+  if (!cr.stream) {
+    const std::string text = collect_text(collect(*st));
+    charge(tenant, *st);
+    if (auto e = incomplete(*st)) return send_anthropic_error(res, *e);
+    const toolcall::Reply r = toolcall::parse_reply(run.conv, text, run.opts);
+    res.set_content(dump_json(messages_response_json(m, r, compat_finish(*st), compat_usage(*st))), "application/json");
+    return;
+  }
+  auto reply = std::make_shared<toolcall::ReplyStream>(run.conv, run.opts);
+  auto events = std::make_shared<MessagesStream>(m);
+  // Cached prompt tokens are known once the engine admits the request: message_delta reports them.
+  std::string first = events->start(run.n_prompt);
+  stream_response(
+      res, st, first, [reply, events](const Delta& d) { return events->push(reply->push(d.text)); },
+      [this, st, tenant, reply, events]() {
+        charge(tenant, *st);
+        if (auto e = incomplete(*st)) return events->error(*e);
+        std::string out = events->push(reply->finish());
+        return out + events->finish(compat_finish(*st), compat_usage(*st));
+      },
+      "");
+}
+
+}  // namespace modu::server

@@ -1,0 +1,108 @@
+// The HTTP server's shared state and helpers (internal): http_server.cpp holds routing, auth,
+// submission and streaming; http_chat.cpp the chat endpoint and the chat run the other APIs share;
+// http_compat.cpp the Responses and Messages endpoints.
+#pragma once
+
+#include <httplib.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+
+#include "format.h"
+#include "modu/chat/jinja.h"
+#include "modu/server/api.h"
+#include "modu/server/api_compat.h"
+#include "modu/server/engine.h"
+#include "modu/server/http_server.h"
+#include "modu/server/tenants.h"
+#include "modu/toolcall/toolcall.h"
+
+namespace modu::server {
+
+using Clock = std::chrono::steady_clock;
+
+ApiError api_error(int status, std::string message, std::string type, std::string code = "");
+void send_error(httplib::Response& res, const ApiError& e);  // OpenAI error shape
+// The last event of a stream with stream_options.include_usage: no choices, the usage.
+std::string usage_event(nlohmann::json chunk, const Stream& st);
+// The error event of an OpenAI stream the engine did not finish.
+std::string stream_error(const Stream& st);
+
+// A chat generation under way (chat completions, Responses and Messages all run one): the
+// engine's stream and how its text becomes content, reasoning and tool calls.
+struct ChatRun {
+  std::shared_ptr<Stream> st;
+  toolcall::Convention conv;
+  std::shared_ptr<const nlohmann::ordered_json> tools;  // what opts.tools points to
+  toolcall::ParseOptions opts;
+  int64_t n_prompt = 0;  // prompt tokens
+};
+
+struct HttpServer::Impl {
+  const Model& model;
+  const Tokenizer& tok;
+  ServerOptions opts;
+  Metrics metrics;
+  std::unique_ptr<Engine> engine;
+  std::optional<TenantRegistry> tenants;
+  RateLimiter limiter;
+  ApiLimits limits;
+  httplib::Server svr;
+  std::mutex tmpl_mu;
+  std::optional<jinja::Template> tmpl;
+  bool chatml_fallback = false;
+  toolcall::Convention conv;  // how the chat template's model writes reasoning and tool calls
+  ResponseStore responses{1024};  // previous_response_id
+  std::string bos_text, eos_text;
+  Pooling pooling = Pooling::kMean;
+  std::atomic<bool> draining{false};
+  std::atomic<int> in_flight{0};
+  std::atomic<uint64_t> next_id{1};
+  std::once_flag shutdown_once;
+  std::mutex shutdown_mu;
+  std::condition_variable shutdown_cv;
+  bool shutdown_done = false;
+  int port = -1;
+  uint64_t id_salt = std::random_device{}();
+
+  Impl(const Model& m, const Tokenizer& t, ServerOptions o) : model(m), tok(t), opts(std::move(o)) {}
+
+  ResponseMeta meta(const char* prefix, char sep = '-');
+  // Authentication (Authorization: Bearer KEY, or x-api-key as Anthropic clients send it), rate
+  // limits and draining. Sets Retry-After on `res` where it applies; the caller sends the error
+  // in its API's shape.
+  std::optional<ApiError> authorize(const httplib::Request& req, httplib::Response& res, Tenant* out);
+  std::vector<int32_t> tokenize(const std::string& text, bool parse_special);
+  std::optional<ApiError> make_job(const SamplingFields& s, std::vector<int32_t> prompt, const Tenant& t, GenJob* job);
+  // Queues a job (nullptr and *err on a full queue or during shutdown).
+  std::shared_ptr<Stream> submit(GenJob job, const httplib::Request& req, httplib::Response& res, ApiError* err);
+  void charge(const Tenant& t, const Stream& st);
+  static std::vector<Delta> collect(Stream& st);
+  // The error for a request the engine did not finish (cancelled by shutdown or failed).
+  static std::optional<ApiError> incomplete(const Stream& st);
+  // A streaming response: `emit` turns deltas into SSE text; `finish` writes the final events;
+  // `done` ("data: [DONE]\n\n" for OpenAI chat) follows them.
+  void stream_response(httplib::Response& res, std::shared_ptr<Stream> st, std::string first,
+                       std::function<std::string(const Delta&)> emit, std::function<std::string()> finish,
+                       std::string done = "data: [DONE]\n\n");
+
+  // Renders the conversation, builds the job (structured output, forced calls) and submits it.
+  std::optional<ApiError> start_chat(const httplib::Request& req, httplib::Response& res, const ChatRequest& cr,
+                                     const Tenant& t, ChatRun* run);
+
+  void chat(const httplib::Request& req, httplib::Response& res);
+  void completions(const httplib::Request& req, httplib::Response& res);
+  void embeddings(const httplib::Request& req, httplib::Response& res);
+  void responses_api(const httplib::Request& req, httplib::Response& res);
+  void messages_api(const httplib::Request& req, httplib::Response& res);
+  void routes();
+};
+
+}  // namespace modu::server
