@@ -474,7 +474,8 @@ std::string ResponsesStream::start() {
   if (started_) return "";
   started_ = true;
   last_ = response_object(meta_, info_, json::array(), "in_progress", nullptr, nullptr, nullptr);
-  return event("response.created", {{"response", last_}}) + event("response.in_progress", {{"response", last_}});
+  std::string out = event("response.created", {{"response", last_}});  // (two statements: the sequence numbers are ordered)
+  return out + event("response.in_progress", {{"response", last_}});
 }
 
 std::string ResponsesStream::item_id() const {

@@ -186,11 +186,11 @@ void HttpServer::Impl::chat(const httplib::Request& req, httplib::Response& res)
   };
   stream_response(
       res, st, first,
-      [this, want_lp, reply, chunks](const Delta& d) {
+      [this, want_lp, reply, chunks, tools = run.tools](const Delta& d) {  // (tools: what reply's options point to)
         const toolcall::Delta td = reply->push(d.text);
         return chunks(td, want_lp && !d.tokens.empty() ? chat_logprobs(tok, d.tokens) : json(nullptr));
       },
-      [this, m, st, usage, with_usage, tenant, reply, chunks]() {
+      [this, m, st, usage, with_usage, tenant, reply, chunks, tools = run.tools]() {
         charge(tenant, *st);
         if (st->finish() != Finish::kStop && st->finish() != Finish::kLength) return stream_error(*st);
         std::string out = chunks(reply->finish(), nullptr);

@@ -24,6 +24,13 @@ CompatFinish compat_finish(const Stream& st) {
   return f;
 }
 
+// Ids for calls the model wrote without one, as the streams assign them: PREFIX<suffix>_<index>.
+toolcall::Reply with_ids(toolcall::Reply r, const std::string& prefix, const std::string& response_id) {
+  for (size_t i = 0; i < r.calls.size(); ++i)
+    if (r.calls[i].id.empty()) r.calls[i].id = prefix + compat_detail::id_suffix(response_id) + "_" + std::to_string(i);
+  return r;
+}
+
 std::string collect_text(std::vector<Delta> ds) {
   std::string text;
   for (auto& d : ds) text += d.text;
@@ -47,7 +54,7 @@ void HttpServer::Impl::responses_api(const httplib::Request& req, httplib::Respo
     const std::string text = collect_text(collect(*st));
     charge(tenant, *st);
     if (auto e = incomplete(*st)) return send_error(res, *e);
-    const toolcall::Reply r = toolcall::parse_reply(run.conv, text, run.opts);
+    const toolcall::Reply r = with_ids(toolcall::parse_reply(run.conv, text, run.opts), "call_", m.id);
     store_response(&responses, m.id, info, r);
     res.set_content(dump_json(responses_response_json(m, info, r, compat_finish(*st), compat_usage(*st))), "application/json");
     return;
@@ -55,8 +62,8 @@ void HttpServer::Impl::responses_api(const httplib::Request& req, httplib::Respo
   auto reply = std::make_shared<toolcall::ReplyStream>(run.conv, run.opts);
   auto events = std::make_shared<ResponsesStream>(m, info);
   stream_response(
-      res, st, events->start(), [reply, events](const Delta& d) { return events->push(reply->push(d.text)); },
-      [this, st, tenant, reply, events, info, id = m.id]() {
+      res, st, events->start(), [reply, events, tools = run.tools](const Delta& d) { return events->push(reply->push(d.text)); },
+      [this, st, tenant, reply, events, info, id = m.id, tools = run.tools]() {
         charge(tenant, *st);
         if (auto e = incomplete(*st)) return events->error(*e);
         std::string out = events->push(reply->finish());
@@ -81,7 +88,7 @@ void HttpServer::Impl::messages_api(const httplib::Request& req, httplib::Respon
     const std::string text = collect_text(collect(*st));
     charge(tenant, *st);
     if (auto e = incomplete(*st)) return send_anthropic_error(res, *e);
-    const toolcall::Reply r = toolcall::parse_reply(run.conv, text, run.opts);
+    const toolcall::Reply r = with_ids(toolcall::parse_reply(run.conv, text, run.opts), "toolu_", m.id);
     res.set_content(dump_json(messages_response_json(m, r, compat_finish(*st), compat_usage(*st))), "application/json");
     return;
   }
@@ -90,8 +97,8 @@ void HttpServer::Impl::messages_api(const httplib::Request& req, httplib::Respon
   // Cached prompt tokens are known once the engine admits the request: message_delta reports them.
   std::string first = events->start(run.n_prompt);
   stream_response(
-      res, st, first, [reply, events](const Delta& d) { return events->push(reply->push(d.text)); },
-      [this, st, tenant, reply, events]() {
+      res, st, first, [reply, events, tools = run.tools](const Delta& d) { return events->push(reply->push(d.text)); },
+      [this, st, tenant, reply, events, tools = run.tools]() {
         charge(tenant, *st);
         if (auto e = incomplete(*st)) return events->error(*e);
         std::string out = events->push(reply->finish());

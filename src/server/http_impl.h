@@ -40,7 +40,8 @@ std::string stream_error(const Stream& st);
 struct ChatRun {
   std::shared_ptr<Stream> st;
   toolcall::Convention conv;
-  std::shared_ptr<const nlohmann::ordered_json> tools;  // what opts.tools points to
+  // What opts.tools points to: whatever keeps a parser (a ReplyStream) past the handler keeps this too.
+  std::shared_ptr<const nlohmann::ordered_json> tools;
   toolcall::ParseOptions opts;
   int64_t n_prompt = 0;  // prompt tokens
 };
