@@ -1,6 +1,7 @@
-// fuzz_request: the server's request parsing on arbitrary bytes. Every input must give either a
-// parsed request or a 4xx OpenAI error; nothing may crash, throw or hang. A response_format schema
-// is compiled into a JsonConstraint, which then reads the body and the schema's own text byte by
+// fuzz_request: the server's request parsing (chat, completions, embeddings, Anthropic Messages,
+// OpenAI Responses) on arbitrary bytes. Every input must give either a parsed request or a 4xx
+// error; nothing may crash, throw or hang. A response_format schema is compiled into a
+// JsonConstraint, which then reads the body and the schema's own text byte by
 // byte: whatever it accepts as a complete value must be valid JSON.
 #include <cstdint>
 #include <cstdlib>
@@ -8,6 +9,7 @@
 
 #include "modu/runtime/json_constraint.h"
 #include "modu/server/api.h"
+#include "modu/server/api_compat.h"
 
 using namespace modu::server;
 
@@ -50,5 +52,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (t < 0 || t >= lim.n_vocab) std::abort();
   EmbeddingRequest emb;
   check_error(parse_embedding_request(body, lim, &emb));
+  // Anthropic Messages and OpenAI Responses bodies (with one stored response to continue from).
+  ChatRequest msg;
+  e = parse_messages_request(body, lim, &msg);
+  check_error(e);
+  if (e) (void)dump_json(anthropic_error_json(*e));
+  else (void)dump_json(msg.messages);
+  static ResponseStore store(4);
+  if (store.size() == 0) store.put("resp_1", nlohmann::ordered_json::array({{{"role", "user"}, {"content", "hi"}}}));
+  ChatRequest rq;
+  ResponsesInfo info;
+  e = parse_responses_request(body, lim, &store, &rq, &info);
+  check_error(e);
+  if (!e) (void)dump_json(rq.messages);
   return 0;
 }

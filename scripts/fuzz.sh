@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (cmake "fuzz" preset: clang, ASan+UBSan) and runs each for a bounded
 # time on a scratch copy of its committed seed corpus: the GGUF reader (fuzz/corpus/gguf), the
-# server's request parsing (fuzz/corpus/request) and the safetensors reader.
+# server's request parsing (fuzz/corpus/request), the safetensors reader and the tool-call parsers
+# (fuzz/corpus/toolcalls).
 #
 #   FUZZ_SECONDS=60        time for fuzz_gguf (default 60)
 #   FUZZ_OTHER_SECONDS=20  time for each other target (default 20)
@@ -27,7 +28,7 @@ if [[ -n "${FUZZ_BUILD_DIR:-}" ]]; then
 else
   cmake --preset fuzz
 fi
-cmake --build "$build" --target fuzz_gguf fuzz_request fuzz_safetensors -j "$jobs"
+cmake --build "$build" --target fuzz_gguf fuzz_request fuzz_safetensors fuzz_toolcalls -j "$jobs"
 
 out="${FUZZ_OUT:-$build/fuzz-artifacts}"
 mkdir -p "$out"
@@ -59,3 +60,4 @@ EXTRA_ARGS=("$@")
 run_fuzzer fuzz_gguf "$seconds" fuzz/corpus/gguf -dict=fuzz/gguf.dict
 run_fuzzer fuzz_request "$other_seconds" fuzz/corpus/request
 run_fuzzer fuzz_safetensors "$other_seconds" fuzz/corpus/safetensors
+run_fuzzer fuzz_toolcalls "$other_seconds" fuzz/corpus/toolcalls

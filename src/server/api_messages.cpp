@@ -320,7 +320,7 @@ Err convert_tool_choice(const json& tc, ChatRequest* out) {
 
 }  // namespace
 
-std::optional<ApiError> parse_messages_request(std::string_view body, const ApiLimits& lim, ChatRequest* out) {
+static Err parse_messages_body(std::string_view body, const ApiLimits& lim, ChatRequest* out) {
   json j;
   if (auto e = parse_json_object(body, lim, &j)) return e;
   try {
@@ -383,6 +383,14 @@ std::optional<ApiError> parse_messages_request(std::string_view body, const ApiL
     return bad(std::string("Invalid request: ") + ex.what(), "", "");
   }
   return std::nullopt;
+}
+
+std::optional<ApiError> parse_messages_request(std::string_view body, const ApiLimits& lim, ChatRequest* out) {
+  Err e = parse_messages_body(body, lim, out);
+  // Anthropic's error object has no "param": the message must name the parameter (as the header promises).
+  if (e && !e->param.empty() && e->message.find(e->param) == std::string::npos)
+    e->message += " (parameter '" + e->param + "')";
+  return e;
 }
 
 // ---------------------------------------------------------------------------------------------------------
