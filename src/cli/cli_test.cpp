@@ -195,6 +195,34 @@ TEST(CliTemplate, RendersSharedCaseExactly) {
   EXPECT_EQ(r.out, c["expected"].get<std::string>());
 }
 
+// `modu toolcalls parse`: raw output (running on past the end of the turn) on stdin, one JSON
+// object out with arguments typed by the tools' schemas.
+TEST(CliToolcalls, ParsePrintsContentReasoningAndCalls) {
+  const std::string dir = ::testing::TempDir();
+  std::ofstream(dir + "/tc_tools.json") << R"([{"type":"function","function":{"name":"get_weather","parameters":{
+      "type":"object","properties":{"city":{"type":"string"},"days":{"type":"integer"}}}}}])";
+  std::ofstream(dir + "/tc_out.txt") << "<think>\n비가 오나?\n</think>\n\n확인할게요.\n<tool_call>\n<function=get_weather>\n"
+                                        "<parameter=city>\n서울 \"강남\"\n</parameter>\n<parameter=days>\n3\n</parameter>\n"
+                                        "</function>\n</tool_call><|im_end|>\n<|im_start|>user\n<tool_call>";
+  CmdResult r = modu("toolcalls parse --template " + shared("testdata/templates/Qwen3.5-4B.jinja") + " --tools " + dir +
+                     "/tc_tools.json < " + dir + "/tc_out.txt");
+  ASSERT_EQ(r.rc, 0) << last_stderr();
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["content"], "확인할게요.");
+  EXPECT_EQ(j["reasoning_content"], "비가 오나?");
+  ASSERT_EQ(j["tool_calls"].size(), 1u) << r.out;
+  EXPECT_EQ(j["tool_calls"][0]["name"], "get_weather");
+  EXPECT_EQ(j["tool_calls"][0]["arguments"], nlohmann::json::parse(R"({"city": "서울 \"강남\"", "days": 3})"));
+  // Without tools, an unknown format name is an error; a plain reply is all content.
+  r = modu("toolcalls parse --format nope < " + dir + "/tc_out.txt");
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(last_stderr().find("nope"), std::string::npos);
+  std::ofstream(dir + "/tc_plain.txt") << "Hello.";
+  r = modu("toolcalls parse --template " + shared("testdata/templates/Qwen3.5-4B.jinja") + " < " + dir + "/tc_plain.txt");
+  ASSERT_EQ(r.rc, 0) << last_stderr();
+  EXPECT_EQ(nlohmann::json::parse(r.out), nlohmann::json::parse(R"({"content":"Hello.","reasoning_content":"","tool_calls":[]})"));
+}
+
 TEST(CliErrors, BadFilesGiveOneClearMessage) {
   const std::string bad = ::testing::TempDir() + "/cli_bad.gguf";
   std::ofstream(bad, std::ios::binary) << "GGUF\x03\x00\x00\x00garbage";

@@ -124,6 +124,7 @@ std::optional<ApiError> HttpServer::Impl::start_chat(const httplib::Request& req
     job.json = std::make_shared<const JsonConstraint>(JsonConstraint::one_of(std::move(alts)));
   }
   run->n_prompt = (int64_t)job.prompt.size();
+  run->one_call = !cr.parallel_tool_calls;
   ApiError err;
   run->st = submit(std::move(job), req, res, &err);
   if (!run->st) return err;
@@ -149,7 +150,7 @@ void HttpServer::Impl::chat(const httplib::Request& req, httplib::Response& res)
     }
     charge(tenant, *st);
     if (auto e = incomplete(*st)) return send_error(res, *e);
-    const toolcall::Reply r = toolcall::parse_reply(run.conv, text, run.opts);
+    const toolcall::Reply r = run.limit(toolcall::parse_reply(run.conv, text, run.opts));
     json msg = {{"role", "assistant"}, {"content", r.content}, {"refusal", nullptr}};
     if (!r.reasoning.empty()) msg["reasoning_content"] = r.reasoning;
     json finish = finish_json(st->finish());
@@ -186,14 +187,14 @@ void HttpServer::Impl::chat(const httplib::Request& req, httplib::Response& res)
   };
   stream_response(
       res, st, first,
-      [this, want_lp, reply, chunks, tools = run.tools](const Delta& d) {  // (tools: what reply's options point to)
-        const toolcall::Delta td = reply->push(d.text);
+      [this, want_lp, reply, chunks, run](const Delta& d) {  // (run keeps what reply's options point to)
+        const toolcall::Delta td = run.limit(reply->push(d.text));
         return chunks(td, want_lp && !d.tokens.empty() ? chat_logprobs(tok, d.tokens) : json(nullptr));
       },
-      [this, m, st, usage, with_usage, tenant, reply, chunks, tools = run.tools]() {
+      [this, m, st, usage, with_usage, tenant, reply, chunks, run]() {
         charge(tenant, *st);
         if (st->finish() != Finish::kStop && st->finish() != Finish::kLength) return stream_error(*st);
-        std::string out = chunks(reply->finish(), nullptr);
+        std::string out = chunks(run.limit(reply->finish()), nullptr);
         json finish = finish_json(st->finish());
         if (!reply->sent().calls.empty() && st->finish() == Finish::kStop) finish = "tool_calls";
         out += sse(with_usage(chat_chunk(m, json::object(), finish, nullptr)));

@@ -54,7 +54,7 @@ void HttpServer::Impl::responses_api(const httplib::Request& req, httplib::Respo
     const std::string text = collect_text(collect(*st));
     charge(tenant, *st);
     if (auto e = incomplete(*st)) return send_error(res, *e);
-    const toolcall::Reply r = with_ids(toolcall::parse_reply(run.conv, text, run.opts), "call_", m.id);
+    const toolcall::Reply r = with_ids(run.limit(toolcall::parse_reply(run.conv, text, run.opts)), "call_", m.id);
     store_response(&responses, m.id, info, r);
     res.set_content(dump_json(responses_response_json(m, info, r, compat_finish(*st), compat_usage(*st))), "application/json");
     return;
@@ -62,11 +62,11 @@ void HttpServer::Impl::responses_api(const httplib::Request& req, httplib::Respo
   auto reply = std::make_shared<toolcall::ReplyStream>(run.conv, run.opts);
   auto events = std::make_shared<ResponsesStream>(m, info);
   stream_response(
-      res, st, events->start(), [reply, events, tools = run.tools](const Delta& d) { return events->push(reply->push(d.text)); },
-      [this, st, tenant, reply, events, info, id = m.id, tools = run.tools]() {
+      res, st, events->start(), [reply, events, run](const Delta& d) { return events->push(run.limit(reply->push(d.text))); },
+      [this, st, tenant, reply, events, info, id = m.id, run]() {
         charge(tenant, *st);
         if (auto e = incomplete(*st)) return events->error(*e);
-        std::string out = events->push(reply->finish());
+        std::string out = events->push(run.limit(reply->finish()));
         out += events->finish(compat_finish(*st), compat_usage(*st));
         store_response(&responses, id, info, events->reply());
         return out;
@@ -88,7 +88,7 @@ void HttpServer::Impl::messages_api(const httplib::Request& req, httplib::Respon
     const std::string text = collect_text(collect(*st));
     charge(tenant, *st);
     if (auto e = incomplete(*st)) return send_anthropic_error(res, *e);
-    const toolcall::Reply r = with_ids(toolcall::parse_reply(run.conv, text, run.opts), "toolu_", m.id);
+    const toolcall::Reply r = with_ids(run.limit(toolcall::parse_reply(run.conv, text, run.opts)), "toolu_", m.id);
     res.set_content(dump_json(messages_response_json(m, r, compat_finish(*st), compat_usage(*st))), "application/json");
     return;
   }
@@ -97,11 +97,11 @@ void HttpServer::Impl::messages_api(const httplib::Request& req, httplib::Respon
   // Cached prompt tokens are known once the engine admits the request: message_delta reports them.
   std::string first = events->start(run.n_prompt);
   stream_response(
-      res, st, first, [reply, events, tools = run.tools](const Delta& d) { return events->push(reply->push(d.text)); },
-      [this, st, tenant, reply, events, tools = run.tools]() {
+      res, st, first, [reply, events, run](const Delta& d) { return events->push(run.limit(reply->push(d.text))); },
+      [this, st, tenant, reply, events, run]() {
         charge(tenant, *st);
         if (auto e = incomplete(*st)) return events->error(*e);
-        std::string out = events->push(reply->finish());
+        std::string out = events->push(run.limit(reply->finish()));
         return out + events->finish(compat_finish(*st), compat_usage(*st));
       },
       "");

@@ -44,6 +44,15 @@ struct ChatRun {
   std::shared_ptr<const nlohmann::ordered_json> tools;
   toolcall::ParseOptions opts;
   int64_t n_prompt = 0;  // prompt tokens
+  bool one_call = false;  // parallel_tool_calls false: a reply's calls after the first are dropped
+  toolcall::Reply limit(toolcall::Reply r) const {
+    if (one_call && r.calls.size() > 1) r.calls.resize(1);
+    return r;
+  }
+  toolcall::Delta limit(toolcall::Delta d) const {
+    if (one_call) std::erase_if(d.calls, [](const toolcall::CallDelta& c) { return c.index > 0; });
+    return d;
+  }
 };
 
 struct HttpServer::Impl {
