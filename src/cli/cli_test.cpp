@@ -221,6 +221,13 @@ TEST(CliToolcalls, ParsePrintsContentReasoningAndCalls) {
   r = modu("toolcalls parse --template " + shared("testdata/templates/Qwen3.5-4B.jinja") + " < " + dir + "/tc_plain.txt");
   ASSERT_EQ(r.rc, 0) << last_stderr();
   EXPECT_EQ(nlohmann::json::parse(r.out), nlohmann::json::parse(R"({"content":"Hello.","reasoning_content":"","tool_calls":[]})"));
+  // A template that ends turns with {{ eos_token }}: the usual EOS texts end the reply.
+  std::ofstream(dir + "/tc_mistral.txt") << "Sure.[TOOL_CALLS]get_weather[ARGS]{\"city\": \"Seoul\"}</s>[INST]next[/INST]";
+  r = modu("toolcalls parse --template " + shared("testdata/templates/Mistral-Small-3.2-24B-Instruct-2506.jinja") + " < " + dir +
+           "/tc_mistral.txt");
+  ASSERT_EQ(r.rc, 0) << last_stderr();
+  EXPECT_EQ(nlohmann::json::parse(r.out),
+            nlohmann::json::parse(R"({"content":"Sure.","reasoning_content":"","tool_calls":[{"name":"get_weather","arguments":{"city":"Seoul"}}]})"));
 }
 
 TEST(CliErrors, BadFilesGiveOneClearMessage) {

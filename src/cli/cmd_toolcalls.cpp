@@ -1,5 +1,6 @@
 // `modu toolcalls`: parse a model's raw output with the tool-call convention of a chat template,
 // as the server would (parse), and list the registered formats (formats).
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -64,7 +65,14 @@ int parse(const ToolcallArgs& a) {
     conv.format = toolcall::find_format(a.format);
     if (!conv.format) return fail(invalid_argument("unknown --format '" + a.format + "'; see `modu toolcalls formats`"));
   }
-  if (!eos.empty()) conv.end_markers.push_back(eos);
+  if (!eos.empty()) {
+    conv.end_markers.push_back(eos);
+  } else if (src.find("eos_token") != std::string::npos && conv.format->template_ends_reply()) {
+    // The template ends turns with the model's EOS text, which only the model knows: without
+    // --eos or -m, the usual EOS texts end the reply.
+    for (const char* m : {"</s>", "<|end|>", "<eos>", "<|endoftext|>", "<|end_of_text|>", "<｜end▁of▁sentence｜>", "<seed:eos>"})
+      if (std::find(conv.end_markers.begin(), conv.end_markers.end(), m) == conv.end_markers.end()) conv.end_markers.push_back(m);
+  }
   toolcall::ParseOptions opts;
   opts.tools = tools.is_array() ? &tools : nullptr;
   // As the server does: the reply starts inside a reasoning block when the generation prompt
@@ -124,7 +132,7 @@ void add_toolcalls_command(CLI::App& app, int& rc) {
     t->excludes(m);
   }
   p->add_option("--tools", a->tools_file, "JSON array of OpenAI tools (types XML-style parameter values)")->check(CLI::ExistingFile);
-  p->add_option("--eos", a->eos, "The model's end-of-sequence text (also ends the reply)");
+  p->add_option("--eos", a->eos, "The model's end-of-sequence text (also ends the reply; default with --template: the usual ones)");
   p->add_option("--format", a->format, "Use this format instead of the template's (see `modu toolcalls formats`)");
   p->add_flag("--ids", a->with_ids, "Include call ids the model wrote (Mistral, Kimi, Solar)");
   p->callback([a, &rc] {
