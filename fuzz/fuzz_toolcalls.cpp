@@ -18,6 +18,7 @@
 #include "modu/chat/chat_template.h"
 #include "modu/chat/jinja.h"
 #include "modu/toolcall/toolcall.h"
+#include "../src/toolcall/model_turn.h"
 
 using namespace modu::toolcall;
 using ojson = nlohmann::ordered_json;
@@ -97,25 +98,9 @@ bool render_turn(const Tmpl& t, const ojson& assistant, std::string* out, bool* 
   in.eos_token = "</s>";
   auto full = modu::chat::render_chat_template(*t.tmpl, in);
   if (!full.ok()) return false;
-  const std::string* prompt = &t.prompt;
-  size_t k = 0;
-  while (k < prompt->size() && k < full->size() && (*prompt)[k] == (*full)[k]) ++k;
-  if (k < prompt->size())
-    for (size_t b = k; b + 24 > k && b > 0; --b) {
-      const char c = (*full)[b - 1];
-      if (c == '>' || c == ']' || c == '\n') break;
-      if (c == '<' || c == '[') {
-        k = b - 1;
-        break;
-      }
-    }
-  *out = full->substr(k);
-  const ReasoningStyle& rs = t.conv.reasoning;
-  const std::string p = prompt->substr(0, k);
-  const size_t e = p.find_last_not_of(" \n");
-  const bool closes = !rs.close.empty() && out->find(rs.close) != std::string::npos && out->find(rs.open) > out->find(rs.close);
-  *reasoning_open = closes || (!rs.open.empty() && e != std::string::npos && p.substr(0, e + 1).ends_with(rs.open) &&
-                               out->find(rs.close) != std::string::npos);
+  const modu::toolcall::testing::ModelTurn m = modu::toolcall::testing::model_turn(t.prompt, *full, t.conv.reasoning);
+  *out = m.output;
+  *reasoning_open = m.reasoning_open;
   return true;
 }
 

@@ -135,6 +135,22 @@ std::string id_suffix(const std::string& id) {
   return u == std::string::npos ? id : id.substr(u + 1);
 }
 
+int note_call(const toolcall::CallDelta& c, const char* id_prefix, const std::string& response_id,
+              std::vector<int>* call_pos, toolcall::Reply* reply, bool* is_new) {
+  *is_new = false;
+  if (c.index < 0) return -1;
+  if ((size_t)c.index >= call_pos->size()) call_pos->resize(c.index + 1, -1);
+  int& pos = (*call_pos)[c.index];
+  if (pos < 0) {
+    pos = (int)reply->calls.size();
+    const std::string id = c.id.empty() ? id_prefix + id_suffix(response_id) + "_" + std::to_string(c.index) : c.id;
+    reply->calls.push_back({id, c.name, ""});
+    *is_new = true;
+  }
+  reply->calls[pos].arguments += c.arguments;
+  return pos;
+}
+
 }  // namespace compat_detail
 
 using namespace compat_detail;
@@ -509,16 +525,10 @@ std::string MessagesStream::push(const toolcall::Delta& d) {
     out += delta({{"type", "text_delta"}, {"text", d.content}});
   }
   for (const auto& c : d.calls) {
-    if (c.index < 0) continue;
-    if ((size_t)c.index >= call_pos_.size()) call_pos_.resize(c.index + 1, -1);
-    int& pos = call_pos_[c.index];
-    if (pos < 0) {
-      pos = (int)reply_.calls.size();
-      const std::string id = c.id.empty() ? "toolu_" + id_suffix(meta_.id) + "_" + std::to_string(c.index) : c.id;
-      reply_.calls.push_back({id, c.name, ""});
-      out += open(Block::kToolUse, pos);
-    }
-    reply_.calls[pos].arguments += c.arguments;
+    bool is_new = false;
+    const int pos = note_call(c, "toolu_", meta_.id, &call_pos_, &reply_, &is_new);
+    if (pos < 0) continue;
+    if (is_new) out += open(Block::kToolUse, pos);
     // A fragment for a call whose block already closed cannot be sent (ReplyStream never produces one).
     if (c.arguments.empty() || block_ != Block::kToolUse || block_call_ != pos) continue;
     out += delta({{"type", "input_json_delta"}, {"partial_json", c.arguments}});

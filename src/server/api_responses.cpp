@@ -559,16 +559,10 @@ std::string ResponsesStream::push(const toolcall::Delta& d) {
     out += text_delta("response.output_text.delta", d.content);
   }
   for (const auto& c : d.calls) {
-    if (c.index < 0) continue;
-    if ((size_t)c.index >= call_pos_.size()) call_pos_.resize(c.index + 1, -1);
-    int& pos = call_pos_[c.index];
-    if (pos < 0) {
-      pos = (int)reply_.calls.size();
-      const std::string id = c.id.empty() ? "call_" + id_suffix(meta_.id) + "_" + std::to_string(c.index) : c.id;
-      reply_.calls.push_back({id, c.name, ""});
-      out += open(Item::kCall, pos);
-    }
-    reply_.calls[pos].arguments += c.arguments;
+    bool is_new = false;
+    const int pos = note_call(c, "call_", meta_.id, &call_pos_, &reply_, &is_new);
+    if (pos < 0) continue;
+    if (is_new) out += open(Item::kCall, pos);
     // A fragment for a call whose item already ended cannot be sent (ReplyStream never produces one).
     if (c.arguments.empty() || item_ != Item::kCall || item_call_ != pos) continue;
     item_text_ += c.arguments;

@@ -9,10 +9,7 @@ namespace modu::toolcall {
 using namespace scan;
 
 size_t JsonTagFormat::body(std::string_view text, size_t pos, bool partial, PartialReply* r, bool* cut) const {
-  auto ws = [&](size_t i) {
-    while (i < text.size() && is_space(text[i])) ++i;
-    return i;
-  };
+  auto ws = [&](size_t i) { return skip_ws(text, i); };
   auto one = [&](size_t i) -> size_t {
     const CallObject co = call_object(text.substr(i), s_.name_keys, s_.args_keys, s_.id_key);
     if (!co.ok) return std::string_view::npos;

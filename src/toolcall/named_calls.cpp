@@ -25,17 +25,9 @@ PartialReply NamedCallFormat::parse(std::string_view text, const ParseOptions&, 
   const PartialReply as_content{{std::string(text), "", {}}, false};
   const bool section = !s_.section_open.empty();
   const std::string& start_marker = section ? s_.section_open : s_.call_open;
-  auto ws = [&](size_t i) {
-    while (i < text.size() && is_space(text[i])) ++i;
-    return i;
-  };
-  auto arriving = [&](size_t i, std::initializer_list<std::string_view> ms) {
-    if (!partial) return false;
-    const std::string_view rest = text.substr(i);
-    for (std::string_view m : ms)
-      if (!m.empty() && rest.size() < m.size() && m.substr(0, rest.size()) == rest) return true;
-    return false;
-  };
+  auto ws = [&](size_t i) { return skip_ws(text, i); };
+  // In a partial parse, whether a marker may be arriving at i.
+  auto arriving = [&](size_t i, std::initializer_list<std::string_view> ms) { return partial && scan::arriving(text, i, ms); };
   // One call at q: its end, npos when malformed, text.size() with *cut when the text ends in it.
   auto call = [&](size_t q, bool* cut) -> size_t {
     if (!starts_with(text.substr(q), s_.call_open)) return arriving(q, {s_.call_open}) ? (*cut = true, text.size()) : npos;

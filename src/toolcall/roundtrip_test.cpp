@@ -14,6 +14,7 @@
 
 #include "modu/chat/chat_template.h"
 #include "modu/toolcall/toolcall.h"
+#include "model_turn.h"
 
 namespace modu::toolcall {
 namespace {
@@ -134,31 +135,10 @@ Result<Rendered> render_turn(const std::string& src, const ojson& tools, const T
   msgs.push_back(a);
   auto full = chat::render_chat_template(src, msgs, tools, false, "<s>", "</s>");
   if (!full.ok()) return full.status();
-  size_t k = 0;
-  while (k < prompt->size() && k < full->size() && (*prompt)[k] == (*full)[k]) ++k;
-  // Where they part inside a marker ("<think>" against "</think>"), the turn starts at the marker.
-  if (k < prompt->size())
-    for (size_t b = k; b + 24 > k && b > 0; --b) {
-      const char c = (*full)[b - 1];
-      if (c == '>' || c == ']' || c == '\n') break;
-      if (c == '<' || c == '[') {
-        k = b - 1;
-        break;
-      }
-    }
+  const testing::ModelTurn m = testing::model_turn(*prompt, *full, detect_reasoning(src));
   Rendered r;
-  r.output = full->substr(k);
-  const ReasoningStyle rs = detect_reasoning(src);
-  // Open when the shared prompt left a block open, or the turn closes one it did not open (the
-  // generation prompt opened it).
-  const std::string p = prompt->substr(0, k);
-  const size_t e = p.find_last_not_of(" \n");
-  // (A turn that never closes the block is the template's history form, not thinking: Nemotron
-  // renders "<think>\n" + content for earlier turns.)
-  const bool closes = !rs.close.empty() && r.output.find(rs.close) != std::string::npos &&
-                      r.output.find(rs.open) > r.output.find(rs.close);
-  r.reasoning_open = closes || (!rs.open.empty() && e != std::string::npos && p.substr(0, e + 1).ends_with(rs.open) &&
-                                r.output.find(rs.close) != std::string::npos);
+  r.output = m.output;
+  r.reasoning_open = m.reasoning_open;
   return r;
 }
 

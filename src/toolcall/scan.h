@@ -3,6 +3,7 @@
 // the content builder that trims whitespace next to calls.
 #pragma once
 
+#include <algorithm>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,6 +21,19 @@ std::string_view ltrim(std::string_view s);
 std::string_view rtrim(std::string_view s);
 std::string_view trim(std::string_view s);
 inline bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+// The first non-whitespace position at or after i.
+inline size_t skip_ws(std::string_view s, size_t i) {
+  while (i < s.size() && is_space(s[i])) ++i;
+  return i;
+}
+// True when the text from i is a proper prefix of one of `ms`: in a partial parse, a marker that
+// may still be arriving.
+inline bool arriving(std::string_view text, size_t i, std::initializer_list<std::string_view> ms) {
+  const std::string_view rest = text.substr(std::min(i, text.size()));
+  for (std::string_view m : ms)
+    if (!m.empty() && rest.size() < m.size() && m.substr(0, rest.size()) == rest) return true;
+  return false;
+}
 
 // The first occurrence of any of `markers` at or after `from`: its position (npos if none) and
 // index in *which.

@@ -19,18 +19,9 @@ PartialReply XmlFormat::parse(std::string_view text, const ParseOptions& opts, b
   const bool region = !s_.region_open.empty();
   const std::string& start_marker = region ? s_.region_open : s_.fn_open;
   size_t pos = 0;
-  auto ws = [&](size_t i) {
-    while (i < text.size() && is_space(text[i])) ++i;
-    return i;
-  };
-  // True when partial text ends with a possible beginning of one of the markers at i.
-  auto arriving = [&](size_t i, std::initializer_list<std::string_view> ms) {
-    if (!partial) return false;
-    const std::string_view rest = text.substr(i);
-    for (std::string_view m : ms)
-      if (!m.empty() && rest.size() < m.size() && m.substr(0, rest.size()) == rest) return true;
-    return false;
-  };
+  auto ws = [&](size_t i) { return skip_ws(text, i); };
+  // In a partial parse, whether a marker may be arriving at i.
+  auto arriving = [&](size_t i, std::initializer_list<std::string_view> ms) { return partial && scan::arriving(text, i, ms); };
   // Parses one call at q (after the region marker); returns the end, npos if malformed, or
   // text.size() with *cut when the text ends inside it.
   auto call = [&](size_t q, bool* cut) -> size_t {

@@ -207,6 +207,11 @@ std::optional<ApiError> check_type(const nlohmann::json& obj, const char* key, n
 nlohmann::ordered_json to_ordered(const nlohmann::json& j);
 nlohmann::ordered_json parse_arguments(const std::string& text);  // an object, or the text itself
 std::string id_suffix(const std::string& id);  // the part after the first '_' (all of it when none)
+// Records a streamed call fragment in `reply`: its position there (call_pos maps CallDelta.index
+// to it), appending a new call (id: c.id, or prefix + id_suffix(response_id) + "_" + index) when
+// the index is new (*is_new). -1 for a negative index.
+int note_call(const toolcall::CallDelta& c, const char* id_prefix, const std::string& response_id,
+              std::vector<int>* call_pos, toolcall::Reply* reply, bool* is_new);
 }  // namespace compat_detail
 
 }  // namespace modu::server
