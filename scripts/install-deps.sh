@@ -12,6 +12,8 @@ PACKAGES=(
   libpcre2-dev                                   # tokenizer pre-split regexes (UTF + Unicode properties)
   libgtest-dev libgmock-dev                      # unit tests
   libbenchmark-dev                               # microbenchmarks
+  bubblewrap                                     # sandbox for the agent's commands and MCP servers
+  libssl-dev                                     # SHA-256 (libcrypto) for the agent's action log
 )
 
 # Node.js + npm drive the server tests with the official openai package. A machine that already
