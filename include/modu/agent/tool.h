@@ -1,0 +1,24 @@
+// Tool descriptions and results shared by the built-in tools, MCP servers and the agent loop.
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace modu::agent {
+
+// What the model is told about one tool.
+struct ToolSpec {
+  std::string name, description;
+  nlohmann::json input_schema = nlohmann::json::object();  // JSON Schema of the arguments
+  std::string source;                                      // "builtin" or an MCP server name
+};
+
+// What one tool call gave back. Errors are results (is_error), never exceptions.
+struct ToolResult {
+  bool is_error = false;
+  std::string text;
+  nlohmann::json structured;  // null if none
+};
+
+}  // namespace modu::agent

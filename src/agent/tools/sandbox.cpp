@@ -1,0 +1,426 @@
+// Sandbox: runs a command under bubblewrap (or, only when asked, directly) with a watchdog for
+// wall time, output size and process count, and rlimits for CPU and memory.
+#include "modu/agent/sandbox.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+
+#include <nlohmann/json.hpp>
+
+namespace modu::agent {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+constexpr int kInfoFd = 3;  // bwrap --info-fd in the child
+
+std::atomic<bool> g_disable_userns{true};  // cleared when this bwrap lacks --disable-userns
+
+std::string find_in_path(const std::string& exe, const std::string& path) {
+  if (exe.find('/') != std::string::npos) return exe;
+  size_t i = 0;
+  while (i <= path.size()) {
+    size_t j = path.find(':', i);
+    if (j == std::string::npos) j = path.size();
+    std::string cand = j > i ? path.substr(i, j - i) : std::string(1, '.');
+    cand += '/';
+    cand += exe;
+    if (::access(cand.c_str(), X_OK) == 0) return cand;
+    i = j + 1;
+  }
+  return "";
+}
+
+std::string env_or(const char* name, const char* fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? v : fallback;
+}
+
+bool inside(const fs::path& p, const fs::path& dir) {
+  auto pi = p.begin(), di = dir.begin();
+  for (; di != dir.end(); ++di, ++pi) {
+    if (di->empty()) continue;  // trailing slash
+    if (pi == p.end() || *pi != *di) return false;
+  }
+  return true;
+}
+
+std::vector<std::string> bwrap_args(const std::string& bwrap, const fs::path& ws, const SandboxOptions& o,
+                                    const std::map<std::string, std::string>& env,
+                                    const std::vector<std::string>& argv) {
+  std::vector<std::string> a = {bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+                                "--tmpfs", "/tmp"};
+  std::error_code ec;
+  const std::string home = env_or("HOME", "");
+  if (fs::is_directory("/root", ec)) a.insert(a.end(), {"--tmpfs", "/root"});
+  if (!home.empty() && home[0] == '/' && home != "/" && home != "/root" && fs::is_directory(home, ec))
+    a.insert(a.end(), {"--tmpfs", home});
+  for (const auto& p : o.extra_ro_binds) a.insert(a.end(), {"--ro-bind", p, p});
+  a.insert(a.end(), {"--bind", ws.string(), ws.string()});
+  a.insert(a.end(), {"--unshare-all", "--unshare-user"});
+  if (g_disable_userns.load()) a.push_back("--disable-userns");
+  if (o.network) a.push_back("--share-net");
+  a.insert(a.end(), {"--cap-drop", "ALL", "--die-with-parent", "--new-session", "--chdir", ws.string(),
+                     "--clearenv", "--setenv", "PATH", kDefaultPath, "--setenv", "HOME",
+                     home.empty() ? "/tmp" : home, "--setenv", "LANG", env_or("LANG", "C.UTF-8")});
+  for (const auto& [k, v] : env) a.insert(a.end(), {"--setenv", k, v});
+  a.insert(a.end(), {"--info-fd", std::to_string(kInfoFd), "--"});
+  a.insert(a.end(), argv.begin(), argv.end());
+  return a;
+}
+
+// Live processes in the sandbox: host processes whose PID namespace is the sandbox's (its /proc,
+// seen through /proc/<init>/root, is not usable: bwrap reports the pid before it mounts it).
+// Nested PID namespaces would need a nested user namespace, which --disable-userns forbids.
+int count_sandbox_processes(unsigned long pidns) {
+  DIR* d = opendir("/proc");
+  if (!d) return -1;
+  int n = 0;
+  std::string path;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    path.assign("/proc/").append(e->d_name).append("/ns/pid");
+    struct stat st;
+    if (::stat(path.c_str(), &st) == 0 && st.st_ino == pidns) ++n;
+  }
+  closedir(d);
+  return n;
+}
+
+// Tasks owned by `uid` (RLIMIT_NPROC counts them all, not only ours).
+long count_user_tasks(uid_t uid) {
+  DIR* d = opendir("/proc");
+  if (!d) return -1;
+  long n = 0;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    struct stat st;
+    std::string base = std::string("/proc/") + e->d_name;
+    if (::stat(base.c_str(), &st) != 0 || st.st_uid != uid) continue;
+    std::ifstream f(base + "/status");
+    std::string line;
+    long threads = 1;
+    while (std::getline(f, line))
+      if (line.rfind("Threads:", 0) == 0) threads = std::atol(line.c_str() + 8);
+    n += threads;
+  }
+  closedir(d);
+  return n;
+}
+
+bool gone_or_zombie(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  if (!f) return true;
+  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  size_t rp = s.rfind(')');
+  return rp == std::string::npos || rp + 2 >= s.size() || s[rp + 2] == 'Z' || s[rp + 2] == 'X';
+}
+
+struct CArgs {
+  std::vector<std::string> store;
+  std::vector<char*> ptrs;
+  explicit CArgs(std::vector<std::string> v) : store(std::move(v)) {
+    for (auto& s : store) ptrs.push_back(s.data());
+    ptrs.push_back(nullptr);
+  }
+};
+
+std::string trim_copy(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+Result<ProcessResult> run_impl(const std::vector<std::string>& argv, const fs::path& ws,
+                               const SandboxOptions& o, const std::map<std::string, std::string>& env) {
+  using clock = std::chrono::steady_clock;
+  const bool sandboxed = o.enabled;
+  std::vector<std::string> args;
+  std::vector<std::string> envv;
+  if (sandboxed) {
+    std::string bwrap = find_in_path("bwrap", env_or("PATH", kDefaultPath));
+    if (bwrap.empty()) return not_found("bwrap (bubblewrap) not found in PATH: install it (apt install bubblewrap)");
+    args = bwrap_args(bwrap, ws, o, env, argv);
+    envv = {std::string("PATH=") + kDefaultPath};
+  } else {
+    std::map<std::string, std::string> e = {{"PATH", kDefaultPath}, {"HOME", env_or("HOME", "/tmp")},
+                                            {"LANG", env_or("LANG", "C.UTF-8")}};
+    for (const auto& [k, v] : env) e[k] = v;
+    std::string exe = find_in_path(argv[0], e["PATH"]);
+    if (exe.empty()) return not_found("command " + argv[0] + " not found in PATH " + e["PATH"]);
+    args = argv;
+    args[0] = exe;
+    for (const auto& [k, v] : e) envv.push_back(k + "=" + v);
+  }
+  CArgs cargs(args), cenv(envv);
+  const std::string ws_str = ws.string();
+
+  // Limits, computed before fork (the child may only call async-signal-safe functions).
+  rlim_t cpu = static_cast<rlim_t>(std::max(1.0, std::ceil(o.cpu_seconds)));
+  rlim_t as = o.memory_mb > 0 ? static_cast<rlim_t>(o.memory_mb) << 20 : RLIM_INFINITY;
+  rlim_t nproc = RLIM_INFINITY;
+  if (::geteuid() != 0 && o.max_processes > 0) {
+    // Per-uid: as a backstop to the watchdog, allow what the user already runs plus the budget.
+    long mine = count_user_tasks(::geteuid());
+    if (mine >= 0) nproc = static_cast<rlim_t>(mine + o.max_processes + 8);
+  }
+
+  int out[2], info[2] = {-1, -1}, err[2];
+  if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0 || (sandboxed && ::pipe2(info, O_CLOEXEC) != 0))
+    return io_error(std::string("sandbox: pipe failed: ") + std::strerror(errno));
+  int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+  const auto start = clock::now();
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    int e = errno;
+    for (int fd : {out[0], out[1], err[0], err[1], info[0], info[1], devnull})
+      if (fd >= 0) ::close(fd);
+    return resource_exhausted(std::string("sandbox: fork failed: ") + std::strerror(e));
+  }
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    // Move what the child keeps out of the way first, so the dup2s below cannot clobber it.
+    int o1 = ::fcntl(out[1], F_DUPFD_CLOEXEC, 100);
+    int i1 = sandboxed ? ::fcntl(info[1], F_DUPFD_CLOEXEC, 100) : -1;
+    int e1 = ::fcntl(err[1], F_DUPFD_CLOEXEC, 100);
+    int dn = devnull >= 0 ? ::fcntl(devnull, F_DUPFD_CLOEXEC, 100) : -1;
+    if (dn >= 0) ::dup2(dn, 0);
+    ::dup2(o1, 1);
+    ::dup2(o1, 2);
+    if (sandboxed) ::dup2(i1, kInfoFd);  // dup2 clears O_CLOEXEC: bwrap inherits it
+    const int errfd = sandboxed ? kInfoFd + 1 : 3;
+    ::dup3(e1, errfd, O_CLOEXEC);
+    if (::syscall(SYS_close_range, errfd + 1, ~0U, 0) != 0)
+      for (int fd = errfd + 1; fd < 4096; ++fd) ::close(fd);
+    struct rlimit rl;
+    rl = {cpu, cpu + 1};
+    ::setrlimit(RLIMIT_CPU, &rl);
+    rl = {as, as};
+    ::setrlimit(RLIMIT_AS, &rl);
+    rl = {0, 0};
+    ::setrlimit(RLIMIT_CORE, &rl);
+    if (nproc != RLIM_INFINITY) {
+      rl = {nproc, nproc};
+      ::setrlimit(RLIMIT_NPROC, &rl);
+    }
+    if (!sandboxed && ::chdir(ws_str.c_str()) != 0) ::_exit(126);
+    ::signal(SIGPIPE, SIG_DFL);
+    ::execve(cargs.ptrs[0], cargs.ptrs.data(), cenv.ptrs.data());
+    int e = errno;
+    [[maybe_unused]] ssize_t w = ::write(errfd, &e, sizeof e);
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  ::close(err[1]);
+  if (info[1] >= 0) ::close(info[1]);
+  if (devnull >= 0) ::close(devnull);
+  ::setpgid(pid, pid);  // also in the parent, so kill(-pid) works whoever runs first
+
+  ProcessResult r;
+  const auto deadline = start + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(o.wall_seconds));
+  bool out_open = true, info_open = sandboxed, exited = false, killed = false;
+  int status = 0;
+  struct rusage ru{};
+  pid_t init_pid = 0;
+  unsigned long pidns = 0;
+  std::string info_buf;
+  clock::time_point exited_at{}, last_count{};
+  auto kill_all = [&] {
+    killed = true;
+    ::kill(-pid, SIGKILL);
+    if (init_pid > 0) ::kill(init_pid, SIGKILL);  // its death empties the PID namespace
+  };
+  char buf[65536];
+  for (;;) {
+    auto now = clock::now();
+    if (!killed && now >= deadline) {
+      r.timed_out = true;
+      kill_all();
+    }
+    int wait_ms = 50;
+    if (sandboxed && o.max_processes > 0) wait_ms = 10;
+    if (!killed) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count();
+      wait_ms = static_cast<int>(std::clamp<long long>(left, 0, wait_ms));
+    }
+    pollfd fds[2];
+    int nfds = 0;
+    if (out_open) fds[nfds++] = {out[0], POLLIN, 0};
+    if (info_open) fds[nfds++] = {info[0], POLLIN, 0};
+    if (nfds > 0) ::poll(fds, nfds, wait_ms);
+    else ::usleep(wait_ms * 1000);
+    for (int i = 0; i < nfds; ++i) {
+      if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
+      if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+      if (fds[i].fd == out[0]) {
+        if (n <= 0) {
+          out_open = false;
+          continue;
+        }
+        size_t room = o.max_output_bytes - std::min(o.max_output_bytes, r.output.size());
+        r.output.append(buf, std::min(room, static_cast<size_t>(n)));
+        if (static_cast<size_t>(n) > room && !r.output_truncated) {
+          r.output_truncated = true;
+          if (!killed) kill_all();
+        }
+      } else {
+        if (n <= 0) {
+          info_open = false;
+          auto j = nlohmann::json::parse(info_buf, nullptr, false);
+          if (j.is_object() && j.contains("child-pid") && j["child-pid"].is_number_integer()) {
+            init_pid = j["child-pid"].get<pid_t>();
+            if (j.contains("pid-namespace") && j["pid-namespace"].is_number_unsigned())
+              pidns = j["pid-namespace"].get<unsigned long>();
+            if (killed) ::kill(init_pid, SIGKILL);
+          }
+          continue;
+        }
+        info_buf.append(buf, static_cast<size_t>(n));
+      }
+    }
+    if (!exited && ::wait4(pid, &status, WNOHANG, &ru) == pid) {
+      exited = true;
+      exited_at = clock::now();
+    }
+    now = clock::now();
+    if (exited && !out_open) break;
+    if (exited && now - exited_at > std::chrono::milliseconds(200)) {
+      // Something outside the main process still holds the output open (a background child when
+      // unsandboxed): stop it.
+      if (!killed) ::kill(-pid, SIGKILL);
+      break;
+    }
+    if (!killed && !exited && pidns != 0 && o.max_processes > 0 && now - last_count >= std::chrono::milliseconds(10)) {
+      last_count = now;
+      int n = count_sandbox_processes(pidns);
+      // The sandbox's own init (bwrap) is one of them.
+      if (n > o.max_processes + 1) {
+        r.process_limit = true;
+        kill_all();
+      }
+    }
+  }
+  if (!exited) ::wait4(pid, &status, 0, &ru);
+  ::close(out[0]);
+  if (info_open) ::close(info[0]);
+  int exec_errno = 0;
+  bool exec_failed = ::read(err[0], &exec_errno, sizeof exec_errno) == sizeof exec_errno;
+  ::close(err[0]);
+  if (init_pid > 0) {
+    // Wait (briefly) until the namespace's init is gone: then every process in it is.
+    if (killed) ::kill(init_pid, SIGKILL);
+    for (int i = 0; i < 200 && !gone_or_zombie(init_pid); ++i) ::usleep(10000);
+  }
+  r.seconds = std::chrono::duration<double>(clock::now() - start).count();
+  if (exec_failed)
+    return io_error("sandbox: cannot run " + args[0] + ": " + std::strerror(exec_errno));
+
+  if (WIFEXITED(status)) {
+    r.exit_code = WEXITSTATUS(status);
+    if (sandboxed && r.exit_code > 128 && r.exit_code < 128 + 65) r.signal = r.exit_code - 128;
+  } else if (WIFSIGNALED(status)) {
+    r.signal = WTERMSIG(status);
+    r.exit_code = 128 + r.signal;
+  }
+  if (killed) {
+    r.exit_code = -1;
+    r.signal = SIGKILL;
+  }
+  if (sandboxed && init_pid == 0 && !killed && r.exit_code != 0)
+    return internal_error("sandbox: bubblewrap failed to start: " + trim_copy(r.output));
+  if (sandboxed && !killed && r.exit_code == 1 && r.output.rfind("bwrap: ", 0) == 0)
+    return internal_error("sandbox: bubblewrap failed to set up: " + trim_copy(r.output));
+
+  double cpu_used = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+  if (!killed && (r.signal == SIGXCPU || (r.signal == SIGKILL && cpu_used >= static_cast<double>(cpu) - 0.05)))
+    r.cpu_limit = true;
+  if (!killed && r.exit_code != 0) {
+    for (const char* m : {"Cannot allocate", "cannot allocate", "bad_alloc", "MemoryError", "out of memory",
+                          "Out of memory", "memory exhausted"})
+      if (r.output.find(m) != std::string::npos) r.memory_limit = true;
+  }
+  std::vector<std::string> notes;
+  if (!sandboxed) notes.push_back("UNSANDBOXED");
+  if (r.timed_out) notes.push_back("stopped: wall-clock limit of " + std::to_string(o.wall_seconds) + " s reached");
+  if (r.output_truncated)
+    notes.push_back("stopped: output exceeded " + std::to_string(o.max_output_bytes) + " bytes (truncated)");
+  if (r.process_limit)
+    notes.push_back("stopped: more than " + std::to_string(o.max_processes) + " processes (fork bomb?)");
+  if (r.cpu_limit) notes.push_back("stopped: CPU limit of " + std::to_string(cpu) + " s reached");
+  if (r.memory_limit) notes.push_back("probably hit the memory limit of " + std::to_string(o.memory_mb) + " MB");
+  for (size_t i = 0; i < notes.size(); ++i) r.note += (i ? "; " : "") + notes[i];
+  return r;
+}
+
+}  // namespace
+
+Status sandbox_available() {
+  static std::once_flag once;
+  static Status status;
+  std::call_once(once, [] {
+    SandboxOptions o;
+    o.wall_seconds = 20;
+    auto probe = [&] { return run_impl({"true"}, fs::path("/tmp"), o, {}); };
+    auto r = probe();
+    if (!r.ok() && r.status().message().find("--disable-userns") != std::string::npos) {
+      g_disable_userns = false;  // bubblewrap < 0.8: no way to forbid nested user namespaces
+      r = probe();
+    }
+    if (r.ok() && r->exit_code == 0) return;
+    std::string why = r.ok() ? "exit code " + std::to_string(r->exit_code) + ": " + trim_copy(r->output)
+                             : r.status().message();
+    if (!r.ok() && r.status().code() == StatusCode::kNotFound) {
+      status = r.status();
+      return;
+    }
+    status = unimplemented(
+        "the command sandbox (bubblewrap) does not work here (" + why +
+        "). Usually the kernel refuses unprivileged user namespaces: allow them with "
+        "`sudo sysctl -w kernel.unprivileged_userns_clone=1` (Debian), "
+        "`sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0` (Ubuntu 23.10+) or "
+        "`sudo sysctl -w user.max_user_namespaces=15000`, or run as root; inside a container, "
+        "start it with user namespaces allowed. Until then commands do not run, unless the sandbox is "
+        "explicitly turned off (they then run UNSANDBOXED)");
+  });
+  return status;
+}
+
+Result<ProcessResult> run_sandboxed(const std::vector<std::string>& argv, const fs::path& workspace,
+                                    const SandboxOptions& o, const std::map<std::string, std::string>& env) {
+  if (argv.empty() || argv[0].empty()) return invalid_argument("sandbox: empty command");
+  std::error_code ec;
+  fs::path ws = fs::canonical(workspace, ec);
+  if (ec || !fs::is_directory(ws)) return not_found("sandbox: workspace " + workspace.string() + " is not a folder");
+  if (o.enabled) {
+    const std::string home = env_or("HOME", "");
+    if (ws == "/" || (!home.empty() && inside(fs::weakly_canonical(home, ec), ws)) || inside("/root", ws) ||
+        inside("/tmp", ws))
+      return invalid_argument("sandbox: workspace " + ws.string() +
+                              " contains your home folder, /root or /tmp (or is /): choose a project folder");
+    MODU_RETURN_IF_ERROR(sandbox_available());
+  }
+  if (o.wall_seconds <= 0) return invalid_argument("sandbox: wall_seconds must be positive");
+  return run_impl(argv, ws, o, env);
+}
+
+}  // namespace modu::agent
