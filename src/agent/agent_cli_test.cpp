@@ -1,0 +1,160 @@
+// `modu agent` end to end on a model modu writes, with the real MCP servers from npm: a multi-step
+// task with forced tool choices (deterministic), results reaching the next model turn, the action
+// log, policy denials, a dead server left out while the others go on, and the approval prompt
+// answered through a pseudo-terminal.
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <pty.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+const std::string kTmp = ::testing::TempDir();
+
+std::string node_pkg(const std::string& pkg) {
+  const char* d = std::getenv("MODU_NODE_DIR");
+  return std::string(d ? d : "") + "/node_modules/@modelcontextprotocol/" + pkg + "/dist/index.js";
+}
+
+int sh(const std::string& cmd, std::string* out = nullptr) {
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  std::string s;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) s.append(buf, n);
+  const int st = pclose(p);
+  if (out) *out = s;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class AgentCli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    ASSERT_TRUE(fs::exists(node_pkg("server-everything"))) << "run through ctest (the server_npm fixture installs the MCP servers)";
+    const std::string cmd = std::string(MODU_BIN) + " init-model -o " + model() + " --preset tiny --vocab-from " + MODU_SHARED_DIR +
+                            "/testdata/vocab/ggml-vocab-gpt-2.gguf --d-model 64 --layers 2 --ff 128 --heads 4 --kv-heads 2"
+                            " --ctx 4096 --type f16 --seed 3 --chat-template " + MODU_SHARED_DIR +
+                            "/testdata/templates/Qwen-Qwen2.5-7B-Instruct.jinja";
+    std::string out;
+    ASSERT_EQ(sh(cmd, &out), 0) << out;
+  }
+  static std::string model() { return kTmp + "/agent_tiny.gguf"; }
+  static std::string servers() {
+    return " --mcp \"node " + node_pkg("server-everything") + " stdio\" --mcp \"node " + node_pkg("server-memory") + "\"";
+  }
+  static std::string agent(const std::string& args) {
+    return std::string(MODU_BIN) + " agent -m " + model() + " -t 1 -n 60 " + args;
+  }
+};
+
+TEST_F(AgentCli, MultiStepTaskWithForcedCalls) {
+  const std::string t = kTmp + "/agent_t1.json", log = kTmp + "/agent_log1.jsonl";
+  fs::remove(log);
+  std::string out;
+  ASSERT_EQ(sh(agent(servers() + " --approve-all --tool-choice get-sum,read_graph,none --max-steps 4 --keep-prompts --transcript " +
+                     t + " --action-log " + log + " \"Add two numbers, then read the graph.\""),
+               &out),
+            0)
+      << out;
+  const json tr = json::parse(slurp(t));
+  ASSERT_EQ(tr["steps"].size(), 3u) << tr.dump(1);
+  EXPECT_EQ(tr["steps"][0]["calls"][0]["name"], "get-sum");
+  EXPECT_EQ(tr["steps"][1]["calls"][0]["name"], "read_graph");
+  EXPECT_FALSE(tr["steps"][2].contains("calls"));
+  EXPECT_EQ(tr["runs"][0]["stop_reason"], "answer");
+  // The first tool's result is in the prompt of the second model turn, and so on.
+  const std::string r1 = tr["steps"][0]["calls"][0]["result"];
+  EXPECT_NE(r1.find("The sum of"), std::string::npos) << r1;
+  EXPECT_NE(tr["steps"][1]["prompt"].get<std::string>().find(r1), std::string::npos);
+  EXPECT_NE(tr["steps"][2]["prompt"].get<std::string>().find("entities"), std::string::npos);
+  // Each action is a JSON line with its decision, digest and duration.
+  std::istringstream lines(slurp(log));
+  std::string line;
+  std::vector<json> acts;
+  while (std::getline(lines, line)) acts.push_back(json::parse(line));
+  ASSERT_EQ(acts.size(), 2u);
+  EXPECT_EQ(acts[0]["tool"], "mcp1.get-sum");
+  EXPECT_EQ(acts[0]["decided_by"], "--approve-all");
+  EXPECT_EQ(acts[0]["result_sha256"].get<std::string>().size(), 64u);
+  EXPECT_NE(out.find("▶ get-sum"), std::string::npos) << out;
+}
+
+TEST_F(AgentCli, PolicyDeniesAndADeadServerIsLeftOut) {
+  const std::string pol = kTmp + "/agent_policy.json", t = kTmp + "/agent_t2.json", log = kTmp + "/agent_log2.jsonl";
+  std::ofstream(pol) << R"({"default": "ask", "tools": {"mcp2.get-sum": [{"deny": {}}], "mcp3.*": [{"allow": {}}]}})";
+  fs::remove(log);
+  std::string out;
+  // mcp1 dies at once; mcp2 (everything) and mcp3 (memory) go on.
+  const std::string cmd = agent(" --mcp \"node -e process.exit(4)\" --mcp \"node " + node_pkg("server-everything") +
+                                " stdio\" --mcp \"node " + node_pkg("server-memory") + "\" --policy " + pol +
+                                " --tool-choice get-sum,read_graph,none --transcript " + t + " --action-log " + log + " task");
+  ASSERT_EQ(sh(cmd, &out), 0) << out;
+  EXPECT_NE(out.find("'mcp1' left out"), std::string::npos) << out;
+  const json tr = json::parse(slurp(t));
+  ASSERT_GE(tr["steps"].size(), 2u) << tr.dump(1);
+  const json& denied = tr["steps"][0]["calls"][0];
+  EXPECT_EQ(denied["name"], "get-sum");
+  EXPECT_FALSE(denied["approved"].get<bool>());
+  EXPECT_NE(denied["decided_by"].get<std::string>().find("policy"), std::string::npos);
+  EXPECT_NE(denied["result"].get<std::string>().find("not approved"), std::string::npos);
+  const json& allowed = tr["steps"][1]["calls"][0];
+  EXPECT_TRUE(allowed["approved"].get<bool>()) << allowed.dump();
+  EXPECT_FALSE(allowed["is_error"].get<bool>());
+}
+
+// The person answers the approval prompt on a terminal.
+TEST_F(AgentCli, ApprovalPromptOnATerminal) {
+  const std::string t = kTmp + "/agent_t3.json";
+  int master = -1;
+  const pid_t pid = forkpty(&master, nullptr, nullptr, nullptr);
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const std::string cmd = agent(servers() + " --tool-choice get-sum,none --transcript " + t + " task");
+    execl("/bin/sh", "sh", "-c", cmd.c_str(), (char*)nullptr);
+    _exit(127);
+  }
+  std::string seen;
+  bool answered = false;
+  for (int i = 0; i < 600; ++i) {  // up to 60 s
+    pollfd p{master, POLLIN, 0};
+    if (poll(&p, 1, 100) > 0) {
+      char buf[4096];
+      const ssize_t n = read(master, buf, sizeof buf);
+      if (n <= 0) break;
+      seen.append(buf, (size_t)n);
+    }
+    if (!answered && seen.find("[e]dit") != std::string::npos) {
+      ASSERT_EQ(write(master, "n\n", 2), 2);
+      answered = true;
+    }
+  }
+  int st = 0;
+  waitpid(pid, &st, 0);
+  close(master);
+  ASSERT_TRUE(answered) << seen;
+  EXPECT_NE(seen.find("get-sum"), std::string::npos) << "the prompt shows the exact call: " << seen;
+  const json tr = json::parse(slurp(t));
+  const json& call = tr["steps"][0]["calls"][0];
+  EXPECT_FALSE(call["approved"].get<bool>());
+  EXPECT_EQ(call["decided_by"], "user");
+}
+
+}  // namespace

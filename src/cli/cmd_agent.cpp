@@ -1,0 +1,200 @@
+// `modu agent`: the model acts through MCP servers and workspace built-ins under a policy, asking
+// the person on the terminal for "ask" calls; one task from the command line or an interactive
+// session; the transcript printed readably and saved as JSON, every action in a JSON Lines log.
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "common.h"
+#include "modu/agent/agent.h"
+#include "modu/chat/chat_template.h"
+
+namespace modu::cli {
+
+namespace {
+
+using json = nlohmann::json;
+
+struct AgentArgs {
+  std::string model, task, policy, workspace, action_log, transcript, mcp_config, tool_format, system, tmpl;
+  std::vector<std::string> mcp, tools, tool_choice;
+  bool approve_all = false, no_sandbox = false, network = false, keep_prompts = false;
+  int max_steps = 10, n_predict = 512, threads = 0;
+  int64_t token_budget = 0, ctx = 0;
+  float temp = 0;
+  uint64_t seed = 1;
+  size_t max_result = 8000;
+};
+
+std::atomic<bool> g_stop{false};
+extern "C" void on_sigint(int) {
+  if (g_stop.exchange(true)) std::_Exit(130);  // a second Ctrl-C: leave now
+}
+
+std::string short_text(const std::string& s, size_t n) { return s.size() <= n ? s : s.substr(0, n) + " ..."; }
+
+void print_event(const std::string& kind, const json& d) {
+  if (kind == "call") {
+    std::fprintf(stderr, "▶ %s %s\n", d["name"].get<std::string>().c_str(), d["arguments"].dump().c_str());
+  } else if (kind == "result") {
+    std::fprintf(stderr, "%s %s (%.2f s): %s\n", d["is_error"].get<bool>() ? "✗" : "◀", d["name"].get<std::string>().c_str(),
+                 d["seconds"].get<double>(), short_text(d["text"].get<std::string>(), 400).c_str());
+  } else if (kind == "assistant") {
+    if (!d["reasoning"].get<std::string>().empty()) std::fprintf(stderr, "(thinking) %s\n", short_text(d["reasoning"], 400).c_str());
+    if (d["calls"].get<size_t>() > 0 && !d["content"].get<std::string>().empty())
+      std::fprintf(stderr, "%s\n", d["content"].get<std::string>().c_str());
+  } else if (kind == "final") {
+    std::printf("%s\n", d["content"].get<std::string>().c_str());
+    std::fflush(stdout);
+  } else if (kind == "note") {
+    std::fprintf(stderr, "modu agent: %s\n", d["text"].get<std::string>().c_str());
+  }
+}
+
+int run_agent(const AgentArgs& a) {
+  auto lm = load_model(a.model, true);
+  if (!lm.ok()) return fail(lm.status());
+  const Model& model = *lm->model;
+  std::string src = a.tmpl;
+  if (src.empty()) {
+    auto t = model.gguf().get_string("tokenizer.chat_template", std::string());
+    if (!t.ok() || t->empty()) return fail(not_found(a.model + " has no chat template; pass --chat-template FILE"));
+    src = *t;
+  } else {
+    std::ifstream in(src, std::ios::binary);
+    if (!in) return fail(io_error("cannot read --chat-template " + src));
+    src.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  agent::AgentOptions o;
+  o.max_steps = a.max_steps;
+  o.token_budget = a.token_budget;
+  o.n_predict = a.n_predict;
+  o.n_ctx = a.ctx > 0 ? a.ctx : std::min<int64_t>(model.config().n_ctx_train, 8192);
+  o.tool_choice = a.tool_choice;
+  o.max_result_chars = a.max_result;
+  o.approve_all = a.approve_all;
+  o.sampling.temperature = a.temp;
+  o.sampling.seed = a.seed;
+  o.system = a.system;
+  o.tool_format = a.tool_format;
+  o.keep_prompts = a.keep_prompts;
+  ThreadPool pool(a.threads);
+  agent::Agent ag(model, *lm->tokenizer, pool, o);
+  if (Status s = ag.set_template(src); !s.ok()) return fail(s);
+
+  // MCP servers: a server that cannot start is reported and left out; the others go on.
+  std::vector<agent::McpServerConfig> servers;
+  if (!a.mcp_config.empty()) {
+    auto c = agent::load_mcp_config(a.mcp_config);
+    if (!c.ok()) return fail(c.status());
+    servers = *c;
+  }
+  for (size_t i = 0; i < a.mcp.size(); ++i) {
+    auto c = agent::parse_mcp_flag(a.mcp[i], "mcp" + std::to_string(i + 1));
+    if (!c.ok()) return fail(c.status());
+    servers.push_back(*c);
+  }
+  std::vector<std::unique_ptr<agent::McpClient>> clients;
+  for (const auto& c : servers) {
+    auto cl = agent::McpClient::connect(c);
+    if (!cl.ok()) {
+      std::fprintf(stderr, "modu agent: MCP server '%s' left out: %s\n", c.name.c_str(), cl.status().message().c_str());
+      continue;
+    }
+    if (Status s = ag.add_mcp(cl->get()); !s.ok()) {
+      std::fprintf(stderr, "modu agent: MCP server '%s' left out: %s\n", c.name.c_str(), s.message().c_str());
+      continue;
+    }
+    for (const auto& w : (*cl)->warnings()) std::fprintf(stderr, "modu agent: %s: %s\n", c.name.c_str(), w.c_str());
+    clients.push_back(std::move(cl).value());
+  }
+  std::optional<agent::Workspace> ws;
+  if (!a.tools.empty()) {
+    if (a.workspace.empty()) return fail(invalid_argument("--tools needs --workspace DIR (the only folder they may touch)"));
+    auto w = agent::Workspace::open(a.workspace);
+    if (!w.ok()) return fail(w.status());
+    ws = std::move(w).value();
+    agent::SandboxOptions sb;
+    sb.enabled = !a.no_sandbox;
+    sb.network = a.network;
+    if (sb.enabled)
+      if (Status s = agent::sandbox_available(); !s.ok()) return fail(s.with_context("--tools needs the sandbox (or --no-sandbox)"));
+    if (!sb.enabled) std::fprintf(stderr, "modu agent: WARNING: commands run UNSANDBOXED (--no-sandbox)\n");
+    ag.add_builtins(&*ws, a.tools, sb);
+  }
+  auto policy = a.policy.empty() ? Result<agent::Policy>(agent::Policy::ask_all()) : agent::Policy::load(a.policy);
+  if (!policy.ok()) return fail(policy.status());
+  agent::TerminalApprover approver;
+  ag.set_policy(*policy, approver.has_terminal() ? &approver : nullptr);
+  std::optional<agent::ActionLog> log;
+  if (!a.action_log.empty()) {
+    auto l = agent::ActionLog::open(a.action_log);
+    if (!l.ok()) return fail(l.status());
+    log = std::move(l).value();
+    ag.set_action_log(&*log);
+  }
+  if (a.approve_all) std::fprintf(stderr, "modu agent: --approve-all: every 'ask' call runs without asking (logged as such)\n");
+  std::fprintf(stderr, "modu agent: %zu tools\n", ag.tools().size());
+  std::signal(SIGINT, on_sigint);
+
+  json transcript = {{"model", a.model}, {"runs", json::array()}};
+  auto one = [&](const std::string& task) -> int {
+    g_stop = false;
+    auto r = ag.run(task, print_event, &g_stop);
+    if (!r.ok()) return fail(r.status());
+    if (r->stop_reason != "answer") std::fprintf(stderr, "modu agent: stopped: %s\n", r->stop_reason.c_str());
+    transcript["runs"].push_back({{"task", task}, {"answer", r->answer}, {"stop_reason", r->stop_reason}});
+    transcript["messages"] = r->transcript["messages"];
+    transcript["steps"] = r->transcript["steps"];
+    if (!a.transcript.empty()) {
+      std::ofstream f(a.transcript, std::ios::binary | std::ios::trunc);
+      f << transcript.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+      if (!f) return fail(io_error("cannot write the transcript " + a.transcript));
+    }
+    return 0;
+  };
+  if (!a.task.empty()) return one(a.task);
+  std::fprintf(stderr, "modu agent: type a task; an empty line or Ctrl-D ends.\n");
+  std::string line;
+  while (std::fprintf(stderr, "> "), std::getline(std::cin, line) && !line.empty())
+    if (int rc = one(line); rc != 0) return rc;
+  return 0;
+}
+
+}  // namespace
+
+void add_agent_command(CLI::App& app, int& rc) {
+  auto a = std::make_shared<AgentArgs>();
+  CLI::App* c = app.add_subcommand("agent", "Let the model act through MCP servers and workspace tools, under a policy, with approval");
+  c->add_option("-m,--model", a->model, "GGUF model file or Hugging Face folder")->required()->check(CLI::ExistingPath);
+  c->add_option("task", a->task, "The task (none: interactive)");
+  c->add_option("--mcp", a->mcp, "An MCP server: \"CMD ARGS\" (stdio) or an http(s):// URL (repeatable)");
+  c->add_option("--mcp-config", a->mcp_config, "JSON file with \"mcpServers\"")->check(CLI::ExistingFile);
+  c->add_option("--tools", a->tools, "Built-ins to enable: read_file, write_file, list_dir, run_command, fetch_url")->delimiter(',');
+  c->add_option("--workspace", a->workspace, "The only folder the built-ins may touch");
+  c->add_option("--policy", a->policy, "Policy file (per tool allow / ask / deny; default: ask for everything)")->check(CLI::ExistingFile);
+  c->add_flag("--approve-all", a->approve_all, "Run every 'ask' call without asking (logged)");
+  c->add_option("--action-log", a->action_log, "Append every tool call to this JSON Lines file");
+  c->add_option("--transcript", a->transcript, "Save the conversation and steps as JSON");
+  c->add_flag("--keep-prompts", a->keep_prompts, "The transcript keeps every step's rendered prompt");
+  c->add_option("--tool-choice", a->tool_choice, "Per step: auto, required, none or a tool name (comma-separated)")->delimiter(',');
+  c->add_option("--tool-format", a->tool_format, "Tool-call format (default: from the chat template)");
+  c->add_option("--chat-template", a->tmpl, "Use this Jinja template instead of the model's")->check(CLI::ExistingFile);
+  c->add_option("--system", a->system, "System prompt");
+  c->add_option("--max-steps", a->max_steps, "Model turns per task")->capture_default_str();
+  c->add_option("--token-budget", a->token_budget, "Generated tokens per session (0: none)")->capture_default_str();
+  c->add_option("-n,--n-predict", a->n_predict, "Tokens per model turn")->capture_default_str();
+  c->add_option("--max-result", a->max_result, "Characters of a tool result the model sees")->capture_default_str();
+  c->add_flag("--no-sandbox", a->no_sandbox, "Run built-in commands without the sandbox (explicit, warned)");
+  c->add_flag("--allow-network", a->network, "Sandboxed commands may use the network");
+  c->add_option("--temp", a->temp, "Temperature (0: greedy)")->capture_default_str();
+  c->add_option("-s,--seed", a->seed, "Random seed")->capture_default_str();
+  c->add_option("-c,--ctx", a->ctx, "Context size (0: the model's, at most 8192)");
+  c->add_option("-t,--threads", a->threads, "Threads (0: all cores)");
+  c->callback([a, &rc] { rc = run_agent(*a); });
+}
+
+}  // namespace modu::cli
