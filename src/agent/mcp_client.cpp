@@ -208,9 +208,24 @@ McpClient::~McpClient() {
 Result<std::unique_ptr<McpClient>> McpClient::connect(const McpServerConfig& c) {
   auto impl = std::make_unique<Impl>();
   impl->config = c;
-  if (!c.url.empty()) impl->transport = make_http_transport(c);
-  else if (!c.command.empty()) impl->transport = make_stdio_transport(c);
-  else return invalid_argument("MCP server '" + c.name + "' has neither a command nor a url");
+  if (!c.url.empty()) {
+    impl->transport = make_http_transport(c);
+  } else if (!c.command.empty()) {
+    McpServerConfig run = c;
+    if (c.sandbox) {  // the same server, started by bwrap inside the sandbox
+      if (c.workspace.empty()) return invalid_argument("MCP server '" + c.name + "': a sandboxed server needs a workspace");
+      std::vector<std::string> argv = {c.command};
+      argv.insert(argv.end(), c.args.begin(), c.args.end());
+      auto cmd = sandbox_command(argv, c.workspace, c.sandbox_options, c.env);
+      if (!cmd.ok()) return cmd.status().with_context("MCP server '" + c.name + "'");
+      run.command = (*cmd)[0];
+      run.args.assign(cmd->begin() + 1, cmd->end());
+      run.env.clear();  // bwrap sets the server's environment itself
+    }
+    impl->transport = make_stdio_transport(run);
+  } else {
+    return invalid_argument("MCP server '" + c.name + "' has neither a command nor a url");
+  }
   Impl* p = impl.get();
   std::unique_ptr<McpClient> client(new McpClient(std::move(impl)));
   MODU_RETURN_IF_ERROR(p->transport->start([p](json m) { p->on_message(std::move(m)); },

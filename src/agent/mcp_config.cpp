@@ -48,6 +48,10 @@ Result<std::vector<McpServerConfig>> parse_mcp_config(const json& j) {
       if (!s["timeout"].is_number() || s["timeout"].get<double>() <= 0) return invalid_argument(where + ".timeout must be a positive number of seconds");
       c.timeout_s = s["timeout"].get<double>();
     }
+    if (s.contains("sandbox")) {
+      if (!s["sandbox"].is_boolean()) return invalid_argument(where + ".sandbox must be true or false");
+      c.sandbox = s["sandbox"].get<bool>();
+    }
     if (c.command.empty() == c.url.empty())
       return invalid_argument(where + " needs exactly one of \"command\" (stdio) or \"url\" (Streamable HTTP)");
     out.push_back(std::move(c));

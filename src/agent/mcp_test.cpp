@@ -275,6 +275,43 @@ TEST(Mcp, MisbehavingServersGiveClearErrors) {
   EXPECT_NE(r.status().message().find("exited"), std::string::npos) << r.status().to_string();
 }
 
+// A stdio server started in the sandbox writes only in the workspace and cannot read ~/.ssh.
+TEST(Mcp, SandboxedServerIsConfined) {
+  NEED_NODE();
+  if (Status s = sandbox_available(); !s.ok()) GTEST_SKIP() << s.to_string();
+  const fs::path ws = fs::path(::testing::TempDir()) / "mcp_sandbox_ws";
+  const fs::path outside = fs::path(::testing::TempDir()) / "mcp_sandbox_outside";
+  fs::create_directories(ws);
+  fs::create_directories(outside);
+  fs::remove(outside / "escaped.txt");
+  const char* home = std::getenv("HOME");
+  const fs::path ssh = fs::path(home ? home : "/root") / ".ssh";
+  const bool made_ssh = !fs::exists(ssh);
+  fs::create_directories(ssh);
+  std::ofstream(ssh / "modu_mcp_probe") << "secret";
+  const std::string answer = R"(
+    const fs = require('fs'); const out = [];
+    const tryit = (what, f) => { try { f(); out.push(what + ': ok'); } catch (e) { out.push(what + ': ' + e.code); } };
+    tryit('inside', () => fs.writeFileSync(')" + (ws / "inside.txt").string() + R"(', 'x'));
+    tryit('outside', () => fs.writeFileSync(')" + (outside / "escaped.txt").string() + R"(', 'x'));
+    tryit('ssh', () => fs.readFileSync(')" + (ssh / "modu_mcp_probe").string() + R"('));
+    send({jsonrpc: '2.0', id: m.id, result: {content: [{type: 'text', text: out.join('\n')}]}});)";
+  McpServerConfig cfg = fake("boxed", fake_js("[{name: 'probe', inputSchema: {type: 'object'}}]", answer), 10);
+  cfg.sandbox = true;
+  cfg.workspace = ws.string();
+  auto c = McpClient::connect(cfg);
+  ASSERT_TRUE(c.ok()) << c.status().to_string();
+  auto r = (*c)->call_tool("probe", json::object());
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  const std::string text = r->text();
+  EXPECT_NE(text.find("inside: ok"), std::string::npos) << text;
+  EXPECT_TRUE(fs::exists(ws / "inside.txt"));
+  EXPECT_FALSE(fs::exists(outside / "escaped.txt")) << text;
+  EXPECT_EQ(text.find("ssh: ok"), std::string::npos) << text;
+  fs::remove(ssh / "modu_mcp_probe");
+  if (made_ssh) fs::remove(ssh);
+}
+
 TEST(McpConfig, ParsesServersAndFlags) {
   auto cfg = parse_mcp_config(json::parse(R"({"mcpServers": {
       "fs": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem", "/data"], "env": {"A": "1"}},

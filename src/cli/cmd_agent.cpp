@@ -21,7 +21,7 @@ using json = nlohmann::json;
 struct AgentArgs {
   std::string model, task, policy, workspace, action_log, transcript, mcp_config, tool_format, system, tmpl;
   std::vector<std::string> mcp, tools, tool_choice;
-  bool approve_all = false, no_sandbox = false, network = false, keep_prompts = false;
+  bool approve_all = false, no_sandbox = false, network = false, keep_prompts = false, sandbox_mcp = false;
   int max_steps = 10, n_predict = 512, threads = 0;
   int64_t token_budget = 0, ctx = 0;
   float temp = 0;
@@ -96,6 +96,14 @@ int run_agent(const AgentArgs& a) {
     auto c = agent::parse_mcp_flag(a.mcp[i], "mcp" + std::to_string(i + 1));
     if (!c.ok()) return fail(c.status());
     servers.push_back(*c);
+  }
+  for (auto& c : servers) {
+    if (a.sandbox_mcp && c.url.empty()) c.sandbox = true;
+    if (c.sandbox) {
+      if (a.workspace.empty()) return fail(invalid_argument("a sandboxed MCP server needs --workspace DIR (its only writable folder)"));
+      c.workspace = a.workspace;
+      c.sandbox_options.network = a.network;
+    }
   }
   std::vector<std::unique_ptr<agent::McpClient>> clients;
   for (const auto& c : servers) {
@@ -188,6 +196,7 @@ void add_agent_command(CLI::App& app, int& rc) {
   c->add_option("--token-budget", a->token_budget, "Generated tokens per session (0: none)")->capture_default_str();
   c->add_option("-n,--n-predict", a->n_predict, "Tokens per model turn")->capture_default_str();
   c->add_option("--max-result", a->max_result, "Characters of a tool result the model sees")->capture_default_str();
+  c->add_flag("--sandbox-mcp", a->sandbox_mcp, "Run stdio MCP servers in the sandbox too (workspace writable, no network)");
   c->add_flag("--no-sandbox", a->no_sandbox, "Run built-in commands without the sandbox (explicit, warned)");
   c->add_flag("--allow-network", a->network, "Sandboxed commands may use the network");
   c->add_option("--temp", a->temp, "Temperature (0: greedy)")->capture_default_str();

@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "modu/agent/sandbox.h"
 #include "modu/core/status.h"
 
 namespace modu::agent {
@@ -29,6 +30,11 @@ struct McpServerConfig {
   std::string url;
   std::map<std::string, std::string> headers;
   double timeout_s = 60;  // default per-request timeout
+  // stdio: run the server in the bubblewrap sandbox (read-only system, `workspace` the only
+  // writable folder, no network unless sandbox_options.network, home hidden).
+  bool sandbox = false;
+  std::string workspace;
+  SandboxOptions sandbox_options;
 };
 
 // {"mcpServers": {"NAME": {"command": ..., "args": [...], "env": {...}} | {"url": ..., "headers": {...}}}}

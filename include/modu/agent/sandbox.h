@@ -46,4 +46,11 @@ Result<ProcessResult> run_sandboxed(const std::vector<std::string>& argv,
                                     const std::filesystem::path& workspace, const SandboxOptions& o,
                                     const std::map<std::string, std::string>& env = {});
 
+// The same sandbox for a long-running process the caller starts itself (a stdio MCP server): the
+// bwrap command line that runs argv in it. No CPU / process watchdog (the server lives as long
+// as the session); it dies with its parent.
+Result<std::vector<std::string>> sandbox_command(const std::vector<std::string>& argv,
+                                                 const std::filesystem::path& workspace, const SandboxOptions& o,
+                                                 const std::map<std::string, std::string>& env = {});
+
 }  // namespace modu::agent

@@ -66,7 +66,7 @@ bool inside(const fs::path& p, const fs::path& dir) {
 
 std::vector<std::string> bwrap_args(const std::string& bwrap, const fs::path& ws, const SandboxOptions& o,
                                     const std::map<std::string, std::string>& env,
-                                    const std::vector<std::string>& argv) {
+                                    const std::vector<std::string>& argv, bool info_fd = true) {
   std::vector<std::string> a = {bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
                                 "--tmpfs", "/tmp"};
   std::error_code ec;
@@ -83,7 +83,8 @@ std::vector<std::string> bwrap_args(const std::string& bwrap, const fs::path& ws
                      "--clearenv", "--setenv", "PATH", kDefaultPath, "--setenv", "HOME",
                      home.empty() ? "/tmp" : home, "--setenv", "LANG", env_or("LANG", "C.UTF-8")});
   for (const auto& [k, v] : env) a.insert(a.end(), {"--setenv", k, v});
-  a.insert(a.end(), {"--info-fd", std::to_string(kInfoFd), "--"});
+  if (info_fd) a.insert(a.end(), {"--info-fd", std::to_string(kInfoFd)});
+  a.push_back("--");
   a.insert(a.end(), argv.begin(), argv.end());
   return a;
 }
@@ -405,13 +406,13 @@ Status sandbox_available() {
   return status;
 }
 
-Result<ProcessResult> run_sandboxed(const std::vector<std::string>& argv, const fs::path& workspace,
-                                    const SandboxOptions& o, const std::map<std::string, std::string>& env) {
-  if (argv.empty() || argv[0].empty()) return invalid_argument("sandbox: empty command");
+namespace {
+// The workspace, canonical, when it may be the sandbox's writable folder.
+Result<fs::path> sandbox_workspace(const fs::path& workspace, bool enabled) {
   std::error_code ec;
   fs::path ws = fs::canonical(workspace, ec);
   if (ec || !fs::is_directory(ws)) return not_found("sandbox: workspace " + workspace.string() + " is not a folder");
-  if (o.enabled) {
+  if (enabled) {
     const std::string home = env_or("HOME", "");
     if (ws == "/" || (!home.empty() && inside(fs::weakly_canonical(home, ec), ws)) || inside("/root", ws) ||
         inside("/tmp", ws))
@@ -419,8 +420,25 @@ Result<ProcessResult> run_sandboxed(const std::vector<std::string>& argv, const 
                               " contains your home folder, /root or /tmp (or is /): choose a project folder");
     MODU_RETURN_IF_ERROR(sandbox_available());
   }
+  return ws;
+}
+}  // namespace
+
+Result<ProcessResult> run_sandboxed(const std::vector<std::string>& argv, const fs::path& workspace,
+                                    const SandboxOptions& o, const std::map<std::string, std::string>& env) {
+  if (argv.empty() || argv[0].empty()) return invalid_argument("sandbox: empty command");
+  MODU_ASSIGN_OR_RETURN(fs::path ws, sandbox_workspace(workspace, o.enabled));
   if (o.wall_seconds <= 0) return invalid_argument("sandbox: wall_seconds must be positive");
   return run_impl(argv, ws, o, env);
+}
+
+Result<std::vector<std::string>> sandbox_command(const std::vector<std::string>& argv, const fs::path& workspace,
+                                                 const SandboxOptions& o, const std::map<std::string, std::string>& env) {
+  if (argv.empty() || argv[0].empty()) return invalid_argument("sandbox: empty command");
+  MODU_ASSIGN_OR_RETURN(fs::path ws, sandbox_workspace(workspace, true));
+  const std::string bwrap = find_in_path("bwrap", env_or("PATH", kDefaultPath));
+  if (bwrap.empty()) return not_found("bwrap (bubblewrap) not found in PATH: install it (apt install bubblewrap)");
+  return bwrap_args(bwrap, ws, o, env, argv, /*info_fd=*/false);
 }
 
 }  // namespace modu::agent
