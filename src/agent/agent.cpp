@@ -52,6 +52,7 @@ struct Agent::Impl {
   std::vector<int32_t> cached;
   std::vector<Bound> bound;
   std::vector<ToolSpec> specs;
+  std::vector<McpClient*> clients;
   const Workspace* ws = nullptr;
   SandboxOptions sandbox;
   Policy policy = Policy::ask_all();
@@ -133,7 +134,33 @@ Status Agent::add_mcp(McpClient* client) {
     ToolSpec s{t.name, t.description.empty() ? t.title : t.description, t.input_schema, client->name()};
     impl_->add(s, client, t.name, client->name() + "." + t.name);
   }
+  impl_->clients.push_back(client);
   return Status::Ok();
+}
+
+// A server that announced notifications/tools/list_changed is listed again before the next turn.
+static void refresh_tools(Agent::Impl& s, const AgentEvents& events) {
+  for (McpClient* c : s.clients) {
+    if (!c->tools_changed()) continue;
+    auto tools = c->list_tools();
+    if (!tools.ok()) {
+      if (events) events("note", {{"text", "MCP server '" + c->name() + "': " + tools.status().message()}});
+      continue;
+    }
+    std::vector<Bound> keep;
+    for (auto& b : s.bound)
+      if (b.client != c) keep.push_back(std::move(b));
+    s.bound.clear();
+    s.specs.clear();
+    for (auto& b : keep) {
+      s.bound.push_back(b);
+      s.specs.push_back(b.spec);
+    }
+    for (const McpTool& t : *tools) {
+      ToolSpec spec{t.name, t.description.empty() ? t.title : t.description, t.input_schema, c->name()};
+      s.add(spec, c, t.name, c->name() + "." + t.name);
+    }
+  }
 }
 
 void Agent::add_builtins(const Workspace* ws, const std::vector<std::string>& enabled, SandboxOptions sandbox) {
@@ -168,6 +195,7 @@ Result<AgentResult> Agent::run(const std::string& task, const AgentEvents& event
       out.stop_reason = "token budget";
       break;
     }
+    refresh_tools(s, events);
     const size_t choice_at = (size_t)(s.steps.size());
     const std::string choice = choice_at < s.opts.tool_choice.size() ? s.opts.tool_choice[choice_at] : "auto";
     const bool use_tools = !s.bound.empty() && choice != "none";

@@ -8,7 +8,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
+#include <thread>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -155,6 +157,55 @@ TEST_F(AgentCli, ApprovalPromptOnATerminal) {
   const json& call = tr["steps"][0]["calls"][0];
   EXPECT_FALSE(call["approved"].get<bool>());
   EXPECT_EQ(call["decided_by"], "user");
+}
+
+// Ctrl-C during a tool call cancels the call and ends the loop cleanly.
+TEST_F(AgentCli, CtrlCStopsTheRunningToolAndTheLoop) {
+  const std::string t = kTmp + "/agent_t4.json", srv = kTmp + "/agent_hang_server.js";
+  std::ofstream(srv) << R"(
+const rl = require('readline').createInterface({input: process.stdin});
+const send = (m) => process.stdout.write(JSON.stringify(m) + '\n');
+rl.on('line', (l) => { const m = JSON.parse(l); if (m.id === undefined) return;
+  if (m.method === 'initialize') send({jsonrpc: '2.0', id: m.id, result: {protocolVersion: m.params.protocolVersion,
+    capabilities: {tools: {}}, serverInfo: {name: 'hang', version: '0'}}});
+  else if (m.method === 'tools/list') send({jsonrpc: '2.0', id: m.id, result: {tools: [{name: 'wait', inputSchema: {type: 'object', properties: {}}}]}});
+  /* tools/call: never answered */ });
+)";
+  int master = -1;
+  const pid_t pid = forkpty(&master, nullptr, nullptr, nullptr);
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const std::string cmd = "exec " + agent(" --mcp \"node " + srv + "\" --approve-all --tool-choice wait,wait,none --transcript " + t + " task");
+    execl("/bin/sh", "sh", "-c", cmd.c_str(), (char*)nullptr);
+    _exit(127);
+  }
+  std::string seen;
+  bool interrupted = false;
+  auto t_int = std::chrono::steady_clock::now();
+  for (int i = 0; i < 600; ++i) {
+    pollfd p{master, POLLIN, 0};
+    if (poll(&p, 1, 100) > 0) {
+      char buf[4096];
+      const ssize_t n = read(master, buf, sizeof buf);
+      if (n <= 0) break;
+      seen.append(buf, (size_t)n);
+    }
+    if (!interrupted && seen.find("wait {}") != std::string::npos) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      ASSERT_EQ(write(master, "\x03", 1), 1);  // the terminal turns it into SIGINT
+      interrupted = true;
+      t_int = std::chrono::steady_clock::now();
+    }
+  }
+  int st = 0;
+  waitpid(pid, &st, 0);
+  close(master);
+  ASSERT_TRUE(interrupted) << seen;
+  EXPECT_LT(std::chrono::steady_clock::now() - t_int, std::chrono::seconds(10));
+  const json tr = json::parse(slurp(t));
+  EXPECT_EQ(tr["runs"][0]["stop_reason"], "stopped") << tr.dump(1);
+  ASSERT_EQ(tr["steps"].size(), 1u) << "the loop ends after the interrupted step";
+  EXPECT_NE(tr["steps"][0]["calls"][0]["result"].get<std::string>().find("cancelled"), std::string::npos);
 }
 
 }  // namespace
