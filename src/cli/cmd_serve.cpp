@@ -27,7 +27,8 @@ struct ServeArgs {
   std::string api_keys;
   std::string alias;
   std::string cors_origin = "*";
-  std::string tool_format;
+  std::string tool_format, mcp_config, mcp_policy, action_log;
+  std::vector<std::string> mcp;
   double max_body_mb = 8;
   double grace = 10;
   bool kv_f32 = false;
@@ -68,6 +69,10 @@ int serve(const ServeArgs& a) {
   o.log_requests = a.verbose;
   o.cors_origin = a.cors_origin;
   o.tool_format = a.tool_format;
+  o.mcp_config = a.mcp_config;
+  o.mcp = a.mcp;
+  o.mcp_policy = a.mcp_policy;
+  o.action_log = a.action_log;
   if (!a.alias.empty()) {
     o.model_id = a.alias;
   } else {
@@ -128,6 +133,10 @@ void add_serve_command(CLI::App& app, int& rc) {
   c->add_option("--alias", a->alias, "Model id reported by /v1/models (default: the file name)");
   c->add_option("--cors-origin", a->cors_origin, "Access-Control-Allow-Origin for browser clients (\"\": none)")->capture_default_str();
   c->add_option("--tool-format", a->tool_format, "Tool-call format of the model's replies (default: from its chat template; see `modu toolcalls formats`)");
+  c->add_option("--mcp", a->mcp, "MCP server for Responses {\"type\": \"mcp\"} tools: \"CMD ARGS\" or a URL (label mcp1, mcp2, ...)");
+  c->add_option("--mcp-config", a->mcp_config, "JSON file with \"mcpServers\" (labels are the names)")->check(CLI::ExistingFile);
+  c->add_option("--mcp-policy", a->mcp_policy, "Policy for the MCP calls the server runs (default: allow)")->check(CLI::ExistingFile);
+  c->add_option("--action-log", a->action_log, "Append every MCP call the server runs to this JSON Lines file");
   c->add_option("--max-body-mb", a->max_body_mb, "Largest accepted request body (MiB)")->capture_default_str();
   c->add_option("--shutdown-grace", a->grace, "Seconds in-flight requests get to finish on SIGTERM")->capture_default_str();
   c->add_flag("--kv-f32", a->kv_f32, "Keep the KV cache in F32 instead of F16");

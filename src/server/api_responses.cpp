@@ -195,8 +195,29 @@ Err convert_tools(const json& tools, ChatRequest* out, ResponsesInfo* info) {
     if (!t.is_object()) return wrong_type(p, "an object", t);
     std::string type, name, description;
     if (auto e = get_string(t, "type", true, &type, p + ".")) return e;
+    if (type == "mcp") {  // run by the server (see ResponsesInfo::mcp)
+      std::string label;
+      if (auto e = get_string(t, "server_label", true, &label, p + ".")) return e;
+      json allowed = nullptr;
+      if (const json* a = field(t, "allowed_tools")) {
+        const json* names = a->is_object() ? field(*a, "tool_names") : a;
+        if (!names || !names->is_array()) return wrong_type(p + ".allowed_tools", "an array of tool names", *a);
+        for (const auto& n : *names)
+          if (!n.is_string()) return wrong_type(p + ".allowed_tools", "an array of tool names", *a);
+        allowed = *names;
+      }
+      json approval = "always";
+      if (const json* r = field(t, "require_approval")) approval = *r;
+      const bool never = approval == "never" || (approval.is_object() && approval.contains("never") && approval.size() == 1);
+      if (!never)
+        return unsupported("modu runs MCP tools only with \"require_approval\": \"never\" for now (approval requests "
+                           "are not implemented); the server's --policy still applies.", p + ".require_approval");
+      info->mcp.push_back({{"server_label", label}, {"allowed_tools", allowed}, {"require_approval", "never"}});
+      info->tools.push_back(t);
+      continue;
+    }
     if (type != "function")
-      return unsupported("Tools of type '" + type + "' are not supported; only 'function' tools.", p + ".type");
+      return unsupported("Tools of type '" + type + "' are not supported; only 'function' and 'mcp' tools.", p + ".type");
     if (auto e = get_string(t, "name", true, &name, p + ".")) return e;
     if (name.empty()) return bad("'" + p + ".name' must not be empty.", p + ".name");
     if (auto e = get_string(t, "description", false, &description, p + ".")) return e;
@@ -228,6 +249,13 @@ Err convert_tool_choice(const json& tc, ChatRequest* out, ResponsesInfo* info) {
   } else if (tc.is_object()) {
     std::string type, name;
     if (auto e = get_string(tc, "type", true, &type, "tool_choice.")) return e;
+    if (type == "mcp") {  // {"type": "mcp", "server_label": ..., "name": ...}
+      if (auto e = get_string(tc, "name", true, &name, "tool_choice.")) return e;
+      out->tool_choice = "function";
+      out->tool_choice_name = name;
+      info->tool_choice = tc;
+      return std::nullopt;
+    }
     if (type != "function")
       return unsupported("'tool_choice' of type '" + type + "' is not supported; use 'none', 'auto', 'required' or "
                          "{\"type\": \"function\", \"name\": ...}.", "tool_choice.type");

@@ -45,6 +45,7 @@ void HttpServer::Impl::responses_api(const httplib::Request& req, httplib::Respo
   ChatRequest cr;
   ResponsesInfo info;
   if (auto e = parse_responses_request(req.body, limits, &responses, &cr, &info)) return send_error(res, *e);
+  if (!info.mcp.empty()) return responses_mcp(req, res, tenant, std::move(cr), info);
   ChatRun run;
   if (auto e = start_chat(req, res, cr, tenant, &run)) return send_error(res, *e);
   std::shared_ptr<Stream> st = run.st;

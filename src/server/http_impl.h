@@ -9,6 +9,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -17,6 +18,9 @@
 
 #include "format.h"
 #include "modu/chat/jinja.h"
+#include "modu/agent/action_log.h"
+#include "modu/agent/mcp.h"
+#include "modu/agent/policy.h"
 #include "modu/server/api.h"
 #include "modu/server/api_compat.h"
 #include "modu/server/engine.h"
@@ -70,6 +74,15 @@ struct HttpServer::Impl {
   bool chatml_fallback = false;
   toolcall::Convention conv;  // how the chat template's model writes reasoning and tool calls
   ResponseStore responses{1024};  // previous_response_id
+  // MCP servers for {"type": "mcp"} tools, their tools as listed at start, the policy and log.
+  struct McpServer {
+    std::unique_ptr<agent::McpClient> client;
+    std::vector<agent::McpTool> tools;
+    std::mutex mu;  // one call at a time per server
+  };
+  std::map<std::string, std::unique_ptr<McpServer>> mcp;
+  std::optional<agent::Policy> mcp_policy;
+  std::optional<agent::ActionLog> action_log;
   std::string bos_text, eos_text;
   Pooling pooling = Pooling::kMean;
   std::atomic<bool> draining{false};
@@ -111,6 +124,11 @@ struct HttpServer::Impl {
   void completions(const httplib::Request& req, httplib::Response& res);
   void embeddings(const httplib::Request& req, httplib::Response& res);
   void responses_api(const httplib::Request& req, httplib::Response& res);
+  // A Responses request with MCP tools: generate, run the MCP calls, continue, until a reply
+  // without them (http_mcp.cpp).
+  void responses_mcp(const httplib::Request& req, httplib::Response& res, const Tenant& tenant, ChatRequest cr,
+                     const ResponsesInfo& info);
+  Status connect_mcp();
   void messages_api(const httplib::Request& req, httplib::Response& res);
   void routes();
 };

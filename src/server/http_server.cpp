@@ -502,6 +502,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::create(const Model& model, const
   auto pt = g.get_int(model.config().arch.name + ".pooling_type", 1);
   const int64_t pooling = pt.ok() ? *pt : 1;
   s.pooling = pooling == 2 ? Pooling::kCls : pooling == 3 ? Pooling::kLast : Pooling::kMean;
+  if (Status st = s.connect_mcp(); !st.ok()) return st.with_context("MCP servers for the Responses API");
   s.engine = std::make_unique<Engine>(model, tok, s.opts.engine, &s.metrics);
   int threads = s.opts.http_threads;
   if (threads <= 0) threads = std::max(32, 2 * (s.opts.engine.n_parallel + (int)s.opts.engine.max_queue) + 16);

@@ -122,6 +122,10 @@ struct ResponsesInfo {
   nlohmann::ordered_json conversation = nlohmann::ordered_json::array();
   // Echoed in the response object, in Responses shape.
   nlohmann::json tools = nlohmann::json::array();
+  // Remote MCP tools ({"type": "mcp", ...}), which the server runs itself: one entry per tool
+  // {server_label, allowed_tools (array of names, or null: all), require_approval}; the server
+  // turns them into function tools of the servers it was started with (--mcp-config).
+  nlohmann::json mcp = nlohmann::json::array();
   nlohmann::json tool_choice = "auto";
   bool parallel_tool_calls = true;
   nlohmann::json text = {{"format", {{"type", "text"}}}};

@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "modu/core/status.h"
 #include "modu/models/model.h"
@@ -24,6 +25,13 @@ struct ServerOptions {
   bool log_requests = false;
   std::string cors_origin = "*";      // Access-Control-Allow-Origin for browsers; "" sends no CORS headers
   std::string tool_format;            // a registered tool-call format's name; "": detected from the chat template
+  // MCP servers the Responses API's {"type": "mcp"} tools may use (by server_label), the policy
+  // their calls go through (default: allow, since the client asked for require_approval never)
+  // and the action log every call is appended to.
+  std::string mcp_config;
+  std::vector<std::string> mcp;       // --mcp "CMD ARGS" / URL, labelled mcp1, mcp2, ...
+  std::string mcp_policy;
+  std::string action_log;
 };
 
 class HttpServer {

@@ -1,0 +1,185 @@
+// MCP tools in the Responses API ({"type": "mcp", "server_label": ...}): the server connects to the
+// MCP servers it was started with, offers their tools to the model as function tools, and runs the
+// calls itself under its policy (with the action log), feeding results back, until the model
+// answers or calls a client-side function; the response lists mcp_list_tools and mcp_call items
+// before the final output, as OpenAI's does.
+#include <chrono>
+
+#include "http_impl.h"
+
+namespace modu::server {
+
+using json = nlohmann::json;
+using ojson = nlohmann::ordered_json;
+
+Status HttpServer::Impl::connect_mcp() {
+  std::vector<agent::McpServerConfig> cfgs;
+  if (!opts.mcp_config.empty()) {
+    MODU_ASSIGN_OR_RETURN(cfgs, agent::load_mcp_config(opts.mcp_config));
+  }
+  for (size_t i = 0; i < opts.mcp.size(); ++i) {
+    MODU_ASSIGN_OR_RETURN(auto c, agent::parse_mcp_flag(opts.mcp[i], "mcp" + std::to_string(i + 1)));
+    cfgs.push_back(std::move(c));
+  }
+  for (const auto& c : cfgs) {
+    auto client = agent::McpClient::connect(c);
+    if (!client.ok()) {  // the others go on
+      std::fprintf(stderr, "modu serve: MCP server '%s' left out: %s\n", c.name.c_str(), client.status().message().c_str());
+      continue;
+    }
+    auto tools = (*client)->list_tools();
+    if (!tools.ok()) {
+      std::fprintf(stderr, "modu serve: MCP server '%s' left out: %s\n", c.name.c_str(), tools.status().message().c_str());
+      continue;
+    }
+    auto s = std::make_unique<McpServer>();
+    s->client = std::move(client).value();
+    s->tools = std::move(tools).value();
+    std::fprintf(stderr, "modu serve: MCP server '%s': %zu tools\n", c.name.c_str(), s->tools.size());
+    mcp[c.name] = std::move(s);
+  }
+  if (!opts.mcp_policy.empty()) {
+    MODU_ASSIGN_OR_RETURN(mcp_policy, agent::Policy::load(opts.mcp_policy));
+  }
+  if (!opts.action_log.empty()) {
+    MODU_ASSIGN_OR_RETURN(action_log, agent::ActionLog::open(opts.action_log));
+  }
+  return Status::Ok();
+}
+
+void HttpServer::Impl::responses_mcp(const httplib::Request& req, httplib::Response& res, const Tenant& tenant, ChatRequest cr,
+                                     const ResponsesInfo& info) {
+  auto bad = [&](std::string msg, std::string param) {
+    ApiError e = api_error(400, std::move(msg), "invalid_request_error", "invalid_value");
+    e.param = std::move(param);
+    send_error(res, e);
+  };
+  if (cr.stream) return bad("Streaming with MCP tools is not supported yet; send the request with stream false.", "stream");
+  // The model sees each allowed MCP tool as a function tool.
+  struct Offered {
+    McpServer* server;
+    std::string label, name;
+  };
+  std::map<std::string, Offered> offered;  // function name -> server tool
+  json output = json::array();
+  if (!cr.tools.is_array()) cr.tools = ojson::array();
+  for (size_t i = 0; i < info.mcp.size(); ++i) {
+    const std::string label = info.mcp[i]["server_label"];
+    auto it = mcp.find(label);
+    if (it == mcp.end()) {
+      std::string known;
+      for (const auto& [k, v] : mcp) known += (known.empty() ? "" : ", ") + k;
+      return bad("No MCP server '" + label + "' is configured on this server (" + (known.empty() ? "none is" : known + " are") +
+                     "); servers are given to `modu serve --mcp-config FILE` or --mcp, not by the client.",
+                 "tools");
+    }
+    json listed = json::array();
+    for (const auto& t : it->second->tools) {
+      const json& allowed = info.mcp[i]["allowed_tools"];
+      if (allowed.is_array() && std::find(allowed.begin(), allowed.end(), t.name) == allowed.end()) continue;
+      if (offered.count(t.name)) return bad("Two MCP servers offer a tool named '" + t.name + "'; restrict one with allowed_tools.", "tools");
+      offered[t.name] = {it->second.get(), label, t.name};
+      cr.tools.push_back({{"type", "function"},
+                          {"function", {{"name", t.name}, {"description", t.description}, {"parameters", ojson::parse(t.input_schema.dump())}}}});
+      listed.push_back({{"name", t.name}, {"description", t.description}, {"input_schema", t.input_schema}});
+    }
+    output.push_back({{"id", "mcpl_" + std::to_string(i)}, {"type", "mcp_list_tools"}, {"server_label", label}, {"tools", listed}});
+  }
+  const ResponseMeta rm = meta("resp", '_');
+  const CompatMeta m{rm.id, rm.model, rm.created};
+  CompatUsage total;
+  ResponsesInfo out_info = info;
+  constexpr int kMaxSteps = 8;
+  toolcall::Reply reply;
+  CompatFinish finish;
+  for (int step = 0; step < kMaxSteps; ++step) {
+    ChatRun run;
+    if (auto e = start_chat(req, res, cr, tenant, &run)) return send_error(res, *e);
+    std::string text;
+    for (auto& d : collect(*run.st)) text += d.text;
+    charge(tenant, *run.st);
+    if (auto e = incomplete(*run.st)) return send_error(res, *e);
+    total.input_tokens += run.st->n_prompt();
+    total.output_tokens += run.st->n_completion();
+    total.cached_tokens += run.st->n_cached();
+    finish.length = run.st->finish() == Finish::kLength;
+    reply = run.limit(toolcall::parse_reply(run.conv, text, run.opts));
+    // Calls to MCP tools run here; any other call goes back to the client as a function_call.
+    bool ran = false, client_calls = false;
+    ojson assistant = {{"role", "assistant"}, {"content", reply.content}, {"tool_calls", ojson::array()}};
+    ojson results = ojson::array();
+    for (size_t i = 0; i < reply.calls.size(); ++i) {
+      const auto& c = reply.calls[i];
+      auto it = offered.find(c.name);
+      if (it == offered.end()) {
+        client_calls = true;
+        continue;
+      }
+      ran = true;
+      const std::string id = "mcp_" + compat_detail::id_suffix(m.id) + "_" + std::to_string(output.size());
+      json args = json::parse(c.arguments, nullptr, false);
+      if (!args.is_object()) args = json::object();
+      const std::string qualified = it->second.label + "." + c.name;
+      agent::Approval ap;
+      if (mcp_policy) {
+        ap = agent::decide(*mcp_policy, nullptr, /*approve_all=*/true, qualified, args);  // "ask": the client said never
+      } else {
+        ap.approved = true;
+        ap.by = "require_approval: never";
+        ap.args = args;
+      }
+      std::string out_text, error;
+      bool is_error = false;
+      const auto t0 = std::chrono::steady_clock::now();
+      if (!ap.approved) {
+        error = "The call was not approved (" + ap.by + ").";
+        is_error = true;
+      } else {
+        std::lock_guard<std::mutex> lock(it->second.server->mu);
+        auto r = it->second.server->client->call_tool(c.name, args);
+        if (!r.ok()) error = r.status().message(), is_error = true;
+        else if (r->is_error) error = r->text(), is_error = true;
+        else out_text = r->text();
+      }
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (action_log) {
+        agent::ActionRecord a;
+        a.tool = qualified;
+        a.source = it->second.label;
+        a.arguments = args;
+        a.approved = ap.approved;
+        a.decided_by = ap.by + " (tenant " + tenant.name + ")";
+        a.is_error = is_error;
+        a.result_sha256 = agent::sha256_hex(is_error ? error : out_text);
+        a.result_bytes = (is_error ? error : out_text).size();
+        a.duration_s = secs;
+        (void)action_log->append(a);
+      }
+      output.push_back({{"id", id}, {"type", "mcp_call"}, {"server_label", it->second.label}, {"name", c.name},
+                        {"arguments", c.arguments}, {"output", is_error ? json(nullptr) : json(out_text)},
+                        {"error", is_error ? json(error) : json(nullptr)}});
+      assistant["tool_calls"].push_back({{"id", id}, {"type", "function"},
+                                         {"function", {{"name", c.name}, {"arguments", ojson::parse(args.dump())}}}});
+      results.push_back({{"role", "tool"}, {"tool_call_id", id}, {"name", c.name}, {"content", is_error ? error : out_text}});
+    }
+    if (!ran || client_calls || finish.length) break;
+    cr.messages.push_back(assistant);
+    for (auto& r : results) cr.messages.push_back(r);
+    // The client's tool_choice forces the first step; later ones are the model's to choose.
+    cr.tool_choice = "auto";
+    cr.tool_choice_name.clear();
+    reply = {};
+  }
+  // The final turn's output (message, and calls of client-side functions) after the MCP items.
+  toolcall::Reply final_reply = reply;
+  std::erase_if(final_reply.calls, [&](const toolcall::ToolCall& c) { return offered.count(c.name) > 0; });
+  for (size_t i = 0; i < final_reply.calls.size(); ++i)
+    if (final_reply.calls[i].id.empty()) final_reply.calls[i].id = "call_" + compat_detail::id_suffix(m.id) + "_" + std::to_string(i);
+  json r = responses_response_json(m, out_info, final_reply, finish, total);
+  for (auto& item : r["output"]) output.push_back(item);
+  r["output"] = output;
+  store_response(&responses, m.id, info, final_reply);
+  res.set_content(dump_json(r), "application/json");
+}
+
+}  // namespace modu::server
