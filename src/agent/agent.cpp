@@ -222,6 +222,7 @@ Result<AgentResult> Agent::run(const std::string& task, const AgentEvents& event
     g.n_predict = n_predict;
     g.n_cached = (int64_t)common;
     g.sampling = s.opts.sampling;
+    g.render_special = true;  // call and reasoning markers are often control tokens; the parser must see them
     if (s.conv.format->template_ends_reply()) g.stop = s.conv.end_markers;
     for (const auto& m : s.conv.format->stop_markers()) g.stop.push_back(m);
     const ojson tools = s.tools_json();

@@ -122,6 +122,25 @@ TEST_F(AgentCli, PolicyDeniesAndADeadServerIsLeftOut) {
   EXPECT_FALSE(allowed["is_error"].get<bool>());
 }
 
+// Interactive mode: each line is a task in the same conversation.
+TEST_F(AgentCli, InteractiveTasksContinueTheConversation) {
+  const std::string t = kTmp + "/agent_t5.json";
+  std::string out;
+  ASSERT_EQ(sh("printf '첫 번째 질문\\n두 번째 질문\\n' | " + agent(servers() + " --approve-all --tool-choice get-sum,none,none --transcript " + t), &out), 0)
+      << out;
+  const json tr = json::parse(slurp(t));
+  ASSERT_EQ(tr["runs"].size(), 2u) << tr.dump(1);
+  EXPECT_EQ(tr["runs"][0]["task"], "첫 번째 질문");
+  EXPECT_EQ(tr["runs"][1]["task"], "두 번째 질문");
+  int users = 0, tools = 0;
+  for (const auto& m : tr["messages"]) {
+    users += m["role"] == "user";
+    tools += m["role"] == "tool";
+  }
+  EXPECT_EQ(users, 2) << "both tasks are in one conversation";
+  EXPECT_EQ(tools, 1);
+}
+
 // The person answers the approval prompt on a terminal.
 TEST_F(AgentCli, ApprovalPromptOnATerminal) {
   const std::string t = kTmp + "/agent_t3.json";

@@ -86,7 +86,7 @@ Result<GenerateResult> generate(const Model& model, const Tokenizer& tok, KvCach
   auto t1 = clock::now();
   res.prefill_seconds = std::chrono::duration<double>(t1 - t0).count();
 
-  StreamingDetokenizer detok(tok, /*render_special=*/false, /*continuation=*/true);
+  StreamingDetokenizer detok(tok, opts.render_special, /*continuation=*/true);
   StopMatcher stops(opts.stop);
   int64_t pos = (int64_t)prompt.size();
   auto emit = [&](const std::string& s) -> bool {
@@ -99,7 +99,7 @@ Result<GenerateResult> generate(const Model& model, const Tokenizer& tok, KvCach
   std::vector<float> scratch;
   if (opts.json) {
     json = *opts.json;
-    pieces = std::make_unique<TokenPieces>(tok);
+    pieces = std::make_unique<TokenPieces>(tok, opts.render_special);
   }
   bool done = false;
   for (int n = 0; !done; ++n) {

@@ -29,6 +29,9 @@ struct GenerateOptions {
   // Structured output: the text is kept a prefix of JSON this constraint accepts, and generation
   // ends (StopReason::kEog) once the value is complete.
   std::shared_ptr<const JsonConstraint> json;
+  // Control tokens (other than end-of-generation) appear in the text as they are written, e.g.
+  // tool-call markers such as Mistral's [TOOL_CALLS] that a parser must see.
+  bool render_special = false;
 };
 
 enum class StopReason { kEog, kStopString, kLength, kContextFull, kCancelled };
