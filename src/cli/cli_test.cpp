@@ -154,6 +154,27 @@ TEST_F(Cli, BenchDepth) {
   EXPECT_NE(modu("bench -m " + model_ + " -d -3").rc, 0);
 }
 
+// A watermarked generation is detected with its key and no weights; plain text and another key
+// are not.
+TEST_F(Cli, WatermarkRunThenDetect) {
+  const std::string dir = ::testing::TempDir();
+  CmdResult r = modu("run -m " + model_ + " -p 'Hello' -n 120 --temp 1 -s 9 -t 1 --watermark-key k1 > " + dir + "/wm_on.txt");
+  ASSERT_EQ(r.rc, 0) << last_stderr();
+  EXPECT_NE(last_stderr().find("watermark wm-"), std::string::npos) << last_stderr();
+  r = modu("run -m " + model_ + " -p 'Hello' -n 120 --temp 1 -s 9 -t 1 > " + dir + "/wm_off.txt");
+  ASSERT_EQ(r.rc, 0) << last_stderr();
+  const std::string vocab = shared("testdata/vocab/ggml-vocab-gpt-2.gguf");  // the tokenizer alone
+  r = modu("detect --key k1 --tokenizer " + vocab + " --json " + dir + "/wm_on.txt");
+  EXPECT_EQ(r.rc, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_TRUE(j["watermarked"].get<bool>()) << r.out;
+  EXPECT_GT(j["z"].get<double>(), 4) << r.out;
+  r = modu("detect --key k1 --tokenizer " + vocab + " --json " + dir + "/wm_off.txt");
+  EXPECT_EQ(r.rc, 3) << r.out;
+  r = modu("detect --key k2 --tokenizer " + vocab + " --json " + dir + "/wm_on.txt");
+  EXPECT_EQ(r.rc, 3) << r.out;
+}
+
 TEST(CliTokenize, MatchesSharedExpectedIds) {
   // The first Korean case of the gpt-2 vocabulary, through the command line.
   std::ifstream in(shared("testdata/vocab/korean.inp"), std::ios::binary);

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common.h"
+#include "modu/runtime/watermark.h"
 #include "modu/runtime/generate.h"
 
 namespace modu::cli {
@@ -26,6 +27,8 @@ struct RunArgs {
   float presence_penalty = 0.0f;
   float frequency_penalty = 0.0f;
   uint64_t seed = 0xC0FFEE;
+  std::string watermark_key;
+  float watermark_gamma = 0.25f, watermark_delta = 2.0f;
   int threads = 0;
   int64_t ctx = 0;
   std::vector<std::string> stop;
@@ -77,6 +80,17 @@ int run(const RunArgs& a) {
   opts.sampling.presence_penalty = a.presence_penalty;
   opts.sampling.frequency_penalty = a.frequency_penalty;
   opts.sampling.seed = a.seed;
+  if (!a.watermark_key.empty()) {
+    const WatermarkKey k = WatermarkKey::from_secret(a.watermark_key);
+    opts.sampling.watermark = true;
+    opts.sampling.watermark_k0 = k.k0;
+    opts.sampling.watermark_k1 = k.k1;
+    opts.sampling.watermark_gamma = a.watermark_gamma;
+    opts.sampling.watermark_delta = a.watermark_delta;
+    if (Status st = opts.sampling.validate(lm->tokenizer->n_vocab()); !st.ok()) return fail(st);
+    std::fprintf(stderr, "modu: watermark %s (gamma %.2f, delta %.1f)%s\n", k.id.c_str(), a.watermark_gamma, a.watermark_delta,
+                 a.temp <= 0 ? "; greedy decoding is not watermarked: use --temp > 0" : "");
+  }
   if (a.json_object) opts.json = std::make_shared<const JsonConstraint>(JsonConstraint::any_object());
   if (!a.json_schema.empty()) {
     std::ifstream f(a.json_schema);
@@ -118,6 +132,9 @@ void add_run_command(CLI::App& app, int& rc) {
   c->add_option("--presence-penalty", args->presence_penalty, "Presence penalty")->capture_default_str();
   c->add_option("--frequency-penalty", args->frequency_penalty, "Frequency penalty")->capture_default_str();
   c->add_option("-s,--seed", args->seed, "Random seed")->capture_default_str();
+  c->add_option("--watermark-key", args->watermark_key, "Watermark the output with this secret (see `modu detect`)");
+  c->add_option("--watermark-gamma", args->watermark_gamma, "Green fraction of the vocabulary")->capture_default_str();
+  c->add_option("--watermark-delta", args->watermark_delta, "Logit bias of green tokens")->capture_default_str();
   c->add_option("-t,--threads", args->threads, "Threads (0: all cores)")->capture_default_str();
   c->add_option("-c,--ctx", args->ctx, "Context size (0: prompt + n, at most the model's)");
   c->add_option("--stop", args->stop, "Stop string (repeatable)");

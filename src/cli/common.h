@@ -38,6 +38,7 @@ void add_tokenize_commands(CLI::App& app, int& rc);
 void add_template_command(CLI::App& app, int& rc);
 void add_toolcalls_command(CLI::App& app, int& rc);
 void add_agent_command(CLI::App& app, int& rc);
+void add_detect_command(CLI::App& app, int& rc);
 void add_chat_command(CLI::App& app, int& rc);
 void add_train_command(CLI::App& app, int& rc);
 void add_tokenizer_train_command(CLI::App& app, int& rc);

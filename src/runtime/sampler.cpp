@@ -1,6 +1,7 @@
 // Sampler implementation. Candidates are narrowed in the llama.cpp default order (penalties,
 // top-k, top-p, min-p, temperature) so the same settings mean the same thing to users.
 #include "modu/runtime/sampler.h"
+#include "modu/runtime/watermark.h"
 
 #include <algorithm>
 #include <cmath>
@@ -15,6 +16,8 @@ Status SamplingParams::validate(int32_t n_vocab) const {
   if (!(top_p > 0 && top_p <= 1.0f)) return bad("top_p must be in (0, 1]");
   if (!(min_p >= 0 && min_p <= 1)) return bad("min_p must be in [0, 1]");
   if (!(repeat_penalty > 0 && repeat_penalty <= 10)) return bad("repetition penalty must be in (0, 10]");
+  if (watermark && !(watermark_gamma > 0 && watermark_gamma < 1)) return bad("watermark gamma must be in (0, 1)");
+  if (watermark && !(watermark_delta >= 0 && watermark_delta <= 20)) return bad("watermark delta must be in [0, 20]");
   if (!(frequency_penalty >= -2 && frequency_penalty <= 2)) return bad("frequency_penalty must be in [-2, 2]");
   if (!(presence_penalty >= -2 && presence_penalty <= 2)) return bad("presence_penalty must be in [-2, 2]");
   for (const auto& [tok, b] : logit_bias) {
@@ -56,6 +59,14 @@ void Sampler::adjust(const float* logits) {
       if (p_.repeat_penalty != 1.0f) l = l > 0 ? l / p_.repeat_penalty : l * p_.repeat_penalty;
       l -= (float)cnt * p_.frequency_penalty + p_.presence_penalty;
     }
+  }
+  if (p_.watermark && p_.temperature > 0 && !history_.empty()) {
+    WatermarkKey key;
+    key.k0 = p_.watermark_k0;
+    key.k1 = p_.watermark_k1;
+    const int32_t prev = history_.back();
+    for (int32_t v = 0; v < n_vocab_; ++v)
+      if (watermark_green(key, p_.watermark_gamma, prev, v)) adjusted_[v] += p_.watermark_delta;
   }
   float mx = -INFINITY;
   for (float v : adjusted_) mx = std::max(mx, v);

@@ -22,6 +22,12 @@ struct SamplingParams {
   float presence_penalty = 0.0f;
   std::vector<std::pair<int32_t, float>> logit_bias;  // added to the logit; -inf bans a token
   uint64_t seed = 0xC0FFEE;
+  // Text watermark (watermark.h): after bias and penalties the green tokens of the step (keyed by
+  // the previous token) get +watermark_delta. Off for greedy decoding, where adding delta would
+  // only flip near-ties and leave a weak, uneven signal.
+  bool watermark = false;
+  uint64_t watermark_k0 = 0, watermark_k1 = 0;
+  float watermark_gamma = 0.25f, watermark_delta = 2.0f;
 
   // Checks ranges; the message names the field and the allowed range.
   Status validate(int32_t n_vocab) const;
