@@ -31,12 +31,6 @@ toolcall::Reply with_ids(toolcall::Reply r, const std::string& prefix, const std
   return r;
 }
 
-std::string collect_text(std::vector<Delta> ds) {
-  std::string text;
-  for (auto& d : ds) text += d.text;
-  return text;
-}
-
 }  // namespace
 
 void HttpServer::Impl::responses_api(const httplib::Request& req, httplib::Response& res) {
@@ -52,7 +46,7 @@ void HttpServer::Impl::responses_api(const httplib::Request& req, httplib::Respo
   const ResponseMeta rm = meta("resp", '_');
   const CompatMeta m{rm.id, rm.model, rm.created};
   if (!cr.stream) {
-    const std::string text = collect_text(collect(*st));
+    const std::string text = collect_text(*st);
     charge(tenant, *st);
     if (auto e = incomplete(*st)) return send_error(res, *e);
     const toolcall::Reply r = with_ids(run.limit(toolcall::parse_reply(run.conv, text, run.opts)), "call_", m.id);
@@ -86,7 +80,7 @@ void HttpServer::Impl::messages_api(const httplib::Request& req, httplib::Respon
   const ResponseMeta rm = meta("msg", '_');
   const CompatMeta m{rm.id, rm.model, rm.created};
   if (!cr.stream) {
-    const std::string text = collect_text(collect(*st));
+    const std::string text = collect_text(*st);
     charge(tenant, *st);
     if (auto e = incomplete(*st)) return send_anthropic_error(res, *e);
     const toolcall::Reply r = with_ids(run.limit(toolcall::parse_reply(run.conv, text, run.opts)), "toolu_", m.id);

@@ -108,6 +108,7 @@ struct HttpServer::Impl {
   std::shared_ptr<Stream> submit(GenJob job, const httplib::Request& req, httplib::Response& res, ApiError* err);
   void charge(const Tenant& t, const Stream& st);
   static std::vector<Delta> collect(Stream& st);
+  static std::string collect_text(Stream& st);  // collect(), the text only
   // The error for a request the engine did not finish (cancelled by shutdown or failed).
   static std::optional<ApiError> incomplete(const Stream& st);
   // A streaming response: `emit` turns deltas into SSE text; `finish` writes the final events;

@@ -95,8 +95,7 @@ void HttpServer::Impl::responses_mcp(const httplib::Request& req, httplib::Respo
   for (int step = 0; step < kMaxSteps; ++step) {
     ChatRun run;
     if (auto e = start_chat(req, res, cr, tenant, &run)) return send_error(res, *e);
-    std::string text;
-    for (auto& d : collect(*run.st)) text += d.text;
+    const std::string text = collect_text(*run.st);
     charge(tenant, *run.st);
     if (auto e = incomplete(*run.st)) return send_error(res, *e);
     total.input_tokens += run.st->n_prompt();

@@ -198,6 +198,12 @@ std::vector<Delta> HttpServer::Impl::collect(Stream& st) {
   return all;
 }
 
+std::string HttpServer::Impl::collect_text(Stream& st) {
+  std::string text;
+  for (auto& d : collect(st)) text += d.text;
+  return text;
+}
+
 std::optional<ApiError> HttpServer::Impl::incomplete(const Stream& st) {
   if (st.finish() == Finish::kStop || st.finish() == Finish::kLength) return std::nullopt;
   const bool err = st.finish() == Finish::kError;

@@ -21,7 +21,6 @@ Format::Forcing NamedCallFormat::forcing() const {
 
 PartialReply NamedCallFormat::parse(std::string_view text, const ParseOptions&, bool partial) const {
   PartialReply r;
-  Content content(partial);
   const PartialReply as_content{{std::string(text), "", {}}, false};
   const bool section = !s_.section_open.empty();
   const std::string& start_marker = section ? s_.section_open : s_.call_open;
@@ -74,45 +73,8 @@ PartialReply NamedCallFormat::parse(std::string_view text, const ParseOptions&, 
     if (q >= text.size()) return q;  // generation stopped after the arguments
     return npos;
   };
-  size_t pos = 0;
-  while (true) {
-    const size_t p = text.find(start_marker, pos);
-    if (p == npos) {
-      std::string_view seg = text.substr(pos);
-      if (partial) seg.remove_suffix(marker_tail(seg, {start_marker}));
-      content.text(seg);
-      break;
-    }
-    content.text(text.substr(pos, p - pos));
-    content.call_boundary();
-    size_t q = section ? p + s_.section_open.size() : p;
-    bool cut = false;
-    const size_t before = r.reply.calls.size();
-    while (true) {
-      q = ws(q);
-      if (section && starts_with(text.substr(q), s_.section_close)) {
-        q += s_.section_close.size();
-        break;
-      }
-      if (q >= text.size() || (section && arriving(q, {s_.section_close}))) {
-        if (!partial && r.reply.calls.size() == before) return as_content;
-        cut = partial;
-        break;
-      }
-      const size_t e = call(q, &cut);
-      if (cut) break;
-      if (e == npos) {
-        if (!partial) return as_content;
-        cut = true;
-        break;
-      }
-      q = e;
-      if (!section) break;
-    }
-    if (cut) break;
-    pos = q;
-  }
-  r.reply.content = content.take();
+  if (!parse_call_regions(text, partial, start_marker, s_.section_open, s_.section_close, {s_.section_close}, &r, call))
+    return as_content;
   return r;
 }
 

@@ -420,4 +420,52 @@ size_t until(std::string_view text, size_t pos, std::string_view end, bool parti
   return std::string_view::npos;
 }
 
+bool parse_call_regions(std::string_view text, bool partial, std::string_view start, std::string_view open,
+                        std::string_view close, std::initializer_list<std::string_view> arriving_in_region,
+                        PartialReply* r, const std::function<size_t(size_t, bool*)>& call) {
+  constexpr size_t npos = std::string_view::npos;
+  const bool region = !open.empty();
+  Content content(partial);
+  size_t pos = 0;
+  while (true) {
+    const size_t p = text.find(start, pos);
+    if (p == npos) {
+      std::string_view seg = text.substr(pos);
+      if (partial) seg.remove_suffix(marker_tail(seg, {start}));
+      content.text(seg);
+      break;
+    }
+    content.text(text.substr(pos, p - pos));
+    content.call_boundary();
+    size_t q = region ? p + open.size() : p;
+    bool cut = false;
+    const size_t before = r->reply.calls.size();
+    while (true) {  // the calls of one region (one call without regions)
+      q = skip_ws(text, q);
+      if (region && starts_with(text.substr(q), close)) {
+        q += close.size();
+        break;
+      }
+      if (q >= text.size() || (region && partial && arriving(text, q, arriving_in_region))) {
+        if (!partial && r->reply.calls.size() == before) return false;
+        cut = partial;
+        break;
+      }
+      const size_t e = call(q, &cut);
+      if (cut) break;
+      if (e == npos) {
+        if (!partial) return false;
+        cut = true;
+        break;
+      }
+      q = e;
+      if (!region) break;
+    }
+    if (cut) break;
+    pos = q;
+  }
+  r->reply.content = content.take();
+  return true;
+}
+
 }  // namespace modu::toolcall::scan

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -115,6 +116,17 @@ class Content {
   bool after_call_ = false;
   std::string out_;
 };
+
+// The driver of the marker-based call parsers (named_calls.cpp, xml_params.cpp): content up to
+// each `start` marker, then the calls that follow through `call` — inside a region (`open` ..
+// `close`, where `open` is the start marker) as many as there are, without one a single call at
+// the start marker. `call(q, &cut)` returns the end of the call at q, npos when it is malformed,
+// or sets *cut when the text ends inside it. `arriving_in_region`: markers whose first bytes at
+// the end of partial text mean more of the region is coming. Fills r->reply.content; returns
+// false when a whole parse meets a malformed region (the caller then keeps the text as content).
+bool parse_call_regions(std::string_view text, bool partial, std::string_view start, std::string_view open,
+                        std::string_view close, std::initializer_list<std::string_view> arriving_in_region,
+                        PartialReply* r, const std::function<size_t(size_t, bool*)>& call);
 
 // Common partial-parse result for call formats: content, the calls so far, whether the last is open.
 void add_call(PartialReply* r, std::string name, std::string args, bool complete, std::string id = "");

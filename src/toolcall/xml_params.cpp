@@ -14,11 +14,9 @@ constexpr size_t npos = std::string_view::npos;
 
 PartialReply XmlFormat::parse(std::string_view text, const ParseOptions& opts, bool partial) const {
   PartialReply r;
-  Content content(partial);
   const PartialReply as_content{{std::string(text), "", {}}, false};
   const bool region = !s_.region_open.empty();
   const std::string& start_marker = region ? s_.region_open : s_.fn_open;
-  size_t pos = 0;
   auto ws = [&](size_t i) { return skip_ws(text, i); };
   // In a partial parse, whether a marker may be arriving at i.
   auto arriving = [&](size_t i, std::initializer_list<std::string_view> ms) { return partial && scan::arriving(text, i, ms); };
@@ -144,47 +142,9 @@ PartialReply XmlFormat::parse(std::string_view text, const ParseOptions& opts, b
       i = ve + s_.param_close.size();
     }
   };
-  while (true) {
-    const size_t p = text.find(start_marker, pos);
-    if (p == npos) {
-      std::string_view seg = text.substr(pos);
-      if (partial) seg.remove_suffix(marker_tail(seg, {start_marker}));
-      content.text(seg);
-      break;
-    }
-    content.text(text.substr(pos, p - pos));
-    content.call_boundary();
-    size_t q = region ? p + s_.region_open.size() : p;
-    bool cut = false;
-    const size_t before = r.reply.calls.size();
-    while (true) {  // the calls of one region (one call without regions)
-      q = ws(q);
-      if (region && starts_with(text.substr(q), s_.region_close)) {
-        q += s_.region_close.size();
-        break;
-      }
-      if (q >= text.size() || (region && arriving(q, {s_.region_close, s_.fn_open}))) {
-        if (!partial && r.reply.calls.size() == before) return as_content;
-        cut = partial;
-        break;
-      }
-      const size_t e = call(q, &cut);
-      if (cut) break;
-      if (e == npos) {
-        if (!partial) return as_content;
-        cut = true;
-        break;
-      }
-      q = e;
-      if (!region) break;
-    }
-    if (cut) {
-      r.reply.content = content.take();
-      return r;
-    }
-    pos = q;
-  }
-  r.reply.content = content.take();
+  if (!parse_call_regions(text, partial, start_marker, s_.region_open, s_.region_close, {s_.region_close, s_.fn_open}, &r,
+                          call))
+    return as_content;
   return r;
 }
 
