@@ -230,9 +230,17 @@ TEST_F(EngineTest, QueueBoundAndCancel) {
   Engine e(*model_, *tok_, o);
   std::shared_ptr<Stream> s1, s2, s3;
   ASSERT_EQ(e.submit(greedy("long one", 200), &s1), Engine::Submit::kOk);
+  // Hold the engine between steps (its client probe waits) so that s1 keeps the slot while the
+  // queue fills, however the threads are scheduled (on a loaded machine s1 once finished first).
+  std::atomic<bool> release{false};
+  s1->set_client_probe([&release] {
+    while (!release.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return true;
+  });
   ASSERT_EQ(e.submit(greedy("waits", 5), &s2), Engine::Submit::kOk);
   EXPECT_EQ(e.submit(greedy("refused", 5), &s3), Engine::Submit::kQueueFull);
   s1->cancel();
+  release = true;
   run(s1);
   EXPECT_EQ(s1->finish(), Finish::kCancelled);
   EXPECT_LT(s1->n_completion(), 200);
