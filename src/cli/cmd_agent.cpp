@@ -11,6 +11,8 @@
 #include "common.h"
 #include "modu/agent/agent.h"
 #include "modu/chat/chat_template.h"
+#include "modu/trust/audit_log.h"
+#include "modu/trust/digest.h"
 
 namespace modu::cli {
 
@@ -27,7 +29,12 @@ struct AgentArgs {
   float temp = 0;
   uint64_t seed = 1;
   size_t max_result = 8000;
+  NoticeArgs notice;
+  std::string audit_log, audit_key;
+  bool high_impact = false;
 };
+
+std::string g_label;  // --label: the mark before each final answer
 
 std::atomic<bool> g_stop{false};
 extern "C" void on_sigint(int) {
@@ -47,7 +54,7 @@ void print_event(const std::string& kind, const json& d) {
     if (d["calls"].get<size_t>() > 0 && !d["content"].get<std::string>().empty())
       std::fprintf(stderr, "%s\n", d["content"].get<std::string>().c_str());
   } else if (kind == "final") {
-    std::printf("%s\n", d["content"].get<std::string>().c_str());
+    std::printf("%s%s\n", g_label.c_str(), d["content"].get<std::string>().c_str());
     std::fflush(stdout);
   } else if (kind == "note") {
     std::fprintf(stderr, "modu agent: %s\n", d["text"].get<std::string>().c_str());
@@ -55,6 +62,21 @@ void print_event(const std::string& kind, const json& d) {
 }
 
 int run_agent(const AgentArgs& a) {
+  if (a.high_impact && a.audit_log.empty())
+    return fail(invalid_argument("--high-impact needs --audit-log: every action is recorded in the signed audit log"));
+  if (a.high_impact && a.approve_all)
+    return fail(invalid_argument("--high-impact requires a person's approval for every action; --approve-all is refused"));
+  std::shared_ptr<trust::AuditLog> audit;
+  if (!a.audit_log.empty()) {
+    trust::AuditOptions ao;
+    ao.path = a.audit_log;
+    ao.key_path = a.audit_key;
+    auto l = trust::AuditLog::open(ao);
+    if (!l.ok()) return fail(l.status());
+    audit = std::move(l).value();
+  }
+  print_ai_notice(a.notice, a.model);
+  g_label = label_prefix(a.notice);
   auto lm = load_model(a.model, true);
   if (!lm.ok()) return fail(lm.status());
   const Model& model = *lm->model;
@@ -135,11 +157,15 @@ int run_agent(const AgentArgs& a) {
   }
   auto policy = a.policy.empty() ? Result<agent::Policy>(agent::Policy::ask_all()) : agent::Policy::load(a.policy);
   if (!policy.ok()) return fail(policy.status());
+  if (a.high_impact) {
+    *policy = policy->supervised();
+    std::fprintf(stderr, "modu agent: high-impact mode: a person approves every action; all are in the audit log\n");
+  }
   agent::TerminalApprover approver;
   ag.set_policy(*policy, approver.has_terminal() ? &approver : nullptr);
   std::optional<agent::ActionLog> log;
-  if (!a.action_log.empty()) {
-    auto l = agent::ActionLog::open(a.action_log);
+  if (!a.action_log.empty() || audit) {
+    auto l = agent::ActionLog::open(a.action_log, audit);
     if (!l.ok()) return fail(l.status());
     log = std::move(l).value();
     ag.set_action_log(&*log);
@@ -154,6 +180,15 @@ int run_agent(const AgentArgs& a) {
     auto r = ag.run(task, print_event, &g_stop);
     if (!r.ok()) return fail(r.status());
     if (r->stop_reason != "answer") std::fprintf(stderr, "modu agent: stopped: %s\n", r->stop_reason.c_str());
+    if (audit) {
+      nlohmann::ordered_json rec = {{"task_sha256", trust::sha256_hex(task)}, {"answer_sha256", trust::sha256_hex(r->answer)},
+                                    {"stop_reason", r->stop_reason}, {"model", a.model}, {"high_impact", a.high_impact}};
+      if (a.high_impact) {
+        rec["task"] = task;
+        rec["answer"] = r->answer;
+      }
+      if (Status st = audit->append("agent_run", rec); !st.ok()) return fail(st);
+    }
     transcript["runs"].push_back({{"task", task}, {"answer", r->answer}, {"stop_reason", r->stop_reason}});
     transcript["messages"] = r->transcript["messages"];
     transcript["steps"] = r->transcript["steps"];
@@ -187,6 +222,10 @@ void add_agent_command(CLI::App& app, int& rc) {
   c->add_flag("--approve-all", a->approve_all, "Run every 'ask' call without asking (logged)");
   c->add_option("--action-log", a->action_log, "Append every tool call to this JSON Lines file");
   c->add_option("--transcript", a->transcript, "Save the conversation and steps as JSON");
+  c->add_option("--audit-log", a->audit_log, "Also record every action and run in this hash-chained, signed audit log");
+  c->add_option("--audit-key", a->audit_key, "Ed25519 key for the audit log's checkpoints (default AUDIT_LOG.key)");
+  c->add_flag("--high-impact", a->high_impact, "High-impact use: every action needs a person's approval, all recorded (needs --audit-log)");
+  add_notice_options(c, &a->notice);
   c->add_flag("--keep-prompts", a->keep_prompts, "The transcript keeps every step's rendered prompt");
   c->add_option("--tool-choice", a->tool_choice, "Per step: auto, required, none or a tool name (comma-separated)")->delimiter(',');
   c->add_option("--tool-format", a->tool_format, "Tool-call format (default: from the chat template)");

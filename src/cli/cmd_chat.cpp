@@ -24,6 +24,7 @@ struct ChatArgs {
   int top_k = 40, threads = 0;
   int64_t ctx = 0;
   uint64_t seed = 0xC0FFEE;
+  NoticeArgs notice;
 };
 
 // A minimal ChatML template, used only when the model ships none (and said so on stderr).
@@ -65,6 +66,8 @@ int chat(const ChatArgs& a) {
   if (!a.system.empty()) in.messages.push_back({{"role", "system"}, {"content", a.system}});
   if (tok.bos_id() >= 0) in.bos_token = tok.token_text(tok.bos_id());
   if (tok.eos_id() >= 0) in.eos_token = tok.token_text(tok.eos_id());
+  print_ai_notice(a.notice, a.model);
+  const std::string mark = label_prefix(a.notice);
   const bool tty = isatty(STDIN_FILENO);
   if (tty) std::fprintf(stderr, "modu chat: %s. /reset clears the conversation, /exit quits.\n", model.config().arch.name.c_str());
   std::string line;
@@ -106,6 +109,7 @@ int chat(const ChatArgs& a) {
     opts.sampling.min_p = a.min_p;
     opts.sampling.repeat_penalty = a.repeat_penalty;
     opts.sampling.seed = a.seed + in.messages.size();
+    if (!mark.empty()) std::fwrite(mark.data(), 1, mark.size(), stdout);
     auto res = generate(model, tok, kv, pool, ids, opts, [](std::string_view s) {
       std::fwrite(s.data(), 1, s.size(), stdout);
       std::fflush(stdout);
@@ -138,6 +142,7 @@ void add_chat_command(CLI::App& app, int& rc) {
   c->add_option("-s,--seed", a->seed, "Random seed")->capture_default_str();
   c->add_option("-t,--threads", a->threads, "Threads (0: all cores)");
   c->add_option("-c,--ctx", a->ctx, "Context size (0: the model's, at most 4096)");
+  add_notice_options(c, &a->notice);
   c->callback([a, &rc] { rc = chat(*a); });
 }
 

@@ -37,6 +37,7 @@ struct RunArgs {
   bool no_parse_special = false;
   bool kv_f32 = false;
   bool verbose = false;
+  NoticeArgs notice;
 };
 
 int run(const RunArgs& a) {
@@ -102,6 +103,8 @@ int run(const RunArgs& a) {
     if (!c.ok()) return fail(c.status().with_context(a.json_schema));
     opts.json = std::make_shared<const JsonConstraint>(std::move(c).value());
   }
+  print_ai_notice(a.notice, a.model);
+  if (const std::string mark = label_prefix(a.notice); !mark.empty()) std::fwrite(mark.data(), 1, mark.size(), stdout);
   auto res = generate(model, tok, kv, pool, ids, opts, [](std::string_view s) {
     std::fwrite(s.data(), 1, s.size(), stdout);
     std::fflush(stdout);
@@ -144,6 +147,7 @@ void add_run_command(CLI::App& app, int& rc) {
   c->add_flag("--no-parse-special", args->no_parse_special, "Treat special-token text in the prompt as plain text");
   c->add_flag("--kv-f32", args->kv_f32, "Keep the KV cache in F32 instead of F16");
   c->add_flag("-v,--verbose", args->verbose, "More information on stderr");
+  add_notice_options(c, &args->notice);
   c->callback([args, &rc] { rc = run(*args); });
 }
 

@@ -29,6 +29,10 @@ struct ServeArgs {
   std::string cors_origin = "*";
   std::string tool_format, mcp_config, mcp_policy, action_log;
   std::vector<std::string> mcp;
+  std::string operator_name, ai_notice, watermark_key, audit_log, audit_key;
+  float watermark_gamma = 0.25f, watermark_delta = 2.0f;
+  bool audit_content = false, high_impact = false;
+  double audit_max_mb = 64;
   double max_body_mb = 8;
   double grace = 10;
   bool kv_f32 = false;
@@ -73,6 +77,17 @@ int serve(const ServeArgs& a) {
   o.mcp = a.mcp;
   o.mcp_policy = a.mcp_policy;
   o.action_log = a.action_log;
+  o.model_path = a.model;
+  o.operator_name = a.operator_name;
+  o.ai_notice = a.ai_notice;
+  o.watermark_key = a.watermark_key;
+  o.watermark_gamma = a.watermark_gamma;
+  o.watermark_delta = a.watermark_delta;
+  o.audit_log = a.audit_log;
+  o.audit_key = a.audit_key;
+  o.audit_content = a.audit_content;
+  o.audit_max_mb = a.audit_max_mb;
+  o.high_impact = a.high_impact;
   if (!a.alias.empty()) {
     o.model_id = a.alias;
   } else {
@@ -98,6 +113,10 @@ int serve(const ServeArgs& a) {
   std::fprintf(stderr, "modu serve: KV cache %.1f MiB (%d slots + %d prefix-cache sequences + 1 for embeddings)\n",
                seq_bytes * (a.parallel + (a.no_prefix_cache ? 0 : n_cache) + 1) / 1048576.0, a.parallel,
                a.no_prefix_cache ? 0 : n_cache);
+  std::fprintf(stderr, "modu serve: outputs are labelled as AI-generated%s%s%s\n",
+               a.watermark_key.empty() ? "" : ", watermarked (temperature > 0)",
+               a.audit_log.empty() ? "" : ", audit log ", a.audit_log.c_str());
+  if (a.high_impact) std::fprintf(stderr, "modu serve: high-impact mode: tenant keys required, full-content audit, no unattended agent actions\n");
   std::fprintf(stderr, "modu serve: %s on http://%s:%d (slots %d, context %lld, queue %d, %s)\n", o.model_id.c_str(),
                a.host.c_str(), s->port(), a.parallel, (long long)o.engine.n_ctx, a.queue,
                a.api_keys.empty() ? "no API keys" : "API keys required");
@@ -137,6 +156,16 @@ void add_serve_command(CLI::App& app, int& rc) {
   c->add_option("--mcp-config", a->mcp_config, "JSON file with \"mcpServers\" (labels are the names)")->check(CLI::ExistingFile);
   c->add_option("--mcp-policy", a->mcp_policy, "Policy for the MCP calls the server runs (default: allow)")->check(CLI::ExistingFile);
   c->add_option("--action-log", a->action_log, "Append every MCP call the server runs to this JSON Lines file");
+  c->add_option("--operator", a->operator_name, "Who operates this deployment (shown in labels, /v1/models and the start page)");
+  c->add_option("--ai-notice", a->ai_notice, "Your own AI notice text (default: Korean + English)");
+  c->add_option("--watermark-key", a->watermark_key, "Watermark outputs (temperature > 0) with this secret; a tenant's watermark= overrides it");
+  c->add_option("--watermark-gamma", a->watermark_gamma, "Green fraction of the vocabulary")->capture_default_str();
+  c->add_option("--watermark-delta", a->watermark_delta, "Logit bias of green tokens")->capture_default_str();
+  c->add_option("--audit-log", a->audit_log, "Hash-chained, signed audit log of every request and MCP action (see `modu audit`)");
+  c->add_option("--audit-key", a->audit_key, "Ed25519 signing key for the audit log's checkpoints (created if missing; default AUDIT_LOG.key)");
+  c->add_flag("--audit-content", a->audit_content, "Keep full request and output texts in the audit log (default: digests only)");
+  c->add_option("--audit-max-mb", a->audit_max_mb, "Rotate the audit log past this size")->capture_default_str();
+  c->add_flag("--high-impact", a->high_impact, "High-impact use: API keys and the audit log required, full-content audit, no unattended MCP actions");
   c->add_option("--max-body-mb", a->max_body_mb, "Largest accepted request body (MiB)")->capture_default_str();
   c->add_option("--shutdown-grace", a->grace, "Seconds in-flight requests get to finish on SIGTERM")->capture_default_str();
   c->add_flag("--kv-f32", a->kv_f32, "Keep the KV cache in F32 instead of F16");

@@ -8,8 +8,23 @@
 #include <fstream>
 
 #include "modu/hf/hf_model.h"
+#include "modu/trust/provenance.h"
 
 namespace modu::cli {
+
+void add_notice_options(CLI::App* c, NoticeArgs* a) {
+  c->add_option("--ai-notice", a->ai_notice, "Your own AI notice text, printed on stderr before the output");
+  c->add_flag("--label", a->label, "Put a visible AI-generated mark before the generated text");
+}
+
+void print_ai_notice(const NoticeArgs& a, const std::string& model_path) {
+  const std::string name = model_path.substr(model_path.find_last_of('/') == std::string::npos ? 0 : model_path.find_last_of('/') + 1);
+  const std::string text = a.ai_notice.empty() ? trust::default_notice(trust::lang_from_env(), name) : a.ai_notice;
+  std::fprintf(stderr, "modu: [AI] %s\n", text.c_str());
+  std::fflush(stderr);
+}
+
+std::string label_prefix(const NoticeArgs& a) { return a.label ? trust::visible_label(trust::lang_from_env()) : ""; }
 
 int fail(const Status& s) {
   progress_done();

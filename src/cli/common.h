@@ -27,6 +27,17 @@ struct LoadedModel {
 
 Result<LoadedModel> load_model(const std::string& path, bool need_tokenizer);
 
+// The AI notice of run / chat / agent (Korea's AI Basic Act): one line on stderr before any
+// output, in the user's language (LANG ko* -> Korean) or the operator's own text; --label puts a
+// visible mark before the generated text on stdout.
+struct NoticeArgs {
+  std::string ai_notice;
+  bool label = false;
+};
+void add_notice_options(CLI::App* c, NoticeArgs* a);
+void print_ai_notice(const NoticeArgs& a, const std::string& model_path);
+std::string label_prefix(const NoticeArgs& a);  // "" without --label
+
 // Each subcommand registers itself on the app and returns the callback result through `rc`.
 void add_run_command(CLI::App& app, int& rc);
 void add_info_command(CLI::App& app, int& rc);
@@ -39,6 +50,7 @@ void add_template_command(CLI::App& app, int& rc);
 void add_toolcalls_command(CLI::App& app, int& rc);
 void add_agent_command(CLI::App& app, int& rc);
 void add_detect_command(CLI::App& app, int& rc);
+void add_audit_command(CLI::App& app, int& rc);
 void add_chat_command(CLI::App& app, int& rc);
 void add_train_command(CLI::App& app, int& rc);
 void add_tokenizer_train_command(CLI::App& app, int& rc);

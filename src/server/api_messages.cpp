@@ -536,7 +536,7 @@ std::string MessagesStream::push(const toolcall::Delta& d) {
   return out;
 }
 
-std::string MessagesStream::finish(const CompatFinish& f, const CompatUsage& u) {
+std::string MessagesStream::finish(const CompatFinish& f, const CompatUsage& u, const json& provenance) {
   if (done_) return "";
   std::string out = start(u.input_tokens, u.cached_tokens);
   out += close();
@@ -545,7 +545,9 @@ std::string MessagesStream::finish(const CompatFinish& f, const CompatUsage& u) 
   out += sse_event("message_delta", {{"type", "message_delta"},
                                      {"delta", std::move(delta)},
                                      {"usage", anthropic_usage(u.input_tokens, u.output_tokens, u.cached_tokens)}});
-  return out + sse_event("message_stop", {{"type", "message_stop"}});
+  json stop = {{"type", "message_stop"}};
+  if (!provenance.is_null()) stop["provenance"] = provenance;
+  return out + sse_event("message_stop", stop);
 }
 
 std::string MessagesStream::error(const ApiError& e) {

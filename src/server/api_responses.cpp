@@ -600,7 +600,7 @@ std::string ResponsesStream::push(const toolcall::Delta& d) {
   return out;
 }
 
-std::string ResponsesStream::finish(const CompatFinish& f, const CompatUsage& u) {
+std::string ResponsesStream::finish(const CompatFinish& f, const CompatUsage& u, const json& provenance) {
   if (done_) return "";
   std::string out = start();
   out += close();
@@ -608,6 +608,7 @@ std::string ResponsesStream::finish(const CompatFinish& f, const CompatUsage& u)
   const bool inc = incomplete(reply_, f);
   last_ = response_object(meta_, info_, output_, inc ? "incomplete" : "completed", incomplete_details(inc),
                           usage_json(u), nullptr);
+  if (!provenance.is_null()) last_["provenance"] = provenance;
   return out + event(inc ? "response.incomplete" : "response.completed", {{"response", last_}});
 }
 

@@ -141,6 +141,8 @@ void HttpServer::Impl::chat(const httplib::Request& req, httplib::Response& res)
   std::shared_ptr<Stream> st = run.st;
   const ResponseMeta m = meta("chatcmpl");
   const bool want_lp = cr.logprobs;
+  const auto wm = watermark_for(tenant, cr.sampling.temperature);
+  const std::string wm_id = wm ? wm->id : "";
   if (!cr.stream) {
     std::string text;
     std::vector<TokenInfo> toks;
@@ -163,9 +165,12 @@ void HttpServer::Impl::chat(const httplib::Request& req, httplib::Response& res)
                    {"finish_reason", finish}};
     json out = {{"id", m.id}, {"object", "chat.completion"}, {"created", m.created}, {"model", m.model},
                 {"system_fingerprint", "modu"}, {"choices", json::array({choice})}, {"usage", usage_json(*st)}};
+    out["provenance"] = label(res, wm_id);
+    audit_request({"/v1/chat/completions", tenant.name, req.body, text, finish_name(st->finish()), wm_id, st.get(), r.calls, false});
     res.set_content(dump_json(out), "application/json");
     return;
   }
+  const json prov = label(res, wm_id);
   const bool usage = cr.include_usage;
   auto with_usage = [usage](json c) {
     if (usage) c["usage"] = nullptr;
@@ -191,15 +196,26 @@ void HttpServer::Impl::chat(const httplib::Request& req, httplib::Response& res)
         const toolcall::Delta td = run.limit(reply->push(d.text));
         return chunks(td, want_lp && !d.tokens.empty() ? chat_logprobs(tok, d.tokens) : json(nullptr));
       },
-      [this, m, st, usage, with_usage, tenant, reply, chunks, run]() {
+      [this, m, st, usage, with_usage, tenant, reply, chunks, run, prov]() {
         charge(tenant, *st);
         if (st->finish() != Finish::kStop && st->finish() != Finish::kLength) return stream_error(*st);
         std::string out = chunks(run.limit(reply->finish()), nullptr);
         json finish = finish_json(st->finish());
         if (!reply->sent().calls.empty() && st->finish() == Finish::kStop) finish = "tool_calls";
-        out += sse(with_usage(chat_chunk(m, json::object(), finish, nullptr)));
-        if (usage) out += usage_event(chat_chunk(m, json::object(), nullptr, nullptr), *st);
+        json last = with_usage(chat_chunk(m, json::object(), finish, nullptr));
+        last["provenance"] = prov;
+        out += sse(last);
+        if (usage) {
+          json u = chat_chunk(m, json::object(), nullptr, nullptr);
+          u["provenance"] = prov;
+          out += usage_event(u, *st);
+        }
         return out;
+      },
+      "data: [DONE]\n\n",
+      [this, st, tenant, run, body = req.body, wm_id](const std::string& text) {
+        audit_request({"/v1/chat/completions", tenant.name, body, text, finish_name(st->finish()), wm_id, st.get(),
+                       run.limit(toolcall::parse_reply(run.conv, text, run.opts)).calls, true});
       });
 }
 

@@ -45,28 +45,38 @@ void HttpServer::Impl::responses_api(const httplib::Request& req, httplib::Respo
   std::shared_ptr<Stream> st = run.st;
   const ResponseMeta rm = meta("resp", '_');
   const CompatMeta m{rm.id, rm.model, rm.created};
+  const auto wm = watermark_for(tenant, cr.sampling.temperature);
+  const std::string wm_id = wm ? wm->id : "";
   if (!cr.stream) {
     const std::string text = collect_text(*st);
     charge(tenant, *st);
     if (auto e = incomplete(*st)) return send_error(res, *e);
     const toolcall::Reply r = with_ids(run.limit(toolcall::parse_reply(run.conv, text, run.opts)), "call_", m.id);
     store_response(&responses, m.id, info, r);
-    res.set_content(dump_json(responses_response_json(m, info, r, compat_finish(*st), compat_usage(*st))), "application/json");
+    json out = responses_response_json(m, info, r, compat_finish(*st), compat_usage(*st));
+    out["provenance"] = label(res, wm_id);
+    audit_request({"/v1/responses", tenant.name, req.body, text, finish_name(st->finish()), wm_id, st.get(), r.calls, false});
+    res.set_content(dump_json(out), "application/json");
     return;
   }
+  const json prov = label(res, wm_id);
   auto reply = std::make_shared<toolcall::ReplyStream>(run.conv, run.opts);
   auto events = std::make_shared<ResponsesStream>(m, info);
   stream_response(
       res, st, events->start(), [reply, events, run](const Delta& d) { return events->push(run.limit(reply->push(d.text))); },
-      [this, st, tenant, reply, events, info, id = m.id, run]() {
+      [this, st, tenant, reply, events, info, id = m.id, run, prov]() {
         charge(tenant, *st);
         if (auto e = incomplete(*st)) return events->error(*e);
         std::string out = events->push(run.limit(reply->finish()));
-        out += events->finish(compat_finish(*st), compat_usage(*st));
+        out += events->finish(compat_finish(*st), compat_usage(*st), prov);
         store_response(&responses, id, info, events->reply());
         return out;
       },
-      "");
+      "",
+      [this, st, tenant, run, body = req.body, wm_id](const std::string& text) {
+        audit_request({"/v1/responses", tenant.name, body, text, finish_name(st->finish()), wm_id, st.get(),
+                       run.limit(toolcall::parse_reply(run.conv, text, run.opts)).calls, true});
+      });
 }
 
 void HttpServer::Impl::messages_api(const httplib::Request& req, httplib::Response& res) {
@@ -79,27 +89,37 @@ void HttpServer::Impl::messages_api(const httplib::Request& req, httplib::Respon
   std::shared_ptr<Stream> st = run.st;
   const ResponseMeta rm = meta("msg", '_');
   const CompatMeta m{rm.id, rm.model, rm.created};
+  const auto wm = watermark_for(tenant, cr.sampling.temperature);
+  const std::string wm_id = wm ? wm->id : "";
   if (!cr.stream) {
     const std::string text = collect_text(*st);
     charge(tenant, *st);
     if (auto e = incomplete(*st)) return send_anthropic_error(res, *e);
     const toolcall::Reply r = with_ids(run.limit(toolcall::parse_reply(run.conv, text, run.opts)), "toolu_", m.id);
-    res.set_content(dump_json(messages_response_json(m, r, compat_finish(*st), compat_usage(*st))), "application/json");
+    json out = messages_response_json(m, r, compat_finish(*st), compat_usage(*st));
+    out["provenance"] = label(res, wm_id);
+    audit_request({"/v1/messages", tenant.name, req.body, text, finish_name(st->finish()), wm_id, st.get(), r.calls, false});
+    res.set_content(dump_json(out), "application/json");
     return;
   }
+  const json prov = label(res, wm_id);
   auto reply = std::make_shared<toolcall::ReplyStream>(run.conv, run.opts);
   auto events = std::make_shared<MessagesStream>(m);
   // Cached prompt tokens are known once the engine admits the request: message_delta reports them.
   std::string first = events->start(run.n_prompt);
   stream_response(
       res, st, first, [reply, events, run](const Delta& d) { return events->push(run.limit(reply->push(d.text))); },
-      [this, st, tenant, reply, events, run]() {
+      [this, st, tenant, reply, events, run, prov]() {
         charge(tenant, *st);
         if (auto e = incomplete(*st)) return events->error(*e);
         std::string out = events->push(run.limit(reply->finish()));
-        return out + events->finish(compat_finish(*st), compat_usage(*st));
+        return out + events->finish(compat_finish(*st), compat_usage(*st), prov);
       },
-      "");
+      "",
+      [this, st, tenant, run, body = req.body, wm_id](const std::string& text) {
+        audit_request({"/v1/messages", tenant.name, body, text, finish_name(st->finish()), wm_id, st.get(),
+                       run.limit(toolcall::parse_reply(run.conv, text, run.opts)).calls, true});
+      });
 }
 
 }  // namespace modu::server

@@ -26,7 +26,10 @@
 #include "modu/server/engine.h"
 #include "modu/server/http_server.h"
 #include "modu/server/tenants.h"
+#include "modu/runtime/watermark.h"
 #include "modu/toolcall/toolcall.h"
+#include "modu/trust/audit_log.h"
+#include "modu/trust/provenance.h"
 
 namespace modu::server {
 
@@ -83,6 +86,9 @@ struct HttpServer::Impl {
   std::map<std::string, std::unique_ptr<McpServer>> mcp;
   std::optional<agent::Policy> mcp_policy;
   std::optional<agent::ActionLog> action_log;
+  // Trust (http_trust.cpp): the provenance every output carries, the audit log.
+  trust::Provenance provenance_base;
+  std::shared_ptr<trust::AuditLog> audit;
   std::string bos_text, eos_text;
   Pooling pooling = Pooling::kMean;
   std::atomic<bool> draining{false};
@@ -113,9 +119,10 @@ struct HttpServer::Impl {
   static std::optional<ApiError> incomplete(const Stream& st);
   // A streaming response: `emit` turns deltas into SSE text; `finish` writes the final events;
   // `done` ("data: [DONE]\n\n" for OpenAI chat) follows them.
+  // `on_end` (when set) gets the whole generated text once the stream is over, however it ended.
   void stream_response(httplib::Response& res, std::shared_ptr<Stream> st, std::string first,
                        std::function<std::string(const Delta&)> emit, std::function<std::string()> finish,
-                       std::string done = "data: [DONE]\n\n");
+                       std::string done = "data: [DONE]\n\n", std::function<void(const std::string&)> on_end = nullptr);
 
   // Renders the conversation, builds the job (structured output, forced calls) and submits it.
   std::optional<ApiError> start_chat(const httplib::Request& req, httplib::Response& res, const ChatRequest& cr,
@@ -132,6 +139,27 @@ struct HttpServer::Impl {
   Status connect_mcp();
   void messages_api(const httplib::Request& req, httplib::Response& res);
   void routes();
+
+  // Trust (http_trust.cpp).
+  Status init_trust();  // model digest, audit log, high-impact checks
+  // The watermark applied to a tenant's request at this temperature: its key (nullopt: none).
+  std::optional<WatermarkKey> watermark_for(const Tenant& t, float temperature) const;
+  // Sets the X-AI-Generated / X-AI-Provenance headers and returns the provenance object.
+  nlohmann::json label(httplib::Response& res, const std::string& watermark_key_id);
+  // One audit record of a finished generation (no-op without an audit log). `body` is the request
+  // body as received; `output` the generated text; `calls` the tool calls read from it.
+  struct AuditEntry {
+    std::string endpoint, tenant, body, output, finish, watermark_key_id;
+    const Stream* st = nullptr;
+    std::vector<toolcall::ToolCall> calls;
+    bool stream = false;
+    int status = 200;
+  };
+  void audit_request(const AuditEntry& e);
+  // Requests answered with an error (from the HTTP logger): endpoint, status, tenant if known.
+  void audit_error(const httplib::Request& req, const httplib::Response& res);
+  std::string tenant_name_of(const httplib::Request& req) const;
+  std::string start_page() const;
 };
 
 }  // namespace modu::server

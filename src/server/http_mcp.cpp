@@ -41,8 +41,8 @@ Status HttpServer::Impl::connect_mcp() {
   if (!opts.mcp_policy.empty()) {
     MODU_ASSIGN_OR_RETURN(mcp_policy, agent::Policy::load(opts.mcp_policy));
   }
-  if (!opts.action_log.empty()) {
-    MODU_ASSIGN_OR_RETURN(action_log, agent::ActionLog::open(opts.action_log));
+  if (!opts.action_log.empty() || (audit && !mcp.empty())) {
+    MODU_ASSIGN_OR_RETURN(action_log, agent::ActionLog::open(opts.action_log, audit));
   }
   return Status::Ok();
 }
@@ -55,6 +55,9 @@ void HttpServer::Impl::responses_mcp(const httplib::Request& req, httplib::Respo
     send_error(res, e);
   };
   if (cr.stream) return bad("Streaming with MCP tools is not supported yet; send the request with stream false.", "stream");
+  if (opts.high_impact)
+    return bad("This server runs in high-impact mode, where every agent action needs a person's approval, and the server "
+               "cannot ask one; run the task with `modu agent`, which asks at the terminal.", "tools");
   // The model sees each allowed MCP tool as a function tool.
   struct Offered {
     McpServer* server;
@@ -89,6 +92,8 @@ void HttpServer::Impl::responses_mcp(const httplib::Request& req, httplib::Respo
   const CompatMeta m{rm.id, rm.model, rm.created};
   CompatUsage total;
   ResponsesInfo out_info = info;
+  const auto wm = watermark_for(tenant, cr.sampling.temperature);
+  const std::string wm_id = wm ? wm->id : "";
   constexpr int kMaxSteps = 8;
   toolcall::Reply reply;
   CompatFinish finish;
@@ -103,6 +108,7 @@ void HttpServer::Impl::responses_mcp(const httplib::Request& req, httplib::Respo
     total.cached_tokens += run.st->n_cached();
     finish.length = run.st->finish() == Finish::kLength;
     reply = run.limit(toolcall::parse_reply(run.conv, text, run.opts));
+    audit_request({"/v1/responses", tenant.name, req.body, text, finish_name(run.st->finish()), wm_id, run.st.get(), reply.calls, false});
     // Calls to MCP tools run here; any other call goes back to the client as a function_call.
     bool ran = false, client_calls = false;
     ojson assistant = {{"role", "assistant"}, {"content", reply.content}, {"tool_calls", ojson::array()}};
@@ -177,6 +183,7 @@ void HttpServer::Impl::responses_mcp(const httplib::Request& req, httplib::Respo
   json r = responses_response_json(m, out_info, final_reply, finish, total);
   for (auto& item : r["output"]) output.push_back(item);
   r["output"] = output;
+  r["provenance"] = label(res, wm_id);
   store_response(&responses, m.id, info, final_reply);
   res.set_content(dump_json(r), "application/json");
 }

@@ -108,7 +108,7 @@ ResponseMeta HttpServer::Impl::meta(const char* prefix, char sep) {
 
 std::optional<ApiError> HttpServer::Impl::authorize(const httplib::Request& req, httplib::Response& res, Tenant* out) {
   if (!tenants) {
-    *out = Tenant{"default", {}};
+    *out = Tenant{"default", {}, ""};
   } else {
     const std::string h = req.get_header_value("Authorization");
     const std::string prefix = "Bearer ";
@@ -160,6 +160,13 @@ std::optional<ApiError> HttpServer::Impl::make_job(const SamplingFields& s, std:
   job->sampling.frequency_penalty = s.frequency_penalty;
   job->sampling.logit_bias = s.logit_bias;
   job->sampling.seed = s.seed ? *s.seed : std::random_device{}() * 0x9E3779B97F4A7C15ull + next_id.load();
+  if (auto wm = watermark_for(t, s.temperature)) {
+    job->sampling.watermark = true;
+    job->sampling.watermark_k0 = wm->k0;
+    job->sampling.watermark_k1 = wm->k1;
+    job->sampling.watermark_gamma = opts.watermark_gamma;
+    job->sampling.watermark_delta = opts.watermark_delta;
+  }
   Status st = job->sampling.validate(tok.n_vocab());
   if (!st.ok()) return api_error(400, st.message(), "invalid_request_error", "invalid_value");
   job->stop = s.stop;
@@ -213,16 +220,19 @@ std::optional<ApiError> HttpServer::Impl::incomplete(const Stream& st) {
 
 void HttpServer::Impl::stream_response(httplib::Response& res, std::shared_ptr<Stream> st, std::string first,
                                        std::function<std::string(const Delta&)> emit, std::function<std::string()> finish,
-                                       std::string done_text) {
+                                       std::string done_text, std::function<void(const std::string&)> on_end) {
   struct Ctx {
     std::shared_ptr<Stream> st;
     std::string first;
     std::function<std::string(const Delta&)> emit;
     std::function<std::string()> finish;
     std::string done_text;
+    std::function<void(const std::string&)> on_end;
+    std::string text;  // everything generated, for on_end
     Clock::time_point last_write = Clock::now();
   };
-  auto ctx = std::make_shared<Ctx>(Ctx{std::move(st), std::move(first), std::move(emit), std::move(finish), std::move(done_text)});
+  auto ctx = std::make_shared<Ctx>(Ctx{std::move(st), std::move(first), std::move(emit), std::move(finish), std::move(done_text),
+                                       std::move(on_end)});
   ++in_flight;
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");
@@ -244,7 +254,10 @@ void HttpServer::Impl::stream_response(httplib::Response& res, std::shared_ptr<S
         std::vector<Delta> ds;
         const bool done = ctx->st->wait(&ds, std::chrono::milliseconds(100));
         std::string out;
-        for (const auto& d : ds) out += ctx->emit(d);
+        for (const auto& d : ds) {
+          if (ctx->on_end) ctx->text += d.text;
+          out += ctx->emit(d);
+        }
         if (!write(out)) return false;
         if (done) {
           if (!write(ctx->finish() + ctx->done_text)) return false;
@@ -258,6 +271,7 @@ void HttpServer::Impl::stream_response(httplib::Response& res, std::shared_ptr<S
       [this, ctx](bool ok) {
         if (!ok) ctx->st->cancel();
         ctx->st->clear_client_probe();  // before cpp-httplib closes the socket
+        if (ctx->on_end) ctx->on_end(ctx->text);
         --in_flight;
       });
 }
@@ -290,6 +304,8 @@ void HttpServer::Impl::completions(const httplib::Request& req, httplib::Respons
   if (!st) return send_error(res, err);
   const ResponseMeta m = meta("cmpl");
   const int lp = cr.logprobs;
+  const auto wm = watermark_for(tenant, cr.sampling.temperature);
+  const std::string wm_id = wm ? wm->id : "";
   if (!cr.stream) {
     std::string text = cr.echo ? prompt_text : std::string();
     std::vector<TokenInfo> toks;
@@ -315,9 +331,12 @@ void HttpServer::Impl::completions(const httplib::Request& req, httplib::Respons
     json choice = {{"index", 0}, {"text", text}, {"logprobs", logprobs}, {"finish_reason", finish_json(st->finish())}};
     json out = {{"id", m.id}, {"object", "text_completion"}, {"created", m.created}, {"model", m.model},
                 {"system_fingerprint", "modu"}, {"choices", json::array({choice})}, {"usage", usage_json(*st)}};
+    out["provenance"] = label(res, wm_id);
+    audit_request({"/v1/completions", tenant.name, req.body, text, finish_name(st->finish()), wm_id, st.get(), {}, false});
     res.set_content(dump_json(out), "application/json");
     return;
   }
+  const json prov = label(res, wm_id);
   const bool usage = cr.include_usage;
   auto with_usage = [usage](json c) {
     if (usage) c["usage"] = nullptr;
@@ -336,12 +355,22 @@ void HttpServer::Impl::completions(const httplib::Request& req, httplib::Respons
         }
         return sse(with_usage(completion_chunk(m, d.text, nullptr, logprobs)));
       },
-      [this, m, st, usage, with_usage, tenant]() {
+      [this, m, st, usage, with_usage, tenant, prov]() {
         charge(tenant, *st);
         if (st->finish() != Finish::kStop && st->finish() != Finish::kLength) return stream_error(*st);
-        std::string out = sse(with_usage(completion_chunk(m, "", finish_json(st->finish()), nullptr)));
-        if (usage) out += usage_event(completion_chunk(m, "", nullptr, nullptr), *st);
+        json last = with_usage(completion_chunk(m, "", finish_json(st->finish()), nullptr));
+        last["provenance"] = prov;
+        std::string out = sse(last);
+        if (usage) {
+          json u = completion_chunk(m, "", nullptr, nullptr);
+          u["provenance"] = prov;
+          out += usage_event(u, *st);
+        }
         return out;
+      },
+      "data: [DONE]\n\n",
+      [this, st, tenant, body = req.body, wm_id](const std::string& text) {
+        audit_request({"/v1/completions", tenant.name, body, text, finish_name(st->finish()), wm_id, st.get(), {}, true});
       });
 }
 
@@ -384,7 +413,13 @@ void HttpServer::Impl::routes() {
   svr.Post("/v1/messages", [this](const auto& q, auto& r) { messages_api(q, r); });
   auto model_json = [this]() {
     return json{{"id", opts.model_id}, {"object", "model"}, {"created", (int64_t)std::time(nullptr)}, {"owned_by", "modu"},
-                {"meta", {{"n_ctx", opts.engine.n_ctx}, {"n_vocab", tok.n_vocab()}, {"n_params", model.n_params()}}}};
+                {"meta", {{"n_ctx", opts.engine.n_ctx}, {"n_vocab", tok.n_vocab()}, {"n_params", model.n_params()}}},
+                // AI Basic Act: say that this is AI, who operates it, and which model file it is.
+                {"ai_generated", true},
+                {"operator", opts.operator_name.empty() ? json(nullptr) : json(opts.operator_name)},
+                {"notice", opts.ai_notice.empty() ? trust::bilingual_notice(opts.model_id) : opts.ai_notice},
+                {"model_sha256", provenance_base.model_sha256.empty() ? json(nullptr) : json(provenance_base.model_sha256)},
+                {"high_impact", opts.high_impact}};
   };
   svr.Get("/v1/models", [this, model_json](const httplib::Request& q, httplib::Response& r) {
     Tenant t;
@@ -404,7 +439,8 @@ void HttpServer::Impl::routes() {
   });
   // Browsers (web apps) send a CORS preflight before a POST with JSON or an Authorization header.
   if (!opts.cors_origin.empty()) {
-    svr.set_default_headers({{"Access-Control-Allow-Origin", opts.cors_origin}});
+    svr.set_default_headers({{"Access-Control-Allow-Origin", opts.cors_origin},
+                             {"Access-Control-Expose-Headers", "X-AI-Generated, X-AI-Provenance, Retry-After"}});
     svr.Options(R"(/.*)", [](const httplib::Request&, httplib::Response& r) {
       r.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
       r.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type, OpenAI-Organization, OpenAI-Project, x-api-key, anthropic-version, anthropic-beta");
@@ -412,6 +448,7 @@ void HttpServer::Impl::routes() {
       r.status = 204;
     });
   }
+  svr.Get("/", [this](const httplib::Request&, httplib::Response& r) { r.set_content(start_page(), "text/html; charset=utf-8"); });
   svr.Get("/health", [this](const httplib::Request&, httplib::Response& r) {
     if (draining.load()) return send_error(r, api_error(503, "The server is shutting down.", "server_error", "shutting_down"));
     r.set_content(R"({"status":"ok"})", "application/json");
@@ -449,6 +486,7 @@ void HttpServer::Impl::routes() {
   });
   svr.set_logger([this](const httplib::Request& q, const httplib::Response& r) {
     metrics.count_request(endpoint_label(q.path), r.status);
+    audit_error(q, r);
     if (opts.log_requests) std::fprintf(stderr, "modu serve: %s %s -> %d\n", q.method.c_str(), q.path.c_str(), r.status);
   });
 }
@@ -508,6 +546,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::create(const Model& model, const
   auto pt = g.get_int(model.config().arch.name + ".pooling_type", 1);
   const int64_t pooling = pt.ok() ? *pt : 1;
   s.pooling = pooling == 2 ? Pooling::kCls : pooling == 3 ? Pooling::kLast : Pooling::kMean;
+  if (Status st = s.init_trust(); !st.ok()) return st;
   if (Status st = s.connect_mcp(); !st.ok()) return st.with_context("MCP servers for the Responses API");
   s.engine = std::make_unique<Engine>(model, tok, s.opts.engine, &s.metrics);
   int threads = s.opts.http_threads;

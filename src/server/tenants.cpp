@@ -18,12 +18,18 @@ Result<TenantRegistry> TenantRegistry::parse(std::string_view text, const std::s
     std::string key, name, opt;
     if (!(ls >> key)) continue;
     const std::string where = source + ":" + std::to_string(line_no);
-    if (!(ls >> name)) return invalid_argument(where + ": expected 'KEY TENANT [rpm=N] [tpm=N] [parallel=N]'");
+    if (!(ls >> name)) return invalid_argument(where + ": expected 'KEY TENANT [rpm=N] [tpm=N] [parallel=N] [watermark=SECRET|off]'");
     TenantLimits lim;
+    std::string watermark;
     while (ls >> opt) {
       const auto eq = opt.find('=');
       if (eq == std::string::npos) return invalid_argument(where + ": option '" + opt + "' is not NAME=VALUE");
       const std::string k = opt.substr(0, eq), v = opt.substr(eq + 1);
+      if (k == "watermark") {
+        if (v.empty()) return invalid_argument(where + ": 'watermark' needs a secret (or 'off')");
+        watermark = v;
+        continue;
+      }
       char* end = nullptr;
       const long long x = std::strtoll(v.c_str(), &end, 10);
       if (v.empty() || *end != '\0' || x < 0 || x > (1ll << 40))
@@ -31,14 +37,14 @@ Result<TenantRegistry> TenantRegistry::parse(std::string_view text, const std::s
       if (k == "rpm") lim.requests_per_min = x;
       else if (k == "tpm") lim.tokens_per_min = x;
       else if (k == "parallel") lim.max_parallel = (int)x;
-      else return invalid_argument(where + ": unknown option '" + k + "' (rpm, tpm, parallel)");
+      else return invalid_argument(where + ": unknown option '" + k + "' (rpm, tpm, parallel, watermark)");
     }
     for (const auto& [k, idx] : reg.keys_)
       if (k == key) return invalid_argument(where + ": key listed twice");
     size_t idx = reg.tenants_.size();
     for (size_t i = 0; i < reg.tenants_.size(); ++i)
       if (reg.tenants_[i].name == name) idx = i;
-    if (idx == reg.tenants_.size()) reg.tenants_.push_back({name, lim});
+    if (idx == reg.tenants_.size()) reg.tenants_.push_back({name, lim, watermark});
     reg.keys_.push_back({key, idx});
   }
   if (reg.keys_.empty()) return invalid_argument(source + ": no API keys in the file");

@@ -23,6 +23,16 @@ TEST(Tenants, ParsesKeysAndLimits) {
   EXPECT_EQ(reg->find_key(""), nullptr);
 }
 
+TEST(Tenants, WatermarkKeys) {
+  auto reg = TenantRegistry::parse("k1 gov watermark=s3cret rpm=5\nk2 press watermark=off\nk3 plain\n");
+  ASSERT_TRUE(reg.ok()) << reg.status().to_string();
+  EXPECT_EQ(reg->find_key("k1")->watermark, "s3cret");
+  EXPECT_EQ(reg->find_key("k1")->limits.requests_per_min, 5);
+  EXPECT_EQ(reg->find_key("k2")->watermark, "off");
+  EXPECT_EQ(reg->find_key("k3")->watermark, "");
+  EXPECT_FALSE(TenantRegistry::parse("k t watermark=\n").ok());
+}
+
 TEST(Tenants, RejectsBadFiles) {
   EXPECT_FALSE(TenantRegistry::parse("").ok());
   EXPECT_FALSE(TenantRegistry::parse("lonelykey\n").ok());

@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 
 #include "modu/core/status.h"
+#include "modu/trust/audit_log.h"
+#include "modu/trust/digest.h"
 
 namespace modu::agent {
 
@@ -27,11 +29,13 @@ struct ActionRecord {
 nlohmann::json to_json(const ActionRecord& r);
 
 // One JSON object per line. Each append is a single write(2) of the whole line on an O_APPEND
-// descriptor, under a mutex, so lines from threads (and processes) never interleave.
+// descriptor, under a mutex, so lines from threads (and processes) never interleave. With an
+// audit log, every record also goes there (kind "action", hash-chained and signed).
 class ActionLog {
  public:
-  // Opens (creating the file, mode 0600) for appending. The folder must exist.
-  static Result<ActionLog> open(const std::string& path);
+  // Opens (creating the file, mode 0600) for appending. The folder must exist. `path` may be
+  // empty when `audit` is given: then the records go to the audit log only.
+  static Result<ActionLog> open(const std::string& path, std::shared_ptr<trust::AuditLog> audit = nullptr);
 
   Status append(ActionRecord r);
   const std::string& path() const { return path_; }
@@ -39,14 +43,13 @@ class ActionLog {
  private:
   struct Fd;
   std::string path_;
+  std::shared_ptr<trust::AuditLog> audit_;
   std::shared_ptr<Fd> fd_;
   std::shared_ptr<std::mutex> mu_;
 };
 
-// Lower-case hex SHA-256 (OpenSSL EVP).
-std::string sha256_hex(std::string_view data);
-
-// Now as ISO 8601 UTC with milliseconds.
-std::string utc_now_iso8601();
+// Lower-case hex SHA-256, and now as ISO 8601 UTC with milliseconds (from the trust layer).
+using trust::sha256_hex;
+using trust::utc_now_iso8601;
 
 }  // namespace modu::agent

@@ -39,6 +39,9 @@ class Policy {
   static Result<Policy> parse(const nlohmann::json& j);
   static Result<Policy> load(const std::string& path);
   static Policy ask_all();
+  // The same rules with every "allow" (and an "allow" default) turned into "ask": a person
+  // approves every action (high-impact mode). "deny" stays.
+  Policy supervised() const;
 
   Verdict check(const std::string& tool, const nlohmann::json& args) const;
 

@@ -74,7 +74,8 @@ class MessagesStream {
   std::string start(int64_t input_tokens, int64_t cached_tokens = 0);
   // The first CallDelta of a call must carry its id and name (an empty id gets "toolu_<suffix>_<index>").
   std::string push(const toolcall::Delta& d);
-  std::string finish(const CompatFinish& finish, const CompatUsage& usage);
+  // `provenance` (when not null) goes into the final message_stop event.
+  std::string finish(const CompatFinish& finish, const CompatUsage& usage, const nlohmann::json& provenance = nullptr);
   std::string error(const ApiError& e);  // an "error" event; nothing may follow it
   const toolcall::Reply& reply() const { return reply_; }  // everything pushed so far
 
@@ -160,7 +161,8 @@ class ResponsesStream {
   std::string start();
   // The first CallDelta of a call must carry its id (call_id) and name (an empty id gets "call_<suffix>_<index>").
   std::string push(const toolcall::Delta& d);
-  std::string finish(const CompatFinish& finish, const CompatUsage& usage);
+  // `provenance` (when not null) goes into the final response object (response.completed / incomplete).
+  std::string finish(const CompatFinish& finish, const CompatUsage& usage, const nlohmann::json& provenance = nullptr);
   // An "error" event, then response.failed with the output so far.
   std::string error(const ApiError& e);
   const toolcall::Reply& reply() const { return reply_; }

@@ -32,6 +32,21 @@ struct ServerOptions {
   std::vector<std::string> mcp;       // --mcp "CMD ARGS" / URL, labelled mcp1, mcp2, ...
   std::string mcp_policy;
   std::string action_log;
+  // Trust (Korea's AI Basic Act): every generated output carries a provenance label (JSON body,
+  // final stream event, X-AI-Generated / X-AI-Provenance headers); a keyed text watermark per
+  // tenant (the key file's watermark=) or for all (watermark_key); an audit log of every request
+  // and MCP action; the high-impact mode (tenant keys required, full-content audit, no
+  // unattended agent actions).
+  std::string model_path;             // hashed once for provenance ("" : no model_sha256)
+  std::string operator_name;          // who operates this deployment
+  std::string ai_notice;              // the notice text ("" : Korean + English default)
+  std::string watermark_key;          // secret for tenants without their own ("" : none)
+  float watermark_gamma = 0.25f, watermark_delta = 2.0f;
+  std::string audit_log;              // "" : no audit log
+  std::string audit_key;              // Ed25519 key (PEM; created when missing; "" : AUDIT_LOG.key)
+  bool audit_content = false;         // full request and output texts, not only digests
+  double audit_max_mb = 64;           // rotate the audit log past this size
+  bool high_impact = false;
 };
 
 class HttpServer {

@@ -25,10 +25,13 @@ struct TenantLimits {
 struct Tenant {
   std::string name;
   TenantLimits limits;
+  // This tenant's text-watermark secret ("off": its outputs are not watermarked; "": the
+  // server's --watermark-key applies).
+  std::string watermark;
 };
 
 // Key file format, one key per line ('#' starts a comment):
-//   KEY TENANT [rpm=N] [tpm=N] [parallel=N]
+//   KEY TENANT [rpm=N] [tpm=N] [parallel=N] [watermark=SECRET|off]
 // Several keys may name the same tenant; the limits of the tenant's first line apply.
 class TenantRegistry {
  public:

@@ -1,4 +1,4 @@
-// ActionLog: the append-only JSON Lines audit trail of tool calls; SHA-256 digests via OpenSSL EVP.
+// ActionLog: the append-only JSON Lines record of tool calls, mirrored into the audit log when one is set.
 #include "modu/agent/action_log.h"
 
 #include <cerrno>
@@ -11,7 +11,6 @@
 #include <ctime>
 #include <filesystem>
 
-#include <openssl/evp.h>
 
 namespace modu::agent {
 
@@ -21,37 +20,6 @@ struct ActionLog::Fd {
     if (fd >= 0) ::close(fd);
   }
 };
-
-std::string sha256_hex(std::string_view data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  bool ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1 &&
-            EVP_DigestUpdate(ctx, data.data(), data.size()) == 1 &&
-            EVP_DigestFinal_ex(ctx, md, &len) == 1;
-  EVP_MD_CTX_free(ctx);
-  MODU_CHECK_MSG(ok, "OpenSSL SHA-256 failed");
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  out.reserve(len * 2);
-  for (unsigned i = 0; i < len; ++i) {
-    out += kHex[md[i] >> 4];
-    out += kHex[md[i] & 15];
-  }
-  return out;
-}
-
-std::string utc_now_iso8601() {
-  auto now = std::chrono::system_clock::now();
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
-  std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[40];
-  size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  std::snprintf(buf + n, sizeof buf - n, ".%03dZ", static_cast<int>(ms % 1000));
-  return buf;
-}
 
 nlohmann::json to_json(const ActionRecord& r) {
   return nlohmann::json{{"time", r.time},
@@ -66,8 +34,14 @@ nlohmann::json to_json(const ActionRecord& r) {
                         {"duration_s", r.duration_s}};
 }
 
-Result<ActionLog> ActionLog::open(const std::string& path) {
+Result<ActionLog> ActionLog::open(const std::string& path, std::shared_ptr<trust::AuditLog> audit) {
   namespace fs = std::filesystem;
+  if (path.empty() && audit) {
+    ActionLog log;
+    log.audit_ = std::move(audit);
+    log.mu_ = std::make_shared<std::mutex>();
+    return log;
+  }
   if (path.empty()) return invalid_argument("action log: empty path");
   fs::path parent = fs::path(path).parent_path();
   if (parent.empty()) parent = ".";
@@ -82,6 +56,7 @@ Result<ActionLog> ActionLog::open(const std::string& path) {
   log.fd_ = std::make_shared<Fd>();
   log.fd_->fd = fd;
   log.mu_ = std::make_shared<std::mutex>();
+  log.audit_ = std::move(audit);
   return log;
 }
 
@@ -90,6 +65,12 @@ Status ActionLog::append(ActionRecord r) {
   // Invalid UTF-8 in arguments must not make the log unwritable: replace it.
   std::string line = to_json(r).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   line += '\n';
+  if (audit_) {
+    nlohmann::ordered_json fields = nlohmann::ordered_json::parse(to_json(r).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    fields.erase("time");  // the audit record has its own
+    MODU_RETURN_IF_ERROR(audit_->append("action", fields));
+  }
+  if (!fd_) return Status::Ok();
   std::lock_guard<std::mutex> lock(*mu_);
   // O_APPEND: each write lands at the end. A regular-file write of one line is done in one call;
   // the loop only matters for a signal-interrupted or short write.

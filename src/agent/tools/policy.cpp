@@ -150,6 +150,18 @@ Result<Policy> Policy::load(const std::string& path) {
   return p;
 }
 
+Policy Policy::supervised() const {
+  Policy p = *this;
+  auto fix = [](Decision& d) {
+    if (d == Decision::kAllow) d = Decision::kAsk;
+  };
+  fix(p.default_);
+  for (auto* entries : {&p.exact_, &p.globs_})
+    for (auto& e : *entries)
+      for (auto& r : e.rules) fix(r.decision);
+  return p;
+}
+
 Policy Policy::ask_all() { return Policy(); }
 
 Verdict Policy::check(const std::string& tool, const nlohmann::json& args) const {
