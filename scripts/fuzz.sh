@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (cmake "fuzz" preset: clang, ASan+UBSan) and runs each for a bounded
 # time on a scratch copy of its committed seed corpus: the GGUF reader (fuzz/corpus/gguf), the
-# server's request parsing (fuzz/corpus/request), the safetensors reader and the tool-call parsers
-# (fuzz/corpus/toolcalls).
+# server's request parsing (fuzz/corpus/request), the safetensors reader, the tool-call parsers
+# (fuzz/corpus/toolcalls) and the audit-log verifier (fuzz/corpus/audit).
 #
 #   FUZZ_SECONDS=60        time for fuzz_gguf (default 60)
 #   FUZZ_OTHER_SECONDS=20  time for each other target (default 20)
@@ -28,7 +28,7 @@ if [[ -n "${FUZZ_BUILD_DIR:-}" ]]; then
 else
   cmake --preset fuzz
 fi
-cmake --build "$build" --target fuzz_gguf fuzz_request fuzz_safetensors fuzz_toolcalls -j "$jobs"
+cmake --build "$build" --target fuzz_gguf fuzz_request fuzz_safetensors fuzz_toolcalls fuzz_audit -j "$jobs"
 
 out="${FUZZ_OUT:-$build/fuzz-artifacts}"
 mkdir -p "$out"
@@ -61,3 +61,4 @@ run_fuzzer fuzz_gguf "$seconds" fuzz/corpus/gguf -dict=fuzz/gguf.dict
 run_fuzzer fuzz_request "$other_seconds" fuzz/corpus/request
 run_fuzzer fuzz_safetensors "$other_seconds" fuzz/corpus/safetensors
 run_fuzzer fuzz_toolcalls "$other_seconds" fuzz/corpus/toolcalls
+run_fuzzer fuzz_audit "$other_seconds" fuzz/corpus/audit

@@ -122,6 +122,34 @@ TEST_F(AgentCli, PolicyDeniesAndADeadServerIsLeftOut) {
   EXPECT_FALSE(allowed["is_error"].get<bool>());
 }
 
+// --high-impact: the policy's "allow" becomes "ask", so with no person at a terminal (setsid: no
+// controlling terminal) the call is not approved; the action and the run are in the signed audit log.
+TEST_F(AgentCli, HighImpactNeedsAPersonAndRecordsEverything) {
+  const std::string pol = kTmp + "/agent_policy_hi.json", t = kTmp + "/agent_t_hi.json", audit = kTmp + "/agent_audit_hi.jsonl";
+  std::ofstream(pol) << R"({"default": "deny", "tools": {"mcp1.*": [{"allow": {}}]}})";
+  for (const auto& f : {audit, audit + ".key", audit + ".key.pub"}) fs::remove(f);
+  std::string out;
+  ASSERT_EQ(sh("setsid -w " + agent(" --mcp \"node " + node_pkg("server-memory") + "\" --policy " + pol +
+                                   " --high-impact --audit-log " + audit + " --tool-choice read_graph,none --transcript " + t +
+                                   " 'Read the graph.'"),
+               &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("high-impact mode"), std::string::npos) << out;
+  const json tr = json::parse(slurp(t));
+  const json& call = tr["steps"][0]["calls"][0];
+  EXPECT_EQ(call["name"], "read_graph");
+  EXPECT_FALSE(call["approved"].get<bool>()) << call.dump();
+  EXPECT_NE(call["decided_by"].get<std::string>().find("terminal"), std::string::npos) << call.dump();
+  ASSERT_EQ(sh(std::string(MODU_BIN) + " audit verify " + audit, &out), 0) << out;
+  ASSERT_EQ(sh(std::string(MODU_BIN) + " audit show --json --kind action " + audit + " 2>/dev/null", &out), 0) << out;
+  const json act = json::parse(out.substr(0, out.find('\n')));
+  EXPECT_EQ(act["tool"], "mcp1.read_graph");
+  EXPECT_FALSE(act["approved"].get<bool>());
+  ASSERT_EQ(sh(std::string(MODU_BIN) + " audit show --json --kind agent_run " + audit + " 2>/dev/null", &out), 0) << out;
+  EXPECT_EQ(json::parse(out.substr(0, out.find('\n')))["task"], "Read the graph.");
+}
+
 // Interactive mode: each line is a task in the same conversation.
 TEST_F(AgentCli, InteractiveTasksContinueTheConversation) {
   const std::string t = kTmp + "/agent_t5.json";

@@ -21,6 +21,7 @@ struct DetectArgs {
   float gamma = 0.25f;
   double threshold = 4.0;
   bool json = false;
+  bool jsonl = false;  // many texts: one JSON string (or {"text": ...}) per input line, one result per line
 };
 
 int detect(const DetectArgs& a) {
@@ -42,13 +43,44 @@ int detect(const DetectArgs& a) {
   }
   if (!(a.gamma > 0 && a.gamma < 1)) return fail(invalid_argument("--gamma must be in (0, 1)"));
   const WatermarkKey key = WatermarkKey::from_secret(a.key);
-  const std::vector<int32_t> ids = (*tok)->encode(text, /*add_special=*/false, /*parse_special=*/false);
-  const WatermarkDetection d = detect_watermark(ids, key, a.gamma, a.threshold);
-  const char* verdict = d.watermarked ? "watermarked" : d.scored < 16 ? "too short to tell" : "not watermarked";
+  auto score = [&](const std::string& t, WatermarkDetection* d, size_t* n_tokens) {
+    const std::vector<int32_t> ids = (*tok)->encode(t, /*add_special=*/false, /*parse_special=*/false);
+    *d = detect_watermark(ids, key, a.gamma, a.threshold);
+    *n_tokens = ids.size();
+    return d->watermarked ? "watermarked" : d->scored < 16 ? "too short to tell" : "not watermarked";
+  };
+  auto as_json = [&](const WatermarkDetection& d, size_t n_tokens, const char* verdict) {
+    return nlohmann::json{{"key_id", key.id}, {"tokens", n_tokens}, {"scored", d.scored}, {"green", d.green}, {"gamma", a.gamma},
+                          {"z", d.z}, {"p_value", d.p_value}, {"watermarked", d.watermarked}, {"verdict", verdict}};
+  };
+  if (a.jsonl) {
+    std::istringstream lines(text);
+    std::string line;
+    int64_t n = 0, line_no = 0;
+    while (std::getline(lines, line)) {
+      ++line_no;
+      if (line.empty()) continue;
+      const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+      std::string t;
+      if (j.is_string()) t = j.get<std::string>();
+      else if (j.is_object() && j.contains("text") && j["text"].is_string()) t = j["text"].get<std::string>();
+      else return fail(invalid_argument("--jsonl: line " + std::to_string(line_no) + " is neither a JSON string nor {\"text\": ...}"));
+      WatermarkDetection d;
+      size_t n_tokens = 0;
+      const char* verdict = score(t, &d, &n_tokens);
+      nlohmann::json out = as_json(d, n_tokens, verdict);
+      out["line"] = line_no;
+      std::printf("%s\n", out.dump().c_str());
+      ++n;
+    }
+    std::fprintf(stderr, "modu detect: %lld texts\n", (long long)n);
+    return 0;
+  }
+  WatermarkDetection d;
+  size_t n_tokens = 0;
+  const char* verdict = score(text, &d, &n_tokens);
   if (a.json) {
-    nlohmann::json j = {{"key_id", key.id}, {"tokens", ids.size()}, {"scored", d.scored}, {"green", d.green},
-                        {"gamma", a.gamma}, {"z", d.z}, {"p_value", d.p_value}, {"watermarked", d.watermarked}, {"verdict", verdict}};
-    std::printf("%s\n", j.dump().c_str());
+    std::printf("%s\n", as_json(d, n_tokens, verdict).dump().c_str());
   } else {
     std::printf("%s: %lld of %lld scored tokens green (expected %.0f without a watermark), z = %.2f, p = %.3g (key %s)\n",
                 verdict, (long long)d.green, (long long)d.scored, a.gamma * d.scored, d.z, d.p_value, key.id.c_str());
@@ -68,6 +100,7 @@ void add_detect_command(CLI::App& app, int& rc) {
   c->add_option("--gamma", a->gamma, "Green fraction used when generating")->capture_default_str();
   c->add_option("--threshold", a->threshold, "z-score from which a text counts as watermarked")->capture_default_str();
   c->add_flag("--json", a->json, "Print one JSON object");
+  c->add_flag("--jsonl", a->jsonl, "Many texts: each input line a JSON string or {\"text\": ...}; one JSON result per line (exit 0)");
   c->callback([a, &rc] { rc = detect(*a); });
 }
 

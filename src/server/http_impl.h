@@ -149,11 +149,17 @@ struct HttpServer::Impl {
   // One audit record of a finished generation (no-op without an audit log). `body` is the request
   // body as received; `output` the generated text; `calls` the tool calls read from it.
   struct AuditEntry {
+    AuditEntry(std::string endpoint_, std::string tenant_, std::string body_, std::string output_, std::string finish_,
+               std::string watermark_key_id_, const Stream* st_, std::vector<toolcall::ToolCall> calls_, bool stream_)
+        : endpoint(std::move(endpoint_)), tenant(std::move(tenant_)), body(std::move(body_)), output(std::move(output_)),
+          finish(std::move(finish_)), watermark_key_id(std::move(watermark_key_id_)), st(st_), calls(std::move(calls_)),
+          stream(stream_) {}
     std::string endpoint, tenant, body, output, finish, watermark_key_id;
     const Stream* st = nullptr;
     std::vector<toolcall::ToolCall> calls;
     bool stream = false;
     int status = 200;
+    int64_t input_tokens = -1;  // when there is no stream (embeddings)
   };
   void audit_request(const AuditEntry& e);
   // Requests answered with an error (from the HTTP logger): endpoint, status, tenant if known.

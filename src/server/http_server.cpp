@@ -232,7 +232,7 @@ void HttpServer::Impl::stream_response(httplib::Response& res, std::shared_ptr<S
     Clock::time_point last_write = Clock::now();
   };
   auto ctx = std::make_shared<Ctx>(Ctx{std::move(st), std::move(first), std::move(emit), std::move(finish), std::move(done_text),
-                                       std::move(on_end)});
+                                       std::move(on_end), std::string(), Clock::now()});
   ++in_flight;
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");
@@ -395,6 +395,9 @@ void HttpServer::Impl::embeddings(const httplib::Request& req, httplib::Response
   auto r = engine->embed(inputs, pooling);
   if (!r.ok()) return send_error(res, api_error(503, r.status().message(), "server_error"));
   limiter.charge_tokens(tenant.name, n_tokens, Clock::now());
+  AuditEntry a{"/v1/embeddings", tenant.name, req.body, "", "stop", "", nullptr, {}, false};
+  a.input_tokens = n_tokens;
+  audit_request(a);
   json data = json::array();
   for (size_t i = 0; i < r->size(); ++i) {
     json emb = er.base64 ? json(base64_floats((*r)[i])) : json((*r)[i]);

@@ -104,6 +104,7 @@ void HttpServer::Impl::audit_request(const AuditEntry& e) {
     r["cached_tokens"] = e.st->n_cached();
     r["completion_tokens"] = e.st->n_completion();
   }
+  if (e.input_tokens >= 0) r["prompt_tokens"] = e.input_tokens;
   r["finish"] = e.finish;
   ojson calls = ojson::array();
   for (const auto& c : e.calls) calls.push_back({{"name", c.name}, {"arguments_sha256", trust::sha256_hex(c.arguments)}});

@@ -118,7 +118,7 @@ struct AuditLog::Impl {
 
   Status open_fd() {
     if (fd >= 0) ::close(fd);
-    fd = ::open(opts.path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    fd = ::open(opts.path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);  // read: the tail, for the chain head
     if (fd < 0) return io_error("audit log " + opts.path + ": cannot open for appending: " + std::strerror(errno));
     known_size = -1;
     return Status::Ok();
@@ -256,7 +256,9 @@ struct AuditLog::Impl {
       MODU_RETURN_IF_ERROR(write_record(kind, fields));
       if (kind != "checkpoint" && since_checkpoint >= std::max(1, opts.checkpoint_every))
         MODU_RETURN_IF_ERROR(write_record("checkpoint", ojson::object()));
-      if (opts.max_bytes > 0 && (uint64_t)known_size > opts.max_bytes) MODU_RETURN_IF_ERROR(rotate());
+      // Not after close / checkpoint: a closed log keeps its last file in place.
+      if (kind != "close" && kind != "checkpoint" && opts.max_bytes > 0 && (uint64_t)known_size > opts.max_bytes)
+        MODU_RETURN_IF_ERROR(rotate());
       return Status::Ok();
     }();
     ::flock(fd, LOCK_UN);

@@ -64,9 +64,11 @@ fs::path make_log(const fs::path& dir, int n = 10, int every = 4) {
   o.checkpoint_every = every;
   auto log = AuditLog::open(o);
   EXPECT_TRUE(log.ok()) << log.status().to_string();
-  for (int i = 0; i < n; ++i)
-    EXPECT_TRUE((*log)->append("request", ojson{{"tenant", "t" + std::to_string(i % 5)}, {"endpoint", "/v1/chat/completions"},
-                                               {"n", i}}).ok());
+  for (int i = 0; i < n; ++i) {
+    std::string tenant = "t";
+    tenant += std::to_string(i % 5);
+    EXPECT_TRUE((*log)->append("request", ojson{{"tenant", tenant}, {"endpoint", "/v1/chat/completions"}, {"n", i}}).ok());
+  }
   EXPECT_TRUE((*log)->close().ok());
   return dir / "audit.jsonl";
 }
@@ -336,7 +338,7 @@ TEST(AuditLog, KillMinus9MidWriteLosesAtMostTheTornRecord) {
   // The next writer cuts it off and says so; everything before still verifies.
   {
     auto log = AuditLog::open(o);
-    ASSERT_TRUE(log.ok());
+    ASSERT_TRUE(log.ok()) << log.status().to_string();
   }
   const auto after = read_lines(o.path);
   EXPECT_EQ(ojson::parse(after[(size_t)before + 1])["kind"], "recovery");
@@ -355,6 +357,8 @@ TEST(AuditLog, RotationKeepsOneChain) {
     auto log = AuditLog::open(o);
     ASSERT_TRUE(log.ok());
     for (int i = 0; i < 60; ++i) ASSERT_TRUE((*log)->append("request", ojson{{"tenant", "t"}, {"i", i}}).ok());
+    const Status st = (*log)->close();
+    ASSERT_TRUE(st.ok()) << st.to_string();
   }
   const auto files = audit_log_files(o.path);
   ASSERT_GE(files.size(), 3u);

@@ -217,6 +217,7 @@ std::optional<std::chrono::system_clock::time_point> parse_utc_iso8601(std::stri
     }
   }
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return std::nullopt;
+  if (y < 1970 || y > 2200) return std::nullopt;  // system_clock counts nanoseconds: +-292 years around 1970
   tm.tm_year = y - 1900;
   tm.tm_mon = mo - 1;
   tm.tm_mday = d;

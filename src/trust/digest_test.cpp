@@ -76,6 +76,8 @@ TEST(Digest, Iso8601) {
   EXPECT_FALSE(parse_utc_iso8601("yesterday").has_value());
   EXPECT_FALSE(parse_utc_iso8601("2026-13-01").has_value());
   EXPECT_FALSE(parse_utc_iso8601("2026-01-01T10:00:00+09:00").has_value());
+  EXPECT_FALSE(parse_utc_iso8601("2999-01-01").has_value());  // beyond what system_clock holds
+  EXPECT_TRUE(parse_utc_iso8601("2200-01-01").has_value());
 }
 
 TEST(Provenance, JsonAndHeader) {

@@ -3,6 +3,7 @@
 #include "modu/trust/signing.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -94,21 +95,35 @@ Result<SigningKey> SigningKey::generate() {
 Result<SigningKey> SigningKey::load_or_create(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) {
+    // Written whole to a temporary file, then linked into place: a process that starts at the
+    // same moment either wins the link or loads the complete key the other one linked.
     MODU_ASSIGN_OR_RETURN(SigningKey k, generate());
+    const std::string tmp = path + ".tmp." + std::to_string(::getpid());
     const mode_t old = ::umask(077);
-    FILE* f = std::fopen(path.c_str(), "wx");
+    FILE* f = std::fopen(tmp.c_str(), "w");
     ::umask(old);
     if (!f) return io_error("cannot create the audit signing key " + path + ": " + std::strerror(errno));
-    const bool ok = PEM_write_PrivateKey(f, as_pkey(k.pkey_), nullptr, nullptr, 0, nullptr, nullptr) == 1;
+    const bool ok = PEM_write_PrivateKey(f, as_pkey(k.pkey_), nullptr, nullptr, 0, nullptr, nullptr) == 1 &&
+                    std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
     std::fclose(f);
-    if (!ok) return io_error("cannot write the audit signing key " + path);
-    const std::string pub = path + ".pub";
-    FILE* pf = std::fopen(pub.c_str(), "w");
-    if (!pf) return io_error("cannot write the audit public key " + pub + ": " + std::strerror(errno));
-    const bool pok = PEM_write_PUBKEY(pf, as_pkey(k.pkey_)) == 1;
-    std::fclose(pf);
-    if (!pok) return io_error("cannot write the audit public key " + pub);
-    return k;
+    if (!ok) {
+      std::remove(tmp.c_str());
+      return io_error("cannot write the audit signing key " + path);
+    }
+    const int linked = ::link(tmp.c_str(), path.c_str());
+    const int link_errno = errno;
+    std::remove(tmp.c_str());
+    if (linked == 0) {
+      const std::string pub = path + ".pub", pub_tmp = pub + ".tmp." + std::to_string(::getpid());
+      FILE* pf = std::fopen(pub_tmp.c_str(), "w");
+      if (!pf) return io_error("cannot write the audit public key " + pub + ": " + std::strerror(errno));
+      const bool pok = PEM_write_PUBKEY(pf, as_pkey(k.pkey_)) == 1;
+      std::fclose(pf);
+      if (!pok || std::rename(pub_tmp.c_str(), pub.c_str()) != 0) return io_error("cannot write the audit public key " + pub);
+      return k;
+    }
+    if (link_errno != EEXIST)
+      return io_error("cannot create the audit signing key " + path + ": " + std::strerror(link_errno));
   }
   FILE* f = std::fopen(path.c_str(), "r");
   if (!f) return io_error("cannot read the audit signing key " + path + ": " + std::strerror(errno));

@@ -49,6 +49,7 @@ class Policy {
   struct Rule {
     Decision decision = Decision::kAsk;
     std::vector<std::pair<std::string, std::string>> args;  // argument name, glob
+    bool supervised = false;  // an "allow" that supervised() turned into "ask" (keeps allow's ".." guard)
   };
   struct Entry {
     std::string key;  // exact name or glob

@@ -43,7 +43,7 @@ Result<std::string> model_sha256(const std::string& path);
 // "2026-12-06T12:00:00.123Z"
 std::string utc_iso8601(std::chrono::system_clock::time_point t);
 std::string utc_now_iso8601();
-// Parses "YYYY-MM-DD", "YYYY-MM-DDTHH:MM[:SS[.fff]]" with an optional "Z" (UTC only).
+// Parses "YYYY-MM-DD", "YYYY-MM-DDTHH:MM[:SS[.fff]]" with an optional "Z" (UTC only), years 1970-2200.
 std::optional<std::chrono::system_clock::time_point> parse_utc_iso8601(std::string_view s);
 
 }  // namespace modu::trust

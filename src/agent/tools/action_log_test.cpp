@@ -32,6 +32,45 @@ struct TempDir {
   ~TempDir() { std::filesystem::remove_all(path); }
 };
 
+TEST(ActionLog, MirrorsIntoTheAuditLog) {
+  TempDir d;
+  trust::AuditOptions o;
+  o.path = d.path + "/audit.jsonl";
+  auto audit = trust::AuditLog::open(o);
+  ASSERT_TRUE(audit.ok()) << audit.status().to_string();
+  std::shared_ptr<trust::AuditLog> shared = std::move(audit).value();
+  // Audit only (no JSON Lines file), then both.
+  auto only = ActionLog::open("", shared);
+  ASSERT_TRUE(only.ok());
+  ActionRecord r;
+  r.tool = "read_file";
+  r.source = "builtin";
+  r.arguments = {{"path", "a.txt"}};
+  r.approved = true;
+  r.decided_by = "policy: read_file[0] allow";
+  ASSERT_TRUE(only->append(r).ok());
+  auto both = ActionLog::open(d.path + "/actions.jsonl", shared);
+  ASSERT_TRUE(both.ok());
+  r.tool = "run_command";
+  r.approved = false;
+  ASSERT_TRUE(both->append(r).ok());
+  EXPECT_EQ(lines_of(d.path + "/actions.jsonl").size(), 1u);
+  ASSERT_TRUE(shared->close().ok());
+  trust::AuditFilter f;
+  f.kind = "action";
+  auto recs = trust::read_audit_log(o.path, f);
+  ASSERT_TRUE(recs.ok());
+  ASSERT_EQ(recs->size(), 2u);
+  EXPECT_EQ((*recs)[0]["tool"], "read_file");
+  EXPECT_EQ((*recs)[0]["decided_by"], "policy: read_file[0] allow");
+  EXPECT_EQ((*recs)[1]["tool"], "run_command");
+  EXPECT_EQ((*recs)[1]["approved"], false);
+  auto v = trust::verify_audit_log(o.path);
+  ASSERT_TRUE(v.ok());
+  EXPECT_TRUE(v->issues.empty());
+  EXPECT_FALSE(ActionLog::open("").ok());
+}
+
 TEST(Sha256, KnownVectors) {
   EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");

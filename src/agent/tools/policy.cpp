@@ -152,13 +152,14 @@ Result<Policy> Policy::load(const std::string& path) {
 
 Policy Policy::supervised() const {
   Policy p = *this;
-  auto fix = [](Decision& d) {
-    if (d == Decision::kAllow) d = Decision::kAsk;
-  };
-  fix(p.default_);
+  if (p.default_ == Decision::kAllow) p.default_ = Decision::kAsk;
   for (auto* entries : {&p.exact_, &p.globs_})
     for (auto& e : *entries)
-      for (auto& r : e.rules) fix(r.decision);
+      for (auto& r : e.rules)
+        if (r.decision == Decision::kAllow) {
+          r.decision = Decision::kAsk;
+          r.supervised = true;
+        }
   return p;
 }
 
@@ -173,14 +174,14 @@ Verdict Policy::check(const std::string& tool, const nlohmann::json& args) const
         if (!args.is_object() || !args.contains(name)) { all = false; break; }
         const auto& v = args[name];
         std::string s = v.is_string() ? v.get<std::string>() : v.dump();
-        if (r.decision == Decision::kAllow && has_dotdot_segment(s) && !has_dotdot_segment(glob)) {
+        if ((r.decision == Decision::kAllow || r.supervised) && has_dotdot_segment(s) && !has_dotdot_segment(glob)) {
           all = false;
           break;
         }
         if (!glob_match(glob, s)) { all = false; break; }
       }
       if (!all) continue;
-      std::string desc = e.key + "[" + std::to_string(i) + "] " + decision_name(r.decision);
+      std::string desc = e.key + "[" + std::to_string(i) + "] " + decision_name(r.decision) + (r.supervised ? " (allow, supervised)" : "");
       for (const auto& [name, glob] : r.args) desc += " " + name + "=" + glob;
       *out = Verdict{r.decision, desc};
       return true;

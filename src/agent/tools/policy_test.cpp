@@ -90,6 +90,20 @@ TEST(Policy, DotDotNeverMatchesAllow) {
   EXPECT_EQ(p.check("read_file", {{"path", "docs/..x/a"}}).decision, Decision::kAllow);
 }
 
+TEST(Policy, SupervisedAsksWhereItAllowed) {
+  const Policy p = parse_ok(kPolicy).supervised();
+  Verdict v = p.check("read_file", {{"path", "docs/guide/intro.md"}});
+  EXPECT_EQ(v.decision, Decision::kAsk);
+  EXPECT_EQ(v.rule, "read_file[0] ask (allow, supervised) path=docs/**");
+  EXPECT_EQ(p.check("fetch_url", {{"url", "https://evil.org/x"}}).decision, Decision::kDeny);  // deny stays
+  EXPECT_EQ(p.check("everything.echo", json::object()).decision, Decision::kAsk);
+  EXPECT_EQ(p.check("read_file", {{"path", "docs/../secrets.txt"}}).rule, "read_file[1] ask");  // the '..' guard stays
+  EXPECT_EQ(parse_ok(R"({"default": "allow"})").supervised().check("x", json::object()).decision, Decision::kAsk);
+  // Nothing is approved without a person: no terminal means no.
+  const Approval a = decide(p, nullptr, /*approve_all=*/false, "read_file", {{"path", "docs/a.md"}});
+  EXPECT_FALSE(a.approved);
+}
+
 TEST(Policy, DefaultsAndGlobSpecificity) {
   EXPECT_EQ(Policy::ask_all().check("anything", json::object()).decision, Decision::kAsk);
   Policy p = parse_ok(R"({"default": "deny", "tools": {"*": [{"ask": {}}], "srv.*": [{"allow": {}}],
