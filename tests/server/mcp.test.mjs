@@ -31,6 +31,7 @@ main('mcp', 120, async () => {
     assert.equal(typeof args.a, 'number');
     assert.match(call.output, /The sum of/);
     assert.equal(call.error, null);
+    assert.equal(r.provenance?.ai_generated, true, "the MCP loop's answer is labelled too");
     const acts = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     assert.equal(acts[0].tool, 'mcp1.get-sum');
     assert.ok(acts[0].approved);

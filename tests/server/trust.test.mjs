@@ -84,11 +84,17 @@ main('trust', 170, async () => {
     // Legacy completions, both ways.
     const cmpl = await alice.completions.create({ model: 'm', prompt: 'Seoul is', max_tokens: 4, temperature: 0 });
     checkProvenance(cmpl.provenance);
+    const cchunks = [];
+    for await (const c of await alice.completions.create({ model: 'm', prompt: 'Busan is', max_tokens: 4, temperature: 0, stream: true }))
+      cchunks.push(c);
+    assert.ok(cchunks.at(-1).choices[0].finish_reason, JSON.stringify(cchunks.at(-1)));
+    checkProvenance(cchunks.at(-1).provenance);
+    // The raw SSE stream, as a client without an SDK reads it: the label before [DONE].
     const cs = await sse(`${srv.url}/v1/completions`, { model: 'm', prompt: 'Busan is', max_tokens: 4, temperature: 0 },
       { headers: { authorization: 'Bearer sk-alice' } });
     assert.equal(cs.events.at(-1), '[DONE]');
     checkProvenance(cs.events.at(-2).provenance);
-    counts.alice += 2;
+    counts.alice += 3;
 
     // Responses, both ways.
     const resp = await alice.responses.create({ model: 'm', input: 'Hello', max_output_tokens: 4, temperature: 0 });
