@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Measures modu's text watermark (not a test: a report, see docs/trust.md).
 
-- True-positive rate: texts of N tokens generated with the watermark (temperature T) that
-  `modu detect` finds; the same prompts and seeds without the watermark give the false-positive
+- True-positive rate: texts of exactly N tokens (--ignore-eos) generated with the watermark
+  (temperature T, no top-k/top-p/min-p) that `modu detect` finds; the same prompts and seeds without the watermark give the false-positive
   rate on machine text.
 - False-positive rate on human text: windows of about N tokens of Korean and English prose from
   the corpus recipe (scripts/make-corpus.sh: Debian documentation packages), at least 1000 each.
@@ -28,7 +28,8 @@ KEY = "modu-watermark-eval"
 
 
 def run(cmd, **kw):
-    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    # A generation cut at N tokens may end inside a UTF-8 character: that byte becomes U+FFFD.
+    r = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", errors="replace", **kw)
     if r.returncode not in (0, 3):
         sys.exit(f"failed ({r.returncode}): {' '.join(cmd)}\n{r.stderr}")
     return r
@@ -60,10 +61,10 @@ def human_windows(corpus, target_bytes):
             text += open(p, encoding="utf-8").read() + "\n"
     out = {"ko": [], "en": []}
     for doc in text.split("<|endoftext|>"):
-        doc = re.sub(r"\s+", " ", doc).strip()
+        doc = re.sub(r"\s+", " ", doc).strip().encode()
         pos = 0
-        while len(doc.encode()) - pos > target_bytes // 2:
-            chunk = doc.encode()[pos:pos + target_bytes].decode("utf-8", "ignore")
+        while len(doc) - pos > target_bytes // 2:
+            chunk = doc[pos:pos + target_bytes].decode("utf-8", "ignore")
             cut = max(chunk.rfind(". "), chunk.rfind("다. "))
             if cut > len(chunk) // 2:
                 chunk = chunk[:cut + 1]
@@ -78,7 +79,7 @@ def human_windows(corpus, target_bytes):
 
 def generate(args, model, prompt, seed, watermark):
     cmd = [args.modu, "run", "-m", model, "-p", prompt, "-n", str(args.tokens), "--temp", str(args.temp),
-           "--top-k", "0", "--top-p", "1", "--min-p", "0", "-s", str(seed), "-t", str(args.threads)]
+           "--top-k", "0", "--top-p", "1", "--min-p", "0", "-s", str(seed), "-t", str(args.threads), "--ignore-eos"]
     if watermark:
         cmd += ["--watermark-key", KEY, "--watermark-gamma", str(args.gamma), "--watermark-delta", str(args.delta)]
     return run(cmd).stdout
@@ -133,8 +134,8 @@ def main():
     report = {"model": args.model, "tokens": args.tokens, "temperature": args.temp, "gamma": args.gamma,
               "delta": args.delta, "threshold_z": 4.0}
 
+    win = human_windows(args.corpus, target_bytes=args.tokens * 4)
     if not args.skip_human:
-        win = human_windows(args.corpus, target_bytes=args.tokens * 4)
         for lang in ("ko", "en"):
             texts = win[lang][: args.human]
             if len(texts) < args.human:
@@ -147,7 +148,7 @@ def main():
             print(f"human {lang}: {report[f'human_{lang}']}", file=sys.stderr)
 
     prompts = []
-    for lang_texts in human_windows(args.corpus, 400).values():
+    for lang_texts in win.values():
         for t in lang_texts[:: max(1, len(lang_texts) // args.samples)]:
             prompts.append(t[:40] if hangul_ratio(t) > 0 else t[:60])
     rng.shuffle(prompts)
@@ -164,6 +165,8 @@ def main():
         "tpr": rate(rm), "fpr_unwatermarked": rate(rp),
         "z_marked_median": statistics.median(r["z"] for r in rm), "z_plain_median": statistics.median(r["z"] for r in rp),
         "mean_scored_tokens": statistics.mean(r["scored"] for r in rm),
+        # Distinct (previous, token) pairs of the samples the detector missed: loops score few.
+        "missed_scored_pairs": sorted(r["scored"] for r in rm if not r["watermarked"]),
         "perplexity_marked": perplexity(args, args.model, marked), "perplexity_plain": perplexity(args, args.model, plain),
     }
     attacks = {}

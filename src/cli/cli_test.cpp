@@ -90,6 +90,32 @@ TEST_F(Cli, RunPrintsExactlyTheGreedyCompletion) {
   EXPECT_EQ(again.out, r.out);
 }
 
+// ignore_eos: an end-of-generation token (forced here by a logit bias) does not end the text.
+TEST_F(Cli, IgnoreEosGeneratesExactlyN) {
+  auto m = modu::Model::load(model_);
+  ASSERT_TRUE(m.ok());
+  auto tok = modu::Tokenizer::from_gguf((*m)->gguf());
+  ASSERT_TRUE(tok.ok());
+  ASSERT_GE((*tok)->eos_id(), 0);
+  modu::ThreadPool pool(1);
+  const auto ids = (*tok)->encode("Hello", true, true);
+  modu::GenerateOptions o;
+  o.n_predict = 7;
+  o.sampling.temperature = 0;
+  o.sampling.logit_bias = {{(*tok)->eos_id(), 100.0f}};
+  for (bool ignore : {false, true}) {
+    modu::KvCache kv((*m)->config(), 1, 64, modu::KvType::kF16);
+    o.ignore_eos = ignore;
+    auto res = modu::generate(**m, **tok, kv, pool, ids, o, nullptr);
+    ASSERT_TRUE(res.ok());
+    EXPECT_EQ(res->tokens.size(), ignore ? 7u : 0u);
+    EXPECT_EQ(res->reason, ignore ? modu::StopReason::kLength : modu::StopReason::kEog);
+  }
+  CmdResult r = modu("run -m " + model_ + " -p 'Hello' -n 9 --temp 1 -t 1 --ignore-eos");
+  ASSERT_EQ(r.rc, 0) << last_stderr();
+  EXPECT_NE(last_stderr().find("generated 9 tokens"), std::string::npos) << last_stderr();
+}
+
 TEST_F(Cli, SameSeedSameSampledText) {
   CmdResult a = modu("run -m " + model_ + " -p '안녕하세요' -n 10 --temp 1.0 --seed 5");
   CmdResult b = modu("run -m " + model_ + " -p '안녕하세요' -n 10 --temp 1.0 --seed 5");

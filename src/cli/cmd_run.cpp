@@ -35,6 +35,7 @@ struct RunArgs {
   std::string json_schema;  // file with a JSON Schema the output must match
   bool json_object = false;
   bool no_parse_special = false;
+  bool ignore_eos = false;
   bool kv_f32 = false;
   bool verbose = false;
   NoticeArgs notice;
@@ -73,6 +74,7 @@ int run(const RunArgs& a) {
   GenerateOptions opts;
   opts.n_predict = a.n_predict;
   opts.stop = a.stop;
+  opts.ignore_eos = a.ignore_eos;
   opts.sampling.temperature = a.temp;
   opts.sampling.top_k = a.top_k;
   opts.sampling.top_p = a.top_p;
@@ -144,6 +146,7 @@ void add_run_command(CLI::App& app, int& rc) {
   auto* js = c->add_option("--json-schema", args->json_schema, "Constrain the output to JSON matching this JSON Schema file")
                  ->check(CLI::ExistingFile);
   c->add_flag("--json", args->json_object, "Constrain the output to a JSON object")->excludes(js);
+  c->add_flag("--ignore-eos", args->ignore_eos, "Keep generating past end-of-generation tokens (exactly -n tokens)");
   c->add_flag("--no-parse-special", args->no_parse_special, "Treat special-token text in the prompt as plain text");
   c->add_flag("--kv-f32", args->kv_f32, "Keep the KV cache in F32 instead of F16");
   c->add_flag("-v,--verbose", args->verbose, "More information on stderr");

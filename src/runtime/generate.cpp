@@ -109,7 +109,7 @@ Result<GenerateResult> generate(const Model& model, const Tokenizer& tok, KvCach
                               : sampler.sample(logits.data());
     if (next < 0) return invalid_argument("generate: no token can continue the JSON the schema requires");
     sampler.accept(next);
-    if (tok.is_eog(next)) { res.reason = StopReason::kEog; break; }
+    if (tok.is_eog(next) && (!opts.ignore_eos || json)) { res.reason = StopReason::kEog; break; }
     if (json) json->accept(pieces->piece(next));
     res.tokens.push_back(next);
     bool stopped = false;

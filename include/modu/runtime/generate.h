@@ -32,6 +32,9 @@ struct GenerateOptions {
   // Control tokens (other than end-of-generation) appear in the text as they are written, e.g.
   // tool-call markers such as Mistral's [TOOL_CALLS] that a parser must see.
   bool render_special = false;
+  // An end-of-generation token does not end the text (exactly n_predict tokens are generated, as
+  // the server's ignore_eos does); ignored under a JSON constraint, which must end.
+  bool ignore_eos = false;
 };
 
 enum class StopReason { kEog, kStopString, kLength, kContextFull, kCancelled };
