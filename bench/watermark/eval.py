@@ -8,8 +8,8 @@
   the corpus recipe (scripts/make-corpus.sh: Debian documentation packages), at least 1000 each.
 - Perplexity cost: `modu eval` of the generated texts under the generating model, with and
   without the watermark.
-- Robustness: detection after replacing a fraction of the words with words of other samples
-  (a crude stand-in for paraphrase), and after deleting words.
+- Robustness: detection after replacing a fraction of the words with words of human text (a
+  crude stand-in for paraphrase), and after deleting words.
 
 Usage: python3 bench/watermark/eval.py --modu build/release/src/cli/modu --model models/modu-tiny.gguf \
            [--corpus build/corpus] [--samples 100] [--tokens 200] [--temp 0.7] [--json out.json]
@@ -100,8 +100,8 @@ def rate(results):
     return sum(1 for r in results if r["watermarked"]) / max(1, len(results))
 
 
-def attack(texts, frac, rng, mode):
-    pool = [w for t in texts for w in t.split()]
+def attack(texts, frac, rng, mode, pool):
+    """Each word replaced by a word of human text (or deleted) with probability frac."""
     out = []
     for t in texts:
         words = t.split()
@@ -170,9 +170,10 @@ def main():
         "perplexity_marked": perplexity(args, args.model, marked), "perplexity_plain": perplexity(args, args.model, plain),
     }
     attacks = {}
+    pool = [w for lang in ("ko", "en") for t in win[lang][:300] for w in t.split()]
     for frac in (0.1, 0.3, 0.5):
-        attacks[f"replace_{int(frac * 100)}pct"] = rate(detect_many(args, attack(marked, frac, rng, "replace"), args.model))
-        attacks[f"delete_{int(frac * 100)}pct"] = rate(detect_many(args, attack(marked, frac, rng, "delete"), args.model))
+        attacks[f"replace_{int(frac * 100)}pct"] = rate(detect_many(args, attack(marked, frac, rng, "replace", pool), args.model))
+        attacks[f"delete_{int(frac * 100)}pct"] = rate(detect_many(args, attack(marked, frac, rng, "delete", pool), args.model))
     report["generated"]["detection_after_edits"] = attacks
     print(json.dumps(report, indent=2, ensure_ascii=False))
     if args.json:
