@@ -8,8 +8,11 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <random>
+#include <cmath>
 
 #include "modu/core/threadpool.h"
+#include "modu/gguf/gguf.h"
 #include "modu/models/model.h"
 #include "modu/runtime/generate.h"
 #include "modu/tokenizer/tokenizer.h"
@@ -114,6 +117,55 @@ TEST_F(Cli, IgnoreEosGeneratesExactlyN) {
   CmdResult r = modu("run -m " + model_ + " -p 'Hello' -n 9 --temp 1 -t 1 --ignore-eos");
   ASSERT_EQ(r.rc, 0) << last_stderr();
   EXPECT_NE(last_stderr().find("generated 9 tokens"), std::string::npos) << last_stderr();
+}
+
+// --lora: an adapter GGUF (llama.cpp's layout, written here) changes the greedy text exactly as
+// the library's add_lora does; scale 0 gives the base text; a model file is not an adapter.
+TEST_F(Cli, LoraAdapterOnTheCommandLine) {
+  auto m = modu::Model::load(model_);
+  ASSERT_TRUE(m.ok());
+  modu::GgufWriter w;
+  w.set("general.architecture", modu::GgufValue::string("llama"));
+  w.set("general.type", modu::GgufValue::string("adapter"));
+  w.set("adapter.type", modu::GgufValue::string("lora"));
+  w.set("adapter.lora.alpha", modu::GgufValue::f32(16.0f));
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (const auto& t : (*m)->gguf().tensors()) {
+    if (t.name.find("attn_v.weight") == std::string::npos && t.name.find("ffn_down.weight") == std::string::npos) continue;
+    const int64_t cols = t.shape[0], rows = t.shape[1], rank = 8;
+    std::vector<float> a(rank * cols), b(rows * rank);
+    for (auto& v : a) v = nd(rng) / std::sqrt((float)cols);
+    for (auto& v : b) v = nd(rng);
+    ASSERT_TRUE(w.add_tensor_f32(t.name + ".lora_a", modu::DType::F16, {cols, rank}, a.data()).ok());
+    ASSERT_TRUE(w.add_tensor_f32(t.name + ".lora_b", modu::DType::F16, {rank, rows}, b.data()).ok());
+  }
+  const std::string adapter = ::testing::TempDir() + "/cli_lora.gguf";
+  ASSERT_TRUE(w.write(adapter).ok());
+  const std::string run = "run -m " + model_ + " -p 'Hello world' -n 12 --temp 0 -t 1";
+  CmdResult base = modu(run);
+  ASSERT_EQ(base.rc, 0) << last_stderr();
+  CmdResult with = modu(run + " --lora " + adapter);
+  ASSERT_EQ(with.rc, 0) << last_stderr();
+  EXPECT_NE(last_stderr().find("LoRA " + adapter + " (scale 1, alpha 16, 4 matrices)"), std::string::npos) << last_stderr();
+  EXPECT_NE(with.out, base.out);
+  auto tok = modu::Tokenizer::from_gguf((*m)->gguf());
+  ASSERT_TRUE(tok.ok());
+  auto ad = modu::LoraAdapter::load(adapter);
+  ASSERT_TRUE(ad.ok()) << ad.status().to_string();
+  ASSERT_TRUE((*m)->add_lora(*ad, 1.0f).ok());
+  modu::ThreadPool pool(1);
+  modu::KvCache kv((*m)->config(), 1, 64, modu::KvType::kF16);
+  modu::GenerateOptions o;
+  o.n_predict = 12;
+  o.sampling.temperature = 0;
+  auto res = modu::generate(**m, **tok, kv, pool, (*tok)->encode("Hello world", true, true), o, nullptr);
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(with.out, res->text);
+  EXPECT_EQ(modu(run + " --lora " + adapter + ":0").out, base.out);
+  CmdResult bad = modu(run + " --lora " + model_);
+  EXPECT_EQ(bad.rc, 1);
+  EXPECT_NE(last_stderr().find("not an adapter file"), std::string::npos) << last_stderr();
 }
 
 TEST_F(Cli, SameSeedSameSampledText) {

@@ -32,6 +32,7 @@ struct AgentArgs {
   NoticeArgs notice;
   std::string audit_log, audit_key;
   bool high_impact = false;
+  std::vector<std::string> lora;
 };
 
 std::string g_label;  // --label: the mark before each final answer
@@ -79,6 +80,7 @@ int run_agent(const AgentArgs& a) {
   g_label = label_prefix(a.notice);
   auto lm = load_model(a.model, true);
   if (!lm.ok()) return fail(lm.status());
+  if (Status st = attach_loras(*lm->model, a.lora); !st.ok()) return fail(st);
   const Model& model = *lm->model;
   std::string src = a.tmpl;
   if (src.empty()) {
@@ -213,6 +215,7 @@ void add_agent_command(CLI::App& app, int& rc) {
   auto a = std::make_shared<AgentArgs>();
   CLI::App* c = app.add_subcommand("agent", "Let the model act through MCP servers and workspace tools, under a policy, with approval");
   c->add_option("-m,--model", a->model, "GGUF model file or Hugging Face folder")->required()->check(CLI::ExistingPath);
+  add_lora_option(c, &a->lora);
   c->add_option("task", a->task, "The task (none: interactive)");
   c->add_option("--mcp", a->mcp, "An MCP server: \"CMD ARGS\" (stdio) or an http(s):// URL (repeatable)");
   c->add_option("--mcp-config", a->mcp_config, "JSON file with \"mcpServers\"")->check(CLI::ExistingFile);

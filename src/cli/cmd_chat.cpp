@@ -25,6 +25,7 @@ struct ChatArgs {
   int64_t ctx = 0;
   uint64_t seed = 0xC0FFEE;
   NoticeArgs notice;
+  std::vector<std::string> lora;
 };
 
 // A minimal ChatML template, used only when the model ships none (and said so on stderr).
@@ -48,6 +49,7 @@ int chat(const ChatArgs& a) {
   std::setlocale(LC_ALL, "");  // libedit needs the locale to edit multi-byte (Hangul) input
   auto lm = load_model(a.model, true);
   if (!lm.ok()) return fail(lm.status());
+  if (Status st = attach_loras(*lm->model, a.lora); !st.ok()) return fail(st);
   const Model& model = *lm->model;
   const Tokenizer& tok = *lm->tokenizer;
   auto tsrc = model.gguf().get_string("tokenizer.chat_template", std::string());
@@ -132,6 +134,7 @@ void add_chat_command(CLI::App& app, int& rc) {
   auto a = std::make_shared<ChatArgs>();
   CLI::App* c = app.add_subcommand("chat", "Interactive chat with the model's chat template");
   c->add_option("-m,--model", a->model, "GGUF model file or Hugging Face folder")->required()->check(CLI::ExistingPath);
+  add_lora_option(c, &a->lora);
   c->add_option("--system", a->system, "System prompt");
   c->add_option("-n,--n-predict", a->n_predict, "Maximum tokens per answer")->capture_default_str();
   c->add_option("--temp", a->temp, "Temperature (0: greedy)")->capture_default_str();

@@ -39,11 +39,13 @@ struct RunArgs {
   bool kv_f32 = false;
   bool verbose = false;
   NoticeArgs notice;
+  std::vector<std::string> lora;
 };
 
 int run(const RunArgs& a) {
   auto lm = load_model(a.model, true);
   if (!lm.ok()) return fail(lm.status());
+  if (Status st = attach_loras(*lm->model, a.lora); !st.ok()) return fail(st);
   const Model& model = *lm->model;
   const Tokenizer& tok = *lm->tokenizer;
   std::string prompt = a.prompt;
@@ -126,6 +128,7 @@ void add_run_command(CLI::App& app, int& rc) {
   auto args = std::make_shared<RunArgs>();
   CLI::App* c = app.add_subcommand("run", "Complete a raw-text prompt; the generated text alone goes to stdout");
   c->add_option("-m,--model", args->model, "GGUF model file or Hugging Face folder")->required()->check(CLI::ExistingPath);
+  add_lora_option(c, &args->lora);
   auto* p = c->add_option("-p,--prompt", args->prompt, "Prompt text (raw, no chat template)");
   c->add_option("-f,--file", args->prompt_file, "Read the prompt from a file")->excludes(p);
   c->add_option("-n,--n-predict", args->n_predict, "Tokens to generate (-1: until end or context full)")->capture_default_str();

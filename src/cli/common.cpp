@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 
 #include "modu/hf/hf_model.h"
@@ -25,6 +26,30 @@ void print_ai_notice(const NoticeArgs& a, const std::string& model_path) {
 }
 
 std::string label_prefix(const NoticeArgs& a) { return a.label ? trust::visible_label(trust::lang_from_env()) : ""; }
+
+void add_lora_option(CLI::App* c, std::vector<std::string>* specs) {
+  c->add_option("--lora", *specs, "LoRA adapter GGUF (llama.cpp's format), optionally FILE:SCALE; repeatable");
+}
+
+Status attach_loras(Model& model, const std::vector<std::string>& specs) {
+  for (const std::string& spec : specs) {
+    std::string path = spec;
+    float scale = 1.0f;
+    if (const size_t colon = spec.rfind(':'); colon != std::string::npos && access(spec.c_str(), F_OK) != 0) {
+      const std::string num = spec.substr(colon + 1);
+      char* end = nullptr;
+      const float v = std::strtof(num.c_str(), &end);
+      if (num.empty() || *end != '\0') return invalid_argument("--lora " + spec + ": expected FILE or FILE:SCALE");
+      path = spec.substr(0, colon);
+      scale = v;
+    }
+    MODU_ASSIGN_OR_RETURN(auto adapter, LoraAdapter::load(path));
+    const size_t n = adapter->pairs().size();
+    MODU_RETURN_IF_ERROR(model.add_lora(adapter, scale).with_context("--lora " + path));
+    std::fprintf(stderr, "modu: LoRA %s (scale %g, alpha %g, %zu matrices)\n", path.c_str(), scale, adapter->alpha(), n);
+  }
+  return Status::Ok();
+}
 
 int fail(const Status& s) {
   progress_done();

@@ -27,6 +27,11 @@ struct LoadedModel {
 
 Result<LoadedModel> load_model(const std::string& path, bool need_tokenizer);
 
+// --lora FILE[:SCALE] (repeatable): loads each adapter and attaches it to the model (scale 1 when
+// not given), saying so on stderr.
+void add_lora_option(CLI::App* c, std::vector<std::string>* specs);
+Status attach_loras(Model& model, const std::vector<std::string>& specs);
+
 // The AI notice of run / chat / agent (Korea's AI Basic Act): one line on stderr before any
 // output, in the user's language (LANG ko* -> Korean) or the operator's own text; --label puts a
 // visible mark before the generated text on stdout.

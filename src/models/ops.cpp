@@ -133,8 +133,20 @@ static void hint_next(const std::vector<const Weight*>& next, ThreadPool& pool) 
   }
 }
 
+namespace {
+void matmul_base(const Weight& w, const float* x, int64_t n, float* y, ThreadPool& pool,
+                 const std::vector<const Weight*>& next);
+}  // namespace
+
 void matmul(const Weight& w, const float* x, int64_t n, float* y, ThreadPool& pool,
             const std::vector<const Weight*>& next) {
+  matmul_base(w, x, n, y, pool, next);
+  if (w.lora) apply_lora(w, x, n, y, pool);
+}
+
+namespace {
+void matmul_base(const Weight& w, const float* x, int64_t n, float* y, ThreadPool& pool,
+                 const std::vector<const Weight*>& next) {
   const KernelTable& kt = kernels();
   const DTypeTraits* tr = dtype_traits(w.dtype);
   MODU_CHECK(tr != nullptr);
@@ -200,6 +212,8 @@ void matmul(const Weight& w, const float* x, int64_t n, float* y, ThreadPool& po
   }, kRowBlock);
 }
 
+}  // namespace
+
 void matmul_many(const std::vector<const Weight*>& ws, const float* x, int64_t n, const std::vector<float*>& ys,
                  ThreadPool& pool, const std::vector<const Weight*>& next) {
   MODU_CHECK(ws.size() == ys.size() && !ws.empty());
@@ -223,6 +237,8 @@ void matmul_many(const std::vector<const Weight*>& ws, const float* x, int64_t n
                                     ys[i] + (b - first[i]));
     }
   }, kRowBlock);
+  for (size_t i = 0; i < ws.size(); ++i)
+    if (ws[i]->lora) apply_lora(*ws[i], x, n, ys[i], pool);
 }
 
 std::vector<const Weight*> gate_up_next(const Weight& w_gate, const Weight& w_up) {
@@ -237,7 +253,7 @@ std::vector<const Weight*> gate_up_next(const Weight& w_gate, const Weight& w_up
 // which the other threads had written half (~5 us a layer on bench-1b, on the calling thread alone).
 void gate_up_swiglu(const Weight& w_gate, const Weight& w_up, const float* x, int64_t n, float* gate, float* up,
                     ThreadPool& pool, const std::vector<const Weight*>& next) {
-  if (!gate_up_paired(w_gate, w_up, n)) {
+  if (!gate_up_paired(w_gate, w_up, n) || w_gate.lora || w_up.lora) {  // LoRA terms come before the activation
     matmul_many({&w_gate, &w_up}, x, n, {gate, up}, pool, next);
     swiglu(gate, up, n * w_gate.rows, pool);
     return;

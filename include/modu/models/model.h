@@ -14,6 +14,7 @@
 #include "modu/gguf/gguf.h"
 #include "modu/kernels/dtype.h"
 #include "modu/models/config.h"
+#include "modu/models/lora.h"
 
 namespace modu {
 
@@ -25,6 +26,7 @@ struct Weight {
   int64_t rows = 0;  // output dimension
   const uint8_t* data = nullptr;
   size_t row_bytes = 0;
+  const LoraDelta* lora = nullptr;  // adapters applied at matmul time (lora.h); null: none
   explicit operator bool() const { return data != nullptr; }
 };
 
@@ -142,6 +144,13 @@ class Model {
   // repacked copy); empty otherwise.
   const std::string& repack_note() const { return repack_note_; }
 
+  // Attaches a LoRA adapter at user scale `scale` (several may be attached; each adds its term).
+  // Every adapter tensor must match a dense matrix of this model (attention, feed-forward, output)
+  // in name and shape, and the adapter's architecture must be the model's. Not thread-safe with
+  // forward(): attach before serving.
+  Status add_lora(std::shared_ptr<const LoraAdapter> adapter, float scale);
+  const std::vector<std::pair<std::shared_ptr<const LoraAdapter>, float>>& loras() const { return loras_; }
+
   // Runs the batch through the model, writing K/V into `kv` and the logits of every token with
   // want_logits into `logits` ([n_wanted, n_vocab], in batch order). Validates the batch.
   Status forward(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool& pool,
@@ -167,6 +176,8 @@ class Model {
   size_t repacked_bytes_ = 0;
   double repack_seconds_ = 0;
   std::string repack_note_;
+  std::vector<std::pair<std::shared_ptr<const LoraAdapter>, float>> loras_;
+  std::vector<std::unique_ptr<LoraDelta>> lora_deltas_;  // what Weight::lora points to
 };
 
 }  // namespace modu
