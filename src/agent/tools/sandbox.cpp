@@ -107,6 +107,23 @@ int count_sandbox_processes(unsigned long pidns) {
   return n;
 }
 
+// A /proc file's text, "" when it cannot be read. Plain read(2): a process can exit between the
+// open and the read (ESRCH), and libstdc++'s filebuf throws on that instead of failing the stream.
+std::string read_proc_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, (size_t)n);
+  }
+  ::close(fd);
+  return out;
+}
+
 // Tasks owned by `uid` (RLIMIT_NPROC counts them all, not only ours).
 long count_user_tasks(uid_t uid) {
   DIR* d = opendir("/proc");
@@ -117,11 +134,9 @@ long count_user_tasks(uid_t uid) {
     struct stat st;
     std::string base = std::string("/proc/") + e->d_name;
     if (::stat(base.c_str(), &st) != 0 || st.st_uid != uid) continue;
-    std::ifstream f(base + "/status");
-    std::string line;
+    const std::string status = read_proc_file(base + "/status");
     long threads = 1;
-    while (std::getline(f, line))
-      if (line.rfind("Threads:", 0) == 0) threads = std::atol(line.c_str() + 8);
+    if (const size_t k = status.find("\nThreads:"); k != std::string::npos) threads = std::atol(status.c_str() + k + 9);
     n += threads;
   }
   closedir(d);
@@ -129,9 +144,8 @@ long count_user_tasks(uid_t uid) {
 }
 
 bool gone_or_zombie(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  if (!f) return true;
-  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const std::string s = read_proc_file("/proc/" + std::to_string(pid) + "/stat");
+  if (s.empty()) return true;
   size_t rp = s.rfind(')');
   return rp == std::string::npos || rp + 2 >= s.size() || s[rp + 2] == 'Z' || s[rp + 2] == 'X';
 }
