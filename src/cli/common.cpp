@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 
 #include "modu/hf/hf_model.h"
@@ -28,7 +29,7 @@ void print_ai_notice(const NoticeArgs& a, const std::string& model_path) {
 std::string label_prefix(const NoticeArgs& a) { return a.label ? trust::visible_label(trust::lang_from_env()) : ""; }
 
 void add_lora_option(CLI::App* c, std::vector<std::string>* specs) {
-  c->add_option("--lora", *specs, "LoRA adapter GGUF (llama.cpp's format), optionally FILE:SCALE; repeatable");
+  c->add_option("--lora", *specs, "LoRA adapter: a GGUF (llama.cpp's format) or a PEFT folder, optionally PATH:SCALE; repeatable");
 }
 
 Status attach_loras(Model& model, const std::vector<std::string>& specs) {
@@ -43,7 +44,9 @@ Status attach_loras(Model& model, const std::vector<std::string>& specs) {
       path = spec.substr(0, colon);
       scale = v;
     }
-    MODU_ASSIGN_OR_RETURN(auto adapter, LoraAdapter::load(path));
+    std::error_code ec;
+    const bool folder = std::filesystem::is_directory(path, ec);
+    MODU_ASSIGN_OR_RETURN(auto adapter, folder ? load_peft_adapter(path, model.gguf()) : LoraAdapter::load(path));
     const size_t n = adapter->pairs().size();
     MODU_RETURN_IF_ERROR(model.add_lora(adapter, scale).with_context("--lora " + path));
     std::fprintf(stderr, "modu: LoRA %s (scale %g, alpha %g, %zu matrices)\n", path.c_str(), scale, adapter->alpha(), n);

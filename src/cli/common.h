@@ -27,7 +27,7 @@ struct LoadedModel {
 
 Result<LoadedModel> load_model(const std::string& path, bool need_tokenizer);
 
-// --lora FILE[:SCALE] (repeatable): loads each adapter and attaches it to the model (scale 1 when
+// --lora PATH[:SCALE] (repeatable; a GGUF adapter or a PEFT folder): loads each adapter and attaches it to the model (scale 1 when
 // not given), saying so on stderr.
 void add_lora_option(CLI::App* c, std::vector<std::string>* specs);
 Status attach_loras(Model& model, const std::vector<std::string>& specs);

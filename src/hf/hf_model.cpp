@@ -300,4 +300,10 @@ Result<GgufFile> open_model_path(const std::string& path) {
   return GgufFile::open(path);
 }
 
+Result<std::string> hf_tensor_to_gguf(const std::string& arch, const std::string& hf_name) {
+  MODU_ASSIGN_OR_RETURN(Mapped m, map_name(arch, hf_name, "tensor name"));
+  if (m.expert >= 0) return unimplemented("'" + hf_name + "' is an MoE expert tensor, which LoRA here does not adapt");
+  return m.name;
+}
+
 }  // namespace modu

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 
 #include <nlohmann/json.hpp>
@@ -446,6 +447,113 @@ TEST(Convert, GgufHasLlamaCppLayoutAndSameLogits) {
   ASSERT_TRUE(m_q8.ok()) << m_q8.status().to_string();
   EXPECT_EQ((*m_q8)->weights().layers[0].wq.dtype, DType::Q8_0);
   EXPECT_LE(rel_err(run_logits(**m_q8, tokens), ref), 3e-2);
+  fs::remove_all(dir);
+}
+
+// A PEFT LoRA folder (HF names and row layout) on the HF folder and on the converted GGUF
+// (Q/K rows permuted to adjacent pairs, so the adapter's B rows must be too): both equal the
+// float64 reference of the merged weights W + (alpha / r) B A, in GGUF layout.
+TEST(Peft, FolderAdapterOnHfAndConvertedBases) {
+  TestModelSpec s = spec_for("llama");
+  auto bytes = testing::make_random_model(s);
+  auto g = GgufFile::parse(bytes.data(), bytes.size());
+  ASSERT_TRUE(g.ok());
+  const std::string dir = temp_dir("peft");
+  write_hf_folder(*g, s, "llama", dir, 1, true);
+  const std::string ad = dir + "/adapter";
+  fs::create_directories(ad);
+  const int64_t r = 4;
+  const double alpha = 6, scale = alpha / r;
+  std::mt19937_64 rng(9);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  std::vector<std::vector<float>> bufs;
+  std::vector<SafetensorsTensor> ts;
+  std::map<std::string, std::pair<std::vector<float>, std::vector<float>>> by_gguf;  // HF-layout A, B
+  const std::map<std::string, std::string> modules = {{"attn_q", "self_attn.q_proj"}, {"attn_k", "self_attn.k_proj"},
+                                                      {"attn_v", "self_attn.v_proj"}, {"attn_output", "self_attn.o_proj"},
+                                                      {"ffn_gate", "mlp.gate_proj"}, {"ffn_down", "mlp.down_proj"}};
+  for (int64_t il = 0; il < s.n_layer; ++il)
+    for (const auto& [gname, hname] : modules) {
+      const std::string gn = "blk." + std::to_string(il) + "." + gname + ".weight";
+      const GgufTensor* t = g->tensor(gn);
+      ASSERT_NE(t, nullptr) << gn;
+      const int64_t cols = t->shape[0], rows = t->shape[1];
+      std::vector<float> a(r * cols), b(rows * r);
+      for (auto& v : a) v = nd(rng) / std::sqrt((float)cols);
+      for (auto& v : b) v = 0.5f * nd(rng);
+      const std::string base = "base_model.model.model.layers." + std::to_string(il) + "." + hname;
+      bufs.push_back(a);
+      ts.push_back({base + ".lora_A.weight", "F32", {r, cols}, (const uint8_t*)bufs.back().data(), a.size() * 4});
+      bufs.push_back(b);
+      ts.push_back({base + ".lora_B.weight", "F32", {rows, r}, (const uint8_t*)bufs.back().data(), b.size() * 4});
+      by_gguf[gn] = {a, b};
+    }
+  auto st_bytes = write_safetensors(ts);
+  write_file(ad + "/adapter_model.safetensors", st_bytes.data(), st_bytes.size());
+  write_text(ad + "/adapter_config.json",
+             json{{"peft_type", "LORA"}, {"r", r}, {"lora_alpha", alpha}, {"target_modules", {"q_proj", "k_proj"}}}.dump());
+  // The merged reference, in the GGUF layout of the random model: GGUF row (h, 2i) is HF row
+  // (h, i) and (h, 2i + 1) is HF row (h, half + i) for Q and K.
+  GgufWriter w;
+  for (const auto& [k, v] : g->metadata())
+    if (k != "general.alignment") w.set(k, v);
+  for (const GgufTensor& t : g->tensors()) {
+    auto it = by_gguf.find(t.name);
+    if (it == by_gguf.end()) {
+      ASSERT_TRUE(w.add_tensor(t.name, t.dtype, t.shape, t.data, t.nbytes).ok());
+      continue;
+    }
+    const int64_t cols = t.shape[0], rows = t.shape[1];
+    const bool qk = t.name.find("attn_q") != std::string::npos || t.name.find("attn_k") != std::string::npos;
+    const float* wd = reinterpret_cast<const float*>(t.data);
+    std::vector<float> out(rows * cols);
+    for (int64_t row = 0; row < rows; ++row) {
+      int64_t hf_row = row;
+      if (qk) {
+        const int64_t hd = s.head_dim, h = row / hd, m = row % hd;
+        hf_row = h * hd + (m % 2 == 0 ? m / 2 : hd / 2 + m / 2);
+      }
+      for (int64_t c = 0; c < cols; ++c) {
+        double d = wd[row * cols + c];
+        for (int64_t k = 0; k < r; ++k) d += scale * it->second.second[hf_row * r + k] * it->second.first[k * cols + c];
+        out[row * cols + c] = (float)d;
+      }
+    }
+    ASSERT_TRUE(w.add_tensor_f32(t.name, DType::F32, t.shape, out.data()).ok());
+  }
+  const auto merged = w.serialize();
+  auto mg = GgufFile::parse(merged.data(), merged.size());
+  ASSERT_TRUE(mg.ok());
+  auto tokens = random_tokens(20, (int)s.n_vocab, 5);
+  auto ref = testing::reference_logits(*mg, s, tokens);
+  // On the HF folder itself.
+  auto folder = open_model_path(dir);
+  ASSERT_TRUE(folder.ok()) << folder.status().to_string();
+  ASSERT_TRUE(convert_to_gguf(*folder, dir + "/conv.gguf", std::nullopt).ok());
+  auto mf = Model::from_gguf(std::move(folder).value());
+  ASSERT_TRUE(mf.ok());
+  auto peft_hf = load_peft_adapter(ad, (*mf)->gguf());
+  ASSERT_TRUE(peft_hf.ok()) << peft_hf.status().to_string();
+  EXPECT_FLOAT_EQ((*peft_hf)->scale_for(1.0f, r), (float)scale);
+  ASSERT_TRUE((*mf)->add_lora(*peft_hf, 1.0f).ok());
+  EXPECT_LE(rel_err(run_logits(**mf, tokens), ref), 1e-4);
+  // On the converted GGUF (permuted Q/K).
+  auto mc = Model::load(dir + "/conv.gguf");
+  ASSERT_TRUE(mc.ok());
+  auto peft_conv = load_peft_adapter(ad, (*mc)->gguf());
+  ASSERT_TRUE(peft_conv.ok()) << peft_conv.status().to_string();
+  ASSERT_TRUE((*mc)->add_lora(*peft_conv, 1.0f).ok());
+  EXPECT_LE(rel_err(run_logits(**mc, tokens), ref), 1e-4);
+  // rsLoRA scales by alpha / sqrt(r); unsupported variants are clear errors.
+  write_text(ad + "/adapter_config.json", json{{"r", r}, {"lora_alpha", alpha}, {"use_rslora", true}}.dump());
+  auto rs = load_peft_adapter(ad, (*mc)->gguf());
+  ASSERT_TRUE(rs.ok());
+  EXPECT_FLOAT_EQ((*rs)->scale_for(1.0f, r), (float)(alpha / 2.0));
+  write_text(ad + "/adapter_config.json", json{{"r", r}, {"lora_alpha", alpha}, {"use_dora", true}}.dump());
+  EXPECT_NE(load_peft_adapter(ad, (*mc)->gguf()).status().message().find("DoRA"), std::string::npos);
+  write_text(ad + "/adapter_config.json", json{{"r", 8}, {"lora_alpha", alpha}}.dump());
+  EXPECT_NE(load_peft_adapter(ad, (*mc)->gguf()).status().message().find("with r = 8"), std::string::npos);
+  EXPECT_NE(load_peft_adapter(dir, (*mc)->gguf()).status().message().find("no adapter_config.json"), std::string::npos);
   fs::remove_all(dir);
 }
 

@@ -47,6 +47,16 @@ Result<std::shared_ptr<const LoraAdapter>> LoraAdapter::parse(const uint8_t* dat
   return std::shared_ptr<const LoraAdapter>(std::move(a));
 }
 
+std::shared_ptr<const LoraAdapter> LoraAdapter::from_pairs(std::string name, std::string arch, float alpha,
+                                                           std::map<std::string, LoraPair> pairs) {
+  auto a = std::make_shared<LoraAdapter>();
+  a->name_ = std::move(name);
+  a->arch_ = std::move(arch);
+  a->alpha_ = alpha;
+  a->pairs_ = std::move(pairs);
+  return a;
+}
+
 Status LoraAdapter::read(const GgufFile& f, const std::string& name, LoraAdapter* out) {
   MODU_ASSIGN_OR_RETURN(std::string type, f.get_string("general.type", std::string()));
   if (type != "adapter")

@@ -11,6 +11,7 @@
 
 #include "modu/core/status.h"
 #include "modu/gguf/gguf.h"
+#include "modu/models/lora.h"
 
 namespace modu {
 
@@ -45,5 +46,17 @@ Result<GgufMetadata> hf_tokenizer_metadata(const std::string& tokenizer_json, co
 // llama3 rope scaling as rope_freqs.weight. `type`: quantize 2-D weight matrices (F16/BF16/Q8_0/
 // Q4_K/...; rows whose length is not a multiple of the block size stay F16); nullopt keeps dtypes.
 Status convert_to_gguf(const GgufFile& src, const std::string& out_path, std::optional<DType> type);
+
+// The GGUF tensor name of a Hugging Face tensor name for `arch` ("model.layers.3.self_attn.q_proj.weight"
+// -> "blk.3.attn_q.weight"), as the folder loader maps it; "" for tensors the loader skips.
+Result<std::string> hf_tensor_to_gguf(const std::string& arch, const std::string& hf_name);
+
+// A PEFT LoRA folder (adapter_config.json + adapter_model.safetensors, as `peft` saves it) as an
+// adapter for a base model with metadata `base`: r and lora_alpha (use_rslora: the scale is
+// alpha / sqrt(r)), module names mapped like the folder loader's tensor names, and the Q/K B rows
+// permuted to adjacent-pair rotary when the base is a llama-convention GGUF (converted from HF,
+// as `modu convert` and llama.cpp do) while PEFT trained on HF's half-split layout. Per-module
+// rank or alpha patterns, embedding adapters and DoRA are refused with a clear error.
+Result<std::shared_ptr<const LoraAdapter>> load_peft_adapter(const std::string& dir, const GgufFile& base);
 
 }  // namespace modu

@@ -34,6 +34,11 @@ class LoraAdapter {
   // The same from memory (tests; `name` appears in errors).
   static Result<std::shared_ptr<const LoraAdapter>> parse(const uint8_t* data, size_t size, const std::string& name);
 
+  // Built from pairs already in F32 (the PEFT reader in the hf layer). `alpha` follows scale_for's
+  // rule (0: no alpha); pairs are keyed by base tensor name.
+  static std::shared_ptr<const LoraAdapter> from_pairs(std::string name, std::string arch, float alpha,
+                                                       std::map<std::string, LoraPair> pairs);
+
   const std::string& name() const { return name_; }
   const std::string& arch() const { return arch_; }
   float alpha() const { return alpha_; }  // 0: none given (the scale is then the user's alone)
