@@ -166,6 +166,38 @@ TEST_F(Cli, LoraAdapterOnTheCommandLine) {
   CmdResult bad = modu(run + " --lora " + model_);
   EXPECT_EQ(bad.rc, 1);
   EXPECT_NE(last_stderr().find("not an adapter file"), std::string::npos) << last_stderr();
+
+  // `modu lora merge`: the merged model's logits equal the unmerged run's (F16 rounding of the
+  // merged matrices), and merged-then-quantized ones within Q8_0's tolerance.
+  const std::string merged = ::testing::TempDir() + "/cli_merged.gguf", merged_q = ::testing::TempDir() + "/cli_merged_q8.gguf";
+  ASSERT_EQ(modu("lora merge " + model_ + " " + adapter + " " + merged).rc, 0) << last_stderr();
+  ASSERT_EQ(modu("lora merge " + model_ + " " + adapter + ":1 " + merged_q + " --type q8_0").rc, 0) << last_stderr();
+  auto logits_of = [&](const modu::Model& model) {
+    modu::KvCache kv2(model.config(), 1, 64, modu::KvType::kF32);
+    std::vector<modu::BatchToken> batch;
+    const auto ids = (*tok)->encode("Hello world, 안녕하세요", true, true);
+    for (size_t i = 0; i < ids.size(); ++i) batch.push_back({ids[i], (int64_t)i, 0, true});
+    std::vector<float> lg;
+    EXPECT_TRUE(model.forward(batch, kv2, pool, lg).ok());
+    return lg;
+  };
+  auto rel = [](const std::vector<float>& x, const std::vector<float>& y) {
+    double mx = 0, err = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      mx = std::max(mx, (double)std::fabs(y[i]));
+      err = std::max(err, (double)std::fabs(x[i] - y[i]));
+    }
+    return err / mx;
+  };
+  const std::vector<float> want = logits_of(**m);  // the base with the adapter attached
+  auto mm = modu::Model::load(merged), mq = modu::Model::load(merged_q);
+  ASSERT_TRUE(mm.ok() && mq.ok());
+  EXPECT_LT(rel(logits_of(**mm), want), 5e-3);
+  EXPECT_LT(rel(logits_of(**mq), want), 3e-2);
+  EXPECT_EQ((*mq)->weights().layers[0].wv.dtype, modu::DType::Q8_0);
+  auto base_only = modu::Model::load(model_);
+  EXPECT_GT(rel(logits_of(**base_only), want), 1e-2);  // the adapter mattered
+  EXPECT_EQ(modu("lora merge " + model_ + " " + model_ + " " + merged).rc, 1);
 }
 
 TEST_F(Cli, SameSeedSameSampledText) {

@@ -27,52 +27,57 @@ int file_type_of(DType t) {
   }
 }
 
-int quantize(const std::string& in, const std::string& out, const std::string& type_name) {
-  auto type = dtype_from_name(type_name);
-  if (!type.ok()) return fail(type.status());
-  const DTypeTraits* tt = dtype_traits(*type);
-  if (tt->quantize == nullptr || tt->vec_dot == nullptr)
-    return fail(invalid_argument("cannot quantize to " + type_name));
-  auto file = GgufFile::open(in);
-  if (!file.ok()) return fail(file.status());
+}  // namespace
+
+Status quantize_gguf(const GgufFile& in, const std::string& out, DType type) {
+  const DTypeTraits* tt = dtype_traits(type);
+  if (tt->quantize == nullptr || tt->vec_dot == nullptr) return invalid_argument(std::string("cannot quantize to ") + tt->name);
+  const GgufFile* file = &in;
   GgufWriter w;
   for (const auto& [k, v] : file->metadata()) {
     if (k == "general.alignment") continue;
     w.set(k, v);
   }
-  w.set("general.file_type", GgufValue::u32((uint32_t)file_type_of(*type)));
+  w.set("general.file_type", GgufValue::u32((uint32_t)file_type_of(type)));
   w.set("general.quantization_version", GgufValue::u32(2));
   size_t in_bytes = 0;
   std::vector<float> buf;
   for (const auto& t : file->tensors()) {
     in_bytes += t.nbytes;
     // Matrices are quantized; vectors (norms, biases) and rope factors stay as they are.
-    DType target = *type;
+    DType target = type;
     const bool matrix = t.shape.size() >= 2 && t.name != "rope_freqs.weight";
     if (!matrix) target = t.dtype;
     // The output projection is the most sensitive matrix: at 4 bits or less keep it at Q6_K.
     if (matrix && t.name == "output.weight" && tt->block_bytes * 8.0 / tt->block_size < 5.0) target = DType::Q6_K;
     if (t.shape[0] % dtype_traits(target)->block_size != 0) target = t.shape[0] % 32 == 0 ? DType::Q8_0 : DType::F16;
     if (target == t.dtype) {
-      Status s = w.add_tensor(t.name, t.dtype, t.shape, t.data, t.nbytes);
-      if (!s.ok()) return fail(s);
+      MODU_RETURN_IF_ERROR(w.add_tensor(t.name, t.dtype, t.shape, t.data, t.nbytes));
       continue;
     }
     buf.resize(t.n_elements());
     dtype_traits(t.dtype)->dequantize(t.data, buf.data(), t.n_elements());
-    Status s = w.add_tensor_f32(t.name, target, t.shape, buf.data());
-    if (!s.ok()) return fail(s.with_context(t.name));
+    MODU_RETURN_IF_ERROR(w.add_tensor_f32(t.name, target, t.shape, buf.data()).with_context(t.name));
     progress("modu: quantized " + t.name + " " + dtype_name(t.dtype) + " -> " + dtype_name(target));
   }
   progress_done();
-  Status s = w.write(out);
-  if (!s.ok()) return fail(s);
-  auto written = GgufFile::open(out);
-  if (!written.ok()) return fail(written.status().with_context("re-reading the written file"));
+  MODU_RETURN_IF_ERROR(w.write(out));
+  MODU_ASSIGN_OR_RETURN(GgufFile written, GgufFile::open(out));
   size_t out_bytes = 0;
-  for (const auto& t : written->tensors()) out_bytes += t.nbytes;
+  for (const auto& t : written.tensors()) out_bytes += t.nbytes;
   std::fprintf(stderr, "modu: wrote %s: weights %.1f MB -> %.1f MB\n", out.c_str(), in_bytes / 1e6, out_bytes / 1e6);
-  return 0;
+  return Status::Ok();
+}
+
+namespace {
+
+int quantize(const std::string& in, const std::string& out, const std::string& type_name) {
+  auto type = dtype_from_name(type_name);
+  if (!type.ok()) return fail(type.status());
+  auto file = GgufFile::open(in);
+  if (!file.ok()) return fail(file.status());
+  Status st = quantize_gguf(*file, out, *type);
+  return st.ok() ? 0 : fail(st);
 }
 
 }  // namespace

@@ -43,6 +43,10 @@ void add_notice_options(CLI::App* c, NoticeArgs* a);
 void print_ai_notice(const NoticeArgs& a, const std::string& model_path);
 std::string label_prefix(const NoticeArgs& a);  // "" without --label
 
+// `modu quantize`'s work: every weight matrix of `in` to `type` (output.weight kept at Q6_K below
+// 5 bits, rows that do not fit the block size at Q8_0/F16), metadata kept, written to `out`.
+Status quantize_gguf(const GgufFile& in, const std::string& out, DType type);
+
 // Each subcommand registers itself on the app and returns the callback result through `rc`.
 void add_run_command(CLI::App& app, int& rc);
 void add_info_command(CLI::App& app, int& rc);
@@ -56,6 +60,7 @@ void add_toolcalls_command(CLI::App& app, int& rc);
 void add_agent_command(CLI::App& app, int& rc);
 void add_detect_command(CLI::App& app, int& rc);
 void add_audit_command(CLI::App& app, int& rc);
+void add_lora_command(CLI::App& app, int& rc);
 void add_chat_command(CLI::App& app, int& rc);
 void add_train_command(CLI::App& app, int& rc);
 void add_tokenizer_train_command(CLI::App& app, int& rc);
