@@ -1,7 +1,10 @@
 // `modu lora merge BASE ADAPTER... OUT [--type T]`: bakes LoRA adapters into a GGUF model's
-// weights (W + s B A) and optionally quantizes the result.
+// weights (W + s B A) and optionally quantizes the result; `modu lora init`: a random adapter for
+// a model (benchmarks and tests, like init-model).
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <random>
 
 #include "common.h"
 #include "modu/hf/hf_model.h"
@@ -72,11 +75,60 @@ int merge(const MergeArgs& a) {
   return 0;
 }
 
+struct InitArgs {
+  std::string base, out, targets = "attn_q,attn_k,attn_v,attn_output,ffn_gate,ffn_up,ffn_down";
+  int rank = 16;
+  float alpha = 32;
+  float strength = 0.1f;  // about |s B A x| / |x| for a random x
+  uint64_t seed = 1;
+};
+
+// A random adapter in llama.cpp's layout: A ~ N(0, 1/cols), B ~ N(0, 1) scaled so that s B A x
+// is about --strength times |x|, for each matrix whose name ends in a target.
+int init(const InitArgs& a) {
+  auto base = GgufFile::open(a.base);
+  if (!base.ok()) return fail(base.status());
+  auto arch = base->get_string("general.architecture", std::string());
+  if (!arch.ok()) return fail(arch.status());
+  if (a.rank <= 0) return fail(invalid_argument("--rank must be positive"));
+  std::vector<std::string> targets;
+  for (size_t p = 0; p <= a.targets.size();) {
+    const size_t e = std::min(a.targets.find(',', p), a.targets.size());
+    if (e > p) targets.push_back(a.targets.substr(p, e - p) + ".weight");
+    p = e + 1;
+  }
+  GgufWriter w;
+  w.set("general.architecture", GgufValue::string(*arch));
+  w.set("general.type", GgufValue::string("adapter"));
+  w.set("adapter.type", GgufValue::string("lora"));
+  w.set("adapter.lora.alpha", GgufValue::f32(a.alpha));
+  std::mt19937_64 rng(a.seed);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  int n = 0;
+  for (const GgufTensor& t : base->tensors()) {
+    bool hit = false;
+    for (const auto& suf : targets) hit |= t.name.size() > suf.size() && t.name.compare(t.name.size() - suf.size(), suf.size(), suf) == 0 &&
+                                           t.name[t.name.size() - suf.size() - 1] == '.';
+    if (!hit || t.shape.size() != 2) continue;
+    const int64_t cols = t.shape[0], rows = t.shape[1];
+    std::vector<float> A((size_t)(a.rank * cols)), B((size_t)(rows * a.rank));
+    for (auto& v : A) v = nd(rng) / std::sqrt((float)cols);
+    for (auto& v : B) v = a.strength * nd(rng) / std::sqrt((float)a.rank) * (float)a.rank / a.alpha;
+    if (Status st = w.add_tensor_f32(t.name + ".lora_a", DType::F32, {cols, a.rank}, A.data()); !st.ok()) return fail(st);
+    if (Status st = w.add_tensor_f32(t.name + ".lora_b", DType::F32, {a.rank, rows}, B.data()); !st.ok()) return fail(st);
+    ++n;
+  }
+  if (n == 0) return fail(invalid_argument("no matrix of " + a.base + " matches --targets " + a.targets));
+  if (Status st = w.write(a.out); !st.ok()) return fail(st);
+  std::fprintf(stderr, "modu: wrote %s (random rank-%d LoRA for %d matrices of %s)\n", a.out.c_str(), a.rank, n, a.base.c_str());
+  return 0;
+}
+
 }  // namespace
 
 void add_lora_command(CLI::App& app, int& rc) {
   auto a = std::make_shared<MergeArgs>();
-  CLI::App* c = app.add_subcommand("lora", "LoRA adapters: merge into a model");
+  CLI::App* c = app.add_subcommand("lora", "LoRA adapters: merge into a model, or make a random one");
   c->require_subcommand(1);
   CLI::App* m = c->add_subcommand("merge", "Bake adapters into a GGUF model's weights (W + s B A), optionally quantizing");
   m->add_option("base", a->base, "Base model GGUF")->required()->check(CLI::ExistingFile);
@@ -88,6 +140,16 @@ void add_lora_command(CLI::App& app, int& rc) {
     a->adapters.pop_back();
     rc = merge(*a);
   });
+  auto ia = std::make_shared<InitArgs>();
+  CLI::App* i = c->add_subcommand("init", "Write a random LoRA adapter for a model (benchmarks, tests)");
+  i->add_option("-m,--model", ia->base, "Base model GGUF")->required()->check(CLI::ExistingFile);
+  i->add_option("-o,--output", ia->out, "Output adapter GGUF")->required();
+  i->add_option("--rank", ia->rank, "Rank")->capture_default_str();
+  i->add_option("--alpha", ia->alpha, "adapter.lora.alpha")->capture_default_str();
+  i->add_option("--strength", ia->strength, "Size of the adapter's term relative to its input")->capture_default_str();
+  i->add_option("--targets", ia->targets, "Comma-separated matrix names (attn_q, ..., ffn_down, output)")->capture_default_str();
+  i->add_option("--seed", ia->seed, "Random seed")->capture_default_str();
+  i->callback([ia, &rc] { rc = init(*ia); });
 }
 
 }  // namespace modu::cli

@@ -51,7 +51,7 @@ int serve(const ServeArgs& a) {
 
   auto lm = load_model(a.model, true);
   if (!lm.ok()) return fail(lm.status());
-  if (Status st = attach_loras(*lm->model, a.lora); !st.ok()) return fail(st);
+  if (Status st = attach_loras(*lm->model, a.lora, /*named_ok=*/true); !st.ok()) return fail(st);
   const Model& model = *lm->model;
   server::ServerOptions o;
   o.host = a.host;
@@ -140,7 +140,8 @@ void add_serve_command(CLI::App& app, int& rc) {
   auto a = std::make_shared<ServeArgs>();
   CLI::App* c = app.add_subcommand("serve", "OpenAI-compatible HTTP server with continuous batching");
   c->add_option("-m,--model", a->model, "GGUF model file or Hugging Face folder")->required()->check(CLI::ExistingPath);
-  add_lora_option(c, &a->lora);
+  c->add_option("--lora", a->lora, "LoRA adapter for every request (PATH[:SCALE]), or NAME=PATH[:SCALE] that a request picks "
+                 "with model \"BASE:NAME\" or \"lora\": \"NAME\" / [...]; GGUF or PEFT folder; repeatable");
   c->add_option("--host", a->host, "Address to listen on")->capture_default_str();
   c->add_option("--port", a->port, "TCP port (0: any free port)")->capture_default_str()->check(CLI::Range(0, 65535));
   c->add_option("--parallel", a->parallel, "Slots: requests generating at once")->capture_default_str()->check(CLI::Range(1, 256));

@@ -32,8 +32,16 @@ void add_lora_option(CLI::App* c, std::vector<std::string>* specs) {
   c->add_option("--lora", *specs, "LoRA adapter: a GGUF (llama.cpp's format) or a PEFT folder, optionally PATH:SCALE; repeatable");
 }
 
-Status attach_loras(Model& model, const std::vector<std::string>& specs) {
-  for (const std::string& spec : specs) {
+Status attach_loras(Model& model, const std::vector<std::string>& specs, bool named_ok) {
+  for (std::string spec : specs) {
+    // NAME=PATH[:SCALE]: a named adapter that requests select (modu serve).
+    std::string name;
+    if (const size_t eq = spec.find('='); eq != std::string::npos && eq > 0 && access(spec.c_str(), F_OK) != 0 &&
+                                            spec.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == eq) {
+      if (!named_ok) return invalid_argument("--lora " + spec + ": named adapters (NAME=PATH) are for modu serve, where requests pick them");
+      name = spec.substr(0, eq);
+      spec = spec.substr(eq + 1);
+    }
     std::string path = spec;
     float scale = 1.0f;
     if (const size_t colon = spec.rfind(':'); colon != std::string::npos && access(spec.c_str(), F_OK) != 0) {
@@ -48,8 +56,13 @@ Status attach_loras(Model& model, const std::vector<std::string>& specs) {
     const bool folder = std::filesystem::is_directory(path, ec);
     MODU_ASSIGN_OR_RETURN(auto adapter, folder ? load_peft_adapter(path, model.gguf()) : LoraAdapter::load(path));
     const size_t n = adapter->pairs().size();
-    MODU_RETURN_IF_ERROR(model.add_lora(adapter, scale).with_context("--lora " + path));
-    std::fprintf(stderr, "modu: LoRA %s (scale %g, alpha %g, %zu matrices)\n", path.c_str(), scale, adapter->alpha(), n);
+    if (name.empty()) {
+      MODU_RETURN_IF_ERROR(model.add_lora(adapter, scale).with_context("--lora " + path));
+    } else {
+      MODU_RETURN_IF_ERROR(model.add_named_lora(name, adapter, scale).status().with_context("--lora " + name + "=" + path));
+    }
+    std::fprintf(stderr, "modu: LoRA %s%s%s (scale %g, alpha %g, %zu matrices)\n", name.empty() ? "" : name.c_str(),
+                 name.empty() ? "" : " = ", path.c_str(), scale, adapter->alpha(), n);
   }
   return Status::Ok();
 }

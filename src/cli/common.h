@@ -30,7 +30,8 @@ Result<LoadedModel> load_model(const std::string& path, bool need_tokenizer);
 // --lora PATH[:SCALE] (repeatable; a GGUF adapter or a PEFT folder): loads each adapter and attaches it to the model (scale 1 when
 // not given), saying so on stderr.
 void add_lora_option(CLI::App* c, std::vector<std::string>* specs);
-Status attach_loras(Model& model, const std::vector<std::string>& specs);
+// With named_ok, NAME=PATH[:SCALE] attaches a named adapter that requests select (modu serve).
+Status attach_loras(Model& model, const std::vector<std::string>& specs, bool named_ok = false);
 
 // The AI notice of run / chat / agent (Korea's AI Basic Act): one line on stderr before any
 // output, in the user's language (LANG ko* -> Korean) or the operator's own text; --label puts a

@@ -126,6 +126,12 @@ Status Model::run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool&
     return {&L.w_up};
   };
 
+  // Named LoRA adapters: which each token uses (null when no named adapter is attached).
+  std::vector<uint32_t> lora_rows;
+  if (!lora_names_.empty())
+    for (const BatchToken& t : batch) lora_rows.push_back(t.lora);
+  ops::LoraRowsScope lora_scope(lora_rows.empty() ? nullptr : lora_rows.data());
+
   for (int64_t il = 0; il < c.n_layer; ++il) {
     const LayerWeights& L = w_.layers[il];
     // --- attention ---
@@ -214,10 +220,12 @@ Status Model::run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool&
 
   // Only the wanted rows go through the final norm and the (large) output projection.
   std::vector<float> sel;
+  std::vector<uint32_t> sel_lora;  // the output rows' adapters
   int64_t n_out = 0;
   for (int64_t t = 0; t < n; ++t) {
     if (!batch[t].want_logits) continue;
     sel.insert(sel.end(), x.begin() + t * d, x.begin() + (t + 1) * d);
+    sel_lora.push_back(batch[t].lora);
     ++n_out;
   }
   if (n_out == 0) {
@@ -231,6 +239,7 @@ Status Model::run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool&
   }
   out.resize(n_out * c.n_vocab);
   // After the logits comes the next token's first layer.
+  ops::LoraRowsScope out_scope(lora_rows.empty() ? nullptr : sel_lora.data());
   ops::matmul(w_.output, sel.data(), n_out, out.data(), pool, attn_in(0));  // [n_out, n_vocab]
   if (c.logit_scale != 1.0f)
     for (float& l : out) l /= c.logit_scale;

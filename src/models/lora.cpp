@@ -98,7 +98,26 @@ Status LoraAdapter::read(const GgufFile& f, const std::string& name, LoraAdapter
   return Status::Ok();
 }
 
-Status Model::add_lora(std::shared_ptr<const LoraAdapter> adapter, float scale) {
+Status Model::add_lora(std::shared_ptr<const LoraAdapter> adapter, float scale) { return attach_lora(std::move(adapter), scale, -1); }
+
+Result<int> Model::add_named_lora(const std::string& name, std::shared_ptr<const LoraAdapter> adapter, float scale) {
+  if (name.empty()) return invalid_argument("a named LoRA adapter needs a name");
+  if (named_lora_index(name) >= 0) return invalid_argument("LoRA adapter name '" + name + "' is used twice");
+  if ((int)lora_names_.size() >= kMaxNamedLoras)
+    return resource_exhausted("at most " + std::to_string(kMaxNamedLoras) + " named LoRA adapters");
+  const int slot = (int)lora_names_.size();
+  MODU_RETURN_IF_ERROR(attach_lora(std::move(adapter), scale, slot));
+  lora_names_.push_back(name);
+  return slot;
+}
+
+int Model::named_lora_index(const std::string& name) const {
+  for (size_t i = 0; i < lora_names_.size(); ++i)
+    if (lora_names_[i] == name) return (int)i;
+  return -1;
+}
+
+Status Model::attach_lora(std::shared_ptr<const LoraAdapter> adapter, float scale, int slot) {
   if (!adapter) return invalid_argument("add_lora: no adapter");
   if (!std::isfinite(scale)) return invalid_argument("LoRA scale must be a finite number");
   if (!adapter->arch().empty() && adapter->arch() != cfg_.arch.name)
@@ -129,7 +148,7 @@ Status Model::add_lora(std::shared_ptr<const LoraAdapter> adapter, float scale) 
     Weight* w = targets[base];
     auto delta = std::make_unique<LoraDelta>();
     if (w->lora) delta->terms = w->lora->terms;
-    delta->terms.push_back({&p, adapter->scale_for(scale, p.rank)});
+    delta->terms.push_back({&p, adapter->scale_for(scale, p.rank), slot});
     w->lora = delta.get();
     lora_deltas_.push_back(std::move(delta));
   }
@@ -139,15 +158,33 @@ Status Model::add_lora(std::shared_ptr<const LoraAdapter> adapter, float scale) 
 
 namespace ops {
 
+namespace {
+thread_local const uint32_t* t_lora_rows = nullptr;
+}  // namespace
+
+LoraRowsScope::LoraRowsScope(const uint32_t* masks) : prev_(t_lora_rows) { t_lora_rows = masks; }
+LoraRowsScope::~LoraRowsScope() { t_lora_rows = prev_; }
+
 void apply_lora(const Weight& w, const float* x, int64_t n, float* y, ThreadPool& pool) {
   if (!w.lora) return;
   const int64_t cols = w.cols, rows = w.rows;
+  const uint32_t* masks = t_lora_rows;  // read on the calling thread: the workers see this copy
   for (const LoraTerm& t : w.lora->terms) {
+    // A named adapter applies to the rows that selected it; skip the term when none did.
+    std::vector<uint8_t> on;
+    if (t.slot >= 0) {
+      if (!masks) continue;
+      on.resize((size_t)n);
+      bool any = false;
+      for (int64_t i = 0; i < n; ++i) any |= (on[(size_t)i] = (masks[i] >> t.slot) & 1u) != 0;
+      if (!any) continue;
+    }
     const LoraPair& p = *t.pair;
     const int64_t r = p.rank;
-    std::vector<float> ax((size_t)(n * r));  // [n, rank] = scale * x A^T
+    std::vector<float> ax((size_t)(n * r), 0.0f);  // [n, rank] = scale * x A^T (0 for rows left out)
     pool.parallel_for(n * r, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
+        if (!on.empty() && !on[(size_t)(i / r)]) continue;
         const float* xr = x + (i / r) * cols;
         const float* ar = p.a.data() + (i % r) * cols;
         float s = 0;
@@ -159,6 +196,7 @@ void apply_lora(const Weight& w, const float* x, int64_t n, float* y, ThreadPool
       for (int64_t row = b; row < e; ++row) {
         const float* br = p.b.data() + row * r;
         for (int64_t tok = 0; tok < n; ++tok) {
+          if (!on.empty() && !on[(size_t)tok]) continue;
           const float* at = ax.data() + tok * r;
           float s = 0;
           for (int64_t k = 0; k < r; ++k) s += at[k] * br[k];

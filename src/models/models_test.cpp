@@ -326,6 +326,68 @@ TEST(Lora, QuantizedBaseStaysQuantized) {
   EXPECT_LT(lora_err, 1.25 * base_err + 1e-3) << "base alone " << base_err;
 }
 
+// Multi-LoRA: three sequences in one batch — no adapter, adapter a, adapters a + b — each equal
+// to the float64 reference of its own merged weights, prefill and decode.
+TEST(Lora, NamedAdaptersPerTokenInOneBatch) {
+  TestModelSpec spec = spec_for("qwen2");
+  Loaded l = load(spec);
+  auto f = GgufFile::parse(l.bytes.data(), l.bytes.size());
+  Pairs pa, pb;
+  const auto fa = make_adapter(*f, spec.arch, 4, 8.0f, 31, DType::F32, &pa);
+  const auto fb = make_adapter(*f, spec.arch, 4, 8.0f, 32, DType::F32, &pb);
+  auto a = LoraAdapter::parse(fa.data(), fa.size(), "a.gguf");
+  auto b = LoraAdapter::parse(fb.data(), fb.size(), "b.gguf");
+  ASSERT_TRUE(a.ok() && b.ok());
+  auto ia = l.model->add_named_lora("a", *a, 0.5f);
+  auto ib = l.model->add_named_lora("b", *b, 1.0f);
+  ASSERT_TRUE(ia.ok() && ib.ok());
+  EXPECT_EQ(*ia, 0);
+  EXPECT_EQ(*ib, 1);
+  EXPECT_FALSE(l.model->add_named_lora("a", *b, 1.0f).ok());  // names are unique
+  EXPECT_EQ(l.model->named_lora_index("b"), 1);
+  EXPECT_EQ(l.model->named_lora_index("c"), -1);
+  const uint32_t masks[3] = {0u, 1u, 3u};
+  const std::vector<uint8_t> m1 = merged(*f, {{pa, 0.5 * 2}});
+  const std::vector<uint8_t> m2 = merged(*f, {{pa, 0.5 * 2}, {pb, 1.0 * 2}});
+  auto g1 = GgufFile::parse(m1.data(), m1.size());
+  auto g2 = GgufFile::parse(m2.data(), m2.size());
+  const int n = 8;
+  std::vector<std::vector<int32_t>> toks;
+  std::vector<std::vector<std::vector<double>>> refs;
+  for (int s = 0; s < 3; ++s) {
+    toks.push_back(random_tokens(n, (int)spec.n_vocab, 40 + s));
+    refs.push_back(testing::reference_logits(s == 0 ? *f : s == 1 ? *g1 : *g2, spec, toks.back()));
+  }
+  KvCache kv(l.model->config(), 3, spec.n_ctx, KvType::kF32);
+  ThreadPool pool(2);
+  std::vector<float> logits;
+  std::vector<std::vector<float>> got(3);
+  // Prefill 5 tokens of each sequence in one batch, then decode the rest three at a time.
+  std::vector<BatchToken> batch;
+  for (int s = 0; s < 3; ++s)
+    for (int t = 0; t < 5; ++t) batch.push_back({toks[s][t], t, s, true, masks[s]});
+  ASSERT_TRUE(l.model->forward(batch, kv, pool, logits).ok());
+  for (int s = 0; s < 3; ++s) got[s].assign(logits.begin() + s * 5 * spec.n_vocab, logits.begin() + (s + 1) * 5 * spec.n_vocab);
+  for (int t = 5; t < n; ++t) {
+    batch.clear();
+    for (int s = 0; s < 3; ++s) batch.push_back({toks[s][t], t, s, true, masks[s]});
+    ASSERT_TRUE(l.model->forward(batch, kv, pool, logits).ok());
+    for (int s = 0; s < 3; ++s) got[s].insert(got[s].end(), logits.begin() + s * spec.n_vocab, logits.begin() + (s + 1) * spec.n_vocab);
+  }
+  for (int s = 0; s < 3; ++s) {
+    double worst = 0;
+    for (int t = 0; t < n; ++t) {
+      double mx = 0, err = 0;
+      for (int64_t v = 0; v < spec.n_vocab; ++v) {
+        mx = std::max(mx, std::fabs(refs[s][t][v]));
+        err = std::max(err, std::fabs(got[s][t * spec.n_vocab + v] - refs[s][t][v]));
+      }
+      worst = std::max(worst, err / mx);
+    }
+    EXPECT_LT(worst, 2e-4) << "sequence " << s;
+  }
+}
+
 TEST(Lora, BadAdaptersAreClearErrors) {
   TestModelSpec spec = spec_for("llama");
   Loaded l = load(spec);

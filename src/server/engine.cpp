@@ -193,13 +193,13 @@ Metrics::Gauges Engine::gauges() const {
 
 // Picks a KV sequence for a prompt: the idle sequence sharing the longest prefix with it, or the
 // least recently used idle one, into which the longest prefix found anywhere is copied.
-int Engine::take_sequence(const std::vector<int32_t>& prompt, bool allow_reuse, int64_t* reused) {
+int Engine::take_sequence(const std::vector<int32_t>& prompt, uint32_t lora, bool allow_reuse, int64_t* reused) {
   int best = -1;
   size_t best_len = 0;
   if (allow_reuse && opts_.prefix_cache) {
     const size_t cap = prompt.size() - 1;  // the last prompt token is always computed (its logits)
     for (int s = 0; s < n_seq_; ++s) {
-      if (s == embed_seq_) continue;
+      if (s == embed_seq_ || seqs_[s].lora != lora) continue;  // KV under other adapters is not this prompt's
       const auto& t = seqs_[s].tokens;
       size_t l = 0;
       const size_t m = std::min(cap, t.size());
@@ -230,6 +230,7 @@ int Engine::take_sequence(const std::vector<int32_t>& prompt, bool allow_reuse, 
   const int64_t kept = kv_->seq_len(target);
   MODU_CHECK(kept <= (int64_t)best_len);
   seqs_[target].tokens.resize((size_t)kept);
+  seqs_[target].lora = lora;
   seqs_[target].busy = true;
   seqs_[target].last_use = ++tick_;
   *reused = kept;
@@ -274,7 +275,7 @@ void Engine::admit_locked() {
     slot->job = std::move(q.job);
     slot->st = std::move(q.st);
     int64_t reused = 0;
-    slot->seq = take_sequence(slot->job.prompt, !slot->job.prompt_logprobs, &reused);
+    slot->seq = take_sequence(slot->job.prompt, slot->job.lora, !slot->job.prompt_logprobs, &reused);
     slot->n_past = (size_t)reused;
     slot->st->n_cached_ = reused;
     slot->sampler = std::make_unique<Sampler>(slot->job.sampling, (int32_t)model_.config().n_vocab);
@@ -377,7 +378,7 @@ void Engine::step(bool cut_all, const std::string& reason) {
   for (auto& s : active_) {
     if (s->done || s->prefilling) continue;
     const int64_t pos = (int64_t)seqs_[s->seq].tokens.size();
-    batch.push_back({s->last, pos, s->seq, true});
+    batch.push_back({s->last, pos, s->seq, true, s->job.lora});
     rows.push_back({s.get(), 0, 0});
     fed.push_back({s.get(), {s->last}});
     --budget;
@@ -390,7 +391,7 @@ void Engine::step(bool cut_all, const std::string& reason) {
     for (size_t i = s->n_past; i < s->n_past + n; ++i) {
       const bool last = i + 1 == p.size();
       const bool score = s->job.prompt_logprobs && !last;
-      batch.push_back({p[i], (int64_t)i, s->seq, last || score});
+      batch.push_back({p[i], (int64_t)i, s->seq, last || score, s->job.lora});
       if (last) rows.push_back({s.get(), 0, i});
       else if (score) rows.push_back({s.get(), 1, i});
       toks.push_back(p[i]);

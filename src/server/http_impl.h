@@ -110,6 +110,9 @@ struct HttpServer::Impl {
   std::optional<ApiError> authorize(const httplib::Request& req, httplib::Response& res, Tenant* out);
   std::vector<int32_t> tokenize(const std::string& text, bool parse_special);
   std::optional<ApiError> make_job(const SamplingFields& s, std::vector<int32_t> prompt, const Tenant& t, GenJob* job);
+  // The named LoRA adapters a request selects: `model` "BASE:NAME" and/or the body's "lora"
+  // field (a name or an array of names). Unknown names are a 400 that lists the known ones.
+  std::optional<ApiError> lora_mask(const std::string& model, const std::string& body, uint32_t* mask) const;
   // Queues a job (nullptr and *err on a full queue or during shutdown).
   std::shared_ptr<Stream> submit(GenJob job, const httplib::Request& req, httplib::Response& res, ApiError* err);
   void charge(const Tenant& t, const Stream& st);

@@ -176,6 +176,44 @@ std::optional<ApiError> HttpServer::Impl::make_job(const SamplingFields& s, std:
   return std::nullopt;
 }
 
+std::optional<ApiError> HttpServer::Impl::lora_mask(const std::string& model_field, const std::string& body, uint32_t* mask) const {
+  *mask = 0;
+  const auto& names = model.named_loras();
+  auto unknown = [&](const std::string& n, const char* param) {
+    std::string known;
+    for (const auto& k : names) known += (known.empty() ? "" : ", ") + k;
+    ApiError e = api_error(400, "Unknown LoRA adapter '" + n + "'; this server has " + (known.empty() ? "none" : known) +
+                                    " (started with --lora NAME=PATH).", "invalid_request_error", "lora_not_found");
+    e.param = param;
+    return e;
+  };
+  auto add = [&](const std::string& n, const char* param) -> std::optional<ApiError> {
+    const int i = model.named_lora_index(n);
+    if (i < 0) return unknown(n, param);
+    *mask |= 1u << i;
+    return std::nullopt;
+  };
+  // "BASE:NAME": the part after the served id (or after the last ':' when the id has none).
+  const std::string prefix = opts.model_id + ":";
+  if (model_field.rfind(prefix, 0) == 0) {
+    if (auto e = add(model_field.substr(prefix.size()), "model")) return e;
+  } else if (const size_t c = model_field.rfind(':'); c != std::string::npos && opts.model_id.find(':') == std::string::npos &&
+                                                      !names.empty()) {
+    if (auto e = add(model_field.substr(c + 1), "model")) return e;
+  }
+  if (body.find("\"lora\"") == std::string::npos) return std::nullopt;
+  const json j = json::parse(body, nullptr, false);
+  if (!j.is_object() || !j.contains("lora") || j["lora"].is_null()) return std::nullopt;
+  const json& l = j["lora"];
+  if (l.is_string()) return add(l.get<std::string>(), "lora");
+  if (!l.is_array()) return api_error(400, "'lora' must be an adapter name or an array of names.", "invalid_request_error", "invalid_type");
+  for (const auto& n : l) {
+    if (!n.is_string()) return api_error(400, "'lora' must be an adapter name or an array of names.", "invalid_request_error", "invalid_type");
+    if (auto e = add(n.get<std::string>(), "lora")) return e;
+  }
+  return std::nullopt;
+}
+
 // Queues a job; writes 503 on a full queue or during shutdown. The engine watches the client's
 // connection from then on; collect() or the stream's end stops that before the socket closes.
 std::shared_ptr<Stream> HttpServer::Impl::submit(GenJob job, const httplib::Request& req, httplib::Response& res, ApiError* err) {
@@ -296,6 +334,7 @@ void HttpServer::Impl::completions(const httplib::Request& req, httplib::Respons
   std::vector<int32_t> prompt = cr.prompt_is_tokens ? cr.prompt_tokens : tokenize(cr.prompt_text, true);
   GenJob job;
   if (auto e = make_job(cr.sampling, prompt, tenant, &job)) return send_error(res, *e);
+  if (auto e = lora_mask(cr.model, req.body, &job.lora)) return send_error(res, *e);
   job.top_logprobs = cr.logprobs;
   job.prompt_logprobs = cr.echo && cr.logprobs >= 0;
   const std::string prompt_text = cr.prompt_is_tokens ? tok.decode(prompt, true) : cr.prompt_text;
@@ -427,18 +466,35 @@ void HttpServer::Impl::routes() {
   svr.Get("/v1/models", [this, model_json](const httplib::Request& q, httplib::Response& r) {
     Tenant t;
     if (auto e = authorize(q, r, &t)) return send_error(r, *e);
-    r.set_content(dump_json(json{{"object", "list"}, {"data", json::array({model_json()})}}), "application/json");
+    json data = json::array({model_json()});
+    for (const auto& name : model.named_loras()) {  // each named adapter as "BASE:NAME"
+      json m = model_json();
+      m["id"] = opts.model_id + ":" + name;
+      m["parent"] = opts.model_id;
+      m["lora"] = name;
+      data.push_back(std::move(m));
+    }
+    r.set_content(dump_json(json{{"object", "list"}, {"data", data}}), "application/json");
   });
   svr.Get(R"(/v1/models/(.+))", [this, model_json](const httplib::Request& q, httplib::Response& r) {
     Tenant t;
     if (auto e = authorize(q, r, &t)) return send_error(r, *e);
-    if (q.matches[1] != opts.model_id) {
+    const std::string id = q.matches[1];
+    const std::string prefix = opts.model_id + ":";
+    const bool adapter = id.rfind(prefix, 0) == 0 && model.named_lora_index(id.substr(prefix.size())) >= 0;
+    if (id != opts.model_id && !adapter) {
       ApiError e = api_error(404, "The model '" + std::string(q.matches[1]) + "' does not exist; this server serves '" +
                                       opts.model_id + "'.", "invalid_request_error", "model_not_found");
       e.param = "model";
       return send_error(r, e);
     }
-    r.set_content(dump_json(model_json()), "application/json");
+    json m = model_json();
+    if (adapter) {
+      m["id"] = id;
+      m["parent"] = opts.model_id;
+      m["lora"] = id.substr(prefix.size());
+    }
+    r.set_content(dump_json(m), "application/json");
   });
   // Browsers (web apps) send a CORS preflight before a POST with JSON or an Authorization header.
   if (!opts.cors_origin.empty()) {

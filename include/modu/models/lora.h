@@ -58,12 +58,26 @@ class LoraAdapter {
 struct LoraTerm {
   const LoraPair* pair;
   float scale;
+  int slot = -1;  // -1: every token; else only tokens whose BatchToken::lora has bit `slot`
 };
 struct LoraDelta {
   std::vector<LoraTerm> terms;
 };
 
 namespace ops {
+// The named-adapter masks of the rows the next matmuls see (one per row, BatchToken::lora), set
+// by the forward pass for its duration on the calling thread; null: no named adapter applies.
+class LoraRowsScope {
+ public:
+  explicit LoraRowsScope(const uint32_t* masks);
+  ~LoraRowsScope();
+  LoraRowsScope(const LoraRowsScope&) = delete;
+  LoraRowsScope& operator=(const LoraRowsScope&) = delete;
+
+ private:
+  const uint32_t* prev_;
+};
+
 // y [n, w.rows] += sum over w.lora's terms of scale * (x [n, w.cols] A^T) B^T. Plain loops (the
 // rank is small: the two thin products cost ~2 r (rows + cols) flops per token, a few percent of
 // the base matmul at r = 16), parallel over tokens x rank, then over output rows.

@@ -121,6 +121,7 @@ struct BatchToken {
   int64_t pos;
   int seq;
   bool want_logits;
+  uint32_t lora = 0;  // named adapters (Model::add_named_lora) applied to this token: bit i = adapter i
 };
 
 class Model {
@@ -150,6 +151,13 @@ class Model {
   // forward(): attach before serving.
   Status add_lora(std::shared_ptr<const LoraAdapter> adapter, float scale);
   const std::vector<std::pair<std::shared_ptr<const LoraAdapter>, float>>& loras() const { return loras_; }
+  // A named adapter (multi-LoRA serving): attached like add_lora, but applied only to the batch
+  // tokens whose BatchToken::lora has its bit set, so sequences with different adapters (or none)
+  // share one forward pass. Returns its bit index; at most kMaxNamedLoras, names unique.
+  static constexpr int kMaxNamedLoras = 32;
+  Result<int> add_named_lora(const std::string& name, std::shared_ptr<const LoraAdapter> adapter, float scale);
+  const std::vector<std::string>& named_loras() const { return lora_names_; }
+  int named_lora_index(const std::string& name) const;  // -1: none
 
   // Runs the batch through the model, writing K/V into `kv` and the logits of every token with
   // want_logits into `logits` ([n_wanted, n_vocab], in batch order). Validates the batch.
@@ -178,6 +186,8 @@ class Model {
   std::string repack_note_;
   std::vector<std::pair<std::shared_ptr<const LoraAdapter>, float>> loras_;
   std::vector<std::unique_ptr<LoraDelta>> lora_deltas_;  // what Weight::lora points to
+  std::vector<std::string> lora_names_;
+  Status attach_lora(std::shared_ptr<const LoraAdapter> adapter, float scale, int slot);
 };
 
 }  // namespace modu

@@ -42,6 +42,9 @@ struct GenJob {
   std::shared_ptr<const JsonConstraint> json;
   std::string tenant = "default";
   int tenant_max_parallel = 0;    // 0: no per-tenant cap
+  // Named LoRA adapters (Model::add_named_lora) this request runs with: bit i = adapter i. The
+  // prefix cache reuses only KV computed under the same set.
+  uint32_t lora = 0;
 };
 
 struct TokenInfo {
@@ -157,6 +160,7 @@ class Engine {
   struct Slot;
   struct SeqInfo {
     std::vector<int32_t> tokens;  // tokens whose K/V are in the cache (== kv seq_len)
+    uint32_t lora = 0;            // the named adapters those K/V were computed with
     bool busy = false;
     uint64_t last_use = 0;
   };
@@ -164,7 +168,7 @@ class Engine {
 
   void loop();
   void admit_locked();
-  int take_sequence(const std::vector<int32_t>& prompt, bool allow_reuse, int64_t* reused);
+  int take_sequence(const std::vector<int32_t>& prompt, uint32_t lora, bool allow_reuse, int64_t* reused);
   void step(bool cut_all, const std::string& reason);
   void sample_slot(Slot& s, const float* logits);
   void end_slot(Slot& s, Finish f, const std::string& error = "");
