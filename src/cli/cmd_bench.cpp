@@ -22,6 +22,7 @@ namespace {
 
 struct BenchArgs {
   std::string model;
+  std::vector<std::string> lora;
   int n_prompt = 512;
   int n_gen = 128;
   int depth = 0;  // positions already in the cache when each test starts
@@ -123,6 +124,7 @@ int bench(const BenchArgs& a) {
   using clock = std::chrono::steady_clock;
   auto lm = load_model(a.model, false);
   if (!lm.ok()) return fail(lm.status());
+  if (Status st = attach_loras(*lm->model, a.lora); !st.ok()) return fail(st);
   const Model& m = *lm->model;
   const ModelConfig& c = m.config();
   if (a.n_prompt < 0 || a.n_gen < 0 || a.depth < 0 || a.reps < 1)
@@ -334,6 +336,7 @@ void add_bench_command(CLI::App& app, int& rc) {
   auto a = std::make_shared<BenchArgs>();
   CLI::App* c = app.add_subcommand("bench", "Measure prefill and decode tokens/s");
   c->add_option("-m,--model", a->model, "GGUF model file or Hugging Face folder")->required()->check(CLI::ExistingPath);
+  add_lora_option(c, &a->lora);
   c->add_option("-p,--n-prompt", a->n_prompt, "Prompt tokens for the prefill test (0: skip)")->capture_default_str();
   c->add_option("-n,--n-gen", a->n_gen, "Tokens for the decode test (0: skip)")->capture_default_str();
   c->add_option("-d,--depth", a->depth,
