@@ -62,6 +62,7 @@ void add_agent_command(CLI::App& app, int& rc);
 void add_detect_command(CLI::App& app, int& rc);
 void add_audit_command(CLI::App& app, int& rc);
 void add_lora_command(CLI::App& app, int& rc);
+void add_tune_command(CLI::App& app, int& rc);
 void add_chat_command(CLI::App& app, int& rc);
 void add_train_command(CLI::App& app, int& rc);
 void add_tokenizer_train_command(CLI::App& app, int& rc);

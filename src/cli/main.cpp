@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   modu::cli::add_detect_command(app, rc);
   modu::cli::add_audit_command(app, rc);
   modu::cli::add_lora_command(app, rc);
+  modu::cli::add_tune_command(app, rc);
   modu::cli::add_chat_command(app, rc);
   modu::cli::add_train_command(app, rc);
   modu::cli::add_tokenizer_train_command(app, rc);

@@ -141,7 +141,7 @@ Status save_checkpoint(const std::string& path, const ModelDims& d, const TrainS
   return Status::Ok();
 }
 
-Result<TrainState> load_checkpoint(const std::string& path, const ModelDims& d) {
+Result<TrainState> load_checkpoint(const std::string& path, const ModelDims& d, size_t n_params) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) return not_found("no checkpoint at " + path);
   TrainState s;
@@ -165,7 +165,7 @@ Result<TrainState> load_checkpoint(const std::string& path, const ModelDims& d) 
     std::fclose(f);
     return invalid_argument("checkpoint " + path + " was trained with other model dimensions than the config");
   }
-  if (ok && n == make_layout(d).total) {
+  if (ok && n == (n_params ? n_params : make_layout(d).total)) {
     s.params.resize(n); s.m.resize(n); s.v.resize(n);
     get(s.params.data(), n * 4);
     get(s.m.data(), n * 4);

@@ -55,7 +55,9 @@ StepStats train_step(const TrainConfig& c, const Layout& L, TrainState& state, c
 // Checkpoint: dims, step, elapsed time, params and Adam moments, with a checksum. Written to a
 // temporary file, fsynced and renamed, so a kill at any moment leaves the old or the new one.
 Status save_checkpoint(const std::string& path, const ModelDims& d, const TrainState& s);
-Result<TrainState> load_checkpoint(const std::string& path, const ModelDims& d);
+// `n_params`: the parameter count the checkpoint must hold (0: the model layout's total; LoRA
+// tuning stores its adapter parameters under the base model's dimensions).
+Result<TrainState> load_checkpoint(const std::string& path, const ModelDims& d, size_t n_params = 0);
 
 // Tokenizes the corpus (BOS before each document) with the tokenizer GGUF.
 Result<std::vector<int32_t>> tokenize_corpus(const std::string& tokenizer_gguf, const std::string& text_path);

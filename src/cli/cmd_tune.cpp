@@ -1,0 +1,65 @@
+// `modu tune`: LoRA fine-tuning on a text corpus; writes a llama.cpp-format adapter GGUF.
+#include <cmath>
+#include <cstdio>
+
+#include "common.h"
+#include "modu/train/tune.h"
+
+namespace modu::cli {
+
+namespace {
+
+struct TuneArgs {
+  train::TuneConfig c;
+  train::TuneOptions o;
+  std::string targets;
+};
+
+int tune(TuneArgs a) {
+  if (!a.targets.empty()) {
+    a.c.targets.clear();
+    for (size_t p = 0; p <= a.targets.size();) {
+      const size_t e = std::min(a.targets.find(',', p), a.targets.size());
+      if (e > p) a.c.targets.push_back(a.targets.substr(p, e - p));
+      p = e + 1;
+    }
+  }
+  auto r = train::run_tune(a.c, a.o);
+  if (!r.ok()) return fail(r.status());
+  return 0;
+}
+
+}  // namespace
+
+void add_tune_command(CLI::App& app, int& rc) {
+  auto a = std::make_shared<TuneArgs>();
+  a->c.optim.steps = 200;
+  a->c.optim.batch = 4;
+  a->c.optim.lr = 2e-3;
+  a->c.optim.warmup = 10;
+  a->c.optim.weight_decay = 0;
+  a->c.optim.checkpoint_every = 25;
+  CLI::App* c = app.add_subcommand("tune", "LoRA fine-tuning of a model on a text corpus (the base stays frozen)");
+  c->add_option("-m,--model", a->c.base, "Base model GGUF (modu train's Llama layout, e.g. models/modu-tiny.gguf)")
+      ->required()->check(CLI::ExistingFile);
+  c->add_option("--text", a->c.train_text, "Training text (UTF-8; documents separated by blank lines)")->required()->check(CLI::ExistingFile);
+  c->add_option("--valid", a->c.valid_text, "Held-out text: its loss is printed before, every --eval-every steps, and after")
+      ->check(CLI::ExistingFile);
+  c->add_option("-o,--output", a->c.out, "Adapter GGUF to write (checkpoints and the loss curve go to OUTPUT.tune/)")->required();
+  c->add_option("--rank", a->c.rank, "LoRA rank")->capture_default_str();
+  c->add_option("--alpha", a->c.alpha, "LoRA alpha (scale alpha / rank)")->capture_default_str();
+  c->add_option("--targets", a->targets, "Matrices: attn_q,attn_k,attn_v,attn_output,ffn_gate,ffn_up,ffn_down (default all)");
+  c->add_option("--steps", a->c.optim.steps, "Optimizer steps")->capture_default_str();
+  c->add_option("--batch", a->c.optim.batch, "Sequences per step")->capture_default_str();
+  c->add_option("--ctx", a->c.ctx, "Tokens per sequence (0: the model's context)")->capture_default_str();
+  c->add_option("--lr", a->c.optim.lr, "Peak learning rate (warm-up, then cosine decay)")->capture_default_str();
+  c->add_option("--warmup", a->c.optim.warmup, "Warm-up steps")->capture_default_str();
+  c->add_option("--seed", a->c.optim.seed, "Seed (adapter init and batches)")->capture_default_str();
+  c->add_option("--eval-every", a->c.eval_every, "Held-out loss every N steps (0: before and after only)")->capture_default_str();
+  c->add_option("--checkpoint-every", a->c.optim.checkpoint_every, "Checkpoint every N steps")->capture_default_str();
+  c->add_flag("--resume", a->o.resume, "Continue from OUTPUT.tune/checkpoint.bin");
+  c->add_option("-t,--threads", a->o.threads, "Threads (0: all cores)");
+  c->callback([a, &rc] { rc = tune(*a); });
+}
+
+}  // namespace modu::cli

@@ -1,0 +1,288 @@
+// LoRA fine-tuning: the base (frozen, in the training layer's layout) plus s B A per target
+// matrix; gradients of A and B from the merged weights' gradient (dA = s B^T G, dB = s G A^T),
+// AdamW with the pretraining schedule, checkpoints with exact resume, held-out loss, GGUF export.
+#include "modu/train/tune.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <random>
+
+#include "logplot.h"
+#include "modu/gguf/gguf.h"
+#include "modu/kernels/dtype.h"
+#include "modu/models/config.h"
+
+namespace modu::train {
+
+Result<TuneBase> load_tune_base(const std::string& path) {
+  MODU_ASSIGN_OR_RETURN(GgufFile f, GgufFile::open(path));
+  MODU_ASSIGN_OR_RETURN(ModelConfig c, read_model_config(f));
+  const std::string why = path + ": modu tune trains adapters for the training layer's Llama layout (modu train's models); ";
+  if (c.arch.name != "llama") return unimplemented(why + "this model is '" + c.arch.name + "'");
+  if (c.rope_scaling != RopeScaling::kNone) return unimplemented(why + "this model uses rope scaling");
+  TuneBase b;
+  b.arch = c.arch.name;
+  b.dims.n_vocab = c.n_vocab;
+  b.dims.n_embd = c.n_embd;
+  b.dims.n_layer = c.n_layer;
+  b.dims.n_head = c.n_head;
+  b.dims.n_head_kv = c.n_head_kv;
+  b.dims.head_dim = c.head_dim;
+  b.dims.n_ff = c.n_ff;
+  b.dims.n_ctx = c.n_ctx_train;
+  b.dims.rope_theta = c.rope_theta;
+  b.dims.rms_eps = c.rms_eps;
+  MODU_RETURN_IF_ERROR(b.dims.validate().with_context(path));
+  b.layout = make_layout(b.dims);
+  b.params.assign(b.layout.total, 0.0f);
+  for (const ParamTensor& pt : b.layout.tensors) {
+    const GgufTensor* t = f.tensor(pt.name);
+    if (!t) return unimplemented(why + "it has no " + pt.name + " (tied output or another layout)");
+    if (t->shape != pt.shape) return unimplemented(why + pt.name + " has another shape");
+    dtype_traits(t->dtype)->dequantize(t->data, b.params.data() + pt.offset, (int64_t)pt.size);
+  }
+  for (const GgufTensor& t : f.tensors()) {
+    bool known = false;
+    for (const ParamTensor& pt : b.layout.tensors) known |= pt.name == t.name;
+    if (!known) return unimplemented(why + "its tensor " + t.name + " has no place in that layout");
+  }
+  return b;
+}
+
+Result<LoraSet> make_lora_set(const Layout& L, const ModelDims& d, const std::vector<std::string>& targets, int64_t rank,
+                              float alpha) {
+  if (rank <= 0) return invalid_argument("LoRA rank must be positive");
+  if (!(alpha > 0)) return invalid_argument("LoRA alpha must be positive");
+  LoraSet s;
+  s.rank = rank;
+  s.alpha = alpha;
+  for (const std::string& kind : targets) {
+    bool found = false;
+    for (const ParamTensor& pt : L.tensors) {
+      if (pt.shape.size() != 2 || pt.name.rfind("blk.", 0) != 0) continue;
+      const size_t dot = pt.name.find('.', 4);
+      if (pt.name.compare(dot + 1, std::string::npos, kind + ".weight") != 0) continue;
+      LoraSlot sl;
+      sl.name = pt.name;
+      sl.w_offset = pt.offset;
+      sl.cols = pt.shape[0];
+      sl.rows = pt.shape[1];
+      sl.a_offset = s.total;
+      s.total += (size_t)(rank * sl.cols);
+      sl.b_offset = s.total;
+      s.total += (size_t)(sl.rows * rank);
+      s.slots.push_back(sl);
+      found = true;
+    }
+    if (!found) return invalid_argument("no matrix '" + kind + "' to adapt (attn_q, attn_k, attn_v, attn_output, ffn_gate, ffn_up, ffn_down)");
+  }
+  (void)d;
+  return s;
+}
+
+std::vector<float> init_lora(const LoraSet& s, uint64_t seed) {
+  std::vector<float> v(s.total, 0.0f);
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (const LoraSlot& sl : s.slots)
+    for (int64_t i = 0; i < s.rank * sl.cols; ++i) v[sl.a_offset + i] = nd(rng) / std::sqrt((float)sl.cols);
+  return v;
+}
+
+template <class T>
+double lora_loss_grad(const ModelDims& d, const Layout& L, const std::vector<T>& base, const LoraSet& s, const T* lora,
+                      T* grad, const int32_t* tokens, const int32_t* targets, int64_t n_seq, int64_t len, ThreadPool& pool) {
+  const T sc = (T)s.scale();
+  const int64_t r = s.rank;
+  std::vector<T> merged = base;  // W' = W + s B A
+  for (const LoraSlot& sl : s.slots) {
+    const T* A = lora + sl.a_offset;
+    const T* B = lora + sl.b_offset;
+    T* W = merged.data() + sl.w_offset;
+    pool.parallel_for(sl.rows, [&](int64_t b, int64_t e) {
+      for (int64_t row = b; row < e; ++row)
+        for (int64_t k = 0; k < r; ++k) {
+          const T f = sc * B[row * r + k];
+          if (f == 0) continue;
+          const T* a = A + k * sl.cols;
+          T* w = W + row * sl.cols;
+          for (int64_t c = 0; c < sl.cols; ++c) w[c] += f * a[c];
+        }
+    });
+  }
+  std::vector<T> g;
+  if (grad) g.assign(merged.size(), (T)0);
+  const double loss = forward_backward<T>(d, L, merged.data(), grad ? g.data() : nullptr, tokens, targets, n_seq, len, pool);
+  if (!grad) return loss;
+  for (const LoraSlot& sl : s.slots) {
+    const T* A = lora + sl.a_offset;
+    const T* B = lora + sl.b_offset;
+    const T* G = g.data() + sl.w_offset;  // [rows, cols]
+    T* dA = grad + sl.a_offset;           // [r, cols] = s B^T G
+    T* dB = grad + sl.b_offset;           // [rows, r] = s G A^T
+    pool.parallel_for(r, [&](int64_t b, int64_t e) {
+      for (int64_t k = b; k < e; ++k) {
+        T* out = dA + k * sl.cols;
+        std::fill(out, out + sl.cols, (T)0);
+        for (int64_t row = 0; row < sl.rows; ++row) {
+          const T f = sc * B[row * r + k];
+          if (f == 0) continue;
+          const T* gr = G + row * sl.cols;
+          for (int64_t c = 0; c < sl.cols; ++c) out[c] += f * gr[c];
+        }
+      }
+    });
+    pool.parallel_for(sl.rows, [&](int64_t b, int64_t e) {
+      for (int64_t row = b; row < e; ++row) {
+        const T* gr = G + row * sl.cols;
+        for (int64_t k = 0; k < r; ++k) {
+          const T* a = A + k * sl.cols;
+          T acc = 0;
+          for (int64_t c = 0; c < sl.cols; ++c) acc += gr[c] * a[c];
+          dB[row * r + k] = sc * acc;
+        }
+      }
+    });
+  }
+  return loss;
+}
+
+template double lora_loss_grad<float>(const ModelDims&, const Layout&, const std::vector<float>&, const LoraSet&, const float*,
+                                      float*, const int32_t*, const int32_t*, int64_t, int64_t, ThreadPool&);
+template double lora_loss_grad<double>(const ModelDims&, const Layout&, const std::vector<double>&, const LoraSet&,
+                                       const double*, double*, const int32_t*, const int32_t*, int64_t, int64_t, ThreadPool&);
+
+Status write_lora_gguf(const std::string& path, const std::string& arch, const LoraSet& s, const float* lora) {
+  GgufWriter w;
+  w.set("general.architecture", GgufValue::string(arch));
+  w.set("general.type", GgufValue::string("adapter"));
+  w.set("general.name", GgufValue::string("modu tune"));
+  w.set("adapter.type", GgufValue::string("lora"));
+  w.set("adapter.lora.alpha", GgufValue::f32(s.alpha));
+  for (const LoraSlot& sl : s.slots) {
+    MODU_RETURN_IF_ERROR(w.add_tensor_f32(sl.name + ".lora_a", DType::F32, {sl.cols, s.rank}, lora + sl.a_offset));
+    MODU_RETURN_IF_ERROR(w.add_tensor_f32(sl.name + ".lora_b", DType::F32, {s.rank, sl.rows}, lora + sl.b_offset));
+  }
+  return w.write(path);
+}
+
+namespace {
+
+std::string fmt_secs(double s) {
+  char b[32];
+  if (s < 90) std::snprintf(b, sizeof b, "%.0fs", s);
+  else std::snprintf(b, sizeof b, "%dm%02ds", (int)(s / 60), (int)s % 60);
+  return b;
+}
+
+// Mean loss over consecutive windows of `len` + 1 tokens (at most 32 of them).
+double eval_loss(const TuneBase& b, const LoraSet& s, const std::vector<float>& lora, const std::vector<int32_t>& data,
+                 int64_t len, ThreadPool& pool) {
+  double sum = 0;
+  int n = 0;
+  for (size_t off = 0; off + (size_t)len + 1 <= data.size() && n < 32; off += (size_t)len, ++n) {
+    std::vector<int32_t> x(data.begin() + (long)off, data.begin() + (long)off + len),
+        y(data.begin() + (long)off + 1, data.begin() + (long)off + len + 1);
+    sum += lora_loss_grad<float>(b.dims, b.layout, b.params, s, lora.data(), nullptr, x.data(), y.data(), 1, len, pool);
+  }
+  return n ? sum / n : std::nan("");
+}
+
+}  // namespace
+
+Result<std::pair<double, double>> run_tune(TuneConfig c, const TuneOptions& opt) {
+  namespace fs = std::filesystem;
+  MODU_ASSIGN_OR_RETURN(TuneBase base, load_tune_base(c.base));
+  const int64_t len = c.ctx > 0 ? std::min(c.ctx, base.dims.n_ctx) : base.dims.n_ctx;
+  MODU_ASSIGN_OR_RETURN(LoraSet set, make_lora_set(base.layout, base.dims, c.targets, c.rank, c.alpha));
+  MODU_ASSIGN_OR_RETURN(std::vector<int32_t> data, tokenize_corpus(c.base, c.train_text));
+  std::vector<int32_t> valid;
+  if (!c.valid_text.empty()) {
+    MODU_ASSIGN_OR_RETURN(valid, tokenize_corpus(c.base, c.valid_text));
+  }
+  if ((int64_t)data.size() < len + 2) return invalid_argument(c.train_text + " has fewer tokens than one training window");
+  if (c.out_dir.empty()) c.out_dir = c.out + ".tune";
+  std::error_code ec;
+  fs::create_directories(c.out_dir, ec);
+  if (ec) return io_error("cannot create " + c.out_dir + ": " + ec.message());
+  const std::string ckpt = c.out_dir + "/checkpoint.bin", csv = c.out_dir + "/loss.csv";
+  TrainConfig& o = c.optim;
+  ThreadPool pool(opt.threads);
+  TrainState st;
+  if (opt.resume && fs::exists(ckpt)) {
+    MODU_ASSIGN_OR_RETURN(st, load_checkpoint(ckpt, base.dims, set.total));
+    std::fprintf(stderr, "modu tune: resuming at step %lld\n", (long long)st.step);
+  } else {
+    st.params = init_lora(set, o.seed);
+    st.m.assign(set.total, 0.0f);
+    st.v.assign(set.total, 0.0f);
+  }
+  LossLog log;
+  log.load(csv, st.step);
+  const double before = valid.empty() ? std::nan("") : eval_loss(base, set, st.params, valid, len, pool);
+  if (!valid.empty()) std::fprintf(stderr, "modu tune: held-out loss %.4f at step %lld\n", before, (long long)st.step);
+  std::fprintf(stderr, "modu tune: rank %lld, alpha %g, %zu matrices, %.2fM adapter parameters (base %.2fM frozen), %zu tokens\n",
+               (long long)set.rank, set.alpha, set.slots.size(), set.total / 1e6, base.layout.total / 1e6, data.size());
+  const bool tty = isatty(2);
+  const int64_t tok_per_step = o.batch * len;
+  const auto run_start = std::chrono::steady_clock::now();
+  const int64_t first = st.step;
+  std::vector<int32_t> x, y;
+  std::vector<float> g(set.total);
+  while (st.step < o.steps) {
+    const auto t0 = std::chrono::steady_clock::now();
+    sample_batch(data, o.seed, st.step, o.batch, len, x, y);
+    const double loss = lora_loss_grad<float>(base.dims, base.layout, base.params, set, st.params.data(), g.data(), x.data(),
+                                              y.data(), o.batch, len, pool);
+    if (!std::isfinite(loss)) return internal_error("loss is not finite at step " + std::to_string(st.step));
+    double norm = 0;
+    for (float v : g) norm += (double)v * v;
+    norm = std::sqrt(norm);
+    const float clip = o.grad_clip > 0 && norm > o.grad_clip ? (float)(o.grad_clip / norm) : 1.0f;
+    const double lr = lr_at(o, st.step);
+    const int64_t t = st.step + 1;
+    const float b1 = (float)o.beta1, b2 = (float)o.beta2;
+    const float bc1 = (float)(1.0 - std::pow(o.beta1, (double)t)), bc2 = (float)(1.0 - std::pow(o.beta2, (double)t));
+    for (size_t i = 0; i < set.total; ++i) {
+      const float gi = g[i] * clip;
+      st.m[i] = b1 * st.m[i] + (1 - b1) * gi;
+      st.v[i] = b2 * st.v[i] + (1 - b2) * gi * gi;
+      const float upd = (st.m[i] / bc1) / (std::sqrt(st.v[i] / bc2) + (float)o.adam_eps);
+      st.params[i] -= (float)lr * (upd + (float)o.weight_decay * st.params[i]);
+    }
+    ++st.step;
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    st.elapsed_s += dt;
+    log.add({st.step, loss, lr, norm, tok_per_step / dt, st.elapsed_s});
+    const double run_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
+    const double per_step = run_s / (double)(st.step - first);
+    if (opt.progress && (tty || st.step % o.log_every == 0 || st.step == o.steps)) {
+      const int width = 24, filled = (int)(width * st.step / std::max<int64_t>(1, o.steps));
+      std::string bar(filled, '#');
+      bar.resize(width, '.');
+      std::fprintf(stderr, "%s[%s] step %lld/%lld  loss %.4f  lr %.2e  |g| %.3f  %.0f tok/s  ETA %s%s", tty ? "\r" : "",
+                   bar.c_str(), (long long)st.step, (long long)o.steps, loss, lr, norm, tok_per_step / per_step,
+                   fmt_secs(per_step * (double)(o.steps - st.step)).c_str(), tty ? "  " : "\n");
+    }
+    if (c.eval_every > 0 && st.step % c.eval_every == 0 && !valid.empty())
+      std::fprintf(stderr, "%smodu tune: held-out loss %.4f at step %lld\n", tty ? "\n" : "",
+                   eval_loss(base, set, st.params, valid, len, pool), (long long)st.step);
+    if (st.step % o.checkpoint_every == 0 || st.step == o.steps) {
+      MODU_RETURN_IF_ERROR(save_checkpoint(ckpt, base.dims, st));
+      MODU_RETURN_IF_ERROR(log.save(csv));
+      MODU_RETURN_IF_ERROR(write_loss_svg(log, c.out_dir + "/loss.svg", "modu tune"));
+    }
+  }
+  if (tty && opt.progress) std::fprintf(stderr, "\n");
+  const double after = valid.empty() ? std::nan("") : eval_loss(base, set, st.params, valid, len, pool);
+  if (!valid.empty()) std::fprintf(stderr, "modu tune: held-out loss %.4f -> %.4f\n", before, after);
+  MODU_RETURN_IF_ERROR(write_lora_gguf(c.out, base.arch, set, st.params.data()));
+  std::fprintf(stderr, "modu tune: wrote %s (%s of training)\n", c.out.c_str(), fmt_secs(st.elapsed_s).c_str());
+  return std::make_pair(before, after);
+}
+
+}  // namespace modu::train

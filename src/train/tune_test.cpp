@@ -1,0 +1,146 @@
+// Tests for LoRA tuning: the adapter gradients (from the merged weights' gradient) against central
+// finite differences in float64; a short run on modu-tiny lowers the held-out loss; the exported
+// GGUF adapter, loaded by the inference side, gives the loss the training side computed.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "modu/models/lora.h"
+#include "modu/models/model.h"
+#include "modu/train/tune.h"
+
+namespace modu::train {
+namespace {
+
+namespace fs = std::filesystem;
+
+TEST(TuneGrad, AdapterGradientsMatchFiniteDifferences) {
+  ModelDims d;
+  d.n_vocab = 40;
+  d.n_embd = 16;
+  d.n_layer = 2;
+  d.n_head = 2;
+  d.n_head_kv = 1;
+  d.head_dim = 8;
+  d.n_ff = 24;
+  d.n_ctx = 8;
+  const Layout L = make_layout(d);
+  const std::vector<float> pf = init_params(d, L, 3);
+  std::vector<double> base(pf.begin(), pf.end());
+  auto set = make_lora_set(L, d, {"attn_q", "attn_v", "attn_output", "ffn_gate", "ffn_down"}, 3, 6.0f);
+  ASSERT_TRUE(set.ok()) << set.status().to_string();
+  std::vector<double> lora(set->total);
+  std::mt19937_64 rng(5);
+  std::normal_distribution<double> nd(0, 0.3);
+  for (auto& v : lora) v = nd(rng);  // B non-zero, so A has a gradient too
+  std::vector<int32_t> tok(2 * 7), tgt(2 * 7);
+  for (size_t i = 0; i < tok.size(); ++i) {
+    tok[i] = (int32_t)(rng() % d.n_vocab);
+    tgt[i] = i % 5 == 3 ? -1 : (int32_t)(rng() % d.n_vocab);  // some positions carry no loss
+  }
+  ThreadPool pool(2);
+  std::vector<double> grad(set->total);
+  lora_loss_grad<double>(d, L, base, *set, lora.data(), grad.data(), tok.data(), tgt.data(), 2, 7, pool);
+  double worst = 0;
+  int checked = 0;
+  for (size_t i = 0; i < lora.size(); i += 7, ++checked) {
+    const double h = 1e-5, keep = lora[i];
+    lora[i] = keep + h;
+    const double lp = lora_loss_grad<double>(d, L, base, *set, lora.data(), nullptr, tok.data(), tgt.data(), 2, 7, pool);
+    lora[i] = keep - h;
+    const double lm = lora_loss_grad<double>(d, L, base, *set, lora.data(), nullptr, tok.data(), tgt.data(), 2, 7, pool);
+    lora[i] = keep;
+    const double fd = (lp - lm) / (2 * h);
+    worst = std::max(worst, std::fabs(fd - grad[i]) / std::max(1e-4, std::fabs(fd)));
+  }
+  EXPECT_GT(checked, 50);
+  EXPECT_LT(worst, 1e-5);
+  EXPECT_FALSE(make_lora_set(L, d, {"attn_qq"}, 3, 6.0f).ok());
+  EXPECT_FALSE(make_lora_set(L, d, {"attn_q"}, 0, 6.0f).ok());
+}
+
+TEST(Tune, ModuTinyLearnsAGlossaryAndTheAdapterLoads) {
+  const std::string base = std::string(MODU_SOURCE_DIR) + "/models/modu-tiny.gguf";
+  const fs::path dir = fs::temp_directory_path() / ("modu_tune_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  // A small domain text: public-service glossary lines, repeated with variations.
+  std::string train, valid;
+  const char* terms[][2] = {{"주민등록등본", "주민등록표의 전체 내용을 옮겨 적은 증명서"},
+                            {"가족관계증명서", "가족의 인적 사항을 증명하는 서류"},
+                            {"전입신고", "새 주소로 이사한 뒤 14일 안에 하는 신고"},
+                            {"정부24", "민원 서류를 온라인으로 신청하고 발급받는 누리집"}};
+  for (int rep = 0; rep < 12; ++rep)
+    for (auto& t : terms) train += std::string("용어: ") + t[0] + "\n뜻: " + t[1] + ".\n\n";
+  for (auto& t : terms) valid += std::string("용어: ") + t[0] + "\n뜻: " + t[1] + ".\n\n";
+  std::ofstream(dir / "train.txt") << train;
+  std::ofstream(dir / "valid.txt") << valid;
+  TuneConfig c;
+  c.base = base;
+  c.train_text = (dir / "train.txt").string();
+  c.valid_text = (dir / "valid.txt").string();
+  c.out = (dir / "glossary.gguf").string();
+  c.rank = 4;
+  c.alpha = 8;
+  c.ctx = 48;
+  c.optim.steps = 40;
+  c.optim.batch = 2;
+  c.optim.lr = 3e-3;
+  c.optim.warmup = 4;
+  c.optim.weight_decay = 0;
+  c.optim.checkpoint_every = 20;
+  TuneOptions opt;
+  opt.progress = false;
+  opt.threads = 2;
+  auto r = run_tune(c, opt);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_LT(r->second, r->first - 0.3) << "held-out loss " << r->first << " -> " << r->second;
+  EXPECT_TRUE(fs::exists(dir / "glossary.gguf.tune" / "loss.svg"));
+  // The exported adapter on the inference side: the mean loss of the held-out window equals the
+  // training side's with the same adapter.
+  auto tb = load_tune_base(base);
+  ASSERT_TRUE(tb.ok());
+  auto set = make_lora_set(tb->layout, tb->dims, c.targets, c.rank, c.alpha);
+  ASSERT_TRUE(set.ok());
+  auto ad = LoraAdapter::load(c.out);
+  ASSERT_TRUE(ad.ok()) << ad.status().to_string();
+  std::vector<float> lora(set->total);
+  for (const auto& sl : set->slots) {
+    const LoraPair& p = ad->get()->pairs().at(sl.name);
+    std::copy(p.a.begin(), p.a.end(), lora.begin() + (long)sl.a_offset);
+    std::copy(p.b.begin(), p.b.end(), lora.begin() + (long)sl.b_offset);
+  }
+  auto m = Model::load(base);
+  ASSERT_TRUE(m.ok());
+  ASSERT_TRUE((*m)->add_lora(*ad, 1.0f).ok());
+  auto toks = tokenize_corpus(base, c.valid_text);
+  ASSERT_TRUE(toks.ok());
+  const int64_t len = 32;
+  ASSERT_GT((int64_t)toks->size(), len + 1);
+  std::vector<int32_t> x(toks->begin(), toks->begin() + len), y(toks->begin() + 1, toks->begin() + len + 1);
+  ThreadPool pool(2);
+  const double train_side = lora_loss_grad<float>(tb->dims, tb->layout, tb->params, *set, lora.data(), nullptr, x.data(), y.data(),
+                                                  1, len, pool);
+  KvCache kv((*m)->config(), 1, 64, KvType::kF32);
+  std::vector<BatchToken> batch;
+  for (int64_t i = 0; i < len; ++i) batch.push_back({x[i], i, 0, true});
+  std::vector<float> logits;
+  ASSERT_TRUE((*m)->forward(batch, kv, pool, logits).ok());
+  const int64_t nv = (*m)->config().n_vocab;
+  double ce = 0;
+  for (int64_t i = 0; i < len; ++i) {
+    const float* l = logits.data() + i * nv;
+    double mx = l[0], sum = 0;
+    for (int64_t v = 0; v < nv; ++v) mx = std::max(mx, (double)l[v]);
+    for (int64_t v = 0; v < nv; ++v) sum += std::exp(l[v] - mx);
+    ce += std::log(sum) + mx - l[y[i]];
+  }
+  EXPECT_NEAR(ce / len, train_side, 2e-3);
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace modu::train
