@@ -51,6 +51,7 @@ void add_tune_command(CLI::App& app, int& rc) {
   c->add_option("--targets", a->targets, "Matrices: attn_q,attn_k,attn_v,attn_output,ffn_gate,ffn_up,ffn_down (default all)");
   c->add_option("--steps", a->c.optim.steps, "Optimizer steps")->capture_default_str();
   c->add_option("--batch", a->c.optim.batch, "Sequences per step")->capture_default_str();
+  c->add_option("--accum", a->c.accum, "Gradient accumulation: micro-batches of --batch per step")->capture_default_str();
   c->add_option("--ctx", a->c.ctx, "Tokens per sequence (0: the model's context)")->capture_default_str();
   c->add_option("--lr", a->c.optim.lr, "Peak learning rate (warm-up, then cosine decay)")->capture_default_str();
   c->add_option("--warmup", a->c.optim.warmup, "Warm-up steps")->capture_default_str();

@@ -228,16 +228,24 @@ Result<std::pair<double, double>> run_tune(TuneConfig c, const TuneOptions& opt)
   std::fprintf(stderr, "modu tune: rank %lld, alpha %g, %zu matrices, %.2fM adapter parameters (base %.2fM frozen), %zu tokens\n",
                (long long)set.rank, set.alpha, set.slots.size(), set.total / 1e6, base.layout.total / 1e6, data.size());
   const bool tty = isatty(2);
-  const int64_t tok_per_step = o.batch * len;
+  const int64_t tok_per_step = o.batch * len * std::max<int64_t>(1, c.accum);
   const auto run_start = std::chrono::steady_clock::now();
   const int64_t first = st.step;
   std::vector<int32_t> x, y;
-  std::vector<float> g(set.total);
+  const int64_t accum = std::max<int64_t>(1, c.accum);
+  std::vector<float> g(set.total), gj(accum > 1 ? set.total : 0);
   while (st.step < o.steps) {
     const auto t0 = std::chrono::steady_clock::now();
-    sample_batch(data, o.seed, st.step, o.batch, len, x, y);
-    const double loss = lora_loss_grad<float>(base.dims, base.layout, base.params, set, st.params.data(), g.data(), x.data(),
-                                              y.data(), o.batch, len, pool);
+    // Gradient accumulation: the mean over `accum` micro-batches, each drawn from its own seed.
+    double loss = 0;
+    std::fill(g.begin(), g.end(), 0.0f);
+    for (int64_t j = 0; j < accum; ++j) {
+      sample_batch(data, o.seed + (uint64_t)j * 0x9E3779B97F4A7C15ull, st.step, o.batch, len, x, y);
+      loss += lora_loss_grad<float>(base.dims, base.layout, base.params, set, st.params.data(), accum == 1 ? g.data() : gj.data(),
+                                    x.data(), y.data(), o.batch, len, pool) / (double)accum;
+      if (accum > 1)
+        for (size_t i = 0; i < set.total; ++i) g[i] += gj[i] / (float)accum;
+    }
     if (!std::isfinite(loss)) return internal_error("loss is not finite at step " + std::to_string(st.step));
     double norm = 0;
     for (float v : g) norm += (double)v * v;

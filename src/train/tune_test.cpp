@@ -175,6 +175,23 @@ TEST(Tune, KillNineThenResumeIsBitIdentical) {
   o.progress = false;
   o.threads = 2;
   ASSERT_TRUE(run_tune(config("a"), o).ok());
+  // Gradient accumulation (two micro-batches of one sequence per step) trains too: the mean loss
+  // of the last four steps is below that of the first four.
+  {
+    TuneConfig acc = config("acc");
+    acc.optim.batch = 1;
+    acc.accum = 2;
+    ASSERT_TRUE(run_tune(acc, o).ok());
+    std::ifstream csv(acc.out + ".tune/loss.csv");
+    std::string line;
+    std::vector<double> losses;
+    std::getline(csv, line);  // header
+    while (std::getline(csv, line)) losses.push_back(std::stod(line.substr(line.find(',') + 1)));
+    ASSERT_EQ(losses.size(), 24u);
+    double head = 0, tail = 0;
+    for (int i = 0; i < 4; ++i) head += losses[i], tail += losses[losses.size() - 1 - i];
+    EXPECT_LT(tail, head);
+  }
   auto slurp = [](const std::string& p) {
     std::ifstream in(p, std::ios::binary);
     return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

@@ -71,6 +71,7 @@ struct TuneConfig {
   int64_t ctx = 0;               // sequence length (0: the base's n_ctx)
   TrainConfig optim;             // steps, batch, lr, warmup, betas, weight decay (default 0 here), clip, seed, checkpoint_every, log_every
   int64_t eval_every = 0;        // held-out loss every N steps (0: at the end only)
+  int64_t accum = 1;             // gradient accumulation: micro-batches of optim.batch per step
 };
 struct TuneOptions {
   bool resume = false;
