@@ -76,7 +76,8 @@ int merge(const MergeArgs& a) {
 }
 
 struct InitArgs {
-  std::string base, out, targets = "attn_q,attn_k,attn_v,attn_output,ffn_gate,ffn_up,ffn_down";
+  std::string base, out;
+  std::vector<std::string> targets = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
   int rank = 16;
   float alpha = 32;
   float strength = 0.1f;  // about |s B A x| / |x| for a random x
@@ -92,11 +93,7 @@ int init(const InitArgs& a) {
   if (!arch.ok()) return fail(arch.status());
   if (a.rank <= 0) return fail(invalid_argument("--rank must be positive"));
   std::vector<std::string> targets;
-  for (size_t p = 0; p <= a.targets.size();) {
-    const size_t e = std::min(a.targets.find(',', p), a.targets.size());
-    if (e > p) targets.push_back(a.targets.substr(p, e - p) + ".weight");
-    p = e + 1;
-  }
+  for (const auto& t : a.targets) targets.push_back(t + ".weight");
   GgufWriter w;
   w.set("general.architecture", GgufValue::string(*arch));
   w.set("general.type", GgufValue::string("adapter"));
@@ -118,7 +115,7 @@ int init(const InitArgs& a) {
     if (Status st = w.add_tensor_f32(t.name + ".lora_b", DType::F32, {a.rank, rows}, B.data()); !st.ok()) return fail(st);
     ++n;
   }
-  if (n == 0) return fail(invalid_argument("no matrix of " + a.base + " matches --targets " + a.targets));
+  if (n == 0) return fail(invalid_argument("no matrix of " + a.base + " matches --targets"));
   if (Status st = w.write(a.out); !st.ok()) return fail(st);
   std::fprintf(stderr, "modu: wrote %s (random rank-%d LoRA for %d matrices of %s)\n", a.out.c_str(), a.rank, n, a.base.c_str());
   return 0;
@@ -147,7 +144,7 @@ void add_lora_command(CLI::App& app, int& rc) {
   i->add_option("--rank", ia->rank, "Rank")->capture_default_str();
   i->add_option("--alpha", ia->alpha, "adapter.lora.alpha")->capture_default_str();
   i->add_option("--strength", ia->strength, "Size of the adapter's term relative to its input")->capture_default_str();
-  i->add_option("--targets", ia->targets, "Comma-separated matrix names (attn_q, ..., ffn_down, output)")->capture_default_str();
+  i->add_option("--targets", ia->targets, "Matrix names, comma-separated (attn_q, ..., ffn_down, output)")->delimiter(',')->capture_default_str();
   i->add_option("--seed", ia->seed, "Random seed")->capture_default_str();
   i->callback([ia, &rc] { rc = init(*ia); });
 }

@@ -12,18 +12,9 @@ namespace {
 struct TuneArgs {
   train::TuneConfig c;
   train::TuneOptions o;
-  std::string targets;
 };
 
-int tune(TuneArgs a) {
-  if (!a.targets.empty()) {
-    a.c.targets.clear();
-    for (size_t p = 0; p <= a.targets.size();) {
-      const size_t e = std::min(a.targets.find(',', p), a.targets.size());
-      if (e > p) a.c.targets.push_back(a.targets.substr(p, e - p));
-      p = e + 1;
-    }
-  }
+int tune(const TuneArgs& a) {
   auto r = train::run_tune(a.c, a.o);
   if (!r.ok()) return fail(r.status());
   return 0;
@@ -48,7 +39,8 @@ void add_tune_command(CLI::App& app, int& rc) {
   c->add_option("-o,--output", a->c.out, "Adapter GGUF to write (checkpoints and the loss curve go to OUTPUT.tune/)")->required();
   c->add_option("--rank", a->c.rank, "LoRA rank")->capture_default_str();
   c->add_option("--alpha", a->c.alpha, "LoRA alpha (scale alpha / rank)")->capture_default_str();
-  c->add_option("--targets", a->targets, "Matrices: attn_q,attn_k,attn_v,attn_output,ffn_gate,ffn_up,ffn_down (default all)");
+  c->add_option("--targets", a->c.targets, "Matrices, comma-separated: attn_q,attn_k,attn_v,attn_output,ffn_gate,ffn_up,ffn_down")
+      ->delimiter(',')->capture_default_str();
   c->add_option("--steps", a->c.optim.steps, "Optimizer steps")->capture_default_str();
   c->add_option("--batch", a->c.optim.batch, "Sequences per step")->capture_default_str();
   c->add_option("--accum", a->c.accum, "Gradient accumulation: micro-batches of --batch per step")->capture_default_str();
