@@ -193,14 +193,10 @@ std::optional<ApiError> HttpServer::Impl::lora_mask(const std::string& model_fie
     *mask |= 1u << i;
     return std::nullopt;
   };
-  // "BASE:NAME": the part after the served id (or after the last ':' when the id has none).
+  // "BASE:NAME" with BASE the served id (other model names, "llama3:8b" included, select nothing).
   const std::string prefix = opts.model_id + ":";
-  if (model_field.rfind(prefix, 0) == 0) {
+  if (model_field.rfind(prefix, 0) == 0)
     if (auto e = add(model_field.substr(prefix.size()), "model")) return e;
-  } else if (const size_t c = model_field.rfind(':'); c != std::string::npos && opts.model_id.find(':') == std::string::npos &&
-                                                      !names.empty()) {
-    if (auto e = add(model_field.substr(c + 1), "model")) return e;
-  }
   if (body.find("\"lora\"") == std::string::npos) return std::nullopt;
   const json j = json::parse(body, nullptr, false);
   if (!j.is_object() || !j.contains("lora") || j["lora"].is_null()) return std::nullopt;
