@@ -128,6 +128,7 @@ def main():
     ap.add_argument("--human", type=int, default=1000, help="human texts per language")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-human", action="store_true")
+    ap.add_argument("--human-only", action="store_true", help="only the false positives on human text")
     ap.add_argument("--json")
     args = ap.parse_args()
     rng = random.Random(1)
@@ -146,6 +147,13 @@ def main():
                                        "fpr": rate(res), "mean_scored_tokens": statistics.mean(r["scored"] for r in res),
                                        "z_mean": statistics.mean(zs), "z_sd": statistics.pstdev(zs), "z_max": max(zs)}
             print(f"human {lang}: {report[f'human_{lang}']}", file=sys.stderr)
+
+    if args.human_only:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as f:
+                json.dump(report, f, indent=2, ensure_ascii=False)
+        return
 
     prompts = []
     for lang_texts in win.values():
