@@ -3,6 +3,9 @@
 // commands quickly and leave nothing behind.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <netinet/in.h>
@@ -151,8 +154,14 @@ int processes_with(const std::string& marker) {
   DIR* d = opendir("/proc");
   while (dirent* e = d ? readdir(d) : nullptr) {
     if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-    std::ifstream f(std::string("/proc/") + e->d_name + "/cmdline");
-    std::string c((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    // read(2), not ifstream: a process that exits between open and read makes libstdc++ throw (ESRCH).
+    std::string c;
+    const int fd = ::open((std::string("/proc/") + e->d_name + "/cmdline").c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      char buf[4096];
+      for (ssize_t k; (k = ::read(fd, buf, sizeof buf)) > 0;) c.append(buf, (size_t)k);
+      ::close(fd);
+    }
     if (c.find(marker) != std::string::npos) ++n;
   }
   if (d) closedir(d);
