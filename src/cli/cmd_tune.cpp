@@ -1,4 +1,4 @@
-// `modu tune`: LoRA fine-tuning on a text corpus; writes a llama.cpp-format adapter GGUF.
+// `modu tune`: LoRA fine-tuning on a text corpus or chat JSON Lines; writes a llama.cpp-format adapter GGUF.
 #include <cmath>
 #include <cstdio>
 
@@ -33,8 +33,9 @@ void add_tune_command(CLI::App& app, int& rc) {
   CLI::App* c = app.add_subcommand("tune", "LoRA fine-tuning of a model on a text corpus (the base stays frozen)");
   c->add_option("-m,--model", a->c.base, "Base model GGUF (modu train's Llama layout, e.g. models/modu-tiny.gguf)")
       ->required()->check(CLI::ExistingFile);
-  c->add_option("--text", a->c.train_text, "Training text (UTF-8; documents separated by blank lines)")->required()->check(CLI::ExistingFile);
-  c->add_option("--valid", a->c.valid_text, "Held-out text: its loss is printed before, every --eval-every steps, and after")
+  c->add_option("--text", a->c.train_text, "Training text (UTF-8; documents separated by blank lines), or chat data FILE.jsonl "
+                 "({\"messages\": [...]} per line; loss on the assistant turns only)")->required()->check(CLI::ExistingFile);
+  c->add_option("--valid", a->c.valid_text, "Held-out text or .jsonl: its loss is printed before, every --eval-every steps, and after")
       ->check(CLI::ExistingFile);
   c->add_option("-o,--output", a->c.out, "Adapter GGUF to write (checkpoints and the loss curve go to OUTPUT.tune/)")->required();
   c->add_option("--rank", a->c.rank, "LoRA rank")->capture_default_str();

@@ -38,7 +38,7 @@ uint64_t splitmix64(uint64_t x) {
 }  // namespace
 
 void sample_batch(const std::vector<int32_t>& data, uint64_t seed, int64_t step, int64_t batch, int64_t len,
-                  std::vector<int32_t>& tokens, std::vector<int32_t>& targets) {
+                  std::vector<int32_t>& tokens, std::vector<int32_t>& targets, const std::vector<uint8_t>* predict) {
   tokens.resize((size_t)(batch * len));
   targets.resize(tokens.size());
   const uint64_t span = data.size() > (size_t)len + 1 ? data.size() - (size_t)len - 1 : 1;
@@ -48,7 +48,7 @@ void sample_batch(const std::vector<int32_t>& data, uint64_t seed, int64_t step,
     for (int64_t i = 0; i < len; ++i) {
       const size_t at = off + (size_t)i;
       tokens[b * len + i] = at < data.size() ? data[at] : 0;
-      targets[b * len + i] = at + 1 < data.size() ? data[at + 1] : -1;
+      targets[b * len + i] = at + 1 < data.size() && (!predict || (*predict)[at + 1]) ? data[at + 1] : -1;
     }
   }
 }

@@ -15,6 +15,10 @@
 #include "modu/gguf/gguf.h"
 #include "modu/kernels/dtype.h"
 #include "modu/models/config.h"
+#include "modu/chat/chat_template.h"
+#include "modu/tokenizer/tokenizer.h"
+#include <fstream>
+#include <nlohmann/json.hpp>
 
 namespace modu::train {
 
@@ -170,7 +174,82 @@ Status write_lora_gguf(const std::string& path, const std::string& arch, const L
   return w.write(path);
 }
 
+Result<ChatTokens> tokenize_chat(const std::string& model_gguf, const std::string& jsonl_path) {
+  MODU_ASSIGN_OR_RETURN(GgufFile f, GgufFile::open(model_gguf));
+  MODU_ASSIGN_OR_RETURN(auto tok, Tokenizer::from_gguf(f));
+  MODU_ASSIGN_OR_RETURN(std::string src, f.get_string("tokenizer.chat_template", std::string()));
+  if (src.empty()) return invalid_argument(model_gguf + " has no chat template, which chat tuning renders conversations with");
+  MODU_ASSIGN_OR_RETURN(auto tmpl, jinja::Template::parse(src));
+  std::ifstream in(jsonl_path);
+  if (!in) return not_found("cannot read " + jsonl_path);
+  chat::ChatTemplateInputs base_in;
+  if (tok->bos_id() >= 0) base_in.bos_token = tok->token_text(tok->bos_id());
+  if (tok->eos_id() >= 0) base_in.eos_token = tok->token_text(tok->eos_id());
+  auto encode = [&](const std::string& text) {
+    const bool has_bos = !base_in.bos_token.empty() && text.rfind(base_in.bos_token, 0) == 0;
+    return tok->encode(text, tok->add_bos() && !has_bos, /*parse_special=*/true);
+  };
+  auto render = [&](const nlohmann::ordered_json& msgs, bool gen) {
+    chat::ChatTemplateInputs ci = base_in;
+    ci.messages = msgs;
+    ci.add_generation_prompt = gen;
+    return chat::render_chat_template(tmpl, ci);
+  };
+  ChatTokens out;
+  std::string line;
+  int64_t line_no = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::string where = jsonl_path + ":" + std::to_string(line_no);
+    const nlohmann::ordered_json j = nlohmann::ordered_json::parse(line, nullptr, false);
+    if (!j.is_object() || !j.contains("messages") || !j["messages"].is_array() || j["messages"].empty())
+      return invalid_argument(where + ": expected {\"messages\": [{\"role\": ..., \"content\": ...}, ...]}");
+    const auto& msgs = j["messages"];
+    MODU_ASSIGN_OR_RETURN(std::string full_text, render(msgs, false));
+    const std::vector<int32_t> full = encode(full_text);
+    std::vector<uint8_t> pred(full.size(), 0);
+    for (size_t i = 0; i < msgs.size(); ++i) {
+      if (!msgs[i].is_object() || msgs[i].value("role", std::string()) != "assistant") continue;
+      nlohmann::ordered_json before = nlohmann::ordered_json::array(), through = nlohmann::ordered_json::array();
+      for (size_t k = 0; k < i; ++k) before.push_back(msgs[k]);
+      through = before;
+      through.push_back(msgs[i]);
+      MODU_ASSIGN_OR_RETURN(std::string a, render(before, true));
+      MODU_ASSIGN_OR_RETURN(std::string b, render(through, false));
+      const std::vector<int32_t> ta = encode(a), tb = encode(b);
+      // The turn's tokens are those of `through` after `before` + generation prompt; both must be
+      // prefixes of the whole conversation's tokens (true at the special-token boundaries chat
+      // templates put between turns).
+      auto is_prefix = [&](const std::vector<int32_t>& p) {
+        return p.size() <= full.size() && std::equal(p.begin(), p.end(), full.begin());
+      };
+      if (!is_prefix(ta) || !is_prefix(tb) || tb.size() < ta.size())
+        return invalid_argument(where + ": the chat template renders assistant turn " + std::to_string(i) +
+                                " so that its tokens cannot be told apart from the rest");
+      for (size_t p = ta.size(); p < tb.size(); ++p) pred[p] = 1;
+      out.assistant_tokens += (int64_t)(tb.size() - ta.size());
+    }
+    out.tokens.insert(out.tokens.end(), full.begin(), full.end());
+    out.predict.insert(out.predict.end(), pred.begin(), pred.end());
+    ++out.conversations;
+  }
+  if (out.assistant_tokens == 0) return invalid_argument(jsonl_path + " has no assistant turns to learn from");
+  return out;
+}
+
 namespace {
+
+bool is_jsonl(const std::string& path) { return path.size() > 6 && path.compare(path.size() - 6, 6, ".jsonl") == 0; }
+
+// The tokens of a text file, or of chat JSON Lines with their predict mask.
+Result<ChatTokens> load_data(const std::string& base, const std::string& path) {
+  if (is_jsonl(path)) return tokenize_chat(base, path);
+  MODU_ASSIGN_OR_RETURN(std::vector<int32_t> t, tokenize_corpus(base, path));
+  ChatTokens c;
+  c.tokens = std::move(t);
+  return c;
+}
 
 std::string fmt_secs(double s) {
   char b[32];
@@ -179,15 +258,23 @@ std::string fmt_secs(double s) {
   return b;
 }
 
-// Mean loss over consecutive windows of `len` + 1 tokens (at most 32 of them).
-double eval_loss(const TuneBase& b, const LoraSet& s, const std::vector<float>& lora, const std::vector<int32_t>& data,
-                 int64_t len, ThreadPool& pool) {
+// Mean loss over consecutive windows of `len` + 1 tokens (at most 32 of them), counting only
+// predicted positions when the data has a mask (windows without any are skipped).
+double eval_loss(const TuneBase& b, const LoraSet& s, const std::vector<float>& lora, const ChatTokens& data, int64_t len,
+                 ThreadPool& pool) {
   double sum = 0;
   int n = 0;
-  for (size_t off = 0; off + (size_t)len + 1 <= data.size() && n < 32; off += (size_t)len, ++n) {
-    std::vector<int32_t> x(data.begin() + (long)off, data.begin() + (long)off + len),
-        y(data.begin() + (long)off + 1, data.begin() + (long)off + len + 1);
+  const auto& d = data.tokens;
+  for (size_t off = 0; off + (size_t)len + 1 <= d.size() && n < 32; off += (size_t)len) {
+    std::vector<int32_t> x(d.begin() + (long)off, d.begin() + (long)off + len), y(d.begin() + (long)off + 1, d.begin() + (long)off + len + 1);
+    bool any = data.predict.empty();
+    for (int64_t i = 0; i < len && !data.predict.empty(); ++i) {
+      if (!data.predict[off + (size_t)i + 1]) y[(size_t)i] = -1;
+      else any = true;
+    }
+    if (!any) continue;
     sum += lora_loss_grad<float>(b.dims, b.layout, b.params, s, lora.data(), nullptr, x.data(), y.data(), 1, len, pool);
+    ++n;
   }
   return n ? sum / n : std::nan("");
 }
@@ -199,12 +286,17 @@ Result<std::pair<double, double>> run_tune(TuneConfig c, const TuneOptions& opt)
   MODU_ASSIGN_OR_RETURN(TuneBase base, load_tune_base(c.base));
   const int64_t len = c.ctx > 0 ? std::min(c.ctx, base.dims.n_ctx) : base.dims.n_ctx;
   MODU_ASSIGN_OR_RETURN(LoraSet set, make_lora_set(base.layout, base.dims, c.targets, c.rank, c.alpha));
-  MODU_ASSIGN_OR_RETURN(std::vector<int32_t> data, tokenize_corpus(c.base, c.train_text));
-  std::vector<int32_t> valid;
+  MODU_ASSIGN_OR_RETURN(ChatTokens train_data, load_data(c.base, c.train_text));
+  const std::vector<int32_t>& data = train_data.tokens;
+  const std::vector<uint8_t>* predict = train_data.predict.empty() ? nullptr : &train_data.predict;
+  ChatTokens valid;
   if (!c.valid_text.empty()) {
-    MODU_ASSIGN_OR_RETURN(valid, tokenize_corpus(c.base, c.valid_text));
+    MODU_ASSIGN_OR_RETURN(valid, load_data(c.base, c.valid_text));
   }
   if ((int64_t)data.size() < len + 2) return invalid_argument(c.train_text + " has fewer tokens than one training window");
+  if (predict)
+    std::fprintf(stderr, "modu tune: %lld conversations, %lld assistant tokens of %zu (the loss counts only those)\n",
+                 (long long)train_data.conversations, (long long)train_data.assistant_tokens, data.size());
   if (c.out_dir.empty()) c.out_dir = c.out + ".tune";
   std::error_code ec;
   fs::create_directories(c.out_dir, ec);
@@ -223,8 +315,8 @@ Result<std::pair<double, double>> run_tune(TuneConfig c, const TuneOptions& opt)
   }
   LossLog log;
   log.load(csv, st.step);
-  const double before = valid.empty() ? std::nan("") : eval_loss(base, set, st.params, valid, len, pool);
-  if (!valid.empty()) std::fprintf(stderr, "modu tune: held-out loss %.4f at step %lld\n", before, (long long)st.step);
+  const double before = valid.tokens.empty() ? std::nan("") : eval_loss(base, set, st.params, valid, len, pool);
+  if (!valid.tokens.empty()) std::fprintf(stderr, "modu tune: held-out loss %.4f at step %lld\n", before, (long long)st.step);
   std::fprintf(stderr, "modu tune: rank %lld, alpha %g, %zu matrices, %.2fM adapter parameters (base %.2fM frozen), %zu tokens\n",
                (long long)set.rank, set.alpha, set.slots.size(), set.total / 1e6, base.layout.total / 1e6, data.size());
   const bool tty = isatty(2);
@@ -240,7 +332,7 @@ Result<std::pair<double, double>> run_tune(TuneConfig c, const TuneOptions& opt)
     double loss = 0;
     std::fill(g.begin(), g.end(), 0.0f);
     for (int64_t j = 0; j < accum; ++j) {
-      sample_batch(data, o.seed + (uint64_t)j * 0x9E3779B97F4A7C15ull, st.step, o.batch, len, x, y);
+      sample_batch(data, o.seed + (uint64_t)j * 0x9E3779B97F4A7C15ull, st.step, o.batch, len, x, y, predict);
       loss += lora_loss_grad<float>(base.dims, base.layout, base.params, set, st.params.data(), accum == 1 ? g.data() : gj.data(),
                                     x.data(), y.data(), o.batch, len, pool) / (double)accum;
       if (accum > 1)
@@ -276,7 +368,7 @@ Result<std::pair<double, double>> run_tune(TuneConfig c, const TuneOptions& opt)
                    bar.c_str(), (long long)st.step, (long long)o.steps, loss, lr, norm, tok_per_step / per_step,
                    fmt_secs(per_step * (double)(o.steps - st.step)).c_str(), tty ? "  " : "\n");
     }
-    if (c.eval_every > 0 && st.step % c.eval_every == 0 && !valid.empty())
+    if (c.eval_every > 0 && st.step % c.eval_every == 0 && !valid.tokens.empty())
       std::fprintf(stderr, "%smodu tune: held-out loss %.4f at step %lld\n", tty ? "\n" : "",
                    eval_loss(base, set, st.params, valid, len, pool), (long long)st.step);
     if (st.step % o.checkpoint_every == 0 || st.step == o.steps) {
@@ -286,8 +378,8 @@ Result<std::pair<double, double>> run_tune(TuneConfig c, const TuneOptions& opt)
     }
   }
   if (tty && opt.progress) std::fprintf(stderr, "\n");
-  const double after = valid.empty() ? std::nan("") : eval_loss(base, set, st.params, valid, len, pool);
-  if (!valid.empty()) std::fprintf(stderr, "modu tune: held-out loss %.4f -> %.4f\n", before, after);
+  const double after = valid.tokens.empty() ? std::nan("") : eval_loss(base, set, st.params, valid, len, pool);
+  if (!valid.tokens.empty()) std::fprintf(stderr, "modu tune: held-out loss %.4f -> %.4f\n", before, after);
   MODU_RETURN_IF_ERROR(write_lora_gguf(c.out, base.arch, set, st.params.data()));
   std::fprintf(stderr, "modu tune: wrote %s (%s of training)\n", c.out.c_str(), fmt_secs(st.elapsed_s).c_str());
   return std::make_pair(before, after);

@@ -17,6 +17,7 @@
 #include "modu/models/lora.h"
 #include "modu/models/model.h"
 #include "modu/train/tune.h"
+#include "modu/tokenizer/tokenizer.h"
 
 namespace modu::train {
 namespace {
@@ -145,6 +146,75 @@ TEST(Tune, ModuTinyLearnsAGlossaryAndTheAdapterLoads) {
     ce += std::log(sum) + mx - l[y[i]];
   }
   EXPECT_NEAR(ce / len, train_side, 2e-3);
+  fs::remove_all(dir);
+}
+
+// Chat JSON Lines: rendered with modu-tiny's ChatML template; only the assistant turns (content
+// and end marker) are targets; tuning on them lowers their held-out loss.
+TEST(Tune, ChatDataTrainsOnAssistantTokensOnly) {
+  const std::string base = std::string(MODU_SOURCE_DIR) + "/models/modu-tiny.gguf";
+  const fs::path dir = fs::temp_directory_path() / ("modu_tune_chat_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  {
+    std::ofstream out(dir / "chat.jsonl");
+    for (int i = 0; i < 24; ++i)
+      out << R"({"messages": [{"role": "system", "content": "민원 안내 도우미입니다."}, {"role": "user", "content": "전입신고는 언제 하나요? )" << i
+          << R"("}, {"role": "assistant", "content": "이사한 날부터 14일 안에 하면 됩니다."}, {"role": "user", "content": "어디서요?"}, )"
+          << R"({"role": "assistant", "content": "정부24나 주민센터에서 할 수 있습니다."}]})" << "\n";
+    out << "\n";  // blank lines are allowed
+  }
+  auto ct = tokenize_chat(base, (dir / "chat.jsonl").string());
+  ASSERT_TRUE(ct.ok()) << ct.status().to_string();
+  EXPECT_EQ(ct->conversations, 24);
+  ASSERT_EQ(ct->tokens.size(), ct->predict.size());
+  int64_t n_pred = 0;
+  for (uint8_t p : ct->predict) n_pred += p;
+  EXPECT_EQ(n_pred, ct->assistant_tokens);
+  // The first conversation's predicted tokens are exactly its two answers with their end markers.
+  auto m = Model::load(base);
+  ASSERT_TRUE(m.ok());
+  auto tok = Tokenizer::from_gguf((*m)->gguf());
+  ASSERT_TRUE(tok.ok());
+  std::vector<std::string> answers;  // runs of consecutive predicted tokens, decoded
+  std::vector<int32_t> run;
+  for (size_t i = 0; i < ct->tokens.size() && answers.size() < 4; ++i) {
+    if (ct->predict[i]) {
+      run.push_back(ct->tokens[i]);
+    } else if (!run.empty()) {
+      answers.push_back((*tok)->decode(run, true));
+      run.clear();
+    }
+  }
+  ASSERT_GE(answers.size(), 2u);
+  EXPECT_EQ(answers[0], "이사한 날부터 14일 안에 하면 됩니다.<|im_end|>\n");
+  EXPECT_EQ(answers[1], "정부24나 주민센터에서 할 수 있습니다.<|im_end|>\n");
+  std::string predicted;
+  for (const auto& a : answers) predicted += a;
+  EXPECT_EQ(predicted.find("전입신고"), std::string::npos);
+  // Tuning on the answers lowers their loss.
+  TuneConfig c;
+  c.base = base;
+  c.train_text = c.valid_text = (dir / "chat.jsonl").string();
+  c.out = (dir / "chat.gguf").string();
+  c.rank = 4;
+  c.ctx = 64;
+  c.optim.steps = 25;
+  c.optim.batch = 2;
+  c.optim.lr = 3e-3;
+  c.optim.warmup = 3;
+  c.optim.weight_decay = 0;
+  TuneOptions opt;
+  opt.progress = false;
+  opt.threads = 2;
+  auto r = run_tune(c, opt);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_LT(r->second, r->first - 0.5) << r->first << " -> " << r->second;
+  // Bad lines name themselves.
+  std::ofstream(dir / "bad.jsonl") << R"({"messages": [{"role": "user", "content": "x"}]})" << "\n" << "[1, 2]\n";
+  auto bad = tokenize_chat(base, (dir / "bad.jsonl").string());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("bad.jsonl:2"), std::string::npos) << bad.status().to_string();
   fs::remove_all(dir);
 }
 

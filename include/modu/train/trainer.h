@@ -42,8 +42,10 @@ struct TrainState {
 double lr_at(const TrainConfig& c, int64_t step);
 
 // Inputs/targets for `step`: batch windows of n_ctx + 1 tokens at offsets hashed from (seed, step, b).
+// `predict` (optional, parallel to data): positions whose token is a target; others get -1 (chat
+// tuning: loss on the assistant's tokens only).
 void sample_batch(const std::vector<int32_t>& data, uint64_t seed, int64_t step, int64_t batch, int64_t len,
-                  std::vector<int32_t>& tokens, std::vector<int32_t>& targets);
+                  std::vector<int32_t>& tokens, std::vector<int32_t>& targets, const std::vector<uint8_t>* predict = nullptr);
 
 struct StepStats {
   double loss = 0, grad_norm = 0, lr = 0;

@@ -59,10 +59,20 @@ double lora_loss_grad(const ModelDims& d, const Layout& L, const std::vector<T>&
 // <name>.lora_a [cols, r], <name>.lora_b [r, rows], F32).
 Status write_lora_gguf(const std::string& path, const std::string& arch, const LoraSet& s, const float* lora);
 
+// Chat data (JSON Lines, one {"messages": [...]} per line) rendered with the base model's chat
+// template and tokenized as one stream; `predict[i]` is 1 where token i belongs to an assistant
+// turn (its content and end marker), the only tokens the loss counts. Errors name the line.
+struct ChatTokens {
+  std::vector<int32_t> tokens;
+  std::vector<uint8_t> predict;
+  int64_t conversations = 0, assistant_tokens = 0;
+};
+Result<ChatTokens> tokenize_chat(const std::string& model_gguf, const std::string& jsonl_path);
+
 struct TuneConfig {
   std::string base;              // base model GGUF (its tokenizer tokenizes the text)
-  std::string train_text;        // UTF-8; documents separated by blank lines
-  std::string valid_text;        // held-out text ("" : none)
+  std::string train_text;        // UTF-8, documents separated by blank lines; or *.jsonl chat data (tokenize_chat)
+  std::string valid_text;        // held-out text or *.jsonl ("" : none)
   std::string out;               // adapter GGUF written at the end
   std::string out_dir;           // checkpoint, loss.csv, loss.svg ("" : OUT.tune)
   std::vector<std::string> targets = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
