@@ -12,21 +12,6 @@ using ojson = nlohmann::ordered_json;
 
 namespace {
 
-std::string html_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
-
 bool api_endpoint(const std::string& path) {
   for (const char* p : {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses", "/v1/messages"})
     if (path == p) return true;
@@ -143,9 +128,9 @@ void HttpServer::Impl::audit_error(const httplib::Request& req, const httplib::R
 }
 
 std::string HttpServer::Impl::start_page() const {
-  const std::string model = html_escape(opts.model_id);
-  const std::string op = opts.operator_name.empty() ? "" : html_escape(opts.operator_name);
-  const std::string notice = html_escape(opts.ai_notice.empty() ? trust::bilingual_notice(opts.model_id) : opts.ai_notice);
+  const std::string model = jinja::pystr::html_escape(opts.model_id);
+  const std::string op = opts.operator_name.empty() ? "" : jinja::pystr::html_escape(opts.operator_name);
+  const std::string notice = jinja::pystr::html_escape(opts.ai_notice.empty() ? trust::bilingual_notice(opts.model_id) : opts.ai_notice);
   std::string page =
       "<!doctype html>\n<html lang=\"ko\"><head><meta charset=\"utf-8\">"
       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"

@@ -38,4 +38,10 @@ class Template {
   std::unique_ptr<Impl> impl_;
 };
 
+// Jinja2's HTML escaping (& < > " ' as entities), as the `escape` filter applies it; also what
+// the server's own pages use for text they show.
+namespace pystr {
+std::string html_escape(std::string_view s);
+}  // namespace pystr
+
 }  // namespace modu::jinja
