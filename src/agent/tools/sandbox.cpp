@@ -2,6 +2,8 @@
 // wall time, output size and process count, and rlimits for CPU and memory.
 #include "modu/agent/sandbox.h"
 
+#include "pids_cgroup.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -198,6 +200,12 @@ Result<ProcessResult> run_impl(const std::vector<std::string>& argv, const fs::p
     if (mine >= 0) nproc = static_cast<rlim_t>(mine + o.max_processes + 8);
   }
 
+  // The kernel's cap under the watchdog (which counts processes precisely but can be outrun): tasks,
+  // threads included, so with room for threaded programs plus bwrap's two processes.
+  std::unique_ptr<PidsCgroup> cgroup;
+  if (o.max_processes > 0) cgroup = PidsCgroup::create(4L * o.max_processes + 16, nullptr);
+  const int cg_fd = cgroup ? cgroup->procs_fd() : -1;
+
   int out[2], info[2] = {-1, -1}, err[2];
   if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0 || (sandboxed && ::pipe2(info, O_CLOEXEC) != 0))
     return io_error(std::string("sandbox: pipe failed: ") + std::strerror(errno));
@@ -213,6 +221,9 @@ Result<ProcessResult> run_impl(const std::vector<std::string>& argv, const fs::p
   }
   if (pid == 0) {
     ::setpgid(0, 0);
+    if (cg_fd >= 0) {  // join before anything forks
+      [[maybe_unused]] ssize_t w = ::write(cg_fd, "0\n", 2);
+    }
     // Move what the child keeps out of the way first, so the dup2s below cannot clobber it.
     int o1 = ::fcntl(out[1], F_DUPFD_CLOEXEC, 100);
     int i1 = sandboxed ? ::fcntl(info[1], F_DUPFD_CLOEXEC, 100) : -1;
@@ -259,10 +270,20 @@ Result<ProcessResult> run_impl(const std::vector<std::string>& argv, const fs::p
   unsigned long pidns = 0;
   std::string info_buf;
   clock::time_point exited_at{}, last_count{};
+  // The namespace's init, only while it still is ours (its pid may be reused once it is gone).
+  auto init_is_ours = [&] {
+    if (init_pid <= 0 || gone_or_zombie(init_pid)) return false;
+    struct stat st;
+    const std::string ns = "/proc/" + std::to_string(init_pid) + "/ns/pid";
+    return pidns == 0 || (::stat(ns.c_str(), &st) == 0 && st.st_ino == pidns);
+  };
+  auto kill_init = [&] {
+    if (init_is_ours()) ::kill(init_pid, SIGKILL);
+  };
   auto kill_all = [&] {
     killed = true;
     ::kill(-pid, SIGKILL);
-    if (init_pid > 0) ::kill(init_pid, SIGKILL);  // its death empties the PID namespace
+    kill_init();  // its death empties the PID namespace
   };
   char buf[65536];
   for (;;) {
@@ -325,7 +346,9 @@ Result<ProcessResult> run_impl(const std::vector<std::string>& argv, const fs::p
       if (!killed) ::kill(-pid, SIGKILL);
       break;
     }
-    if (!killed && !exited && pidns != 0 && o.max_processes > 0 && now - last_count >= std::chrono::milliseconds(10)) {
+    // Also after the main process exited: what it left running in the background (the classic
+    // fork bomb's shell exits at once) must not grow unchecked until the namespace is torn down.
+    if (!killed && pidns != 0 && o.max_processes > 0 && now - last_count >= std::chrono::milliseconds(10)) {
       last_count = now;
       int n = count_sandbox_processes(pidns);
       // The sandbox's own init (bwrap) is one of them.
@@ -341,10 +364,21 @@ Result<ProcessResult> run_impl(const std::vector<std::string>& argv, const fs::p
   int exec_errno = 0;
   bool exec_failed = ::read(err[0], &exec_errno, sizeof exec_errno) == sizeof exec_errno;
   ::close(err[0]);
+  int leftover = 0;
   if (init_pid > 0) {
-    // Wait (briefly) until the namespace's init is gone: then every process in it is.
-    if (killed) ::kill(init_pid, SIGKILL);
-    for (int i = 0; i < 200 && !gone_or_zombie(init_pid); ++i) ::usleep(10000);
+    // The main process is done: nothing in its namespace may outlive the call. bwrap's init waits
+    // for every process in it, and its outer process exits as soon as the main one has, so kill the
+    // init: the kernel then kills the rest, and the init becomes a zombie only once the namespace is
+    // empty. Tearing down a large namespace on a busy machine takes seconds: the wait is generous.
+    const auto give_up = clock::now() + std::chrono::seconds(30);
+    while (init_is_ours()) {
+      if (clock::now() >= give_up) {
+        leftover = std::max(1, count_sandbox_processes(pidns));
+        break;
+      }
+      kill_init();
+      ::usleep(5000);
+    }
   }
   r.seconds = std::chrono::duration<double>(clock::now() - start).count();
   if (exec_failed)
@@ -381,6 +415,8 @@ Result<ProcessResult> run_impl(const std::vector<std::string>& argv, const fs::p
     notes.push_back("stopped: output exceeded " + std::to_string(o.max_output_bytes) + " bytes (truncated)");
   if (r.process_limit)
     notes.push_back("stopped: more than " + std::to_string(o.max_processes) + " processes (fork bomb?)");
+  if (leftover > 0)
+    notes.push_back("warning: " + std::to_string(leftover) + " process(es) still in the sandbox 30 s after it ended");
   if (r.cpu_limit) notes.push_back("stopped: CPU limit of " + std::to_string(cpu) + " s reached");
   if (r.memory_limit) notes.push_back("probably hit the memory limit of " + std::to_string(o.memory_mb) + " MB");
   for (size_t i = 0; i < notes.size(); ++i) r.note += (i ? "; " : "") + notes[i];
