@@ -14,6 +14,7 @@ PACKAGES=(
   libbenchmark-dev                               # microbenchmarks
   bubblewrap                                     # sandbox for the agent's commands and MCP servers
   libssl-dev                                     # SHA-256 (libcrypto) for the agent's action log
+  chromium fonts-nanum                           # web chat browser test (headless; Korean glyphs in screenshots)
 )
 
 # Node.js + npm drive the server tests with the official openai package. A machine that already

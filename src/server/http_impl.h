@@ -168,7 +168,10 @@ struct HttpServer::Impl {
   // Requests answered with an error (from the HTTP logger): endpoint, status, tenant if known.
   void audit_error(const httplib::Request& req, const httplib::Response& res);
   std::string tenant_name_of(const httplib::Request& req) const;
-  std::string start_page() const;
+  // The notice block of the chat page (AI use, operator, model digest, high-impact mode) as HTML.
+  std::string notice_html() const;
+  // The web chat page: `/` and its embedded assets under /ui/, and /ui/info (http_web.cpp).
+  void web_routes();
 };
 
 }  // namespace modu::server

@@ -503,7 +503,7 @@ void HttpServer::Impl::routes() {
       r.status = 204;
     });
   }
-  svr.Get("/", [this](const httplib::Request&, httplib::Response& r) { r.set_content(start_page(), "text/html; charset=utf-8"); });
+  web_routes();
   svr.Get("/health", [this](const httplib::Request&, httplib::Response& r) {
     if (draining.load()) return send_error(r, api_error(503, "The server is shutting down.", "server_error", "shutting_down"));
     r.set_content(R"({"status":"ok"})", "application/json");
