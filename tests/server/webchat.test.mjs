@@ -269,6 +269,39 @@ main('webchat', 170, async () => {
     assert.equal(shown.code, '<b>hi</b>');
     assert.equal(await page.evaluate(() => window.__pwned), undefined);
 
+    // --- The Markdown renderer on random input (a fuzz pass in the page): never throws, never
+    // makes an element that runs or loads anything nor a link other than http(s)/mailto, and stays fast on
+    // long adversarial lines (no catastrophic regex backtracking).
+    const fuzz = await page.evaluate(async () => {
+      const { renderMarkdown } = await import('./ui/markdown.js');
+      const alphabet = ['*', '_', '`', '~', '[', ']', '(', ')', '#', '>', '-', '|', '\n', ' ', 'a', '한', '<', '>', '"', '1.', 'http://x.y/', 'javascript:', '```', '<script>', '&amp;'];
+      let seed = 12345;
+      const rnd = (n) => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n);
+      let bad = 0, worst = 0;
+      for (let i = 0; i < 1500; ++i) {
+        let text = '';
+        for (let k = rnd(200); k--; ) text += alphabet[rnd(alphabet.length)];
+        const t0 = performance.now();
+        const div = document.createElement('div');
+        div.appendChild(renderMarkdown(document, text));
+        worst = Math.max(worst, performance.now() - t0);
+        if (div.querySelector('script,img,iframe,object,embed,style,link,[onerror],[onclick]')) ++bad;
+        for (const a of div.querySelectorAll('a')) if (!/^(https?:|mailto:)/.test(a.getAttribute('href'))) ++bad;
+      }
+      const long = ['`'.repeat(4000), '*'.repeat(4000), '_a'.repeat(3000), '[x]('.repeat(1000), '~~'.repeat(2000), 'http://a' + '.'.repeat(5000)];
+      let slowest = 0;
+      for (const text of long) {
+        const t0 = performance.now();
+        const div = document.createElement('div');
+        div.appendChild(renderMarkdown(document, text + '\n' + text));
+        slowest = Math.max(slowest, performance.now() - t0);
+      }
+      return { bad, worst, slowest };
+    });
+    assert.equal(fuzz.bad, 0, 'no active element or unsafe link from random Markdown');
+    assert.ok(fuzz.slowest < 2000, `long adversarial lines render in ${fuzz.slowest.toFixed(0)} ms`);
+    console.log(`markdown fuzz: 1500 random texts (worst ${fuzz.worst.toFixed(1)} ms), adversarial lines ${fuzz.slowest.toFixed(0)} ms`);
+
     // --- A busy server and a dropped connection: clear messages, and the typed text comes back.
     step('A busy server and a dropped connection: clear messages, and the typed text comes back.');
     expectErrors = true;
