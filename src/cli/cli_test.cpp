@@ -198,6 +198,38 @@ TEST_F(Cli, LoraAdapterOnTheCommandLine) {
   auto base_only = modu::Model::load(model_);
   EXPECT_GT(rel(logits_of(**base_only), want), 1e-2);  // the adapter mattered
   EXPECT_EQ(modu("lora merge " + model_ + " " + model_ + " " + merged).rc, 1);
+
+  // `modu lora export`: the same adapter as a PEFT folder gives the same output.
+  const std::string peft = ::testing::TempDir() + "/cli_lora_peft";
+  ASSERT_EQ(modu("lora export " + model_ + " " + adapter + " " + peft).rc, 0) << last_stderr();
+  CmdResult via_peft = modu(run + " --lora " + peft);
+  ASSERT_EQ(via_peft.rc, 0) << last_stderr();
+  EXPECT_EQ(via_peft.out, with.out);
+}
+
+// `modu tune ... -o A.gguf --peft A.peft`: the adapter it trains, loaded from its GGUF and from its
+// PEFT folder (all seven matrices, Q/K rows reordered for HF in the folder), gives identical output.
+TEST_F(Cli, TuneWritesGgufAndPeftThatAgree) {
+  const std::string dir = ::testing::TempDir();
+  const std::string text = dir + "/cli_tune.txt";
+  {
+    std::ofstream f(text);
+    for (int i = 0; i < 40; ++i) f << "모두의 인공지능은 누구나 쓸 수 있습니다. Everyone can use modu. " << i << "\n";
+  }
+  const std::string out = dir + "/cli_tuned.gguf", peft = dir + "/cli_tuned.peft";
+  CmdResult t = modu("tune -m " + model_ + " --text " + text + " --steps 8 --batch 2 --ctx 32 --lr 0.05 --warmup 1 -t 1 -o " +
+                     out + " --peft " + peft);
+  ASSERT_EQ(t.rc, 0) << last_stderr();
+  std::ifstream cfg(peft + "/adapter_config.json");
+  const auto j = nlohmann::json::parse(cfg);
+  EXPECT_EQ(j["target_modules"].size(), 7u) << j.dump();
+  EXPECT_EQ(j["r"], 8);
+  const std::string run = "run -m " + model_ + " -p '모두의 인공지능은' -n 16 --temp 0 -t 1";
+  CmdResult base = modu(run), g = modu(run + " --lora " + out), p = modu(run + " --lora " + peft);
+  ASSERT_EQ(g.rc, 0) << last_stderr();
+  ASSERT_EQ(p.rc, 0) << last_stderr();
+  EXPECT_EQ(p.out, g.out);
+  EXPECT_NE(g.out, base.out) << "the tuned adapter changes the output";
 }
 
 TEST_F(Cli, SameSeedSameSampledText) {

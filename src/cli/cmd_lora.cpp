@@ -1,7 +1,8 @@
 // `modu lora merge BASE ADAPTER... OUT [--type T]`: bakes LoRA adapters into a GGUF model's
-// weights (W + s B A) and optionally quantizes the result; `modu lora init`: a random adapter for
-// a model (benchmarks and tests, like init-model).
+// weights (W + s B A) and optionally quantizes the result; `modu lora export`: an adapter GGUF as
+// a PEFT folder; `modu lora init`: a random adapter for a model (benchmarks and tests).
 #include <cmath>
+#include <array>
 #include <cstdio>
 #include <filesystem>
 #include <random>
@@ -123,6 +124,18 @@ int init(const InitArgs& a) {
 
 }  // namespace
 
+// Shared with `modu tune --peft`: the adapter GGUF at `adapter` written as a PEFT folder for `base`.
+int export_peft(const std::string& base, const std::string& adapter, const std::string& dir) {
+  auto g = GgufFile::open(base);
+  if (!g.ok()) return fail(g.status());
+  auto ad = LoraAdapter::load(adapter);
+  if (!ad.ok()) return fail(ad.status());
+  if (Status st = save_peft_adapter(**ad, *g, dir); !st.ok()) return fail(st);
+  std::fprintf(stderr, "modu: wrote PEFT folder %s (%zu matrices, adapter_config.json + adapter_model.safetensors)\n",
+               dir.c_str(), (*ad)->pairs().size());
+  return 0;
+}
+
 void add_lora_command(CLI::App& app, int& rc) {
   auto a = std::make_shared<MergeArgs>();
   CLI::App* c = app.add_subcommand("lora", "LoRA adapters: merge into a model, or make a random one");
@@ -137,6 +150,12 @@ void add_lora_command(CLI::App& app, int& rc) {
     a->adapters.pop_back();
     rc = merge(*a);
   });
+  auto ea = std::make_shared<std::array<std::string, 3>>();
+  CLI::App* e = c->add_subcommand("export", "Write an adapter GGUF as a PEFT folder (adapter_config.json + adapter_model.safetensors)");
+  e->add_option("base", (*ea)[0], "The base model GGUF it adapts (names, Q/K layout)")->required()->check(CLI::ExistingFile);
+  e->add_option("adapter", (*ea)[1], "Adapter GGUF")->required()->check(CLI::ExistingFile);
+  e->add_option("out", (*ea)[2], "Output folder")->required();
+  e->callback([ea, &rc] { rc = export_peft((*ea)[0], (*ea)[1], (*ea)[2]); });
   auto ia = std::make_shared<InitArgs>();
   CLI::App* i = c->add_subcommand("init", "Write a random LoRA adapter for a model (benchmarks, tests)");
   i->add_option("-m,--model", ia->base, "Base model GGUF")->required()->check(CLI::ExistingFile);

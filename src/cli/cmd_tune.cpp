@@ -12,12 +12,13 @@ namespace {
 struct TuneArgs {
   train::TuneConfig c;
   train::TuneOptions o;
+  std::string peft;
 };
 
 int tune(const TuneArgs& a) {
   auto r = train::run_tune(a.c, a.o);
   if (!r.ok()) return fail(r.status());
-  return 0;
+  return a.peft.empty() ? 0 : export_peft(a.c.base, a.c.out, a.peft);
 }
 
 }  // namespace
@@ -38,6 +39,7 @@ void add_tune_command(CLI::App& app, int& rc) {
   c->add_option("--valid", a->c.valid_text, "Held-out text or .jsonl: its loss is printed before, every --eval-every steps, and after")
       ->check(CLI::ExistingFile);
   c->add_option("-o,--output", a->c.out, "Adapter GGUF to write (checkpoints and the loss curve go to OUTPUT.tune/)")->required();
+  c->add_option("--peft", a->peft, "Also write the adapter as a PEFT folder here (adapter_config.json + adapter_model.safetensors)");
   c->add_option("--rank", a->c.rank, "LoRA rank")->capture_default_str();
   c->add_option("--alpha", a->c.alpha, "LoRA alpha (scale alpha / rank)")->capture_default_str();
   c->add_option("--targets", a->c.targets, "Matrices, comma-separated: attn_q,attn_k,attn_v,attn_output,ffn_gate,ffn_up,ffn_down")

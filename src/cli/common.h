@@ -62,6 +62,8 @@ void add_agent_command(CLI::App& app, int& rc);
 void add_detect_command(CLI::App& app, int& rc);
 void add_audit_command(CLI::App& app, int& rc);
 void add_lora_command(CLI::App& app, int& rc);
+// Writes the adapter GGUF `adapter` as a PEFT folder `dir` for the base GGUF `base` (cmd_lora.cpp).
+int export_peft(const std::string& base, const std::string& adapter, const std::string& dir);
 void add_tune_command(CLI::App& app, int& rc);
 void add_chat_command(CLI::App& app, int& rc);
 void add_train_command(CLI::App& app, int& rc);

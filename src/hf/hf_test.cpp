@@ -557,6 +557,74 @@ TEST(Peft, FolderAdapterOnHfAndConvertedBases) {
   fs::remove_all(dir);
 }
 
+// save_peft_adapter writes what load_peft_adapter reads back exactly (names, Q/K row order, scale)
+// on bases with permuted (llama, exaone) and unpermuted (qwen2: NEOX rope) Q/K layouts.
+TEST(Peft, ExportRoundTrips) {
+  for (const std::string arch : {"llama", "exaone", "qwen2", "mistral"}) {
+    SCOPED_TRACE(arch);
+    TestModelSpec s = spec_for(arch);
+    auto bytes = testing::make_random_model(s);
+    auto g = GgufFile::parse(bytes.data(), bytes.size());
+    ASSERT_TRUE(g.ok());
+    std::mt19937_64 rng(11);
+    std::normal_distribution<float> nd(0.f, 1.f);
+    const int64_t r = 3;
+    std::map<std::string, LoraPair> pairs;
+    for (int64_t il = 0; il < s.n_layer; ++il)
+      for (const char* m : {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"}) {
+        const std::string gn = "blk." + std::to_string(il) + "." + m + ".weight";
+        const GgufTensor* t = g->tensor(gn);
+        ASSERT_NE(t, nullptr) << gn;
+        LoraPair p;
+        p.rank = r;
+        p.cols = t->shape[0];
+        p.rows = t->shape[1];
+        p.a.resize(r * p.cols);
+        p.b.resize(p.rows * r);
+        for (auto& v : p.a) v = nd(rng);
+        for (auto& v : p.b) v = nd(rng);
+        pairs[gn] = std::move(p);
+      }
+    auto ad = LoraAdapter::from_pairs("rt", arch, 5.0f, pairs);
+    const std::string dir = temp_dir("peft_export");
+    ASSERT_TRUE(save_peft_adapter(*ad, *g, dir).ok());
+    std::ifstream cf(dir + "/adapter_config.json");
+    json cfg = json::parse(cf);
+    EXPECT_EQ(cfg["r"], r);
+    EXPECT_EQ(cfg["lora_alpha"], 5.0);
+    EXPECT_EQ(cfg["target_modules"].size(), 7u) << cfg.dump();
+    auto st = SafetensorsFile::open(dir + "/adapter_model.safetensors");
+    ASSERT_TRUE(st.ok());
+    const std::string q_name = arch == "exaone" ? "base_model.model.transformer.h.0.attn.attention.q_proj.lora_B.weight"
+                                                : "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight";
+    EXPECT_NE(st->find(q_name), nullptr) << q_name;
+    auto back = load_peft_adapter(dir, *g);
+    ASSERT_TRUE(back.ok()) << back.status().to_string();
+    EXPECT_FLOAT_EQ((*back)->scale_for(1.0f, r), 5.0f / r);
+    ASSERT_EQ((*back)->pairs().size(), pairs.size());
+    for (const auto& [name, p] : pairs) {
+      const LoraPair& q = (*back)->pairs().at(name);
+      EXPECT_EQ(q.a, p.a) << name;
+      EXPECT_EQ(q.b, p.b) << name;
+    }
+    // On a llama-convention base the file's Q rows are in HF's half-split order, not GGUF's.
+    if (arch == "llama") {
+      const SafetensorsTensor* t = st->find(q_name);
+      const float* f = reinterpret_cast<const float*>(t->data);
+      const LoraPair& p = pairs.at("blk.0.attn_q.weight");
+      EXPECT_EQ(f[1 * r], p.b[2 * r]) << "HF row 1 is GGUF row 2";
+    }
+    // One r per PEFT config: mixed ranks are refused.
+    auto mixed = pairs;
+    mixed.begin()->second.rank = 2;
+    mixed.begin()->second.a.resize(2 * mixed.begin()->second.cols);
+    mixed.begin()->second.b.resize(mixed.begin()->second.rows * 2);
+    EXPECT_NE(save_peft_adapter(*LoraAdapter::from_pairs("m", arch, 5.0f, mixed), *g, dir).message().find("mixes ranks"),
+              std::string::npos);
+    fs::remove_all(dir);
+  }
+}
+
 TEST(Folder, ClearErrors) {
   const std::string dir = temp_dir("errors");
   write_text(dir + "/config.json", R"({"model_type": "bert", "hidden_size": 8})");

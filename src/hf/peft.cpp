@@ -3,6 +3,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -44,7 +46,102 @@ std::vector<float> permute_b(const std::vector<float>& b, int64_t rows, int64_t 
   return out;
 }
 
+// The inverse of permute_b: adjacent-pair rows back to HF's half-split order.
+std::vector<float> unpermute_b(const std::vector<float>& b, int64_t rows, int64_t rank, int64_t n_heads) {
+  std::vector<float> out(b.size());
+  const int64_t hd = rows / n_heads, half = hd / 2;
+  for (int64_t h = 0; h < n_heads; ++h)
+    for (int64_t i = 0; i < half; ++i) {
+      std::memcpy(&out[(size_t)((h * hd + i) * rank)], &b[(size_t)((h * hd + 2 * i) * rank)], rank * sizeof(float));
+      std::memcpy(&out[(size_t)((h * hd + half + i) * rank)], &b[(size_t)((h * hd + 2 * i + 1) * rank)], rank * sizeof(float));
+    }
+  return out;
+}
+
+bool ends_with(const std::string& s, const char* suffix) {
+  const size_t n = std::strlen(suffix);
+  return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
+}
+
+// The Hugging Face module name ("model.layers.3.self_attn.q_proj") whose weight the folder loader
+// maps to GGUF tensor `g` ("blk.3.attn_q.weight"): the candidates are tried through the loader's
+// own mapping, so export and import cannot disagree. Arch-specific spellings (EXAONE's
+// transformer.h.N.attn.attention.*) come first because the common ones map for them too.
+Result<std::string> gguf_to_hf_module(const std::string& arch, const std::string& g) {
+  if (g.rfind("blk.", 0) != 0) return unimplemented("'" + g + "' is not a per-layer matrix: no PEFT module name for it");
+  const size_t dot = g.find('.', 4);
+  const std::string idx = g.substr(4, dot - 4);
+  static const char* kForms[] = {
+      "transformer.h.N.attn.attention.q_proj", "transformer.h.N.attn.attention.k_proj",
+      "transformer.h.N.attn.attention.v_proj", "transformer.h.N.attn.attention.out_proj",
+      "transformer.h.N.mlp.c_fc_0", "transformer.h.N.mlp.c_fc_1", "transformer.h.N.mlp.c_proj",
+      "model.layers.N.self_attn.q_proj", "model.layers.N.self_attn.k_proj", "model.layers.N.self_attn.v_proj",
+      "model.layers.N.self_attn.o_proj", "model.layers.N.mlp.gate_proj", "model.layers.N.mlp.up_proj",
+      "model.layers.N.mlp.down_proj", "model.layers.N.self_attn.qkv_proj", "model.layers.N.mlp.gate_up_proj"};
+  for (const char* form : kForms) {
+    std::string m = form;
+    m.replace(m.find(".N.") + 1, 1, idx);
+    auto mapped = hf_tensor_to_gguf(arch, m + ".weight");
+    if (mapped.ok() && *mapped == g) return m;
+  }
+  return unimplemented("no Hugging Face module name maps to '" + g + "' for architecture " + arch);
+}
+
 }  // namespace
+
+Status save_peft_adapter(const LoraAdapter& adapter, const GgufFile& base, const std::string& dir) {
+  namespace fs = std::filesystem;
+  if (adapter.pairs().empty()) return invalid_argument("adapter " + adapter.name() + " has no LoRA pairs to export");
+  MODU_ASSIGN_OR_RETURN(ModelConfig mc, read_model_config(base));
+  if (!adapter.arch().empty() && adapter.arch() != mc.arch.name)
+    return invalid_argument("adapter " + adapter.name() + " is for architecture " + adapter.arch() + ", the base is " + mc.arch.name);
+  MODU_ASSIGN_OR_RETURN(bool hf_neox, base.get_bool(kHfRopeNeoxKey, false));
+  const ArchSpec* spec = find_arch(mc.arch.name);
+  const bool permute_qk = !hf_neox && spec != nullptr && spec->rope_type == RopeType::kNorm;
+  const int64_t r = adapter.pairs().begin()->second.rank;
+  std::vector<std::vector<float>> store;  // keeps the (possibly unpermuted) data alive for the writer
+  std::vector<SafetensorsTensor> tensors;
+  std::set<std::string> targets;
+  store.reserve(adapter.pairs().size() * 2);
+  for (const auto& [g, p] : adapter.pairs()) {
+    if (p.rank != r)
+      return unimplemented("adapter " + adapter.name() + " mixes ranks (" + std::to_string(r) + " and " + std::to_string(p.rank) +
+                           "): PEFT's adapter_config has one r (rank_pattern is not written)");
+    MODU_ASSIGN_OR_RETURN(std::string module, gguf_to_hf_module(mc.arch.name, g));
+    targets.insert(module.substr(module.rfind('.') + 1));
+    std::vector<float> b = p.b;
+    if (permute_qk && (ends_with(g, ".attn_q.weight") || ends_with(g, ".attn_k.weight")))
+      b = unpermute_b(b, p.rows, r, ends_with(g, ".attn_q.weight") ? mc.n_head : mc.n_head_kv);
+    store.push_back(p.a);
+    store.push_back(std::move(b));
+    const std::string prefix = "base_model.model." + module;
+    tensors.push_back({prefix + ".lora_A.weight", "F32", {r, p.cols}, reinterpret_cast<const uint8_t*>(store[store.size() - 2].data()),
+                       store[store.size() - 2].size() * sizeof(float)});
+    tensors.push_back({prefix + ".lora_B.weight", "F32", {p.rows, r}, reinterpret_cast<const uint8_t*>(store.back().data()),
+                       store.back().size() * sizeof(float)});
+  }
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return io_error("cannot create " + dir + ": " + ec.message());
+  auto name = base.get_string("general.name", std::string());
+  const std::string base_name = name.ok() ? *name : std::string();
+  // scale = lora_alpha / r as in llama.cpp's rule; an adapter without alpha scales by 1.
+  nlohmann::json cfg = {{"peft_type", "LORA"}, {"task_type", "CAUSAL_LM"}, {"r", r},
+                        {"lora_alpha", adapter.alpha() > 0 ? (double)adapter.alpha() : (double)r},
+                        {"target_modules", std::vector<std::string>(targets.begin(), targets.end())},
+                        {"lora_dropout", 0.0}, {"bias", "none"}, {"fan_in_fan_out", false}, {"use_rslora", false},
+                        {"use_dora", false}, {"inference_mode", true},
+                        {"base_model_name_or_path", base_name}};
+  const std::vector<uint8_t> bytes = write_safetensors(tensors, {{"format", "pt"}});
+  for (const auto& [name, text] : {std::pair<std::string, std::string>{"adapter_config.json", cfg.dump(2) + "\n"},
+                                   {"adapter_model.safetensors", std::string(bytes.begin(), bytes.end())}}) {
+    const std::string path = (fs::path(dir) / name).string();
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(text.data(), (std::streamsize)text.size());
+    if (!out.flush()) return io_error("cannot write " + path);
+  }
+  return Status::Ok();
+}
 
 Result<std::shared_ptr<const LoraAdapter>> load_peft_adapter(const std::string& dir, const GgufFile& base) {
   namespace fs = std::filesystem;

@@ -59,4 +59,12 @@ Result<std::string> hf_tensor_to_gguf(const std::string& arch, const std::string
 // rank or alpha patterns, embedding adapters and DoRA are refused with a clear error.
 Result<std::shared_ptr<const LoraAdapter>> load_peft_adapter(const std::string& dir, const GgufFile& base);
 
+// Writes `adapter` as a PEFT LoRA folder for the base with metadata `base`: adapter_config.json
+// (r, lora_alpha so that alpha / r is the adapter's scale, target_modules) and
+// adapter_model.safetensors (F32 lora_A [r, in] and lora_B [out, r] under base_model.model.<HF
+// module>), with the Q/K B rows put back in HF's half-split order when the base is a
+// llama-convention GGUF: load_peft_adapter of the folder gives back the same adapter. Adapters
+// mixing ranks, or adapting tensors with no HF module name, are refused.
+Status save_peft_adapter(const LoraAdapter& adapter, const GgufFile& base, const std::string& dir);
+
 }  // namespace modu
