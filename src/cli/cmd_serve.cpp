@@ -2,6 +2,7 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <thread>
 
@@ -38,6 +39,7 @@ struct ServeArgs {
   bool kv_f32 = false;
   bool verbose = false;
   std::vector<std::string> lora;
+  std::string admin_key;
 };
 
 int serve(const ServeArgs& a) {
@@ -52,7 +54,7 @@ int serve(const ServeArgs& a) {
   auto lm = load_model(a.model, true);
   if (!lm.ok()) return fail(lm.status());
   if (Status st = attach_loras(*lm->model, a.lora, /*named_ok=*/true); !st.ok()) return fail(st);
-  const Model& model = *lm->model;
+  Model& model = *lm->model;
   server::ServerOptions o;
   o.host = a.host;
   o.port = a.port;
@@ -90,6 +92,9 @@ int serve(const ServeArgs& a) {
   o.audit_content = a.audit_content;
   o.audit_max_mb = a.audit_max_mb;
   o.high_impact = a.high_impact;
+  o.admin_key = a.admin_key;
+  if (o.admin_key.empty())
+    if (const char* k = std::getenv("MODU_ADMIN_KEY"); k && *k) o.admin_key = k;
   if (!a.alias.empty()) {
     o.model_id = a.alias;
   } else {
@@ -142,6 +147,8 @@ void add_serve_command(CLI::App& app, int& rc) {
   c->add_option("-m,--model", a->model, "GGUF model file or Hugging Face folder")->required()->check(CLI::ExistingPath);
   c->add_option("--lora", a->lora, "LoRA adapter for every request (PATH[:SCALE]), or NAME=PATH[:SCALE] that a request picks "
                  "with model \"BASE:NAME\" or \"lora\": \"NAME\" / [...]; GGUF or PEFT folder; repeatable");
+  c->add_option("--admin-key", a->admin_key, "Turn on /v1/admin/lora (load and unload named adapters at run time) with this "
+                 "Bearer key; or set MODU_ADMIN_KEY (keeps it out of ps)");
   c->add_option("--host", a->host, "Address to listen on")->capture_default_str();
   c->add_option("--port", a->port, "TCP port (0: any free port)")->capture_default_str()->check(CLI::Range(0, 65535));
   c->add_option("--parallel", a->parallel, "Slots: requests generating at once")->capture_default_str()->check(CLI::Range(1, 256));

@@ -13,6 +13,7 @@ const char* status_code_name(StatusCode code) {
     case StatusCode::kOutOfRange: return "out of range";
     case StatusCode::kUnimplemented: return "unimplemented";
     case StatusCode::kResourceExhausted: return "resource exhausted";
+    case StatusCode::kFailedPrecondition: return "failed precondition";
     case StatusCode::kInternal: return "internal error";
   }
   return "unknown";

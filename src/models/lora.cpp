@@ -2,6 +2,7 @@
 // the low-rank term each matmul adds.
 #include "modu/models/lora.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -104,15 +105,54 @@ Status Model::add_lora(std::shared_ptr<const LoraAdapter> adapter, float scale) 
 Result<int> Model::add_named_lora(const std::string& name, std::shared_ptr<const LoraAdapter> adapter, float scale) {
   if (name.empty()) return invalid_argument("a named LoRA adapter needs a name");
   if (named_lora_index(name) >= 0) return invalid_argument("LoRA adapter name '" + name + "' is used twice");
-  if ((int)lora_names_.size() >= kMaxNamedLoras)
-    return resource_exhausted("at most " + std::to_string(kMaxNamedLoras) + " named LoRA adapters");
-  const int slot = (int)lora_names_.size();
+  int slot = (int)lora_names_.size();
+  for (size_t i = 0; i < lora_names_.size(); ++i)
+    if (lora_names_[i].empty()) {
+      slot = (int)i;
+      break;
+    }
+  if (slot == kMaxNamedLoras) return resource_exhausted("at most " + std::to_string(kMaxNamedLoras) + " named LoRA adapters");
   MODU_RETURN_IF_ERROR(attach_lora(std::move(adapter), scale, slot));
-  lora_names_.push_back(name);
+  if (slot == (int)lora_names_.size()) lora_names_.emplace_back();
+  lora_names_[(size_t)slot] = name;
   return slot;
 }
 
+Status Model::remove_named_lora(const std::string& name) {
+  const int slot = name.empty() ? -1 : named_lora_index(name);
+  if (slot < 0) return not_found("no LoRA adapter named '" + name + "' is attached");
+  // Each adapted weight gets a delta without the slot's terms (none left: no delta at all).
+  std::vector<Weight*> all;
+  for (LayerWeights& L : w_.layers)
+    for (Weight* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.wqkv, &L.w_gate, &L.w_up, &L.w_down}) all.push_back(w);
+  all.push_back(&w_.output);
+  for (Weight* w : all) {
+    if (!w->lora) continue;
+    auto delta = std::make_unique<LoraDelta>();
+    for (const LoraTerm& t : w->lora->terms)
+      if (t.slot != slot) delta->terms.push_back(t);
+    if (delta->terms.size() == w->lora->terms.size()) continue;
+    w->lora = delta->terms.empty() ? nullptr : delta.get();
+    if (w->lora) lora_deltas_.push_back(std::move(delta));
+  }
+  // Deltas no weight points to any more go (they may name the adapter's pairs), then the adapter.
+  std::vector<const LoraDelta*> live;
+  for (Weight* w : all)
+    if (w->lora) live.push_back(w->lora);
+  std::erase_if(lora_deltas_, [&](const std::unique_ptr<LoraDelta>& d) {
+    return std::find(live.begin(), live.end(), d.get()) == live.end();
+  });
+  for (size_t i = loras_.size(); i-- > 0;)
+    if (lora_slots_[i] == slot) {
+      loras_.erase(loras_.begin() + (std::ptrdiff_t)i);
+      lora_slots_.erase(lora_slots_.begin() + (std::ptrdiff_t)i);
+    }
+  lora_names_[(size_t)slot].clear();
+  return Status::Ok();
+}
+
 int Model::named_lora_index(const std::string& name) const {
+  if (name.empty()) return -1;
   for (size_t i = 0; i < lora_names_.size(); ++i)
     if (lora_names_[i] == name) return (int)i;
   return -1;
@@ -154,6 +194,7 @@ Status Model::attach_lora(std::shared_ptr<const LoraAdapter> adapter, float scal
     lora_deltas_.push_back(std::move(delta));
   }
   loras_.emplace_back(std::move(adapter), scale);
+  lora_slots_.push_back(slot);
   return Status::Ok();
 }
 

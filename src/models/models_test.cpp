@@ -386,6 +386,42 @@ TEST(Lora, NamedAdaptersPerTokenInOneBatch) {
     }
     EXPECT_LT(worst, 2e-4) << "sequence " << s;
   }
+  // Unloading "a" frees slot 0: mask 3 then means b alone, and the next adapter reuses slot 0.
+  auto one_seq = [&](uint32_t mask) {
+    KvCache kv1(l.model->config(), 1, spec.n_ctx, KvType::kF32);
+    std::vector<BatchToken> bt;
+    for (int t = 0; t < n; ++t) bt.push_back({toks[2][t], t, 0, true, mask});
+    std::vector<float> lg;
+    EXPECT_TRUE(l.model->forward(bt, kv1, pool, lg).ok());
+    return lg;
+  };
+  auto rel_to = [&](const std::vector<float>& got1, const std::vector<std::vector<double>>& ref) {
+    double worst = 0;
+    for (int t = 0; t < n; ++t) {
+      double mx = 0, err = 0;
+      for (int64_t v = 0; v < spec.n_vocab; ++v) {
+        mx = std::max(mx, std::fabs(ref[t][v]));
+        err = std::max(err, std::fabs(got1[t * spec.n_vocab + v] - ref[t][v]));
+      }
+      worst = std::max(worst, err / mx);
+    }
+    return worst;
+  };
+  ASSERT_TRUE(l.model->remove_named_lora("a").ok());
+  EXPECT_EQ(l.model->named_loras()[0], "");
+  EXPECT_EQ(l.model->named_lora_index("a"), -1);
+  EXPECT_NE(l.model->remove_named_lora("a").message().find("no LoRA adapter named 'a'"), std::string::npos);
+  const std::vector<uint8_t> mb = merged(*f, {{pb, 1.0 * 2}});
+  auto gb = GgufFile::parse(mb.data(), mb.size());
+  EXPECT_LT(rel_to(one_seq(3u), testing::reference_logits(*gb, spec, toks[2])), 2e-4);
+  auto ic = l.model->add_named_lora("c", *a, 0.5f);
+  ASSERT_TRUE(ic.ok());
+  EXPECT_EQ(*ic, 0);
+  EXPECT_LT(rel_to(one_seq(3u), refs[2]), 2e-4);
+  ASSERT_TRUE(l.model->remove_named_lora("b").ok());
+  ASSERT_TRUE(l.model->remove_named_lora("c").ok());
+  for (const auto& L : l.model->weights().layers) EXPECT_EQ(L.wq.lora, nullptr);  // nothing left attached
+  EXPECT_LT(rel_to(one_seq(3u), testing::reference_logits(*f, spec, toks[2])), 2e-4);
 }
 
 TEST(Lora, BadAdaptersAreClearErrors) {

@@ -131,6 +131,38 @@ Engine::Submit Engine::submit(GenJob job, std::shared_ptr<Stream>* stream) {
   return Submit::kOk;
 }
 
+Status Engine::run_between_steps(std::function<Status()> fn) {
+  auto c = std::make_shared<Control>();
+  c->fn = std::move(fn);
+  auto fut = c->done.get_future();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return resource_exhausted("the server is shutting down");
+    control_queue_.push_back(c);
+  }
+  cv_.notify_all();
+  return fut.get();
+}
+
+int Engine::jobs_using_lora(uint32_t bits) const {
+  int n = 0;
+  for (const auto& s : active_) n += (s->job.lora & bits) != 0;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& q : queue_) n += (q.job.lora & bits) != 0;
+  return n;
+}
+
+void Engine::retire_lora_slot(int slot) {
+  const uint32_t bit = 1u << slot;
+  for (SeqInfo& s : seqs_)
+    if (!s.busy && (s.lora & bit)) {
+      s.tokens.clear();  // the next take_sequence starts it from position 0
+      s.lora = 0;
+    }
+  std::lock_guard<std::mutex> lock(mu_);
+  lora_freed_at_[(size_t)slot] = ++lora_epoch_;
+}
+
 Result<std::vector<std::vector<float>>> Engine::embed(const std::vector<std::vector<int32_t>>& inputs, Pooling pooling) {
   for (const auto& in : inputs) {
     if (in.empty()) return invalid_argument("an embedding input has no tokens");
@@ -243,7 +275,13 @@ int Engine::take_sequence(const std::vector<int32_t>& prompt, uint32_t lora, boo
 void Engine::admit_locked() {
   // Drop requests whose clients left while queued.
   for (auto it = queue_.begin(); it != queue_.end();) {
-    if (it->st->client_gone()) {
+    bool stale = false;  // an adapter it selected was unloaded after it was looked up
+    for (int b = 0; b < 32 && !stale; ++b)
+      stale = ((it->job.lora >> b) & 1u) && lora_freed_at_[(size_t)b] > it->job.lora_epoch;
+    if (stale) {
+      it->st->close(Finish::kError, "a LoRA adapter this request selected was unloaded before it started; retry");
+      it = queue_.erase(it);
+    } else if (it->st->client_gone()) {
       it->st->close(Finish::kCancelled, "client disconnected");
       it = queue_.erase(it);
     } else {
@@ -501,7 +539,8 @@ void Engine::loop() {
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] {
-        return stopping_ || !active_.empty() || !embed_queue_.empty() || cancel_epoch_ != seen_cancel_epoch_ ||
+        return stopping_ || !active_.empty() || !embed_queue_.empty() || !control_queue_.empty() ||
+               cancel_epoch_ != seen_cancel_epoch_ ||
                (!queue_.empty() && (int64_t)active_.size() < opts_.n_parallel);
       });
       if (cancel_epoch_ != seen_cancel_epoch_) {
@@ -516,6 +555,8 @@ void Engine::loop() {
         queue_.clear();
         for (auto& e : embed_queue_) e->done.set_value(resource_exhausted("the server is shutting down"));
         embed_queue_.clear();
+        for (auto& c : control_queue_) c->done.set_value(resource_exhausted("the server is shutting down"));
+        control_queue_.clear();
         n_active_ = 0;
         return;
       }
@@ -523,6 +564,17 @@ void Engine::loop() {
     }
     step(cut_all, reason);
     embed_step();
+    // Control tasks (adapter load/unload) between steps, outside mu_ (they may take it).
+    for (;;) {
+      std::shared_ptr<Control> c;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (control_queue_.empty()) break;
+        c = control_queue_.front();
+        control_queue_.pop_front();
+      }
+      c->done.set_value(c->fn());
+    }
     std::lock_guard<std::mutex> lock(mu_);
     n_active_ = (int64_t)active_.size();
     int64_t used = 0, cached = 0;

@@ -85,7 +85,7 @@ std::optional<ApiError> HttpServer::Impl::start_chat(const httplib::Request& req
   }
   GenJob job;
   if (auto e = make_job(cr.sampling, tokenize(*text, true), tenant, &job)) return e;
-  if (auto e = lora_mask(cr.model, req.body, &job.lora)) return e;
+  if (auto e = lora_mask(cr.model, req.body, &job.lora, &job.lora_epoch)) return e;
   job.top_logprobs = cr.logprobs ? cr.top_logprobs : -1;
   // Call and reasoning markers are often control tokens (Mistral's [TOOL_CALLS], Llama's
   // <|python_tag|>, harmony's channels): they must reach the parser. The end-of-turn texts then

@@ -64,6 +64,9 @@ struct ChatRun {
 
 struct HttpServer::Impl {
   const Model& model;
+  Model& model_rw;  // only for adapter load/unload, on the engine thread (run_between_steps)
+  // Guards the model's named-adapter table against the engine thread changing it (admin).
+  mutable std::mutex lora_mu;
   const Tokenizer& tok;
   ServerOptions opts;
   Metrics metrics;
@@ -101,7 +104,7 @@ struct HttpServer::Impl {
   int port = -1;
   uint64_t id_salt = std::random_device{}();
 
-  Impl(const Model& m, const Tokenizer& t, ServerOptions o) : model(m), tok(t), opts(std::move(o)) {}
+  Impl(Model& m, const Tokenizer& t, ServerOptions o) : model(m), model_rw(m), tok(t), opts(std::move(o)) {}
 
   ResponseMeta meta(const char* prefix, char sep = '-');
   // Authentication (Authorization: Bearer KEY, or x-api-key as Anthropic clients send it), rate
@@ -112,7 +115,10 @@ struct HttpServer::Impl {
   std::optional<ApiError> make_job(const SamplingFields& s, std::vector<int32_t> prompt, const Tenant& t, GenJob* job);
   // The named LoRA adapters a request selects: `model` "BASE:NAME" and/or the body's "lora"
   // field (a name or an array of names). Unknown names are a 400 that lists the known ones.
-  std::optional<ApiError> lora_mask(const std::string& model, const std::string& body, uint32_t* mask) const;
+  std::optional<ApiError> lora_mask(const std::string& model, const std::string& body, uint32_t* mask,
+                                    uint64_t* epoch) const;
+  // /v1/admin/lora: list, load and unload named adapters at run time (http_admin.cpp).
+  void admin_routes();
   // Queues a job (nullptr and *err on a full queue or during shutdown).
   std::shared_ptr<Stream> submit(GenJob job, const httplib::Request& req, httplib::Response& res, ApiError* err);
   void charge(const Tenant& t, const Stream& st);

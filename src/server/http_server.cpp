@@ -176,12 +176,18 @@ std::optional<ApiError> HttpServer::Impl::make_job(const SamplingFields& s, std:
   return std::nullopt;
 }
 
-std::optional<ApiError> HttpServer::Impl::lora_mask(const std::string& model_field, const std::string& body, uint32_t* mask) const {
+std::optional<ApiError> HttpServer::Impl::lora_mask(const std::string& model_field, const std::string& body, uint32_t* mask,
+                                                    uint64_t* epoch) const {
   *mask = 0;
+  // The names and the epoch under one lock: an unload between this lookup and admission makes the
+  // engine refuse the job rather than run it with whatever adapter takes the slot next.
+  std::lock_guard<std::mutex> lock(lora_mu);
+  *epoch = engine->lora_epoch();
   const auto& names = model.named_loras();
   auto unknown = [&](const std::string& n, const char* param) {
     std::string known;
-    for (const auto& k : names) known += (known.empty() ? "" : ", ") + k;
+    for (const auto& k : names)
+      if (!k.empty()) known += (known.empty() ? "" : ", ") + k;
     ApiError e = api_error(400, "Unknown LoRA adapter '" + n + "'; this server has " + (known.empty() ? "none" : known) +
                                     " (started with --lora NAME=PATH).", "invalid_request_error", "lora_not_found");
     e.param = param;
@@ -330,7 +336,7 @@ void HttpServer::Impl::completions(const httplib::Request& req, httplib::Respons
   std::vector<int32_t> prompt = cr.prompt_is_tokens ? cr.prompt_tokens : tokenize(cr.prompt_text, true);
   GenJob job;
   if (auto e = make_job(cr.sampling, prompt, tenant, &job)) return send_error(res, *e);
-  if (auto e = lora_mask(cr.model, req.body, &job.lora)) return send_error(res, *e);
+  if (auto e = lora_mask(cr.model, req.body, &job.lora, &job.lora_epoch)) return send_error(res, *e);
   job.top_logprobs = cr.logprobs;
   job.prompt_logprobs = cr.echo && cr.logprobs >= 0;
   const std::string prompt_text = cr.prompt_is_tokens ? tok.decode(prompt, true) : cr.prompt_text;
@@ -463,7 +469,9 @@ void HttpServer::Impl::routes() {
     Tenant t;
     if (auto e = authorize(q, r, &t)) return send_error(r, *e);
     json data = json::array({model_json()});
+    std::lock_guard<std::mutex> lock(lora_mu);
     for (const auto& name : model.named_loras()) {  // each named adapter as "BASE:NAME"
+      if (name.empty()) continue;  // a slot freed by an unload
       json m = model_json();
       m["id"] = opts.model_id + ":" + name;
       m["parent"] = opts.model_id;
@@ -477,7 +485,11 @@ void HttpServer::Impl::routes() {
     if (auto e = authorize(q, r, &t)) return send_error(r, *e);
     const std::string id = q.matches[1];
     const std::string prefix = opts.model_id + ":";
-    const bool adapter = id.rfind(prefix, 0) == 0 && model.named_lora_index(id.substr(prefix.size())) >= 0;
+    bool adapter = false;
+    {
+      std::lock_guard<std::mutex> lock(lora_mu);
+      adapter = id.rfind(prefix, 0) == 0 && model.named_lora_index(id.substr(prefix.size())) >= 0;
+    }
     if (id != opts.model_id && !adapter) {
       ApiError e = api_error(404, "The model '" + std::string(q.matches[1]) + "' does not exist; this server serves '" +
                                       opts.model_id + "'.", "invalid_request_error", "model_not_found");
@@ -504,6 +516,7 @@ void HttpServer::Impl::routes() {
     });
   }
   web_routes();
+  admin_routes();
   svr.Get("/health", [this](const httplib::Request&, httplib::Response& r) {
     if (draining.load()) return send_error(r, api_error(503, "The server is shutting down.", "server_error", "shutting_down"));
     r.set_content(R"({"status":"ok"})", "application/json");
@@ -552,7 +565,7 @@ HttpServer::~HttpServer() {
   if (impl_ && impl_->engine) impl_->engine->stop();
 }
 
-Result<std::unique_ptr<HttpServer>> HttpServer::create(const Model& model, const Tokenizer& tok, ServerOptions opts) {
+Result<std::unique_ptr<HttpServer>> HttpServer::create(Model& model, const Tokenizer& tok, ServerOptions opts) {
   auto impl = std::make_unique<Impl>(model, tok, std::move(opts));
   Impl& s = *impl;
   if (s.opts.engine.n_ctx <= 1) return invalid_argument("--ctx must be at least 2");

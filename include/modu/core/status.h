@@ -18,6 +18,7 @@ enum class StatusCode {
   kOutOfRange,        // a value is outside what is supported (context too long, ...)
   kUnimplemented,     // valid input that modu does not support (yet)
   kResourceExhausted, // out of memory, queue full
+  kFailedPrecondition,// not now: the state does not allow it (an adapter still in use); retry later
   kInternal,          // a bug in modu
 };
 
@@ -50,6 +51,7 @@ inline Status corrupt(std::string m) { return {StatusCode::kCorrupt, std::move(m
 inline Status out_of_range(std::string m) { return {StatusCode::kOutOfRange, std::move(m)}; }
 inline Status unimplemented(std::string m) { return {StatusCode::kUnimplemented, std::move(m)}; }
 inline Status resource_exhausted(std::string m) { return {StatusCode::kResourceExhausted, std::move(m)}; }
+inline Status failed_precondition(std::string m) { return {StatusCode::kFailedPrecondition, std::move(m)}; }
 inline Status internal_error(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 
 [[noreturn]] void check_failed(const char* file, int line, const char* expr, const std::string& msg);

@@ -151,11 +151,18 @@ class Model {
   // forward(): attach before serving.
   Status add_lora(std::shared_ptr<const LoraAdapter> adapter, float scale);
   const std::vector<std::pair<std::shared_ptr<const LoraAdapter>, float>>& loras() const { return loras_; }
+  const std::vector<int>& lora_slots() const { return lora_slots_; }  // loras()[i]'s named slot, -1: every token
   // A named adapter (multi-LoRA serving): attached like add_lora, but applied only to the batch
   // tokens whose BatchToken::lora has its bit set, so sequences with different adapters (or none)
   // share one forward pass. Returns its bit index; at most kMaxNamedLoras, names unique.
   static constexpr int kMaxNamedLoras = 32;
+  // A freed slot (remove_named_lora) is reused first.
   Result<int> add_named_lora(const std::string& name, std::shared_ptr<const LoraAdapter> adapter, float scale);
+  // Detaches a named adapter: its terms leave every weight and its slot is free again. Like
+  // add_named_lora, not thread-safe with forward(): the server runs both on its engine thread
+  // between steps, and makes sure no request still selects the slot.
+  Status remove_named_lora(const std::string& name);
+  // Slot-indexed names; "" marks a free slot.
   const std::vector<std::string>& named_loras() const { return lora_names_; }
   int named_lora_index(const std::string& name) const;  // -1: none
 
@@ -185,6 +192,7 @@ class Model {
   double repack_seconds_ = 0;
   std::string repack_note_;
   std::vector<std::pair<std::shared_ptr<const LoraAdapter>, float>> loras_;
+  std::vector<int> lora_slots_;  // loras_[i]'s named slot, -1 for add_lora's
   std::vector<std::unique_ptr<LoraDelta>> lora_deltas_;  // what Weight::lora points to
   std::vector<std::string> lora_names_;
   Status attach_lora(std::shared_ptr<const LoraAdapter> adapter, float scale, int slot);

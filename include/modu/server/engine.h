@@ -4,12 +4,14 @@
 // stay behind as an LRU prefix cache that later prompts reuse instead of recomputing.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <optional>
@@ -45,6 +47,9 @@ struct GenJob {
   // Named LoRA adapters (Model::add_named_lora) this request runs with: bit i = adapter i. The
   // prefix cache reuses only KV computed under the same set.
   uint32_t lora = 0;
+  // Engine::lora_epoch() when `lora` was looked up: a job whose adapters were unloaded after that
+  // is refused at admission instead of running with another adapter in the same slot.
+  uint64_t lora_epoch = 0;
 };
 
 struct TokenInfo {
@@ -141,6 +146,17 @@ class Engine {
   // L2-normalized vectors. Blocks the caller; interleaves with generation.
   Result<std::vector<std::vector<float>>> embed(const std::vector<std::vector<int32_t>>& inputs, Pooling pooling);
 
+  // Runs `fn` on the engine thread between two steps (no forward pass in flight) and returns its
+  // status; blocks the caller. For changing the model's adapters at run time: inside `fn`,
+  // jobs_using_lora / retire_lora_slot may be called.
+  Status run_between_steps(std::function<Status()> fn);
+  // Inside run_between_steps: queued and running requests that use any of `bits`.
+  int jobs_using_lora(uint32_t bits) const;
+  // Inside run_between_steps, after the slot's adapter was removed: cached KV computed under it is
+  // dropped, and requests that looked the slot up before now (GenJob::lora_epoch) are refused.
+  void retire_lora_slot(int slot);
+  uint64_t lora_epoch() const { return lora_epoch_.load(); }
+
   // Cuts every queued and running request (finish = cancelled, with `reason` as the error).
   void cancel_all(const std::string& reason);
   // Stops the engine thread after cutting everything; further submits get kStopped.
@@ -192,6 +208,13 @@ class Engine {
   std::condition_variable cv_;
   std::deque<Queued> queue_;
   std::deque<std::shared_ptr<EmbedJob>> embed_queue_;
+  struct Control {
+    std::function<Status()> fn;
+    std::promise<Status> done;
+  };
+  std::deque<std::shared_ptr<Control>> control_queue_;
+  std::atomic<uint64_t> lora_epoch_{0};
+  std::array<uint64_t, 32> lora_freed_at_{};  // per slot: the epoch it was last freed at (mu_)
   std::vector<std::unique_ptr<Slot>> active_;  // engine thread only (size read under mu_)
   std::vector<SeqInfo> seqs_;                  // engine thread only
   int64_t n_active_ = 0;

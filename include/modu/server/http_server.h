@@ -17,6 +17,9 @@ struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;                    // 0: any free port (see HttpServer::port())
   std::string model_id = "modu";      // the id /v1/models reports
+  // Bearer key of the admin endpoints (/v1/admin/lora: load and unload adapters at run time);
+  // empty: they are off.
+  std::string admin_key;
   EngineOptions engine;
   size_t max_body_bytes = 8u << 20;   // larger request bodies get 413
   int http_threads = 0;               // 0: enough for every slot and queue entry, plus spare
@@ -51,7 +54,7 @@ struct ServerOptions {
 
 class HttpServer {
  public:
-  static Result<std::unique_ptr<HttpServer>> create(const Model& model, const Tokenizer& tok, ServerOptions opts);
+  static Result<std::unique_ptr<HttpServer>> create(Model& model, const Tokenizer& tok, ServerOptions opts);
   ~HttpServer();
   // Binds the listening socket (so port() is known before run()).
   Status bind();
