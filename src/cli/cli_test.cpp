@@ -268,6 +268,51 @@ TEST_F(Cli, QuantizeThenRun) {
   EXPECT_EQ(r.rc, 0) << last_stderr();
   EXPECT_NE(modu("quantize " + model_ + " " + q + " q9_9").rc, 0);
   EXPECT_NE(last_stderr().find("valid:"), std::string::npos);
+  EXPECT_NE(last_stderr().find("q4_k_m"), std::string::npos) << "the error names the mixes too";
+}
+
+// `modu quantize ... q4_k_m`: llama.cpp's recipe on an 8-layer model with 256-wide rows: attn_v and
+// ffn_down in Q6_K at layers 0, 3, 6 and 7, output Q6_K, everything else Q4_K; file_type 15; it
+// runs, and its logits stay near the F16 model's.
+TEST_F(Cli, QuantizeMixQ4KM) {
+  const std::string dir = ::testing::TempDir();
+  const std::string f16 = dir + "/cli_mix_f16.gguf", q = dir + "/cli_mix_q4km.gguf";
+  ASSERT_EQ(modu("init-model --preset tiny --layers 8 --d-model 256 --ff 512 --heads 4 --kv-heads 1 --type f16 --vocab-from " +
+                 shared("testdata/vocab/ggml-vocab-gpt-2.gguf") + " -o " + f16).rc, 0) << last_stderr();
+  ASSERT_EQ(modu("quantize " + f16 + " " + q + " q4_k_m").rc, 0) << last_stderr();
+  EXPECT_NE(last_stderr().find("(matrices: 49 q4_k, 9 q6_k)"), std::string::npos) << last_stderr();
+  auto g = modu::GgufFile::open(q);
+  ASSERT_TRUE(g.ok());
+  EXPECT_EQ(*g->get_int("general.file_type"), 15);
+  for (int i = 0; i < 8; ++i) {
+    const bool more = i == 0 || i == 3 || i == 6 || i == 7;
+    for (const char* w : {"attn_v", "ffn_down"})
+      EXPECT_EQ(g->tensor("blk." + std::to_string(i) + "." + w + ".weight")->dtype, more ? modu::DType::Q6_K : modu::DType::Q4_K)
+          << i << " " << w;
+    EXPECT_EQ(g->tensor("blk." + std::to_string(i) + ".attn_q.weight")->dtype, modu::DType::Q4_K);
+  }
+  EXPECT_EQ(g->tensor("output.weight")->dtype, modu::DType::Q6_K);
+  EXPECT_EQ(g->tensor("blk.0.attn_norm.weight")->dtype, modu::DType::F32);
+  auto a = modu::Model::load(f16), b = modu::Model::load(q);
+  ASSERT_TRUE(a.ok() && b.ok());
+  modu::ThreadPool pool(1);
+  auto logits = [&](const modu::Model& m) {
+    modu::KvCache kv(m.config(), 1, 64, modu::KvType::kF32);
+    std::vector<modu::BatchToken> batch;
+    for (int i = 0; i < 12; ++i) batch.push_back({(int32_t)(100 + 37 * i), (int64_t)i, 0, true});
+    std::vector<float> lg;
+    EXPECT_TRUE(m.forward(batch, kv, pool, lg).ok());
+    return lg;
+  };
+  const auto la = logits(**a), lb = logits(**b);
+  double mx = 0, err = 0;
+  for (size_t i = 0; i < la.size(); ++i) {
+    mx = std::max(mx, (double)std::fabs(la[i]));
+    err = std::max(err, (double)std::fabs(la[i] - lb[i]));
+  }
+  EXPECT_LT(err / mx, 0.15) << "Q4_K_M logits near F16";
+  EXPECT_GT(err / mx, 0.0) << "it did quantize";
+  EXPECT_EQ(modu("run -m " + q + " -p 'x' -n 4 --temp 0").rc, 0) << last_stderr();
 }
 
 TEST_F(Cli, BenchJson) {

@@ -1,7 +1,10 @@
-// `modu quantize`: rewrite a GGUF model's weight matrices in another dtype (metadata kept).
+// `modu quantize`: rewrite a GGUF model's weight matrices in another dtype or a mix (metadata kept).
 #include <cstdio>
+#include <functional>
+#include <map>
 
 #include "common.h"
+#include "modu/models/quant_mix.h"
 
 namespace modu::cli {
 
@@ -27,30 +30,26 @@ int file_type_of(DType t) {
   }
 }
 
-}  // namespace
-
-Status quantize_gguf(const GgufFile& in, const std::string& out, DType type) {
-  const DTypeTraits* tt = dtype_traits(type);
-  if (tt->quantize == nullptr || tt->vec_dot == nullptr) return invalid_argument(std::string("cannot quantize to ") + tt->name);
+// Writes `in` with each matrix converted to choose(tensor) (vectors, norms, biases and rope factors
+// stay as they are) and general.file_type = file_type.
+Status write_quantized(const GgufFile& in, const std::string& out, int file_type,
+                       const std::function<DType(const GgufTensor&)>& choose) {
   const GgufFile* file = &in;
   GgufWriter w;
   for (const auto& [k, v] : file->metadata()) {
     if (k == "general.alignment") continue;
     w.set(k, v);
   }
-  w.set("general.file_type", GgufValue::u32((uint32_t)file_type_of(type)));
+  w.set("general.file_type", GgufValue::u32((uint32_t)file_type));
   w.set("general.quantization_version", GgufValue::u32(2));
   size_t in_bytes = 0;
   std::vector<float> buf;
+  std::map<std::string, int> counts;
   for (const auto& t : file->tensors()) {
     in_bytes += t.nbytes;
-    // Matrices are quantized; vectors (norms, biases) and rope factors stay as they are.
-    DType target = type;
     const bool matrix = t.shape.size() >= 2 && t.name != "rope_freqs.weight";
-    if (!matrix) target = t.dtype;
-    // The output projection is the most sensitive matrix: at 4 bits or less keep it at Q6_K.
-    if (matrix && t.name == "output.weight" && tt->block_bytes * 8.0 / tt->block_size < 5.0) target = DType::Q6_K;
-    if (t.shape[0] % dtype_traits(target)->block_size != 0) target = t.shape[0] % 32 == 0 ? DType::Q8_0 : DType::F16;
+    const DType target = matrix ? choose(t) : t.dtype;
+    if (matrix) ++counts[dtype_name(target)];
     if (target == t.dtype) {
       MODU_RETURN_IF_ERROR(w.add_tensor(t.name, t.dtype, t.shape, t.data, t.nbytes));
       continue;
@@ -65,18 +64,53 @@ Status quantize_gguf(const GgufFile& in, const std::string& out, DType type) {
   MODU_ASSIGN_OR_RETURN(GgufFile written, GgufFile::open(out));
   size_t out_bytes = 0;
   for (const auto& t : written.tensors()) out_bytes += t.nbytes;
-  std::fprintf(stderr, "modu: wrote %s: weights %.1f MB -> %.1f MB\n", out.c_str(), in_bytes / 1e6, out_bytes / 1e6);
+  std::string mix;
+  for (const auto& [name, n] : counts) mix += (mix.empty() ? "" : ", ") + std::to_string(n) + " " + name;
+  std::fprintf(stderr, "modu: wrote %s: weights %.1f MB -> %.1f MB (matrices: %s)\n", out.c_str(), in_bytes / 1e6,
+               out_bytes / 1e6, mix.c_str());
   return Status::Ok();
+}
+
+}  // namespace
+
+Status quantize_gguf(const GgufFile& in, const std::string& out, DType type) {
+  const DTypeTraits* tt = dtype_traits(type);
+  if (tt->quantize == nullptr || tt->vec_dot == nullptr) return invalid_argument(std::string("cannot quantize to ") + tt->name);
+  return write_quantized(in, out, file_type_of(type), [&](const GgufTensor& t) {
+    DType target = type;
+    // The output projection is the most sensitive matrix: at 4 bits or less keep it at Q6_K.
+    if (t.name == "output.weight" && tt->block_bytes * 8.0 / tt->block_size < 5.0) target = DType::Q6_K;
+    if (t.shape[0] % dtype_traits(target)->block_size != 0) target = t.shape[0] % 32 == 0 ? DType::Q8_0 : DType::F16;
+    return target;
+  });
+}
+
+Status quantize_gguf_mix(const GgufFile& in, const std::string& out, QuantMix mix) {
+  QuantMixModel m;
+  MODU_ASSIGN_OR_RETURN(std::string arch, in.get_string("general.architecture"));
+  auto num = [&](const std::string& key, int def) {
+    auto v = in.get_int(arch + "." + key, def);
+    return v.ok() ? (int)*v : def;
+  };
+  m.n_layer = num("block_count", 0);
+  const int n_head = num("attention.head_count", 1), n_head_kv = num("attention.head_count_kv", n_head);
+  m.n_gqa = n_head_kv > 0 ? n_head / n_head_kv : 1;
+  m.n_expert = num("expert_count", 0);
+  m.tied_output = in.tensor("output.weight") == nullptr;
+  return write_quantized(in, out, quant_mix_file_type(mix),
+                         [&](const GgufTensor& t) { return quant_mix_type(mix, t.name, t.shape[0], m); });
 }
 
 namespace {
 
 int quantize(const std::string& in, const std::string& out, const std::string& type_name) {
+  auto mix = quant_mix_from_name(type_name);
   auto type = dtype_from_name(type_name);
-  if (!type.ok()) return fail(type.status());
+  if (!mix.ok() && !type.ok())
+    return fail(invalid_argument(type.status().message() + "; or a mix: q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, q2_k_mix"));
   auto file = GgufFile::open(in);
   if (!file.ok()) return fail(file.status());
-  Status st = quantize_gguf(*file, out, *type);
+  Status st = mix.ok() ? quantize_gguf_mix(*file, out, *mix) : quantize_gguf(*file, out, *type);
   return st.ok() ? 0 : fail(st);
 }
 
@@ -89,7 +123,8 @@ void add_quantize_command(CLI::App& app, int& rc) {
   CLI::App* c = app.add_subcommand("quantize", "Convert a GGUF model's weights to another dtype");
   c->add_option("input", *in, "Input GGUF")->required()->check(CLI::ExistingFile);
   c->add_option("output", *out, "Output GGUF")->required();
-  c->add_option("type", *type, "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k")->required();
+  c->add_option("type", *type, "A dtype for every matrix (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, "
+                 "q6_k), or a mix as llama.cpp makes them: q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, q2_k_mix")->required();
   c->callback([in, out, type, &rc] { rc = quantize(*in, *out, *type); });
 }
 

@@ -8,6 +8,7 @@
 
 #include "modu/core/status.h"
 #include "modu/models/model.h"
+#include "modu/models/quant_mix.h"
 #include "modu/tokenizer/tokenizer.h"
 
 namespace modu::cli {
@@ -47,6 +48,8 @@ std::string label_prefix(const NoticeArgs& a);  // "" without --label
 // `modu quantize`'s work: every weight matrix of `in` to `type` (output.weight kept at Q6_K below
 // 5 bits, rows that do not fit the block size at Q8_0/F16), metadata kept, written to `out`.
 Status quantize_gguf(const GgufFile& in, const std::string& out, DType type);
+// The same with a per-tensor recipe (q4_k_m, ...: modu/models/quant_mix.h).
+Status quantize_gguf_mix(const GgufFile& in, const std::string& out, QuantMix mix);
 
 // Each subcommand registers itself on the app and returns the callback result through `rc`.
 void add_run_command(CLI::App& app, int& rc);
