@@ -16,6 +16,21 @@
 namespace modu {
 namespace {
 
+// The worst over tokens of max |got - ref| / max |ref| over the vocabulary: logits [n_tokens, n_vocab].
+double worst_rel(const float* got, const std::vector<std::vector<double>>& ref, int n_tokens, int64_t n_vocab) {
+  double worst = 0;
+  for (int t = 0; t < n_tokens; ++t) {
+    double mx = 0, err = 0;
+    for (int64_t v = 0; v < n_vocab; ++v) {
+      mx = std::max(mx, std::fabs(ref[t][v]));
+      err = std::max(err, std::fabs(got[t * n_vocab + v] - ref[t][v]));
+    }
+    worst = std::max(worst, err / mx);
+  }
+  return worst;
+}
+
+
 using testing::TestModelSpec;
 
 struct Loaded {
@@ -61,16 +76,7 @@ double compare(const TestModelSpec& spec, KvType kvt, int n_tokens, int threads,
     EXPECT_TRUE(st.ok()) << st.to_string();
     all.insert(all.end(), logits.begin(), logits.end());
   }
-  double worst = 0;
-  for (int t = 0; t < n_tokens; ++t) {
-    double mx = 0, err = 0;
-    for (int64_t v = 0; v < spec.n_vocab; ++v) {
-      mx = std::max(mx, std::fabs(ref[t][v]));
-      err = std::max(err, std::fabs(all[t * spec.n_vocab + v] - ref[t][v]));
-    }
-    worst = std::max(worst, err / mx);
-  }
-  return worst;
+  return worst_rel(all.data(), ref, n_tokens, spec.n_vocab);
 }
 
 TestModelSpec spec_for(const std::string& arch) {
@@ -374,18 +380,7 @@ TEST(Lora, NamedAdaptersPerTokenInOneBatch) {
     ASSERT_TRUE(l.model->forward(batch, kv, pool, logits).ok());
     for (int s = 0; s < 3; ++s) got[s].insert(got[s].end(), logits.begin() + s * spec.n_vocab, logits.begin() + (s + 1) * spec.n_vocab);
   }
-  for (int s = 0; s < 3; ++s) {
-    double worst = 0;
-    for (int t = 0; t < n; ++t) {
-      double mx = 0, err = 0;
-      for (int64_t v = 0; v < spec.n_vocab; ++v) {
-        mx = std::max(mx, std::fabs(refs[s][t][v]));
-        err = std::max(err, std::fabs(got[s][t * spec.n_vocab + v] - refs[s][t][v]));
-      }
-      worst = std::max(worst, err / mx);
-    }
-    EXPECT_LT(worst, 2e-4) << "sequence " << s;
-  }
+  for (int s = 0; s < 3; ++s) EXPECT_LT(worst_rel(got[s].data(), refs[s], n, spec.n_vocab), 2e-4) << "sequence " << s;
   // Unloading "a" frees slot 0: mask 3 then means b alone, and the next adapter reuses slot 0.
   auto one_seq = [&](uint32_t mask) {
     KvCache kv1(l.model->config(), 1, spec.n_ctx, KvType::kF32);
@@ -396,16 +391,7 @@ TEST(Lora, NamedAdaptersPerTokenInOneBatch) {
     return lg;
   };
   auto rel_to = [&](const std::vector<float>& got1, const std::vector<std::vector<double>>& ref) {
-    double worst = 0;
-    for (int t = 0; t < n; ++t) {
-      double mx = 0, err = 0;
-      for (int64_t v = 0; v < spec.n_vocab; ++v) {
-        mx = std::max(mx, std::fabs(ref[t][v]));
-        err = std::max(err, std::fabs(got1[t * spec.n_vocab + v] - ref[t][v]));
-      }
-      worst = std::max(worst, err / mx);
-    }
-    return worst;
+    return worst_rel(got1.data(), ref, n, spec.n_vocab);
   };
   ASSERT_TRUE(l.model->remove_named_lora("a").ok());
   EXPECT_EQ(l.model->named_loras()[0], "");
