@@ -33,28 +33,19 @@ Result<std::vector<float>> tensor_f32(const SafetensorsTensor& t, const std::str
   return out;
 }
 
-// Rows of B [rows, rank] permuted per head as the converter permutes Q/K weight rows: row 2i is
-// the HF row i of the head, row 2i+1 the HF row half + i.
-std::vector<float> permute_b(const std::vector<float>& b, int64_t rows, int64_t rank, int64_t n_heads) {
+// Rows of B [rows, rank] permuted per head as the converter permutes Q/K weight rows: GGUF row 2i
+// is the HF row i of the head, row 2i+1 the HF row half + i (to_gguf); or back (!to_gguf).
+std::vector<float> permute_b(const std::vector<float>& b, int64_t rows, int64_t rank, int64_t n_heads, bool to_gguf) {
   std::vector<float> out(b.size());
   const int64_t hd = rows / n_heads, half = hd / 2;
+  const size_t bytes = (size_t)rank * sizeof(float);
   for (int64_t h = 0; h < n_heads; ++h)
-    for (int64_t i = 0; i < half; ++i) {
-      std::memcpy(&out[(size_t)((h * hd + 2 * i) * rank)], &b[(size_t)((h * hd + i) * rank)], rank * sizeof(float));
-      std::memcpy(&out[(size_t)((h * hd + 2 * i + 1) * rank)], &b[(size_t)((h * hd + half + i) * rank)], rank * sizeof(float));
-    }
-  return out;
-}
-
-// The inverse of permute_b: adjacent-pair rows back to HF's half-split order.
-std::vector<float> unpermute_b(const std::vector<float>& b, int64_t rows, int64_t rank, int64_t n_heads) {
-  std::vector<float> out(b.size());
-  const int64_t hd = rows / n_heads, half = hd / 2;
-  for (int64_t h = 0; h < n_heads; ++h)
-    for (int64_t i = 0; i < half; ++i) {
-      std::memcpy(&out[(size_t)((h * hd + i) * rank)], &b[(size_t)((h * hd + 2 * i) * rank)], rank * sizeof(float));
-      std::memcpy(&out[(size_t)((h * hd + half + i) * rank)], &b[(size_t)((h * hd + 2 * i + 1) * rank)], rank * sizeof(float));
-    }
+    for (int64_t i = 0; i < half; ++i)
+      for (int64_t k = 0; k < 2; ++k) {
+        const int64_t gguf_row = h * hd + 2 * i + k, hf_row = h * hd + k * half + i;
+        const int64_t dst = to_gguf ? gguf_row : hf_row, src = to_gguf ? hf_row : gguf_row;
+        std::memcpy(&out[(size_t)(dst * rank)], &b[(size_t)(src * rank)], bytes);
+      }
   return out;
 }
 
@@ -111,7 +102,7 @@ Status save_peft_adapter(const LoraAdapter& adapter, const GgufFile& base, const
     targets.insert(module.substr(module.rfind('.') + 1));
     std::vector<float> b = p.b;
     if (permute_qk && (ends_with(g, ".attn_q.weight") || ends_with(g, ".attn_k.weight")))
-      b = unpermute_b(b, p.rows, r, ends_with(g, ".attn_q.weight") ? mc.n_head : mc.n_head_kv);
+      b = permute_b(b, p.rows, r, ends_with(g, ".attn_q.weight") ? mc.n_head : mc.n_head_kv, /*to_gguf=*/false);
     store.push_back(p.a);
     store.push_back(std::move(b));
     const std::string prefix = "base_model.model." + module;
@@ -210,7 +201,7 @@ Result<std::shared_ptr<const LoraAdapter>> load_peft_adapter(const std::string& 
     MODU_ASSIGN_OR_RETURN(p.b, tensor_f32(*h.b, st_path));
     const bool is_q = g.size() > 14 && g.compare(g.size() - 14, 14, ".attn_q.weight") == 0;
     const bool is_k = g.size() > 14 && g.compare(g.size() - 14, 14, ".attn_k.weight") == 0;
-    if (permute_qk && (is_q || is_k)) p.b = permute_b(p.b, p.rows, r, is_q ? mc.n_head : mc.n_head_kv);
+    if (permute_qk && (is_q || is_k)) p.b = permute_b(p.b, p.rows, r, is_q ? mc.n_head : mc.n_head_kv, /*to_gguf=*/true);
     pairs[g] = std::move(p);
   }
   return LoraAdapter::from_pairs(dir, mc.arch.name, alpha_eff, std::move(pairs));
