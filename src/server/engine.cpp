@@ -573,7 +573,14 @@ void Engine::loop() {
         c = control_queue_.front();
         control_queue_.pop_front();
       }
-      c->done.set_value(c->fn());
+      // An exception (bad_alloc while attaching) must not take the engine thread down.
+      Status st;
+      try {
+        st = c->fn();
+      } catch (const std::exception& e) {
+        st = internal_error(std::string("control task failed: ") + e.what());
+      }
+      c->done.set_value(std::move(st));
     }
     std::lock_guard<std::mutex> lock(mu_);
     n_active_ = (int64_t)active_.size();

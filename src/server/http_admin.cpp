@@ -98,10 +98,14 @@ void HttpServer::Impl::admin_routes() {
       return slot.status();
     });
     if (!st.ok()) {
-      const int code = st.message().find("used twice") != std::string::npos ? 409 : 400;
+      const bool shutting_down = st.message().find("shutting down") != std::string::npos;
+      const bool taken = st.message().find("used twice") != std::string::npos;
+      const bool full = !shutting_down && st.code() == StatusCode::kResourceExhausted;  // all slots in use
+      const int code = shutting_down ? 503 : taken || full ? 409 : 400;
       record(req, "lora_load", {{"name", name}, {"path", path}, {"error", st.message()}}, code);
-      return send_error(res, api_error(code, "Cannot attach the adapter: " + st.message(), "invalid_request_error",
-                                       code == 409 ? "lora_exists" : "invalid_adapter"));
+      return send_error(res, api_error(code, "Cannot attach the adapter: " + st.message(),
+                                       code == 503 ? "server_error" : "invalid_request_error",
+                                       shutting_down ? "unavailable" : taken ? "lora_exists" : full ? "lora_limit" : "invalid_adapter"));
     }
     std::fprintf(stderr, "modu serve: loaded LoRA %s = %s (scale %g, %zu matrices)\n", name.c_str(), path.c_str(), scale,
                  (*adapter)->pairs().size());
@@ -129,9 +133,13 @@ void HttpServer::Impl::admin_routes() {
       return Status::Ok();
     });
     if (!st.ok()) {
-      const int code = st.code() == StatusCode::kNotFound ? 404 : st.code() == StatusCode::kFailedPrecondition ? 409 : 500;
+      const int code = st.code() == StatusCode::kNotFound             ? 404
+                       : st.code() == StatusCode::kFailedPrecondition ? 409
+                       : st.message().find("shutting down") != std::string::npos ? 503
+                                                                       : 500;
       record(req, "lora_unload", {{"name", name}, {"error", st.message()}}, code);
-      ApiError e = api_error(code, st.message(), "invalid_request_error", code == 404 ? "lora_not_found" : "lora_in_use");
+      ApiError e = api_error(code, st.message(), code >= 500 ? "server_error" : "invalid_request_error",
+                             code == 404 ? "lora_not_found" : code == 409 ? "lora_in_use" : "unavailable");
       if (code == 409) res.set_header("Retry-After", "1");
       return send_error(res, e);
     }

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <csignal>
 #include <cerrno>
 #include <cstring>
 #include <sstream>
@@ -143,12 +144,20 @@ long PidsCgroup::current() const {
 
 PidsCgroup::~PidsCgroup() {
   if (procs_fd_ >= 0) ::close(procs_fd_);
-  // Tasks leave the cgroup when they are reaped; the caller waited for the sandbox to empty, so
-  // this normally succeeds at once. A cgroup that cannot be removed is left behind (empty ones are
-  // harmless) rather than blocking the caller.
+  // Whatever is still inside (a background child of an unsandboxed run that left the process
+  // group) is killed: the cgroup is the one complete list of the run's tasks. Tasks leave it when
+  // they are reaped, so removal is retried briefly; one that cannot be removed is left behind.
+  const bool has_kill = ::access((dir_ + "/cgroup.kill").c_str(), W_OK) == 0;  // cgroup v2, Linux 5.14+
   for (int i = 0; i < 200; ++i) {
     if (::rmdir(dir_.c_str()) == 0 || errno == ENOENT) return;
     if (errno != EBUSY) return;
+    if (has_kill) {
+      write_small(dir_ + "/cgroup.kill", "1\n");
+    } else {
+      std::istringstream procs(read_small(dir_ + "/cgroup.procs"));
+      for (long p; procs >> p;)
+        if (p > 0) ::kill((pid_t)p, SIGKILL);
+    }
     ::usleep(5000);
   }
 }

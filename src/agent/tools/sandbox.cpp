@@ -203,7 +203,11 @@ Result<ProcessResult> run_impl(const std::vector<std::string>& argv, const fs::p
   // The kernel's cap under the watchdog (which counts processes precisely but can be outrun): tasks,
   // threads included, so with room for threaded programs plus bwrap's two processes.
   std::unique_ptr<PidsCgroup> cgroup;
-  if (o.max_processes > 0) cgroup = PidsCgroup::create(4L * o.max_processes + 16, nullptr);
+  if (o.max_processes > 0) {
+    // Threaded programs (OpenMP, Go, the JVM) start about a thread per core.
+    const long ncpu = std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN));
+    cgroup = PidsCgroup::create(std::max(4L * o.max_processes, o.max_processes + 4 * ncpu) + 16, nullptr);
+  }
   const int cg_fd = cgroup ? cgroup->procs_fd() : -1;
 
   int out[2], info[2] = {-1, -1}, err[2];
@@ -270,15 +274,25 @@ Result<ProcessResult> run_impl(const std::vector<std::string>& argv, const fs::p
   unsigned long pidns = 0;
   std::string info_buf;
   clock::time_point exited_at{}, last_count{};
-  // The namespace's init, only while it still is ours (its pid may be reused once it is gone).
-  auto init_is_ours = [&] {
-    if (init_pid <= 0 || gone_or_zombie(init_pid)) return false;
+  // The namespace's init is held by a pidfd (opened when bwrap reports it, then checked to be in the
+  // reported namespace), so signals and waits cannot reach another process that reuses its pid.
+  // Without one (kernel < 5.3), only a pid whose namespace is the sandbox's is signalled.
+  int init_fd = -1;
+  auto ns_matches = [&] {
     struct stat st;
     const std::string ns = "/proc/" + std::to_string(init_pid) + "/ns/pid";
-    return pidns == 0 || (::stat(ns.c_str(), &st) == 0 && st.st_ino == pidns);
+    return pidns != 0 && ::stat(ns.c_str(), &st) == 0 && st.st_ino == pidns;
+  };
+  auto init_alive = [&] {
+    if (init_fd >= 0) {
+      pollfd p{init_fd, POLLIN, 0};  // readable once it has exited
+      return ::poll(&p, 1, 0) == 0;
+    }
+    return init_pid > 0 && !gone_or_zombie(init_pid) && ns_matches();
   };
   auto kill_init = [&] {
-    if (init_is_ours()) ::kill(init_pid, SIGKILL);
+    if (init_fd >= 0) ::syscall(SYS_pidfd_send_signal, init_fd, SIGKILL, nullptr, 0);
+    else if (init_pid > 0 && ns_matches()) ::kill(init_pid, SIGKILL);
   };
   auto kill_all = [&] {
     killed = true;
@@ -327,7 +341,12 @@ Result<ProcessResult> run_impl(const std::vector<std::string>& argv, const fs::p
             init_pid = j["child-pid"].get<pid_t>();
             if (j.contains("pid-namespace") && j["pid-namespace"].is_number_unsigned())
               pidns = j["pid-namespace"].get<unsigned long>();
-            if (killed) ::kill(init_pid, SIGKILL);
+            init_fd = (int)::syscall(SYS_pidfd_open, init_pid, 0);
+            if (init_fd >= 0 && pidns != 0 && !ns_matches()) {  // already gone and its pid reused
+              ::close(init_fd);
+              init_fd = -1;
+            }
+            if (killed) kill_init();
           }
           continue;
         }
@@ -371,7 +390,7 @@ Result<ProcessResult> run_impl(const std::vector<std::string>& argv, const fs::p
     // init: the kernel then kills the rest, and the init becomes a zombie only once the namespace is
     // empty. Tearing down a large namespace on a busy machine takes seconds: the wait is generous.
     const auto give_up = clock::now() + std::chrono::seconds(30);
-    while (init_is_ours()) {
+    while (init_alive()) {
       if (clock::now() >= give_up) {
         leftover = std::max(1, count_sandbox_processes(pidns));
         break;
@@ -380,6 +399,7 @@ Result<ProcessResult> run_impl(const std::vector<std::string>& argv, const fs::p
       ::usleep(5000);
     }
   }
+  if (init_fd >= 0) ::close(init_fd);
   r.seconds = std::chrono::duration<double>(clock::now() - start).count();
   if (exec_failed)
     return io_error("sandbox: cannot run " + args[0] + ": " + std::strerror(exec_errno));

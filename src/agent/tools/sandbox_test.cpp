@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "modu/agent/sandbox.h"
+#include "pids_cgroup.h"
 
 namespace modu::agent {
 namespace {
@@ -195,6 +196,18 @@ TEST(Sandbox, ForkBombIsStopped) {
   ProcessResult ok = run("echo alive", ws.path);
   EXPECT_EQ(ok.output, "alive\n");
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 3.0);
+}
+
+// A background child that leaves the process group (setsid) of an unsandboxed run is still killed
+// when the run ends: the run's pids cgroup lists it.
+TEST(Sandbox, UnsandboxedRunLeavesNothingBehind) {
+  if (!PidsCgroup::create(8, nullptr)) GTEST_SKIP() << "no pids cgroup here: a setsid child may outlive an unsandboxed run";
+  TempDir ws;
+  const std::string marker = "modu_setsid_marker";
+  ProcessResult r = run("setsid bash -c 'sleep 30; : " + marker + "' >/dev/null 2>&1 & echo started", ws.path, unsandboxed());
+  EXPECT_EQ(r.output, "started\n");
+  for (int i = 0; i < 100 && processes_with(marker) > 0; ++i) ::usleep(10000);
+  EXPECT_EQ(processes_with(marker), 0);
 }
 
 TEST(Sandbox, EndlessLoopHitsCpuLimit) {
