@@ -341,6 +341,18 @@ main('webchat', 170, async () => {
     assert.ok(exported, 'the export was downloaded');
     assert.equal(exported.format, 'modu-chat-export');
     assert.equal(exported.conversations[0].title, '이름 바꾼 대화');
+    // A second conversation, then deleting it (after a confirm) leaves the first.
+    await page.click('#new-chat');
+    await sendViaKeyboard(page, '두 번째 대화');
+    await waitIdle(page);
+    assert.equal((await page.$$('#conv-list li')).length, 2);
+    page.once('dialog', (d) => d.accept());
+    await page.click('#conv-list li[aria-current] .conv-actions button:last-child');
+    await page.waitForFunction(() => document.querySelectorAll('#conv-list li').length === 1);
+    assert.equal(await page.$eval('#conv-list .conv-title', (b) => b.textContent), '이름 바꾼 대화');
+    assert.equal((await bodies(page)).length, 0, 'the deleted conversation is not shown');
+    await page.click('#conv-list .conv-title');
+    assert.ok((await bodies(page)).length > 0, 'the remaining one opens');
 
     // --- Switch language; it sticks across a reload.
     step('Switch language; it sticks across a reload.');
