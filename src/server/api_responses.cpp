@@ -109,6 +109,7 @@ Err reasoning_texts(const json& item, const char* key, const char* part_type, co
 
 struct InputState {
   ojson* conv;
+  json* approvals;                            // mcp_approval_response items: {id, approve, reason}
   std::map<std::string, std::string> names;  // call_id -> function name
   std::optional<std::string> reasoning;       // waits for the next assistant message
   int open_assistant = -1;                    // conv index a following function_call joins
@@ -175,12 +176,23 @@ Err convert_item(const json& item, const std::string& p, InputState* st) {
     if (text.empty()) text = summary;
     if (!st->reasoning) st->reasoning = text;
     else if (!text.empty()) *st->reasoning += (st->reasoning->empty() ? "" : "\n\n") + text;
+  } else if (type == "mcp_approval_response") {  // a person's answer to an mcp_approval_request
+    std::string id, reason;
+    if (auto e = get_string(item, "approval_request_id", true, &id, p + ".")) return e;
+    const json* approve = field(item, "approve");
+    if (!approve) return missing(p + ".approve");
+    if (!approve->is_boolean()) return wrong_type(p + ".approve", "a boolean", *approve);
+    if (auto e = get_string(item, "reason", false, &reason, p + ".")) return e;
+    st->approvals->push_back({{"id", id}, {"approve", approve->get<bool>()}, {"reason", reason}});
+  } else if (type == "mcp_list_tools" || type == "mcp_call" || type == "mcp_approval_request") {
+    // Output items sent back as input: the server's own record of them is in the stored
+    // conversation (previous_response_id); nothing to add.
   } else if (type == "item_reference") {
     return unsupported("Input items of type 'item_reference' are not supported; send the items themselves or use "
                        "'previous_response_id'.", p + ".type");
   } else {
     return unsupported("Input items of type '" + type + "' are not supported; supported types are 'message', "
-                       "'function_call', 'function_call_output' and 'reasoning'.", p + ".type");
+                       "'function_call', 'function_call_output', 'reasoning' and 'mcp_approval_response'.", p + ".type");
   }
   return std::nullopt;
 }
@@ -206,13 +218,31 @@ Err convert_tools(const json& tools, ChatRequest* out, ResponsesInfo* info) {
           if (!n.is_string()) return wrong_type(p + ".allowed_tools", "an array of tool names", *a);
         allowed = *names;
       }
-      json approval = "always";
-      if (const json* r = field(t, "require_approval")) approval = *r;
-      const bool never = approval == "never" || (approval.is_object() && approval.contains("never") && approval.size() == 1);
-      if (!never)
-        return unsupported("modu runs MCP tools only with \"require_approval\": \"never\" for now (approval requests "
-                           "are not implemented); the server's --policy still applies.", p + ".require_approval");
-      info->mcp.push_back({{"server_label", label}, {"allowed_tools", allowed}, {"require_approval", "never"}});
+      // "always" (the default) | "never" | {"always": {"tool_names": [...]}, "never": {"tool_names": [...]}}:
+      // tools in neither list of the object form need approval.
+      std::string mode = "always";
+      json lists = {{"always", json::array()}, {"never", json::array()}};
+      if (const json* r = field(t, "require_approval")) {
+        const std::string rp = p + ".require_approval";
+        if (r->is_string()) {
+          mode = r->get<std::string>();
+          if (mode != "always" && mode != "never")
+            return bad("Invalid value for '" + rp + "': '" + mode + "'. Supported values are: 'always' and 'never'.", rp);
+        } else if (r->is_object()) {
+          for (const auto& [k, v] : r->items()) {
+            if (k != "always" && k != "never") return bad("Unknown key '" + k + "' in '" + rp + "'; expected 'always' or 'never'.", rp);
+            const json* names = v.is_object() ? field(v, "tool_names") : &v;
+            if (!names || !names->is_array()) return wrong_type(rp + "." + k, "{\"tool_names\": [...]}", v);
+            for (const auto& n : *names)
+              if (!n.is_string()) return wrong_type(rp + "." + k + ".tool_names", "an array of tool names", *names);
+            lists[k] = *names;
+          }
+        } else {
+          return wrong_type(rp, "'always', 'never' or an object", *r);
+        }
+      }
+      info->mcp.push_back({{"server_label", label}, {"allowed_tools", allowed}, {"require_approval", mode},
+                           {"always_tools", lists["always"]}, {"never_tools", lists["never"]}});
       info->tools.push_back(t);
       continue;
     }
@@ -334,7 +364,7 @@ std::optional<ApiError> parse_responses_request(std::string_view body, const Api
     if (input && input->is_string()) {
       conv.push_back({{"role", "user"}, {"content", input->get<std::string>()}});
     } else if (input && input->is_array()) {
-      InputState st{&conv, {}, std::nullopt, -1};
+      InputState st{&conv, &info->approvals, {}, std::nullopt, -1};
       for (const auto& m : conv)  // names of calls made earlier in the stored conversation
         if (m.contains("tool_calls"))
           for (const auto& c : m["tool_calls"]) st.names[c.value("id", "")] = c["function"].value("name", "");

@@ -60,6 +60,37 @@ std::optional<ApiError> responses(const std::string& body, ChatRequest* out = nu
   return parse_responses_request(body, limits(), store, out ? out : &r, info ? info : &i);
 }
 
+// MCP tools: require_approval in its three forms, and mcp_approval_response input items.
+TEST(ApiCompatResponses, McpApprovalForms) {
+  ResponsesInfo info;
+  auto e = responses(R"({"input":[{"role":"user","content":"x"},
+      {"type":"mcp_approval_response","approval_request_id":"mcpr_1","approve":false,"reason":"no"},
+      {"type":"mcp_call","id":"mcp_0","name":"t","arguments":"{}"}],
+    "tools":[{"type":"mcp","server_label":"a"},
+             {"type":"mcp","server_label":"b","require_approval":"never"},
+             {"type":"mcp","server_label":"c","require_approval":{"never":{"tool_names":["t1"]},"always":["t2"]}}]})",
+                     nullptr, &info);
+  ASSERT_FALSE(e) << e->message;
+  ASSERT_EQ(info.mcp.size(), 3u);
+  EXPECT_EQ(info.mcp[0]["require_approval"], "always");  // OpenAI's default
+  EXPECT_EQ(info.mcp[1]["require_approval"], "never");
+  EXPECT_EQ(info.mcp[2]["require_approval"], "always");
+  EXPECT_EQ(info.mcp[2]["never_tools"], json::array({"t1"}));
+  EXPECT_EQ(info.mcp[2]["always_tools"], json::array({"t2"}));
+  ASSERT_EQ(info.approvals.size(), 1u);
+  EXPECT_EQ(info.approvals[0], (json{{"id", "mcpr_1"}, {"approve", false}, {"reason", "no"}}));
+  EXPECT_EQ(info.conversation.size(), 1u) << "approval answers and replayed mcp items are not messages";
+  for (const char* bad : {R"({"input":"x","tools":[{"type":"mcp","server_label":"a","require_approval":"sometimes"}]})",
+                          R"({"input":"x","tools":[{"type":"mcp","server_label":"a","require_approval":{"maybe":[]}}]})",
+                          R"({"input":"x","tools":[{"type":"mcp","server_label":"a","require_approval":{"never":[1]}}]})",
+                          R"({"input":[{"type":"mcp_approval_response","approval_request_id":"r"}]})",
+                          R"({"input":[{"type":"mcp_approval_response","approval_request_id":"r","approve":"yes"}]})"}) {
+    auto err = responses(bad, nullptr, nullptr);
+    EXPECT_TRUE(err) << bad;
+    if (err) EXPECT_EQ(err->status, 400) << bad;
+  }
+}
+
 TEST(ApiCompatResponses, InputString) {
   ChatRequest r;
   ResponsesInfo info;

@@ -40,6 +40,12 @@ void HttpServer::Impl::responses_api(const httplib::Request& req, httplib::Respo
   ResponsesInfo info;
   if (auto e = parse_responses_request(req.body, limits, &responses, &cr, &info)) return send_error(res, *e);
   if (!info.mcp.empty()) return responses_mcp(req, res, tenant, std::move(cr), info);
+  if (!info.approvals.empty()) {
+    ApiError e = api_error(400, "mcp_approval_response items answer approval requests of MCP tools: send the same "
+                                "{\"type\": \"mcp\"} tools again with them.", "invalid_request_error", "invalid_value");
+    e.param = "tools";
+    return send_error(res, e);
+  }
   ChatRun run;
   if (auto e = start_chat(req, res, cr, tenant, &run)) return send_error(res, *e);
   std::shared_ptr<Stream> st = run.st;

@@ -1,7 +1,9 @@
 // MCP tools in the Responses API: `modu serve --mcp ...` connects the reference everything server
 // (from npm); a request with {"type": "mcp"} tools gets mcp_list_tools and mcp_call items, the
 // call forced with tool_choice so the random weights do not matter, its output produced by the
-// real server and fed back to the model; the action log records it. Misuse is a clear 400.
+// real server and fed back to the model; the action log records it. With require_approval the call
+// waits for an mcp_approval_response (approved: it runs; denied: the model is told). Misuse is a
+// clear 400.
 import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { assert, loadOpenAI, main, postJson, startServer, TMP } from './lib.mjs';
@@ -36,16 +38,66 @@ main('mcp', 120, async () => {
     assert.equal(acts[0].tool, 'mcp1.get-sum');
     assert.ok(acts[0].approved);
 
-    // Misuse: a label the server does not have, streaming, approval requests.
+    // Misuse: a label the server does not have, streaming, an unknown approval mode.
     const unknown = await postJson(`${srv.url}/v1/responses`, { model: 'm', input: 'x', tools: [{ ...tools[0], server_label: 'nope' }] });
     assert.equal(unknown.status, 400);
     assert.match(unknown.json.error.message, /No MCP server 'nope'/);
     const stream = await postJson(`${srv.url}/v1/responses`, { model: 'm', input: 'x', tools, stream: true });
     assert.equal(stream.status, 400);
     assert.equal(stream.json.error.param, 'stream');
-    const ask = await postJson(`${srv.url}/v1/responses`, { model: 'm', input: 'x', tools: [{ type: 'mcp', server_label: 'mcp1' }] });
-    assert.equal(ask.status, 400);
-    assert.equal(ask.json.error.param, 'tools[0].require_approval');
+    const badMode = await postJson(`${srv.url}/v1/responses`, { model: 'm', input: 'x',
+      tools: [{ type: 'mcp', server_label: 'mcp1', require_approval: 'sometimes' }] });
+    assert.equal(badMode.status, 400);
+    assert.equal(badMode.json.error.param, 'tools[0].require_approval');
+
+    // Approval (require_approval "always", the default): the call waits for a person's answer.
+    const countActs = () => readFileSync(log, 'utf8').trim().split('\n').length;
+    const askTools = [{ type: 'mcp', server_label: 'mcp1', allowed_tools: ['get-sum', 'echo'] }];
+    const forced = { tool_choice: { type: 'mcp', server_label: 'mcp1', name: 'get-sum' } };
+    const before = countActs();
+    const r1 = await openai.responses.create({ model: 'm', input: 'Add two numbers.', tools: askTools, max_output_tokens: 200, ...forced });
+    const req1 = r1.output.find((o) => o.type === 'mcp_approval_request');
+    assert.ok(req1, JSON.stringify(r1.output));
+    assert.equal(req1.name, 'get-sum');
+    assert.equal(req1.server_label, 'mcp1');
+    assert.equal(typeof JSON.parse(req1.arguments).a, 'number');
+    assert.ok(!r1.output.some((o) => o.type === 'mcp_call'), 'nothing runs before the answer');
+    assert.equal(countActs(), before);
+    // Approved: it runs now, with the arguments the person saw, and the model gets its output.
+    const r2 = await openai.responses.create({ model: 'm', previous_response_id: r1.id, tools: askTools, max_output_tokens: 40,
+      input: [{ type: 'mcp_approval_response', approval_request_id: req1.id, approve: true }] });
+    const call2 = r2.output.find((o) => o.type === 'mcp_call');
+    assert.ok(call2, JSON.stringify(r2.output));
+    assert.equal(call2.id, req1.id);
+    assert.equal(call2.arguments, req1.arguments);
+    assert.match(call2.output, /The sum of/);
+    let acts2 = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(acts2[before].tool, 'mcp1.get-sum');
+    assert.ok(acts2[before].approved);
+    assert.match(acts2[before].decided_by, /a person, through mcp_approval_response/);
+    // Denied: nothing runs, and the model is told so.
+    const r3 = await openai.responses.create({ model: 'm', input: 'Add two numbers.', tools: askTools, max_output_tokens: 200, ...forced });
+    const req3 = r3.output.find((o) => o.type === 'mcp_approval_request');
+    const r4 = await openai.responses.create({ model: 'm', previous_response_id: r3.id, tools: askTools, max_output_tokens: 20,
+      input: [{ type: 'mcp_approval_response', approval_request_id: req3.id, approve: false, reason: 'not now' }] });
+    const call4 = r4.output.find((o) => o.type === 'mcp_call');
+    assert.equal(call4.output, null);
+    assert.match(call4.error, /not approved.*not now/);
+    acts2 = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(acts2.at(-1).approved, false);
+    // An answer to a request that does not exist, or without the mcp tools, is a clear 400.
+    const stray = await postJson(`${srv.url}/v1/responses`, { model: 'm', previous_response_id: r3.id, tools: askTools,
+      input: [{ type: 'mcp_approval_response', approval_request_id: 'mcpr_nope', approve: true }] });
+    assert.equal(stray.status, 400);
+    assert.match(stray.json.error.message, /No pending MCP approval request 'mcpr_nope'/);
+    const noTools = await postJson(`${srv.url}/v1/responses`, { model: 'm', previous_response_id: r3.id,
+      input: [{ type: 'mcp_approval_response', approval_request_id: req3.id, approve: true }] });
+    assert.equal(noTools.status, 400);
+    // Per-tool lists: get-sum listed under "never" runs without asking.
+    const r5 = await openai.responses.create({ model: 'm', input: 'Add.', max_output_tokens: 200, ...forced,
+      tools: [{ ...askTools[0], require_approval: { never: { tool_names: ['get-sum'] } } }] });
+    assert.ok(r5.output.some((o) => o.type === 'mcp_call'), JSON.stringify(r5.output));
+    assert.ok(!r5.output.some((o) => o.type === 'mcp_approval_request'));
   } finally {
     assert.equal(await srv.stop(), 0);
   }

@@ -124,9 +124,13 @@ struct ResponsesInfo {
   // Echoed in the response object, in Responses shape.
   nlohmann::json tools = nlohmann::json::array();
   // Remote MCP tools ({"type": "mcp", ...}), which the server runs itself: one entry per tool
-  // {server_label, allowed_tools (array of names, or null: all), require_approval}; the server
+  // {server_label, allowed_tools (array of names, or null: all), require_approval ("always" or
+  // "never": the default for tools in neither always_tools nor never_tools)}; the server
   // turns them into function tools of the servers it was started with (--mcp-config).
   nlohmann::json mcp = nlohmann::json::array();
+  // mcp_approval_response input items: {id, approve, reason}, answers to the previous response's
+  // mcp_approval_request items (the calls are in the stored conversation's last assistant turn).
+  nlohmann::json approvals = nlohmann::json::array();
   nlohmann::json tool_choice = "auto";
   bool parallel_tool_calls = true;
   nlohmann::json text = {{"format", {{"type", "text"}}}};
