@@ -3,8 +3,8 @@
 // and finds the conversation, switches language, checks Hangul IME composition, shows a reply
 // carrying <script> as text, regenerates, edits and resends, renames and exports, explains a wrong
 // key, a busy server and a dropped connection without losing the typed text; saves screenshots at
-// desktop and phone widths; and checks the page makes no console errors, no request off its
-// origin, and states its weight.
+// desktop and phone widths; runs a server MCP tool after the person approves it; and checks the
+// page makes no console errors, no request off its origin, and states its weight.
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -93,14 +93,27 @@ async function startProxy(target, prefix) {
       res.write(chunk({ object: 'chat.completion.chunk', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] }));
       return res.end('data: [DONE]\n\n');
     }
-    const up = http.request({ host: t.hostname, port: t.port, method: req.method, path: upstreamPath,
-                              headers: { ...req.headers, host: t.host } }, (ur) => {
-      res.writeHead(ur.statusCode, ur.headers);
-      ur.pipe(res);
-    });
-    up.on('error', () => res.destroy());
-    req.pipe(up);
-    res.on('close', () => up.destroy());  // the browser stopped: so does the upstream request
+    const forward = (body) => {
+      const headers = { ...req.headers, host: t.host };
+      if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
+      const up = http.request({ host: t.hostname, port: t.port, method: req.method, path: upstreamPath, headers }, (ur) => {
+        res.writeHead(ur.statusCode, ur.headers);
+        ur.pipe(res);
+      });
+      up.on('error', () => res.destroy());
+      if (body !== undefined) up.end(body);
+      else req.pipe(up);
+      res.on('close', () => up.destroy());  // the browser stopped: so does the upstream request
+    };
+    // 'rewrite' edits request bodies on their way (the tools test uses it to make the random model
+    // call a tool, as a real model would decide to).
+    if (state.rewrite && req.method === 'POST') {
+      let raw = '';
+      req.on('data', (d) => (raw += d));
+      req.on('end', () => forward(JSON.stringify(state.rewrite(upstreamPath, JSON.parse(raw)))));
+      return;
+    }
+    forward();
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   state.url = `http://127.0.0.1:${server.address().port}`;
@@ -424,6 +437,47 @@ main('webchat', 170, async () => {
       await p2.close();
     } finally {
       await srv2.stop();
+    }
+    assert.deepEqual(consoleErrors, [], 'no page errors');
+
+    // --- With the server's MCP tools: a call waits for the person's approval, then runs.
+    step('MCP tools with approval');
+    const everything = path.join(process.env.OPENAI_NODE_DIR, 'node_modules', '@modelcontextprotocol', 'server-everything', 'dist', 'index.js');
+    const srv3 = await startServer(['--tool-format', 'hermes', '--mcp', `node ${everything} stdio`]);
+    const proxy3 = await startProxy(srv3.url, '/tools');
+    const seen = [];
+    proxy3.rewrite = (p, body) => {
+      seen.push({ path: p, body });
+      // The random weights would not choose a tool: the first turn is forced to call get-sum.
+      if (p === '/v1/responses' && !body.previous_response_id) body.tool_choice = { type: 'mcp', server_label: 'mcp1', name: 'get-sum' };
+      return body;
+    };
+    try {
+      const p3 = await browser.newPage();
+      p3.on('pageerror', (e) => consoleErrors.push('pageerror: ' + e.message));
+      await p3.goto(proxy3.url + '/tools/', { waitUntil: 'networkidle0' });
+      await p3.waitForFunction(() => !document.getElementById('tools-row').hidden);
+      await p3.click('#settings-btn');
+      await p3.click('#use-tools');
+      await setField(p3, '#max_tokens', 200);  // room for the forced call's JSON
+      await p3.click('#settings-close');
+      await sendViaKeyboard(p3, 'Add two numbers.');
+      await p3.waitForSelector('.msg.assistant details.mcp .approval .approve');
+      const ask = await p3.$eval('.msg.assistant details.mcp', (d) => d.textContent);
+      assert.match(ask, /Approval needed to run a tool: mcp1\.get-sum/);
+      assert.ok(!seen.some((x) => x.body.input?.some?.((i) => i.type === 'mcp_approval_response')), 'nothing approved yet');
+      await p3.click('.msg.assistant details.mcp .approval .approve');
+      await p3.waitForFunction(() => /The sum of/.test(document.querySelector('.msg.assistant details.mcp pre.out')?.textContent ?? ''));
+      const answer = seen.find((x) => x.body.previous_response_id);
+      assert.equal(answer.body.input[0].type, 'mcp_approval_response');
+      assert.equal(answer.body.input[0].approve, true);
+      assert.match(await p3.$eval('.msg.assistant details.mcp summary', (x) => x.textContent), /approved/);
+      await p3.$eval('.msg.assistant details.mcp', (d) => d.scrollIntoView());
+      await p3.screenshot({ path: path.join(ART, 'tools.png') });
+      await p3.close();
+    } finally {
+      await proxy3.close();
+      await srv3.stop();
     }
     assert.deepEqual(consoleErrors, [], 'no page errors');
     console.log(`screenshots in ${ART}`);

@@ -96,3 +96,16 @@ export async function streamChat(body, { key, signal, onEvent, onOpen }) {
   if (buf.trim()) handle(buf);
   if (!done) throw new ApiError('network', 'the stream ended before [DONE]');
 }
+
+// POST v1/responses (not streamed: the server runs MCP tools only without streaming).
+export async function postResponses(body, { key, signal }) {
+  let res;
+  try {
+    res = await fetch('v1/responses', { method: 'POST', headers: headers(key), body: JSON.stringify(body), signal });
+  } catch (e) {
+    if (e?.name === 'AbortError') throw e;
+    throw new ApiError('network', String(e?.message || e));
+  }
+  if (!res.ok) throw await errorFrom(res);
+  return res.json();
+}

@@ -1,5 +1,5 @@
 // The web chat page's controller: conversations, settings, sending and streaming, and rendering.
-import { ApiError, getJson, streamChat } from './api.js';
+import { ApiError, getJson, postResponses, streamChat } from './api.js';
 import { applyStrings, initialLang, LANGS, t } from './i18n.js';
 import { renderMarkdown } from './markdown.js';
 import { newConversation, Store, titleFrom } from './store.js';
@@ -197,6 +197,38 @@ function toolCard(call) {
   return d;
 }
 
+// A server-run MCP tool: a call with its output, or a request waiting for the person's approval.
+function mcpCard(item, msgIndex) {
+  const d = document.createElement('details');
+  d.className = 'tool mcp';
+  const s = document.createElement('summary');
+  const pending = item.type === 'mcp_approval_request' && !item.decision;
+  s.textContent = `${pending ? tr('approvalAsk') : tr('toolCall')}: ${item.server_label}.${item.name}` +
+                  (item.decision ? ` (${tr(item.decision)})` : item.error ? ` (${tr('toolError')})` : '');
+  const args = document.createElement('pre');
+  try {
+    args.textContent = JSON.stringify(JSON.parse(item.arguments || '{}'), null, 2);
+  } catch {
+    args.textContent = item.arguments || '';
+  }
+  d.append(s, args);
+  if (item.type === 'mcp_call') {
+    const out = document.createElement('pre');
+    out.className = item.error ? 'err' : 'out';
+    out.textContent = item.error ?? item.output ?? '';
+    d.appendChild(out);
+  }
+  if (pending) {
+    d.open = true;
+    const row = document.createElement('div');
+    row.className = 'approval';
+    row.append(button(tr('approve'), () => answerApproval(msgIndex, item.id, true), 'approve'),
+               button(tr('deny'), () => answerApproval(msgIndex, item.id, false), 'deny'));
+    d.appendChild(row);
+  }
+  return d;
+}
+
 function statsText(m) {
   const parts = [];
   if (m.tokens) parts.push(`${m.tokens} ${tr('tokens')}`);
@@ -206,9 +238,10 @@ function statsText(m) {
   return parts.join(' · ');
 }
 
-function fillBody(body, m) {
+function fillBody(body, m, idx) {
   body.replaceChildren();
   if (m.role === 'assistant') {
+    for (const item of m.mcp || []) body.appendChild(mcpCard(item, idx));
     body.appendChild(renderMarkdown(document, m.content || '', {
       onCopy: (text, b) => copyText(text, b),
     }));
@@ -252,7 +285,7 @@ function messageNode(m, idx) {
     setTimeout(() => ta.focus(), 0);
     return art;
   }
-  fillBody(body, m);
+  fillBody(body, m, idx);
   const foot = document.createElement('footer');
   if (m.role === 'assistant') {
     const label = document.createElement('span');
@@ -303,8 +336,93 @@ function setBusy(on) {
   if (on) setStatus(tr('working'));
 }
 
+// The items of a Responses answer: MCP calls and approval requests become cards, messages text.
+function absorbResponse(reply, r) {
+  reply.responseId = r.id;
+  reply.mcp = reply.mcp || [];
+  for (const o of r.output || []) {
+    if (o.type === 'mcp_call') {
+      const req = reply.mcp.find((x) => x.id === o.id && x.type === 'mcp_approval_request');
+      if (req) Object.assign(req, o);  // the approved request is now its call
+      else reply.mcp.push({ ...o });
+    } else if (o.type === 'mcp_approval_request') {
+      reply.mcp.push({ ...o });
+    } else if (o.type === 'message') {
+      for (const c of o.content || []) if (c.type === 'output_text') reply.content += (reply.content ? '\n\n' : '') + c.text;
+    }
+  }
+  if (r.provenance) reply.provenance = r.provenance;
+  if (r.usage) {
+    reply.tokens = (reply.tokens || 0) + (r.usage.output_tokens || 0);
+    reply.ctxUsed = r.usage.input_tokens + r.usage.output_tokens;
+  }
+}
+
+function toolsOn() {
+  return (S.info.mcp || []).length > 0 && $('use-tools').checked;
+}
+
+function mcpTools() {
+  return S.info.mcp.map((label) => ({ type: 'mcp', server_label: label, require_approval: 'always' }));
+}
+
+// With the server's tools: one Responses request (not streamed); approval requests wait for the
+// person's click (answerApproval), which sends the answer and shows what followed.
+async function runWithTools(conv, reply, body) {
+  S.controller = new AbortController();
+  setBusy(true);
+  let error = null;
+  try {
+    absorbResponse(reply, await postResponses(body, { key: key(), signal: S.controller.signal }));
+  } catch (err) {
+    if (err?.name === 'AbortError') reply.stopped = true;
+    else error = err;
+  }
+  S.controller = null;
+  setBusy(false);
+  if (error) {
+    reply.error = { kind: error.kind || 'server', message: error.message || String(error) };
+    setStatus(errorText(reply.error), 'error');
+  } else {
+    setStatus('');
+  }
+  persist();
+  renderMessages();
+}
+
+async function answerApproval(msgIndex, id, approve) {
+  if (S.controller) return;
+  const reply = S.conv.messages[msgIndex];
+  const item = reply?.mcp?.find((x) => x.id === id);
+  if (!item || item.decision) return;
+  item.decision = approve ? 'approved' : 'denied';
+  renderMessages();
+  await runWithTools(S.conv, reply, {
+    model: reply.model, previous_response_id: reply.responseId, tools: mcpTools(),
+    input: [{ type: 'mcp_approval_response', approval_request_id: id, approve }],
+    max_output_tokens: Math.max(1, Math.round(numberOr('max_tokens', 512))),
+  });
+}
+
 async function send(text) {
   if (S.controller) return;
+  if (toolsOn()) {
+    const conv = S.conv;
+    conv.system = $('system').value;
+    if (text !== null) {
+      conv.messages.push({ role: 'user', content: text });
+      if (!conv.title) conv.title = titleFrom(text);
+    }
+    const model = $('model').value || S.models[0] || 'default';
+    const input = conv.messages.map((m) => ({ role: m.role, content: m.content }));
+    const reply = { role: 'assistant', content: '', model, mcp: [] };
+    conv.messages.push(reply);
+    renderMessages();
+    const body = { model, input, tools: mcpTools(), temperature: numberOr('temperature', 0.7), top_p: numberOr('top_p', 0.95),
+                   max_output_tokens: Math.max(1, Math.round(numberOr('max_tokens', 512))) };
+    if (conv.system.trim()) body.instructions = conv.system;
+    return runWithTools(conv, reply, body);
+  }
   const conv = S.conv;
   conv.system = $('system').value;
   if (text !== null) {
@@ -491,6 +609,7 @@ function wire() {
     loadModels();
   });
   for (const id of ['temperature', 'top_p', 'max_tokens', 'remember-key', 'model']) $(id).addEventListener('change', saveSettings);
+  $('use-tools').addEventListener('change', () => localStorage.setItem('modu.tools', $('use-tools').checked ? '1' : '0'));
   $('system').addEventListener('change', () => {
     if (S.conv) S.conv.system = $('system').value;
     persist();
@@ -518,6 +637,10 @@ async function main() {
   try {
     S.info = await getJson('ui/info');
   } catch { /* older server or offline: the page still works */ }
+  if ((S.info.mcp || []).length) {
+    $('tools-row').hidden = false;
+    $('use-tools').checked = localStorage.getItem('modu.tools') === '1';
+  }
   await loadModels();
   const recent = store.list()[0];
   if (recent) openConversation(recent.id);

@@ -17,6 +17,8 @@ const STRINGS = {
     errStorage: '브라우저 저장 공간이 가득 차 대화를 저장하지 못했습니다.',
     retryIn: (s) => `${s}초 후 다시 시도할 수 있습니다.`, noModels: '모델 목록을 불러오지 못했습니다.',
     working: '생성 중…', empty: '무엇이든 물어보세요.', langName: '한국어',
+    useTools: '서버의 도구 사용 (MCP, 실행 전 승인)', approvalAsk: '도구 실행 승인 요청', approve: '승인', deny: '거부',
+    approved: '승인함', denied: '거부함', toolError: '오류',
   },
   en: {
     conversations: 'Conversations', newChat: 'New chat', exportAll: 'Export all (JSON)', model: 'Model',
@@ -35,6 +37,8 @@ const STRINGS = {
     errStorage: 'The browser\'s storage is full: the conversation could not be saved.',
     retryIn: (s) => `You can retry in ${s} s.`, noModels: 'Could not load the model list.',
     working: 'Generating…', empty: 'Ask anything.', langName: 'English',
+    useTools: 'Use the server\'s tools (MCP, approved before they run)', approvalAsk: 'Approval needed to run a tool',
+    approve: 'Approve', deny: 'Deny', approved: 'approved', denied: 'denied', toolError: 'error',
   },
 };
 
