@@ -45,17 +45,23 @@ export async function getJson(path, key) {
   return res.json();
 }
 
-// Streams POST v1/chat/completions. onEvent gets each parsed chunk object. Resolves when the
-// stream ends ([DONE] or close); rejects with ApiError (or an AbortError when signal fires).
-export async function streamChat(body, { key, signal, onEvent, onOpen }) {
+// POSTs JSON; resolves with an ok Response, rejects with ApiError (or an AbortError when signal fires).
+async function post(path, body, key, signal) {
   let res;
   try {
-    res = await fetch('v1/chat/completions', { method: 'POST', headers: headers(key), body: JSON.stringify(body), signal });
+    res = await fetch(path, { method: 'POST', headers: headers(key), body: JSON.stringify(body), signal });
   } catch (e) {
     if (e?.name === 'AbortError') throw e;
     throw new ApiError('network', String(e?.message || e));
   }
   if (!res.ok) throw await errorFrom(res);
+  return res;
+}
+
+// Streams POST v1/chat/completions. onEvent gets each parsed chunk object. Resolves when the
+// stream ends ([DONE] or close); rejects with ApiError (or an AbortError when signal fires).
+export async function streamChat(body, { key, signal, onEvent, onOpen }) {
+  const res = await post('v1/chat/completions', body, key, signal);
   onOpen?.(res);
   const reader = res.body.getReader();
   const dec = new TextDecoder();
@@ -99,13 +105,5 @@ export async function streamChat(body, { key, signal, onEvent, onOpen }) {
 
 // POST v1/responses (not streamed: the server runs MCP tools only without streaming).
 export async function postResponses(body, { key, signal }) {
-  let res;
-  try {
-    res = await fetch('v1/responses', { method: 'POST', headers: headers(key), body: JSON.stringify(body), signal });
-  } catch (e) {
-    if (e?.name === 'AbortError') throw e;
-    throw new ApiError('network', String(e?.message || e));
-  }
-  if (!res.ok) throw await errorFrom(res);
-  return res.json();
+  return (await post('v1/responses', body, key, signal)).json();
 }
