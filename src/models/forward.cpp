@@ -21,7 +21,7 @@ Status validate_batch(const std::vector<BatchToken>& batch, const ModelConfig& c
   new_len.assign(kv.n_seq(), -1);
   for (size_t i = 0; i < batch.size(); ++i) {
     const BatchToken& t = batch[i];
-    if (t.token < 0 || t.token >= c.n_vocab)
+    if (t.embd == nullptr && (t.token < 0 || t.token >= c.n_vocab))
       return invalid_argument("forward: token id " + std::to_string(t.token) + " at batch index " +
                               std::to_string(i) + " is outside the vocabulary [0, " + std::to_string(c.n_vocab) + ")");
     if (t.seq < 0 || t.seq >= kv.n_seq())
@@ -36,6 +36,11 @@ Status validate_batch(const std::vector<BatchToken>& batch, const ModelConfig& c
                           std::to_string(kv.n_ctx()) + "; use a larger context or a shorter prompt");
     new_len[t.seq] = t.pos + 1;
   }
+  for (const BatchToken& t : batch)
+    if (t.attn_end > t.pos + 1 && t.attn_end > new_len[t.seq])
+      return invalid_argument("forward: a bidirectional span of sequence " + std::to_string(t.seq) + " ends at " +
+                              std::to_string(t.attn_end) + " but the batch only reaches " +
+                              std::to_string(new_len[t.seq]) + "; feed the whole span in one batch");
   return Status::Ok();
 }
 
@@ -107,9 +112,17 @@ Status Model::run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool&
   std::vector<float> x(n * d), h(n * d), q(n * q_dim), k(n * kv_dim), v(n * kv_dim), att(n * q_dim);
   std::vector<float> gate(n * c.n_ff), up(n * std::max(c.n_ff, c.n_embd));  // up also holds the MoE output
   // x: [n, d_model] token embeddings
-  for (int64_t t = 0; t < n; ++t) ops::get_row(w_.tok_embd, batch[t].token, x.data() + t * d);
-  if (c.embd_scale != 1.0f)
-    for (float& e : x) e *= c.embd_scale;
+  // (given embeddings, e.g. an image's, are used as they are)
+  for (int64_t t = 0; t < n; ++t) {
+    float* xt = x.data() + t * d;
+    if (batch[t].embd != nullptr) {
+      std::copy_n(batch[t].embd, d, xt);
+      continue;
+    }
+    ops::get_row(w_.tok_embd, batch[t].token, xt);
+    if (c.embd_scale != 1.0f)
+      for (int64_t i = 0; i < d; ++i) xt[i] *= c.embd_scale;
+  }
 
   // The matrices each decode matmul is followed by, so threads can prefetch them while waiting
   // (ops::matmul's `next`): a layer's first matrices, then the output after the last layer.

@@ -389,7 +389,7 @@ void attention(const float* q, int64_t n, const BatchToken* batch, KvCache& kv, 
       const int64_t t = idx / n_head_kv, kvh = idx % n_head_kv;
       const BatchToken& bt = batch[t];
       const int64_t first = window > 0 ? std::max<int64_t>(0, bt.pos - window + 1) : 0;
-      const int64_t n_pos = bt.pos - first + 1;
+      const int64_t n_pos = std::max(bt.pos, bt.attn_end - 1) - first + 1;  // attn_end: bidirectional span
       float* scratch = reinterpret_cast<float*>(thread_scratch((size_t)(group * n_pos) * sizeof(float)));
       const size_t off = (size_t)(kvh * hd) * elem;
       const uint8_t* kp = kv.k_row(layer, bt.seq, first) + off;

@@ -296,7 +296,8 @@ std::vector<uint8_t> make_random_model(const TestModelSpec& s) {
 }
 
 std::vector<std::vector<double>> reference_logits(const GgufFile& f, const TestModelSpec& s,
-                                                  const std::vector<int32_t>& tokens) {
+                                                  const std::vector<int32_t>& tokens,
+                                                  const std::vector<RefEmbdSpan>& spans) {
   const bool neox = s.arch == "qwen2" || s.arch == "qwen3" || s.arch == "qwen2moe" || s.arch == "qwen3moe" ||
                     s.arch == "gemma2" || s.arch == "gemma3" || s.arch == "exaone" || s.arch == "exaone4" ||
                     s.arch == "phi3";
@@ -308,9 +309,21 @@ std::vector<std::vector<double>> reference_logits(const GgufFile& f, const TestM
     freq_factors = read_tensor(f, s.n_ctx > s.orig_ctx ? "rope_factors_long.weight" : "rope_factors_short.weight").data;
   const RefTensor emb = read_tensor(f, "token_embd.weight");
   std::vector<std::vector<double>> x(T, std::vector<double>(d));
-  for (int64_t t = 0; t < T; ++t)
+  // last[t]: the last position token t attends to (t, or the end of its bidirectional span).
+  std::vector<int64_t> last(T);
+  for (int64_t t = 0; t < T; ++t) {
+    last[t] = t;
+    const RefEmbdSpan* sp = nullptr;
+    for (const RefEmbdSpan& e : spans)
+      if (t >= e.pos && t < e.pos + e.n) sp = &e;
+    if (sp != nullptr) {  // given embeddings, used as they are (no embedding scale)
+      for (int64_t i = 0; i < d; ++i) x[t][i] = sp->rows[(t - sp->pos) * d + i];
+      if (sp->bidirectional) last[t] = sp->pos + sp->n - 1;
+      continue;
+    }
     for (int64_t i = 0; i < d; ++i) x[t][i] = emb.data[tokens[t] * d + i] * (s.embd_scale ? std::sqrt((double)d) : 1.0) *
                                (s.embd_mult > 0 ? s.embd_mult : 1.0);
+  }
 
   for (int64_t l = 0; l < s.n_layer; ++l) {
     const std::string b = "blk." + std::to_string(l) + ".";
@@ -361,10 +374,10 @@ std::vector<std::vector<double>> reference_logits(const GgufFile& f, const TestM
       std::vector<double> att(qd, 0.0);
       for (int64_t hh = 0; hh < s.n_head; ++hh) {
         const int64_t kh = hh / group;
-        std::vector<double> sc(t + 1, 0.0);
+        std::vector<double> sc(last[t] + 1, 0.0);
         double mx = -1e300;
         const int64_t first = swa ? std::max<int64_t>(0, t - s.n_swa + 1) : 0;  // key p visible iff t - p < window
-        for (int64_t p = first; p <= t; ++p) {
+        for (int64_t p = first; p <= last[t]; ++p) {
           double dot = 0;
           for (int64_t i = 0; i < hd; ++i) dot += Q[t][hh * hd + i] * K[p][kh * hd + i];
           sc[p] = dot * scale;
@@ -372,8 +385,8 @@ std::vector<std::vector<double>> reference_logits(const GgufFile& f, const TestM
           mx = std::max(mx, sc[p]);
         }
         double sum = 0;
-        for (int64_t p = first; p <= t; ++p) { sc[p] = std::exp(sc[p] - mx); sum += sc[p]; }
-        for (int64_t p = first; p <= t; ++p)
+        for (int64_t p = first; p <= last[t]; ++p) { sc[p] = std::exp(sc[p] - mx); sum += sc[p]; }
+        for (int64_t p = first; p <= last[t]; ++p)
           for (int64_t i = 0; i < hd; ++i) att[hh * hd + i] += sc[p] / sum * V[p][kh * hd + i];
       }
       auto o = matvec(wo, att);

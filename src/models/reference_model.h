@@ -58,8 +58,17 @@ struct TestModelSpec {
 // Writes a random model following `spec` (weights ~ N(0, 0.3/sqrt(fan_in)) style) to a GGUF buffer.
 std::vector<uint8_t> make_random_model(const TestModelSpec& spec);
 
+// Embeddings given for positions [pos, pos + n) instead of token embeddings (an image): rows
+// [n * n_embd], not scaled; with `bidirectional` every position of the span sees the whole span.
+struct RefEmbdSpan {
+  int64_t pos = 0, n = 0;
+  std::vector<double> rows;
+  bool bidirectional = false;
+};
+
 // Float64 forward pass over the whole token sequence (no cache): logits [n_tokens][n_vocab].
 std::vector<std::vector<double>> reference_logits(const GgufFile& file, const TestModelSpec& spec,
-                                                  const std::vector<int32_t>& tokens);
+                                                  const std::vector<int32_t>& tokens,
+                                                  const std::vector<RefEmbdSpan>& spans = {});
 
 }  // namespace modu::testing

@@ -72,16 +72,40 @@ Result<GenerateResult> generate(const Model& model, const Tokenizer& tok, KvCach
   GenerateResult res;
   res.n_prompt = (int)prompt.size();
   Sampler sampler(opts.sampling, (int32_t)cfg.n_vocab);
-  for (int32_t t : prompt) sampler.accept(t);
+  for (int32_t t : prompt)
+    if (t >= 0) sampler.accept(t);  // image placeholders are not text
+  for (size_t k = 0; k < opts.embd.size(); ++k) {
+    const EmbdSpan& sp = opts.embd[k];
+    if (sp.n <= 0 || sp.begin < 0 || sp.begin + sp.n > (int64_t)prompt.size() || sp.rows == nullptr ||
+        (k > 0 && sp.begin < opts.embd[k - 1].begin + opts.embd[k - 1].n))
+      return invalid_argument("generate: embedding spans must lie inside the prompt, in order, without overlap");
+  }
 
   std::vector<float> logits;
   auto t0 = clock::now();
   const int n_batch = std::max(1, opts.n_batch);
-  for (size_t b = (size_t)opts.n_cached; b < prompt.size(); b += n_batch) {
+  const int64_t n_embd = cfg.n_embd;
+  size_t span = 0;  // the first span not yet behind b
+  for (size_t b = (size_t)opts.n_cached; b < prompt.size();) {
+    while (span < opts.embd.size() && opts.embd[span].begin + opts.embd[span].n <= (int64_t)b) ++span;
     std::vector<BatchToken> batch;
-    const size_t e = std::min(prompt.size(), b + n_batch);
-    for (size_t i = b; i < e; ++i) batch.push_back({prompt[i], (int64_t)i, opts.seq, i + 1 == prompt.size()});
+    size_t e;
+    if (span < opts.embd.size() && opts.embd[span].begin <= (int64_t)b) {  // inside an image: the rest of it
+      const EmbdSpan& sp = opts.embd[span];
+      e = (size_t)(sp.begin + sp.n);
+      for (size_t i = b; i < e; ++i) {
+        BatchToken t{prompt[i], (int64_t)i, opts.seq, i + 1 == prompt.size()};
+        t.embd = sp.rows + (i - sp.begin) * n_embd;
+        t.attn_end = sp.bidirectional ? (int64_t)e : 0;
+        batch.push_back(t);
+      }
+    } else {  // text up to n_batch tokens or the next image
+      e = std::min(prompt.size(), b + n_batch);
+      if (span < opts.embd.size()) e = std::min(e, (size_t)opts.embd[span].begin);
+      for (size_t i = b; i < e; ++i) batch.push_back({prompt[i], (int64_t)i, opts.seq, i + 1 == prompt.size()});
+    }
     MODU_RETURN_IF_ERROR(model.forward(batch, kv, pool, logits));
+    b = e;
   }
   auto t1 = clock::now();
   res.prefill_seconds = std::chrono::duration<double>(t1 - t0).count();

@@ -122,6 +122,21 @@ struct BatchToken {
   int seq;
   bool want_logits;
   uint32_t lora = 0;  // named adapters (Model::add_named_lora) applied to this token: bit i = adapter i
+  // An input embedding [n_embd] used instead of the token's (an image position; `token` is then
+  // ignored and may be a placeholder), as it is: no embedding scale. Must outlive forward().
+  const float* embd = nullptr;
+  // Bidirectional span (Gemma 3 images): when > pos + 1, this token also attends to the positions
+  // up to attn_end - 1 of its sequence, which must all be in the same batch.
+  int64_t attn_end = 0;
+};
+
+// Input embeddings for the prompt positions [begin, begin + n) (an image): rows [n, n_embd], used
+// instead of token embeddings; `bidirectional` spans (Gemma 3) see themselves whole.
+struct EmbdSpan {
+  int64_t begin = 0;
+  int64_t n = 0;
+  const float* rows = nullptr;
+  bool bidirectional = false;
 };
 
 class Model {

@@ -35,6 +35,9 @@ struct GenerateOptions {
   // An end-of-generation token does not end the text (exactly n_predict tokens are generated, as
   // the server's ignore_eos does); ignored under a JSON constraint, which must end.
   bool ignore_eos = false;
+  // Image embeddings spliced into the prompt (indices into `prompt`, whose ids there are
+  // placeholders and may be negative). Each span is prefilled in one forward pass of its own.
+  std::vector<EmbdSpan> embd;
 };
 
 enum class StopReason { kEog, kStopString, kLength, kContextFull, kCancelled };

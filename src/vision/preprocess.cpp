@@ -1,0 +1,269 @@
+// Pillow-exact resampling and the Hugging Face processor steps (crop, smart resize, normalise).
+// The resampler follows Pillow's documented algorithm (libImaging/Resample.c): per output pixel a
+// window of input pixels weighted by the filter, fixed-point accumulation, two separable passes.
+#include "modu/vision/preprocess.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+namespace modu::vision {
+
+namespace {
+
+constexpr int kPrecisionBits = 32 - 8 - 2;  // Pillow's fixed point for 8-bit images
+
+struct Filter {
+  double support;
+  double (*f)(double);
+};
+
+double bilinear(double x) {
+  x = std::fabs(x);
+  return x < 1.0 ? 1.0 - x : 0.0;
+}
+double bicubic(double x) {
+  constexpr double a = -0.5;
+  x = std::fabs(x);
+  if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
+  if (x < 2.0) return (((x - 5) * x + 8) * x - 4) * a;
+  return 0.0;
+}
+double sinc(double x) {
+  if (x == 0.0) return 1.0;
+  x *= M_PI;
+  return std::sin(x) / x;
+}
+double lanczos(double x) { return (-3.0 <= x && x < 3.0) ? sinc(x) * sinc(x / 3) : 0.0; }
+
+Filter filter_of(Resample r) {
+  switch (r) {
+    case Resample::kBilinear: return {1.0, bilinear};
+    case Resample::kBicubic: return {2.0, bicubic};
+    case Resample::kLanczos: return {3.0, lanczos};
+  }
+  return {2.0, bicubic};
+}
+
+// For each output position: the first input index, the count, and ksize fixed-point weights.
+struct Coeffs {
+  int ksize = 0;
+  std::vector<int> bounds;  // [out, 2]: xmin, count
+  std::vector<int32_t> k;   // [out, ksize]
+};
+
+Coeffs precompute(int in_size, int out_size, const Filter& flt) {
+  const double scale = (double)in_size / out_size;
+  const double filterscale = std::max(scale, 1.0);
+  const double support = flt.support * filterscale;
+  Coeffs c;
+  c.ksize = (int)std::ceil(support) * 2 + 1;
+  c.bounds.resize(2 * out_size);
+  c.k.assign((size_t)out_size * c.ksize, 0);
+  std::vector<double> w(c.ksize);
+  for (int xx = 0; xx < out_size; ++xx) {
+    const double center = (xx + 0.5) * scale;
+    const double ss = 1.0 / filterscale;
+    int xmin = (int)(center - support + 0.5);
+    if (xmin < 0) xmin = 0;
+    int xmax = (int)(center + support + 0.5);
+    if (xmax > in_size) xmax = in_size;
+    xmax -= xmin;
+    double ww = 0.0;
+    for (int x = 0; x < xmax; ++x) {
+      w[x] = flt.f((x + xmin - center + 0.5) * ss);
+      ww += w[x];
+    }
+    for (int x = 0; x < xmax; ++x) {
+      const double v = ww != 0.0 ? w[x] / ww : w[x];
+      c.k[(size_t)xx * c.ksize + x] = v < 0 ? (int32_t)(-0.5 + v * (1 << kPrecisionBits))
+                                            : (int32_t)(0.5 + v * (1 << kPrecisionBits));
+    }
+    c.bounds[2 * xx] = xmin;
+    c.bounds[2 * xx + 1] = xmax;
+  }
+  return c;
+}
+
+uint8_t clip8(int32_t acc) {
+  const int32_t v = acc >> kPrecisionBits;
+  return (uint8_t)std::clamp(v, 0, 255);
+}
+
+Image pass_horizontal(const Image& in, int out_w, const Filter& flt) {
+  const Coeffs c = precompute(in.width, out_w, flt);
+  Image out;
+  out.width = out_w;
+  out.height = in.height;
+  out.rgb.resize((size_t)out_w * in.height * 3);
+  for (int y = 0; y < in.height; ++y) {
+    for (int x = 0; x < out_w; ++x) {
+      const int xmin = c.bounds[2 * x], cnt = c.bounds[2 * x + 1];
+      const int32_t* k = &c.k[(size_t)x * c.ksize];
+      for (int ch = 0; ch < 3; ++ch) {
+        int32_t acc = 1 << (kPrecisionBits - 1);
+        for (int i = 0; i < cnt; ++i) acc += (int32_t)in.pixel(xmin + i, y)[ch] * k[i];
+        out.rgb[3 * ((size_t)y * out_w + x) + ch] = clip8(acc);
+      }
+    }
+  }
+  return out;
+}
+
+Image pass_vertical(const Image& in, int out_h, const Filter& flt) {
+  const Coeffs c = precompute(in.height, out_h, flt);
+  Image out;
+  out.width = in.width;
+  out.height = out_h;
+  out.rgb.resize((size_t)in.width * out_h * 3);
+  for (int y = 0; y < out_h; ++y) {
+    const int ymin = c.bounds[2 * y], cnt = c.bounds[2 * y + 1];
+    const int32_t* k = &c.k[(size_t)y * c.ksize];
+    for (int x = 0; x < in.width; ++x) {
+      for (int ch = 0; ch < 3; ++ch) {
+        int32_t acc = 1 << (kPrecisionBits - 1);
+        for (int i = 0; i < cnt; ++i) acc += (int32_t)in.pixel(x, ymin + i)[ch] * k[i];
+        out.rgb[3 * ((size_t)y * in.width + x) + ch] = clip8(acc);
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<Resample> resample_from_pil(int v) {
+  switch (v) {
+    case 1: return Resample::kLanczos;
+    case 2: return Resample::kBilinear;
+    case 3: return Resample::kBicubic;
+  }
+  return unimplemented("resample filter " + std::to_string(v) +
+                       " (PIL numbering) is not supported: use 1 (LANCZOS), 2 (BILINEAR) or 3 (BICUBIC)");
+}
+
+const char* resample_name(Resample r) {
+  switch (r) {
+    case Resample::kBilinear: return "bilinear";
+    case Resample::kBicubic: return "bicubic";
+    case Resample::kLanczos: return "lanczos";
+  }
+  return "?";
+}
+
+Image resize(const Image& img, int w, int h, Resample r) {
+  const Filter flt = filter_of(r);
+  Image cur = img;
+  if (w != cur.width) cur = pass_horizontal(cur, w, flt);
+  if (h != cur.height) cur = pass_vertical(cur, h, flt);
+  return cur;
+}
+
+Image center_crop(const Image& img, int w, int h) {
+  const Image* src = &img;
+  Image padded;
+  if (img.width < w || img.height < h) {  // pad to at least (w, h), centred
+    padded.width = std::max(img.width, w);
+    padded.height = std::max(img.height, h);
+    padded.rgb.assign((size_t)padded.width * padded.height * 3, 0);
+    const int top = (padded.height - img.height) / 2, left = (padded.width - img.width) / 2;
+    for (int y = 0; y < img.height; ++y)
+      std::copy_n(img.pixel(0, y), 3 * img.width, &padded.rgb[3 * ((size_t)(y + top) * padded.width + left)]);
+    src = &padded;
+  }
+  const int top = (src->height - h) / 2, left = (src->width - w) / 2;
+  Image out;
+  out.width = w;
+  out.height = h;
+  out.rgb.resize((size_t)w * h * 3);
+  for (int y = 0; y < h; ++y) std::copy_n(src->pixel(left, top + y), 3 * w, &out.rgb[3 * (size_t)y * w]);
+  return out;
+}
+
+Result<std::pair<int, int>> smart_resize(int height, int width, int factor, int64_t min_pixels, int64_t max_pixels) {
+  if (height <= 0 || width <= 0 || factor <= 0) return invalid_argument("smart_resize: sizes must be positive");
+  if ((double)std::max(height, width) / std::min(height, width) > 200)
+    return out_of_range("image aspect ratio " + std::to_string(width) + ":" + std::to_string(height) +
+                        " is over 200 (the processor refuses it)");
+  // Python's round() rounds half to even, as nearbyint does in the default rounding mode.
+  int64_t h_bar = std::max<int64_t>(factor, (int64_t)std::nearbyint((double)height / factor) * factor);
+  int64_t w_bar = std::max<int64_t>(factor, (int64_t)std::nearbyint((double)width / factor) * factor);
+  if (h_bar * w_bar > max_pixels) {
+    const double beta = std::sqrt((double)height * width / (double)max_pixels);
+    h_bar = std::max<int64_t>(factor, (int64_t)std::floor(height / beta / factor) * factor);
+    w_bar = std::max<int64_t>(factor, (int64_t)std::floor(width / beta / factor) * factor);
+  } else if (h_bar * w_bar < min_pixels) {
+    const double beta = std::sqrt((double)min_pixels / ((double)height * width));
+    h_bar = (int64_t)std::ceil(height * beta / factor) * factor;
+    w_bar = (int64_t)std::ceil(width * beta / factor) * factor;
+  }
+  return std::pair<int, int>{(int)h_bar, (int)w_bar};
+}
+
+Result<Image> preprocess_geometry(const Image& img, const PreprocessConfig& cfg) {
+  if (img.width <= 0 || img.height <= 0) return out_of_range("image has zero size");
+  using M = PreprocessConfig::Mode;
+  switch (cfg.mode) {
+    case M::kSquare:
+      return resize(img, cfg.size, cfg.size, cfg.resample);
+    case M::kShortestEdgeCrop: {
+      // transformers' get_resize_output_image_size(default_to_square=False): the long side is
+      // int(size * long / short), truncated.
+      const bool w_short = img.width <= img.height;
+      const int s = w_short ? img.width : img.height, l = w_short ? img.height : img.width;
+      const int new_long = (int)((double)cfg.size * l / s);
+      const int nw = w_short ? cfg.size : new_long, nh = w_short ? new_long : cfg.size;
+      return center_crop(resize(img, nw, nh, cfg.resample), cfg.size, cfg.size);
+    }
+    case M::kLongestEdgeSquare: {
+      // Idefics3ImageProcessor without image splitting: longest edge to `longest_edge` (the other
+      // side int()-scaled and made even), then the square the encoder takes.
+      Image cur = img;
+      if (cfg.longest_edge > 0) {
+        int w = img.width, h = img.height;
+        const double aspect = (double)w / h;
+        if (w >= h) {
+          w = cfg.longest_edge;
+          h = (int)(w / aspect);
+          if (h % 2 != 0) ++h;
+        } else {
+          h = cfg.longest_edge;
+          w = (int)(h * aspect);
+          if (w % 2 != 0) ++w;
+        }
+        cur = resize(img, std::max(w, 1), std::max(h, 1), cfg.resample);
+      }
+      return resize(cur, cfg.size, cfg.size, cfg.resample);
+    }
+    case M::kSmartResize: {
+      auto hw = smart_resize(img.height, img.width, cfg.factor, cfg.min_pixels, cfg.max_pixels);
+      if (!hw.ok()) return hw.status();
+      return resize(img, hw->second, hw->first, cfg.resample);
+    }
+  }
+  return internal_error("preprocess: unknown mode");
+}
+
+Pixels normalize(const Image& img, const PreprocessConfig& cfg) {
+  Pixels p;
+  p.width = img.width;
+  p.height = img.height;
+  const size_t hw = (size_t)img.width * img.height;
+  p.chw.resize(3 * hw);
+  for (int ch = 0; ch < 3; ++ch) {
+    const float mean = cfg.mean[ch], sd = cfg.std[ch];
+    for (size_t i = 0; i < hw; ++i) {
+      const float x = (float)(img.rgb[3 * i + ch] * cfg.rescale);
+      p.chw[ch * hw + i] = (x - mean) / sd;
+    }
+  }
+  return p;
+}
+
+Result<Pixels> preprocess(const Image& img, const PreprocessConfig& cfg) {
+  auto g = preprocess_geometry(img, cfg);
+  if (!g.ok()) return g.status();
+  return normalize(*g, cfg);
+}
+
+}  // namespace modu::vision

@@ -1,0 +1,283 @@
+// Loading a multimodal projector GGUF (clip.* metadata, v.* / mm.* tensors) and the shared ViT
+// encoder: patch embedding, position embedding, pre-norm blocks with bidirectional attention, then
+// the registered family's projector.
+#include "modu/vision/vision_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "ops.h"
+#include "projector.h"
+#include "vit_ops.h"
+#include "weight_loader.h"
+
+namespace modu::vision {
+
+namespace {
+std::map<std::string, ProjectorFamily>& registry() {
+  static std::map<std::string, ProjectorFamily> r;
+  return r;
+}
+
+Result<int64_t> need_int(const GgufFile& f, const std::string& key) {
+  auto v = f.get_int(key);
+  if (!v.ok()) return corrupt(f.name() + ": projector metadata '" + key + "' is missing or not an integer");
+  if (*v <= 0) return corrupt(f.name() + ": projector metadata '" + key + "' must be positive");
+  return *v;
+}
+
+Status read_triplet(const GgufFile& f, const std::string& key, std::array<float, 3>& out) {
+  const GgufValue* v = f.find(key);
+  if (v == nullptr) return Status::Ok();  // the family default stays
+  if (!v->is_array() || v->size() != 3)
+    return corrupt(f.name() + ": '" + key + "' must be an array of 3 numbers (R, G, B)");
+  for (int i = 0; i < 3; ++i) {
+    auto x = v->elems()[i].as_float();
+    if (!x) return corrupt(f.name() + ": '" + key + "' must hold numbers");
+    out[i] = (float)*x;
+  }
+  return Status::Ok();
+}
+}  // namespace
+
+bool register_projector(const ProjectorFamily& fam) {
+  registry()[fam.name] = fam;
+  return true;
+}
+const ProjectorFamily* find_projector(const std::string& name) {
+  auto it = registry().find(name);
+  return it == registry().end() ? nullptr : &it->second;
+}
+std::vector<std::string> registered_projectors() {
+  std::vector<std::string> out;
+  for (const auto& [k, v] : registry()) out.push_back(k);
+  return out;
+}
+
+const char* vit_act_name(VitAct a) {
+  switch (a) {
+    case VitAct::kGeluErf: return "gelu";
+    case VitAct::kGeluTanh: return "gelu_tanh";
+    case VitAct::kQuickGelu: return "quick_gelu";
+    case VitAct::kSilu: return "silu";
+  }
+  return "?";
+}
+
+Result<std::unique_ptr<VisionModel>> VisionModel::load(const std::string& path) {
+  MODU_ASSIGN_OR_RETURN(GgufFile f, GgufFile::open(path));
+  return from_gguf(std::move(f));
+}
+
+Result<std::unique_ptr<VisionModel>> VisionModel::from_gguf(GgufFile file) {
+  std::unique_ptr<VisionModel> m(new VisionModel());
+  m->file_ = std::move(file);
+  const GgufFile& f = m->file_;
+  VisionConfig& c = m->cfg_;
+  MODU_ASSIGN_OR_RETURN(std::string arch, f.get_string("general.architecture", std::string()));
+  if (arch != "clip")
+    return invalid_argument(f.name() + ": not a multimodal projector (general.architecture is '" + arch +
+                            "', expected 'clip'); pass the mmproj file to --mmproj and the language model to -m");
+  MODU_ASSIGN_OR_RETURN(bool has_vision, f.get_bool("clip.has_vision_encoder", true));
+  if (!has_vision) return unimplemented(f.name() + ": this projector has no vision encoder (audio only?)");
+  std::string proj;
+  if (auto p = f.get_string("clip.projector_type", std::string()); p.ok() && !p->empty()) proj = *p;
+  else if (auto q = f.get_string("clip.vision.projector_type", std::string()); q.ok()) proj = *q;
+  if (proj.empty()) return corrupt(f.name() + ": 'clip.projector_type' is missing");
+  m->fam_ = find_projector(proj);
+  if (m->fam_ == nullptr) {
+    std::string known;
+    for (const auto& n : registered_projectors()) known += (known.empty() ? "" : ", ") + n;
+    return unimplemented(f.name() + ": projector type '" + proj + "' is not supported (supported: " + known + ")");
+  }
+  c.projector = proj;
+  const ProjectorFamily& fam = *m->fam_;
+  if (fam.defaults) fam.defaults(c);
+  MODU_ASSIGN_OR_RETURN(c.image_size, need_int(f, "clip.vision.image_size"));
+  MODU_ASSIGN_OR_RETURN(c.patch_size, need_int(f, "clip.vision.patch_size"));
+  MODU_ASSIGN_OR_RETURN(c.n_embd, need_int(f, "clip.vision.embedding_length"));
+  MODU_ASSIGN_OR_RETURN(c.n_ff, need_int(f, "clip.vision.feed_forward_length"));
+  MODU_ASSIGN_OR_RETURN(c.n_layer, need_int(f, "clip.vision.block_count"));
+  MODU_ASSIGN_OR_RETURN(c.n_head, need_int(f, "clip.vision.attention.head_count"));
+  MODU_ASSIGN_OR_RETURN(double eps, f.get_float("clip.vision.attention.layer_norm_epsilon", 1e-6));
+  c.eps = (float)eps;
+  if (c.n_embd % c.n_head != 0)
+    return corrupt(f.name() + ": embedding_length " + std::to_string(c.n_embd) + " is not a multiple of head_count " +
+                   std::to_string(c.n_head));
+  c.head_dim = c.n_embd / c.n_head;
+  if (c.image_size % c.patch_size != 0 || c.image_size > 8192)
+    return corrupt(f.name() + ": image_size " + std::to_string(c.image_size) + " is not a multiple of patch_size " +
+                   std::to_string(c.patch_size) + " (or over 8192)");
+  MODU_ASSIGN_OR_RETURN(bool gelu, f.get_bool("clip.use_gelu", false));
+  MODU_ASSIGN_OR_RETURN(bool silu, f.get_bool("clip.use_silu", false));
+  if (gelu && silu) return corrupt(f.name() + ": clip.use_gelu and clip.use_silu are both set");
+  c.act = gelu ? VitAct::kGeluTanh : silu ? VitAct::kSilu : VitAct::kQuickGelu;
+  // A feature layer k means "the input of block k": blocks past the deepest one never run.
+  if (const GgufValue* fl = f.find("clip.vision.feature_layer"); fl != nullptr && fl->is_array() && fl->size() > 0) {
+    int64_t deepest = 0;
+    for (const GgufValue& e : fl->elems())
+      if (auto k = e.as_int()) deepest = std::max(deepest, *k);
+    if (deepest <= 0 || deepest > c.n_layer)
+      return corrupt(f.name() + ": clip.vision.feature_layer " + std::to_string(deepest) + " is outside [1, " +
+                     std::to_string(c.n_layer) + "]");
+    c.n_layer = deepest;
+  }
+  c.pre.size = (int)c.image_size;
+  MODU_RETURN_IF_ERROR(read_triplet(f, "clip.vision.image_mean", c.pre.mean));
+  MODU_RETURN_IF_ERROR(read_triplet(f, "clip.vision.image_std", c.pre.std));
+  for (float s : c.pre.std)
+    if (!(s > 0)) return corrupt(f.name() + ": clip.vision.image_std must be positive");
+
+  Loader L{f, m->owned_};
+  m->owned_.reserve(16 * c.n_layer + 64);
+  VitWeights& w = m->w_;
+  const int64_t d = c.n_embd, p = c.patch_size;
+  {  // patch embedding: conv weight ne [p, p, 3, n_embd] viewed as n_embd rows of 3 p p
+    const GgufTensor* t = f.tensor("v.patch_embd.weight");
+    if (t == nullptr) return corrupt(f.name() + ": missing tensor 'v.patch_embd.weight'");
+    if (t->shape != std::vector<int64_t>{p, p, 3, d})
+      return corrupt(f.name() + ": 'v.patch_embd.weight' has shape " + shape_str(t->shape) + ", expected " +
+                     shape_str({p, p, 3, d}));
+    const DTypeTraits* tr = dtype_traits(t->dtype);
+    if (tr == nullptr || tr->block_size != 1)
+      return unimplemented(f.name() + ": 'v.patch_embd.weight' must be F32, F16 or BF16, not " +
+                           std::string(dtype_name(t->dtype)));
+    w.patch = Weight{t, t->dtype, 3 * p * p, d, t->data, dtype_row_bytes(t->dtype, 3 * p * p), nullptr};
+  }
+  MODU_ASSIGN_OR_RETURN(w.patch_b, L.vec("v.patch_embd.bias", d, false));
+  const int64_t n_patch = c.patches_per_side() * c.patches_per_side();
+  MODU_ASSIGN_OR_RETURN(w.cls, L.vec("v.class_embd", d, fam.class_token));
+  const int64_t n_pos = n_patch + (fam.class_token ? 1 : 0);
+  MODU_ASSIGN_OR_RETURN(w.pos, L.matrix("v.position_embd.weight", d, n_pos, true));
+  MODU_ASSIGN_OR_RETURN(w.pre_ln_w, L.vec("v.pre_ln.weight", d, false));
+  MODU_ASSIGN_OR_RETURN(w.pre_ln_b, L.vec("v.pre_ln.bias", d, false));
+  MODU_ASSIGN_OR_RETURN(w.post_ln_w, L.vec("v.post_ln.weight", d, false));
+  MODU_ASSIGN_OR_RETURN(w.post_ln_b, L.vec("v.post_ln.bias", d, false));
+  w.layers.resize(c.n_layer);
+  for (int64_t il = 0; il < c.n_layer; ++il) {
+    VitLayer& ly = w.layers[il];
+    const std::string b = "v.blk." + std::to_string(il) + ".";
+    MODU_ASSIGN_OR_RETURN(ly.ln1_w, L.vec(b + "ln1.weight", d, true));
+    MODU_ASSIGN_OR_RETURN(ly.ln1_b, L.vec(b + "ln1.bias", d, false));
+    MODU_ASSIGN_OR_RETURN(ly.ln2_w, L.vec(b + "ln2.weight", d, true));
+    MODU_ASSIGN_OR_RETURN(ly.ln2_b, L.vec(b + "ln2.bias", d, false));
+    MODU_ASSIGN_OR_RETURN(ly.q, L.matrix(b + "attn_q.weight", d, d, true));
+    MODU_ASSIGN_OR_RETURN(ly.k, L.matrix(b + "attn_k.weight", d, d, true));
+    MODU_ASSIGN_OR_RETURN(ly.v, L.matrix(b + "attn_v.weight", d, d, true));
+    MODU_ASSIGN_OR_RETURN(ly.o, L.matrix(b + "attn_out.weight", d, d, true));
+    MODU_ASSIGN_OR_RETURN(ly.q_b, L.vec(b + "attn_q.bias", d, false));
+    MODU_ASSIGN_OR_RETURN(ly.k_b, L.vec(b + "attn_k.bias", d, false));
+    MODU_ASSIGN_OR_RETURN(ly.v_b, L.vec(b + "attn_v.bias", d, false));
+    MODU_ASSIGN_OR_RETURN(ly.o_b, L.vec(b + "attn_out.bias", d, false));
+    // Older converters wrote fc1 as ffn_down and fc2 as ffn_up: recognise them by shape.
+    std::string up = "ffn_up", down = "ffn_down";
+    if (const GgufTensor* t = f.tensor(b + "ffn_down.weight"); t && t->shape.size() == 2 && t->shape[0] == d && c.n_ff != d)
+      std::swap(up, down);
+    MODU_ASSIGN_OR_RETURN(ly.up, L.matrix(b + up + ".weight", d, c.n_ff, true));
+    MODU_ASSIGN_OR_RETURN(ly.down, L.matrix(b + down + ".weight", c.n_ff, d, true));
+    MODU_ASSIGN_OR_RETURN(ly.up_b, L.vec(b + up + ".bias", c.n_ff, false));
+    MODU_ASSIGN_OR_RETURN(ly.down_b, L.vec(b + down + ".bias", d, false));
+  }
+  if (fam.load) MODU_RETURN_IF_ERROR(fam.load(L, f, c, w, m->owned_));
+  if (c.n_embd_text <= 0) return internal_error(f.name() + ": projector family did not set its output width");
+  return m;
+}
+
+size_t VisionModel::weight_bytes() const {
+  size_t n = 0;
+  for (const GgufTensor& t : file_.tensors()) n += t.nbytes;
+  return n;
+}
+
+int64_t VisionModel::n_params() const {
+  int64_t n = 0;
+  for (const GgufTensor& t : file_.tensors()) n += t.n_elements();
+  return n;
+}
+
+ImageMarkers VisionModel::markers() const { return {fam_->image_begin, fam_->image_end, fam_->bidirectional}; }
+std::string VisionModel::description() const { return fam_->description; }
+
+int64_t VisionModel::n_tokens(int width, int height) const { return fam_->n_tokens(cfg_, width, height); }
+
+Result<Pixels> VisionModel::preprocess(const Image& img) const { return vision::preprocess(img, cfg_.pre); }
+
+Status VisionModel::encode_vit(const Pixels& px, ThreadPool& pool, std::vector<float>& x) const {
+  const VisionConfig& c = cfg_;
+  const int64_t p = c.patch_size, d = c.n_embd;
+  if (px.width <= 0 || px.height <= 0 || px.width % p != 0 || px.height % p != 0 ||
+      px.chw.size() != (size_t)3 * px.width * px.height)
+    return invalid_argument("vision encoder: input of " + std::to_string(px.width) + " x " +
+                            std::to_string(px.height) + " is not a whole number of " + std::to_string(p) + "-pixel patches");
+  const int64_t gw = px.width / p, gh = px.height / p, n_patch = gw * gh;
+  const int64_t extra = fam_->class_token ? 1 : 0, n = n_patch + extra;
+  if (n != w_.pos.rows)
+    return invalid_argument("vision encoder: a " + std::to_string(px.width) + " x " + std::to_string(px.height) +
+                            " input gives " + std::to_string(n) + " positions, the position table holds " +
+                            std::to_string(w_.pos.rows) + " (the image must be preprocessed to " +
+                            std::to_string(c.image_size) + " x " + std::to_string(c.image_size) + ")");
+  // Patches as rows of 3 p p values in the conv weight's order (channel, row, column).
+  const int64_t kp = 3 * p * p;
+  std::vector<float> patches(n_patch * kp);  // [n_patch, 3 p p]
+  const size_t plane = (size_t)px.width * px.height;
+  for (int64_t gy = 0; gy < gh; ++gy)
+    for (int64_t gx = 0; gx < gw; ++gx) {
+      float* r = patches.data() + (gy * gw + gx) * kp;
+      for (int64_t ch = 0; ch < 3; ++ch)
+        for (int64_t ky = 0; ky < p; ++ky)
+          for (int64_t kx = 0; kx < p; ++kx)
+            r[(ch * p + ky) * p + kx] = px.chw[ch * plane + (size_t)(gy * p + ky) * px.width + gx * p + kx];
+    }
+  x.assign(n * d, 0.0f);  // [n, d]: class token first (CLIP), then patches row-major
+  ops::matmul(w_.patch, patches.data(), n_patch, x.data() + extra * d, pool);
+  if (w_.patch_b) ops::add_bias(x.data() + extra * d, (const float*)w_.patch_b.data, n_patch, d);
+  if (extra) std::copy_n((const float*)w_.cls.data, d, x.data());
+  std::vector<float> row(d);
+  for (int64_t t = 0; t < n; ++t) {
+    ops::get_row(w_.pos, t, row.data());
+    for (int64_t i = 0; i < d; ++i) x[t * d + i] += row[i];
+  }
+  if (w_.pre_ln_w)
+    vit::layer_norm(x.data(), (const float*)w_.pre_ln_w.data, w_.pre_ln_b ? (const float*)w_.pre_ln_b.data : nullptr,
+                    n, d, c.eps, x.data());
+  std::vector<float> h(n * d), q(n * d), k(n * d), v(n * d), att(n * d), up(n * c.n_ff);
+  const float scale = 1.0f / std::sqrt((float)c.head_dim);
+  auto bias = [&](float* y, const Weight& b, int64_t cols) {
+    if (b) ops::add_bias(y, (const float*)b.data, n, cols);
+  };
+  for (const VitLayer& L : w_.layers) {
+    vit::layer_norm(x.data(), (const float*)L.ln1_w.data, L.ln1_b ? (const float*)L.ln1_b.data : nullptr, n, d, c.eps,
+                    h.data());
+    ops::matmul_many({&L.q, &L.k, &L.v}, h.data(), n, {q.data(), k.data(), v.data()}, pool);
+    bias(q.data(), L.q_b, d);
+    bias(k.data(), L.k_b, d);
+    bias(v.data(), L.v_b, d);
+    vit::attention(q.data(), k.data(), v.data(), n, c.n_head, c.head_dim, scale, att.data(), pool);
+    ops::matmul(L.o, att.data(), n, h.data(), pool);
+    bias(h.data(), L.o_b, d);
+    for (int64_t i = 0; i < n * d; ++i) x[i] += h[i];
+    vit::layer_norm(x.data(), (const float*)L.ln2_w.data, L.ln2_b ? (const float*)L.ln2_b.data : nullptr, n, d, c.eps,
+                    h.data());
+    ops::matmul(L.up, h.data(), n, up.data(), pool);
+    bias(up.data(), L.up_b, c.n_ff);
+    vit::activate(up.data(), n * c.n_ff, c.act, pool);
+    ops::matmul(L.down, up.data(), n, h.data(), pool);
+    bias(h.data(), L.down_b, d);
+    for (int64_t i = 0; i < n * d; ++i) x[i] += h[i];
+  }
+  if (fam_->apply_post_ln && w_.post_ln_w)
+    vit::layer_norm(x.data(), (const float*)w_.post_ln_w.data,
+                    w_.post_ln_b ? (const float*)w_.post_ln_b.data : nullptr, n, d, c.eps, x.data());
+  return Status::Ok();
+}
+
+Status VisionModel::encode(const Pixels& px, ThreadPool& pool, std::vector<float>& out) const {
+  std::vector<float> x;
+  MODU_RETURN_IF_ERROR(encode_vit(px, pool, x));
+  if (fam_->class_token) x.erase(x.begin(), x.begin() + cfg_.n_embd);
+  const int gw = (int)(px.width / cfg_.patch_size), gh = (int)(px.height / cfg_.patch_size);
+  return fam_->project(*this, x, gw, gh, pool, out);
+}
+
+}  // namespace modu::vision

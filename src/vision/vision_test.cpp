@@ -1,0 +1,395 @@
+// Vision tests: decoding against Pillow's pixels, Pillow-exact resampling and the HF processors'
+// float pipelines (test data made by testdata/make_testdata.py), each projector family against
+// the float64 reference, and image embeddings through a text model to greedy tokens.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "../models/reference_model.h"
+#include "modu/models/model.h"
+#include "modu/vision/image.h"
+#include "modu/vision/preprocess.h"
+#include "modu/vision/vision_model.h"
+#include "vision_reference.h"
+
+namespace modu {
+namespace {
+
+using vision::Image;
+
+const std::string kData = MODU_VISION_TESTDATA;
+
+std::vector<uint8_t> slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  EXPECT_TRUE(f) << path;
+  return std::vector<uint8_t>((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+Image load(const std::string& name) {
+  auto r = vision::load_image_file(kData + "/" + name);
+  EXPECT_TRUE(r.ok()) << r.status().to_string();
+  return r.ok() ? *r : Image{};
+}
+
+nlohmann::json cases() {
+  std::ifstream f(kData + "/cases.json");
+  return nlohmann::json::parse(f);
+}
+
+int max_diff(const Image& a, const Image& b) {
+  if (a.width != b.width || a.height != b.height) return 9999;
+  int m = 0;
+  for (size_t i = 0; i < a.rgb.size(); ++i) m = std::max(m, std::abs((int)a.rgb[i] - (int)b.rgb[i]));
+  return m;
+}
+
+TEST(Image, ResizeIsPillowExact) {
+  int n = 0;
+  const nlohmann::json all = cases();
+  for (const auto& c : all["resize"]) {
+    const Image src = load(c["src"]);
+    const Image want = load(c["expect"]);
+    const std::string f = c["filter"];
+    const vision::Resample r = f == "bilinear" ? vision::Resample::kBilinear
+                               : f == "bicubic" ? vision::Resample::kBicubic : vision::Resample::kLanczos;
+    const Image got = vision::resize(src, c["w"], c["h"], r);
+    EXPECT_EQ(max_diff(got, want), 0) << c.dump();
+    ++n;
+  }
+  EXPECT_EQ(n, 30);
+}
+
+TEST(Image, ContainersDecodeToTheSamePixels) {
+  const Image png = load("src_37x23.png");
+  ASSERT_EQ(png.width, 37);
+  ASSERT_EQ(png.height, 23);
+  EXPECT_EQ(max_diff(load("src_37x23.bmp"), png), 0);
+  EXPECT_EQ(max_diff(load("src_37x23.webp"), png), 0);  // lossless
+  EXPECT_EQ(max_diff(load("src_37x23_rgba.png"), png), 0);  // alpha dropped, as convert("RGB")
+  EXPECT_EQ(max_diff(load("src_37x23.gif"), load("src_37x23_gif_frame0.png")), 0);  // first frame
+}
+
+TEST(Image, ExifOrientationIsApplied) {
+  int n = 0;
+  const nlohmann::json all = cases();
+  for (const auto& c : all["orient"]) {
+    const Image got = load(c["file"]), want = load(c["upright"]);
+    ASSERT_EQ(got.width, want.width) << c.dump();
+    ASSERT_EQ(got.height, want.height) << c.dump();
+    // JPEG: stb_image's IDCT and Pillow's libjpeg-turbo differ by a few levels.
+    EXPECT_LE(max_diff(got, want), c["exact"].get<bool>() ? 0 : 12) << c.dump();
+    ++n;
+  }
+  EXPECT_EQ(n, 24);
+}
+
+TEST(Image, BadInputGetsClearErrors) {
+  auto png = slurp(kData + "/src_37x23.png");
+  EXPECT_EQ(vision::decode_image(png.data(), 0).status().code(), StatusCode::kInvalidArgument);
+  const uint8_t junk[] = "GIF8 not really";
+  EXPECT_EQ(vision::decode_image(junk, sizeof junk).status().code(), StatusCode::kInvalidArgument);
+  for (size_t cut : {size_t(9), size_t(30), png.size() / 2}) {
+    auto r = vision::decode_image(png.data(), cut);
+    EXPECT_FALSE(r.ok()) << cut;
+  }
+  auto jpg = slurp(kData + "/orient_1.jpg");
+  EXPECT_FALSE(vision::decode_image(jpg.data(), 20).ok());
+  auto webp = slurp(kData + "/src_37x23.webp");
+  EXPECT_FALSE(vision::decode_image(webp.data(), webp.size() / 2).ok());
+  // A decompression bomb: a PNG header claiming 10000 x 10000 pixels is refused from the header.
+  std::vector<uint8_t> bomb(png.begin(), png.begin() + 33);
+  auto put32 = [&](size_t o, uint32_t v) {
+    for (int i = 0; i < 4; ++i) bomb[o + i] = (uint8_t)(v >> (24 - 8 * i));
+  };
+  put32(16, 10000);
+  put32(20, 10000);
+  auto r = vision::decode_image(bomb.data(), bomb.size());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kOutOfRange) << r.status().to_string();
+  vision::DecodeLimits tight;
+  tight.max_pixels = 100;
+  EXPECT_EQ(vision::decode_image(png.data(), png.size(), tight).status().code(), StatusCode::kOutOfRange);
+  EXPECT_EQ(vision::load_image_file(kData + "/no_such.png").status().code(), StatusCode::kNotFound);
+}
+
+TEST(Preprocess, PipelinesMatchTheHfFormulas) {
+  const nlohmann::json all = cases();
+  for (const auto& c : all["pipes"]) {
+    vision::PreprocessConfig cfg;
+    cfg.size = c["size"];
+    if (c["name"] == "clip") {
+      cfg.mode = vision::PreprocessConfig::Mode::kShortestEdgeCrop;
+      cfg.resample = vision::Resample::kBicubic;
+      cfg.mean = {0.48145466f, 0.4578275f, 0.40821073f};
+      cfg.std = {0.26862954f, 0.26130258f, 0.27577711f};
+    } else {
+      cfg.mode = vision::PreprocessConfig::Mode::kSquare;
+      cfg.resample = vision::Resample::kBilinear;
+    }
+    auto px = vision::preprocess(load(c["src"]), cfg);
+    ASSERT_TRUE(px.ok()) << px.status().to_string();
+    auto raw = slurp(kData + "/" + c["out"].get<std::string>());
+    ASSERT_EQ(raw.size(), px->chw.size() * 4) << c.dump();
+    const float* want = reinterpret_cast<const float*>(raw.data());
+    float worst = 0;
+    for (size_t i = 0; i < px->chw.size(); ++i) worst = std::max(worst, std::fabs(px->chw[i] - want[i]));
+    EXPECT_EQ(worst, 0.0f) << c.dump();
+  }
+}
+
+TEST(Preprocess, SmartResizeMatchesQwenFormula) {
+  const nlohmann::json all = cases();
+  for (const auto& c : all["smart_resize"]) {
+    auto r = vision::smart_resize(c["h"], c["w"], 28, 56 * 56, 28 * 28 * 1280);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->first, c["out"][0].get<int>()) << c.dump();
+    EXPECT_EQ(r->second, c["out"][1].get<int>()) << c.dump();
+  }
+  EXPECT_FALSE(vision::smart_resize(10, 3000, 28, 56 * 56, 1 << 20).ok());  // aspect ratio over 200
+}
+
+// --- encoders against the float64 reference ----------------------------------------------------
+
+Image random_image(int w, int h, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  Image img;
+  img.width = w;
+  img.height = h;
+  img.rgb.resize((size_t)w * h * 3);
+  for (auto& b : img.rgb) b = (uint8_t)(rng() & 255);
+  return img;
+}
+
+struct Loaded {
+  std::vector<uint8_t> bytes;
+  std::unique_ptr<vision::VisionModel> m;
+};
+
+Loaded load_mmproj(const testing::MmprojSpec& s) {
+  Loaded l;
+  l.bytes = testing::make_random_mmproj(s);
+  auto f = GgufFile::parse(l.bytes.data(), l.bytes.size(), "random-mmproj");
+  EXPECT_TRUE(f.ok()) << f.status().to_string();
+  auto m = vision::VisionModel::from_gguf(std::move(f).value());
+  EXPECT_TRUE(m.ok()) << m.status().to_string();
+  if (m.ok()) l.m = std::move(m).value();
+  return l;
+}
+
+double rel_err(const std::vector<float>& got, const std::vector<double>& want) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    num += (got[i] - want[i]) * (got[i] - want[i]);
+    den += want[i] * want[i];
+  }
+  return std::sqrt(num / den);
+}
+
+testing::MmprojSpec spec_for(const std::string& proj, DType dt) {
+  testing::MmprojSpec s;
+  s.projector = proj;
+  s.weight_type = dt;
+  s.n_ff = 64;
+  s.mlp_hidden = 64;
+  if (proj == "gemma3") {
+    s.image_size = 56;  // 7 x 7 patches of 8 would not pool by 2: use 8 x 8 patches of 7
+    s.patch_size = 7;
+    s.use_gelu = true;
+  }
+  if (proj == "idefics3") s.use_gelu = true;
+  return s;
+}
+
+class ProjectorTest : public ::testing::TestWithParam<std::tuple<std::string, DType>> {};
+
+TEST_P(ProjectorTest, EmbeddingsMatchFloat64Reference) {
+  const auto [proj, dt] = GetParam();
+  const testing::MmprojSpec s = spec_for(proj, dt);
+  Loaded l = load_mmproj(s);
+  ASSERT_TRUE(l.m);
+  const auto& c = l.m->config();
+  EXPECT_EQ(c.n_embd_text, s.n_embd_text);
+  auto px = l.m->preprocess(random_image(45, 31, 3));
+  ASSERT_TRUE(px.ok()) << px.status().to_string();
+  ASSERT_EQ(px->width, s.image_size);
+  ThreadPool pool(2);
+  std::vector<float> got;
+  ASSERT_TRUE(l.m->encode(*px, pool, got).ok());
+  auto f = GgufFile::parse(l.bytes.data(), l.bytes.size());
+  const auto want = testing::reference_image_embeddings(*f, s, px->chw, px->width, px->height);
+  const int64_t n_tok = l.m->n_tokens(px->width, px->height);
+  ASSERT_EQ(want.size(), (size_t)(n_tok * s.n_embd_text));
+  ASSERT_EQ(got.size(), want.size());
+  // F32 / F16 weights: activations stay float (F16 rows dot F32 activations); Q8_0: activations
+  // are quantized to 8 bits per matmul.
+  const double tol = dt == DType::Q8_0 ? 3e-2 : 2e-5;
+  EXPECT_LT(rel_err(got, want), tol) << proj << " " << dtype_name(dt);
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, ProjectorTest,
+                         ::testing::Combine(::testing::Values("mlp", "gemma3", "idefics3"),
+                                            ::testing::Values(DType::F32, DType::F16, DType::Q8_0)));
+
+TEST(Projector, TokenCounts) {
+  EXPECT_EQ(load_mmproj(spec_for("mlp", DType::F32)).m->n_tokens(32, 32), 16);      // (32/8)^2
+  EXPECT_EQ(load_mmproj(spec_for("gemma3", DType::F32)).m->n_tokens(56, 56), 16);   // 8x8 pooled by 2
+  EXPECT_EQ(load_mmproj(spec_for("idefics3", DType::F32)).m->n_tokens(32, 32), 4);  // 4x4 shuffled by 2
+}
+
+TEST(Projector, LegacyFfnNamesAndFeatureLayer) {
+  testing::MmprojSpec s = spec_for("mlp", DType::F32);
+  s.legacy_ffn_names = true;
+  s.feature_layer = 2;  // three blocks in the file, two run
+  Loaded l = load_mmproj(s);
+  ASSERT_TRUE(l.m);
+  EXPECT_EQ(l.m->config().n_layer, 2);
+  auto px = l.m->preprocess(random_image(20, 50, 9));
+  ASSERT_TRUE(px.ok());
+  ThreadPool pool(2);
+  std::vector<float> got;
+  ASSERT_TRUE(l.m->encode(*px, pool, got).ok());
+  auto f = GgufFile::parse(l.bytes.data(), l.bytes.size());
+  EXPECT_LT(rel_err(got, testing::reference_image_embeddings(*f, s, px->chw, px->width, px->height)), 2e-5);
+}
+
+TEST(Projector, BadFilesGetClearErrors) {
+  auto text = testing::make_random_model(testing::TestModelSpec{});
+  auto f = GgufFile::parse(text.data(), text.size(), "text.gguf");
+  auto r = vision::VisionModel::from_gguf(std::move(f).value());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("not a multimodal projector"), std::string::npos) << r.status().to_string();
+
+  testing::MmprojSpec s = spec_for("mlp", DType::F32);
+  auto bytes = testing::make_random_mmproj(s);
+  GgufWriter w;  // the same file with an unknown projector type
+  auto g = GgufFile::parse(bytes.data(), bytes.size());
+  for (const auto& [k, v] : g->metadata()) w.set(k, k == "clip.projector_type" ? GgufValue::string("resampler") : v);
+  for (const auto& t : g->tensors()) ASSERT_TRUE(w.add_tensor(t.name, t.dtype, t.shape, t.data, t.nbytes).ok());
+  auto b2 = w.serialize();
+  auto r2 = vision::VisionModel::from_gguf(GgufFile::parse(b2.data(), b2.size()).value());
+  ASSERT_FALSE(r2.ok());
+  EXPECT_EQ(r2.status().code(), StatusCode::kUnimplemented);
+  EXPECT_NE(r2.status().message().find("resampler"), std::string::npos);
+
+  GgufWriter w3;  // a missing tensor
+  for (const auto& [k, v] : g->metadata()) w3.set(k, v);
+  for (const auto& t : g->tensors()) {
+    if (t.name != "v.blk.1.attn_k.weight") {
+      ASSERT_TRUE(w3.add_tensor(t.name, t.dtype, t.shape, t.data, t.nbytes).ok());
+    }
+  }
+  auto b3 = w3.serialize();
+  auto r3 = vision::VisionModel::from_gguf(GgufFile::parse(b3.data(), b3.size()).value());
+  ASSERT_FALSE(r3.ok());
+  EXPECT_NE(r3.status().message().find("v.blk.1.attn_k.weight"), std::string::npos);
+
+  Loaded l = load_mmproj(s);  // a wrong-size input
+  vision::Pixels px;
+  px.width = px.height = 40;
+  px.chw.assign(3 * 40 * 40, 0.0f);
+  ThreadPool pool(1);
+  std::vector<float> out;
+  EXPECT_EQ(l.m->encode(px, pool, out).code(), StatusCode::kInvalidArgument);
+}
+
+// --- image embeddings through a text model ------------------------------------------------------
+
+// Greedy tokens after a prompt of text, one image, and text: modu's Model::forward with the
+// image span against reference_logits with the reference embeddings.
+void check_greedy(const std::string& proj, const std::string& arch) {
+  testing::MmprojSpec vs = spec_for(proj, DType::F32);
+  testing::TestModelSpec ts;
+  ts.arch = arch;
+  ts.n_embd = vs.n_embd_text;
+  if (arch == "gemma3") {
+    ts.post_norms = ts.gelu = ts.embd_scale = ts.tied_output = ts.qk_norm = true;
+    ts.n_swa = 7;  // the window is shorter than the image: the span still sees itself whole
+    ts.n_layer = 7;  // five windowed layers, then a global one
+    ts.swa_pattern = 6;
+    ts.rope_theta = 1e6;
+    ts.rope_theta_swa = 10000;
+    ts.scaling = "linear";
+    ts.scaling_factor = 4.0;
+    ts.attn_scale = 0.2;
+  }
+  Loaded l = load_mmproj(vs);
+  ASSERT_TRUE(l.m);
+  auto px = l.m->preprocess(random_image(40, 40, 11));
+  ASSERT_TRUE(px.ok());
+  ThreadPool pool(2);
+  std::vector<float> img;
+  ASSERT_TRUE(l.m->encode(*px, pool, img).ok());
+  auto vf = GgufFile::parse(l.bytes.data(), l.bytes.size());
+  const auto ref_img = testing::reference_image_embeddings(*vf, vs, px->chw, px->width, px->height);
+  const int64_t n_img = (int64_t)img.size() / vs.n_embd_text;
+  const bool bidir = l.m->markers().bidirectional;
+
+  auto text = testing::make_random_model(ts);
+  auto model = Model::from_gguf(GgufFile::parse(text.data(), text.size()).value());
+  ASSERT_TRUE(model.ok()) << model.status().to_string();
+  std::vector<int32_t> tokens = {1, 5, 9};
+  const int64_t begin = (int64_t)tokens.size();
+  for (int64_t i = 0; i < n_img; ++i) tokens.push_back(0);
+  for (int32_t t : {7, 3, 11}) tokens.push_back(t);
+
+  KvCache kv((*model)->config(), 1, 128, KvType::kF32);
+  std::vector<BatchToken> batch;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    BatchToken b{tokens[i], (int64_t)i, 0, i + 1 == tokens.size()};
+    if ((int64_t)i >= begin && (int64_t)i < begin + n_img) {
+      b.token = -1 - (int32_t)i;  // placeholders are never read
+      b.embd = img.data() + (i - begin) * vs.n_embd_text;
+      b.attn_end = bidir ? begin + n_img : 0;
+    }
+    batch.push_back(b);
+  }
+  std::vector<float> logits;
+  std::vector<int32_t> got, want;
+  auto spans = std::vector<testing::RefEmbdSpan>{{begin, n_img, ref_img, bidir}};
+  auto ref_tokens = tokens;
+  for (int step = 0; step < 5; ++step) {
+    ASSERT_TRUE((*model)->forward(batch, kv, pool, logits).ok());
+    const int32_t next = (int32_t)(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    got.push_back(next);
+    batch = {BatchToken{next, (int64_t)(tokens.size() + step), 0, true}};
+    const auto ref = testing::reference_logits(*GgufFile::parse(text.data(), text.size()), ts, ref_tokens, spans);
+    const auto& last = ref.back();
+    want.push_back((int32_t)(std::max_element(last.begin(), last.end()) - last.begin()));
+    ref_tokens.push_back(want.back());
+    if (step == 0) {  // the first step's logits themselves
+      double worst = 0, scale = 0;
+      for (size_t v = 0; v < last.size(); ++v) {
+        worst = std::max(worst, std::fabs(logits[v] - last[v]));
+        scale = std::max(scale, std::fabs(last[v]));
+      }
+      EXPECT_LT(worst, 2e-3 * std::max(1.0, scale)) << proj << " on " << arch;
+    }
+    if (got.back() != want.back()) break;
+  }
+  EXPECT_EQ(got, want) << proj << " on " << arch;
+}
+
+TEST(VisionText, LlavaImageThenGreedyText) { check_greedy("mlp", "llama"); }
+TEST(VisionText, Gemma3BidirectionalImageThenGreedyText) { check_greedy("gemma3", "gemma3"); }
+TEST(VisionText, Idefics3ImageThenGreedyText) { check_greedy("idefics3", "llama"); }
+
+TEST(VisionText, BidirectionalSpanMustBeInOneBatch) {
+  testing::TestModelSpec ts;
+  auto text = testing::make_random_model(ts);
+  auto model = Model::from_gguf(GgufFile::parse(text.data(), text.size()).value());
+  ASSERT_TRUE(model.ok());
+  KvCache kv((*model)->config(), 1, 64, KvType::kF32);
+  std::vector<float> e(ts.n_embd, 0.1f), logits;
+  ThreadPool pool(1);
+  BatchToken b{-1, 0, 0, true};
+  b.embd = e.data();
+  b.attn_end = 4;  // positions 1..3 are not in this batch
+  EXPECT_EQ((*model)->forward({b}, kv, pool, logits).code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace modu

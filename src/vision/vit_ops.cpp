@@ -1,0 +1,75 @@
+// ViT element-wise ops and bidirectional attention. Attention reuses the decoder's dispatched
+// kernel (one query head against all of the image's K/V rows, F32, read in place with a row
+// stride), so the SIMD work and its tests are shared with text decoding.
+#include "vit_ops.h"
+
+#include <cmath>
+#include <vector>
+
+#include "modu/kernels/dispatch.h"
+
+namespace modu::vision::vit {
+
+void layer_norm(const float* x, const float* w, const float* b, int64_t n, int64_t d, float eps, float* out) {
+  for (int64_t t = 0; t < n; ++t) {
+    const float* r = x + t * d;
+    double s = 0, s2 = 0;
+    for (int64_t i = 0; i < d; ++i) s += r[i];
+    const double mean = s / d;
+    for (int64_t i = 0; i < d; ++i) s2 += (r[i] - mean) * (r[i] - mean);
+    const float inv = (float)(1.0 / std::sqrt(s2 / d + eps));
+    float* o = out + t * d;
+    for (int64_t i = 0; i < d; ++i) o[i] = (float)(r[i] - mean) * inv * w[i] + (b ? b[i] : 0.0f);
+  }
+}
+
+void rms_norm(const float* x, const float* w, int64_t n, int64_t d, float eps, float* out) {
+  for (int64_t t = 0; t < n; ++t) {
+    const float* r = x + t * d;
+    double s2 = 0;
+    for (int64_t i = 0; i < d; ++i) s2 += (double)r[i] * r[i];
+    const float inv = (float)(1.0 / std::sqrt(s2 / d + eps));
+    float* o = out + t * d;
+    for (int64_t i = 0; i < d; ++i) o[i] = r[i] * inv * w[i];
+  }
+}
+
+void activate(float* x, int64_t n, VitAct act, ThreadPool& pool) {
+  pool.parallel_for(n, [&](int64_t b, int64_t e) {
+    switch (act) {
+      case VitAct::kGeluErf:
+        for (int64_t i = b; i < e; ++i) x[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * 0.70710678118654752f));
+        break;
+      case VitAct::kGeluTanh:
+        for (int64_t i = b; i < e; ++i) {
+          const float v = x[i];
+          x[i] = 0.5f * v * (1.0f + std::tanh(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+        }
+        break;
+      case VitAct::kQuickGelu:
+        for (int64_t i = b; i < e; ++i) x[i] = x[i] / (1.0f + std::exp(-1.702f * x[i]));
+        break;
+      case VitAct::kSilu:
+        for (int64_t i = b; i < e; ++i) x[i] = x[i] / (1.0f + std::exp(-x[i]));
+        break;
+    }
+  }, 16384);
+}
+
+void attention(const float* q, const float* k, const float* v, int64_t n, int64_t n_head, int64_t hd, float scale,
+               float* out, ThreadPool& pool) {
+  const AttnFn fn = kernels().attention;
+  const int64_t dim = n_head * hd;
+  const size_t stride = (size_t)dim * sizeof(float);
+  pool.parallel_for(n * n_head, [&](int64_t b, int64_t e) {
+    thread_local std::vector<float> scratch;
+    scratch.resize((size_t)n);
+    for (int64_t idx = b; idx < e; ++idx) {
+      const int64_t t = idx / n_head, h = idx % n_head;
+      fn(q + t * dim + h * hd, 1, k + h * hd, v + h * hd, stride, n, hd, false, scale, out + t * dim + h * hd,
+         scratch.data());
+    }
+  });
+}
+
+}  // namespace modu::vision::vit
