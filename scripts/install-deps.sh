@@ -10,6 +10,7 @@ PACKAGES=(
   libcpp-httplib-dev                             # HTTP server (modu serve)
   libedit-dev                                    # line editing for modu chat (UTF-8 input)
   libpcre2-dev                                   # tokenizer pre-split regexes (UTF + Unicode properties)
+  libstb-dev libwebp-dev                         # image decoding for vision input (stb_image: PNG JPEG BMP GIF; WebP)
   libgtest-dev libgmock-dev                      # unit tests
   libbenchmark-dev                               # microbenchmarks
   bubblewrap                                     # sandbox for the agent's commands and MCP servers

@@ -15,7 +15,10 @@
 #include "modu/gguf/gguf.h"
 #include "modu/models/model.h"
 #include "modu/runtime/generate.h"
+#include "modu/runtime/multimodal.h"
 #include "modu/tokenizer/tokenizer.h"
+#include "modu/vision/vision_model.h"
+#include "../vision/vision_reference.h"
 
 namespace {
 
@@ -91,6 +94,78 @@ TEST_F(Cli, RunPrintsExactlyTheGreedyCompletion) {
   EXPECT_EQ(res->tokens.size(), 12u);
   CmdResult again = modu("run -m " + model_ + " -p 'Hello world' -n 12 --temp 0 -t 1");
   EXPECT_EQ(again.out, r.out);
+}
+
+// Images: `modu run --mmproj --image` prints what the library gives for the same images spliced at
+// the prompt's markers (and the same with small prefill batches, each image in one pass).
+TEST_F(Cli, RunWithImages) {
+  const std::string dir = ::testing::TempDir();
+  modu::testing::MmprojSpec s;
+  s.n_embd_text = 64;  // the test model's width
+  s.n_ff = 64;
+  s.mlp_hidden = 64;
+  auto bytes = modu::testing::make_random_mmproj(s);
+  const std::string mm = dir + "/cli_mmproj.gguf";
+  std::ofstream(mm, std::ios::binary).write((const char*)bytes.data(), bytes.size());
+  const std::string png = std::string(MODU_SOURCE_DIR) + "/src/vision/testdata/src_37x23.png";
+  const std::string jpg = std::string(MODU_SOURCE_DIR) + "/src/vision/testdata/orient_6.jpg";
+  CmdResult r = modu("run -m " + model_ + " --mmproj " + mm + " --image " + png + " --image " + jpg +
+                     " -p 'Look<__media__>and<__media__>then' -n 10 --temp 0 -t 2");
+  ASSERT_EQ(r.rc, 0) << last_stderr();
+
+  auto m = modu::Model::load(model_);
+  ASSERT_TRUE(m.ok());
+  auto tok = modu::Tokenizer::from_gguf((*m)->gguf());
+  auto vm = modu::vision::VisionModel::load(mm);
+  ASSERT_TRUE(vm.ok()) << vm.status().to_string();
+  modu::ThreadPool pool(1);
+  std::vector<modu::vision::ImageEmbedding> imgs;
+  for (const auto& path : {png, jpg}) {
+    auto img = modu::vision::load_image_file(path);
+    ASSERT_TRUE(img.ok());
+    imgs.push_back(modu::vision::embed_image(**vm, *img, pool).value());
+  }
+  auto p = modu::build_multimodal_prompt(**tok, "Look<__media__>and<__media__>then", imgs, (*vm)->markers(), true, true);
+  ASSERT_TRUE(p.ok()) << p.status().to_string();
+  EXPECT_EQ(p->n_image_tokens, 32);
+  ASSERT_EQ(p->spans.size(), 2u);
+  for (int n_batch : {512, 3}) {
+    modu::KvCache kv((*m)->config(), 1, 128, modu::KvType::kF16);
+    modu::GenerateOptions o;
+    o.n_predict = 10;
+    o.sampling.temperature = 0;
+    o.n_batch = n_batch;
+    o.embd = p->spans;
+    auto res = modu::generate(**m, **tok, kv, pool, p->ids, o, nullptr);
+    ASSERT_TRUE(res.ok()) << res.status().to_string();
+    EXPECT_EQ(r.out, res->text) << "n_batch " << n_batch;
+  }
+  // The same image twice gives the same placeholder ids (the prefix cache key), another image others.
+  auto twice = modu::build_multimodal_prompt(**tok, "<__media__><__media__>", {imgs[0], imgs[0]}, {}, false, true);
+  ASSERT_TRUE(twice.ok());
+  EXPECT_EQ(std::vector<int32_t>(twice->ids.begin(), twice->ids.begin() + 16),
+            std::vector<int32_t>(twice->ids.begin() + 16, twice->ids.end()));
+  EXPECT_NE(p->ids[p->spans[0].begin], p->ids[p->spans[1].begin]);
+
+  // Bad input: one clear error each, exit code 1.
+  auto err = [&](const std::string& args, const std::string& want) {
+    CmdResult e = modu("run -m " + model_ + " " + args + " -p hi -n 2 --temp 0");
+    EXPECT_EQ(e.rc, 1) << args;
+    EXPECT_NE(last_stderr().find(want), std::string::npos) << args << ": " << last_stderr();
+  };
+  err("--image " + png, "needs --mmproj");
+  s.n_embd_text = 32;
+  auto narrow = modu::testing::make_random_mmproj(s);
+  std::ofstream(dir + "/cli_mmproj32.gguf", std::ios::binary).write((const char*)narrow.data(), narrow.size());
+  err("--mmproj " + dir + "/cli_mmproj32.gguf --image " + png, "use the mmproj file made for this model");
+  std::ofstream(dir + "/broken.png", std::ios::binary).write("\x89PNG\r\n\x1a\n\0\0", 10);
+  err("--mmproj " + mm + " --image " + dir + "/broken.png", "broken.png");
+  err("--mmproj " + mm + " --image " + png + " --max-image-pixels 100", "decompression bomb");
+  err("--mmproj " + mm + " --image " + png + " -c 10", "image tokens");
+  err("--mmproj " + model_ + " --image " + png, "not a multimodal projector");
+  CmdResult two = modu("run -m " + model_ + " --mmproj " + mm + " --image " + png + " -p '<__media__><__media__>' -n 2");
+  EXPECT_EQ(two.rc, 1);
+  EXPECT_NE(last_stderr().find("2 image markers"), std::string::npos) << last_stderr();
 }
 
 // ignore_eos: an end-of-generation token (forced here by a logit bias) does not end the text.

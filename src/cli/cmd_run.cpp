@@ -7,8 +7,10 @@
 #include <nlohmann/json.hpp>
 
 #include "common.h"
-#include "modu/runtime/watermark.h"
 #include "modu/runtime/generate.h"
+#include "modu/runtime/multimodal.h"
+#include "modu/runtime/watermark.h"
+#include "modu/vision/vision_model.h"
 
 namespace modu::cli {
 
@@ -40,6 +42,9 @@ struct RunArgs {
   bool verbose = false;
   NoticeArgs notice;
   std::vector<std::string> lora;
+  std::string mmproj;                // vision projector GGUF
+  std::vector<std::string> images;   // image files, in prompt order
+  int64_t max_image_pixels = vision::DecodeLimits{}.max_pixels;
 };
 
 int run(const RunArgs& a) {
@@ -58,7 +63,37 @@ int run(const RunArgs& a) {
     while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) prompt.append(buf, n);
     std::fclose(f);
   }
-  std::vector<int32_t> ids = tok.encode(prompt, /*add_special=*/true, /*parse_special=*/!a.no_parse_special);
+  ThreadPool pool(a.threads);
+  // Images: decoded, encoded by the projector, and spliced at the prompt's image markers.
+  std::vector<vision::ImageEmbedding> images;
+  MultimodalPrompt mm;
+  if (!a.images.empty() && a.mmproj.empty())
+    return fail(invalid_argument("--image needs --mmproj: this language model reads text only; pass the vision "
+                                 "projector (mmproj) file made for it"));
+  std::unique_ptr<vision::VisionModel> vm;
+  if (!a.mmproj.empty()) {
+    auto v = vision::VisionModel::load(a.mmproj);
+    if (!v.ok()) return fail(v.status());
+    vm = std::move(v).value();
+    if (Status st = vision::check_compatible(*vm, model.config(), a.mmproj); !st.ok()) return fail(st);
+    vision::DecodeLimits lim;
+    lim.max_pixels = a.max_image_pixels;
+    for (const std::string& path : a.images) {
+      auto img = vision::load_image_file(path, lim);
+      if (!img.ok()) return fail(img.status());
+      auto e = vision::embed_image(*vm, *img, pool);
+      if (!e.ok()) return fail(e.status().with_context(path));
+      if (a.verbose)
+        std::fprintf(stderr, "modu: image %s: %d x %d, %lld tokens, encoded in %.2f s\n", path.c_str(), img->width,
+                     img->height, (long long)e->n_tokens, e->encode_seconds);
+      images.push_back(std::move(e).value());
+    }
+  }
+  auto built = build_multimodal_prompt(tok, prompt, images, vm ? vm->markers() : vision::ImageMarkers{},
+                                       /*add_special=*/true, /*parse_special=*/!a.no_parse_special);
+  if (!built.ok()) return fail(built.status());
+  mm = std::move(built).value();
+  const std::vector<int32_t>& ids = mm.ids;
   if (ids.empty()) return fail(invalid_argument("the prompt is empty and the model adds no BOS token"));
   int64_t ctx = a.ctx > 0 ? a.ctx : std::min<int64_t>(model.config().n_ctx_train, 4096);
   if (a.n_predict >= 0) ctx = std::min<int64_t>(ctx, (int64_t)ids.size() + a.n_predict + 1);
@@ -66,7 +101,10 @@ int run(const RunArgs& a) {
   if (ctx > model.config().n_ctx_train && a.ctx <= 0)
     std::fprintf(stderr, "modu: warning: prompt + generation exceed the model's training context %lld\n",
                  (long long)model.config().n_ctx_train);
-  ThreadPool pool(a.threads);
+  if (!images.empty() && a.ctx > 0 && (int64_t)ids.size() >= a.ctx)
+    return fail(out_of_range("the prompt with its images is " + std::to_string(ids.size()) + " tokens (" +
+                             std::to_string(mm.n_image_tokens) + " of them image tokens), more than --ctx " +
+                             std::to_string(a.ctx) + " holds; use fewer images or a larger context"));
   KvCache kv(model.config(), 1, ctx, a.kv_f32 ? KvType::kF32 : KvType::kF16);
   if (a.verbose) {
     std::fprintf(stderr, "modu: %s\n", model.config().describe().c_str());
@@ -74,6 +112,7 @@ int run(const RunArgs& a) {
                  (long long)ctx, pool.size(), kv.bytes() / 1048576.0);
   }
   GenerateOptions opts;
+  opts.embd = mm.spans;
   opts.n_predict = a.n_predict;
   opts.stop = a.stop;
   opts.ignore_eos = a.ignore_eos;
@@ -131,6 +170,12 @@ void add_run_command(CLI::App& app, int& rc) {
   add_lora_option(c, &args->lora);
   auto* p = c->add_option("-p,--prompt", args->prompt, "Prompt text (raw, no chat template)");
   c->add_option("-f,--file", args->prompt_file, "Read the prompt from a file")->excludes(p);
+  c->add_option("--mmproj", args->mmproj, "Vision projector GGUF (llama.cpp mmproj) for --image")->check(CLI::ExistingFile);
+  c->add_option("--image", args->images,
+                "Image file (PNG, JPEG, BMP, GIF, WebP; repeatable), placed at each <__media__> in the prompt, "
+                "or before the prompt when it has none")->check(CLI::ExistingFile);
+  c->add_option("--max-image-pixels", args->max_image_pixels, "Refuse larger images (decompression bombs)")
+      ->capture_default_str();
   c->add_option("-n,--n-predict", args->n_predict, "Tokens to generate (-1: until end or context full)")->capture_default_str();
   c->add_option("--temp", args->temp, "Temperature (0: greedy)")->capture_default_str();
   c->add_option("--top-k", args->top_k, "Top-k (0: off)")->capture_default_str();

@@ -4,6 +4,7 @@
 #include "modu/vision/vision_model.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <map>
 
@@ -278,6 +279,39 @@ Status VisionModel::encode(const Pixels& px, ThreadPool& pool, std::vector<float
   if (fam_->class_token) x.erase(x.begin(), x.begin() + cfg_.n_embd);
   const int gw = (int)(px.width / cfg_.patch_size), gh = (int)(px.height / cfg_.patch_size);
   return fam_->project(*this, x, gw, gh, pool, out);
+}
+
+}  // namespace modu::vision
+
+namespace modu::vision {
+
+uint64_t image_hash(const Image& img) {
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&](uint8_t b) { h = (h ^ b) * 1099511628211ull; };
+  for (int v : {img.width, img.height})
+    for (int i = 0; i < 4; ++i) mix((uint8_t)(v >> (8 * i)));
+  for (uint8_t b : img.rgb) mix(b);
+  return h;
+}
+
+Result<ImageEmbedding> embed_image(const VisionModel& m, const Image& img, ThreadPool& pool) {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto px = m.preprocess(img);
+  if (!px.ok()) return px.status();
+  ImageEmbedding e;
+  MODU_RETURN_IF_ERROR(m.encode(*px, pool, e.embd));
+  e.n_tokens = (int64_t)e.embd.size() / m.config().n_embd_text;
+  e.hash = image_hash(img);
+  e.encode_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return e;
+}
+
+Status check_compatible(const VisionModel& m, const ModelConfig& text, const std::string& name) {
+  if (m.config().n_embd_text != text.n_embd)
+    return invalid_argument(name + ": the projector makes " + std::to_string(m.config().n_embd_text) +
+                            "-wide embeddings but the language model's width is " + std::to_string(text.n_embd) +
+                            "; use the mmproj file made for this model");
+  return Status::Ok();
 }
 
 }  // namespace modu::vision

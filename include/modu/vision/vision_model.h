@@ -99,3 +99,23 @@ class VisionModel {
 };
 
 }  // namespace modu::vision
+
+namespace modu::vision {
+
+// One image ready for the text model: its embeddings and a hash of its pixels (the prefix cache
+// key of its positions).
+struct ImageEmbedding {
+  std::vector<float> embd;  // [n_tokens, n_embd_text]
+  int64_t n_tokens = 0;
+  uint64_t hash = 0;
+  double encode_seconds = 0;
+};
+
+// FNV-1a over the size and the RGB bytes.
+uint64_t image_hash(const Image& img);
+// preprocess + encode, timed.
+Result<ImageEmbedding> embed_image(const VisionModel& m, const Image& img, ThreadPool& pool);
+// The projector's output width must be the text model's embedding width.
+Status check_compatible(const VisionModel& m, const ModelConfig& text, const std::string& mmproj_name);
+
+}  // namespace modu::vision
