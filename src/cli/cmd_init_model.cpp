@@ -6,6 +6,8 @@
 #include <sstream>
 
 #include "common.h"
+#include "modu/vision/random_mmproj.h"
+#include "modu/vision/vision_model.h"
 
 namespace modu::cli {
 
@@ -167,6 +169,63 @@ void add_init_model_command(CLI::App& app, int& rc) {
   c->add_option("--ctx", a->ctx, "Override: context length");
   c->add_option("--seed", a->seed, "Random seed")->capture_default_str();
   c->callback([a, &rc] { rc = init_model(*a); });
+}
+
+// `modu init-mmproj`: a random-weight vision projector (llama.cpp mmproj layout) whose output
+// width matches a text model, for tests, demos and encoder benchmarks at real shapes.
+void add_init_mmproj_command(CLI::App& app, int& rc) {
+  auto s = std::make_shared<vision::MmprojSpec>();
+  auto out = std::make_shared<std::string>();
+  auto type = std::make_shared<std::string>("f16");
+  CLI::App* c = app.add_subcommand("init-mmproj", "Write a randomly initialized vision projector (mmproj)");
+  c->add_option("-o,--output", *out, "Output GGUF")->required();
+  c->add_option("--projector", s->projector, "mlp (LLaVA), gemma3 or idefics3")->capture_default_str();
+  c->add_option("--text-width", s->n_embd_text, "The language model's embedding size")->required();
+  c->add_option("--image-size", s->image_size, "Input side in pixels")->capture_default_str();
+  c->add_option("--patch", s->patch_size, "Patch side in pixels")->capture_default_str();
+  c->add_option("--width", s->n_embd, "Encoder width")->capture_default_str();
+  c->add_option("--ff", s->n_ff, "Encoder feed-forward size")->capture_default_str();
+  c->add_option("--layers", s->n_layer, "Encoder blocks")->capture_default_str();
+  c->add_option("--heads", s->n_head, "Encoder attention heads")->capture_default_str();
+  c->add_option("--scale-factor", s->scale_factor, "gemma3 pooling / idefics3 pixel-shuffle factor")->capture_default_str();
+  c->add_option("--type", *type, "Matrix dtype: f32, f16, bf16, q8_0")->capture_default_str();
+  c->add_option("--seed", s->seed, "Random seed")->capture_default_str();
+  c->callback([s, out, type, &rc] {
+    auto t = dtype_from_name(*type);
+    if (!t.ok()) {
+      rc = fail(invalid_argument("--type " + *type + ": use f32, f16, bf16 or q8_0"));
+      return;
+    }
+    s->weight_type = *t;
+    s->use_gelu = s->projector != "mlp";  // SigLIP: tanh GELU; CLIP: quick GELU
+    s->mlp_hidden = s->n_embd_text;
+    if (s->image_size % s->patch_size != 0 || s->n_embd % s->n_head != 0) {
+      rc = fail(invalid_argument("--image-size must be a multiple of --patch, and --width of --heads"));
+      return;
+    }
+    auto bytes = vision::write_random_mmproj(*s);
+    if (!bytes.ok()) {
+      rc = fail(bytes.status());
+      return;
+    }
+    auto f = GgufFile::parse(bytes->data(), bytes->size(), *out);  // loads as modu will load it
+    if (f.ok()) {
+      if (auto m = vision::VisionModel::from_gguf(std::move(f).value()); !m.ok()) {
+        rc = fail(m.status());
+        return;
+      }
+    }
+    FILE* fp = std::fopen(out->c_str(), "wb");
+    if (fp == nullptr || std::fwrite(bytes->data(), 1, bytes->size(), fp) != bytes->size()) {
+      if (fp) std::fclose(fp);
+      rc = fail(io_error("cannot write '" + *out + "'"));
+      return;
+    }
+    std::fclose(fp);
+    std::fprintf(stderr, "modu: wrote %s (%s projector, %lld-wide output, %.1f MiB)\n", out->c_str(),
+                 s->projector.c_str(), (long long)s->n_embd_text, bytes->size() / 1048576.0);
+    rc = 0;
+  });
 }
 
 }  // namespace modu::cli

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "common.h"
+#include "modu/vision/vision_model.h"
 #include "modu/server/http_server.h"
 
 namespace modu::cli {
@@ -40,6 +41,8 @@ struct ServeArgs {
   bool verbose = false;
   std::vector<std::string> lora;
   std::string admin_key;
+  std::string mmproj;
+  int64_t max_image_pixels = 50'000'000;
 };
 
 int serve(const ServeArgs& a) {
@@ -103,6 +106,17 @@ int serve(const ServeArgs& a) {
   if (a.api_keys.empty() && a.host != "127.0.0.1" && a.host != "localhost" && a.host != "::1")
     std::fprintf(stderr, "modu serve: warning: listening on %s without --api-keys: anyone who can reach it may use it\n",
                  a.host.c_str());
+  std::unique_ptr<vision::VisionModel> vm;
+  if (!a.mmproj.empty()) {
+    auto v = vision::VisionModel::load(a.mmproj);
+    if (!v.ok()) return fail(v.status());
+    vm = std::move(v).value();
+    if (Status cs = vision::check_compatible(*vm, model.config(), a.mmproj); !cs.ok()) return fail(cs);
+    o.vision = vm.get();
+    std::fprintf(stderr, "modu serve: images through %s (%s, %lld tokens per image)\n", a.mmproj.c_str(),
+                 vm->description().c_str(), (long long)vm->n_tokens((int)vm->config().image_size, (int)vm->config().image_size));
+  }
+  o.max_image_pixels = a.max_image_pixels;
   auto srv = server::HttpServer::create(model, *lm->tokenizer, o);
   if (!srv.ok()) return fail(srv.status());
   Status st = (*srv)->bind();
@@ -145,6 +159,10 @@ void add_serve_command(CLI::App& app, int& rc) {
   auto a = std::make_shared<ServeArgs>();
   CLI::App* c = app.add_subcommand("serve", "OpenAI-compatible HTTP server with continuous batching");
   c->add_option("-m,--model", a->model, "GGUF model file or Hugging Face folder")->required()->check(CLI::ExistingPath);
+  c->add_option("--mmproj", a->mmproj, "Vision projector GGUF (llama.cpp mmproj): chat requests may carry images")
+      ->check(CLI::ExistingFile);
+  c->add_option("--max-image-pixels", a->max_image_pixels, "Refuse larger images (decompression bombs)")
+      ->capture_default_str();
   c->add_option("--lora", a->lora, "LoRA adapter for every request (PATH[:SCALE]), or NAME=PATH[:SCALE] that a request picks "
                  "with model \"BASE:NAME\" or \"lora\": \"NAME\" / [...]; GGUF or PEFT folder; repeatable");
   c->add_option("--admin-key", a->admin_key, "Turn on /v1/admin/lora (load and unload named adapters at run time) with this "

@@ -57,6 +57,7 @@ void add_info_command(CLI::App& app, int& rc);
 void add_bench_command(CLI::App& app, int& rc);
 void add_quantize_command(CLI::App& app, int& rc);
 void add_init_model_command(CLI::App& app, int& rc);
+void add_init_mmproj_command(CLI::App& app, int& rc);
 void add_serve_command(CLI::App& app, int& rc);
 void add_tokenize_commands(CLI::App& app, int& rc);
 void add_template_command(CLI::App& app, int& rc);

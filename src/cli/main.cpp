@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   modu::cli::add_bench_command(app, rc);
   modu::cli::add_quantize_command(app, rc);
   modu::cli::add_init_model_command(app, rc);
+  modu::cli::add_init_mmproj_command(app, rc);
   modu::cli::add_serve_command(app, rc);
   modu::cli::add_tokenize_commands(app, rc);
   modu::cli::add_template_command(app, rc);

@@ -333,9 +333,23 @@ std::optional<ApiError> parse_chat_request(std::string_view body, const ApiLimit
           if (!type || !type->is_string())
             return bad("Missing or invalid '" + pp + ".type'.", pp + ".type", 400, "invalid_value");
           const std::string t = type->get<std::string>();
+          if (t == "image_url") {
+            // The image goes where the part is: an image marker in the text (runtime/multimodal.h),
+            // its URL kept in order for the handler to decode.
+            const json* iu = field(part, "image_url");
+            const json* url = iu && iu->is_object() ? field(*iu, "url") : iu;
+            if (!url || !url->is_string())
+              return bad("Missing or invalid '" + pp + ".image_url.url': expected a string (a data: URL).",
+                         pp + ".image_url.url", 400, "invalid_value");
+            if (r != "user")
+              return bad("Images are only accepted in user messages.", pp + ".type", 400, "unsupported_value");
+            out->image_urls.push_back(url->get<std::string>());
+            text += "<__media__>";
+            continue;
+          }
           if (t != "text")
-            return bad("Content parts of type '" + t + "' are not supported by this model; only 'text'.", pp + ".type",
-                       400, "unsupported_value");
+            return bad("Content parts of type '" + t + "' are not supported; only 'text' and 'image_url'.",
+                       pp + ".type", 400, "unsupported_value");
           const json* tx = field(part, "text");
           if (!tx) return bad("Missing required parameter: '" + pp + ".text'.", pp + ".text", 400, "missing_required_parameter");
           if (!tx->is_string()) return wrong_type(pp + ".text", "a string", *tx);

@@ -317,7 +317,8 @@ void Engine::admit_locked() {
     slot->n_past = (size_t)reused;
     slot->st->n_cached_ = reused;
     slot->sampler = std::make_unique<Sampler>(slot->job.sampling, (int32_t)model_.config().n_vocab);
-    for (int32_t t : slot->job.prompt) slot->sampler->accept(t);
+    for (int32_t t : slot->job.prompt)
+      if (t >= 0) slot->sampler->accept(t);  // image placeholders are not text
     slot->detok = std::make_unique<StreamingDetokenizer>(tok_, slot->job.render_special, /*continuation=*/true);
     slot->stops = std::make_unique<StopMatcher>(slot->job.stop);
     if (slot->job.json) slot->json = *slot->job.json;
@@ -424,12 +425,29 @@ void Engine::step(bool cut_all, const std::string& reason) {
   for (auto& s : active_) {
     if (s->done || !s->prefilling || budget <= 0) continue;
     const auto& p = s->job.prompt;
-    const size_t n = std::min<size_t>((size_t)budget, p.size() - s->n_past);
+    size_t n = std::min<size_t>((size_t)budget, p.size() - s->n_past);
+    // Images go whole into one pass: a chunk that reaches into one ends before it, unless it
+    // starts there (then the whole image, even past the budget).
+    const EmbdSpan* in_span = nullptr;
+    for (const EmbdSpan& sp : s->job.embd) {
+      const size_t b = (size_t)sp.begin, e = (size_t)(sp.begin + sp.n);
+      if (s->n_past >= b && s->n_past < e) {
+        n = e - s->n_past;
+        in_span = &sp;
+        break;
+      }
+      if (b > s->n_past && b < s->n_past + n) n = b - s->n_past;
+    }
     std::vector<int32_t> toks;
     for (size_t i = s->n_past; i < s->n_past + n; ++i) {
       const bool last = i + 1 == p.size();
       const bool score = s->job.prompt_logprobs && !last;
-      batch.push_back({p[i], (int64_t)i, s->seq, last || score, s->job.lora});
+      BatchToken bt{p[i], (int64_t)i, s->seq, last || score, s->job.lora};
+      if (in_span != nullptr) {
+        bt.embd = in_span->rows + (i - (size_t)in_span->begin) * model_.config().n_embd;
+        bt.attn_end = in_span->bidirectional ? in_span->begin + in_span->n : 0;
+      }
+      batch.push_back(bt);
       if (last) rows.push_back({s.get(), 0, i});
       else if (score) rows.push_back({s.get(), 1, i});
       toks.push_back(p[i]);

@@ -3,6 +3,7 @@
 // calls as a JSON constraint, and the reply split into content, reasoning_content and tool_calls
 // by the template's tool-call convention, whole or as OpenAI stream deltas.
 #include "http_impl.h"
+#include "modu/runtime/multimodal.h"
 #include "modu/chat/chat_template.h"
 
 namespace modu::server {
@@ -84,7 +85,22 @@ std::optional<ApiError> HttpServer::Impl::start_chat(const httplib::Request& req
     run->opts.reasoning_open = e != std::string::npos && std::string_view(*text).substr(0, e + 1).ends_with(conv.reasoning.open);
   }
   GenJob job;
-  if (auto e = make_job(cr.sampling, tokenize(*text, true), tenant, &job)) return e;
+  std::vector<int32_t> prompt;
+  std::shared_ptr<std::vector<vision::ImageEmbedding>> images;
+  std::vector<EmbdSpan> spans;
+  if (!cr.image_urls.empty()) {  // each image's embeddings at its marker, wrapped in the family's tokens
+    images = std::make_shared<std::vector<vision::ImageEmbedding>>();
+    if (auto e = embed_images(cr.image_urls, images.get())) return e;
+    auto mm = build_multimodal_prompt(tok, *text, *images, opts.vision->markers(), true, true);
+    if (!mm.ok()) return bad_param(mm.status().message(), "messages");
+    prompt = std::move(mm->ids);
+    spans = std::move(mm->spans);
+  } else {
+    prompt = tokenize(*text, true);
+  }
+  if (auto e = make_job(cr.sampling, std::move(prompt), tenant, &job)) return e;
+  job.embd = std::move(spans);
+  job.images = images;
   if (auto e = lora_mask(cr.model, req.body, &job.lora, &job.lora_epoch)) return e;
   job.top_logprobs = cr.logprobs ? cr.top_logprobs : -1;
   // Call and reasoning markers are often control tokens (Mistral's [TOOL_CALLS], Llama's

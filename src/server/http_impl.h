@@ -93,6 +93,12 @@ struct HttpServer::Impl {
   trust::Provenance provenance_base;
   std::shared_ptr<trust::AuditLog> audit;
   std::string bos_text, eos_text;
+  // Vision (http_vision.cpp): image encoding runs on its own pool, one image at a time.
+  std::mutex vision_mu;
+  std::unique_ptr<ThreadPool> vision_pool;
+  // image_url parts (data: URLs) -> embeddings, or the 400 that says what is wrong with which one.
+  std::optional<ApiError> embed_images(const std::vector<std::string>& urls,
+                                       std::vector<vision::ImageEmbedding>* out);
   Pooling pooling = Pooling::kMean;
   std::atomic<bool> draining{false};
   std::atomic<int> in_flight{0};

@@ -463,7 +463,9 @@ void HttpServer::Impl::routes() {
                 {"operator", opts.operator_name.empty() ? json(nullptr) : json(opts.operator_name)},
                 {"notice", opts.ai_notice.empty() ? trust::bilingual_notice(opts.model_id) : opts.ai_notice},
                 {"model_sha256", provenance_base.model_sha256.empty() ? json(nullptr) : json(provenance_base.model_sha256)},
-                {"high_impact", opts.high_impact}};
+                {"high_impact", opts.high_impact},
+                // What the model takes: images when a vision projector is loaded (--mmproj).
+                {"modalities", opts.vision ? json::array({"text", "image"}) : json::array({"text"})}};
   };
   svr.Get("/v1/models", [this, model_json](const httplib::Request& q, httplib::Response& r) {
     Tenant t;

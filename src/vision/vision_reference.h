@@ -10,23 +10,14 @@
 
 #include "modu/gguf/gguf.h"
 #include "modu/kernels/dtype.h"
+#include "modu/vision/random_mmproj.h"
 
 namespace modu::testing {
 
-struct MmprojSpec {
-  std::string projector = "mlp";  // mlp | gemma3 | idefics3
-  int64_t image_size = 32, patch_size = 8, n_embd = 32, n_ff = 48, n_layer = 2, n_head = 4;
-  int64_t n_embd_text = 64, mlp_hidden = 40;
-  int scale_factor = 2;           // gemma3 pooling / idefics3 pixel shuffle
-  float eps = 1e-6f;
-  bool use_gelu = false;          // clip.use_gelu (tanh GELU); otherwise quick GELU
-  bool legacy_ffn_names = false;  // fc1 written as ffn_down and fc2 as ffn_up (old converters)
-  int64_t feature_layer = 0;      // > 0: write clip.vision.feature_layer = [k] and one extra block
-  DType weight_type = DType::F32; // 2-D matrices (patch embedding: F16 unless this is F32)
-  uint64_t seed = 7;
-};
+using vision::MmprojSpec;
+using vision::make_random_mmproj;
 
-std::vector<uint8_t> make_random_mmproj(const MmprojSpec& spec);
+
 
 // Float64 image embeddings [n_tokens * n_embd_text] of planar pixels [3, h, w].
 std::vector<double> reference_image_embeddings(const GgufFile& f, const MmprojSpec& spec,

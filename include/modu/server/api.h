@@ -50,6 +50,8 @@ struct SamplingFields {
 struct ChatRequest {
   std::string model;
   nlohmann::ordered_json messages;  // normalized: every content is a string (text parts joined)
+  // image_url parts in message order; each left the marker "<__media__>" in its message's text.
+  std::vector<std::string> image_urls;
   nlohmann::ordered_json tools;     // array or null, passed to the chat template
   // response_format: "text", "json_object" or "json_schema" (then json_schema holds the schema).
   std::string response_format = "text";

@@ -23,6 +23,7 @@
 #include "modu/core/status.h"
 #include "modu/core/threadpool.h"
 #include "modu/models/model.h"
+#include "modu/vision/vision_model.h"
 #include "modu/runtime/json_constraint.h"
 #include "modu/runtime/sampler.h"
 #include "modu/server/metrics.h"
@@ -50,6 +51,10 @@ struct GenJob {
   // Engine::lora_epoch() when `lora` was looked up: a job whose adapters were unloaded after that
   // is refused at admission instead of running with another adapter in the same slot.
   uint64_t lora_epoch = 0;
+  // Image embeddings spliced into the prompt (positions with placeholder ids): each span is
+  // prefilled whole in one forward pass; `images` keeps the rows the spans point to alive.
+  std::vector<EmbdSpan> embd;
+  std::shared_ptr<const std::vector<vision::ImageEmbedding>> images;
 };
 
 struct TokenInfo {

@@ -9,6 +9,7 @@
 #include "modu/core/status.h"
 #include "modu/models/model.h"
 #include "modu/server/engine.h"
+#include "modu/vision/vision_model.h"
 #include "modu/tokenizer/tokenizer.h"
 
 namespace modu::server {
@@ -50,6 +51,10 @@ struct ServerOptions {
   bool audit_content = false;         // full request and output texts, not only digests
   double audit_max_mb = 64;           // rotate the audit log past this size
   bool high_impact = false;
+  // Vision (--mmproj): the projector that turns image_url content parts into embeddings; null:
+  // images get a 400. Images are data: URLs; remote http(s) URLs are refused.
+  const vision::VisionModel* vision = nullptr;
+  int64_t max_image_pixels = 50'000'000;  // per image, from the header (decompression bombs)
 };
 
 class HttpServer {

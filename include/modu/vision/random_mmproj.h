@@ -1,0 +1,33 @@
+// Random-weight multimodal projector files (llama.cpp mmproj layout) for tests, benchmarks and
+// `modu init-mmproj`: the vision counterpart of `modu init-model`.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "modu/core/status.h"
+#include "modu/kernels/dtype.h"
+
+namespace modu::vision {
+
+struct MmprojSpec {
+  std::string projector = "mlp";  // mlp | gemma3 | idefics3
+  int64_t image_size = 32, patch_size = 8, n_embd = 32, n_ff = 48, n_layer = 2, n_head = 4;
+  int64_t n_embd_text = 64, mlp_hidden = 40;
+  int scale_factor = 2;           // gemma3 pooling / idefics3 pixel shuffle
+  float eps = 1e-6f;
+  bool use_gelu = false;          // clip.use_gelu (tanh GELU); otherwise quick GELU
+  bool legacy_ffn_names = false;  // fc1 written as ffn_down and fc2 as ffn_up (old converters)
+  int64_t feature_layer = 0;      // > 0: write clip.vision.feature_layer = [k] and one extra block
+  DType weight_type = DType::F32; // 2-D matrices (patch embedding: F16 unless this is F32)
+  uint64_t seed = 7;
+};
+
+// Random weights (normal, scaled by fan-in) in llama.cpp's mmproj layout, serialized; errors
+// (a dtype that cannot hold a row) come back as a Status.
+Result<std::vector<uint8_t>> write_random_mmproj(const MmprojSpec& spec);
+// The same for tests, which treat a failure as a bug in the test.
+std::vector<uint8_t> make_random_mmproj(const MmprojSpec& spec);
+
+}  // namespace modu::vision
