@@ -2,7 +2,8 @@
 # Builds the libFuzzer targets (cmake "fuzz" preset: clang, ASan+UBSan) and runs each for a bounded
 # time on a scratch copy of its committed seed corpus: the GGUF reader (fuzz/corpus/gguf), the
 # server's request parsing (fuzz/corpus/request), the safetensors reader, the tool-call parsers
-# (fuzz/corpus/toolcalls) and the audit-log verifier (fuzz/corpus/audit).
+# (fuzz/corpus/toolcalls), the audit-log verifier (fuzz/corpus/audit) and the image decoder and
+# mmproj reader (fuzz/corpus/image).
 #
 #   FUZZ_SECONDS=60        time for fuzz_gguf (default 60)
 #   FUZZ_OTHER_SECONDS=20  time for each other target (default 20)
@@ -28,7 +29,7 @@ if [[ -n "${FUZZ_BUILD_DIR:-}" ]]; then
 else
   cmake --preset fuzz
 fi
-cmake --build "$build" --target fuzz_gguf fuzz_request fuzz_safetensors fuzz_toolcalls fuzz_audit -j "$jobs"
+cmake --build "$build" --target fuzz_gguf fuzz_request fuzz_safetensors fuzz_toolcalls fuzz_audit fuzz_image -j "$jobs"
 
 out="${FUZZ_OUT:-$build/fuzz-artifacts}"
 mkdir -p "$out"
@@ -62,3 +63,4 @@ run_fuzzer fuzz_request "$other_seconds" fuzz/corpus/request
 run_fuzzer fuzz_safetensors "$other_seconds" fuzz/corpus/safetensors
 run_fuzzer fuzz_toolcalls "$other_seconds" fuzz/corpus/toolcalls
 run_fuzzer fuzz_audit "$other_seconds" fuzz/corpus/audit
+run_fuzzer fuzz_image "$other_seconds" fuzz/corpus/image

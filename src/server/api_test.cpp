@@ -32,6 +32,18 @@ TEST(ServerApi, ChatMinimalAndContentParts) {
   EXPECT_FALSE(r.stream);
 }
 
+// image_url parts leave a marker where they were and their URLs in order.
+TEST(ServerApi, ChatImagePartsBecomeMarkers) {
+  ChatRequest r;
+  ASSERT_FALSE(chat(R"({"messages":[{"role":"user","content":[{"type":"text","text":"A "},
+      {"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA","detail":"low"}},{"type":"text","text":" B"},
+      {"type":"image_url","image_url":"data:image/jpeg;base64,BBBB"}]}]})", &r));
+  EXPECT_EQ(r.messages[0]["content"], "A <__media__> B<__media__>");
+  ASSERT_EQ(r.image_urls.size(), 2u);
+  EXPECT_EQ(r.image_urls[0], "data:image/png;base64,AAAA");
+  EXPECT_EQ(r.image_urls[1], "data:image/jpeg;base64,BBBB");
+}
+
 TEST(ServerApi, ChatSamplingFields) {
   ChatRequest r;
   ASSERT_FALSE(chat(R"({"messages":[{"role":"user","content":"x"}],"temperature":0,"top_p":0.5,"max_completion_tokens":7,
@@ -66,7 +78,9 @@ TEST(ServerApi, ChatRejectsMistakesWithParam) {
       {R"({"messages":[{"role":"wizard","content":"x"}]})", "messages[0].role"},
       {R"({"messages":[{"role":"user","content":5}]})", "messages[0].content"},
       {R"({"messages":[{"role":"user"}]})", "messages[0].content"},
-      {R"({"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]})", "messages[0].content[0].type"},
+      {R"({"messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{"data":"x"}}]}]})", "messages[0].content[0].type"},
+      {R"({"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":5}}]}]})", "messages[0].content[0].image_url.url"},
+      {R"({"messages":[{"role":"system","content":[{"type":"image_url","image_url":{"url":"x"}}]}]})", "messages[0].content[0].type"},
       {R"({"messages":[{"role":"user","content":"x"}],"temperature":"hot"})", "temperature"},
       {R"({"messages":[{"role":"user","content":"x"}],"temperature":2.5})", "temperature"},
       {R"({"messages":[{"role":"user","content":"x"}],"top_p":1.5})", "top_p"},
