@@ -90,6 +90,21 @@ Result<Image> decode_webp(const uint8_t* data, size_t n) {
   return img;
 }
 
+// stb_image allocates a PNG chunk's claimed length before reading it (up to 1 GiB), so a 60-byte
+// file could make it allocate half a gigabyte: every chunk must fit in the bytes we have.
+Status check_png_chunks(const uint8_t* d, size_t n) {
+  size_t i = 8;
+  while (i + 12 <= n) {
+    const size_t len = be32(d + i);
+    if (len > n - i - 12)
+      return corrupt("png image is truncated or malformed (chunk '" + std::string((const char*)d + i + 4, 4) +
+                     "' claims " + std::to_string(len) + " bytes, the file has " + std::to_string(n - i - 12) + " left)");
+    if (std::memcmp(d + i + 4, "IEND", 4) == 0) return Status::Ok();
+    i += 12 + len;
+  }
+  return corrupt("png image is truncated (no IEND chunk)");
+}
+
 Status check_size(int64_t w, int64_t h, const DecodeLimits& lim) {
   if (w <= 0 || h <= 0)
     return out_of_range("image has zero size (" + std::to_string(w) + " x " + std::to_string(h) + ")");
@@ -176,6 +191,7 @@ Result<Image> decode_image(const uint8_t* data, size_t n, const DecodeLimits& li
     img = std::move(r).value();
   } else {
     if (n > (size_t)std::numeric_limits<int>::max()) return out_of_range("image file is over 2 GiB");
+    if (fmt == "png") MODU_RETURN_IF_ERROR(check_png_chunks(data, n));
     int w = 0, h = 0, comp = 0;
     if (!stbi_info_from_memory(data, (int)n, &w, &h, &comp)) {
       if (std::strcmp(stbi_failure_reason(), "too large") == 0)

@@ -103,6 +103,10 @@ Result<std::unique_ptr<VisionModel>> VisionModel::from_gguf(GgufFile file) {
   MODU_ASSIGN_OR_RETURN(c.n_head, need_int(f, "clip.vision.attention.head_count"));
   MODU_ASSIGN_OR_RETURN(double eps, f.get_float("clip.vision.attention.layer_norm_epsilon", 1e-6));
   c.eps = (float)eps;
+  if (c.n_layer > 1024 || c.n_embd > 65536 || c.n_ff > (1 << 20) || c.n_head > c.n_embd || c.patch_size > c.image_size)
+    return corrupt(f.name() + ": projector sizes out of range (block_count " + std::to_string(c.n_layer) +
+                   ", embedding_length " + std::to_string(c.n_embd) + ", feed_forward_length " + std::to_string(c.n_ff) +
+                   ", head_count " + std::to_string(c.n_head) + ", patch_size " + std::to_string(c.patch_size) + ")");
   if (c.n_embd % c.n_head != 0)
     return corrupt(f.name() + ": embedding_length " + std::to_string(c.n_embd) + " is not a multiple of head_count " +
                    std::to_string(c.n_head));
@@ -131,7 +135,6 @@ Result<std::unique_ptr<VisionModel>> VisionModel::from_gguf(GgufFile file) {
     if (!(s > 0)) return corrupt(f.name() + ": clip.vision.image_std must be positive");
 
   Loader L{f, m->owned_};
-  m->owned_.reserve(16 * c.n_layer + 64);
   VitWeights& w = m->w_;
   const int64_t d = c.n_embd, p = c.patch_size;
   {  // patch embedding: conv weight ne [p, p, 3, n_embd] viewed as n_embd rows of 3 p p
