@@ -191,7 +191,6 @@ Result<Image> decode_image(const uint8_t* data, size_t n, const DecodeLimits& li
     img = std::move(r).value();
   } else {
     if (n > (size_t)std::numeric_limits<int>::max()) return out_of_range("image file is over 2 GiB");
-    if (fmt == "png") MODU_RETURN_IF_ERROR(check_png_chunks(data, n));
     int w = 0, h = 0, comp = 0;
     if (!stbi_info_from_memory(data, (int)n, &w, &h, &comp)) {
       if (std::strcmp(stbi_failure_reason(), "too large") == 0)
@@ -199,6 +198,7 @@ Result<Image> decode_image(const uint8_t* data, size_t n, const DecodeLimits& li
       return corrupt(fmt + " image header is truncated or malformed (" + std::string(stbi_failure_reason()) + ")");
     }
     MODU_RETURN_IF_ERROR(check_size(w, h, limits));
+    if (fmt == "png") MODU_RETURN_IF_ERROR(check_png_chunks(data, n));
     // GIF: stbi_load_from_memory decodes the first frame.
     uint8_t* px = stbi_load_from_memory(data, (int)n, &w, &h, &comp, 3);
     if (px == nullptr)
