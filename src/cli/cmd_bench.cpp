@@ -7,6 +7,7 @@
 #include <cstring>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <random>
 
@@ -15,6 +16,7 @@
 #include "common.h"
 #include "modu/core/huge_buffer.h"
 #include "modu/kernels/dispatch.h"
+#include "modu/vision/vision_model.h"
 
 namespace modu::cli {
 
@@ -30,6 +32,7 @@ struct BenchArgs {
   int reps = 3;
   bool json = false;
   bool roofline = false;
+  std::string mmproj;  // --mmproj: image encoding instead of (or before) the text tests
 };
 
 // Machine limits for --roofline, measured with the selected ISA level's instructions.
@@ -120,8 +123,90 @@ Stats stats(const std::vector<double>& v) {
   return s;
 }
 
+// --mmproj: encode a synthetic image of the projector's input size (preprocessing, encoder and
+// projector), reporting seconds per image, image tokens/s, GOP/s (multiply-adds of every matmul
+// and of attention, 2 ops each) and weight GB/s (weights read once per image).
+int bench_vision(const BenchArgs& a) {
+  using clock = std::chrono::steady_clock;
+  auto vm = vision::VisionModel::load(a.mmproj);
+  if (!vm.ok()) return fail(vm.status());
+  const vision::VisionModel& m = **vm;
+  const vision::VisionConfig& c = m.config();
+  ThreadPool pool(a.threads);
+  vision::Image img;
+  img.width = img.height = (int)c.image_size;
+  img.rgb.resize((size_t)img.width * img.height * 3);
+  std::mt19937 rng(7);
+  for (auto& b : img.rgb) b = (uint8_t)(rng() & 255);
+  const auto p0 = clock::now();
+  auto px = m.preprocess(img);
+  if (!px.ok()) return fail(px.status());
+  const double pre_s = std::chrono::duration<double>(clock::now() - p0).count();
+  const int64_t side = c.patches_per_side(), n_tok = m.n_tokens(img.width, img.height);
+  const double n = (double)(side * side + (c.projector == "mlp" ? 1 : 0)), d = (double)c.n_embd;
+  double ops = 2.0 * side * side * 3.0 * c.patch_size * c.patch_size * d;                  // patch embedding
+  ops += c.n_layer * (2.0 * n * (4.0 * d * d + 2.0 * d * c.n_ff) + 4.0 * n * n * d);     // blocks + attention
+  for (const Weight& w : m.weights().proj)
+    if (w.rows > 1) ops += 2.0 * (double)n_tok * w.rows * w.cols;                        // projector (as if on n_tok rows)
+  std::vector<float> out;
+  if (Status st = m.encode(*px, pool, out); !st.ok()) return fail(st);  // warm-up
+  std::vector<double> secs;
+  for (int r = 0; r < a.reps; ++r) {
+    const auto t0 = clock::now();
+    if (Status st = m.encode(*px, pool, out); !st.ok()) return fail(st);
+    secs.push_back(std::chrono::duration<double>(clock::now() - t0).count());
+  }
+  const Stats s = stats(secs);
+  const double gops = ops / s.mean / 1e9, gbs = (double)m.weight_bytes() / s.mean / 1e9;
+  Roofline roof;
+  if (a.roofline) {
+    ReadProbe probe(pool);
+    roof = measure_roofline(pool, probe);
+  }
+  std::map<std::string, int64_t> by_type;
+  for (const auto& t : m.gguf().tensors()) by_type[dtype_name(t.dtype)] += t.n_elements();
+  nlohmann::ordered_json j;
+  j["mmproj"] = a.mmproj;
+  j["projector"] = c.projector;
+  j["image_size"] = c.image_size;
+  j["encoder"] = {{"width", c.n_embd}, {"layers", c.n_layer}, {"heads", c.n_head}, {"feed_forward_length", c.n_ff}};
+  j["dtypes"] = by_type;
+  j["isa"] = isa_name(kernels().isa);
+  j["threads"] = pool.size();
+  j["repetitions"] = a.reps;
+  j["preprocess_seconds"] = pre_s;
+  j["encode_seconds"] = s.mean;
+  j["encode_seconds_stddev"] = s.stddev;
+  j["image_tokens"] = n_tok;
+  j["image_tokens_per_s"] = n_tok / s.mean;
+  j["gop_per_image"] = ops / 1e9;
+  j["gop_per_s"] = gops;
+  j["weight_gb_per_s"] = gbs;
+  if (a.roofline)
+    j["roofline"] = {{"read_gb_per_s", roof.read_gbs}, {"fma_f32_gop_per_s", roof.fma_gops}, {"int8_dot_gop_per_s", roof.dot_gops}};
+  if (a.json) {
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+  }
+  std::printf("mmproj: %s (%s, %lld x %lld px, width %lld, %lld layers, %.0f M params), isa %s, %d threads\n",
+              a.mmproj.c_str(), c.projector.c_str(), (long long)c.image_size, (long long)c.image_size, (long long)c.n_embd,
+              (long long)c.n_layer, m.n_params() / 1e6, isa_name(kernels().isa), pool.size());
+  std::printf("| test        | s / image |  stddev | image tok/s |  GOP/s |  GB/s |\n"
+              "|-------------|-----------|---------|-------------|--------|-------|\n");
+  std::printf("| encode %-4lld | %9.3f | %7.3f | %11.1f | %6.1f | %5.2f |\n", (long long)c.image_size, s.mean, s.stddev,
+              n_tok / s.mean, gops, gbs);
+  std::printf("preprocessing (decode not included): %.1f ms; %.1f GOP per image\n", 1e3 * pre_s, ops / 1e9);
+  if (a.roofline)
+    std::printf("roofline: f32 FMA %.0f GOP/s, int8 dot %.0f GOP/s, read %.1f GB/s -> encode at %.1f%% of the f32 FMA peak, "
+                "%.1f%% of the int8 peak\n", roof.fma_gops, roof.dot_gops, roof.read_gbs, 100 * gops / roof.fma_gops,
+                100 * gops / roof.dot_gops);
+  return 0;
+}
+
 int bench(const BenchArgs& a) {
   using clock = std::chrono::steady_clock;
+  if (!a.mmproj.empty()) return bench_vision(a);
+  if (a.model.empty()) return fail(invalid_argument("bench needs -m MODEL (text) or --mmproj PROJECTOR (images)"));
   auto lm = load_model(a.model, false);
   if (!lm.ok()) return fail(lm.status());
   if (Status st = attach_loras(*lm->model, a.lora); !st.ok()) return fail(st);
@@ -335,7 +420,9 @@ int bench(const BenchArgs& a) {
 void add_bench_command(CLI::App& app, int& rc) {
   auto a = std::make_shared<BenchArgs>();
   CLI::App* c = app.add_subcommand("bench", "Measure prefill and decode tokens/s");
-  c->add_option("-m,--model", a->model, "GGUF model file or Hugging Face folder")->required()->check(CLI::ExistingPath);
+  c->add_option("-m,--model", a->model, "GGUF model file or Hugging Face folder")->check(CLI::ExistingPath);
+  c->add_option("--mmproj", a->mmproj, "Benchmark image encoding with this vision projector instead (its image size)")
+      ->check(CLI::ExistingFile);
   add_lora_option(c, &a->lora);
   c->add_option("-p,--n-prompt", a->n_prompt, "Prompt tokens for the prefill test (0: skip)")->capture_default_str();
   c->add_option("-n,--n-gen", a->n_gen, "Tokens for the decode test (0: skip)")->capture_default_str();

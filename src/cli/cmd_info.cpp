@@ -6,10 +6,62 @@
 
 #include "common.h"
 #include "modu/hf/hf_model.h"
+#include "modu/vision/vision_model.h"
 
 namespace modu::cli {
 
 namespace {
+
+const char* mode_name(vision::PreprocessConfig::Mode m) {
+  using M = vision::PreprocessConfig::Mode;
+  switch (m) {
+    case M::kSquare: return "resize to a square";
+    case M::kShortestEdgeCrop: return "shortest edge, centre crop";
+    case M::kLongestEdgeSquare: return "longest edge, then a square";
+    case M::kSmartResize: return "smart resize";
+  }
+  return "?";
+}
+
+// A vision projector (mmproj): encoder, projector, tokens per image, preprocessing, memory.
+int info_projector(const std::string& path, nlohmann::ordered_json& j, bool as_json) {
+  auto m = vision::VisionModel::load(path);
+  if (!m.ok()) return fail(m.status());
+  const vision::VisionConfig& c = (*m)->config();
+  const int64_t side = c.image_size, n_tok = (*m)->n_tokens((int)side, (int)side);
+  const int64_t n_patch = c.patches_per_side() * c.patches_per_side() + ((*m)->config().projector == "mlp" ? 1 : 0);
+  // Activations of one image: x, h, q, k, v, attention output [n, width] and the FFN [n, ff] in F32.
+  const size_t work = (size_t)n_patch * (6 * c.n_embd + c.n_ff) * 4;
+  j["architecture"] = "clip";
+  j["projector"] = c.projector;
+  j["projector_description"] = (*m)->description();
+  j["image_size"] = side;
+  j["patch_size"] = c.patch_size;
+  j["encoder"] = {{"width", c.n_embd}, {"layers", c.n_layer}, {"heads", c.n_head}, {"feed_forward_length", c.n_ff},
+                  {"activation", vision::vit_act_name(c.act)}, {"layer_norm_epsilon", c.eps}};
+  j["tokens_per_image"] = n_tok;
+  j["output_width"] = c.n_embd_text;
+  j["preprocess"] = {{"mode", mode_name(c.pre.mode)}, {"resample", vision::resample_name(c.pre.resample)},
+                     {"mean", c.pre.mean}, {"std", c.pre.std}};
+  j["memory_needed_bytes"] = j["weight_bytes"].get<size_t>() + work;
+  if (as_json) {
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  std::printf("file:          %s (GGUF, %.3f GB)\n", path.c_str(), j["file_bytes"].get<size_t>() / 1e9);
+  std::printf("projector:     %s: %s\n", c.projector.c_str(), (*m)->description().c_str());
+  std::printf("encoder:       width %lld, layers %lld, heads %lld, ffn %lld, %s\n", (long long)c.n_embd,
+              (long long)c.n_layer, (long long)c.n_head, (long long)c.n_ff, vision::vit_act_name(c.act));
+  std::printf("image:         %lld x %lld pixels, patch %lld -> %lld tokens of width %lld per image\n", (long long)side,
+              (long long)side, (long long)c.patch_size, (long long)n_tok, (long long)c.n_embd_text);
+  std::printf("preprocess:    %s, %s, mean %.4g %.4g %.4g, std %.4g %.4g %.4g\n", mode_name(c.pre.mode),
+              vision::resample_name(c.pre.resample), c.pre.mean[0], c.pre.mean[1], c.pre.mean[2], c.pre.std[0],
+              c.pre.std[1], c.pre.std[2]);
+  std::printf("parameters:    %lld (%.1f M)\n", (long long)j["parameters"].get<int64_t>(), j["parameters"].get<int64_t>() / 1e6);
+  std::printf("memory:        weights %.3f GB + one image's activations %.3f GB\n", j["weight_bytes"].get<size_t>() / 1e9,
+              work / 1e9);
+  return 0;
+}
 
 int info(const std::string& path, bool as_json) {
   auto file = open_model_path(path);  // GGUF file or Hugging Face folder
@@ -33,6 +85,8 @@ int info(const std::string& path, bool as_json) {
   j["weight_bytes"] = bytes;
   j["tensors"] = f.tensors().size();
   j["dtypes"] = by_type;
+  if (auto arch = f.get_string("general.architecture", std::string()); arch.ok() && *arch == "clip")
+    return info_projector(path, j, as_json);
   auto cfg = read_model_config(f);
   if (cfg.ok()) {
     const ModelConfig& c = *cfg;

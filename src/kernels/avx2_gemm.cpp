@@ -251,26 +251,6 @@ void gemm(const void* panels, int64_t n_panels, int64_t rows, const GemmAct& a, 
 }
 
 // ---------------------------------------------------------------- attention
-// exp(x) for x <= 0 (softmax after max subtraction); Cephes-style range reduction + degree-6
-// polynomial, ~2 ulp. Below -87.3 (near the smallest normal float) it flushes to 0.
-inline __m256 exp_neg(__m256 x) {
-  const __m256 in_range = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3f), _CMP_GE_OQ);
-  x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
-  const __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.9875691500E-4f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507E-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073E-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894E-2f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459E-1f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201E-1f));
-  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
-  return _mm256_and_ps(in_range, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
-}
-
 // ---------------------------------------------------------------- SwiGLU
 // silu(g) * u with sigmoid(g) from e = exp(-|g|) <= 1 (exp_neg's range, no overflow for any g):
 // sigmoid = 1 / (1 + e) for g >= 0, e / (1 + e) for g < 0. Eight lanes per step with one divide,
@@ -569,6 +549,7 @@ void fill_avx2_gemm(KernelTable* t) {
   t->gemm_pack[(int)DType::Q8_0_R16] = nullptr;  // as Q8_0
   t->gemm = gemm;
   t->attention = attention;
+  t->attention_block = attention_block_avx2;
   t->swiglu = swiglu;
   t->rms_norm = rms_norm;
   t->quantize_row[(int)DType::F16] = f32_to_f16_row;

@@ -26,6 +26,7 @@ KernelTable make_scalar() {
   }
   t.gemm = ref::gemm;
   t.attention = ref::attention;
+  t.attention_block = ref::attention_block;
   t.swiglu = ref::swiglu;
   t.rms_norm = ref::rms_norm;
   t.probe_read = ref::probe_read;

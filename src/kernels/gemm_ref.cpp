@@ -199,6 +199,28 @@ void attention(const float* q, int64_t ng, const void* k, const void* v, size_t 
   }
 }
 
+void attention_block(const float* q, size_t q_ld, int64_t n_q, const float* kt, const float* v, size_t v_ld,
+                     int64_t n_kv, int64_t hd, float scale, float* out, size_t out_ld, float* scratch) {
+  for (int64_t i = 0; i < n_q; ++i) {
+    float* sc = scratch + i * n_kv;
+    float mx = -INFINITY;
+    for (int64_t p = 0; p < n_kv; ++p) {
+      float s = 0;
+      for (int64_t d = 0; d < hd; ++d) s += q[i * q_ld + d] * kt[d * n_kv + p];
+      sc[p] = s * scale;
+      mx = std::max(mx, sc[p]);
+    }
+    float sum = 0;
+    for (int64_t p = 0; p < n_kv; ++p) sum += (sc[p] = std::exp(sc[p] - mx));
+    float* o = out + i * out_ld;
+    std::fill(o, o + hd, 0.0f);
+    for (int64_t p = 0; p < n_kv; ++p) {
+      const float wgt = sc[p] / sum;
+      for (int64_t d = 0; d < hd; ++d) o[d] += wgt * v[p * v_ld + d];
+    }
+  }
+}
+
 void swiglu(float* gate, const float* up, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     const float g = gate[i];

@@ -225,5 +225,34 @@ TEST(Attention, EveryLevelMatchesReference) {
   }
 }
 
+// The vision encoders' block attention: every level against the reference, with query blocks
+// that do not fill a 4-row tile, key counts around the 16-key tile, head sizes with and without
+// 24-float output tiles (and one that is not a multiple of 8: the reference path), and row strides
+// wider than the head (one head of a [tokens, heads x hd] layout).
+TEST(Attention, BlockEveryLevelMatchesReference) {
+  for (Isa isa : kAllIsas) {
+    const KernelTable* kt = kernels_for(isa);
+    if (!kt) continue;
+    ASSERT_NE(kt->attention_block, nullptr);
+    for (int64_t hd : {8, 16, 24, 40, 64, 72, 20})
+      for (int64_t n_q : {1, 3, 4, 5, 9})
+        for (int64_t n_kv : {1, 7, 16, 17, 33, 257}) {
+          const size_t ld = (size_t)(3 * hd);
+          const auto q = test::gaussian(n_q * ld, (uint32_t)(hd + 7 * n_q), 0.5f);
+          const auto kt_ = test::gaussian(hd * n_kv, (uint32_t)(hd + n_kv), 1.0f);
+          const auto v = test::gaussian(n_kv * ld, (uint32_t)(3 * hd + n_kv), 1.0f);
+          std::vector<float> o_ref(n_q * ld, 0.0f), o_isa(n_q * ld, 0.0f), scratch(n_q * n_kv);
+          const float scale = 1.0f / std::sqrt((float)hd);
+          ref::attention_block(q.data() + hd, ld, n_q, kt_.data(), v.data() + hd, ld, n_kv, hd, scale, o_ref.data() + hd, ld,
+                               scratch.data());
+          kt->attention_block(q.data() + hd, ld, n_q, kt_.data(), v.data() + hd, ld, n_kv, hd, scale, o_isa.data() + hd, ld,
+                              scratch.data());
+          for (size_t i = 0; i < o_ref.size(); ++i)
+            ASSERT_NEAR(o_isa[i], o_ref[i], 2e-5) << isa_name(isa) << " hd " << hd << " n_q " << n_q << " n_kv " << n_kv
+                                                  << " i " << i;
+        }
+  }
+}
+
 }  // namespace
 }  // namespace modu

@@ -14,6 +14,9 @@ void fill_avx2_repack(KernelTable* t);   // avx2_repack.cpp: Q4_0_R16, Q2_K/Q4_K
 void fill_avx512(KernelTable* t);        // avx512.cpp
 void fill_avx512vnni(KernelTable* t);    // avx512vnni.cpp
 void fill_avx2_gemm(KernelTable* t);     // avx2_gemm.cpp: GEMM panel packers, AVX2 GEMM, attention
+// avx2_attention_block.cpp: the vision encoders' block attention (installed by fill_avx2_gemm).
+void attention_block_avx2(const float* q, size_t q_ld, int64_t n_q, const float* kt, const float* v, size_t v_ld,
+                          int64_t n_kv, int64_t hd, float scale, float* out, size_t out_ld, float* scratch);
 GemmPackFn avx2_pack_q8_0();             // avx2_gemm.cpp: SIMD Q8_0 packer (installed at the VNNI level)
 GemmPackFn avx2_pack_q8_0_r16();         // avx2_gemm.cpp: the same for Q8_0_R16
 

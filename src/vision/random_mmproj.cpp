@@ -49,6 +49,12 @@ Result<std::vector<uint8_t>> write_random_mmproj(const MmprojSpec& s) {
     if (!err.ok()) return;
     err = w.add_tensor_f32(name, t, shape, v.data());
   };
+  // Matrices in the chosen dtype; rows it cannot hold (SigLIP's 4304-wide FFN in Q8_0) stay F16,
+  // as llama.cpp's converter keeps them.
+  auto mtype = [&](int64_t cols) {
+    const DTypeTraits* tr = dtype_traits(s.weight_type);
+    return tr && cols % tr->block_size == 0 ? s.weight_type : DType::F16;
+  };
   const DType mt = s.weight_type;
   add("v.patch_embd.weight", mt == DType::F32 ? DType::F32 : DType::F16, {p, p, 3, d},
       g.normal(3 * p * p * d, 1.0 / std::sqrt(3.0 * p * p)));
@@ -67,21 +73,21 @@ Result<std::vector<uint8_t>> write_random_mmproj(const MmprojSpec& s) {
       add(b + ln + ".bias", DType::F32, {d}, g.normal(d, 0.1));
     }
     for (const char* m : {"attn_q", "attn_k", "attn_v", "attn_out"}) {
-      add(b + m + ".weight", mt, {d, d}, g.normal(d * d, sd));
+      add(b + m + ".weight", mtype(d), {d, d}, g.normal(d * d, sd));
       add(b + m + ".bias", DType::F32, {d}, g.normal(d, 0.05));
     }
     const std::string up = s.legacy_ffn_names ? "ffn_down" : "ffn_up", down = s.legacy_ffn_names ? "ffn_up" : "ffn_down";
-    add(b + up + ".weight", mt, {d, s.n_ff}, g.normal(d * s.n_ff, sd));
+    add(b + up + ".weight", mtype(d), {d, s.n_ff}, g.normal(d * s.n_ff, sd));
     add(b + up + ".bias", DType::F32, {s.n_ff}, g.normal(s.n_ff, 0.05));
-    add(b + down + ".weight", mt, {s.n_ff, d}, g.normal(d * s.n_ff, sf));
+    add(b + down + ".weight", mtype(s.n_ff), {s.n_ff, d}, g.normal(d * s.n_ff, sf));
     add(b + down + ".bias", DType::F32, {d}, g.normal(d, 0.05));
   }
   add("v.post_ln.weight", DType::F32, {d}, g.normal(d, 0.1, 1.0));
   add("v.post_ln.bias", DType::F32, {d}, g.normal(d, 0.1));
   if (s.projector == "mlp") {
-    add("mm.0.weight", mt, {d, s.mlp_hidden}, g.normal(d * s.mlp_hidden, sd));
+    add("mm.0.weight", mtype(d), {d, s.mlp_hidden}, g.normal(d * s.mlp_hidden, sd));
     add("mm.0.bias", DType::F32, {s.mlp_hidden}, g.normal(s.mlp_hidden, 0.05));
-    add("mm.2.weight", mt, {s.mlp_hidden, s.n_embd_text}, g.normal(s.mlp_hidden * s.n_embd_text, 1.0 / std::sqrt((double)s.mlp_hidden)));
+    add("mm.2.weight", mtype(s.mlp_hidden), {s.mlp_hidden, s.n_embd_text}, g.normal(s.mlp_hidden * s.n_embd_text, 1.0 / std::sqrt((double)s.mlp_hidden)));
     add("mm.2.bias", DType::F32, {s.n_embd_text}, g.normal(s.n_embd_text, 0.05));
   } else if (s.projector == "gemma3") {
     add("mm.soft_emb_norm.weight", DType::F32, {d}, g.normal(d, 0.1, 1.0));
@@ -89,7 +95,7 @@ Result<std::vector<uint8_t>> write_random_mmproj(const MmprojSpec& s) {
         g.normal(d * s.n_embd_text, sd));
   } else if (s.projector == "idefics3") {
     const int64_t cin = d * s.scale_factor * s.scale_factor;
-    add("mm.model.fc.weight", mt, {cin, s.n_embd_text}, g.normal(cin * s.n_embd_text, 1.0 / std::sqrt((double)cin)));
+    add("mm.model.fc.weight", mtype(cin), {cin, s.n_embd_text}, g.normal(cin * s.n_embd_text, 1.0 / std::sqrt((double)cin)));
   }
   if (!err.ok()) return err;
   return w.serialize();

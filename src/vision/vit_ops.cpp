@@ -1,8 +1,9 @@
-// ViT element-wise ops and bidirectional attention. Attention reuses the decoder's dispatched
-// kernel (one query head against all of the image's K/V rows, F32, read in place with a row
-// stride), so the SIMD work and its tests are shared with text decoding.
+// ViT element-wise ops and bidirectional attention. Attention runs through the dispatched block
+// kernel (gemm.h AttnBlockFn: blocks of queries of one head against all of the image's keys, K
+// transposed once per layer), so each K/V row is read once per block instead of once per query.
 #include "vit_ops.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -58,16 +59,28 @@ void activate(float* x, int64_t n, VitAct act, ThreadPool& pool) {
 
 void attention(const float* q, const float* k, const float* v, int64_t n, int64_t n_head, int64_t hd, float scale,
                float* out, ThreadPool& pool) {
-  const AttnFn fn = kernels().attention;
+  const AttnBlockFn fn = kernels().attention_block;
   const int64_t dim = n_head * hd;
-  const size_t stride = (size_t)dim * sizeof(float);
-  pool.parallel_for(n * n_head, [&](int64_t b, int64_t e) {
+  // K transposed per head, kt[h][d][t], once per layer (n * dim floats): the kernel's score tiles
+  // then read 16 keys of one dimension as one contiguous row.
+  std::vector<float> kt((size_t)n * dim);
+  pool.parallel_for(n_head * hd, [&](int64_t b, int64_t e) {
+    for (int64_t hdim = b; hdim < e; ++hdim) {
+      float* row = kt.data() + hdim * n;
+      const float* src = k + hdim;  // column h * hd + d of K
+      for (int64_t t = 0; t < n; ++t) row[t] = src[t * dim];
+    }
+  });
+  // Work items: (head, block of kBlock queries). Each block reads its head's K and V once.
+  constexpr int64_t kBlock = 32;
+  const int64_t nb = (n + kBlock - 1) / kBlock;
+  pool.parallel_for(n_head * nb, [&](int64_t b, int64_t e) {
     thread_local std::vector<float> scratch;
-    scratch.resize((size_t)n);
+    scratch.resize((size_t)kBlock * n);
     for (int64_t idx = b; idx < e; ++idx) {
-      const int64_t t = idx / n_head, h = idx % n_head;
-      fn(q + t * dim + h * hd, 1, k + h * hd, v + h * hd, stride, n, hd, false, scale, out + t * dim + h * hd,
-         scratch.data());
+      const int64_t h = idx / nb, q0 = (idx % nb) * kBlock, nq = std::min(kBlock, n - q0);
+      fn(q + q0 * dim + h * hd, dim, nq, kt.data() + h * hd * n, v + h * hd, dim, n, hd, scale, out + q0 * dim + h * hd,
+         dim, scratch.data());
     }
   });
 }

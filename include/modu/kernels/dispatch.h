@@ -58,6 +58,8 @@ struct KernelTable {
   GemmFn gemm;
   // Attention for one token and one KV head's group of query heads (gemm.h).
   AttnFn attention;
+  // Bidirectional attention of a block of queries of one head (vision encoders; gemm.h).
+  AttnBlockFn attention_block;
   // SwiGLU feed-forward activation in place: gate[i] = silu(gate[i]) * up[i], any n >= 0 (gemm.h).
   void (*swiglu)(float* gate, const float* up, int64_t n);
   // RMS normalisation of one row (gemm.h ref::rms_norm); levels differ only by the order of the

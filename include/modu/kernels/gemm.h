@@ -56,6 +56,15 @@ void gemm_act_from_q8_0(const void* q8_0, int64_t n_tok, int64_t k, int8_t* q, f
 using AttnFn = void (*)(const float* q, int64_t ng, const void* k, const void* v, size_t kv_stride, int64_t n_pos,
                         int64_t hd, bool f16, float scale, float* out, float* scratch);
 
+// Bidirectional attention of a block of n_q queries of one head against all n_kv keys (the vision
+// encoders, where every token sees every token):
+//   out[i] = sum_p softmax_p(scale * q[i] . K[p]) V[p]
+// q[i] at q + i * q_ld floats; K given transposed, kt[d * n_kv + p] = K[p][d] (so a score block
+// needs no horizontal sums); V[p] at v + p * v_ld; out[i] at out + i * out_ld. F32 throughout.
+// scratch holds n_q * n_kv floats.
+using AttnBlockFn = void (*)(const float* q, size_t q_ld, int64_t n_q, const float* kt, const float* v, size_t v_ld,
+                             int64_t n_kv, int64_t hd, float scale, float* out, size_t out_ld, float* scratch);
+
 namespace ref {
 // Scalar references defining the semantics (also the scalar-level table entries).
 GemmPackFn gemm_pack(DType t);  // nullptr for dtypes without a panel format
@@ -63,6 +72,8 @@ void gemm(const void* panels, int64_t n_panels, int64_t rows, const GemmAct& act
           int64_t ldy);
 void attention(const float* q, int64_t ng, const void* k, const void* v, size_t kv_stride, int64_t n_pos,
                int64_t hd, bool f16, float scale, float* out, float* scratch);
+void attention_block(const float* q, size_t q_ld, int64_t n_q, const float* kt, const float* v, size_t v_ld,
+                     int64_t n_kv, int64_t hd, float scale, float* out, size_t out_ld, float* scratch);
 // gate[i] = gate[i] / (1 + exp(-gate[i])) * up[i] (SiLU(gate) x up), in float with std::exp.
 void swiglu(float* gate, const float* up, int64_t n);
 // RMS normalisation of one row of d >= 1 floats: the sum of squares in double, then

@@ -1,0 +1,134 @@
+// AVX2 bidirectional block attention (vision encoders): n_q queries of one head against all keys.
+// Performance: the decode attention kernel reads every K and V row once per query, so an image of
+// n tokens streamed n x (K + V) per head and layer from L2/L3 (memory-bound, ~12 GOP/s at 1024
+// tokens on 2 cores). Here a block of queries shares each load: scores are 4 queries x 16 keys of
+// register accumulators fed by broadcast q[i][d] times a row of the transposed K (no horizontal
+// sums), and the output is 4 queries x 24 dimensions of accumulators fed by one V load per key.
+#include <algorithm>
+#include <cmath>
+
+#include "avx2_simd.h"
+#include "isa_kernels.h"
+
+namespace modu::kern {
+
+using namespace modu::kern::avx2;
+
+namespace {
+
+// scores[i][p0 .. p0 + 16) for R <= 4 queries.
+template <int R>
+void score_tile(const float* q, size_t q_ld, const float* kt, int64_t n_kv, int64_t hd, int64_t p0, float scale,
+                float* sc) {
+  __m256 acc[R][2];
+  for (int i = 0; i < R; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  for (int64_t d = 0; d < hd; ++d) {
+    const __m256 k0 = _mm256_loadu_ps(kt + d * n_kv + p0), k1 = _mm256_loadu_ps(kt + d * n_kv + p0 + 8);
+    for (int i = 0; i < R; ++i) {
+      const __m256 qb = _mm256_broadcast_ss(q + i * q_ld + d);
+      acc[i][0] = _mm256_fmadd_ps(qb, k0, acc[i][0]);
+      acc[i][1] = _mm256_fmadd_ps(qb, k1, acc[i][1]);
+    }
+  }
+  const __m256 s = _mm256_set1_ps(scale);
+  for (int i = 0; i < R; ++i) {
+    _mm256_storeu_ps(sc + i * n_kv + p0, _mm256_mul_ps(acc[i][0], s));
+    _mm256_storeu_ps(sc + i * n_kv + p0 + 8, _mm256_mul_ps(acc[i][1], s));
+  }
+}
+
+// out[i][d0 .. d0 + 8 W) = sum_p w[i][p] v[p][d0 ..] for R <= 4 queries, W <= 3 vectors.
+template <int R, int W>
+void out_tile(const float* w, int64_t n_kv, const float* v, size_t v_ld, int64_t d0, const float* inv, float* out,
+              size_t out_ld) {
+  __m256 acc[R][W];
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < W; ++j) acc[i][j] = _mm256_setzero_ps();
+  for (int64_t p = 0; p < n_kv; ++p) {
+    __m256 vv[W];
+    for (int j = 0; j < W; ++j) vv[j] = _mm256_loadu_ps(v + p * v_ld + d0 + 8 * j);
+    for (int i = 0; i < R; ++i) {
+      const __m256 wb = _mm256_broadcast_ss(w + i * n_kv + p);
+      for (int j = 0; j < W; ++j) acc[i][j] = _mm256_fmadd_ps(wb, vv[j], acc[i][j]);
+    }
+  }
+  for (int i = 0; i < R; ++i) {
+    const __m256 s = _mm256_set1_ps(inv[i]);
+    for (int j = 0; j < W; ++j) _mm256_storeu_ps(out + i * out_ld + d0 + 8 * j, _mm256_mul_ps(acc[i][j], s));
+  }
+}
+
+template <int R>
+void out_rows(const float* w, int64_t n_kv, const float* v, size_t v_ld, int64_t hd, const float* inv, float* out,
+              size_t out_ld) {
+  int64_t d0 = 0;
+  for (; d0 + 24 <= hd; d0 += 24) out_tile<R, 3>(w, n_kv, v, v_ld, d0, inv, out, out_ld);
+  if (d0 + 16 <= hd) {
+    out_tile<R, 2>(w, n_kv, v, v_ld, d0, inv, out, out_ld);
+    d0 += 16;
+  }
+  if (d0 + 8 <= hd) out_tile<R, 1>(w, n_kv, v, v_ld, d0, inv, out, out_ld);
+}
+
+}  // namespace
+
+void attention_block_avx2(const float* q, size_t q_ld, int64_t n_q, const float* kt, const float* v, size_t v_ld,
+                          int64_t n_kv, int64_t hd, float scale, float* out, size_t out_ld, float* scratch) {
+  if (hd % 8 != 0) {  // the tiles work in 8-float vectors of the head dimension
+    ref::attention_block(q, q_ld, n_q, kt, v, v_ld, n_kv, hd, scale, out, out_ld, scratch);
+    return;
+  }
+  float inv[4];
+  const int64_t p_vec = n_kv / 16 * 16;
+  for (int64_t i0 = 0; i0 < n_q; i0 += 4) {
+    const int r = (int)std::min<int64_t>(4, n_q - i0);
+    const float* qi = q + i0 * q_ld;
+    float* sc = scratch + i0 * n_kv;
+    for (int64_t p0 = 0; p0 < p_vec; p0 += 16) {
+      switch (r) {
+        case 4: score_tile<4>(qi, q_ld, kt, n_kv, hd, p0, scale, sc); break;
+        case 3: score_tile<3>(qi, q_ld, kt, n_kv, hd, p0, scale, sc); break;
+        case 2: score_tile<2>(qi, q_ld, kt, n_kv, hd, p0, scale, sc); break;
+        default: score_tile<1>(qi, q_ld, kt, n_kv, hd, p0, scale, sc); break;
+      }
+    }
+    for (int i = 0; i < r; ++i)  // the last n_kv % 16 keys
+      for (int64_t p = p_vec; p < n_kv; ++p) {
+        __m256 acc = _mm256_setzero_ps();
+        int64_t d = 0;
+        float s = 0;
+        for (; d + 8 <= hd; d += 8) {
+          alignas(32) float col[8];
+          for (int e = 0; e < 8; ++e) col[e] = kt[(d + e) * n_kv + p];
+          acc = _mm256_fmadd_ps(_mm256_loadu_ps(qi + i * q_ld + d), _mm256_load_ps(col), acc);
+        }
+        s = hsum(acc);
+        sc[i * n_kv + p] = s * scale;
+      }
+    for (int i = 0; i < r; ++i) {  // softmax numerators in place; 1 / sum kept for the output
+      float* s = sc + i * n_kv;
+      float m = -INFINITY;
+      for (int64_t p = 0; p < n_kv; ++p) m = std::max(m, s[p]);
+      const __m256 vm = _mm256_set1_ps(m);
+      __m256 sum = _mm256_setzero_ps();
+      int64_t p = 0;
+      for (; p + 8 <= n_kv; p += 8) {
+        const __m256 e = exp_neg(_mm256_sub_ps(_mm256_loadu_ps(s + p), vm));
+        _mm256_storeu_ps(s + p, e);
+        sum = _mm256_add_ps(sum, e);
+      }
+      float tot = hsum(sum);
+      for (; p < n_kv; ++p) tot += (s[p] = std::exp(s[p] - m));
+      inv[i] = 1.0f / tot;
+    }
+    float* oi = out + i0 * out_ld;
+    switch (r) {
+      case 4: out_rows<4>(sc, n_kv, v, v_ld, hd, inv, oi, out_ld); break;
+      case 3: out_rows<3>(sc, n_kv, v, v_ld, hd, inv, oi, out_ld); break;
+      case 2: out_rows<2>(sc, n_kv, v, v_ld, hd, inv, oi, out_ld); break;
+      default: out_rows<1>(sc, n_kv, v, v_ld, hd, inv, oi, out_ld); break;
+    }
+  }
+}
+
+}  // namespace modu::kern
