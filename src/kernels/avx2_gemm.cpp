@@ -269,6 +269,38 @@ void swiglu(float* gate, const float* up, int64_t n) {
   if (i < n) ref::swiglu(gate + i, up + i, n - i);
 }
 
+// ---------------------------------------------------------------- GELU (vision encoders)
+// tanh(u) = sign(u) (1 - e) / (1 + e) with e = exp(-2|u|) <= 1, and sigmoid as in swiglu: eight
+// lanes per step against two libm calls per element (the encoder's FFN activation was ~10% of an
+// image's encode time in scalar form).
+void gelu_tanh(float* x, int64_t n) {
+  const __m256 one = _mm256_set1_ps(1.0f), half = _mm256_set1_ps(0.5f), sign = _mm256_set1_ps(-0.0f);
+  const __m256 c = _mm256_set1_ps(0.7978845608028654f), c3 = _mm256_set1_ps(0.044715f), two = _mm256_set1_ps(2.0f);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    const __m256 u = _mm256_mul_ps(c, _mm256_fmadd_ps(_mm256_mul_ps(c3, v), _mm256_mul_ps(v, v), v));
+    const __m256 au = _mm256_andnot_ps(sign, u);
+    const __m256 e = exp_neg(_mm256_mul_ps(_mm256_sub_ps(_mm256_setzero_ps(), two), au));
+    const __m256 t = _mm256_or_ps(_mm256_div_ps(_mm256_sub_ps(one, e), _mm256_add_ps(one, e)), _mm256_and_ps(sign, u));
+    _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_mul_ps(half, v), _mm256_add_ps(one, t)));
+  }
+  if (i < n) ref::gelu_tanh(x + i, n - i);
+}
+
+void gelu_quick(float* x, int64_t n) {
+  const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f), k = _mm256_set1_ps(1.702f);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    const __m256 g = _mm256_mul_ps(k, v);
+    const __m256 e = exp_neg(_mm256_or_ps(g, sign));  // exp(-|g|)
+    const __m256 num = _mm256_blendv_ps(one, e, g);
+    _mm256_storeu_ps(x + i, _mm256_mul_ps(v, _mm256_div_ps(num, _mm256_add_ps(one, e))));
+  }
+  if (i < n) ref::gelu_quick(x + i, n - i);
+}
+
 // ---------------------------------------------------------------- RMS norm, F16 rows
 // Both run on the calling thread between two decode matmuls, while the other threads only wait
 // (twice a layer for the norm, once for each K and V row stored): the scalar forms took ~2.5 us
@@ -551,6 +583,8 @@ void fill_avx2_gemm(KernelTable* t) {
   t->attention = attention;
   t->attention_block = attention_block_avx2;
   t->swiglu = swiglu;
+  t->gelu_tanh = gelu_tanh;
+  t->gelu_quick = gelu_quick;
   t->rms_norm = rms_norm;
   t->quantize_row[(int)DType::F16] = f32_to_f16_row;
   t->probe_read = probe_read;

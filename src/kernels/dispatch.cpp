@@ -28,6 +28,8 @@ KernelTable make_scalar() {
   t.attention = ref::attention;
   t.attention_block = ref::attention_block;
   t.swiglu = ref::swiglu;
+  t.gelu_tanh = ref::gelu_tanh;
+  t.gelu_quick = ref::gelu_quick;
   t.rms_norm = ref::rms_norm;
   t.probe_read = ref::probe_read;
   t.probe_fma = ref::probe_fma;

@@ -254,5 +254,27 @@ TEST(Attention, BlockEveryLevelMatchesReference) {
   }
 }
 
+TEST(Activations, GeluEveryLevelMatchesReference) {
+  for (Isa isa : kAllIsas) {
+    const KernelTable* kt = kernels_for(isa);
+    if (!kt) continue;
+    for (int64_t n : {0, 1, 7, 8, 9, 100, 1027}) {
+      auto x = test::gaussian(n, (uint32_t)(n + 3), 3.0f);
+      if (n > 2) {  // the ends of the range
+        x[0] = 30.0f;
+        x[1] = -30.0f;
+        x[2] = 0.0f;
+      }
+      for (auto [fn, ref_fn] : {std::pair{kt->gelu_tanh, &ref::gelu_tanh}, std::pair{kt->gelu_quick, &ref::gelu_quick}}) {
+        auto a = x, b = x;
+        ref_fn(a.data(), n);
+        fn(b.data(), n);
+        for (int64_t i = 0; i < n; ++i)
+          ASSERT_NEAR(b[i], a[i], 2e-6f * std::max(1.0f, std::fabs(a[i]))) << isa_name(isa) << " n " << n << " x " << x[i];
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace modu

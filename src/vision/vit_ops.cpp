@@ -42,13 +42,10 @@ void activate(float* x, int64_t n, VitAct act, ThreadPool& pool) {
         for (int64_t i = b; i < e; ++i) x[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * 0.70710678118654752f));
         break;
       case VitAct::kGeluTanh:
-        for (int64_t i = b; i < e; ++i) {
-          const float v = x[i];
-          x[i] = 0.5f * v * (1.0f + std::tanh(0.7978845608028654f * (v + 0.044715f * v * v * v)));
-        }
+        kernels().gelu_tanh(x + b, e - b);
         break;
       case VitAct::kQuickGelu:
-        for (int64_t i = b; i < e; ++i) x[i] = x[i] / (1.0f + std::exp(-1.702f * x[i]));
+        kernels().gelu_quick(x + b, e - b);
         break;
       case VitAct::kSilu:
         for (int64_t i = b; i < e; ++i) x[i] = x[i] / (1.0f + std::exp(-x[i]));

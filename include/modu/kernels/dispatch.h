@@ -62,6 +62,9 @@ struct KernelTable {
   AttnBlockFn attention_block;
   // SwiGLU feed-forward activation in place: gate[i] = silu(gate[i]) * up[i], any n >= 0 (gemm.h).
   void (*swiglu)(float* gate, const float* up, int64_t n);
+  // GELU forms of the vision encoders in place over any n >= 0 (gemm.h ref::gelu_tanh / gelu_quick).
+  void (*gelu_tanh)(float* x, int64_t n);
+  void (*gelu_quick)(float* x, int64_t n);
   // RMS normalisation of one row (gemm.h ref::rms_norm); levels differ only by the order of the
   // double sum of squares.
   void (*rms_norm)(const float* x, const float* w, int64_t d, float eps, float* out);

@@ -76,6 +76,9 @@ void attention_block(const float* q, size_t q_ld, int64_t n_q, const float* kt, 
                      int64_t n_kv, int64_t hd, float scale, float* out, size_t out_ld, float* scratch);
 // gate[i] = gate[i] / (1 + exp(-gate[i])) * up[i] (SiLU(gate) x up), in float with std::exp.
 void swiglu(float* gate, const float* up, int64_t n);
+// x = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) and x = x * sigmoid(1.702 x), in float.
+void gelu_tanh(float* x, int64_t n);
+void gelu_quick(float* x, int64_t n);
 // RMS normalisation of one row of d >= 1 floats: the sum of squares in double, then
 // out[i] = (x[i] * s) * w[i] with s = (float)(1 / sqrt(sum / d + eps)). out may equal x.
 void rms_norm(const float* x, const float* w, int64_t d, float eps, float* out);
