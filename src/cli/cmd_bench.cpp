@@ -128,7 +128,7 @@ Stats stats(const std::vector<double>& v) {
 // and of attention, 2 ops each) and weight GB/s (weights read once per image).
 int bench_vision(const BenchArgs& a) {
   using clock = std::chrono::steady_clock;
-  auto vm = vision::VisionModel::load(a.mmproj);
+  auto vm = load_projector(a.mmproj);
   if (!vm.ok()) return fail(vm.status());
   const vision::VisionModel& m = **vm;
   const vision::VisionConfig& c = m.config();
@@ -422,7 +422,7 @@ void add_bench_command(CLI::App& app, int& rc) {
   CLI::App* c = app.add_subcommand("bench", "Measure prefill and decode tokens/s");
   c->add_option("-m,--model", a->model, "GGUF model file or Hugging Face folder")->check(CLI::ExistingPath);
   c->add_option("--mmproj", a->mmproj, "Benchmark image encoding with this vision projector instead (its image size)")
-      ->check(CLI::ExistingFile);
+      ->check(CLI::ExistingPath);
   add_lora_option(c, &a->lora);
   c->add_option("-p,--n-prompt", a->n_prompt, "Prompt tokens for the prefill test (0: skip)")->capture_default_str();
   c->add_option("-n,--n-gen", a->n_gen, "Tokens for the decode test (0: skip)")->capture_default_str();

@@ -25,7 +25,7 @@ const char* mode_name(vision::PreprocessConfig::Mode m) {
 
 // A vision projector (mmproj): encoder, projector, tokens per image, preprocessing, memory.
 int info_projector(const std::string& path, nlohmann::ordered_json& j, bool as_json) {
-  auto m = vision::VisionModel::load(path);
+  auto m = load_projector(path);
   if (!m.ok()) return fail(m.status());
   const vision::VisionConfig& c = (*m)->config();
   const int64_t side = c.image_size, n_tok = (*m)->n_tokens((int)side, (int)side);

@@ -67,15 +67,15 @@ int run(const RunArgs& a) {
   // Images: decoded, encoded by the projector, and spliced at the prompt's image markers.
   std::vector<vision::ImageEmbedding> images;
   MultimodalPrompt mm;
-  if (!a.images.empty() && a.mmproj.empty())
+  auto v = projector_for(a.mmproj, a.model, !a.images.empty());
+  if (!v.ok()) return fail(v.status());
+  std::unique_ptr<vision::VisionModel> vm = std::move(v).value();
+  if (!a.images.empty() && !vm)
     return fail(invalid_argument("--image needs --mmproj: this language model reads text only; pass the vision "
                                  "projector (mmproj) file made for it"));
-  std::unique_ptr<vision::VisionModel> vm;
-  if (!a.mmproj.empty()) {
-    auto v = vision::VisionModel::load(a.mmproj);
-    if (!v.ok()) return fail(v.status());
-    vm = std::move(v).value();
-    if (Status st = vision::check_compatible(*vm, model.config(), a.mmproj); !st.ok()) return fail(st);
+  if (vm) {
+    if (Status st = vision::check_compatible(*vm, model.config(), a.mmproj.empty() ? a.model : a.mmproj); !st.ok())
+      return fail(st);
     vision::DecodeLimits lim;
     lim.max_pixels = a.max_image_pixels;
     for (const std::string& path : a.images) {
@@ -170,7 +170,9 @@ void add_run_command(CLI::App& app, int& rc) {
   add_lora_option(c, &args->lora);
   auto* p = c->add_option("-p,--prompt", args->prompt, "Prompt text (raw, no chat template)");
   c->add_option("-f,--file", args->prompt_file, "Read the prompt from a file")->excludes(p);
-  c->add_option("--mmproj", args->mmproj, "Vision projector GGUF (llama.cpp mmproj) for --image")->check(CLI::ExistingFile);
+  c->add_option("--mmproj", args->mmproj,
+                "Vision projector for --image: llama.cpp mmproj GGUF or a Hugging Face multimodal folder "
+                "(default: the model's own folder when it has a vision tower)")->check(CLI::ExistingPath);
   c->add_option("--image", args->images,
                 "Image file (PNG, JPEG, BMP, GIF, WebP; repeatable), placed at each <__media__> in the prompt, "
                 "or before the prompt when it has none")->check(CLI::ExistingFile);

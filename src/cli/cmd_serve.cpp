@@ -106,14 +106,14 @@ int serve(const ServeArgs& a) {
   if (a.api_keys.empty() && a.host != "127.0.0.1" && a.host != "localhost" && a.host != "::1")
     std::fprintf(stderr, "modu serve: warning: listening on %s without --api-keys: anyone who can reach it may use it\n",
                  a.host.c_str());
-  std::unique_ptr<vision::VisionModel> vm;
-  if (!a.mmproj.empty()) {
-    auto v = vision::VisionModel::load(a.mmproj);
-    if (!v.ok()) return fail(v.status());
-    vm = std::move(v).value();
-    if (Status cs = vision::check_compatible(*vm, model.config(), a.mmproj); !cs.ok()) return fail(cs);
+  auto v = projector_for(a.mmproj, a.model, /*want_images=*/true);  // an HF multimodal folder brings its own
+  if (!v.ok()) return fail(v.status());
+  std::unique_ptr<vision::VisionModel> vm = std::move(v).value();
+  if (vm) {
+    if (Status cs = vision::check_compatible(*vm, model.config(), a.mmproj.empty() ? a.model : a.mmproj); !cs.ok())
+      return fail(cs);
     o.vision = vm.get();
-    std::fprintf(stderr, "modu serve: images through %s (%s, %lld tokens per image)\n", a.mmproj.c_str(),
+    std::fprintf(stderr, "modu serve: images through %s (%s, %lld tokens per image)\n", (a.mmproj.empty() ? a.model : a.mmproj).c_str(),
                  vm->description().c_str(), (long long)vm->n_tokens((int)vm->config().image_size, (int)vm->config().image_size));
   }
   o.max_image_pixels = a.max_image_pixels;
@@ -159,8 +159,10 @@ void add_serve_command(CLI::App& app, int& rc) {
   auto a = std::make_shared<ServeArgs>();
   CLI::App* c = app.add_subcommand("serve", "OpenAI-compatible HTTP server with continuous batching");
   c->add_option("-m,--model", a->model, "GGUF model file or Hugging Face folder")->required()->check(CLI::ExistingPath);
-  c->add_option("--mmproj", a->mmproj, "Vision projector GGUF (llama.cpp mmproj): chat requests may carry images")
-      ->check(CLI::ExistingFile);
+  c->add_option("--mmproj", a->mmproj,
+                "Vision projector (llama.cpp mmproj GGUF or a Hugging Face multimodal folder): chat requests may carry "
+                "images (default: the model's own folder when it has a vision tower)")
+      ->check(CLI::ExistingPath);
   c->add_option("--max-image-pixels", a->max_image_pixels, "Refuse larger images (decompression bombs)")
       ->capture_default_str();
   c->add_option("--lora", a->lora, "LoRA adapter for every request (PATH[:SCALE]), or NAME=PATH[:SCALE] that a request picks "

@@ -118,4 +118,20 @@ size_t peak_rss_bytes() {
   return (size_t)ru.ru_maxrss * 1024;
 }
 
+Result<std::unique_ptr<vision::VisionModel>> load_projector(const std::string& path) {
+  if (is_hf_folder(path)) {
+    auto f = open_hf_vision_folder(path);
+    if (!f.ok()) return f.status();
+    return vision::VisionModel::from_gguf(std::move(f).value());
+  }
+  return vision::VisionModel::load(path);
+}
+
+Result<std::unique_ptr<vision::VisionModel>> projector_for(const std::string& mmproj, const std::string& model,
+                                                           bool want_images) {
+  if (!mmproj.empty()) return load_projector(mmproj);
+  if (want_images && is_hf_folder(model) && hf_folder_has_vision(model)) return load_projector(model);
+  return std::unique_ptr<vision::VisionModel>();
+}
+
 }  // namespace modu::cli

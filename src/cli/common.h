@@ -10,6 +10,7 @@
 #include "modu/models/model.h"
 #include "modu/models/quant_mix.h"
 #include "modu/tokenizer/tokenizer.h"
+#include "modu/vision/vision_model.h"
 
 namespace modu::cli {
 
@@ -27,6 +28,13 @@ struct LoadedModel {
 };
 
 Result<LoadedModel> load_model(const std::string& path, bool need_tokenizer);
+
+// A vision projector: an mmproj GGUF, or the vision tower of a Hugging Face multimodal folder.
+Result<std::unique_ptr<vision::VisionModel>> load_projector(const std::string& path);
+// --mmproj when given; otherwise, with images to read, the model's own folder when it has a
+// vision tower; otherwise none (nullptr).
+Result<std::unique_ptr<vision::VisionModel>> projector_for(const std::string& mmproj, const std::string& model,
+                                                           bool want_images);
 
 // --lora PATH[:SCALE] (repeatable; a GGUF adapter or a PEFT folder): loads each adapter and attaches it to the model (scale 1 when
 // not given), saying so on stderr.

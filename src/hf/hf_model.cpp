@@ -14,6 +14,7 @@
 #include "modu/core/fp16.h"
 #include "modu/hf/hf_model.h"
 #include "modu/hf/safetensors.h"
+#include "hf_internal.h"
 
 namespace modu {
 
@@ -21,21 +22,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Owner {  // everything the GgufFile's tensor views point into
-  std::vector<SafetensorsFile> files;
-  std::vector<std::vector<uint8_t>> owned;
-};
-
-Result<std::string> read_text(const std::string& path, bool required) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    if (required) return io_error(path + ": cannot open (a Hugging Face folder needs it)");
-    return std::string();
-  }
-  std::ostringstream os;
-  os << in.rdbuf();
-  return os.str();
-}
 
 // "model.layers.3.self_attn.q_proj.weight" -> "blk.3.attn_q.weight"; expert tensors give the
 // stacked name and their expert index; "" for tensors to skip.
@@ -141,6 +127,50 @@ Result<Mapped> map_name(const std::string& arch, std::string n, const std::strin
   return unimplemented(label + ": tensor '" + n + "' has no GGUF counterpart for architecture '" + arch + "'");
 }
 
+}  // namespace
+
+Result<std::string> read_text(const std::string& path, bool required) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    if (required) return io_error(path + ": cannot open (a Hugging Face folder needs it)");
+    return std::string();
+  }
+  std::ostringstream os;
+  os << in.rdbuf();
+  return os.str();
+}
+
+Result<std::vector<SafetensorsFile>> open_hf_shards(const std::string& dir) {
+  const fs::path d(dir);
+  // Shards: model.safetensors, or the files named by model.safetensors.index.json.
+  std::vector<std::string> shards;
+  if (fs::exists(d / "model.safetensors.index.json")) {
+    MODU_ASSIGN_OR_RETURN(std::string idx, read_text((d / "model.safetensors.index.json").string(), true));
+    nlohmann::json j = nlohmann::json::parse(idx, nullptr, false);
+    if (j.is_discarded() || !j.contains("weight_map") || !j["weight_map"].is_object())
+      return corrupt(dir + ": model.safetensors.index.json has no weight_map object");
+    std::set<std::string> files;
+    for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
+      if (!it.value().is_string()) return corrupt(dir + ": weight_map value for '" + it.key() + "' is not a file name");
+      const std::string fn = it.value().get<std::string>();
+      if (fn.find('/') != std::string::npos || fn.find("..") != std::string::npos)
+        return corrupt(dir + ": weight_map names '" + fn + "', which is not a file in the folder");
+      files.insert(fn);
+    }
+    for (const auto& f : files) shards.push_back((d / f).string());
+  } else if (fs::exists(d / "model.safetensors")) {
+    shards.push_back((d / "model.safetensors").string());
+  } else {
+    return not_found(dir + ": no model.safetensors or model.safetensors.index.json");
+  }
+  std::vector<SafetensorsFile> files;
+  for (const auto& s : shards) {
+    MODU_ASSIGN_OR_RETURN(SafetensorsFile f, SafetensorsFile::open(s));
+    files.push_back(std::move(f));
+  }
+  return files;
+}
+
 Result<DType> map_dtype(const SafetensorsTensor& t, const std::string& label) {
   if (t.dtype == "F32") return DType::F32;
   if (t.dtype == "F16") return DType::F16;
@@ -156,8 +186,6 @@ std::vector<uint8_t> plus_one_f32(const SafetensorsTensor& t, DType dt, int64_t 
   for (int64_t i = 0; i < n; ++i) o[i] += 1.0f;
   return out;
 }
-
-}  // namespace
 
 bool is_hf_folder(const std::string& path) {
   std::error_code ec;
@@ -186,32 +214,8 @@ Result<GgufFile> open_hf_folder(const std::string& dir) {
     MODU_ASSIGN_OR_RETURN(std::string tmpl, read_text((d / "chat_template.jinja").string(), false));
     if (!has_template && !tmpl.empty()) md.emplace_back("tokenizer.chat_template", GgufValue::string(tmpl));
   }
-  // Shards: model.safetensors, or the files named by model.safetensors.index.json.
-  std::vector<std::string> shards;
-  if (fs::exists(d / "model.safetensors.index.json")) {
-    MODU_ASSIGN_OR_RETURN(std::string idx, read_text((d / "model.safetensors.index.json").string(), true));
-    nlohmann::json j = nlohmann::json::parse(idx, nullptr, false);
-    if (j.is_discarded() || !j.contains("weight_map") || !j["weight_map"].is_object())
-      return corrupt(dir + ": model.safetensors.index.json has no weight_map object");
-    std::set<std::string> files;
-    for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
-      if (!it.value().is_string()) return corrupt(dir + ": weight_map value for '" + it.key() + "' is not a file name");
-      const std::string fn = it.value().get<std::string>();
-      if (fn.find('/') != std::string::npos || fn.find("..") != std::string::npos)
-        return corrupt(dir + ": weight_map names '" + fn + "', which is not a file in the folder");
-      files.insert(fn);
-    }
-    for (const auto& f : files) shards.push_back((d / f).string());
-  } else if (fs::exists(d / "model.safetensors")) {
-    shards.push_back((d / "model.safetensors").string());
-  } else {
-    return not_found(dir + ": no model.safetensors or model.safetensors.index.json");
-  }
-  auto owner = std::make_shared<Owner>();
-  for (const auto& s : shards) {
-    MODU_ASSIGN_OR_RETURN(SafetensorsFile f, SafetensorsFile::open(s));
-    owner->files.push_back(std::move(f));
-  }
+  auto owner = std::make_shared<HfOwner>();
+  MODU_ASSIGN_OR_RETURN(owner->files, open_hf_shards(dir));
   const bool gemma = arch == "gemma2" || arch == "gemma3";
   std::vector<GgufTensor> tensors;
   struct Expert { const SafetensorsTensor* t; DType dt; };

@@ -31,6 +31,13 @@ Result<GgufFile> open_hf_folder(const std::string& dir);
 // A GGUF file or a Hugging Face folder.
 Result<GgufFile> open_model_path(const std::string& path);
 
+// True when the folder's config.json has a vision_config of a supported family (LLaVA, Gemma 3,
+// Idefics3 / SmolVLM).
+bool hf_folder_has_vision(const std::string& dir);
+// The folder's vision tower and projector as a GgufFile in llama.cpp's mmproj layout (clip.*
+// metadata from vision_config and preprocessor_config.json), for vision::VisionModel::from_gguf.
+Result<GgufFile> open_hf_vision_folder(const std::string& dir);
+
 // config.json text -> `{arch}.*` and general.* metadata (errors name the config key).
 Result<GgufMetadata> hf_config_metadata(const std::string& config_json, const std::string& label);
 

@@ -1,0 +1,203 @@
+// The vision part of Hugging Face multimodal folders (LLaVA, Gemma 3, Idefics3 / SmolVLM) as an
+// mmproj-layout GgufFile: config.json's vision_config and preprocessor_config.json become clip.*
+// metadata, vision-tower and projector tensors get llama.cpp's mmproj names (views into the
+// safetensors maps), so VisionModel loads a folder through the same path as an mmproj file.
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <map>
+
+#include <nlohmann/json.hpp>
+
+#include "hf_internal.h"
+#include "modu/hf/hf_model.h"
+
+namespace modu {
+
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+// The family from config.json (architectures[0], else model_type).
+std::string family_of(const json& j) {
+  std::string a;
+  if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
+      j["architectures"][0].is_string())
+    a = j["architectures"][0].get<std::string>();
+  const std::string mt = j.value("model_type", std::string());
+  if (a == "LlavaForConditionalGeneration" || mt == "llava") return "mlp";
+  if (a == "Gemma3ForConditionalGeneration" || mt == "gemma3") return "gemma3";
+  if (a == "Idefics3ForConditionalGeneration" || a == "SmolVLMForConditionalGeneration" || mt == "idefics3" ||
+      mt == "smolvlm")
+    return "idefics3";
+  return "";
+}
+
+// "…vision_model.encoder.layers.3.self_attn.q_proj.weight" -> "v.blk.3.attn_q.weight"; "" to skip.
+std::string vision_name(const std::string& fam, const std::string& n) {
+  static const char* towers[] = {"model.vision_tower.vision_model.", "vision_tower.vision_model.", "model.vision_model.",
+                                 "vision_model."};
+  for (const char* t : towers) {
+    if (n.rfind(t, 0) != 0) continue;
+    const std::string r = n.substr(std::strlen(t));
+    static const std::map<std::string, std::string> fixed = {
+        {"embeddings.patch_embedding.weight", "v.patch_embd.weight"},
+        {"embeddings.patch_embedding.bias", "v.patch_embd.bias"},
+        {"embeddings.class_embedding", "v.class_embd"},
+        {"embeddings.position_embedding.weight", "v.position_embd.weight"},
+        {"pre_layrnorm.weight", "v.pre_ln.weight"},
+        {"pre_layrnorm.bias", "v.pre_ln.bias"},
+        {"post_layernorm.weight", "v.post_ln.weight"},
+        {"post_layernorm.bias", "v.post_ln.bias"}};
+    if (auto it = fixed.find(r); it != fixed.end()) return it->second;
+    const std::string lp = "encoder.layers.";
+    if (r.rfind(lp, 0) != 0) return "";
+    const size_t dot = r.find('.', lp.size());
+    if (dot == std::string::npos) return "";
+    const std::string il = r.substr(lp.size(), dot - lp.size()), rest = r.substr(dot + 1);
+    static const std::map<std::string, std::string> parts = {
+        {"self_attn.q_proj", "attn_q"}, {"self_attn.k_proj", "attn_k"}, {"self_attn.v_proj", "attn_v"},
+        {"self_attn.out_proj", "attn_out"}, {"layer_norm1", "ln1"}, {"layer_norm2", "ln2"},
+        {"mlp.fc1", "ffn_up"}, {"mlp.fc2", "ffn_down"}};
+    const size_t last = rest.rfind('.');
+    if (last == std::string::npos) return "";
+    auto it = parts.find(rest.substr(0, last));
+    if (it == parts.end()) return "";
+    return "v.blk." + il + "." + it->second + rest.substr(last);
+  }
+  for (const char* pre : {"model.multi_modal_projector.", "multi_modal_projector.", "model.connector.", "connector."}) {
+    if (n.rfind(pre, 0) != 0) continue;
+    const std::string r = n.substr(std::strlen(pre));
+    if (fam == "mlp") {
+      if (r.rfind("linear_1.", 0) == 0) return "mm.0." + r.substr(9);
+      if (r.rfind("linear_2.", 0) == 0) return "mm.2." + r.substr(9);
+    } else if (fam == "gemma3") {
+      if (r == "mm_input_projection_weight") return "mm.input_projection.weight";
+      if (r == "mm_soft_emb_norm.weight") return "mm.soft_emb_norm.weight";
+    } else if (fam == "idefics3") {
+      if (r == "modality_projection.proj.weight") return "mm.model.fc.weight";
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+bool hf_folder_has_vision(const std::string& dir) {
+  auto text = read_text((fs::path(dir) / "config.json").string(), false);
+  if (!text.ok() || text->empty()) return false;
+  const json j = json::parse(*text, nullptr, false);
+  return j.is_object() && j.contains("vision_config") && !family_of(j).empty();
+}
+
+Result<GgufFile> open_hf_vision_folder(const std::string& dir) {
+  const fs::path d(dir);
+  MODU_ASSIGN_OR_RETURN(std::string config, read_text((d / "config.json").string(), true));
+  const json j = json::parse(config, nullptr, false);
+  if (!j.is_object()) return corrupt(dir + "/config.json is not a JSON object");
+  const std::string fam = family_of(j);
+  if (fam.empty())
+    return unimplemented(dir + ": no supported vision model in config.json (LLaVA, Gemma 3, Idefics3 / SmolVLM folders "
+                         "load; others need their mmproj GGUF)");
+  if (!j.contains("vision_config") || !j["vision_config"].is_object())
+    return corrupt(dir + "/config.json has no vision_config object");
+  const json& v = j["vision_config"];
+  auto need = [&](const char* key) -> Result<int64_t> {
+    if (!v.contains(key) || !v[key].is_number_integer() || v[key].get<int64_t>() <= 0)
+      return corrupt(dir + "/config.json: vision_config." + key + " must be a positive integer");
+    return v[key].get<int64_t>();
+  };
+  MODU_ASSIGN_OR_RETURN(int64_t width, need("hidden_size"));
+  MODU_ASSIGN_OR_RETURN(int64_t ff, need("intermediate_size"));
+  MODU_ASSIGN_OR_RETURN(int64_t layers, need("num_hidden_layers"));
+  MODU_ASSIGN_OR_RETURN(int64_t heads, need("num_attention_heads"));
+  MODU_ASSIGN_OR_RETURN(int64_t image, need("image_size"));
+  MODU_ASSIGN_OR_RETURN(int64_t patch, need("patch_size"));
+  const std::string act = v.value("hidden_act", std::string(fam == "mlp" ? "quick_gelu" : "gelu_pytorch_tanh"));
+  if (act != "quick_gelu" && act != "gelu_pytorch_tanh")
+    return unimplemented(dir + ": vision_config.hidden_act '" + act + "' (quick_gelu and gelu_pytorch_tanh are supported)");
+  GgufMetadata md;
+  auto u32 = [&](const std::string& k, int64_t x) { md.emplace_back(k, GgufValue::u32((uint32_t)x)); };
+  md.emplace_back("general.architecture", GgufValue::string("clip"));
+  md.emplace_back("general.type", GgufValue::string("mmproj"));
+  md.emplace_back("clip.projector_type", GgufValue::string(fam));
+  md.emplace_back("clip.has_vision_encoder", GgufValue::boolean(true));
+  md.emplace_back("clip.use_gelu", GgufValue::boolean(act == "gelu_pytorch_tanh"));
+  u32("clip.vision.image_size", image);
+  u32("clip.vision.patch_size", patch);
+  u32("clip.vision.embedding_length", width);
+  u32("clip.vision.feed_forward_length", ff);
+  u32("clip.vision.block_count", layers);
+  u32("clip.vision.attention.head_count", heads);
+  md.emplace_back("clip.vision.attention.layer_norm_epsilon",
+                  GgufValue::f32((float)v.value("layer_norm_eps", fam == "mlp" ? 1e-5 : 1e-6)));
+  const int64_t side = image / patch;
+  if (fam == "mlp") {
+    // vision_feature_layer -2: the input of the last block (hidden_states[-2]); "full" keeps the
+    // class token, which the mlp family drops.
+    if (j.value("vision_feature_select_strategy", std::string("default")) != "default")
+      return unimplemented(dir + ": vision_feature_select_strategy '" + j.value("vision_feature_select_strategy", std::string()) +
+                           "' (only 'default' is supported)");
+    const json& fl = j.contains("vision_feature_layer") ? j["vision_feature_layer"] : json(-2);
+    if (!fl.is_number_integer()) return unimplemented(dir + ": a list of vision_feature_layer values is not supported");
+    int64_t k = fl.get<int64_t>();
+    if (k < 0) k = layers + 1 + k;
+    if (k <= 0 || k > layers) return corrupt(dir + ": vision_feature_layer " + fl.dump() + " is outside the encoder");
+    md.emplace_back("clip.vision.feature_layer", GgufValue::i32_array({(int32_t)k}));
+  } else if (fam == "gemma3") {
+    const int64_t tokens = j.value("mm_tokens_per_image", (int64_t)256);
+    const int64_t per_side = (int64_t)std::llround(std::sqrt((double)tokens));
+    if (per_side <= 0 || per_side * per_side != tokens || side % per_side != 0)
+      return corrupt(dir + ": mm_tokens_per_image " + std::to_string(tokens) + " does not pool the " +
+                     std::to_string(side) + "-patch grid");
+    u32("clip.vision.projector.scale_factor", side / per_side);
+  } else {
+    u32("clip.vision.projector.scale_factor", j.value("scale_factor", (int64_t)2));
+  }
+  // Mean, std and the longest edge from preprocessor_config.json when the folder has one.
+  MODU_ASSIGN_OR_RETURN(std::string pre, read_text((d / "preprocessor_config.json").string(), false));
+  if (!pre.empty()) {
+    const json p = json::parse(pre, nullptr, false);
+    if (!p.is_object()) return corrupt(dir + "/preprocessor_config.json is not a JSON object");
+    for (const char* k : {"image_mean", "image_std"}) {
+      if (!p.contains(k)) continue;
+      if (!p[k].is_array() || p[k].size() != 3) return corrupt(dir + "/preprocessor_config.json: " + k + " must hold 3 numbers");
+      std::vector<float> x;
+      for (const auto& e : p[k]) {
+        if (!e.is_number()) return corrupt(dir + "/preprocessor_config.json: " + k + " must hold 3 numbers");
+        x.push_back(e.get<float>());
+      }
+      md.emplace_back(std::string("clip.vision.") + k, GgufValue::f32_array(x));
+    }
+    if (fam == "idefics3" && p.contains("size") && p["size"].is_object() && p["size"].value("longest_edge", 0) > 0)
+      u32("clip.vision.preproc_image_size", p["size"]["longest_edge"].get<int64_t>());
+  }
+  auto owner = std::make_shared<HfOwner>();
+  MODU_ASSIGN_OR_RETURN(owner->files, open_hf_shards(dir));
+  std::vector<GgufTensor> tensors;
+  for (const auto& f : owner->files) {
+    for (const auto& t : f.tensors()) {
+      const std::string name = vision_name(fam, t.name);
+      if (name.empty()) continue;
+      MODU_ASSIGN_OR_RETURN(DType dt, map_dtype(t, dir));
+      GgufTensor g;
+      g.name = name;
+      g.dtype = dt;
+      g.shape.assign(t.shape.rbegin(), t.shape.rend());  // GGUF lists the contiguous dimension first
+      g.data = t.data;
+      g.nbytes = t.nbytes;
+      if (name == "mm.soft_emb_norm.weight") {  // Gemma's (1 + w), stored as llama.cpp's converter does
+        owner->owned.push_back(plus_one_f32(t, dt, g.n_elements()));
+        g.dtype = DType::F32;
+        g.data = owner->owned.back().data();
+        g.nbytes = owner->owned.back().size();
+      }
+      tensors.push_back(std::move(g));
+    }
+  }
+  if (tensors.empty()) return corrupt(dir + ": no vision tower tensors found in the safetensors files");
+  return GgufFile::from_parts(dir, std::move(md), std::move(tensors), owner);
+}
+
+}  // namespace modu

@@ -1,0 +1,175 @@
+// Hugging Face multimodal folders: the vision tower of a folder written here (HF tensor names,
+// config.json vision_config, preprocessor_config.json) loads through open_hf_vision_folder and
+// gives the same image embeddings as the mmproj GGUF of the same random weights.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "modu/hf/hf_model.h"
+#include "modu/hf/safetensors.h"
+#include "modu/vision/random_mmproj.h"
+#include "modu/vision/vision_model.h"
+
+namespace modu {
+namespace {
+
+namespace fs = std::filesystem;
+
+// The HF name of an mmproj tensor (the inverse of the loader's mapping, written out here).
+std::string hf_name(const std::string& fam, const std::string& g) {
+  const std::string tower = fam == "idefics3" ? "model.vision_model." : "vision_tower.vision_model.";
+  static const std::map<std::string, std::string> fixed = {
+      {"v.patch_embd.weight", "embeddings.patch_embedding.weight"}, {"v.patch_embd.bias", "embeddings.patch_embedding.bias"},
+      {"v.class_embd", "embeddings.class_embedding"}, {"v.position_embd.weight", "embeddings.position_embedding.weight"},
+      {"v.pre_ln.weight", "pre_layrnorm.weight"}, {"v.pre_ln.bias", "pre_layrnorm.bias"},
+      {"v.post_ln.weight", "post_layernorm.weight"}, {"v.post_ln.bias", "post_layernorm.bias"}};
+  if (auto it = fixed.find(g); it != fixed.end()) return tower + it->second;
+  if (g.rfind("v.blk.", 0) == 0) {
+    const size_t dot = g.find('.', 6);
+    const std::string il = g.substr(6, dot - 6), rest = g.substr(dot + 1), kind = rest.substr(0, rest.rfind('.')),
+                      suffix = rest.substr(rest.rfind('.'));
+    static const std::map<std::string, std::string> parts = {
+        {"attn_q", "self_attn.q_proj"}, {"attn_k", "self_attn.k_proj"}, {"attn_v", "self_attn.v_proj"},
+        {"attn_out", "self_attn.out_proj"}, {"ln1", "layer_norm1"}, {"ln2", "layer_norm2"},
+        {"ffn_up", "mlp.fc1"}, {"ffn_down", "mlp.fc2"}};
+    return tower + "encoder.layers." + il + "." + parts.at(kind) + suffix;
+  }
+  if (g == "mm.0.weight") return "multi_modal_projector.linear_1.weight";
+  if (g == "mm.0.bias") return "multi_modal_projector.linear_1.bias";
+  if (g == "mm.2.weight") return "multi_modal_projector.linear_2.weight";
+  if (g == "mm.2.bias") return "multi_modal_projector.linear_2.bias";
+  if (g == "mm.input_projection.weight") return "multi_modal_projector.mm_input_projection_weight";
+  if (g == "mm.soft_emb_norm.weight") return "multi_modal_projector.mm_soft_emb_norm.weight";
+  if (g == "mm.model.fc.weight") return "model.connector.modality_projection.proj.weight";
+  ADD_FAILURE() << "no HF name for " << g;
+  return g;
+}
+
+// Writes the HF folder of an mmproj's weights (plus a language-model tensor the loader skips).
+void write_folder(const GgufFile& f, const vision::MmprojSpec& s, const std::string& dir, int64_t extra_block) {
+  fs::create_directories(dir);
+  std::vector<SafetensorsTensor> ts;
+  std::vector<std::vector<uint8_t>> keep;
+  for (const auto& t : f.tensors()) {
+    SafetensorsTensor st;
+    st.name = hf_name(s.projector, t.name);
+    st.dtype = t.dtype == DType::F16 ? "F16" : "F32";
+    st.shape.assign(t.shape.rbegin(), t.shape.rend());
+    st.data = t.data;
+    st.nbytes = t.nbytes;
+    if (t.name == "mm.soft_emb_norm.weight") {  // HF stores w, GGUF 1 + w
+      keep.emplace_back(t.nbytes);
+      const float* w = reinterpret_cast<const float*>(t.data);
+      float* o = reinterpret_cast<float*>(keep.back().data());
+      for (int64_t i = 0; i < t.n_elements(); ++i) o[i] = w[i] - 1.0f;
+      st.data = keep.back().data();
+    }
+    ts.push_back(st);
+  }
+  // LLaVA uses the penultimate layer: the folder has one more block than the mmproj runs.
+  if (extra_block >= 0) {
+    for (const auto& t : f.tensors()) {
+      if (t.name.rfind("v.blk.0.", 0) != 0) continue;
+      SafetensorsTensor st;
+      st.name = hf_name(s.projector, "v.blk." + std::to_string(extra_block) + t.name.substr(7));
+      st.dtype = t.dtype == DType::F16 ? "F16" : "F32";
+      st.shape.assign(t.shape.rbegin(), t.shape.rend());
+      keep.emplace_back(t.nbytes, (uint8_t)0x3c);  // garbage that must never run
+      st.data = keep.back().data();
+      st.nbytes = t.nbytes;
+      ts.push_back(st);
+    }
+  }
+  std::vector<float> lm(16, 0.5f);
+  ts.push_back({"language_model.model.norm.weight", "F32", {16}, reinterpret_cast<const uint8_t*>(lm.data()), 64});
+  auto bytes = write_safetensors(ts);
+  std::ofstream(dir + "/model.safetensors", std::ios::binary).write((const char*)bytes.data(), bytes.size());
+  nlohmann::json v = {{"hidden_size", s.n_embd}, {"intermediate_size", s.n_ff},
+                      {"num_hidden_layers", s.n_layer + (extra_block >= 0 ? 1 : 0)}, {"num_attention_heads", s.n_head},
+                      {"image_size", s.image_size}, {"patch_size", s.patch_size}, {"layer_norm_eps", s.eps},
+                      {"hidden_act", s.use_gelu ? "gelu_pytorch_tanh" : "quick_gelu"}};
+  nlohmann::json c = {{"vision_config", v}, {"text_config", {{"hidden_size", s.n_embd_text}}}};
+  if (s.projector == "mlp") {
+    c["architectures"] = {"LlavaForConditionalGeneration"};
+    c["vision_feature_layer"] = -2;
+    c["vision_feature_select_strategy"] = "default";
+  } else if (s.projector == "gemma3") {
+    c["architectures"] = {"Gemma3ForConditionalGeneration"};
+    const int64_t side = s.image_size / s.patch_size / s.scale_factor;
+    c["mm_tokens_per_image"] = side * side;
+  } else {
+    c["architectures"] = {"Idefics3ForConditionalGeneration"};
+    c["scale_factor"] = s.scale_factor;
+  }
+  std::ofstream(dir + "/config.json") << c.dump(1);
+  const GgufValue* mean = f.find("clip.vision.image_mean");
+  const GgufValue* sd = f.find("clip.vision.image_std");
+  nlohmann::json p = {{"image_mean", nlohmann::json::array()}, {"image_std", nlohmann::json::array()}};
+  for (int i = 0; i < 3; ++i) {
+    p["image_mean"].push_back(*mean->elems()[i].as_float());
+    p["image_std"].push_back(*sd->elems()[i].as_float());
+  }
+  std::ofstream(dir + "/preprocessor_config.json") << p.dump(1);
+}
+
+class HfVisionTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(HfVisionTest, FolderAndMmprojGiveTheSameEmbeddings) {
+  vision::MmprojSpec s;
+  s.projector = GetParam();
+  s.weight_type = DType::F16;
+  s.n_ff = 64;
+  s.mlp_hidden = 64;
+  s.use_gelu = s.projector != "mlp";
+  if (s.projector == "gemma3") {
+    s.image_size = 56;
+    s.patch_size = 7;
+  }
+  auto bytes = vision::make_random_mmproj(s);
+  auto g = GgufFile::parse(bytes.data(), bytes.size(), "mmproj");
+  ASSERT_TRUE(g.ok());
+  const std::string dir = ::testing::TempDir() + "/hf_vision_" + s.projector;
+  fs::remove_all(dir);
+  write_folder(*g, s, dir, s.projector == "mlp" ? s.n_layer : -1);
+  ASSERT_TRUE(hf_folder_has_vision(dir));
+  auto hf = open_hf_vision_folder(dir);
+  ASSERT_TRUE(hf.ok()) << hf.status().to_string();
+  auto from_folder = vision::VisionModel::from_gguf(std::move(hf).value());
+  ASSERT_TRUE(from_folder.ok()) << from_folder.status().to_string();
+  auto from_file = vision::VisionModel::from_gguf(std::move(g).value());
+  ASSERT_TRUE(from_file.ok());
+  EXPECT_EQ((*from_folder)->config().n_layer, s.n_layer);
+  EXPECT_EQ((*from_folder)->config().n_embd_text, s.n_embd_text);
+  vision::Image img;
+  img.width = 41;
+  img.height = 29;
+  std::mt19937 rng(5);
+  for (int i = 0; i < 41 * 29 * 3; ++i) img.rgb.push_back((uint8_t)rng());
+  ThreadPool pool(2);
+  auto a = vision::embed_image(**from_file, img, pool);
+  auto b = vision::embed_image(**from_folder, img, pool);
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_EQ(a->embd.size(), b->embd.size());
+  for (size_t i = 0; i < a->embd.size(); ++i)  // equal but for (w - 1) + 1 in float in Gemma's norm
+    ASSERT_NEAR(a->embd[i], b->embd[i], 1e-5f * std::max(1.0f, std::fabs(a->embd[i]))) << i;
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, HfVisionTest, ::testing::Values("mlp", "gemma3", "idefics3"));
+
+TEST(HfVision, UnsupportedFoldersSayWhy) {
+  const std::string dir = ::testing::TempDir() + "/hf_vision_qwen";
+  fs::create_directories(dir);
+  std::ofstream(dir + "/config.json") << R"({"architectures":["Qwen2VLForConditionalGeneration"],"vision_config":{}})";
+  EXPECT_FALSE(hf_folder_has_vision(dir));
+  auto r = open_hf_vision_folder(dir);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kUnimplemented);
+  EXPECT_NE(r.status().message().find("mmproj"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace modu
