@@ -4,6 +4,7 @@
 
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -166,6 +167,36 @@ TEST_F(Cli, RunWithImages) {
   CmdResult two = modu("run -m " + model_ + " --mmproj " + mm + " --image " + png + " -p '<__media__><__media__>' -n 2");
   EXPECT_EQ(two.rc, 1);
   EXPECT_NE(last_stderr().find("2 image markers"), std::string::npos) << last_stderr();
+}
+
+// `modu chat` with /image: the picture joins the next message; bad paths and a text-only model are
+// reported and the conversation goes on; the same session twice prints the same answers.
+TEST_F(Cli, ChatImageCommand) {
+  const std::string dir = ::testing::TempDir();
+  modu::testing::MmprojSpec s;
+  s.projector = "gemma3";
+  s.image_size = 56;
+  s.patch_size = 7;
+  s.n_embd_text = 64;
+  s.n_ff = 64;
+  s.use_gelu = true;
+  auto bytes = modu::testing::make_random_mmproj(s);
+  const std::string mm = dir + "/chat_mmproj.gguf";
+  std::ofstream(mm, std::ios::binary).write((const char*)bytes.data(), bytes.size());
+  const std::string png = std::string(MODU_SOURCE_DIR) + "/src/vision/testdata/src_37x23.png";
+  const std::string script = dir + "/chat_script.txt";
+  std::ofstream(script) << "/image " << png << "\n/image " << dir << "/missing.png\nWhat is this?\nAnd now?\n/exit\n";
+  CmdResult a = modu("chat -m " + model_ + " --mmproj " + mm + " -n 6 --temp 0 < " + script);
+  ASSERT_EQ(a.rc, 0) << last_stderr();
+  const std::string err = last_stderr();
+  EXPECT_NE(err.find("(image " + png + ": 37 x 23, 16 tokens"), std::string::npos) << err;
+  EXPECT_NE(err.find("missing.png"), std::string::npos) << err;
+  EXPECT_GE(std::count(a.out.begin(), a.out.end(), '\n'), 2) << a.out;  // two answers, each ended by a newline
+  CmdResult b = modu("chat -m " + model_ + " --mmproj " + mm + " -n 6 --temp 0 < " + script);
+  EXPECT_EQ(b.out, a.out);
+  CmdResult text_only = modu("chat -m " + model_ + " -n 6 --temp 0 < " + script);
+  EXPECT_EQ(text_only.rc, 0);
+  EXPECT_NE(last_stderr().find("reads text only"), std::string::npos) << last_stderr();
 }
 
 // ignore_eos: an end-of-generation token (forced here by a logit bias) does not end the text.

@@ -1,5 +1,6 @@
-// `modu chat`: interactive chat with the model's own template, streaming output, history, /reset
-// and /exit; line editing (UTF-8, Korean input) through libedit when stdin is a terminal.
+// `modu chat`: interactive chat with the model's own template, streaming output, history, /reset,
+// /image PATH (with a vision projector) and /exit; line editing (UTF-8, Korean input) through
+// libedit when stdin is a terminal.
 #include <unistd.h>
 
 #include <clocale>
@@ -12,6 +13,7 @@
 #include "common.h"
 #include "modu/chat/chat_template.h"
 #include "modu/runtime/generate.h"
+#include "modu/runtime/multimodal.h"
 
 namespace modu::cli {
 
@@ -26,6 +28,7 @@ struct ChatArgs {
   uint64_t seed = 0xC0FFEE;
   NoticeArgs notice;
   std::vector<std::string> lora;
+  std::string mmproj;
 };
 
 // A minimal ChatML template, used only when the model ships none (and said so on stderr).
@@ -64,6 +67,17 @@ int chat(const ChatArgs& a) {
   ThreadPool pool(a.threads);
   KvCache kv(model.config(), 1, ctx, KvType::kF16);
   std::vector<int32_t> cached;  // tokens whose K/V are in the cache, in order
+  // Images: /image encodes one; it goes into the next message, before its text. Every image of the
+  // conversation stays (in marker order) so each turn's prompt is rebuilt whole and its prefix reused.
+  auto v = projector_for(a.mmproj, a.model, /*want_images=*/true);
+  if (!v.ok()) return fail(v.status());
+  std::unique_ptr<vision::VisionModel> vm = std::move(v).value();
+  if (vm) {
+    if (Status st = vision::check_compatible(*vm, model.config(), a.mmproj.empty() ? a.model : a.mmproj); !st.ok())
+      return fail(st);
+  }
+  std::vector<vision::ImageEmbedding> images;
+  size_t pending = 0;  // images added since the last message
   chat::ChatTemplateInputs in;
   if (!a.system.empty()) in.messages.push_back({{"role", "system"}, {"content", a.system}});
   if (tok.bos_id() >= 0) in.bos_token = tok.token_text(tok.bos_id());
@@ -71,7 +85,9 @@ int chat(const ChatArgs& a) {
   print_ai_notice(a.notice, a.model);
   const std::string mark = label_prefix(a.notice);
   const bool tty = isatty(STDIN_FILENO);
-  if (tty) std::fprintf(stderr, "modu chat: %s. /reset clears the conversation, /exit quits.\n", model.config().arch.name.c_str());
+  if (tty)
+    std::fprintf(stderr, "modu chat: %s. /reset clears the conversation,%s /exit quits.\n", model.config().arch.name.c_str(),
+                 vm ? " /image PATH adds a picture to your next message," : "");
   std::string line;
   while (read_line(tty, line)) {
     if (line == "/exit" || line == "/quit") break;
@@ -80,29 +96,65 @@ int chat(const ChatArgs& a) {
       if (!a.system.empty()) in.messages.push_back({{"role", "system"}, {"content", a.system}});
       kv.truncate(0, 0);
       cached.clear();
+      images.clear();
+      pending = 0;
       std::fprintf(stderr, "(conversation cleared)\n");
       continue;
     }
+    if (line.rfind("/image", 0) == 0) {
+      std::string path = line.substr(6);
+      path.erase(0, path.find_first_not_of(" \t"));
+      path.erase(path.find_last_not_of(" \t") + 1);
+      if (!vm) {
+        std::fprintf(stderr, "modu: this model reads text only; start chat with --mmproj PROJECTOR to add images\n");
+        continue;
+      }
+      auto img = vision::load_image_file(path);
+      if (!img.ok()) {
+        std::fprintf(stderr, "modu: %s\n", img.status().to_string().c_str());
+        continue;
+      }
+      auto e = vision::embed_image(*vm, *img, pool);
+      if (!e.ok()) {
+        std::fprintf(stderr, "modu: %s\n", e.status().with_context(path).to_string().c_str());
+        continue;
+      }
+      std::fprintf(stderr, "(image %s: %d x %d, %lld tokens; it goes with your next message)\n", path.c_str(), img->width,
+                   img->height, (long long)e->n_tokens);
+      images.push_back(std::move(e).value());
+      ++pending;
+      continue;
+    }
     if (line.empty()) continue;
-    in.messages.push_back({{"role", "user"}, {"content", line}});
+    std::string content;
+    for (size_t i = 0; i < pending; ++i) content += kImageMarker;
+    content += line;
+    in.messages.push_back({{"role", "user"}, {"content", content}});
     in.add_generation_prompt = true;
     auto text = chat::render_chat_template(*tmpl, in);
     if (!text.ok()) return fail(text.status());
     // The template writes BOS itself when it wants one; add it only if the text lacks it.
     const bool has_bos = !in.bos_token.empty() && text->rfind(in.bos_token, 0) == 0;
-    std::vector<int32_t> ids = tok.encode(*text, tok.add_bos() && !has_bos, /*parse_special=*/true);
+    auto built = build_multimodal_prompt(tok, *text, images, vm ? vm->markers() : vision::ImageMarkers{},
+                                         tok.add_bos() && !has_bos, /*parse_special=*/true);
+    if (!built.ok()) return fail(built.status());
+    const std::vector<int32_t>& ids = built->ids;
     if ((int64_t)ids.size() + 1 >= ctx) {
       std::fprintf(stderr, "modu: the conversation (%zu tokens) fills the context (%lld); use /reset\n", ids.size(),
                    (long long)ctx);
       in.messages.erase(in.messages.end() - 1);
+      images.resize(images.size() - pending);
+      pending = 0;
       continue;
     }
+    pending = 0;
     // Reuse the cached prefix of the conversation; recompute from the first differing token.
     size_t common = 0;
     while (common < cached.size() && common < ids.size() && cached[common] == ids[common]) ++common;
     if (common == ids.size()) --common;
     kv.truncate(0, (int64_t)common);
     GenerateOptions opts;
+    opts.embd = built->spans;
     opts.n_predict = a.n_predict;
     opts.n_cached = (int64_t)common;
     opts.sampling.temperature = a.temp;
@@ -135,6 +187,9 @@ void add_chat_command(CLI::App& app, int& rc) {
   CLI::App* c = app.add_subcommand("chat", "Interactive chat with the model's chat template");
   c->add_option("-m,--model", a->model, "GGUF model file or Hugging Face folder")->required()->check(CLI::ExistingPath);
   add_lora_option(c, &a->lora);
+  c->add_option("--mmproj", a->mmproj,
+                "Vision projector (mmproj GGUF or Hugging Face multimodal folder) for /image (default: the model's own "
+                "folder when it has a vision tower)")->check(CLI::ExistingPath);
   c->add_option("--system", a->system, "System prompt");
   c->add_option("-n,--n-predict", a->n_predict, "Maximum tokens per answer")->capture_default_str();
   c->add_option("--temp", a->temp, "Temperature (0: greedy)")->capture_default_str();
