@@ -118,6 +118,21 @@ Result<ModelConfig> read_model_config(const GgufFile& f) {
   if (c.n_rot > c.head_dim || c.n_rot % 2 != 0)
     return corrupt(f.name() + ": rope.dimension_count " + std::to_string(c.n_rot) + " must be even and <= head_dim " +
                    std::to_string(c.head_dim));
+  if (c.arch.mrope) {
+    const GgufValue* sec = f.find(p + "rope.dimension_sections");
+    if (sec == nullptr || !sec->is_array() || sec->size() < 3 || sec->size() > 4)
+      return corrupt(f.name() + ": " + p + "rope.dimension_sections (M-RoPE: 3 or 4 pair counts) is missing or malformed");
+    int64_t sum = 0;
+    for (size_t i = 0; i < sec->size(); ++i) {
+      auto v = sec->elems()[i].as_int();
+      if (!v || *v < 0) return corrupt(f.name() + ": " + p + "rope.dimension_sections holds a negative or non-integer value");
+      c.rope_sections[i] = *v;
+      sum += *v;
+    }
+    if (sum <= 0 || sum > c.n_rot / 2)
+      return corrupt(f.name() + ": " + p + "rope.dimension_sections sum to " + std::to_string(sum) +
+                     " pairs; the rotary dimension has " + std::to_string(c.n_rot / 2));
+  }
 
   // Vocabulary size: explicit key, else the tokenizer's token list, else the embedding tensor.
   if (f.find(p + "vocab_size") != nullptr) {

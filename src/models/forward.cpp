@@ -56,6 +56,26 @@ void store_row(uint8_t* dst, const float* src, int64_t n, KvType type) {
 
 }  // namespace
 
+void place_in_spans(BatchToken& t, const std::vector<EmbdSpan>& spans, int64_t n_embd) {
+  int64_t shift = 0;  // M-RoPE: positions skipped by the images before t
+  for (const EmbdSpan& sp : spans) {
+    if (t.pos < sp.begin) break;
+    if (t.pos < sp.begin + sp.n) {
+      t.embd = sp.rows + (t.pos - sp.begin) * n_embd;
+      t.attn_end = sp.bidirectional ? sp.begin + sp.n : 0;
+      if (sp.mrope && sp.grid_w > 0) {
+        const int64_t j = t.pos - sp.begin, t0 = sp.begin + shift;
+        t.rope_t = t0;
+        t.rope_h = t0 + j / sp.grid_w;
+        t.rope_w = t0 + j % sp.grid_w;
+      }
+      return;
+    }
+    if (sp.mrope && sp.grid_w > 0) shift += std::max(sp.grid_w, sp.grid_h) - sp.n;
+  }
+  if (shift != 0) t.rope_t = t.rope_h = t.rope_w = t.pos + shift;
+}
+
 Status Model::forward(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool& pool,
                       std::vector<float>& logits) const {
   return run(batch, kv, pool, logits, false);
@@ -102,10 +122,33 @@ Status Model::run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool&
   bool any_swa = false;
   for (int64_t il = 0; il < c.n_layer; ++il) any_swa = any_swa || c.is_swa(il);
   std::vector<float> rope_g(2 * n * half_rot), rope_s(any_swa ? 2 * n * half_rot : 0);  // [cs | sn]
+  // M-RoPE: each pair turns with the t, row or column position of its section.
+  std::vector<int> section(c.arch.mrope ? half_rot : 0);
+  for (int64_t i = 0, k = 0, end = 0; c.arch.mrope && k < 4; ++k) {
+    end += c.rope_sections[k];
+    for (; i < std::min(end, half_rot); ++i) section[i] = k == 3 ? 0 : (int)k;
+    if (k == 3)
+      for (; i < half_rot; ++i) section[i] = 0;
+  }
+  std::vector<float> mc(c.arch.mrope ? 2 * half_rot : 0), ms(c.arch.mrope ? 2 * half_rot : 0);
   for (int64_t t = 0; t < n; ++t) {
-    ops::rope_angles(batch[t].pos, rp_global, rope_g.data() + t * half_rot, rope_g.data() + (n + t) * half_rot);
+    const BatchToken& b = batch[t];
+    const int64_t rpos = b.rope_t >= 0 ? b.rope_t : b.pos;
+    float* cs = rope_g.data() + t * half_rot;
+    float* sn = rope_g.data() + (n + t) * half_rot;
+    ops::rope_angles(rpos, rp_global, cs, sn);
+    if (c.arch.mrope && b.rope_t >= 0 && (b.rope_h != b.rope_t || b.rope_w != b.rope_t)) {
+      ops::rope_angles(b.rope_h, rp_global, mc.data(), ms.data());
+      ops::rope_angles(b.rope_w, rp_global, mc.data() + half_rot, ms.data() + half_rot);
+      for (int64_t i = 0; i < half_rot; ++i) {
+        if (section[i] == 0) continue;
+        const int64_t o = (section[i] - 1) * half_rot + i;
+        cs[i] = mc[o];
+        sn[i] = ms[o];
+      }
+    }
     if (any_swa)
-      ops::rope_angles(batch[t].pos, rp_swa, rope_s.data() + t * half_rot, rope_s.data() + (n + t) * half_rot);
+      ops::rope_angles(rpos, rp_swa, rope_s.data() + t * half_rot, rope_s.data() + (n + t) * half_rot);
   }
   const float kq_scale = c.attn_scale > 0 ? c.attn_scale : 1.0f / std::sqrt((float)hd);
 

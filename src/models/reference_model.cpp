@@ -3,6 +3,7 @@
 #include "reference_model.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <random>
 #include <stdexcept>
@@ -56,11 +57,22 @@ std::vector<double> rmsnorm(const std::vector<double>& x, size_t off, size_t n, 
 }
 
 // Rotary angles for pair i at position pos, with the scaling method; returns (theta, magnitude).
-void ref_rope(std::vector<double>& v, size_t off, const TestModelSpec& s, bool neox, int64_t pos,
-              const std::vector<double>& freq_factors) {
+// mpos (M-RoPE): the (t, h, w) positions; pair i uses the one of its section of s.rope_sections
+// (the HF layout: cos/sin split by mrope_section, chunk k taken from position set k % 3).
+void ref_rope(std::vector<double>& v, size_t off, const TestModelSpec& s, bool neox, int64_t pos0,
+              const std::vector<double>& freq_factors, const int64_t* mpos = nullptr) {
   const int64_t n_rot = s.n_rot ? s.n_rot : s.head_dim;
   const int64_t half = n_rot / 2;
   for (int64_t i = 0; i < half; ++i) {
+    int64_t pos = pos0;
+    if (mpos != nullptr) {
+      int64_t acc = 0, k = 0;
+      for (; k < (int64_t)s.rope_sections.size(); ++k) {
+        acc += s.rope_sections[k];
+        if (i < acc) break;
+      }
+      pos = mpos[k % 3];
+    }
     double freq = std::pow(s.rope_theta, -2.0 * i / n_rot);
     double mag = 1.0;
     double theta;
@@ -198,6 +210,10 @@ std::vector<uint8_t> make_random_model(const TestModelSpec& s) {
   w.set(a + "attention.value_length", GgufValue::u32((uint32_t)s.head_dim));
   w.set(a + "attention.layer_norm_rms_epsilon", GgufValue::f32((float)s.rms_eps));
   w.set(a + "rope.freq_base", GgufValue::f32((float)s.rope_theta));
+  if (!s.rope_sections.empty()) {
+    std::vector<int32_t> sec(s.rope_sections.begin(), s.rope_sections.end());
+    w.set(a + "rope.dimension_sections", GgufValue::i32_array(sec));
+  }
   if (s.n_rot) w.set(a + "rope.dimension_count", GgufValue::u32((uint32_t)s.n_rot));
   if (s.n_expert > 0) {
     w.set(a + "expert_count", GgufValue::u32((uint32_t)s.n_expert));
@@ -298,7 +314,7 @@ std::vector<uint8_t> make_random_model(const TestModelSpec& s) {
 std::vector<std::vector<double>> reference_logits(const GgufFile& f, const TestModelSpec& s,
                                                   const std::vector<int32_t>& tokens,
                                                   const std::vector<RefEmbdSpan>& spans) {
-  const bool neox = s.arch == "qwen2" || s.arch == "qwen3" || s.arch == "qwen2moe" || s.arch == "qwen3moe" ||
+  const bool neox = s.arch == "qwen2" || s.arch == "qwen2vl" || s.arch == "qwen3" || s.arch == "qwen2moe" || s.arch == "qwen3moe" ||
                     s.arch == "gemma2" || s.arch == "gemma3" || s.arch == "exaone" || s.arch == "exaone4" ||
                     s.arch == "phi3";
   const int64_t T = (int64_t)tokens.size(), d = s.n_embd, hd = s.head_dim;
@@ -309,6 +325,31 @@ std::vector<std::vector<double>> reference_logits(const GgufFile& f, const TestM
     freq_factors = read_tensor(f, s.n_ctx > s.orig_ctx ? "rope_factors_long.weight" : "rope_factors_short.weight").data;
   const RefTensor emb = read_tensor(f, "token_embd.weight");
   std::vector<std::vector<double>> x(T, std::vector<double>(d));
+  // M-RoPE positions as HF's get_rope_index assigns them: text tokens count on from the previous
+  // maximum + 1 in all three, an image of gh x gw tokens takes (st, st + row, st + column).
+  std::vector<std::array<int64_t, 3>> mp(T);
+  {
+    int64_t next = 0;
+    for (int64_t t = 0; t < T;) {
+      const RefEmbdSpan* sp = nullptr;
+      for (const RefEmbdSpan& e : spans)
+        if (e.pos == t && e.mrope) sp = &e;
+      if (sp == nullptr) {
+        mp[t] = {next, next, next};
+        ++next;
+        ++t;
+        continue;
+      }
+      int64_t mx = next;
+      for (int64_t j = 0; j < sp->n; ++j) {
+        mp[t + j] = {next, next + j / sp->grid_w, next + j % sp->grid_w};
+        mx = std::max({mx, mp[t + j][1], mp[t + j][2]});
+      }
+      next = mx + 1;
+      t += sp->n;
+    }
+  }
+  const bool mrope = !s.rope_sections.empty();
   // last[t]: the last position token t attends to (t, or the end of its bidirectional span).
   std::vector<int64_t> last(T);
   for (int64_t t = 0; t < T; ++t) {
@@ -367,8 +408,9 @@ std::vector<std::vector<double>> reference_logits(const GgufFile& f, const TestM
         }
       }
       if (!use_rope) continue;
-      for (int64_t hh = 0; hh < s.n_head; ++hh) ref_rope(Q[t], hh * hd, rs, neox, t, freq_factors);
-      for (int64_t hh = 0; hh < s.n_head_kv; ++hh) ref_rope(K[t], hh * hd, rs, neox, t, freq_factors);
+      const int64_t* mpos = mrope ? mp[t].data() : nullptr;
+      for (int64_t hh = 0; hh < s.n_head; ++hh) ref_rope(Q[t], hh * hd, rs, neox, t, freq_factors, mpos);
+      for (int64_t hh = 0; hh < s.n_head_kv; ++hh) ref_rope(K[t], hh * hd, rs, neox, t, freq_factors, mpos);
     }
     for (int64_t t = 0; t < T; ++t) {
       std::vector<double> att(qd, 0.0);

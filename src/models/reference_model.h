@@ -53,6 +53,9 @@ struct TestModelSpec {
   // 1 + 0.5 i), long ones used when n_ctx > orig_ctx, cos/sin scaled by attn_factor.
   bool fused = false, longrope = false;
   double attn_factor = 1.0;
+  // M-RoPE (qwen2vl): rotary pairs per position kind (t, h, w[, rest]); written as
+  // {arch}.rope.dimension_sections.
+  std::vector<int64_t> rope_sections;
 };
 
 // Writes a random model following `spec` (weights ~ N(0, 0.3/sqrt(fan_in)) style) to a GGUF buffer.
@@ -64,6 +67,8 @@ struct RefEmbdSpan {
   int64_t pos = 0, n = 0;
   std::vector<double> rows;
   bool bidirectional = false;
+  bool mrope = false;   // a grid_h x grid_w image for M-RoPE positions (row-major)
+  int64_t grid_w = 0, grid_h = 0;
 };
 
 // Float64 forward pass over the whole token sequence (no cache): logits [n_tokens][n_vocab].

@@ -95,14 +95,17 @@ Result<GenerateResult> generate(const Model& model, const Tokenizer& tok, KvCach
       e = (size_t)(sp.begin + sp.n);
       for (size_t i = b; i < e; ++i) {
         BatchToken t{prompt[i], (int64_t)i, opts.seq, i + 1 == prompt.size()};
-        t.embd = sp.rows + (i - sp.begin) * n_embd;
-        t.attn_end = sp.bidirectional ? (int64_t)e : 0;
+        place_in_spans(t, opts.embd, n_embd);
         batch.push_back(t);
       }
     } else {  // text up to n_batch tokens or the next image
       e = std::min(prompt.size(), b + n_batch);
       if (span < opts.embd.size()) e = std::min(e, (size_t)opts.embd[span].begin);
-      for (size_t i = b; i < e; ++i) batch.push_back({prompt[i], (int64_t)i, opts.seq, i + 1 == prompt.size()});
+      for (size_t i = b; i < e; ++i) {
+        BatchToken t{prompt[i], (int64_t)i, opts.seq, i + 1 == prompt.size()};
+        place_in_spans(t, opts.embd, n_embd);  // M-RoPE positions after an image
+        batch.push_back(t);
+      }
     }
     MODU_RETURN_IF_ERROR(model.forward(batch, kv, pool, logits));
     b = e;
@@ -141,7 +144,9 @@ Result<GenerateResult> generate(const Model& model, const Tokenizer& tok, KvCach
     if (stopped) { res.reason = StopReason::kStopString; break; }
     if (json && json->done()) { res.reason = StopReason::kEog; break; }  // the value is complete
     if ((opts.n_predict >= 0 && n + 1 >= opts.n_predict) || pos + 1 > kv.n_ctx()) continue;  // no need to decode
-    MODU_RETURN_IF_ERROR(model.forward({{next, pos, opts.seq, true}}, kv, pool, logits));
+    BatchToken bt{next, pos, opts.seq, true};
+    place_in_spans(bt, opts.embd, n_embd);  // M-RoPE: generated text continues after the images' positions
+    MODU_RETURN_IF_ERROR(model.forward({bt}, kv, pool, logits));
     ++pos;
   }
   if (res.reason != StopReason::kStopString && res.reason != StopReason::kCancelled) {

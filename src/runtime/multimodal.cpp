@@ -45,6 +45,9 @@ Result<MultimodalPrompt> build_multimodal_prompt(const Tokenizer& tok, std::stri
     sp.n = img.n_tokens;
     sp.rows = img.embd.data();
     sp.bidirectional = mk.bidirectional;
+    sp.mrope = mk.mrope;
+    sp.grid_w = img.grid_w;
+    sp.grid_h = img.grid_h;
     for (int64_t j = 0; j < img.n_tokens; ++j) out.ids.push_back(image_placeholder(img.hash, j));
     out.spans.push_back(sp);
     out.n_image_tokens += img.n_tokens;

@@ -417,7 +417,9 @@ void Engine::step(bool cut_all, const std::string& reason) {
   for (auto& s : active_) {
     if (s->done || s->prefilling) continue;
     const int64_t pos = (int64_t)seqs_[s->seq].tokens.size();
-    batch.push_back({s->last, pos, s->seq, true, s->job.lora});
+    BatchToken bt{s->last, pos, s->seq, true, s->job.lora};
+    place_in_spans(bt, s->job.embd, model_.config().n_embd);  // M-RoPE positions after images
+    batch.push_back(bt);
     rows.push_back({s.get(), 0, 0});
     fed.push_back({s.get(), {s->last}});
     --budget;
@@ -428,12 +430,10 @@ void Engine::step(bool cut_all, const std::string& reason) {
     size_t n = std::min<size_t>((size_t)budget, p.size() - s->n_past);
     // Images go whole into one pass: a chunk that reaches into one ends before it, unless it
     // starts there (then the whole image, even past the budget).
-    const EmbdSpan* in_span = nullptr;
     for (const EmbdSpan& sp : s->job.embd) {
       const size_t b = (size_t)sp.begin, e = (size_t)(sp.begin + sp.n);
       if (s->n_past >= b && s->n_past < e) {
         n = e - s->n_past;
-        in_span = &sp;
         break;
       }
       if (b > s->n_past && b < s->n_past + n) n = b - s->n_past;
@@ -443,10 +443,7 @@ void Engine::step(bool cut_all, const std::string& reason) {
       const bool last = i + 1 == p.size();
       const bool score = s->job.prompt_logprobs && !last;
       BatchToken bt{p[i], (int64_t)i, s->seq, last || score, s->job.lora};
-      if (in_span != nullptr) {
-        bt.embd = in_span->rows + (i - (size_t)in_span->begin) * model_.config().n_embd;
-        bt.attn_end = in_span->bidirectional ? in_span->begin + in_span->n : 0;
-      }
+      place_in_spans(bt, s->job.embd, model_.config().n_embd);  // image rows, bidirectional end, M-RoPE
       batch.push_back(bt);
       if (last) rows.push_back({s.get(), 0, i});
       else if (score) rows.push_back({s.get(), 1, i});

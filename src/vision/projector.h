@@ -20,6 +20,16 @@ struct ProjectorFamily {
   bool class_token = false;    // the encoder prepends v.class_embd (CLIP), dropped before projecting
   bool apply_post_ln = true;   // v.post_ln, when present, runs before the projector
   bool bidirectional = false;  // the text model attends over an image's tokens both ways (Gemma 3)
+  // Positions: a learned table v.position_embd (fixed input size), or 2-D rotary embeddings on
+  // Q and K (dynamic resolution, Qwen2-VL: the first half of each head's rotary pairs turns with
+  // the patch row, the second with its column).
+  bool learned_pos = true;
+  bool rope2d = false;
+  // The patch (row-major index gy * gw + gx) each encoder token holds; null: row-major order.
+  void (*token_order)(int gw, int gh, std::vector<int32_t>& patch_of_token) = nullptr;
+  // M-RoPE in the text model (Qwen2-VL): image tokens take (t, row, column) positions over the
+  // merged grid and the text after an image continues from max(rows, columns).
+  bool mrope = false;
   // Family preprocessing defaults; the file's image size, mean and std are applied after.
   void (*defaults)(VisionConfig& cfg) = nullptr;
   // Loads the projector's tensors (mm.*) into w.proj and sets cfg.n_embd_text (and anything else

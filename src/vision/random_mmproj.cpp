@@ -58,8 +58,14 @@ Result<std::vector<uint8_t>> write_random_mmproj(const MmprojSpec& s) {
   const DType mt = s.weight_type;
   add("v.patch_embd.weight", mt == DType::F32 ? DType::F32 : DType::F16, {p, p, 3, d},
       g.normal(3 * p * p * d, 1.0 / std::sqrt(3.0 * p * p)));
-  if (!cls) add("v.patch_embd.bias", DType::F32, {d}, g.normal(d, 0.1));
-  add("v.position_embd.weight", DType::F32, {d, n_pos}, g.normal(d * n_pos, 0.3));
+  if (!cls && s.projector != "qwen2vl_merger") add("v.patch_embd.bias", DType::F32, {d}, g.normal(d, 0.1));
+  const bool qwen = s.projector == "qwen2vl_merger";
+  if (qwen) {  // the Conv3d's second temporal slice; positions are rotary, not a table
+    add("v.patch_embd.weight.1", mt == DType::F32 ? DType::F32 : DType::F16, {p, p, 3, d},
+        g.normal(3 * p * p * d, 1.0 / std::sqrt(3.0 * p * p)));
+  } else {
+    add("v.position_embd.weight", DType::F32, {d, n_pos}, g.normal(d * n_pos, 0.3));
+  }
   if (cls) {
     add("v.class_embd", DType::F32, {d}, g.normal(d, 0.5));
     add("v.pre_ln.weight", DType::F32, {d}, g.normal(d, 0.1, 1.0));
@@ -84,7 +90,12 @@ Result<std::vector<uint8_t>> write_random_mmproj(const MmprojSpec& s) {
   }
   add("v.post_ln.weight", DType::F32, {d}, g.normal(d, 0.1, 1.0));
   add("v.post_ln.bias", DType::F32, {d}, g.normal(d, 0.1));
-  if (s.projector == "mlp") {
+  if (s.projector == "qwen2vl_merger") {
+    add("mm.0.weight", mtype(4 * d), {4 * d, s.mlp_hidden}, g.normal(4 * d * s.mlp_hidden, sd / 2));
+    add("mm.0.bias", DType::F32, {s.mlp_hidden}, g.normal(s.mlp_hidden, 0.05));
+    add("mm.2.weight", mtype(s.mlp_hidden), {s.mlp_hidden, s.n_embd_text}, g.normal(s.mlp_hidden * s.n_embd_text, 1.0 / std::sqrt((double)s.mlp_hidden)));
+    add("mm.2.bias", DType::F32, {s.n_embd_text}, g.normal(s.n_embd_text, 0.05));
+  } else if (s.projector == "mlp") {
     add("mm.0.weight", mtype(d), {d, s.mlp_hidden}, g.normal(d * s.mlp_hidden, sd));
     add("mm.0.bias", DType::F32, {s.mlp_hidden}, g.normal(s.mlp_hidden, 0.05));
     add("mm.2.weight", mtype(s.mlp_hidden), {s.mlp_hidden, s.n_embd_text}, g.normal(s.mlp_hidden * s.n_embd_text, 1.0 / std::sqrt((double)s.mlp_hidden)));

@@ -153,7 +153,11 @@ Result<std::unique_ptr<VisionModel>> VisionModel::from_gguf(GgufFile file) {
   const int64_t n_patch = c.patches_per_side() * c.patches_per_side();
   MODU_ASSIGN_OR_RETURN(w.cls, L.vec("v.class_embd", d, fam.class_token));
   const int64_t n_pos = n_patch + (fam.class_token ? 1 : 0);
-  MODU_ASSIGN_OR_RETURN(w.pos, L.matrix("v.position_embd.weight", d, n_pos, true));
+  if (fam.learned_pos) {
+    MODU_ASSIGN_OR_RETURN(w.pos, L.matrix("v.position_embd.weight", d, n_pos, true));
+  }
+  if (fam.rope2d && c.head_dim % 4 != 0)
+    return corrupt(f.name() + ": 2-D rotary embeddings need a head size divisible by 4, not " + std::to_string(c.head_dim));
   MODU_ASSIGN_OR_RETURN(w.pre_ln_w, L.vec("v.pre_ln.weight", d, false));
   MODU_ASSIGN_OR_RETURN(w.pre_ln_b, L.vec("v.pre_ln.bias", d, false));
   MODU_ASSIGN_OR_RETURN(w.post_ln_w, L.vec("v.post_ln.weight", d, false));
@@ -200,7 +204,9 @@ int64_t VisionModel::n_params() const {
   return n;
 }
 
-ImageMarkers VisionModel::markers() const { return {fam_->image_begin, fam_->image_end, fam_->bidirectional}; }
+ImageMarkers VisionModel::markers() const {
+  return {fam_->image_begin, fam_->image_end, fam_->bidirectional, fam_->mrope};
+}
 std::string VisionModel::description() const { return fam_->description; }
 
 int64_t VisionModel::n_tokens(int width, int height) const { return fam_->n_tokens(cfg_, width, height); }
@@ -216,32 +222,64 @@ Status VisionModel::encode_vit(const Pixels& px, ThreadPool& pool, std::vector<f
                             std::to_string(px.height) + " is not a whole number of " + std::to_string(p) + "-pixel patches");
   const int64_t gw = px.width / p, gh = px.height / p, n_patch = gw * gh;
   const int64_t extra = fam_->class_token ? 1 : 0, n = n_patch + extra;
-  if (n != w_.pos.rows)
+  if (fam_->learned_pos && n != w_.pos.rows)
     return invalid_argument("vision encoder: a " + std::to_string(px.width) + " x " + std::to_string(px.height) +
                             " input gives " + std::to_string(n) + " positions, the position table holds " +
                             std::to_string(w_.pos.rows) + " (the image must be preprocessed to " +
                             std::to_string(c.image_size) + " x " + std::to_string(c.image_size) + ")");
-  // Patches as rows of 3 p p values in the conv weight's order (channel, row, column).
+  // Patches as rows of 3 p p values in the conv weight's order (channel, row, column), in the
+  // family's token order.
+  std::vector<int32_t> order(n_patch);
+  for (int64_t i = 0; i < n_patch; ++i) order[i] = (int32_t)i;
+  if (fam_->token_order) fam_->token_order((int)gw, (int)gh, order);
   const int64_t kp = 3 * p * p;
   std::vector<float> patches(n_patch * kp);  // [n_patch, 3 p p]
   const size_t plane = (size_t)px.width * px.height;
-  for (int64_t gy = 0; gy < gh; ++gy)
-    for (int64_t gx = 0; gx < gw; ++gx) {
-      float* r = patches.data() + (gy * gw + gx) * kp;
+  for (int64_t tkn = 0; tkn < n_patch; ++tkn) {
+      const int64_t gy = order[tkn] / gw, gx = order[tkn] % gw;
+      float* r = patches.data() + tkn * kp;
       for (int64_t ch = 0; ch < 3; ++ch)
         for (int64_t ky = 0; ky < p; ++ky)
           for (int64_t kx = 0; kx < p; ++kx)
             r[(ch * p + ky) * p + kx] = px.chw[ch * plane + (size_t)(gy * p + ky) * px.width + gx * p + kx];
-    }
+  }
   x.assign(n * d, 0.0f);  // [n, d]: class token first (CLIP), then patches row-major
   ops::matmul(w_.patch, patches.data(), n_patch, x.data() + extra * d, pool);
   if (w_.patch_b) ops::add_bias(x.data() + extra * d, (const float*)w_.patch_b.data, n_patch, d);
   if (extra) std::copy_n((const float*)w_.cls.data, d, x.data());
   std::vector<float> row(d);
-  for (int64_t t = 0; t < n; ++t) {
+  for (int64_t t = 0; fam_->learned_pos && t < n; ++t) {
     ops::get_row(w_.pos, t, row.data());
     for (int64_t i = 0; i < d; ++i) x[t * d + i] += row[i];
   }
+  // 2-D rotary angles per token: pair i < hd/4 turns by row * f_i, hd/4 <= i < hd/2 by column *
+  // f_(i - hd/4), with f_k = 10000^(-4k / hd); pairs are (i, i + hd/2).
+  const int64_t hd = c.head_dim, half = hd / 2;
+  std::vector<float> rcos, rsin;  // [n, hd / 2]
+  if (fam_->rope2d) {
+    rcos.resize(n * half);
+    rsin.resize(n * half);
+    for (int64_t t = 0; t < n; ++t) {
+      const int64_t gy = order[t] / gw, gx = order[t] % gw;
+      for (int64_t i = 0; i < half; ++i) {
+        const int64_t k = i < hd / 4 ? i : i - hd / 4;
+        const double a = (double)(i < hd / 4 ? gy : gx) * std::pow(10000.0, -4.0 * (double)k / (double)hd);
+        rcos[t * half + i] = (float)std::cos(a);
+        rsin[t * half + i] = (float)std::sin(a);
+      }
+    }
+  }
+  auto rotate = [&](float* m) {  // [n, n_head * hd] in place
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t h = 0; h < c.n_head; ++h) {
+        float* r = m + t * d + h * hd;
+        for (int64_t i = 0; i < half; ++i) {
+          const float a = r[i], b = r[i + half], cs = rcos[t * half + i], sn = rsin[t * half + i];
+          r[i] = a * cs - b * sn;
+          r[i + half] = b * cs + a * sn;
+        }
+      }
+  };
   if (w_.pre_ln_w)
     vit::layer_norm(x.data(), (const float*)w_.pre_ln_w.data, w_.pre_ln_b ? (const float*)w_.pre_ln_b.data : nullptr,
                     n, d, c.eps, x.data());
@@ -257,6 +295,10 @@ Status VisionModel::encode_vit(const Pixels& px, ThreadPool& pool, std::vector<f
     bias(q.data(), L.q_b, d);
     bias(k.data(), L.k_b, d);
     bias(v.data(), L.v_b, d);
+    if (fam_->rope2d) {
+      rotate(q.data());
+      rotate(k.data());
+    }
     vit::attention(q.data(), k.data(), v.data(), n, c.n_head, c.head_dim, scale, att.data(), pool);
     ops::matmul(L.o, att.data(), n, h.data(), pool);
     bias(h.data(), L.o_b, d);
@@ -304,6 +346,14 @@ Result<ImageEmbedding> embed_image(const VisionModel& m, const Image& img, Threa
   ImageEmbedding e;
   MODU_RETURN_IF_ERROR(m.encode(*px, pool, e.embd));
   e.n_tokens = (int64_t)e.embd.size() / m.config().n_embd_text;
+  if (m.markers().mrope) {  // 2 x 2 merged patches
+    e.grid_w = (int)(px->width / (2 * m.config().patch_size));
+    e.grid_h = (int)(px->height / (2 * m.config().patch_size));
+  } else {
+    const int side = (int)std::lround(std::sqrt((double)e.n_tokens));
+    e.grid_w = side * side == e.n_tokens ? side : (int)e.n_tokens;
+    e.grid_h = side * side == e.n_tokens ? side : 1;
+  }
   e.hash = image_hash(img);
   e.encode_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return e;

@@ -47,15 +47,31 @@ std::vector<double> layer_norm(const std::vector<double>& x, const std::vector<d
 std::vector<double> reference_image_embeddings(const GgufFile& f, const MmprojSpec& s, const std::vector<float>& chw,
                                                int W, int H) {
   const int64_t d = s.n_embd, p = s.patch_size, gw = W / p, gh = H / p, hd = d / s.n_head;
-  const bool cls = s.projector == "mlp";
-  // Patch embedding: a stride-p convolution, weight [d][3][p][p].
-  const auto pw = read(f, "v.patch_embd.weight");
+  const bool cls = s.projector == "mlp", qwen = s.projector == "qwen2vl_merger";
+  // Patch embedding: a stride-p convolution, weight [d][3][p][p] (Qwen2-VL: a Conv3d over two
+  // copies of the image, i.e. the sum of its two temporal kernels).
+  auto pw = read(f, "v.patch_embd.weight");
+  if (qwen) {
+    const auto pw1 = read(f, "v.patch_embd.weight.1");
+    for (size_t i = 0; i < pw.size(); ++i) pw[i] += pw1[i];
+  }
+  // Token order (Qwen2-VL's processor: 2 x 2 blocks of patches, blocks row-major) and each token's patch.
+  std::vector<std::pair<int64_t, int64_t>> yx;
+  if (qwen) {
+    for (int64_t by = 0; by < gh / 2; ++by)
+      for (int64_t bx = 0; bx < gw / 2; ++bx)
+        for (int64_t dy = 0; dy < 2; ++dy)
+          for (int64_t dx = 0; dx < 2; ++dx) yx.push_back({2 * by + dy, 2 * bx + dx});
+  } else {
+    for (int64_t gy = 0; gy < gh; ++gy)
+      for (int64_t gx = 0; gx < gw; ++gx) yx.push_back({gy, gx});
+  }
   std::vector<std::vector<double>> x;
   if (cls) x.push_back(read(f, "v.class_embd"));
   std::vector<double> pb(d, 0.0);
   if (f.tensor("v.patch_embd.bias")) pb = read(f, "v.patch_embd.bias");
-  for (int64_t gy = 0; gy < gh; ++gy)
-    for (int64_t gx = 0; gx < gw; ++gx) {
+  for (const auto& [gy, gx] : yx) {
+    {
       std::vector<double> e(d);
       for (int64_t o = 0; o < d; ++o) {
         double acc = pb[o];
@@ -67,9 +83,31 @@ std::vector<double> reference_image_embeddings(const GgufFile& f, const MmprojSp
       }
       x.push_back(e);
     }
-  const auto pos = read(f, "v.position_embd.weight");
-  for (size_t t = 0; t < x.size(); ++t)
-    for (int64_t i = 0; i < d; ++i) x[t][i] += pos[t * d + i];
+  }
+  if (!qwen) {
+    const auto pos = read(f, "v.position_embd.weight");
+    for (size_t t = 0; t < x.size(); ++t)
+      for (int64_t i = 0; i < d; ++i) x[t][i] += pos[t * d + i];
+  }
+  // Qwen2-VL's VisionRotaryEmbedding(hd / 2): inv_freq_k = 10000^(-2k / (hd / 2)), k < hd / 4;
+  // angles cat(row * inv_freq, column * inv_freq), applied with rotate_half over cat(angles, angles).
+  auto rope2d = [&](std::vector<double>& r, int64_t gy, int64_t gx) {
+    for (int64_t h = 0; h < s.n_head; ++h) {
+      std::vector<double> ang(hd / 2);
+      for (int64_t k = 0; k < hd / 4; ++k) {
+        const double inv = std::pow(10000.0, -2.0 * k / (hd / 2.0));
+        ang[k] = gy * inv;
+        ang[hd / 4 + k] = gx * inv;
+      }
+      std::vector<double> in(r.begin() + h * hd, r.begin() + (h + 1) * hd), out(hd);
+      for (int64_t i = 0; i < hd; ++i) {
+        const double a = ang[i % (hd / 2)];
+        const double rot = i < hd / 2 ? -in[i + hd / 2] : in[i - hd / 2];  // rotate_half
+        out[i] = in[i] * std::cos(a) + rot * std::sin(a);
+      }
+      std::copy(out.begin(), out.end(), r.begin() + h * hd);
+    }
+  };
   if (cls) {
     const auto w = read(f, "v.pre_ln.weight"), b = read(f, "v.pre_ln.bias");
     for (auto& r : x) r = layer_norm(r, w, b, s.eps);
@@ -89,6 +127,10 @@ std::vector<double> reference_image_embeddings(const GgufFile& f, const MmprojSp
       Q[t] = matvec(wq, h, &bq);
       K[t] = matvec(wk, h, &bk);
       V[t] = matvec(wv, h, &bv);
+      if (qwen) {
+        rope2d(Q[t], yx[t].first, yx[t].second);
+        rope2d(K[t], yx[t].first, yx[t].second);
+      }
     }
     for (size_t t = 0; t < T; ++t) {
       std::vector<double> att(d, 0.0);
@@ -123,7 +165,17 @@ std::vector<double> reference_image_embeddings(const GgufFile& f, const MmprojSp
     for (auto& r : x) r = layer_norm(r, w, b, s.eps);
   }
   std::vector<double> out;
-  if (s.projector == "mlp") {
+  if (qwen) {  // the merger: each 2 x 2 block's four tokens side by side
+    const auto w0 = read(f, "mm.0.weight"), b0 = read(f, "mm.0.bias"), w2 = read(f, "mm.2.weight"), b2 = read(f, "mm.2.bias");
+    for (size_t t = 0; t < x.size(); t += 4) {
+      std::vector<double> cat;
+      for (size_t j = 0; j < 4; ++j) cat.insert(cat.end(), x[t + j].begin(), x[t + j].end());
+      auto h = matvec(w0, cat, &b0);
+      for (double& e : h) e = 0.5 * e * (1 + std::erf(e / std::sqrt(2.0)));
+      const auto y = matvec(w2, h, &b2);
+      out.insert(out.end(), y.begin(), y.end());
+    }
+  } else if (s.projector == "mlp") {
     const auto w0 = read(f, "mm.0.weight"), b0 = read(f, "mm.0.bias"), w2 = read(f, "mm.2.weight"), b2 = read(f, "mm.2.bias");
     for (const auto& r : x) {
       auto h = matvec(w0, r, &b0);

@@ -201,6 +201,7 @@ testing::MmprojSpec spec_for(const std::string& proj, DType dt) {
     s.use_gelu = true;
   }
   if (proj == "idefics3") s.use_gelu = true;
+  if (proj == "qwen2vl_merger") s.patch_size = 4;  // factor 8: a 45 x 31 image becomes 56 x 56 (min_pixels)
   return s;
 }
 
@@ -215,7 +216,9 @@ TEST_P(ProjectorTest, EmbeddingsMatchFloat64Reference) {
   EXPECT_EQ(c.n_embd_text, s.n_embd_text);
   auto px = l.m->preprocess(random_image(45, 31, 3));
   ASSERT_TRUE(px.ok()) << px.status().to_string();
-  ASSERT_EQ(px->width, s.image_size);
+  if (proj != "qwen2vl_merger") {
+    ASSERT_EQ(px->width, s.image_size);
+  }
   ThreadPool pool(2);
   std::vector<float> got;
   ASSERT_TRUE(l.m->encode(*px, pool, got).ok());
@@ -231,7 +234,7 @@ TEST_P(ProjectorTest, EmbeddingsMatchFloat64Reference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, ProjectorTest,
-                         ::testing::Combine(::testing::Values("mlp", "gemma3", "idefics3"),
+                         ::testing::Combine(::testing::Values("mlp", "gemma3", "idefics3", "qwen2vl_merger"),
                                             ::testing::Values(DType::F32, DType::F16, DType::Q8_0)));
 
 TEST(Projector, TokenCounts) {
@@ -326,7 +329,14 @@ void check_greedy(const std::string& proj, const std::string& arch) {
   auto vf = GgufFile::parse(l.bytes.data(), l.bytes.size());
   const auto ref_img = testing::reference_image_embeddings(*vf, vs, px->chw, px->width, px->height);
   const int64_t n_img = (int64_t)img.size() / vs.n_embd_text;
-  const bool bidir = l.m->markers().bidirectional;
+  const bool bidir = l.m->markers().bidirectional, mrope = l.m->markers().mrope;
+  const int64_t grid_w = mrope ? px->width / (2 * vs.patch_size) : 0, grid_h = mrope ? px->height / (2 * vs.patch_size) : 0;
+  if (arch == "qwen2vl") {
+    ts.qkv_bias = true;
+    ts.rope_sections = {2, 3, 3, 0};  // head_dim 16: 8 rotary pairs (t, h, w)
+    ASSERT_GT(grid_w, 1);
+    ASSERT_NE(grid_w * grid_h, std::max(grid_w, grid_h));  // the text after the image is shifted
+  }
 
   auto text = testing::make_random_model(ts);
   auto model = Model::from_gguf(GgufFile::parse(text.data(), text.size()).value());
@@ -337,25 +347,28 @@ void check_greedy(const std::string& proj, const std::string& arch) {
   for (int32_t t : {7, 3, 11}) tokens.push_back(t);
 
   KvCache kv((*model)->config(), 1, 128, KvType::kF32);
+  EmbdSpan span{begin, n_img, img.data(), bidir, mrope, grid_w, grid_h};
+  const std::vector<EmbdSpan> mspans = {span};
   std::vector<BatchToken> batch;
   for (size_t i = 0; i < tokens.size(); ++i) {
     BatchToken b{tokens[i], (int64_t)i, 0, i + 1 == tokens.size()};
+    place_in_spans(b, mspans, vs.n_embd_text);
     if ((int64_t)i >= begin && (int64_t)i < begin + n_img) {
+      ASSERT_NE(b.embd, nullptr);
       b.token = -1 - (int32_t)i;  // placeholders are never read
-      b.embd = img.data() + (i - begin) * vs.n_embd_text;
-      b.attn_end = bidir ? begin + n_img : 0;
     }
     batch.push_back(b);
   }
   std::vector<float> logits;
   std::vector<int32_t> got, want;
-  auto spans = std::vector<testing::RefEmbdSpan>{{begin, n_img, ref_img, bidir}};
+  auto spans = std::vector<testing::RefEmbdSpan>{{begin, n_img, ref_img, bidir, mrope, grid_w, grid_h}};
   auto ref_tokens = tokens;
   for (int step = 0; step < 5; ++step) {
     ASSERT_TRUE((*model)->forward(batch, kv, pool, logits).ok());
     const int32_t next = (int32_t)(std::max_element(logits.begin(), logits.end()) - logits.begin());
     got.push_back(next);
     batch = {BatchToken{next, (int64_t)(tokens.size() + step), 0, true}};
+    place_in_spans(batch[0], mspans, vs.n_embd_text);
     const auto ref = testing::reference_logits(*GgufFile::parse(text.data(), text.size()), ts, ref_tokens, spans);
     const auto& last = ref.back();
     want.push_back((int32_t)(std::max_element(last.begin(), last.end()) - last.begin()));
@@ -376,6 +389,7 @@ void check_greedy(const std::string& proj, const std::string& arch) {
 TEST(VisionText, LlavaImageThenGreedyText) { check_greedy("mlp", "llama"); }
 TEST(VisionText, Gemma3BidirectionalImageThenGreedyText) { check_greedy("gemma3", "gemma3"); }
 TEST(VisionText, Idefics3ImageThenGreedyText) { check_greedy("idefics3", "llama"); }
+TEST(VisionText, Qwen2VlImageWithMropeThenGreedyText) { check_greedy("qwen2vl_merger", "qwen2vl"); }
 
 TEST(VisionText, BidirectionalSpanMustBeInOneBatch) {
   testing::TestModelSpec ts;

@@ -2,6 +2,7 @@
 // in one place; and the architecture registry (an architecture is data, registered by its own file).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -48,6 +49,9 @@ struct ArchSpec {
   // Phi-3: gate and up projections fused in ffn_up.weight ([2 * n_ff, n_embd], gate rows first).
   // (A fused attn_qkv.weight is used by any architecture whenever present.)
   bool fused_gate_up = false;
+  // M-RoPE (Qwen2-VL): rotary pairs split into sections (`{arch}.rope.dimension_sections`) that
+  // turn with the (t, row, column) positions of BatchToken::rope_t/h/w.
+  bool mrope = false;
 };
 
 // Registers an architecture; returns true so it can initialize a static in the family's file.
@@ -69,6 +73,7 @@ struct ModelConfig {
 
   // Rotary embedding.
   int64_t n_rot = 0;         // dimensions rotated per head (<= head_dim)
+  std::array<int64_t, 4> rope_sections{};  // M-RoPE pairs per position kind (t, h, w, rest); arch.mrope
   float rope_theta = 10000.0f;
   RopeScaling rope_scaling = RopeScaling::kNone;
   float rope_factor = 1.0f;        // context extension factor (freq_scale = 1 / factor)

@@ -128,6 +128,10 @@ struct BatchToken {
   // Bidirectional span (Gemma 3 images): when > pos + 1, this token also attends to the positions
   // up to attn_end - 1 of its sequence, which must all be in the same batch.
   int64_t attn_end = 0;
+  // Rotary positions when they differ from `pos` (the cache index): M-RoPE's (t, row, column) of
+  // an image token, or pos + shift for text after an image (Qwen2-VL); -1: pos. Architectures
+  // without M-RoPE rotate by rope_t when it is set.
+  int64_t rope_t = -1, rope_h = -1, rope_w = -1;
 };
 
 // Input embeddings for the prompt positions [begin, begin + n) (an image): rows [n, n_embd], used
@@ -137,7 +141,16 @@ struct EmbdSpan {
   int64_t n = 0;
   const float* rows = nullptr;
   bool bidirectional = false;
+  // M-RoPE (Qwen2-VL): the span is a grid_h x grid_w grid (row-major); its tokens rotate by (t0,
+  // t0 + row, t0 + column) and the text after it continues from t0 + max(grid_h, grid_w).
+  bool mrope = false;
+  int64_t grid_w = 0, grid_h = 0;
 };
+
+// What `spans` (sorted, not overlapping) say about the token at t.pos: inside a span its
+// embedding row (n_embd wide) and bidirectional end; at or after an M-RoPE span its rotary
+// positions. Used for prompt and generated tokens alike.
+void place_in_spans(BatchToken& t, const std::vector<EmbdSpan>& spans, int64_t n_embd);
 
 class Model {
  public:

@@ -12,7 +12,7 @@
 namespace modu::vision {
 
 struct MmprojSpec {
-  std::string projector = "mlp";  // mlp | gemma3 | idefics3
+  std::string projector = "mlp";  // mlp | gemma3 | idefics3 | qwen2vl_merger
   int64_t image_size = 32, patch_size = 8, n_embd = 32, n_ff = 48, n_layer = 2, n_head = 4;
   int64_t n_embd_text = 64, mlp_hidden = 40;
   int scale_factor = 2;           // gemma3 pooling / idefics3 pixel shuffle

@@ -64,6 +64,7 @@ struct ProjectorFamily;
 struct ImageMarkers {
   std::string begin, end;
   bool bidirectional = false;
+  bool mrope = false;  // (t, row, column) rotary positions over the merged grid (Qwen2-VL)
 };
 
 class VisionModel {
@@ -107,6 +108,7 @@ namespace modu::vision {
 struct ImageEmbedding {
   std::vector<float> embd;  // [n_tokens, n_embd_text]
   int64_t n_tokens = 0;
+  int grid_w = 0, grid_h = 0;  // the tokens' grid (row-major), for M-RoPE positions
   uint64_t hash = 0;
   double encode_seconds = 0;
 };
