@@ -179,7 +179,8 @@ void add_init_mmproj_command(CLI::App& app, int& rc) {
   auto type = std::make_shared<std::string>("f16");
   CLI::App* c = app.add_subcommand("init-mmproj", "Write a randomly initialized vision projector (mmproj)");
   c->add_option("-o,--output", *out, "Output GGUF")->required();
-  c->add_option("--projector", s->projector, "mlp (LLaVA), gemma3 or idefics3")->capture_default_str();
+  c->add_option("--projector", s->projector, "mlp (LLaVA), gemma3, idefics3, qwen2vl_merger or qwen2.5vl_merger")
+      ->capture_default_str();
   c->add_option("--text-width", s->n_embd_text, "The language model's embedding size")->required();
   c->add_option("--image-size", s->image_size, "Input side in pixels")->capture_default_str();
   c->add_option("--patch", s->patch_size, "Patch side in pixels")->capture_default_str();
@@ -197,7 +198,7 @@ void add_init_mmproj_command(CLI::App& app, int& rc) {
       return;
     }
     s->weight_type = *t;
-    s->use_gelu = s->projector != "mlp";  // SigLIP: tanh GELU; CLIP: quick GELU
+    s->use_gelu = s->projector == "gemma3" || s->projector == "idefics3";  // SigLIP: tanh GELU; CLIP, Qwen2-VL: quick GELU
     s->mlp_hidden = s->n_embd_text;
     if (s->image_size % s->patch_size != 0 || s->n_embd % s->n_head != 0) {
       rc = fail(invalid_argument("--image-size must be a multiple of --patch, and --width of --heads"));

@@ -1,8 +1,13 @@
-// Qwen2-VL projector ("qwen2vl_merger"): dynamic resolution (smart resize to multiples of 2 x the
-// patch), the Conv3d patch embedding of a still image (both temporal slices on the same frame:
-// their sum), tokens in 2 x 2 patch blocks, 2-D rotary embeddings instead of a position table,
-// LayerNorm blocks with quick-GELU, then the merger: ln_q (v.post_ln), each block's 4 tokens
-// concatenated, Linear -> GELU (erf) -> Linear. The text model reads the image with M-RoPE.
+// Qwen2-VL and Qwen2.5-VL projectors ("qwen2vl_merger", "qwen2.5vl_merger"): dynamic resolution
+// (smart resize to multiples of 2 x the patch), the Conv3d patch embedding of a still image (both
+// temporal slices on the same frame: their sum), tokens in 2 x 2 patch blocks, 2-D rotary
+// embeddings instead of a position table, then the merger: ln_q (v.post_ln), each block's 4 tokens
+// concatenated, Linear -> GELU (erf) -> Linear. Qwen2-VL's blocks are LayerNorm + quick-GELU;
+// Qwen2.5-VL's are RMS norm + gated SiLU, and all but every n_wa_pattern-th attend within windows
+// of merged tokens (tokens are ordered window by window, the output put back in grid order). The
+// text model reads the image with M-RoPE.
+#include <algorithm>
+
 #include "ops.h"
 #include "projector.h"
 #include "vit_ops.h"
@@ -56,17 +61,50 @@ Status load(Loader& L, const GgufFile& f, VisionConfig& c, VitWeights& w, std::v
   MODU_ASSIGN_OR_RETURN(w.proj[1], L.vec("mm.0.bias", hidden, false));
   MODU_ASSIGN_OR_RETURN(w.proj[2], L.matrix("mm.2.weight", hidden, c.n_embd_text, true));
   MODU_ASSIGN_OR_RETURN(w.proj[3], L.vec("mm.2.bias", c.n_embd_text, false));
-  if (f.tensor("v.blk.0.ffn_gate.weight") != nullptr || f.find("clip.vision.n_wa_pattern") != nullptr)
-    return unimplemented(f.name() + ": Qwen2.5-VL's encoder (gated FFN, window attention) is not supported yet");
+  if (c.projector == "qwen2.5vl_merger") {
+    c.rms_norm = true;
+    MODU_ASSIGN_OR_RETURN(int64_t pattern, f.get_int("clip.vision.n_wa_pattern"));
+    MODU_ASSIGN_OR_RETURN(int64_t window_px, f.get_int("clip.vision.window_size", 112));
+    if (pattern <= 0 || window_px < 2 * c.patch_size)
+      return corrupt(f.name() + ": n_wa_pattern must be positive and window_size at least one merged token");
+    c.wa_pattern = (int)pattern;
+    c.window = (int)(window_px / (2 * c.patch_size));  // in merged (2 x 2) tokens
+    if (!w.layers.empty() && !w.layers[0].gate)
+      return corrupt(f.name() + ": Qwen2.5-VL blocks need 'ffn_gate' (gated SiLU feed-forward)");
+  } else if (!w.layers.empty() && w.layers[0].gate) {
+    return corrupt(f.name() + ": a qwen2vl_merger projector has 'ffn_gate' tensors; is it qwen2.5vl_merger?");
+  }
   return Status::Ok();
 }
 
-// Token t holds patch (y, x) with t = (x % 2) + 2 (y % 2) + 4 ((x / 2) + (gw / 2) (y / 2)): each
-// 2 x 2 block's patches are consecutive (row by row), blocks in row-major order.
-void token_order(int gw, int gh, std::vector<int32_t>& out) {
-  out.resize((size_t)gw * gh);
-  for (int y = 0; y < gh; ++y)
-    for (int x = 0; x < gw; ++x) out[(x % 2) + 2 * (y % 2) + 4 * ((x / 2) + (gw / 2) * (y / 2))] = y * gw + x;
+// Merged tokens (2 x 2 patch blocks) in attention order: row-major, or window by window (windows
+// row-major, merged tokens row-major inside each, partial windows at the right and bottom edges).
+void merged_order(const VisionConfig& c, int mw, int mh, std::vector<int32_t>& merged, std::vector<int64_t>& starts) {
+  merged.clear();
+  starts.clear();
+  const int ws = c.wa_pattern > 0 ? c.window : std::max(mw, mh);
+  for (int wy = 0; wy < mh; wy += ws)
+    for (int wx = 0; wx < mw; wx += ws) {
+      starts.push_back((int64_t)merged.size());
+      for (int y = wy; y < std::min(mh, wy + ws); ++y)
+        for (int x = wx; x < std::min(mw, wx + ws); ++x) merged.push_back(y * mw + x);
+    }
+}
+
+// Each merged token's 4 patches (row by row) are consecutive tokens, in merged_order.
+void layout(const VisionConfig& c, int gw, int gh, std::vector<int32_t>& out, std::vector<int64_t>& windows) {
+  std::vector<int32_t> merged;
+  std::vector<int64_t> starts;
+  merged_order(c, gw / 2, gh / 2, merged, starts);
+  out.clear();
+  for (int32_t m : merged) {
+    const int my = m / (gw / 2), mx = m % (gw / 2);
+    for (int dy = 0; dy < 2; ++dy)
+      for (int dx = 0; dx < 2; ++dx) out.push_back((2 * my + dy) * gw + 2 * mx + dx);
+  }
+  windows.clear();
+  if (c.wa_pattern > 0)
+    for (int64_t s : starts) windows.push_back(4 * s);
 }
 
 int64_t n_tokens(const VisionConfig& c, int width, int height) {
@@ -81,12 +119,32 @@ Status project(const VisionModel& m, std::vector<float>& x, int gw, int gh, Thre
   ops::matmul(w.proj[0], x.data(), n, h.data(), pool);
   if (w.proj[1]) ops::add_bias(h.data(), (const float*)w.proj[1].data, n, hidden);
   vit::activate(h.data(), n * hidden, VitAct::kGeluErf, pool);
-  out.assign(n * dt, 0.0f);  // [n, n_embd_text]
-  ops::matmul(w.proj[2], h.data(), n, out.data(), pool);
-  if (w.proj[3]) ops::add_bias(out.data(), (const float*)w.proj[3].data, n, dt);
+  std::vector<float> y(n * dt);  // [n, n_embd_text], in merged_order
+  ops::matmul(w.proj[2], h.data(), n, y.data(), pool);
+  if (w.proj[3]) ops::add_bias(y.data(), (const float*)w.proj[3].data, n, dt);
+  std::vector<int32_t> merged;  // back to row-major over the merged grid
+  std::vector<int64_t> starts;
+  merged_order(m.config(), gw / 2, gh / 2, merged, starts);
+  out.assign(n * dt, 0.0f);
+  for (int64_t k = 0; k < n; ++k) std::copy_n(y.data() + k * dt, dt, out.data() + (int64_t)merged[k] * dt);
   return Status::Ok();
 }
 
+const bool kRegistered25 = register_projector({.name = "qwen2.5vl_merger",
+                                               .description = "Qwen2.5-VL (dynamic resolution, 2-D RoPE, window attention, 2x2 merger)",
+                                               .class_token = false,
+                                               .apply_post_ln = true,
+                                               .bidirectional = false,
+                                               .learned_pos = false,
+                                               .rope2d = true,
+                                               .layout = layout,
+                                               .mrope = true,
+                                               .defaults = defaults,
+                                               .load = load,
+                                               .n_tokens = n_tokens,
+                                               .project = project,
+                                               .image_begin = "<|vision_start|>",
+                                               .image_end = "<|vision_end|>"});
 const bool kRegistered = register_projector({.name = "qwen2vl_merger",
                                              .description = "Qwen2-VL (dynamic resolution, 2-D RoPE, 2x2 merger)",
                                              .class_token = false,
@@ -94,7 +152,7 @@ const bool kRegistered = register_projector({.name = "qwen2vl_merger",
                                              .bidirectional = false,
                                              .learned_pos = false,
                                              .rope2d = true,
-                                             .token_order = token_order,
+                                             .layout = layout,
                                              .mrope = true,
                                              .defaults = defaults,
                                              .load = load,

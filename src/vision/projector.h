@@ -25,8 +25,10 @@ struct ProjectorFamily {
   // the patch row, the second with its column).
   bool learned_pos = true;
   bool rope2d = false;
-  // The patch (row-major index gy * gw + gx) each encoder token holds; null: row-major order.
-  void (*token_order)(int gw, int gh, std::vector<int32_t>& patch_of_token) = nullptr;
+  // The patch (row-major index gy * gw + gx) each encoder token holds, and for window attention
+  // the first token of each window (ascending); null: row-major order, no windows.
+  void (*layout)(const VisionConfig& cfg, int gw, int gh, std::vector<int32_t>& patch_of_token,
+                 std::vector<int64_t>& window_starts) = nullptr;
   // M-RoPE in the text model (Qwen2-VL): image tokens take (t, row, column) positions over the
   // merged grid and the text after an image continues from max(rows, columns).
   bool mrope = false;

@@ -31,7 +31,13 @@ Result<std::vector<uint8_t>> write_random_mmproj(const MmprojSpec& s) {
   w.set("general.type", GgufValue::string("mmproj"));
   w.set("clip.projector_type", GgufValue::string(s.projector));
   w.set("clip.has_vision_encoder", GgufValue::boolean(true));
-  w.set("clip.use_gelu", GgufValue::boolean(s.use_gelu));
+  const bool q25 = s.projector == "qwen2.5vl_merger";
+  w.set("clip.use_gelu", GgufValue::boolean(s.use_gelu && !q25));
+  if (q25) {  // RMS norms, gated SiLU, window attention
+    w.set("clip.use_silu", GgufValue::boolean(true));
+    w.set("clip.vision.n_wa_pattern", GgufValue::u32((uint32_t)s.wa_pattern));
+    w.set("clip.vision.window_size", GgufValue::u32((uint32_t)s.window_px));
+  }
   w.set("clip.vision.image_size", GgufValue::u32((uint32_t)s.image_size));
   w.set("clip.vision.patch_size", GgufValue::u32((uint32_t)p));
   w.set("clip.vision.embedding_length", GgufValue::u32((uint32_t)d));
@@ -58,8 +64,8 @@ Result<std::vector<uint8_t>> write_random_mmproj(const MmprojSpec& s) {
   const DType mt = s.weight_type;
   add("v.patch_embd.weight", mt == DType::F32 ? DType::F32 : DType::F16, {p, p, 3, d},
       g.normal(3 * p * p * d, 1.0 / std::sqrt(3.0 * p * p)));
-  if (!cls && s.projector != "qwen2vl_merger") add("v.patch_embd.bias", DType::F32, {d}, g.normal(d, 0.1));
-  const bool qwen = s.projector == "qwen2vl_merger";
+  if (!cls && s.projector.rfind("qwen", 0) != 0) add("v.patch_embd.bias", DType::F32, {d}, g.normal(d, 0.1));
+  const bool qwen = s.projector == "qwen2vl_merger" || q25;
   if (qwen) {  // the Conv3d's second temporal slice; positions are rotary, not a table
     add("v.patch_embd.weight.1", mt == DType::F32 ? DType::F32 : DType::F16, {p, p, 3, d},
         g.normal(3 * p * p * d, 1.0 / std::sqrt(3.0 * p * p)));
@@ -76,7 +82,11 @@ Result<std::vector<uint8_t>> write_random_mmproj(const MmprojSpec& s) {
     const std::string b = "v.blk." + std::to_string(il) + ".";
     for (const char* ln : {"ln1", "ln2"}) {
       add(b + ln + ".weight", DType::F32, {d}, g.normal(d, 0.1, 1.0));
-      add(b + ln + ".bias", DType::F32, {d}, g.normal(d, 0.1));
+      if (!q25) add(b + ln + ".bias", DType::F32, {d}, g.normal(d, 0.1));
+    }
+    if (q25) {
+      add(b + "ffn_gate.weight", mtype(d), {d, s.n_ff}, g.normal(d * s.n_ff, sd));
+      add(b + "ffn_gate.bias", DType::F32, {s.n_ff}, g.normal(s.n_ff, 0.05));
     }
     for (const char* m : {"attn_q", "attn_k", "attn_v", "attn_out"}) {
       add(b + m + ".weight", mtype(d), {d, d}, g.normal(d * d, sd));
@@ -89,8 +99,8 @@ Result<std::vector<uint8_t>> write_random_mmproj(const MmprojSpec& s) {
     add(b + down + ".bias", DType::F32, {d}, g.normal(d, 0.05));
   }
   add("v.post_ln.weight", DType::F32, {d}, g.normal(d, 0.1, 1.0));
-  add("v.post_ln.bias", DType::F32, {d}, g.normal(d, 0.1));
-  if (s.projector == "qwen2vl_merger") {
+  if (!q25) add("v.post_ln.bias", DType::F32, {d}, g.normal(d, 0.1));
+  if (qwen) {
     add("mm.0.weight", mtype(4 * d), {4 * d, s.mlp_hidden}, g.normal(4 * d * s.mlp_hidden, sd / 2));
     add("mm.0.bias", DType::F32, {s.mlp_hidden}, g.normal(s.mlp_hidden, 0.05));
     add("mm.2.weight", mtype(s.mlp_hidden), {s.mlp_hidden, s.n_embd_text}, g.normal(s.mlp_hidden * s.n_embd_text, 1.0 / std::sqrt((double)s.mlp_hidden)));

@@ -185,6 +185,10 @@ Result<std::unique_ptr<VisionModel>> VisionModel::from_gguf(GgufFile file) {
     MODU_ASSIGN_OR_RETURN(ly.up, L.matrix(b + up + ".weight", d, c.n_ff, true));
     MODU_ASSIGN_OR_RETURN(ly.down, L.matrix(b + down + ".weight", c.n_ff, d, true));
     MODU_ASSIGN_OR_RETURN(ly.up_b, L.vec(b + up + ".bias", c.n_ff, false));
+    MODU_ASSIGN_OR_RETURN(ly.gate, L.matrix(b + "ffn_gate.weight", d, c.n_ff, false));
+    MODU_ASSIGN_OR_RETURN(ly.gate_b, L.vec(b + "ffn_gate.bias", c.n_ff, false));
+    if (il > 0 && (bool)ly.gate != (bool)w.layers[0].gate)
+      return corrupt(f.name() + ": 'ffn_gate' is present in some encoder blocks and not others");
     MODU_ASSIGN_OR_RETURN(ly.down_b, L.vec(b + down + ".bias", d, false));
   }
   if (fam.load) MODU_RETURN_IF_ERROR(fam.load(L, f, c, w, m->owned_));
@@ -231,7 +235,9 @@ Status VisionModel::encode_vit(const Pixels& px, ThreadPool& pool, std::vector<f
   // family's token order.
   std::vector<int32_t> order(n_patch);
   for (int64_t i = 0; i < n_patch; ++i) order[i] = (int32_t)i;
-  if (fam_->token_order) fam_->token_order((int)gw, (int)gh, order);
+  std::vector<int64_t> windows;  // first token of each attention window (window-attention blocks)
+  if (fam_->layout) fam_->layout(c, (int)gw, (int)gh, order, windows);
+  windows.push_back(n);
   const int64_t kp = 3 * p * p;
   std::vector<float> patches(n_patch * kp);  // [n_patch, 3 p p]
   const size_t plane = (size_t)px.width * px.height;
@@ -288,9 +294,17 @@ Status VisionModel::encode_vit(const Pixels& px, ThreadPool& pool, std::vector<f
   auto bias = [&](float* y, const Weight& b, int64_t cols) {
     if (b) ops::add_bias(y, (const float*)b.data, n, cols);
   };
-  for (const VitLayer& L : w_.layers) {
-    vit::layer_norm(x.data(), (const float*)L.ln1_w.data, L.ln1_b ? (const float*)L.ln1_b.data : nullptr, n, d, c.eps,
-                    h.data());
+  auto norm = [&](const float* in, const Weight& wt, const Weight& b, float* out) {
+    if (c.rms_norm) {
+      vit::rms_norm(in, (const float*)wt.data, n, d, c.eps, out);
+    } else {
+      vit::layer_norm(in, (const float*)wt.data, b ? (const float*)b.data : nullptr, n, d, c.eps, out);
+    }
+  };
+  std::vector<float> gate(w_.layers.empty() || !w_.layers[0].gate ? 0 : n * c.n_ff);
+  for (size_t il = 0; il < w_.layers.size(); ++il) {
+    const VitLayer& L = w_.layers[il];
+    norm(x.data(), L.ln1_w, L.ln1_b, h.data());
     ops::matmul_many({&L.q, &L.k, &L.v}, h.data(), n, {q.data(), k.data(), v.data()}, pool);
     bias(q.data(), L.q_b, d);
     bias(k.data(), L.k_b, d);
@@ -299,22 +313,34 @@ Status VisionModel::encode_vit(const Pixels& px, ThreadPool& pool, std::vector<f
       rotate(q.data());
       rotate(k.data());
     }
-    vit::attention(q.data(), k.data(), v.data(), n, c.n_head, c.head_dim, scale, att.data(), pool);
+    if (c.wa_pattern > 0 && (int64_t)(il + 1) % c.wa_pattern != 0 && windows.size() > 1) {
+      for (size_t wdx = 0; wdx + 1 < windows.size(); ++wdx) {  // each window's tokens see only each other
+        const int64_t b0 = windows[wdx], len = windows[wdx + 1] - b0;
+        vit::attention(q.data() + b0 * d, k.data() + b0 * d, v.data() + b0 * d, len, c.n_head, c.head_dim, scale,
+                       att.data() + b0 * d, pool);
+      }
+    } else {
+      vit::attention(q.data(), k.data(), v.data(), n, c.n_head, c.head_dim, scale, att.data(), pool);
+    }
     ops::matmul(L.o, att.data(), n, h.data(), pool);
     bias(h.data(), L.o_b, d);
     for (int64_t i = 0; i < n * d; ++i) x[i] += h[i];
-    vit::layer_norm(x.data(), (const float*)L.ln2_w.data, L.ln2_b ? (const float*)L.ln2_b.data : nullptr, n, d, c.eps,
-                    h.data());
+    norm(x.data(), L.ln2_w, L.ln2_b, h.data());
     ops::matmul(L.up, h.data(), n, up.data(), pool);
     bias(up.data(), L.up_b, c.n_ff);
-    vit::activate(up.data(), n * c.n_ff, c.act, pool);
+    if (L.gate) {  // act(gate x + b) * (up x + b)
+      ops::matmul(L.gate, h.data(), n, gate.data(), pool);
+      bias(gate.data(), L.gate_b, c.n_ff);
+      vit::activate(gate.data(), n * c.n_ff, c.act, pool);
+      for (int64_t i = 0; i < n * c.n_ff; ++i) up[i] *= gate[i];
+    } else {
+      vit::activate(up.data(), n * c.n_ff, c.act, pool);
+    }
     ops::matmul(L.down, up.data(), n, h.data(), pool);
     bias(h.data(), L.down_b, d);
     for (int64_t i = 0; i < n * d; ++i) x[i] += h[i];
   }
-  if (fam_->apply_post_ln && w_.post_ln_w)
-    vit::layer_norm(x.data(), (const float*)w_.post_ln_w.data,
-                    w_.post_ln_b ? (const float*)w_.post_ln_b.data : nullptr, n, d, c.eps, x.data());
+  if (fam_->apply_post_ln && w_.post_ln_w) norm(x.data(), w_.post_ln_w, w_.post_ln_b, x.data());
   return Status::Ok();
 }
 

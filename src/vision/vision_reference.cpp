@@ -1,6 +1,7 @@
 // The float64 reference of the vision encoders and projectors (see vision_reference.h).
 #include "vision_reference.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -47,7 +48,8 @@ std::vector<double> layer_norm(const std::vector<double>& x, const std::vector<d
 std::vector<double> reference_image_embeddings(const GgufFile& f, const MmprojSpec& s, const std::vector<float>& chw,
                                                int W, int H) {
   const int64_t d = s.n_embd, p = s.patch_size, gw = W / p, gh = H / p, hd = d / s.n_head;
-  const bool cls = s.projector == "mlp", qwen = s.projector == "qwen2vl_merger";
+  const bool q25 = s.projector == "qwen2.5vl_merger";
+  const bool cls = s.projector == "mlp", qwen = s.projector == "qwen2vl_merger" || q25;
   // Patch embedding: a stride-p convolution, weight [d][3][p][p] (Qwen2-VL: a Conv3d over two
   // copies of the image, i.e. the sum of its two temporal kernels).
   auto pw = read(f, "v.patch_embd.weight");
@@ -65,6 +67,31 @@ std::vector<double> reference_image_embeddings(const GgufFile& f, const MmprojSp
   } else {
     for (int64_t gy = 0; gy < gh; ++gy)
       for (int64_t gx = 0; gx < gw; ++gx) yx.push_back({gy, gx});
+  }
+  // Qwen2.5-VL's get_window_index: the merged grid padded with -100 to whole windows, windows
+  // row-major, the padding dropped; tokens are regrouped by it (4 patches per merged token) and
+  // cu_window_seqlens are the window boundaries.
+  std::vector<int64_t> window_idx, cu_seqlens = {0};
+  if (q25) {
+    const int64_t mh = gh / 2, mw = gw / 2, ws = s.window_px / s.patch_size / 2;
+    const int64_t pad_h = ws - mh % ws, pad_w = ws - mw % ws, nwh = (mh + pad_h) / ws, nww = (mw + pad_w) / ws;
+    for (int64_t a = 0; a < nwh; ++a)
+      for (int64_t b = 0; b < nww; ++b) {
+        int64_t cnt = 0;
+        for (int64_t i = 0; i < ws; ++i)
+          for (int64_t j = 0; j < ws; ++j) {
+            const int64_t y = a * ws + i, xx = b * ws + j;
+            if (y < mh && xx < mw) {
+              window_idx.push_back(y * mw + xx);
+              ++cnt;
+            }
+          }
+        if (cnt > 0) cu_seqlens.push_back(cu_seqlens.back() + 4 * cnt);
+      }
+    std::vector<std::pair<int64_t, int64_t>> re;
+    for (int64_t m : window_idx)
+      for (int64_t j = 0; j < 4; ++j) re.push_back(yx[4 * m + j]);
+    yx = re;
   }
   std::vector<std::vector<double>> x;
   if (cls) x.push_back(read(f, "v.class_embd"));
@@ -117,13 +144,29 @@ std::vector<double> reference_image_embeddings(const GgufFile& f, const MmprojSp
     const std::string b = "v.blk." + std::to_string(il) + ".";
     auto R = [&](const std::string& n) { return read(f, b + n); };
     const std::string up = s.legacy_ffn_names ? "ffn_down" : "ffn_up", down = s.legacy_ffn_names ? "ffn_up" : "ffn_down";
-    const auto l1w = R("ln1.weight"), l1b = R("ln1.bias"), l2w = R("ln2.weight"), l2b = R("ln2.bias");
+    const auto l1w = R("ln1.weight"), l2w = R("ln2.weight");
+    const auto l1b = q25 ? std::vector<double>(d, 0.0) : R("ln1.bias"), l2b = q25 ? std::vector<double>(d, 0.0) : R("ln2.bias");
+    auto norm = [&](const std::vector<double>& r, const std::vector<double>& w, const std::vector<double>& bb) {
+      if (!q25) return layer_norm(r, w, bb, s.eps);
+      double ss = 0;
+      for (double e : r) ss += e * e;
+      std::vector<double> y(r.size());
+      for (size_t i = 0; i < r.size(); ++i) y[i] = r[i] / std::sqrt(ss / r.size() + s.eps) * w[i];
+      return y;
+    };
+    // Windowed block (Qwen2.5-VL): token t sees the tokens of its window only.
+    const bool windowed = q25 && (il + 1) % s.wa_pattern != 0;
+    auto window_of = [&](size_t t) {
+      size_t k = 0;
+      while (k + 1 < cu_seqlens.size() && (int64_t)t >= cu_seqlens[k + 1]) ++k;
+      return std::pair<size_t, size_t>{(size_t)cu_seqlens[k], (size_t)cu_seqlens[k + 1]};
+    };
     const auto wq = R("attn_q.weight"), bq = R("attn_q.bias"), wk = R("attn_k.weight"), bk = R("attn_k.bias");
     const auto wv = R("attn_v.weight"), bv = R("attn_v.bias"), wo = R("attn_out.weight"), bo = R("attn_out.bias");
     const auto wu = R(up + ".weight"), bu = R(up + ".bias"), wd = R(down + ".weight"), bd = R(down + ".bias");
     std::vector<std::vector<double>> Q(T), K(T), V(T);
     for (size_t t = 0; t < T; ++t) {
-      const auto h = layer_norm(x[t], l1w, l1b, s.eps);
+      const auto h = norm(x[t], l1w, l1b);
       Q[t] = matvec(wq, h, &bq);
       K[t] = matvec(wk, h, &bk);
       V[t] = matvec(wv, h, &bv);
@@ -135,25 +178,33 @@ std::vector<double> reference_image_embeddings(const GgufFile& f, const MmprojSp
     for (size_t t = 0; t < T; ++t) {
       std::vector<double> att(d, 0.0);
       for (int64_t hh = 0; hh < s.n_head; ++hh) {
-        std::vector<double> sc(T);
+        const auto [u0, u1] = windowed ? window_of(t) : std::pair<size_t, size_t>{0, T};
+        std::vector<double> sc(T, 0.0);
         double mx = -1e300;
-        for (size_t u = 0; u < T; ++u) {
+        for (size_t u = u0; u < u1; ++u) {
           double dot = 0;
           for (int64_t i = 0; i < hd; ++i) dot += Q[t][hh * hd + i] * K[u][hh * hd + i];
           sc[u] = dot / std::sqrt((double)hd);
           mx = std::max(mx, sc[u]);
         }
         double sum = 0;
-        for (double& e : sc) sum += e = std::exp(e - mx);
-        for (size_t u = 0; u < T; ++u)
+        for (size_t u = u0; u < u1; ++u) sum += sc[u] = std::exp(sc[u] - mx);
+        for (size_t u = u0; u < u1; ++u)
           for (int64_t i = 0; i < hd; ++i) att[hh * hd + i] += sc[u] / sum * V[u][hh * hd + i];
       }
       const auto o = matvec(wo, att, &bo);
       for (int64_t i = 0; i < d; ++i) x[t][i] += o[i];
-      auto u = matvec(wu, layer_norm(x[t], l2w, l2b, s.eps), &bu);
-      for (double& e : u)
-        e = s.use_gelu ? 0.5 * e * (1 + std::tanh(std::sqrt(2 / M_PI) * (e + 0.044715 * e * e * e)))
-                       : e / (1 + std::exp(-1.702 * e));
+      const auto h2 = norm(x[t], l2w, l2b);
+      auto u = matvec(wu, h2, &bu);
+      if (q25) {  // down(silu(gate h + b) * (up h + b))
+        const auto wg = R("ffn_gate.weight"), bg = R("ffn_gate.bias");
+        const auto gt = matvec(wg, h2, &bg);
+        for (size_t i = 0; i < u.size(); ++i) u[i] *= gt[i] / (1 + std::exp(-gt[i]));
+      } else {
+        for (double& e : u)
+          e = s.use_gelu ? 0.5 * e * (1 + std::tanh(std::sqrt(2 / M_PI) * (e + 0.044715 * e * e * e)))
+                         : e / (1 + std::exp(-1.702 * e));
+      }
       const auto dn = matvec(wd, u, &bd);
       for (int64_t i = 0; i < d; ++i) x[t][i] += dn[i];
     }
@@ -161,8 +212,17 @@ std::vector<double> reference_image_embeddings(const GgufFile& f, const MmprojSp
   if (cls) {
     x.erase(x.begin());  // the class token is not an image token
   } else {
-    const auto w = read(f, "v.post_ln.weight"), b = read(f, "v.post_ln.bias");
-    for (auto& r : x) r = layer_norm(r, w, b, s.eps);
+    const auto w = read(f, "v.post_ln.weight");
+    if (q25) {  // ln_q: RMS norm
+      for (auto& r : x) {
+        double ss = 0;
+        for (double e : r) ss += e * e;
+        for (size_t i = 0; i < r.size(); ++i) r[i] = r[i] / std::sqrt(ss / r.size() + s.eps) * w[i];
+      }
+    } else {
+      const auto b = read(f, "v.post_ln.bias");
+      for (auto& r : x) r = layer_norm(r, w, b, s.eps);
+    }
   }
   std::vector<double> out;
   if (qwen) {  // the merger: each 2 x 2 block's four tokens side by side
@@ -174,6 +234,13 @@ std::vector<double> reference_image_embeddings(const GgufFile& f, const MmprojSp
       for (double& e : h) e = 0.5 * e * (1 + std::erf(e / std::sqrt(2.0)));
       const auto y = matvec(w2, h, &b2);
       out.insert(out.end(), y.begin(), y.end());
+    }
+    if (q25) {  // reverse_indices = argsort(window_idx): rows back in grid order
+      std::vector<double> back(out.size());
+      const size_t dt = (size_t)s.n_embd_text;
+      for (size_t k = 0; k < window_idx.size(); ++k)
+        std::copy_n(out.begin() + k * dt, dt, back.begin() + window_idx[k] * dt);
+      out = back;
     }
   } else if (s.projector == "mlp") {
     const auto w0 = read(f, "mm.0.weight"), b0 = read(f, "mm.0.bias"), w2 = read(f, "mm.2.weight"), b2 = read(f, "mm.2.bias");

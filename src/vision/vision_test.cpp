@@ -201,7 +201,12 @@ testing::MmprojSpec spec_for(const std::string& proj, DType dt) {
     s.use_gelu = true;
   }
   if (proj == "idefics3") s.use_gelu = true;
-  if (proj == "qwen2vl_merger") s.patch_size = 4;  // factor 8: a 45 x 31 image becomes 56 x 56 (min_pixels)
+  if (proj.rfind("qwen", 0) == 0) s.patch_size = 4;  // factor 8: a 45 x 31 image becomes 56 x 56 (min_pixels)
+  if (proj == "qwen2.5vl_merger") {
+    s.window_px = 24;  // 3 x 3 merged tokens: a 7 x 7 merged grid has full and partial windows
+    s.n_layer = 3;     // blocks 0 and 2 windowed, block 1 global
+    s.wa_pattern = 2;
+  }
   return s;
 }
 
@@ -216,7 +221,7 @@ TEST_P(ProjectorTest, EmbeddingsMatchFloat64Reference) {
   EXPECT_EQ(c.n_embd_text, s.n_embd_text);
   auto px = l.m->preprocess(random_image(45, 31, 3));
   ASSERT_TRUE(px.ok()) << px.status().to_string();
-  if (proj != "qwen2vl_merger") {
+  if (proj.rfind("qwen", 0) != 0) {
     ASSERT_EQ(px->width, s.image_size);
   }
   ThreadPool pool(2);
@@ -234,7 +239,7 @@ TEST_P(ProjectorTest, EmbeddingsMatchFloat64Reference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, ProjectorTest,
-                         ::testing::Combine(::testing::Values("mlp", "gemma3", "idefics3", "qwen2vl_merger"),
+                         ::testing::Combine(::testing::Values("mlp", "gemma3", "idefics3", "qwen2vl_merger", "qwen2.5vl_merger"),
                                             ::testing::Values(DType::F32, DType::F16, DType::Q8_0)));
 
 TEST(Projector, TokenCounts) {
@@ -331,7 +336,7 @@ void check_greedy(const std::string& proj, const std::string& arch) {
   const int64_t n_img = (int64_t)img.size() / vs.n_embd_text;
   const bool bidir = l.m->markers().bidirectional, mrope = l.m->markers().mrope;
   const int64_t grid_w = mrope ? px->width / (2 * vs.patch_size) : 0, grid_h = mrope ? px->height / (2 * vs.patch_size) : 0;
-  if (arch == "qwen2vl") {
+  if (arch == "qwen2vl") {  // (Qwen2.5-VL's text model is the same architecture)
     ts.qkv_bias = true;
     ts.rope_sections = {2, 3, 3, 0};  // head_dim 16: 8 rotary pairs (t, h, w)
     ASSERT_GT(grid_w, 1);
@@ -390,6 +395,7 @@ TEST(VisionText, LlavaImageThenGreedyText) { check_greedy("mlp", "llama"); }
 TEST(VisionText, Gemma3BidirectionalImageThenGreedyText) { check_greedy("gemma3", "gemma3"); }
 TEST(VisionText, Idefics3ImageThenGreedyText) { check_greedy("idefics3", "llama"); }
 TEST(VisionText, Qwen2VlImageWithMropeThenGreedyText) { check_greedy("qwen2vl_merger", "qwen2vl"); }
+TEST(VisionText, Qwen25VlWindowedImageThenGreedyText) { check_greedy("qwen2.5vl_merger", "qwen2vl"); }
 
 TEST(VisionText, BidirectionalSpanMustBeInOneBatch) {
   testing::TestModelSpec ts;

@@ -12,10 +12,12 @@
 namespace modu::vision {
 
 struct MmprojSpec {
-  std::string projector = "mlp";  // mlp | gemma3 | idefics3 | qwen2vl_merger
+  std::string projector = "mlp";  // mlp | gemma3 | idefics3 | qwen2vl_merger | qwen2.5vl_merger
   int64_t image_size = 32, patch_size = 8, n_embd = 32, n_ff = 48, n_layer = 2, n_head = 4;
   int64_t n_embd_text = 64, mlp_hidden = 40;
   int scale_factor = 2;           // gemma3 pooling / idefics3 pixel shuffle
+  int wa_pattern = 2;             // qwen2.5vl: every wa_pattern-th block is global, the rest windowed
+  int window_px = 112;            // qwen2.5vl: attention window side in pixels
   float eps = 1e-6f;
   bool use_gelu = false;          // clip.use_gelu (tanh GELU); otherwise quick GELU
   bool legacy_ffn_names = false;  // fc1 written as ffn_down and fc2 as ffn_up (old converters)

@@ -32,6 +32,11 @@ struct VisionConfig {
   float eps = 1e-6f;         // LayerNorm epsilon
   VitAct act = VitAct::kGeluErf;
   int scale_factor = 1;      // Idefics3 pixel shuffle factor
+  bool rms_norm = false;     // encoder norms are RMS norms without bias (Qwen2.5-VL), else LayerNorm
+  // Window attention (Qwen2.5-VL): block il attends over the whole image iff (il + 1) % wa_pattern
+  // == 0, otherwise within windows of window x window merged tokens; 0: every block is global.
+  int wa_pattern = 0;
+  int window = 0;
   PreprocessConfig pre;
   int64_t patches_per_side() const { return image_size / patch_size; }
 };
@@ -43,6 +48,7 @@ struct VitLayer {
   Weight o, o_b;                  // v.blk.N.attn_out.{weight,bias}
   Weight ln2_w, ln2_b;            // v.blk.N.ln2.{weight,bias}
   Weight up, up_b;                // v.blk.N.ffn_up.{weight,bias} [n_ff, n_embd]
+  Weight gate, gate_b;            // v.blk.N.ffn_gate.{weight,bias} (optional: act(gate x) * up x)
   Weight down, down_b;            // v.blk.N.ffn_down.{weight,bias} [n_embd, n_ff]
 };
 
