@@ -52,8 +52,13 @@ int info_projector(const std::string& path, nlohmann::ordered_json& j, bool as_j
   std::printf("projector:     %s: %s\n", c.projector.c_str(), (*m)->description().c_str());
   std::printf("encoder:       width %lld, layers %lld, heads %lld, ffn %lld, %s\n", (long long)c.n_embd,
               (long long)c.n_layer, (long long)c.n_head, (long long)c.n_ff, vision::vit_act_name(c.act));
-  std::printf("image:         %lld x %lld pixels, patch %lld -> %lld tokens of width %lld per image\n", (long long)side,
-              (long long)side, (long long)c.patch_size, (long long)n_tok, (long long)c.n_embd_text);
+  if (c.pre.mode == vision::PreprocessConfig::Mode::kSmartResize)
+    std::printf("image:         dynamic resolution, %lld to %lld pixels in multiples of %d; a 448 x 448 image -> %lld tokens "
+                "of width %lld\n", (long long)c.pre.min_pixels, (long long)c.pre.max_pixels, c.pre.factor,
+                (long long)(*m)->n_tokens(448, 448), (long long)c.n_embd_text);
+  else
+    std::printf("image:         %lld x %lld pixels, patch %lld -> %lld tokens of width %lld per image\n", (long long)side,
+                (long long)side, (long long)c.patch_size, (long long)n_tok, (long long)c.n_embd_text);
   std::printf("preprocess:    %s, %s, mean %.4g %.4g %.4g, std %.4g %.4g %.4g\n", mode_name(c.pre.mode),
               vision::resample_name(c.pre.resample), c.pre.mean[0], c.pre.mean[1], c.pre.mean[2], c.pre.std[0],
               c.pre.std[1], c.pre.std[2]);
