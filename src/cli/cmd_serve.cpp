@@ -43,6 +43,7 @@ struct ServeArgs {
   std::string admin_key;
   std::string mmproj;
   int64_t max_image_pixels = 50'000'000;
+  bool allow_image_urls = false;
 };
 
 int serve(const ServeArgs& a) {
@@ -117,6 +118,7 @@ int serve(const ServeArgs& a) {
                  vm->description().c_str(), (long long)vm->n_tokens((int)vm->config().image_size, (int)vm->config().image_size));
   }
   o.max_image_pixels = a.max_image_pixels;
+  o.allow_image_urls = a.allow_image_urls;
   auto srv = server::HttpServer::create(model, *lm->tokenizer, o);
   if (!srv.ok()) return fail(srv.status());
   Status st = (*srv)->bind();
@@ -165,6 +167,9 @@ void add_serve_command(CLI::App& app, int& rc) {
       ->check(CLI::ExistingPath);
   c->add_option("--max-image-pixels", a->max_image_pixels, "Refuse larger images (decompression bombs)")
       ->capture_default_str();
+  c->add_flag("--allow-image-urls", a->allow_image_urls,
+              "Fetch http(s) image URLs in requests (off: only data: URLs; on, the server makes requests its clients "
+              "choose, so keep it off where that reaches private networks)");
   c->add_option("--lora", a->lora, "LoRA adapter for every request (PATH[:SCALE]), or NAME=PATH[:SCALE] that a request picks "
                  "with model \"BASE:NAME\" or \"lora\": \"NAME\" / [...]; GGUF or PEFT folder; repeatable");
   c->add_option("--admin-key", a->admin_key, "Turn on /v1/admin/lora (load and unload named adapters at run time) with this "

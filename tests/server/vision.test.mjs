@@ -2,7 +2,8 @@
 // content parts as data: URLs, streaming and not, and gets the same greedy text both ways and for
 // a repeated request (whose image KV then comes from the prefix cache). Images bigger than the
 // prefill batch go whole into one pass; two concurrent requests with different images each equal
-// their solo runs. Bad images, remote URLs, a text-only server and too many images are clear 400s.
+// their solo runs. Bad images, remote URLs, a text-only server and too many images are clear 400s;
+// with --allow-image-urls an http URL (redirects followed) gives what the same bytes inline give.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -71,6 +72,44 @@ main('vision', 170, async () => {
     assert.equal(ok.choices[0].message.content, a.choices[0].message.content);
   } finally {
     await srv.stop();
+  }
+  // --allow-image-urls: an http URL gives what the same bytes inline give; a 404 and an oversized
+  // or unreachable URL are 400s naming the image.
+  const http = await import('node:http');
+  const pngBytes = fs.readFileSync(path.join(TESTDATA, 'src_37x23.png'));
+  const web = http.createServer((q, r) => {
+    if (q.url === '/cat.png') {
+      r.writeHead(200, { 'content-type': 'image/png' });
+      r.end(pngBytes);
+    } else if (q.url === '/moved.png') {
+      r.writeHead(302, { location: '/cat.png' });
+      r.end();
+    } else {
+      r.writeHead(404);
+      r.end('no');
+    }
+  });
+  await new Promise((ok) => web.listen(0, '127.0.0.1', ok));
+  const base = `http://127.0.0.1:${web.address().port}`;
+  const fetching = await startServer(['--mmproj', mmproj, '--allow-image-urls']);
+  try {
+    const OpenAI = loadOpenAI();
+    const openai = new OpenAI({ baseURL: `${fetching.url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 60000 });
+    const inline = await openai.chat.completions.create({ model: 'm', messages: ask('What is in the picture?', dataUrl('src_37x23.png')),
+                                                          max_tokens: 8, ...GREEDY });
+    for (const u of [`${base}/cat.png`, `${base}/moved.png`]) {
+      const r = await openai.chat.completions.create({ model: 'm', messages: ask('What is in the picture?', u), max_tokens: 8, ...GREEDY });
+      assert.equal(r.choices[0].message.content, inline.choices[0].message.content, u);
+    }
+    const missing = await postJson(`${fetching.url}/v1/chat/completions`, { model: 'm', messages: ask('hi', `${base}/nope.png`), max_tokens: 2 });
+    assert.equal(missing.status, 400);
+    assert.match(missing.json.error.message, /Image 1 of 1: fetching the image URL returned HTTP 404/);
+    const closed = await postJson(`${fetching.url}/v1/chat/completions`, { model: 'm', messages: ask('hi', 'http://127.0.0.1:1/x.png'), max_tokens: 2 });
+    assert.equal(closed.status, 400);
+    assert.match(closed.json.error.message, /fetching the image URL failed/);
+  } finally {
+    await fetching.stop();
+    web.close();
   }
   const text = await startServer([]);
   try {

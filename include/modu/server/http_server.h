@@ -55,6 +55,10 @@ struct ServerOptions {
   // images get a 400. Images are data: URLs; remote http(s) URLs are refused.
   const vision::VisionModel* vision = nullptr;
   int64_t max_image_pixels = 50'000'000;  // per image, from the header (decompression bombs)
+  // Remote http(s) image URLs are fetched only when allowed (the server then makes requests a
+  // client chooses: keep it off where that reaches private networks); each at most this many bytes.
+  bool allow_image_urls = false;
+  size_t max_image_bytes = 20u << 20;
 };
 
 class HttpServer {
