@@ -92,6 +92,7 @@ void HttpServer::Impl::web_routes() {
               {"operator", opts.operator_name.empty() ? json(nullptr) : json(opts.operator_name)},
               {"high_impact", opts.high_impact},
               {"auth_required", tenants.has_value()},
+              {"images", opts.vision != nullptr},  // the page offers picture attach (--mmproj)
               {"mcp", [this] {  // the MCP servers the page may offer as tools (Responses API)
                  json labels = json::array();
                  for (const auto& [label, server] : mcp) labels.push_back(label);

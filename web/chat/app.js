@@ -3,6 +3,7 @@ import { ApiError, getJson, postResponses, streamChat } from './api.js';
 import { applyStrings, initialLang, LANGS, t } from './i18n.js';
 import { renderMarkdown } from './markdown.js';
 import { newConversation, Store, titleFrom } from './store.js';
+import { contentOf, imageFiles, readImage, thumbs } from './images.js';
 
 const $ = (id) => document.getElementById(id);
 const store = new Store(localStorage);
@@ -12,6 +13,7 @@ const S = {
   models: [],
   nCtx: 0,
   info: {},
+  pending: [],  // pictures attached to the message being written (data: URLs)
   controller: null,
   editing: -1,
 };
@@ -248,8 +250,31 @@ function fillBody(body, m, idx) {
     for (const b of body.querySelectorAll('button.copy')) b.textContent = tr('copy');
     for (const call of m.tool_calls || []) body.appendChild(toolCard(call));
   } else {
-    body.textContent = m.content;
+    if (m.images?.length) body.appendChild(thumbs(document, m.images, tr('image')));
+    body.appendChild(document.createTextNode(m.content));
   }
+}
+
+function renderPending() {
+  const box = $('attachments');
+  box.replaceChildren();
+  box.hidden = !S.pending.length;
+  if (S.pending.length)
+    box.appendChild(thumbs(document, S.pending, tr('image'), (i) => {
+      S.pending.splice(i, 1);
+      renderPending();
+    }, tr('removeImage')));
+}
+
+async function attach(files) {
+  for (const f of files) {
+    try {
+      S.pending.push(await readImage(f));
+    } catch (err) {
+      setStatus(tr(err.message === 'size' ? 'errImageSize' : 'errImageType'), 'error');
+    }
+  }
+  renderPending();
 }
 
 function messageNode(m, idx) {
@@ -269,6 +294,7 @@ function messageNode(m, idx) {
     const save = button(tr('saveSend'), () => {
       const text = ta.value.trim();
       if (!text) return;
+      S.pending = [...(m.images || [])];  // an edited message keeps its pictures
       S.conv.messages.splice(idx);
       S.editing = -1;
       send(text);
@@ -406,6 +432,14 @@ async function answerApproval(msgIndex, id, approve) {
 
 async function send(text) {
   if (S.controller) return;
+  const images = text !== null ? S.pending.splice(0) : [];
+  renderPending();
+  if (toolsOn() && (images.length || S.conv.messages.some((m) => m.images?.length))) {
+    S.pending.push(...images);
+    renderPending();
+    $('input').value = text ?? '';
+    return setStatus(tr('errImageTools'), 'error');
+  }
   if (toolsOn()) {
     const conv = S.conv;
     conv.system = $('system').value;
@@ -426,10 +460,10 @@ async function send(text) {
   const conv = S.conv;
   conv.system = $('system').value;
   if (text !== null) {
-    conv.messages.push({ role: 'user', content: text });
+    conv.messages.push(images.length ? { role: 'user', content: text, images } : { role: 'user', content: text });
     if (!conv.title) conv.title = titleFrom(text);
   }
-  const history = conv.messages.map((m) => ({ role: m.role, content: m.content }));
+  const history = conv.messages.map((m) => ({ role: m.role, content: m.role === 'user' ? contentOf(m) : m.content }));
   if (conv.system.trim()) history.unshift({ role: 'system', content: conv.system });
   const model = $('model').value || S.models[0] || 'default';
   const reply = { role: 'assistant', content: '', model, tool_calls: [] };
@@ -595,6 +629,27 @@ function wire() {
     $('composer').requestSubmit();
   });
   $('input').addEventListener('input', () => localStorage.setItem(draftKey(), $('input').value));
+  // Pictures (when the model takes them): the button, a paste, or a drop onto the composer.
+  $('attach').addEventListener('click', () => $('file').click());
+  $('file').addEventListener('change', () => {
+    attach(Array.from($('file').files));
+    $('file').value = '';
+  });
+  $('input').addEventListener('paste', (e) => {
+    const files = S.info.images ? imageFiles(e.clipboardData) : [];
+    if (!files.length) return;
+    e.preventDefault();
+    attach(files);
+  });
+  $('composer').addEventListener('dragover', (e) => {
+    if (S.info.images) e.preventDefault();
+  });
+  $('composer').addEventListener('drop', (e) => {
+    const files = S.info.images ? imageFiles(e.dataTransfer) : [];
+    if (!files.length) return;
+    e.preventDefault();
+    attach(files);
+  });
   $('stop').addEventListener('click', () => S.controller?.abort());
   $('new-chat').addEventListener('click', startNew);
   $('export').addEventListener('click', () => download('modu-chats.json', store.exportAll()));
@@ -636,6 +691,7 @@ async function main() {
   setLang(S.lang);
   try {
     S.info = await getJson('ui/info');
+    $('attach').hidden = !S.info.images;
   } catch { /* older server or offline: the page still works */ }
   if ((S.info.mcp || []).length) {
     $('tools-row').hidden = false;
