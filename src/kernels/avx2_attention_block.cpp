@@ -1,4 +1,5 @@
-// AVX2 bidirectional block attention (vision encoders): n_q queries of one head against all keys.
+// AVX2 float kernels of the vision encoders: bidirectional block attention (n_q queries of one head
+// against all keys) and the float GEMM for F32/F16/BF16 weights.
 // Performance: the decode attention kernel reads every K and V row once per query, so an image of
 // n tokens streamed n x (K + V) per head and layer from L2/L3 (memory-bound, ~12 GOP/s at 1024
 // tokens on 2 cores). Here a block of queries shares each load: scores are 4 queries x 16 keys of
@@ -129,6 +130,47 @@ void attention_block_avx2(const float* q, size_t q_ld, int64_t n_q, const float*
       default: out_rows<1>(sc, n_kv, v, v_ld, hd, inv, oi, out_ld); break;
     }
   }
+}
+
+namespace {
+// y for R rows x T tokens: R x T accumulators of 8 lanes along k (at most 3 x 3: 9 accumulators
+// and 6 loads in 15 registers), one horizontal sum each at the end.
+template <int R, int T>
+void f32_tile(const float* w, size_t ldw, const float* x, size_t ldx, int64_t k, float* y, size_t ldy) {
+  __m256 acc[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= k; i += 8) {
+    __m256 wv[R], xv[T];
+    for (int r = 0; r < R; ++r) wv[r] = _mm256_loadu_ps(w + r * ldw + i);
+    for (int t = 0; t < T; ++t) xv[t] = _mm256_loadu_ps(x + t * ldx + i);
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < T; ++t) acc[r][t] = _mm256_fmadd_ps(wv[r], xv[t], acc[r][t]);
+  }
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) {
+      float s = hsum(acc[r][t]);
+      for (int64_t j = i; j < k; ++j) s += w[r * ldw + j] * x[t * ldx + j];
+      y[t * ldy + r] = s;
+    }
+}
+
+template <int R>
+void f32_rows(const float* w, size_t ldw, const float* x, size_t ldx, int64_t n_tok, int64_t k, float* y, size_t ldy) {
+  int64_t t = 0;
+  for (; t + 3 <= n_tok; t += 3) f32_tile<R, 3>(w, ldw, x + t * ldx, ldx, k, y + t * ldy, ldy);
+  if (n_tok - t == 2) f32_tile<R, 2>(w, ldw, x + t * ldx, ldx, k, y + t * ldy, ldy);
+  if (n_tok - t == 1) f32_tile<R, 1>(w, ldw, x + t * ldx, ldx, k, y + t * ldy, ldy);
+}
+}  // namespace
+
+void gemm_f32_avx2(const float* w, size_t ldw, int64_t rows, const float* x, size_t ldx, int64_t n_tok, int64_t k,
+                   float* y, size_t ldy) {
+  int64_t r = 0;
+  for (; r + 3 <= rows; r += 3) f32_rows<3>(w + r * ldw, ldw, x, ldx, n_tok, k, y + r, ldy);
+  if (rows - r == 2) f32_rows<2>(w + r * ldw, ldw, x, ldx, n_tok, k, y + r, ldy);
+  if (rows - r == 1) f32_rows<1>(w + r * ldw, ldw, x, ldx, n_tok, k, y + r, ldy);
 }
 
 }  // namespace modu::kern

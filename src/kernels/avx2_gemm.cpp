@@ -580,6 +580,7 @@ void fill_avx2_gemm(KernelTable* t) {
   t->gemm_pack[(int)DType::Q5_K_R16] = pack_r16<R16::kQ5_K>;
   t->gemm_pack[(int)DType::Q8_0_R16] = nullptr;  // as Q8_0
   t->gemm = gemm;
+  t->gemm_f32 = gemm_f32_avx2;
   t->attention = attention;
   t->attention_block = attention_block_avx2;
   t->swiglu = swiglu;

@@ -25,6 +25,7 @@ KernelTable make_scalar() {
     t.gemm_pack[id] = ref::gemm_pack((DType)id);
   }
   t.gemm = ref::gemm;
+  t.gemm_f32 = ref::gemm_f32;
   t.attention = ref::attention;
   t.attention_block = ref::attention_block;
   t.swiglu = ref::swiglu;

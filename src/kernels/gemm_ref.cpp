@@ -199,6 +199,16 @@ void attention(const float* q, int64_t ng, const void* k, const void* v, size_t 
   }
 }
 
+void gemm_f32(const float* w, size_t ldw, int64_t rows, const float* x, size_t ldx, int64_t n_tok, int64_t k, float* y,
+              size_t ldy) {
+  for (int64_t t = 0; t < n_tok; ++t)
+    for (int64_t r = 0; r < rows; ++r) {
+      float s = 0;
+      for (int64_t i = 0; i < k; ++i) s += w[r * ldw + i] * x[t * ldx + i];
+      y[t * ldy + r] = s;
+    }
+}
+
 void attention_block(const float* q, size_t q_ld, int64_t n_q, const float* kt, const float* v, size_t v_ld,
                      int64_t n_kv, int64_t hd, float scale, float* out, size_t out_ld, float* scratch) {
   for (int64_t i = 0; i < n_q; ++i) {

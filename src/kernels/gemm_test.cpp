@@ -276,5 +276,26 @@ TEST(Activations, GeluEveryLevelMatchesReference) {
   }
 }
 
+TEST(GemmF32, EveryLevelMatchesReference) {
+  for (Isa isa : kAllIsas) {
+    const KernelTable* kt = kernels_for(isa);
+    if (!kt) continue;
+    ASSERT_NE(kt->gemm_f32, nullptr);
+    for (int64_t rows : {1, 2, 3, 5, 16})
+      for (int64_t n_tok : {1, 2, 3, 4, 7})
+        for (int64_t k : {1, 7, 8, 9, 64, 75}) {
+          const size_t ldw = (size_t)k + 3, ldx = (size_t)k + 5, ldy = (size_t)rows + 2;  // strides wider than the data
+          const auto w = test::gaussian(rows * ldw, (uint32_t)(rows * 31 + k), 1.0f);
+          const auto x = test::gaussian(n_tok * ldx, (uint32_t)(n_tok * 17 + k), 1.0f);
+          std::vector<float> a(n_tok * ldy, 0.0f), b(n_tok * ldy, 0.0f);
+          ref::gemm_f32(w.data(), ldw, rows, x.data(), ldx, n_tok, k, a.data(), ldy);
+          kt->gemm_f32(w.data(), ldw, rows, x.data(), ldx, n_tok, k, b.data(), ldy);
+          for (size_t i = 0; i < a.size(); ++i)
+            ASSERT_NEAR(b[i], a[i], 1e-4f * std::sqrt((float)k)) << isa_name(isa) << " rows " << rows << " n_tok " << n_tok
+                                                                 << " k " << k << " i " << i;
+        }
+  }
+}
+
 }  // namespace
 }  // namespace modu

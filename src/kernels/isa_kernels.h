@@ -17,6 +17,8 @@ void fill_avx2_gemm(KernelTable* t);     // avx2_gemm.cpp: GEMM panel packers, A
 // avx2_attention_block.cpp: the vision encoders' block attention (installed by fill_avx2_gemm).
 void attention_block_avx2(const float* q, size_t q_ld, int64_t n_q, const float* kt, const float* v, size_t v_ld,
                           int64_t n_kv, int64_t hd, float scale, float* out, size_t out_ld, float* scratch);
+void gemm_f32_avx2(const float* w, size_t ldw, int64_t rows, const float* x, size_t ldx, int64_t n_tok, int64_t k,
+                   float* y, size_t ldy);
 GemmPackFn avx2_pack_q8_0();             // avx2_gemm.cpp: SIMD Q8_0 packer (installed at the VNNI level)
 GemmPackFn avx2_pack_q8_0_r16();         // avx2_gemm.cpp: the same for Q8_0_R16
 

@@ -56,6 +56,8 @@ struct KernelTable {
   // GemmAct activations. The scalar level holds the references.
   GemmPackFn gemm_pack[kMaxDTypeId];
   GemmFn gemm;
+  // Float weights (F32, or F16/BF16 converted a block at a time) times float activations (gemm.h).
+  GemmF32Fn gemm_f32;
   // Attention for one token and one KV head's group of query heads (gemm.h).
   AttnFn attention;
   // Bidirectional attention of a block of queries of one head (vision encoders; gemm.h).

@@ -65,6 +65,11 @@ using AttnFn = void (*)(const float* q, int64_t ng, const void* k, const void* v
 using AttnBlockFn = void (*)(const float* q, size_t q_ld, int64_t n_q, const float* kt, const float* v, size_t v_ld,
                              int64_t n_kv, int64_t hd, float scale, float* out, size_t out_ld, float* scratch);
 
+// Float GEMM for F32/F16/BF16 weights converted to F32 a block at a time (prefill, vision
+// encoders): y[t * ldy + r] = sum_k w[r * ldw + k] * x[t * ldx + k] for r < rows, t < n_tok.
+using GemmF32Fn = void (*)(const float* w, size_t ldw, int64_t rows, const float* x, size_t ldx, int64_t n_tok,
+                           int64_t k, float* y, size_t ldy);
+
 namespace ref {
 // Scalar references defining the semantics (also the scalar-level table entries).
 GemmPackFn gemm_pack(DType t);  // nullptr for dtypes without a panel format
@@ -72,6 +77,8 @@ void gemm(const void* panels, int64_t n_panels, int64_t rows, const GemmAct& act
           int64_t ldy);
 void attention(const float* q, int64_t ng, const void* k, const void* v, size_t kv_stride, int64_t n_pos,
                int64_t hd, bool f16, float scale, float* out, float* scratch);
+void gemm_f32(const float* w, size_t ldw, int64_t rows, const float* x, size_t ldx, int64_t n_tok, int64_t k, float* y,
+              size_t ldy);
 void attention_block(const float* q, size_t q_ld, int64_t n_q, const float* kt, const float* v, size_t v_ld,
                      int64_t n_kv, int64_t hd, float scale, float* out, size_t out_ld, float* scratch);
 // gate[i] = gate[i] / (1 + exp(-gate[i])) * up[i] (SiLU(gate) x up), in float with std::exp.
