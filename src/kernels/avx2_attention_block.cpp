@@ -4,7 +4,9 @@
 // n tokens streamed n x (K + V) per head and layer from L2/L3 (memory-bound, ~12 GOP/s at 1024
 // tokens on 2 cores). Here a block of queries shares each load: scores are 4 queries x 16 keys of
 // register accumulators fed by broadcast q[i][d] times a row of the transposed K (no horizontal
-// sums), and the output is 4 queries x 24 dimensions of accumulators fed by one V load per key.
+// sums; K comes in contiguous 16-key blocks, since 16-key columns of a plain transpose were hd
+// cache lines on hd pages per tile), and the output is 4 queries x 24 dimensions of accumulators
+// fed by one V load per key.
 #include <algorithm>
 #include <cmath>
 
@@ -23,8 +25,9 @@ void score_tile(const float* q, size_t q_ld, const float* kt, int64_t n_kv, int6
                 float* sc) {
   __m256 acc[R][2];
   for (int i = 0; i < R; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  const float* blk = kt + (p0 / 16) * hd * 16;  // this tile's 16 keys, d-major, contiguous
   for (int64_t d = 0; d < hd; ++d) {
-    const __m256 k0 = _mm256_loadu_ps(kt + d * n_kv + p0), k1 = _mm256_loadu_ps(kt + d * n_kv + p0 + 8);
+    const __m256 k0 = _mm256_loadu_ps(blk + d * 16), k1 = _mm256_loadu_ps(blk + d * 16 + 8);
     for (int i = 0; i < R; ++i) {
       const __m256 qb = _mm256_broadcast_ss(q + i * q_ld + d);
       acc[i][0] = _mm256_fmadd_ps(qb, k0, acc[i][0]);
@@ -100,7 +103,7 @@ void attention_block_avx2(const float* q, size_t q_ld, int64_t n_q, const float*
         float s = 0;
         for (; d + 8 <= hd; d += 8) {
           alignas(32) float col[8];
-          for (int e = 0; e < 8; ++e) col[e] = kt[(d + e) * n_kv + p];
+          for (int e = 0; e < 8; ++e) col[e] = kt[(p / 16) * hd * 16 + (d + e) * 16 + p % 16];
           acc = _mm256_fmadd_ps(_mm256_loadu_ps(qi + i * q_ld + d), _mm256_load_ps(col), acc);
         }
         s = hsum(acc);

@@ -216,7 +216,7 @@ void attention_block(const float* q, size_t q_ld, int64_t n_q, const float* kt, 
     float mx = -INFINITY;
     for (int64_t p = 0; p < n_kv; ++p) {
       float s = 0;
-      for (int64_t d = 0; d < hd; ++d) s += q[i * q_ld + d] * kt[d * n_kv + p];
+      for (int64_t d = 0; d < hd; ++d) s += q[i * q_ld + d] * kt[(p / kAttnKeyBlock) * hd * kAttnKeyBlock + d * kAttnKeyBlock + p % kAttnKeyBlock];
       sc[p] = s * scale;
       mx = std::max(mx, sc[p]);
     }

@@ -239,7 +239,8 @@ TEST(Attention, BlockEveryLevelMatchesReference) {
         for (int64_t n_kv : {1, 7, 16, 17, 33, 257}) {
           const size_t ld = (size_t)(3 * hd);
           const auto q = test::gaussian(n_q * ld, (uint32_t)(hd + 7 * n_q), 0.5f);
-          const auto kt_ = test::gaussian(hd * n_kv, (uint32_t)(hd + n_kv), 1.0f);
+          const int64_t n_blk = (n_kv + kAttnKeyBlock - 1) / kAttnKeyBlock;
+          const auto kt_ = test::gaussian(n_blk * kAttnKeyBlock * hd, (uint32_t)(hd + n_kv), 1.0f);
           const auto v = test::gaussian(n_kv * ld, (uint32_t)(3 * hd + n_kv), 1.0f);
           std::vector<float> o_ref(n_q * ld, 0.0f), o_isa(n_q * ld, 0.0f), scratch(n_q * n_kv);
           const float scale = 1.0f / std::sqrt((float)hd);

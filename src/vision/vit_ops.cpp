@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "modu/kernels/dispatch.h"
+#include "modu/kernels/gemm.h"
 
 namespace modu::vision::vit {
 
@@ -58,14 +59,20 @@ void attention(const float* q, const float* k, const float* v, int64_t n, int64_
                float* out, ThreadPool& pool) {
   const AttnBlockFn fn = kernels().attention_block;
   const int64_t dim = n_head * hd;
-  // K transposed per head, kt[h][d][t], once per layer (n * dim floats): the kernel's score tiles
-  // then read 16 keys of one dimension as one contiguous row.
-  std::vector<float> kt((size_t)n * dim);
-  pool.parallel_for(n_head * hd, [&](int64_t b, int64_t e) {
-    for (int64_t hdim = b; hdim < e; ++hdim) {
-      float* row = kt.data() + hdim * n;
-      const float* src = k + hdim;  // column h * hd + d of K
-      for (int64_t t = 0; t < n; ++t) row[t] = src[t * dim];
+  // Per head, once per layer: K transposed in 16-key blocks (the kernel's layout, gemm.h) and V
+  // contiguous [n, hd], so every tile reads consecutive memory instead of rows dim floats apart.
+  const int64_t nb16 = (n + kAttnKeyBlock - 1) / kAttnKeyBlock, head_kt = nb16 * kAttnKeyBlock * hd;
+  std::vector<float> kt((size_t)(n_head * head_kt), 0.0f), vh((size_t)n * dim);
+  pool.parallel_for(n_head, [&](int64_t b, int64_t e) {
+    for (int64_t h = b; h < e; ++h) {
+      float* kb = kt.data() + h * head_kt;
+      float* vb = vh.data() + h * n * hd;
+      for (int64_t t = 0; t < n; ++t) {
+        const float* kr = k + t * dim + h * hd;
+        float* dst = kb + (t / kAttnKeyBlock) * hd * kAttnKeyBlock + t % kAttnKeyBlock;
+        for (int64_t d = 0; d < hd; ++d) dst[d * kAttnKeyBlock] = kr[d];
+        std::copy_n(v + t * dim + h * hd, hd, vb + t * hd);
+      }
     }
   });
   // Work items: (head, block of kBlock queries). Each block reads its head's K and V once.
@@ -76,8 +83,8 @@ void attention(const float* q, const float* k, const float* v, int64_t n, int64_
     scratch.resize((size_t)kBlock * n);
     for (int64_t idx = b; idx < e; ++idx) {
       const int64_t h = idx / nb, q0 = (idx % nb) * kBlock, nq = std::min(kBlock, n - q0);
-      fn(q + q0 * dim + h * hd, dim, nq, kt.data() + h * hd * n, v + h * hd, dim, n, hd, scale, out + q0 * dim + h * hd,
-         dim, scratch.data());
+      fn(q + q0 * dim + h * hd, dim, nq, kt.data() + h * head_kt, vh.data() + h * n * hd, hd, n, hd, scale,
+         out + q0 * dim + h * hd, dim, scratch.data());
     }
   });
 }

@@ -59,9 +59,11 @@ using AttnFn = void (*)(const float* q, int64_t ng, const void* k, const void* v
 // Bidirectional attention of a block of n_q queries of one head against all n_kv keys (the vision
 // encoders, where every token sees every token):
 //   out[i] = sum_p softmax_p(scale * q[i] . K[p]) V[p]
-// q[i] at q + i * q_ld floats; K given transposed, kt[d * n_kv + p] = K[p][d] (so a score block
-// needs no horizontal sums); V[p] at v + p * v_ld; out[i] at out + i * out_ld. F32 throughout.
-// scratch holds n_q * n_kv floats.
+// q[i] at q + i * q_ld floats; K given transposed in blocks of kAttnKeyBlock keys,
+// kt[(p / 16) * hd * 16 + d * 16 + p % 16] = K[p][d] (a score tile then needs no horizontal sums
+// and reads one contiguous 16 x hd block; the buffer holds whole blocks); V[p] at v + p * v_ld;
+// out[i] at out + i * out_ld. F32 throughout. scratch holds n_q * n_kv floats.
+constexpr int64_t kAttnKeyBlock = 16;
 using AttnBlockFn = void (*)(const float* q, size_t q_ld, int64_t n_q, const float* kt, const float* v, size_t v_ld,
                              int64_t n_kv, int64_t hd, float scale, float* out, size_t out_ld, float* scratch);
 
