@@ -130,35 +130,27 @@ Status project(const VisionModel& m, std::vector<float>& x, int gw, int gh, Thre
   return Status::Ok();
 }
 
-const bool kRegistered25 = register_projector({.name = "qwen2.5vl_merger",
-                                               .description = "Qwen2.5-VL (dynamic resolution, 2-D RoPE, window attention, 2x2 merger)",
-                                               .class_token = false,
-                                               .apply_post_ln = true,
-                                               .bidirectional = false,
-                                               .learned_pos = false,
-                                               .rope2d = true,
-                                               .layout = layout,
-                                               .mrope = true,
-                                               .defaults = defaults,
-                                               .load = load,
-                                               .n_tokens = n_tokens,
-                                               .project = project,
-                                               .image_begin = "<|vision_start|>",
-                                               .image_end = "<|vision_end|>"});
-const bool kRegistered = register_projector({.name = "qwen2vl_merger",
-                                             .description = "Qwen2-VL (dynamic resolution, 2-D RoPE, 2x2 merger)",
-                                             .class_token = false,
-                                             .apply_post_ln = true,
-                                             .bidirectional = false,
-                                             .learned_pos = false,
-                                             .rope2d = true,
-                                             .layout = layout,
-                                             .mrope = true,
-                                             .defaults = defaults,
-                                             .load = load,
-                                             .n_tokens = n_tokens,
-                                             .project = project,
-                                             .image_begin = "<|vision_start|>",
-                                             .image_end = "<|vision_end|>"});
+// The two generations share everything but the name: load() reads which blocks they have.
+ProjectorFamily family(const char* name, const char* description) {
+  return {.name = name,
+          .description = description,
+          .class_token = false,
+          .apply_post_ln = true,
+          .bidirectional = false,
+          .learned_pos = false,
+          .rope2d = true,
+          .layout = layout,
+          .mrope = true,
+          .defaults = defaults,
+          .load = load,
+          .n_tokens = n_tokens,
+          .project = project,
+          .image_begin = "<|vision_start|>",
+          .image_end = "<|vision_end|>"};
+}
+
+const bool kRegistered = register_projector(family("qwen2vl_merger", "Qwen2-VL (dynamic resolution, 2-D RoPE, 2x2 merger)"));
+const bool kRegistered25 = register_projector(
+    family("qwen2.5vl_merger", "Qwen2.5-VL (dynamic resolution, 2-D RoPE, window attention, 2x2 merger)"));
 }  // namespace
 }  // namespace modu::vision
