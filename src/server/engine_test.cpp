@@ -232,9 +232,11 @@ TEST_F(EngineTest, QueueBoundAndCancel) {
   ASSERT_EQ(e.submit(greedy("long one", 200), &s1), Engine::Submit::kOk);
   // Hold the engine between steps (its client probe waits) so that s1 keeps the slot while the
   // queue fills, however the threads are scheduled (on a loaded machine s1 once finished first).
+  // The probe waits only once s1 holds the slot: admission also asks a queued client whether it
+  // is gone, under the engine's lock, and a probe waiting there would block submit() below.
   std::atomic<bool> release{false};
-  s1->set_client_probe([&release] {
-    while (!release.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  s1->set_client_probe([&release, s = s1.get()] {
+    while (s->started() && !release.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     return true;
   });
   ASSERT_EQ(e.submit(greedy("waits", 5), &s2), Engine::Submit::kOk);
