@@ -123,13 +123,10 @@ Status Model::run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool&
   for (int64_t il = 0; il < c.n_layer; ++il) any_swa = any_swa || c.is_swa(il);
   std::vector<float> rope_g(2 * n * half_rot), rope_s(any_swa ? 2 * n * half_rot : 0);  // [cs | sn]
   // M-RoPE: each pair turns with the t, row or column position of its section.
-  std::vector<int> section(c.arch.mrope ? half_rot : 0);
-  for (int64_t i = 0, k = 0, end = 0; c.arch.mrope && k < 4; ++k) {
-    end += c.rope_sections[k];
-    for (; i < std::min(end, half_rot); ++i) section[i] = k == 3 ? 0 : (int)k;
-    if (k == 3)
-      for (; i < half_rot; ++i) section[i] = 0;
-  }
+  // Pairs past the t, h and w sections (the 4th section and any rest) turn with t.
+  std::vector<int> section(c.arch.mrope ? half_rot : 0, 0);
+  for (int64_t k = 0, start = 0; c.arch.mrope && k < 3; start += c.rope_sections[k++])
+    for (int64_t i = start; i < std::min(start + c.rope_sections[k], half_rot); ++i) section[i] = (int)k;
   std::vector<float> mc(c.arch.mrope ? 2 * half_rot : 0), ms(c.arch.mrope ? 2 * half_rot : 0);
   for (int64_t t = 0; t < n; ++t) {
     const BatchToken& b = batch[t];

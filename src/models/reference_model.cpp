@@ -58,20 +58,20 @@ std::vector<double> rmsnorm(const std::vector<double>& x, size_t off, size_t n, 
 
 // Rotary angles for pair i at position pos, with the scaling method; returns (theta, magnitude).
 // mpos (M-RoPE): the (t, h, w) positions; pair i uses the one of its section of s.rope_sections
-// (the HF layout: cos/sin split by mrope_section, chunk k taken from position set k % 3).
+// (the HF layout: cos/sin split by mrope_section, chunk k taken from position set k).
 void ref_rope(std::vector<double>& v, size_t off, const TestModelSpec& s, bool neox, int64_t pos0,
               const std::vector<double>& freq_factors, const int64_t* mpos = nullptr) {
   const int64_t n_rot = s.n_rot ? s.n_rot : s.head_dim;
   const int64_t half = n_rot / 2;
   for (int64_t i = 0; i < half; ++i) {
     int64_t pos = pos0;
-    if (mpos != nullptr) {
-      int64_t acc = 0, k = 0;
-      for (; k < (int64_t)s.rope_sections.size(); ++k) {
+    if (mpos != nullptr) {  // pairs past the t, h, w sections turn with t
+      int64_t acc = 0;
+      for (int64_t k = 0; k < 3 && k < (int64_t)s.rope_sections.size(); ++k) {
+        if (i >= acc && i < acc + s.rope_sections[k]) pos = mpos[k];
         acc += s.rope_sections[k];
-        if (i < acc) break;
       }
-      pos = mpos[k % 3];
+      if (i >= acc) pos = mpos[0];
     }
     double freq = std::pow(s.rope_theta, -2.0 * i / n_rot);
     double mag = 1.0;

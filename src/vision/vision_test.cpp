@@ -210,6 +210,25 @@ testing::MmprojSpec spec_for(const std::string& proj, DType dt) {
   return s;
 }
 
+// The encoder's embeddings of `img` and the float64 reference's, from the same pixels.
+struct Encoded {
+  vision::Pixels px;
+  std::vector<float> got;
+  std::vector<double> want;
+};
+Encoded encode_both(const Loaded& l, const testing::MmprojSpec& s, const Image& img) {
+  Encoded e;
+  auto px = l.m->preprocess(img);
+  EXPECT_TRUE(px.ok()) << px.status().to_string();
+  if (!px.ok()) return e;
+  e.px = std::move(px).value();
+  ThreadPool pool(2);
+  EXPECT_TRUE(l.m->encode(e.px, pool, e.got).ok());
+  auto f = GgufFile::parse(l.bytes.data(), l.bytes.size());
+  e.want = testing::reference_image_embeddings(*f, s, e.px.chw, e.px.width, e.px.height);
+  return e;
+}
+
 class ProjectorTest : public ::testing::TestWithParam<std::tuple<std::string, DType>> {};
 
 TEST_P(ProjectorTest, EmbeddingsMatchFloat64Reference) {
@@ -219,17 +238,14 @@ TEST_P(ProjectorTest, EmbeddingsMatchFloat64Reference) {
   ASSERT_TRUE(l.m);
   const auto& c = l.m->config();
   EXPECT_EQ(c.n_embd_text, s.n_embd_text);
-  auto px = l.m->preprocess(random_image(45, 31, 3));
-  ASSERT_TRUE(px.ok()) << px.status().to_string();
+  const Encoded e = encode_both(l, s, random_image(45, 31, 3));
+  ASSERT_FALSE(e.got.empty());
   if (proj.rfind("qwen", 0) != 0) {
-    ASSERT_EQ(px->width, s.image_size);
+    ASSERT_EQ(e.px.width, s.image_size);
   }
-  ThreadPool pool(2);
-  std::vector<float> got;
-  ASSERT_TRUE(l.m->encode(*px, pool, got).ok());
-  auto f = GgufFile::parse(l.bytes.data(), l.bytes.size());
-  const auto want = testing::reference_image_embeddings(*f, s, px->chw, px->width, px->height);
-  const int64_t n_tok = l.m->n_tokens(px->width, px->height);
+  const std::vector<float>& got = e.got;
+  const std::vector<double>& want = e.want;
+  const int64_t n_tok = l.m->n_tokens(e.px.width, e.px.height);
   ASSERT_EQ(want.size(), (size_t)(n_tok * s.n_embd_text));
   ASSERT_EQ(got.size(), want.size());
   // F32 / F16 weights: activations stay float (F16 rows dot F32 activations); Q8_0: activations
@@ -255,13 +271,9 @@ TEST(Projector, LegacyFfnNamesAndFeatureLayer) {
   Loaded l = load_mmproj(s);
   ASSERT_TRUE(l.m);
   EXPECT_EQ(l.m->config().n_layer, 2);
-  auto px = l.m->preprocess(random_image(20, 50, 9));
-  ASSERT_TRUE(px.ok());
-  ThreadPool pool(2);
-  std::vector<float> got;
-  ASSERT_TRUE(l.m->encode(*px, pool, got).ok());
-  auto f = GgufFile::parse(l.bytes.data(), l.bytes.size());
-  EXPECT_LT(rel_err(got, testing::reference_image_embeddings(*f, s, px->chw, px->width, px->height)), 2e-5);
+  const Encoded e = encode_both(l, s, random_image(20, 50, 9));
+  ASSERT_EQ(e.got.size(), e.want.size());
+  EXPECT_LT(rel_err(e.got, e.want), 2e-5);
 }
 
 TEST(Projector, BadFilesGetClearErrors) {
@@ -326,13 +338,12 @@ void check_greedy(const std::string& proj, const std::string& arch) {
   }
   Loaded l = load_mmproj(vs);
   ASSERT_TRUE(l.m);
-  auto px = l.m->preprocess(random_image(40, 40, 11));
-  ASSERT_TRUE(px.ok());
+  const Encoded enc = encode_both(l, vs, random_image(40, 40, 11));
+  ASSERT_FALSE(enc.got.empty());
+  const std::vector<float>& img = enc.got;
+  const std::vector<double>& ref_img = enc.want;
+  const vision::Pixels* px = &enc.px;
   ThreadPool pool(2);
-  std::vector<float> img;
-  ASSERT_TRUE(l.m->encode(*px, pool, img).ok());
-  auto vf = GgufFile::parse(l.bytes.data(), l.bytes.size());
-  const auto ref_img = testing::reference_image_embeddings(*vf, vs, px->chw, px->width, px->height);
   const int64_t n_img = (int64_t)img.size() / vs.n_embd_text;
   const bool bidir = l.m->markers().bidirectional, mrope = l.m->markers().mrope;
   const int64_t grid_w = mrope ? px->width / (2 * vs.patch_size) : 0, grid_h = mrope ? px->height / (2 * vs.patch_size) : 0;
