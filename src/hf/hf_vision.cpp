@@ -1,8 +1,10 @@
-// The vision part of Hugging Face multimodal folders (LLaVA, Gemma 3, Idefics3 / SmolVLM) as an
+// The vision part of Hugging Face multimodal folders (LLaVA 1.5, LLaVA-NeXT, LLaVA-OneVision,
+// Gemma 3, Idefics3 / SmolVLM) as an
 // mmproj-layout GgufFile: config.json's vision_config and preprocessor_config.json become clip.*
 // metadata, vision-tower and projector tensors get llama.cpp's mmproj names (views into the
 // safetensors maps), so VisionModel loads a folder through the same path as an mmproj file.
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -26,7 +28,9 @@ std::string family_of(const json& j) {
       j["architectures"][0].is_string())
     a = j["architectures"][0].get<std::string>();
   const std::string mt = j.value("model_type", std::string());
-  if (a == "LlavaForConditionalGeneration" || mt == "llava") return "mlp";
+  if (a == "LlavaForConditionalGeneration" || a == "LlavaNextForConditionalGeneration" ||
+      a == "LlavaOnevisionForConditionalGeneration" || mt == "llava" || mt == "llava_next" || mt == "llava_onevision")
+    return "mlp";
   if (a == "Gemma3ForConditionalGeneration" || mt == "gemma3") return "gemma3";
   if (a == "Idefics3ForConditionalGeneration" || a == "SmolVLMForConditionalGeneration" || mt == "idefics3" ||
       mt == "smolvlm")
@@ -66,6 +70,7 @@ std::string vision_name(const std::string& fam, const std::string& n) {
     if (it == parts.end()) return "";
     return "v.blk." + il + "." + it->second + rest.substr(last);
   }
+  if (fam == "mlp" && (n == "image_newline" || n == "model.image_newline")) return "model.image_newline";
   for (const char* pre : {"model.multi_modal_projector.", "multi_modal_projector.", "model.connector.", "connector."}) {
     if (n.rfind(pre, 0) != 0) continue;
     const std::string r = n.substr(std::strlen(pre));
@@ -114,7 +119,10 @@ Result<GgufFile> open_hf_vision_folder(const std::string& dir) {
   MODU_ASSIGN_OR_RETURN(int64_t heads, need("num_attention_heads"));
   MODU_ASSIGN_OR_RETURN(int64_t image, need("image_size"));
   MODU_ASSIGN_OR_RETURN(int64_t patch, need("patch_size"));
-  const std::string act = v.value("hidden_act", std::string(fam == "mlp" ? "quick_gelu" : "gelu_pytorch_tanh"));
+  // A LLaVA can have a CLIP tower (class token, quick GELU, eps 1e-5) or a SigLIP one (OneVision).
+  const bool siglip = v.value("model_type", std::string()).find("siglip") != std::string::npos;
+  const bool clip_tower = fam == "mlp" && !siglip;
+  const std::string act = v.value("hidden_act", std::string(clip_tower ? "quick_gelu" : "gelu_pytorch_tanh"));
   if (act != "quick_gelu" && act != "gelu_pytorch_tanh")
     return unimplemented(dir + ": vision_config.hidden_act '" + act + "' (quick_gelu and gelu_pytorch_tanh are supported)");
   GgufMetadata md;
@@ -131,14 +139,37 @@ Result<GgufFile> open_hf_vision_folder(const std::string& dir) {
   u32("clip.vision.block_count", layers);
   u32("clip.vision.attention.head_count", heads);
   md.emplace_back("clip.vision.attention.layer_norm_epsilon",
-                  GgufValue::f32((float)v.value("layer_norm_eps", fam == "mlp" ? 1e-5 : 1e-6)));
+                  GgufValue::f32((float)v.value("layer_norm_eps", clip_tower ? 1e-5 : 1e-6)));
   const int64_t side = image / patch;
   if (fam == "mlp") {
-    // vision_feature_layer -2: the input of the last block (hidden_states[-2]); "full" keeps the
-    // class token, which the mlp family drops.
-    if (j.value("vision_feature_select_strategy", std::string("default")) != "default")
-      return unimplemented(dir + ": vision_feature_select_strategy '" + j.value("vision_feature_select_strategy", std::string()) +
-                           "' (only 'default' is supported)");
+    // vision_feature_layer -2: the input of the last block (hidden_states[-2]). "default" drops the
+    // first token (CLIP's class token), "full" keeps every token (a SigLIP tower has no class token).
+    const std::string strategy = j.value("vision_feature_select_strategy", std::string("default"));
+    if (strategy != (clip_tower ? "default" : "full"))
+      return unimplemented(dir + ": vision_feature_select_strategy '" + strategy + "' with a " +
+                           (clip_tower ? "CLIP" : "SigLIP") + " tower (supported: 'default' for CLIP, 'full' for SigLIP)");
+    // LLaVA-NeXT / OneVision tiling: the canvases and OneVision's anyres_max_N.
+    if (j.contains("image_grid_pinpoints")) {
+      const json& pp = j["image_grid_pinpoints"];
+      std::vector<int32_t> flat;
+      for (const auto& e : pp.is_array() ? pp : json::array()) {
+        if (!e.is_array() || e.size() != 2 || !e[0].is_number_integer() || !e[1].is_number_integer())
+          return corrupt(dir + "/config.json: image_grid_pinpoints must be a list of [height, width] pairs");
+        flat.push_back(e[0].get<int32_t>());
+        flat.push_back(e[1].get<int32_t>());
+      }
+      if (flat.empty()) return corrupt(dir + "/config.json: image_grid_pinpoints must be a list of [height, width] pairs");
+      md.emplace_back("clip.vision.image_grid_pinpoints", GgufValue::i32_array(flat));
+      md.emplace_back("clip.vision.mm_patch_merge_type", GgufValue::string("spatial_unpad"));
+      const std::string ar = j.value("vision_aspect_ratio", std::string("anyres"));
+      if (ar.rfind("anyres_max_", 0) == 0) {
+        const int n = std::atoi(ar.c_str() + 11);
+        if (n <= 0) return corrupt(dir + "/config.json: vision_aspect_ratio '" + ar + "'");
+        u32("clip.vision.anyres_max_patches", n);
+      } else if (ar != "anyres") {
+        return unimplemented(dir + ": vision_aspect_ratio '" + ar + "' (anyres and anyres_max_N are supported)");
+      }
+    }
     const json& fl = j.contains("vision_feature_layer") ? j["vision_feature_layer"] : json(-2);
     if (!fl.is_number_integer()) return unimplemented(dir + ": a list of vision_feature_layer values is not supported");
     int64_t k = fl.get<int64_t>();
@@ -172,6 +203,8 @@ Result<GgufFile> open_hf_vision_folder(const std::string& dir) {
     }
     if (fam == "idefics3" && p.contains("size") && p["size"].is_object() && p["size"].value("longest_edge", 0) > 0)
       u32("clip.vision.preproc_image_size", p["size"]["longest_edge"].get<int64_t>());
+    if (fam == "idefics3")
+      md.emplace_back("clip.vision.image_splitting", GgufValue::boolean(p.value("do_image_splitting", true)));
   }
   auto owner = std::make_shared<HfOwner>();
   MODU_ASSIGN_OR_RETURN(owner->files, open_hf_shards(dir));

@@ -38,6 +38,7 @@ std::string hf_name(const std::string& fam, const std::string& g) {
         {"ffn_up", "mlp.fc1"}, {"ffn_down", "mlp.fc2"}};
     return tower + "encoder.layers." + il + "." + parts.at(kind) + suffix;
   }
+  if (g == "model.image_newline") return fam == "mlp" ? "image_newline" : "model.image_newline";
   if (g == "mm.0.weight") return "multi_modal_projector.linear_1.weight";
   if (g == "mm.0.bias") return "multi_modal_projector.linear_1.bias";
   if (g == "mm.2.weight") return "multi_modal_projector.linear_2.weight";
@@ -51,6 +52,7 @@ std::string hf_name(const std::string& fam, const std::string& g) {
 
 // Writes the HF folder of an mmproj's weights (plus a language-model tensor the loader skips).
 void write_folder(const GgufFile& f, const vision::MmprojSpec& s, const std::string& dir, int64_t extra_block) {
+  const bool siglip = s.projector != "mlp" || !s.class_token;
   fs::create_directories(dir);
   std::vector<SafetensorsTensor> ts;
   std::vector<std::vector<uint8_t>> keep;
@@ -91,9 +93,17 @@ void write_folder(const GgufFile& f, const vision::MmprojSpec& s, const std::str
   nlohmann::json v = {{"hidden_size", s.n_embd}, {"intermediate_size", s.n_ff},
                       {"num_hidden_layers", s.n_layer + (extra_block >= 0 ? 1 : 0)}, {"num_attention_heads", s.n_head},
                       {"image_size", s.image_size}, {"patch_size", s.patch_size}, {"layer_norm_eps", s.eps},
-                      {"hidden_act", s.use_gelu ? "gelu_pytorch_tanh" : "quick_gelu"}};
+                      {"hidden_act", s.use_gelu ? "gelu_pytorch_tanh" : "quick_gelu"},
+                      {"model_type", siglip ? "siglip_vision_model" : "clip_vision_model"}};
   nlohmann::json c = {{"vision_config", v}, {"text_config", {{"hidden_size", s.n_embd_text}}}};
-  if (s.projector == "mlp") {
+  if (s.projector == "mlp" && !s.grid_pinpoints.empty()) {
+    c["architectures"] = {s.class_token ? "LlavaNextForConditionalGeneration" : "LlavaOnevisionForConditionalGeneration"};
+    c["vision_feature_layer"] = s.class_token ? -2 : -1;
+    c["vision_feature_select_strategy"] = s.class_token ? "default" : "full";
+    c["image_grid_pinpoints"] = nlohmann::json::array();
+    for (const auto& [h, w] : s.grid_pinpoints) c["image_grid_pinpoints"].push_back({h, w});
+    if (s.anyres_max > 0) c["vision_aspect_ratio"] = "anyres_max_" + std::to_string(s.anyres_max);
+  } else if (s.projector == "mlp") {
     c["architectures"] = {"LlavaForConditionalGeneration"};
     c["vision_feature_layer"] = -2;
     c["vision_feature_select_strategy"] = "default";
@@ -109,6 +119,11 @@ void write_folder(const GgufFile& f, const vision::MmprojSpec& s, const std::str
   const GgufValue* mean = f.find("clip.vision.image_mean");
   const GgufValue* sd = f.find("clip.vision.image_std");
   nlohmann::json p = {{"image_mean", nlohmann::json::array()}, {"image_std", nlohmann::json::array()}};
+  if (s.preproc_image_size > 0) {
+    p["size"] = {{"longest_edge", s.preproc_image_size}};
+    p["max_image_size"] = {{"longest_edge", s.image_size}};
+    p["do_image_splitting"] = true;
+  }
   for (int i = 0; i < 3; ++i) {
     p["image_mean"].push_back(*mean->elems()[i].as_float());
     p["image_std"].push_back(*sd->elems()[i].as_float());
@@ -119,8 +134,9 @@ void write_folder(const GgufFile& f, const vision::MmprojSpec& s, const std::str
 class HfVisionTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(HfVisionTest, FolderAndMmprojGiveTheSameEmbeddings) {
+  const std::string variant = GetParam();
   vision::MmprojSpec s;
-  s.projector = GetParam();
+  s.projector = variant.rfind("llava", 0) == 0 ? "mlp" : variant.rfind("idefics3", 0) == 0 ? "idefics3" : variant;
   s.weight_type = DType::F16;
   s.n_ff = 64;
   s.mlp_hidden = 64;
@@ -129,12 +145,22 @@ TEST_P(HfVisionTest, FolderAndMmprojGiveTheSameEmbeddings) {
     s.image_size = 56;
     s.patch_size = 7;
   }
+  if (variant == "llava_next" || variant == "llava_onevision") {  // tiled: a 41 x 29 image makes 1 x 2 tiles
+    s.grid_pinpoints = {{32, 64}, {64, 32}, {64, 64}};
+    s.image_newline = true;
+  }
+  if (variant == "llava_onevision") {
+    s.class_token = false;
+    s.use_gelu = true;
+    s.anyres_max = 1;
+  }
+  if (variant == "idefics3_split") s.preproc_image_size = 64;
   auto bytes = vision::make_random_mmproj(s);
   auto g = GgufFile::parse(bytes.data(), bytes.size(), "mmproj");
   ASSERT_TRUE(g.ok());
-  const std::string dir = ::testing::TempDir() + "/hf_vision_" + s.projector;
+  const std::string dir = ::testing::TempDir() + "/hf_vision_" + variant;
   fs::remove_all(dir);
-  write_folder(*g, s, dir, s.projector == "mlp" ? s.n_layer : -1);
+  write_folder(*g, s, dir, s.projector == "mlp" && s.class_token ? s.n_layer : -1);
   ASSERT_TRUE(hf_folder_has_vision(dir));
   auto hf = open_hf_vision_folder(dir);
   ASSERT_TRUE(hf.ok()) << hf.status().to_string();
@@ -154,11 +180,15 @@ TEST_P(HfVisionTest, FolderAndMmprojGiveTheSameEmbeddings) {
   auto b = vision::embed_image(**from_folder, img, pool);
   ASSERT_TRUE(a.ok() && b.ok());
   ASSERT_EQ(a->embd.size(), b->embd.size());
+  if (variant == "llava_next" || variant == "llava_onevision" || variant == "idefics3_split") {
+    EXPECT_GT(a->n_encoder_runs, 2);  // tiled
+  }
   for (size_t i = 0; i < a->embd.size(); ++i)  // equal but for (w - 1) + 1 in float in Gemma's norm
     ASSERT_NEAR(a->embd[i], b->embd[i], 1e-5f * std::max(1.0f, std::fabs(a->embd[i]))) << i;
 }
 
-INSTANTIATE_TEST_SUITE_P(Families, HfVisionTest, ::testing::Values("mlp", "gemma3", "idefics3"));
+INSTANTIATE_TEST_SUITE_P(Families, HfVisionTest, ::testing::Values("mlp", "llava_next", "llava_onevision", "gemma3", "idefics3",
+                                                                      "idefics3_split"));
 
 TEST(HfVision, UnsupportedFoldersSayWhy) {
   const std::string dir = ::testing::TempDir() + "/hf_vision_qwen";

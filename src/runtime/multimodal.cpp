@@ -36,25 +36,31 @@ Result<MultimodalPrompt> build_multimodal_prompt(const Tokenizer& tok, std::stri
     out.ids.insert(out.ids.end(), ids.begin(), ids.end());
     if (i + 1 == pieces.size()) break;
     const vision::ImageEmbedding& img = images[i];
-    if (!mk.begin.empty()) {
-      auto b = tok.encode(mk.begin, false, true);
-      out.ids.insert(out.ids.end(), b.begin(), b.end());
+    auto add_text = [&](const std::string& t) {
+      if (t.empty()) return;
+      auto ids = tok.encode(t, false, true);
+      out.ids.insert(out.ids.end(), ids.begin(), ids.end());
+    };
+    std::vector<vision::ImageSegment> segs = img.segments;
+    if (segs.empty()) segs = {{mk.begin, img.n_tokens, 0, 0}};  // built by hand: one run in the markers
+    const std::string& after = img.segments.empty() ? mk.end : img.text_after;
+    int64_t row = 0;  // the image's embedding row (and placeholder index) where this segment starts
+    for (const vision::ImageSegment& seg : segs) {
+      add_text(seg.text);
+      EmbdSpan sp;
+      sp.begin = (int64_t)out.ids.size();
+      sp.n = seg.n_tokens;
+      sp.rows = img.embd.data() + row * (img.embd.size() / std::max<int64_t>(img.n_tokens, 1));
+      sp.bidirectional = mk.bidirectional;
+      sp.mrope = mk.mrope;
+      sp.grid_w = seg.grid_w;
+      sp.grid_h = seg.grid_h;
+      for (int64_t j = 0; j < seg.n_tokens; ++j) out.ids.push_back(image_placeholder(img.hash, row + j));
+      out.spans.push_back(sp);
+      row += seg.n_tokens;
     }
-    EmbdSpan sp;
-    sp.begin = (int64_t)out.ids.size();
-    sp.n = img.n_tokens;
-    sp.rows = img.embd.data();
-    sp.bidirectional = mk.bidirectional;
-    sp.mrope = mk.mrope;
-    sp.grid_w = img.grid_w;
-    sp.grid_h = img.grid_h;
-    for (int64_t j = 0; j < img.n_tokens; ++j) out.ids.push_back(image_placeholder(img.hash, j));
-    out.spans.push_back(sp);
     out.n_image_tokens += img.n_tokens;
-    if (!mk.end.empty()) {
-      auto e = tok.encode(mk.end, false, true);
-      out.ids.insert(out.ids.end(), e.begin(), e.end());
-    }
+    add_text(after);
   }
   return out;
 }

@@ -87,7 +87,9 @@ TEST(ApiCompatResponses, McpApprovalForms) {
                           R"({"input":[{"type":"mcp_approval_response","approval_request_id":"r","approve":"yes"}]})"}) {
     auto err = responses(bad, nullptr, nullptr);
     EXPECT_TRUE(err) << bad;
-    if (err) EXPECT_EQ(err->status, 400) << bad;
+    if (err) {
+      EXPECT_EQ(err->status, 400) << bad;
+    }
   }
 }
 

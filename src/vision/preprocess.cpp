@@ -200,6 +200,115 @@ Result<std::pair<int, int>> smart_resize(int height, int width, int factor, int6
   return std::pair<int, int>{(int)h_bar, (int)w_bar};
 }
 
+Image resize_longest_edge(const Image& img, int longest_edge, Resample r) {
+  int w = img.width, h = img.height;
+  const double aspect = (double)w / h;
+  if (w >= h) {
+    w = longest_edge;
+    h = (int)(w / aspect);
+    if (h % 2 != 0) ++h;
+  } else {
+    h = longest_edge;
+    w = (int)(h * aspect);
+    if (w % 2 != 0) ++w;
+  }
+  return resize(img, std::max(w, 1), std::max(h, 1), r);
+}
+
+std::pair<int, int> select_best_resolution(int height, int width, const std::vector<std::pair<int, int>>& pinpoints) {
+  std::pair<int, int> best{0, 0};
+  int64_t max_effective = 0, min_wasted = INT64_MAX;
+  for (const auto& [ph, pw] : pinpoints) {
+    const double scale = std::min((double)pw / width, (double)ph / height);
+    const int64_t dw = (int64_t)(width * scale), dh = (int64_t)(height * scale);
+    const int64_t effective = std::min(dw * dh, (int64_t)width * height);
+    const int64_t wasted = (int64_t)pw * ph - effective;
+    if (effective > max_effective || (effective == max_effective && wasted < min_wasted)) {
+      max_effective = effective;
+      min_wasted = wasted;
+      best = {ph, pw};
+    }
+  }
+  return best;
+}
+
+namespace {
+Image crop(const Image& img, int x0, int y0, int w, int h) {
+  Image out;
+  out.width = w;
+  out.height = h;
+  out.rgb.resize((size_t)w * h * 3);
+  for (int y = 0; y < h; ++y) std::copy_n(img.pixel(x0, y0 + y), 3 * w, &out.rgb[3 * (size_t)y * w]);
+  return out;
+}
+
+Status check_tile_input(const Image& img, int tile) {
+  if (img.width <= 0 || img.height <= 0) return out_of_range("image has zero size");
+  if (tile <= 0) return invalid_argument("tile size must be positive");
+  return Status::Ok();
+}
+}  // namespace
+
+Result<Tiles> anyres_tiles(const Image& img, const std::vector<std::pair<int, int>>& pinpoints, int tile, Resample r) {
+  MODU_RETURN_IF_ERROR(check_tile_input(img, tile));
+  const auto [th, tw] = select_best_resolution(img.height, img.width, pinpoints);
+  if (th <= 0 || tw <= 0 || th % tile != 0 || tw % tile != 0)
+    return invalid_argument("image_grid_pinpoints: canvas " + std::to_string(th) + " x " + std::to_string(tw) +
+                            " is not a whole number of " + std::to_string(tile) + "-pixel tiles");
+  // get_patch_output_size: fit inside (th, tw), the scaled side rounded up.
+  const double sw = (double)tw / img.width, sh = (double)th / img.height;
+  int nw, nh;
+  if (sw < sh) {
+    nw = tw;
+    nh = std::min((int)std::ceil(img.height * sw), th);
+  } else {
+    nh = th;
+    nw = std::min((int)std::ceil(img.width * sh), tw);
+  }
+  const Image canvas = center_crop(resize(img, std::max(nw, 1), std::max(nh, 1), r), tw, th);  // pads, centred
+  Tiles t;
+  t.rows = th / tile;
+  t.cols = tw / tile;
+  for (int ty = 0; ty < t.rows; ++ty)
+    for (int tx = 0; tx < t.cols; ++tx) t.grid.push_back(crop(canvas, tx * tile, ty * tile, tile, tile));
+  t.global = resize(img, tile, tile, r);
+  return t;
+}
+
+Result<Tiles> idefics3_tiles(const Image& img, int longest_edge, int tile, Resample r) {
+  MODU_RETURN_IF_ERROR(check_tile_input(img, tile));
+  Image cur = longest_edge > 0 ? resize_longest_edge(img, longest_edge, r) : img;
+  {  // resize_for_vision_encoder
+    int w = cur.width, h = cur.height;
+    const double aspect = (double)w / h;
+    if (w >= h) {
+      w = (int)std::ceil((double)w / tile) * tile;
+      h = (int)(w / aspect);
+      h = (int)std::ceil((double)h / tile) * tile;
+    } else {
+      h = (int)std::ceil((double)h / tile) * tile;
+      w = (int)(h * aspect);
+      w = (int)std::ceil((double)w / tile) * tile;
+    }
+    cur = resize(cur, std::max(w, tile), std::max(h, tile), r);
+  }
+  Tiles t;
+  if (cur.width > tile || cur.height > tile) {  // split_image: the sides are whole tiles here
+    t.rows = (cur.height + tile - 1) / tile;
+    t.cols = (cur.width + tile - 1) / tile;
+    const int oh = (cur.height + t.rows - 1) / t.rows, ow = (cur.width + t.cols - 1) / t.cols;
+    for (int ty = 0; ty < t.rows; ++ty)
+      for (int tx = 0; tx < t.cols; ++tx) {
+        const int x0 = tx * ow, y0 = ty * oh;
+        t.grid.push_back(crop(cur, x0, y0, std::min(ow, cur.width - x0), std::min(oh, cur.height - y0)));
+      }
+    t.global = resize(cur, tile, tile, r);
+  } else {
+    t.global = std::move(cur);
+  }
+  return t;
+}
+
 Result<Image> preprocess_geometry(const Image& img, const PreprocessConfig& cfg) {
   if (img.width <= 0 || img.height <= 0) return out_of_range("image has zero size");
   using M = PreprocessConfig::Mode;
@@ -216,23 +325,9 @@ Result<Image> preprocess_geometry(const Image& img, const PreprocessConfig& cfg)
       return center_crop(resize(img, nw, nh, cfg.resample), cfg.size, cfg.size);
     }
     case M::kLongestEdgeSquare: {
-      // Idefics3ImageProcessor without image splitting: longest edge to `longest_edge` (the other
-      // side int()-scaled and made even), then the square the encoder takes.
-      Image cur = img;
-      if (cfg.longest_edge > 0) {
-        int w = img.width, h = img.height;
-        const double aspect = (double)w / h;
-        if (w >= h) {
-          w = cfg.longest_edge;
-          h = (int)(w / aspect);
-          if (h % 2 != 0) ++h;
-        } else {
-          h = cfg.longest_edge;
-          w = (int)(h * aspect);
-          if (w % 2 != 0) ++w;
-        }
-        cur = resize(img, std::max(w, 1), std::max(h, 1), cfg.resample);
-      }
+      // Idefics3ImageProcessor without image splitting: longest edge to `longest_edge`, then the
+      // square the encoder takes.
+      const Image cur = cfg.longest_edge > 0 ? resize_longest_edge(img, cfg.longest_edge, cfg.resample) : img;
       return resize(cur, cfg.size, cfg.size, cfg.resample);
     }
     case M::kSmartResize: {

@@ -1,7 +1,8 @@
 // Idefics3 / SmolVLM projector ("idefics3"): SigLIP ViT with post-norm, pixel shuffle by the scale
 // factor s (each s x s block of patches becomes one token of s^2 x n_embd channels, channel
-// c + C (dx + s dy)), then one linear layer without bias. Images are encoded whole (the
-// processor's optional tiling into sub-images is not done; see ARCHITECTURE.md).
+// c + C (dx + s dy)), then one linear layer without bias. With image splitting (the processor's
+// default) an image is a grid of encoder-sized tiles, each after its "<row_R_col_C>" token, then a
+// global view, as Idefics3Processor writes the prompt.
 #include "ops.h"
 #include "projector.h"
 #include "weight_loader.h"
@@ -24,6 +25,9 @@ Status load(Loader& L, const GgufFile& f, VisionConfig& c, VitWeights& w, std::v
   c.scale_factor = (int)s;
   MODU_ASSIGN_OR_RETURN(int64_t longest, f.get_int("clip.vision.preproc_image_size", 0));
   c.pre.longest_edge = (int)longest;
+  // do_image_splitting (modu's key; llama.cpp files split whenever the longest edge exceeds a tile).
+  MODU_ASSIGN_OR_RETURN(bool split, f.get_bool("clip.vision.image_splitting", true));
+  c.pre.split = split && longest > c.image_size;
   const GgufTensor* t = f.tensor("mm.model.fc.weight");
   if (t == nullptr || t->shape.size() != 2)
     return corrupt(f.name() + ": the idefics3 projector needs a 2-D 'mm.model.fc.weight'");
@@ -54,6 +58,32 @@ Status project(const VisionModel& m, std::vector<float>& x, int gw, int gh, Thre
   return Status::Ok();
 }
 
+// Idefics3ImageProcessor (do_image_splitting) + Idefics3Processor._prompt_split_image.
+Status embed(const VisionModel& m, const Image& img, ThreadPool& pool, ImageEmbedding& e) {
+  const VisionConfig& c = m.config();
+  if (!c.pre.split) return embed_whole(m, img, pool, e);
+  MODU_ASSIGN_OR_RETURN(Tiles t, idefics3_tiles(img, c.pre.longest_edge, (int)c.image_size, c.pre.resample));
+  const int64_t per = n_tokens(c, 0, 0), side = c.patches_per_side() / c.scale_factor;
+  std::vector<float> tile;
+  e.embd.clear();
+  e.segments.clear();
+  for (int r = 0; r < t.rows; ++r)
+    for (int col = 0; col < t.cols; ++col) {
+      MODU_RETURN_IF_ERROR(encode_tile(m, t.grid[r * t.cols + col], pool, tile));
+      e.embd.insert(e.embd.end(), tile.begin(), tile.end());
+      e.segments.push_back({std::string(col == 0 && r > 0 ? "\n" : "") + "<fake_token_around_image><row_" +
+                                std::to_string(r + 1) + "_col_" + std::to_string(col + 1) + ">",
+                            per, (int)side, (int)side});
+    }
+  MODU_RETURN_IF_ERROR(encode_tile(m, t.global, pool, tile));
+  e.embd.insert(e.embd.end(), tile.begin(), tile.end());
+  e.segments.push_back({std::string(t.rows > 0 ? "\n\n" : "") + m.markers().begin, per, (int)side, (int)side});
+  e.text_after = m.markers().end;
+  e.n_tokens = per * (int64_t)e.segments.size();
+  e.n_encoder_runs = (int)e.segments.size();
+  return Status::Ok();
+}
+
 const bool kRegistered = register_projector({.name = "idefics3",
                                              .description = "Idefics3 / SmolVLM (SigLIP, pixel shuffle, linear)",
                                              .class_token = false,
@@ -62,6 +92,7 @@ const bool kRegistered = register_projector({.name = "idefics3",
                                              .load = load,
                                              .n_tokens = n_tokens,
                                              .project = project,
+                                             .embed = embed,
                                              .image_begin = "<fake_token_around_image><global-img>",
                                              .image_end = "<fake_token_around_image>"});
 }  // namespace

@@ -17,7 +17,9 @@ namespace modu::vision {
 struct ProjectorFamily {
   std::string name;            // clip.projector_type value
   std::string description;     // for `modu info`
-  bool class_token = false;    // the encoder prepends v.class_embd (CLIP), dropped before projecting
+  // The encoder prepends v.class_embd when the file has one (CLIP; a SigLIP tower in the same
+  // family, as LLaVA-OneVision's, has none), and it is dropped before projecting.
+  bool class_token = false;
   bool apply_post_ln = true;   // v.post_ln, when present, runs before the projector
   bool bidirectional = false;  // the text model attends over an image's tokens both ways (Gemma 3)
   // Positions: a learned table v.position_embd (fixed input size), or 2-D rotary embeddings on
@@ -43,10 +45,18 @@ struct ProjectorFamily {
   // Encoder output x [gh * gw, n_embd] (patches row-major, class token removed) -> out [n_tokens, n_embd_text].
   Status (*project)(const VisionModel& m, std::vector<float>& x, int gw, int gh, ThreadPool& pool,
                     std::vector<float>& out) = nullptr;
+  // A whole image -> embeddings and their text segments, for families that cut images into several
+  // encoder inputs (LLaVA-NeXT anyres, Idefics3 splitting); null: embed_whole.
+  Status (*embed)(const VisionModel& m, const Image& img, ThreadPool& pool, ImageEmbedding& out) = nullptr;
   // Text around the image embeddings in the prompt (special tokens), as the family's processor
   // writes them; empty when there is none.
   std::string image_begin, image_end;
 };
+
+// The default path: preprocess to one encoder input, encode, one segment in the family's markers.
+Status embed_whole(const VisionModel& m, const Image& img, ThreadPool& pool, ImageEmbedding& out);
+// One encoder-sized 8-bit tile -> its embeddings [n, n_embd_text] (normalised with the family's mean / std).
+Status encode_tile(const VisionModel& m, const Image& tile, ThreadPool& pool, std::vector<float>& out);
 
 bool register_projector(const ProjectorFamily& fam);
 const ProjectorFamily* find_projector(const std::string& name);

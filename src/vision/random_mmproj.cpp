@@ -24,7 +24,7 @@ Result<std::vector<uint8_t>> write_random_mmproj(const MmprojSpec& s) {
   Gen g{std::mt19937_64(s.seed)};
   GgufWriter w;
   const int64_t d = s.n_embd, p = s.patch_size, side = s.image_size / p;
-  const bool cls = s.projector == "mlp";
+  const bool cls = s.projector == "mlp" && s.class_token;
   const int64_t n_pos = side * side + (cls ? 1 : 0);
   const int64_t n_blocks = s.feature_layer > 0 ? s.n_layer + 1 : s.n_layer;
   w.set("general.architecture", GgufValue::string("clip"));
@@ -49,6 +49,14 @@ Result<std::vector<uint8_t>> write_random_mmproj(const MmprojSpec& s) {
   w.set("clip.vision.image_mean", GgufValue::f32_array({0.48f, 0.46f, 0.41f}));
   w.set("clip.vision.image_std", GgufValue::f32_array({0.27f, 0.26f, 0.28f}));
   if (s.projector != "mlp") w.set("clip.vision.projector.scale_factor", GgufValue::u32((uint32_t)s.scale_factor));
+  if (!s.grid_pinpoints.empty()) {
+    std::vector<int32_t> flat;
+    for (const auto& [h, wd] : s.grid_pinpoints) flat.insert(flat.end(), {h, wd});
+    w.set("clip.vision.image_grid_pinpoints", GgufValue::i32_array(flat));
+    w.set("clip.vision.mm_patch_merge_type", GgufValue::string("spatial_unpad"));
+  }
+  if (s.anyres_max > 0) w.set("clip.vision.anyres_max_patches", GgufValue::u32((uint32_t)s.anyres_max));
+  if (s.preproc_image_size > 0) w.set("clip.vision.preproc_image_size", GgufValue::u32((uint32_t)s.preproc_image_size));
   if (s.feature_layer > 0) w.set("clip.vision.feature_layer", GgufValue::i32_array({(int32_t)s.feature_layer}));
   Status err;
   auto add = [&](const std::string& name, DType t, std::vector<int64_t> shape, const std::vector<float>& v) {
@@ -110,6 +118,7 @@ Result<std::vector<uint8_t>> write_random_mmproj(const MmprojSpec& s) {
     add("mm.0.bias", DType::F32, {s.mlp_hidden}, g.normal(s.mlp_hidden, 0.05));
     add("mm.2.weight", mtype(s.mlp_hidden), {s.mlp_hidden, s.n_embd_text}, g.normal(s.mlp_hidden * s.n_embd_text, 1.0 / std::sqrt((double)s.mlp_hidden)));
     add("mm.2.bias", DType::F32, {s.n_embd_text}, g.normal(s.n_embd_text, 0.05));
+    if (s.image_newline) add("model.image_newline", DType::F32, {s.n_embd_text}, g.normal(s.n_embd_text, 1.0));
   } else if (s.projector == "gemma3") {
     add("mm.soft_emb_norm.weight", DType::F32, {d}, g.normal(d, 0.1, 1.0));
     add("mm.input_projection.weight", mt == DType::F32 ? DType::F32 : DType::F16, {s.n_embd_text, d},

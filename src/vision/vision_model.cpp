@@ -151,8 +151,11 @@ Result<std::unique_ptr<VisionModel>> VisionModel::from_gguf(GgufFile file) {
   }
   MODU_ASSIGN_OR_RETURN(w.patch_b, L.vec("v.patch_embd.bias", d, false));
   const int64_t n_patch = c.patches_per_side() * c.patches_per_side();
-  MODU_ASSIGN_OR_RETURN(w.cls, L.vec("v.class_embd", d, fam.class_token));
-  const int64_t n_pos = n_patch + (fam.class_token ? 1 : 0);
+  if (fam.class_token) {
+    MODU_ASSIGN_OR_RETURN(w.cls, L.vec("v.class_embd", d, false));
+  }
+  c.class_token = (bool)w.cls;
+  const int64_t n_pos = n_patch + (c.class_token ? 1 : 0);
   if (fam.learned_pos) {
     MODU_ASSIGN_OR_RETURN(w.pos, L.matrix("v.position_embd.weight", d, n_pos, true));
   }
@@ -225,7 +228,7 @@ Status VisionModel::encode_vit(const Pixels& px, ThreadPool& pool, std::vector<f
     return invalid_argument("vision encoder: input of " + std::to_string(px.width) + " x " +
                             std::to_string(px.height) + " is not a whole number of " + std::to_string(p) + "-pixel patches");
   const int64_t gw = px.width / p, gh = px.height / p, n_patch = gw * gh;
-  const int64_t extra = fam_->class_token ? 1 : 0, n = n_patch + extra;
+  const int64_t extra = c.class_token ? 1 : 0, n = n_patch + extra;
   if (fam_->learned_pos && n != w_.pos.rows)
     return invalid_argument("vision encoder: a " + std::to_string(px.width) + " x " + std::to_string(px.height) +
                             " input gives " + std::to_string(n) + " positions, the position table holds " +
@@ -347,7 +350,7 @@ Status VisionModel::encode_vit(const Pixels& px, ThreadPool& pool, std::vector<f
 Status VisionModel::encode(const Pixels& px, ThreadPool& pool, std::vector<float>& out) const {
   std::vector<float> x;
   MODU_RETURN_IF_ERROR(encode_vit(px, pool, x));
-  if (fam_->class_token) x.erase(x.begin(), x.begin() + cfg_.n_embd);
+  if (cfg_.class_token) x.erase(x.begin(), x.begin() + cfg_.n_embd);
   const int gw = (int)(px.width / cfg_.patch_size), gh = (int)(px.height / cfg_.patch_size);
   return fam_->project(*this, x, gw, gh, pool, out);
 }
@@ -365,21 +368,39 @@ uint64_t image_hash(const Image& img) {
   return h;
 }
 
-Result<ImageEmbedding> embed_image(const VisionModel& m, const Image& img, ThreadPool& pool) {
-  const auto t0 = std::chrono::steady_clock::now();
+Status encode_tile(const VisionModel& m, const Image& tile, ThreadPool& pool, std::vector<float>& out) {
+  return m.encode(normalize(tile, m.config().pre), pool, out);
+}
+
+Status embed_whole(const VisionModel& m, const Image& img, ThreadPool& pool, ImageEmbedding& e) {
   auto px = m.preprocess(img);
   if (!px.ok()) return px.status();
-  ImageEmbedding e;
   MODU_RETURN_IF_ERROR(m.encode(*px, pool, e.embd));
   e.n_tokens = (int64_t)e.embd.size() / m.config().n_embd_text;
+  ImageSegment seg{m.markers().begin, e.n_tokens, 0, 0};
   if (m.markers().mrope) {  // 2 x 2 merged patches
-    e.grid_w = (int)(px->width / (2 * m.config().patch_size));
-    e.grid_h = (int)(px->height / (2 * m.config().patch_size));
+    seg.grid_w = (int)(px->width / (2 * m.config().patch_size));
+    seg.grid_h = (int)(px->height / (2 * m.config().patch_size));
   } else {
     const int side = (int)std::lround(std::sqrt((double)e.n_tokens));
-    e.grid_w = side * side == e.n_tokens ? side : (int)e.n_tokens;
-    e.grid_h = side * side == e.n_tokens ? side : 1;
+    seg.grid_w = side * side == e.n_tokens ? side : (int)e.n_tokens;
+    seg.grid_h = side * side == e.n_tokens ? side : 1;
   }
+  e.segments = {seg};
+  e.text_after = m.markers().end;
+  return Status::Ok();
+}
+
+Result<ImageEmbedding> embed_image(const VisionModel& m, const Image& img, ThreadPool& pool) {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (img.width <= 0 || img.height <= 0 || img.rgb.size() != (size_t)img.width * img.height * 3)
+    return out_of_range("image has zero size or a pixel buffer of the wrong size");
+  ImageEmbedding e;
+  MODU_RETURN_IF_ERROR(m.family().embed ? m.family().embed(m, img, pool, e) : embed_whole(m, img, pool, e));
+  int64_t total = 0;
+  for (const ImageSegment& s : e.segments) total += s.n_tokens;
+  if (e.segments.empty() || total != e.n_tokens || (size_t)(e.n_tokens * m.config().n_embd_text) != e.embd.size())
+    return internal_error("vision: the " + m.config().projector + " family's segments do not cover its embeddings");
   e.hash = image_hash(img);
   e.encode_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return e;

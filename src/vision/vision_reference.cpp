@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <stdexcept>
 
 namespace modu::testing {
@@ -49,7 +50,7 @@ std::vector<double> reference_image_embeddings(const GgufFile& f, const MmprojSp
                                                int W, int H) {
   const int64_t d = s.n_embd, p = s.patch_size, gw = W / p, gh = H / p, hd = d / s.n_head;
   const bool q25 = s.projector == "qwen2.5vl_merger";
-  const bool cls = s.projector == "mlp", qwen = s.projector == "qwen2vl_merger" || q25;
+  const bool cls = s.projector == "mlp" && s.class_token, qwen = s.projector == "qwen2vl_merger" || q25;
   // Patch embedding: a stride-p convolution, weight [d][3][p][p] (Qwen2-VL: a Conv3d over two
   // copies of the image, i.e. the sum of its two temporal kernels).
   auto pw = read(f, "v.patch_embd.weight");
@@ -211,7 +212,7 @@ std::vector<double> reference_image_embeddings(const GgufFile& f, const MmprojSp
   }
   if (cls) {
     x.erase(x.begin());  // the class token is not an image token
-  } else {
+  } else if (s.projector != "mlp") {  // LLaVA reads the last block's output, before any post-norm
     const auto w = read(f, "v.post_ln.weight");
     if (q25) {  // ln_q: RMS norm
       for (auto& r : x) {
@@ -284,6 +285,63 @@ std::vector<double> reference_image_embeddings(const GgufFile& f, const MmprojSp
         const auto y = matvec(fc, v);
         out.insert(out.end(), y.begin(), y.end());
       }
+  }
+  return out;
+}
+
+std::vector<double> reference_tiled_embeddings(const GgufFile& f, const MmprojSpec& s,
+                                               const std::vector<std::vector<float>>& views, int rows, int cols,
+                                               int orig_w, int orig_h) {
+  const int S = (int)s.image_size;
+  const size_t dt = (size_t)s.n_embd_text;
+  std::vector<std::vector<double>> enc;  // each view's embeddings, rows of dt
+  for (const auto& v : views) enc.push_back(reference_image_embeddings(f, s, v, S, S));
+  std::vector<double> out;
+  if (s.projector == "idefics3") {  // the tiles in order, then the global view
+    for (const auto& e : enc) out.insert(out.end(), e.begin(), e.end());
+    return out;
+  }
+  // LLaVA-NeXT: token (Y, X) of the rows*p x cols*p grid is patch (Y % p, X % p) of tile (Y / p, X / p).
+  const int p = (int)(s.image_size / s.patch_size), GH = rows * p, GW = cols * p;
+  auto at = [&](int Y, int X, size_t i) { return enc[1 + (Y / p) * cols + X / p][((Y % p) * p + X % p) * dt + i]; };
+  // unpad_image: the rows (or columns) holding padding go, as many from each side.
+  int top = 0, left = 0, H = GH, W = GW;
+  if ((double)orig_w / orig_h > (double)GW / GH) {
+    const int kept = (int)(std::round(orig_h * ((double)GW / orig_w) * 1e7) / 1e7);
+    top = (GH - kept) / 2;
+    H = GH - 2 * top;
+  } else {
+    const int kept = (int)(std::round(orig_w * ((double)GH / orig_h) * 1e7) / 1e7);
+    left = (GW - kept) / 2;
+    W = GW - 2 * left;
+  }
+  // value(y, x, i) of the kept grid, shrunk bilinearly (half-pixel centres) for anyres_max.
+  std::function<double(int, int, size_t)> val = [&](int y, int x, size_t i) { return at(top + y, left + x, i); };
+  int OH = H, OW = W;
+  if (s.anyres_max > 0) {
+    const double ratio = std::sqrt((double)H * W / (s.anyres_max * (double)p * p));
+    if (ratio > 1.1) {
+      OH = (int)std::floor(H / ratio);
+      OW = (int)std::floor(W / ratio);
+      const int h0 = H, w0 = W;
+      auto kept = val;
+      val = [=](int y, int x, size_t i) {
+        const double sy = std::max(((double)h0 / OH) * (y + 0.5) - 0.5, 0.0), sx = std::max(((double)w0 / OW) * (x + 0.5) - 0.5, 0.0);
+        const int ya = std::min((int)sy, h0 - 1), xa = std::min((int)sx, w0 - 1);
+        const int yb = std::min(ya + 1, h0 - 1), xb = std::min(xa + 1, w0 - 1);
+        const double fy = sy - ya, fx = sx - xa;
+        return (1 - fy) * (1 - fx) * kept(ya, xa, i) + (1 - fy) * fx * kept(ya, xb, i) + fy * (1 - fx) * kept(yb, xa, i) +
+               fy * fx * kept(yb, xb, i);
+      };
+    }
+  }
+  out = enc[0];  // the global view first
+  const bool newline = f.tensor("model.image_newline") != nullptr;
+  const std::vector<double> nl = newline ? read(f, "model.image_newline") : std::vector<double>();
+  for (int y = 0; y < OH; ++y) {
+    for (int x = 0; x < OW; ++x)
+      for (size_t i = 0; i < dt; ++i) out.push_back(val(y, x, i));
+    out.insert(out.end(), nl.begin(), nl.end());
   }
   return out;
 }

@@ -23,4 +23,11 @@ using vision::make_random_mmproj;
 std::vector<double> reference_image_embeddings(const GgufFile& f, const MmprojSpec& spec,
                                                const std::vector<float>& chw, int w, int h);
 
+// Float64 embeddings of a tiled image. `views` are the encoder inputs [3, image_size, image_size]
+// as the processor makes them: LLaVA-NeXT the global view then the rows x cols grid, Idefics3 the
+// grid then the global view. (orig_w, orig_h) is the image's own size (LLaVA-NeXT's unpadding).
+std::vector<double> reference_tiled_embeddings(const GgufFile& f, const MmprojSpec& spec,
+                                               const std::vector<std::vector<float>>& views, int rows, int cols,
+                                               int orig_w, int orig_h);
+
 }  // namespace modu::testing

@@ -316,12 +316,165 @@ TEST(Projector, BadFilesGetClearErrors) {
   EXPECT_EQ(l.m->encode(px, pool, out).code(), StatusCode::kInvalidArgument);
 }
 
+// --- tiled images: LLaVA-NeXT / OneVision anyres and Idefics3 splitting --------------------------
+
+std::vector<uint8_t> concat(const vision::Tiles& t, bool global_first) {
+  std::vector<uint8_t> out;
+  if (global_first) out = t.global.rgb;
+  for (const Image& g : t.grid) out.insert(out.end(), g.rgb.begin(), g.rgb.end());
+  if (!global_first) out.insert(out.end(), t.global.rgb.begin(), t.global.rgb.end());
+  return out;
+}
+
+TEST(Preprocess, BestResolutionMatchesLlavaNext) {
+  int n = 0;
+  const nlohmann::json all = cases();
+  for (const auto& c : all["best_resolution"]) {
+    std::vector<std::pair<int, int>> pins;
+    for (const auto& p : all["pinpoints"][c["pins"].get<std::string>()]) pins.emplace_back(p[0].get<int>(), p[1].get<int>());
+    const auto got = vision::select_best_resolution(c["h"], c["w"], pins);
+    EXPECT_EQ(got.first, c["out"][0].get<int>()) << c["h"] << "x" << c["w"];
+    EXPECT_EQ(got.second, c["out"][1].get<int>()) << c["h"] << "x" << c["w"];
+    ++n;
+  }
+  EXPECT_EQ(n, 16);
+}
+
+TEST(Preprocess, TilesMatchTheHfProcessors) {
+  int n = 0;
+  const nlohmann::json all = cases();
+  for (const auto& c : all["tiles"]) {
+    const Image src = load(c["src"]);
+    Result<vision::Tiles> t = [&] {
+      if (c["kind"] == "anyres") {
+        std::vector<std::pair<int, int>> pins;
+        for (const auto& p : all["pinpoints"][c["pins"].get<std::string>()]) pins.emplace_back(p[0].get<int>(), p[1].get<int>());
+        return vision::anyres_tiles(src, pins, c["tile"], vision::Resample::kBicubic);
+      }
+      return vision::idefics3_tiles(src, c["longest"], c["tile"], vision::Resample::kLanczos);
+    }();
+    ASSERT_TRUE(t.ok()) << t.status().to_string();
+    EXPECT_EQ(t->rows, c["rows"].get<int>()) << c.dump();
+    EXPECT_EQ(t->cols, c["cols"].get<int>()) << c.dump();
+    EXPECT_EQ(concat(*t, c["kind"] == "anyres"), slurp(kData + "/" + c["out"].get<std::string>())) << c.dump();
+    ++n;
+  }
+  EXPECT_EQ(n, 6);
+  Image empty;
+  EXPECT_FALSE(vision::anyres_tiles(empty, {{16, 16}}, 16, vision::Resample::kBicubic).ok());
+  EXPECT_FALSE(vision::anyres_tiles(random_image(9, 9, 1), {{20, 16}}, 16, vision::Resample::kBicubic).ok());
+}
+
+enum class Tiling { kLlavaNext, kOneVision, kIdefics3 };
+
+testing::MmprojSpec tiled_spec(Tiling k, DType dt) {
+  testing::MmprojSpec s = spec_for(k == Tiling::kIdefics3 ? "idefics3" : "mlp", dt);
+  if (k == Tiling::kIdefics3) {
+    s.preproc_image_size = 80;  // a 45 x 31 image: 80 x 56, then 96 x 96: 3 x 3 tiles of 32
+  } else {
+    s.grid_pinpoints = {{32, 64}, {64, 32}, {64, 64}, {96, 32}, {32, 96}, {96, 96}};
+    s.image_newline = true;
+    if (k == Tiling::kOneVision) {
+      s.class_token = false;  // a SigLIP tower: no class token, no pre-norm
+      s.use_gelu = true;
+      s.anyres_max = 2;  // 3 x 3 tiles unpadded to 10 x 12 patches, shrunk to 5 x 6
+    }
+  }
+  return s;
+}
+
+// embed_image on a tiled family and the float64 reference from the same crops.
+Encoded encode_tiled(const Loaded& l, const testing::MmprojSpec& s, const Image& img, vision::ImageEmbedding* emb) {
+  Encoded e;
+  ThreadPool pool(2);
+  auto r = vision::embed_image(*l.m, img, pool);
+  EXPECT_TRUE(r.ok()) << r.status().to_string();
+  if (!r.ok()) return e;
+  e.got = r->embd;
+  const auto& c = l.m->config();
+  auto t = s.projector == "idefics3"
+               ? vision::idefics3_tiles(img, (int)s.preproc_image_size, (int)s.image_size, c.pre.resample)
+               : vision::anyres_tiles(img, s.grid_pinpoints, (int)s.image_size, c.pre.resample);
+  EXPECT_TRUE(t.ok());
+  std::vector<std::vector<float>> views;
+  auto add = [&](const Image& v) { views.push_back(vision::normalize(v, c.pre).chw); };
+  if (s.projector != "idefics3") add(t->global);
+  for (const Image& g : t->grid) add(g);
+  if (s.projector == "idefics3") add(t->global);
+  auto f = GgufFile::parse(l.bytes.data(), l.bytes.size());
+  e.want = testing::reference_tiled_embeddings(*f, s, views, t->rows, t->cols, img.width, img.height);
+  if (emb) *emb = std::move(r).value();
+  return e;
+}
+
+class TiledTest : public ::testing::TestWithParam<std::tuple<Tiling, DType>> {};
+
+TEST_P(TiledTest, EmbeddingsMatchFloat64Reference) {
+  const auto [kind, dt] = GetParam();
+  const testing::MmprojSpec s = tiled_spec(kind, dt);
+  Loaded l = load_mmproj(s);
+  ASSERT_TRUE(l.m);
+  const Image img = random_image(kind == Tiling::kOneVision ? 90 : 45, kind == Tiling::kOneVision ? 70 : 31, 5);
+  vision::ImageEmbedding emb;
+  const Encoded e = encode_tiled(l, s, img, &emb);
+  ASSERT_FALSE(e.got.empty());
+  ASSERT_EQ(e.got.size(), e.want.size());
+  const int64_t per = l.m->n_tokens((int)s.image_size, (int)s.image_size);
+  if (kind == Tiling::kIdefics3) {
+    EXPECT_EQ(emb.n_encoder_runs, 10);
+    EXPECT_EQ(emb.n_tokens, 10 * per);
+  } else if (kind == Tiling::kLlavaNext) {
+    // 45 x 31 -> canvas 32 x 64 (1 x 2 tiles, 4 x 8 patches); unpad keeps int(45 * 4 / 31) = 5 of
+    // the 8 columns, cutting (8 - 5) / 2 = 1 from each side: 4 rows of 6, each with its newline
+    EXPECT_EQ(emb.n_encoder_runs, 3);
+    EXPECT_EQ(emb.n_tokens, per + 4 * (6 + 1));
+  } else {
+    EXPECT_EQ(emb.n_encoder_runs, 10);
+    EXPECT_EQ(emb.n_tokens, per + 5 * (6 + 1));
+  }
+  const double tol = dt == DType::Q8_0 ? 3e-2 : 2e-5;
+  EXPECT_LT(rel_err(e.got, e.want), tol);
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, TiledTest,
+                         ::testing::Combine(::testing::Values(Tiling::kLlavaNext, Tiling::kOneVision, Tiling::kIdefics3),
+                                            ::testing::Values(DType::F32, DType::F16, DType::Q8_0)));
+
+TEST(Tiled, Idefics3PromptTextIsTheProcessors) {
+  const testing::MmprojSpec s = tiled_spec(Tiling::kIdefics3, DType::F32);
+  Loaded l = load_mmproj(s);
+  ASSERT_TRUE(l.m);
+  ThreadPool pool(1);
+  auto emb = vision::embed_image(*l.m, random_image(45, 31, 5), pool);
+  ASSERT_TRUE(emb.ok()) << emb.status().to_string();
+  std::string got;
+  for (const auto& seg : emb->segments) {
+    got += seg.text;
+    for (int64_t i = 0; i < seg.n_tokens; ++i) got += "<image>";
+  }
+  got += emb->text_after;
+  // Idefics3Processor._prompt_split_image for 3 rows x 3 columns of 4-token tiles.
+  const std::string img4 = "<image><image><image><image>", fake = "<fake_token_around_image>";
+  std::string want;
+  for (int r = 1; r <= 3; ++r) {
+    for (int c = 1; c <= 3; ++c) want += fake + "<row_" + std::to_string(r) + "_col_" + std::to_string(c) + ">" + img4;
+    want += "\n";
+  }
+  want += "\n" + fake + "<global-img>" + img4 + fake;
+  EXPECT_EQ(got, want);
+}
+
 // --- image embeddings through a text model ------------------------------------------------------
 
-// Greedy tokens after a prompt of text, one image, and text: modu's Model::forward with the
-// image span against reference_logits with the reference embeddings.
-void check_greedy(const std::string& proj, const std::string& arch) {
-  testing::MmprojSpec vs = spec_for(proj, DType::F32);
+// Greedy tokens after a prompt of text, one image (one run of embeddings, or a tiled image's runs
+// with a text token before each), and text: modu's Model::forward with the image spans against
+// reference_logits with the reference embeddings.
+struct Segment {
+  int64_t n = 0, grid_w = 0, grid_h = 0;
+};
+void check_greedy_with(const testing::MmprojSpec& vs, const std::string& arch, const Encoded& enc,
+                       const std::vector<Segment>& segs, bool bidir, bool mrope) {
+  const std::string& proj = vs.projector;
   testing::TestModelSpec ts;
   ts.arch = arch;
   ts.n_embd = vs.n_embd_text;
@@ -336,48 +489,45 @@ void check_greedy(const std::string& proj, const std::string& arch) {
     ts.scaling_factor = 4.0;
     ts.attn_scale = 0.2;
   }
-  Loaded l = load_mmproj(vs);
-  ASSERT_TRUE(l.m);
-  const Encoded enc = encode_both(l, vs, random_image(40, 40, 11));
-  ASSERT_FALSE(enc.got.empty());
-  const std::vector<float>& img = enc.got;
-  const std::vector<double>& ref_img = enc.want;
-  const vision::Pixels* px = &enc.px;
-  ThreadPool pool(2);
-  const int64_t n_img = (int64_t)img.size() / vs.n_embd_text;
-  const bool bidir = l.m->markers().bidirectional, mrope = l.m->markers().mrope;
-  const int64_t grid_w = mrope ? px->width / (2 * vs.patch_size) : 0, grid_h = mrope ? px->height / (2 * vs.patch_size) : 0;
   if (arch == "qwen2vl") {  // (Qwen2.5-VL's text model is the same architecture)
     ts.qkv_bias = true;
     ts.rope_sections = {2, 3, 3, 0};  // head_dim 16: 8 rotary pairs (t, h, w)
-    ASSERT_GT(grid_w, 1);
-    ASSERT_NE(grid_w * grid_h, std::max(grid_w, grid_h));  // the text after the image is shifted
+    ASSERT_GT(segs[0].grid_w, 1);
+    ASSERT_NE(segs[0].grid_w * segs[0].grid_h, std::max(segs[0].grid_w, segs[0].grid_h));  // the text after is shifted
   }
-
+  ASSERT_FALSE(enc.got.empty());
+  ASSERT_EQ(enc.got.size(), enc.want.size());
+  ThreadPool pool(2);
   auto text = testing::make_random_model(ts);
   auto model = Model::from_gguf(GgufFile::parse(text.data(), text.size()).value());
   ASSERT_TRUE(model.ok()) << model.status().to_string();
+  const int64_t dt = vs.n_embd_text;
   std::vector<int32_t> tokens = {1, 5, 9};
-  const int64_t begin = (int64_t)tokens.size();
-  for (int64_t i = 0; i < n_img; ++i) tokens.push_back(0);
+  std::vector<EmbdSpan> mspans;
+  std::vector<testing::RefEmbdSpan> rspans;
+  int64_t row = 0;
+  for (size_t k = 0; k < segs.size(); ++k) {
+    if (segs.size() > 1) tokens.push_back(13 + (int32_t)k);  // the text before each tile (Idefics3's row/col tokens)
+    const int64_t begin = (int64_t)tokens.size(), n = segs[k].n;
+    for (int64_t i = 0; i < n; ++i) tokens.push_back(0);
+    mspans.push_back({begin, n, enc.got.data() + row * dt, bidir, mrope, segs[k].grid_w, segs[k].grid_h});
+    rspans.push_back({begin, n, std::vector<double>(enc.want.begin() + row * dt, enc.want.begin() + (row + n) * dt), bidir,
+                      mrope, segs[k].grid_w, segs[k].grid_h});
+    row += n;
+  }
+  ASSERT_EQ((size_t)(row * dt), enc.got.size());
   for (int32_t t : {7, 3, 11}) tokens.push_back(t);
 
-  KvCache kv((*model)->config(), 1, 128, KvType::kF32);
-  EmbdSpan span{begin, n_img, img.data(), bidir, mrope, grid_w, grid_h};
-  const std::vector<EmbdSpan> mspans = {span};
+  KvCache kv((*model)->config(), 1, 256, KvType::kF32);
   std::vector<BatchToken> batch;
   for (size_t i = 0; i < tokens.size(); ++i) {
     BatchToken b{tokens[i], (int64_t)i, 0, i + 1 == tokens.size()};
     place_in_spans(b, mspans, vs.n_embd_text);
-    if ((int64_t)i >= begin && (int64_t)i < begin + n_img) {
-      ASSERT_NE(b.embd, nullptr);
-      b.token = -1 - (int32_t)i;  // placeholders are never read
-    }
+    if (b.embd != nullptr) b.token = -1 - (int32_t)i;  // placeholders are never read
     batch.push_back(b);
   }
   std::vector<float> logits;
   std::vector<int32_t> got, want;
-  auto spans = std::vector<testing::RefEmbdSpan>{{begin, n_img, ref_img, bidir, mrope, grid_w, grid_h}};
   auto ref_tokens = tokens;
   for (int step = 0; step < 5; ++step) {
     ASSERT_TRUE((*model)->forward(batch, kv, pool, logits).ok());
@@ -385,7 +535,7 @@ void check_greedy(const std::string& proj, const std::string& arch) {
     got.push_back(next);
     batch = {BatchToken{next, (int64_t)(tokens.size() + step), 0, true}};
     place_in_spans(batch[0], mspans, vs.n_embd_text);
-    const auto ref = testing::reference_logits(*GgufFile::parse(text.data(), text.size()), ts, ref_tokens, spans);
+    const auto ref = testing::reference_logits(*GgufFile::parse(text.data(), text.size()), ts, ref_tokens, rspans);
     const auto& last = ref.back();
     want.push_back((int32_t)(std::max_element(last.begin(), last.end()) - last.begin()));
     ref_tokens.push_back(want.back());
@@ -400,6 +550,20 @@ void check_greedy(const std::string& proj, const std::string& arch) {
     if (got.back() != want.back()) break;
   }
   EXPECT_EQ(got, want) << proj << " on " << arch;
+}
+
+void check_greedy(const std::string& proj, const std::string& arch) {
+  testing::MmprojSpec vs = spec_for(proj, DType::F32);
+  Loaded l = load_mmproj(vs);
+  ASSERT_TRUE(l.m);
+  const Encoded enc = encode_both(l, vs, random_image(40, 40, 11));
+  const bool mrope = l.m->markers().mrope;
+  Segment seg{(int64_t)enc.got.size() / vs.n_embd_text, 0, 0};
+  if (mrope) {
+    seg.grid_w = enc.px.width / (2 * vs.patch_size);
+    seg.grid_h = enc.px.height / (2 * vs.patch_size);
+  }
+  check_greedy_with(vs, arch, enc, {seg}, l.m->markers().bidirectional, mrope);
 }
 
 TEST(VisionText, LlavaImageThenGreedyText) { check_greedy("mlp", "llama"); }
@@ -420,6 +584,27 @@ TEST(VisionText, BidirectionalSpanMustBeInOneBatch) {
   b.embd = e.data();
   b.attn_end = 4;  // positions 1..3 are not in this batch
   EXPECT_EQ((*model)->forward({b}, kv, pool, logits).code(), StatusCode::kInvalidArgument);
+}
+
+TEST(VisionText, LlavaNextTiledImageThenGreedyText) {
+  const testing::MmprojSpec s = tiled_spec(Tiling::kOneVision, DType::F32);
+  Loaded l = load_mmproj(s);
+  ASSERT_TRUE(l.m);
+  vision::ImageEmbedding emb;
+  const Encoded e = encode_tiled(l, s, random_image(90, 70, 5), &emb);
+  check_greedy_with(s, "llama", e, {{emb.n_tokens, emb.n_tokens, 1}}, false, false);
+}
+
+TEST(VisionText, Idefics3SplitImageThenGreedyText) {
+  const testing::MmprojSpec s = tiled_spec(Tiling::kIdefics3, DType::F32);
+  Loaded l = load_mmproj(s);
+  ASSERT_TRUE(l.m);
+  vision::ImageEmbedding emb;
+  const Encoded e = encode_tiled(l, s, random_image(45, 31, 5), &emb);
+  std::vector<Segment> segs;
+  for (const auto& sg : emb.segments) segs.push_back({sg.n_tokens, sg.grid_w, sg.grid_h});
+  ASSERT_EQ(segs.size(), 10u);
+  check_greedy_with(s, "llama", e, segs, false, false);
 }
 
 }  // namespace

@@ -45,7 +45,37 @@ struct PreprocessConfig {
   Resample resample = Resample::kBicubic;
   double rescale = 1.0 / 255.0;
   std::array<float, 3> mean{0.5f, 0.5f, 0.5f}, std{0.5f, 0.5f, 0.5f};
+  // Multi-crop input (the processor's own defaults, read from the projector file):
+  // LLaVA-NeXT / OneVision "anyres": candidate (height, width) canvases in pixels;
+  std::vector<std::pair<int, int>> grid_pinpoints;
+  // Idefics3 / SmolVLM image splitting: tiles of `size` after the longest edge goes to longest_edge.
+  bool split = false;
 };
+
+// An image cut for an encoder of fixed input size: a grid of tiles and one view of the whole.
+struct Tiles {
+  Image global;             // the whole image at the encoder's size
+  std::vector<Image> grid;  // rows x cols tiles, row-major (empty when the image is one tile)
+  int rows = 0, cols = 0;
+};
+
+// LLaVA-NeXT's select_best_resolution: the (height, width) canvas among `pinpoints` that keeps the
+// most of the image's pixels (each scaled to fit, int()-truncated), ties to the least wasted area.
+std::pair<int, int> select_best_resolution(int height, int width, const std::vector<std::pair<int, int>>& pinpoints);
+
+// LlavaNextImageProcessor.get_image_patches (and OneVision's): the image resized to fit the best
+// canvas with its aspect kept (the scaled side ceil()ed), padded with black centred (extra pixel
+// right / bottom), cut into tile x tile crops; the global view is a plain resize to tile x tile.
+Result<Tiles> anyres_tiles(const Image& img, const std::vector<std::pair<int, int>>& pinpoints, int tile, Resample r);
+
+// Idefics3ImageProcessor with do_image_splitting: the longest edge to `longest_edge` (the other side
+// made even), both sides up to whole multiples of `tile` (aspect from the first resize), cut into
+// tile x tile crops; the global view is that image resized to tile x tile. An image that is one
+// tile has no grid.
+Result<Tiles> idefics3_tiles(const Image& img, int longest_edge, int tile, Resample r);
+
+// Idefics3's resize of the longest edge to `longest_edge`: the other side int()-scaled, then made even.
+Image resize_longest_edge(const Image& img, int longest_edge, Resample r);
 
 // The encoder input: planar float32 [3, height, width].
 struct Pixels {

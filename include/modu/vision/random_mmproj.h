@@ -21,6 +21,12 @@ struct MmprojSpec {
   float eps = 1e-6f;
   bool use_gelu = false;          // clip.use_gelu (tanh GELU); otherwise quick GELU
   bool legacy_ffn_names = false;  // fc1 written as ffn_down and fc2 as ffn_up (old converters)
+  bool class_token = true;        // mlp: CLIP-style class token and pre-norm (false: a SigLIP tower, OneVision)
+  // mlp tiling (LLaVA-NeXT): (height, width) canvases, the learned row-end embedding, OneVision's N.
+  std::vector<std::pair<int, int>> grid_pinpoints;
+  bool image_newline = false;
+  int anyres_max = 0;
+  int64_t preproc_image_size = 0; // idefics3: the longest edge before splitting into tiles
   int64_t feature_layer = 0;      // > 0: write clip.vision.feature_layer = [k] and one extra block
   DType weight_type = DType::F32; // 2-D matrices (patch embedding: F16 unless this is F32)
   uint64_t seed = 7;

@@ -32,6 +32,8 @@ struct VisionConfig {
   float eps = 1e-6f;         // LayerNorm epsilon
   VitAct act = VitAct::kGeluErf;
   int scale_factor = 1;      // Idefics3 pixel shuffle factor
+  bool class_token = false;  // the encoder prepends v.class_embd (CLIP), dropped before projecting
+  int anyres_max = 0;        // LLaVA-OneVision "anyres_max_N": a tiled image's grid shrinks to about N tiles
   bool rms_norm = false;     // encoder norms are RMS norms without bias (Qwen2.5-VL), else LayerNorm
   // Window attention (Qwen2.5-VL): block il attends over the whole image iff (il + 1) % wa_pattern
   // == 0, otherwise within windows of window x window merged tokens; 0: every block is global.
@@ -68,7 +70,7 @@ struct ProjectorFamily;
 // How an image sits in the text: the family's text around its embeddings (special tokens, as the
 // HF processor writes them) and whether the text model attends over them both ways.
 struct ImageMarkers {
-  std::string begin, end;
+  std::string begin, end;  // single-segment images; tiled ones carry their own text (ImageEmbedding)
   bool bidirectional = false;
   bool mrope = false;  // (t, row, column) rotary positions over the merged grid (Qwen2-VL)
 };
@@ -109,13 +111,23 @@ class VisionModel {
 
 namespace modu::vision {
 
-// One image ready for the text model: its embeddings and a hash of its pixels (the prefix cache
-// key of its positions).
-struct ImageEmbedding {
-  std::vector<float> embd;  // [n_tokens, n_embd_text]
+// Where a run of image embeddings sits in the text: the family's text before it (special tokens,
+// e.g. Idefics3's "<fake_token_around_image><row_1_col_2>") and how many embedding rows follow.
+struct ImageSegment {
+  std::string text;
   int64_t n_tokens = 0;
-  int grid_w = 0, grid_h = 0;  // the tokens' grid (row-major), for M-RoPE positions
+  int grid_w = 0, grid_h = 0;  // the rows' grid (row-major), for M-RoPE positions
+};
+
+// One image ready for the text model: its embeddings, how they sit in the text (one segment for
+// most families; a tiled image has several), and a hash of its pixels (the prefix cache key).
+struct ImageEmbedding {
+  std::vector<float> embd;  // [n_tokens, n_embd_text], the segments' rows in order
+  int64_t n_tokens = 0;
+  std::vector<ImageSegment> segments;  // empty: one segment wrapped in the family's markers
+  std::string text_after;              // the family's text after the last segment
   uint64_t hash = 0;
+  int n_encoder_runs = 1;              // encoder passes (tiles) it took
   double encode_seconds = 0;
 };
 

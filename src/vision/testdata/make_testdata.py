@@ -100,4 +100,84 @@ smart = []
 for (hh, ww) in ((23, 37), (42, 70), (70, 42), (1080, 1920), (4000, 3000), (14, 14), (500, 14), (3024, 4032), (98, 126)):
     smart.append({"h": hh, "w": ww, "out": list(smart_resize(hh, ww))})
 
-json.dump({"resize": cases, "orient": orient, "pipes": pipes, "smart_resize": smart}, open("cases.json", "w"), indent=1)
+
+# Multi-crop processors (transformers' LlavaNextImageProcessor / LlavaOnevisionImageProcessor and
+# Idefics3ImageProcessor), written out from their source: every crop as 8-bit RGB, concatenated.
+def select_best_resolution(original_size, possible_resolutions):
+    original_height, original_width = original_size
+    best_fit, max_effective, min_wasted = None, 0, float("inf")
+    for height, width in possible_resolutions:
+        scale = min(width / original_width, height / original_height)
+        dw, dh = int(original_width * scale), int(original_height * scale)
+        effective = min(dw * dh, original_width * original_height)
+        wasted = width * height - effective
+        if effective > max_effective or (effective == max_effective and wasted < min_wasted):
+            max_effective, min_wasted, best_fit = effective, wasted, (height, width)
+    return best_fit
+
+next_pins = [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]]
+ov_pins = [[384 * a, 384 * b] for a in range(1, 7) for b in range(1, 7)]
+best = []
+for (hh, ww) in ((23, 37), (480, 640), (640, 480), (1080, 1920), (100, 1000), (336, 336), (2000, 2000), (700, 300)):
+    best.append({"h": hh, "w": ww, "pins": "llava_next", "out": list(select_best_resolution((hh, ww), next_pins))})
+    best.append({"h": hh, "w": ww, "pins": "onevision", "out": list(select_best_resolution((hh, ww), ov_pins))})
+
+def anyres(im, pins, tile):
+    w, h = im.size
+    th, tw = select_best_resolution((h, w), pins)
+    sw, sh = tw / w, th / h
+    if sw < sh:
+        nw, nh = tw, min(math.ceil(h * sw), th)
+    else:
+        nh, nw = th, min(math.ceil(w * sh), tw)
+    r = np.asarray(im.resize((nw, nh), Image.BICUBIC))
+    py, ry = divmod(th - nh, 2)
+    px, rx = divmod(tw - nw, 2)
+    canvas = np.pad(r, ((py, py + ry), (px, px + rx), (0, 0)))
+    crops = [np.asarray(im.resize((tile, tile), Image.BICUBIC))]
+    for y in range(0, th, tile):
+        for x in range(0, tw, tile):
+            crops.append(canvas[y:y + tile, x:x + tile])
+    return crops, th // tile, tw // tile
+
+def idefics3(im, longest, tile):
+    w, h = im.size
+    aspect = w / h
+    if w >= h:
+        w = longest; h = int(w / aspect); h += h % 2
+    else:
+        h = longest; w = int(h * aspect); w += w % 2
+    im = im.resize((w, h), Image.LANCZOS)
+    aspect = w / h
+    if w >= h:
+        w = math.ceil(w / tile) * tile; h = int(w / aspect); h = math.ceil(h / tile) * tile
+    else:
+        h = math.ceil(h / tile) * tile; w = int(h * aspect); w = math.ceil(w / tile) * tile
+    im = im.resize((w, h), Image.LANCZOS)
+    a, crops, rows, cols = np.asarray(im), [], 0, 0
+    if h > tile or w > tile:
+        rows, cols = math.ceil(h / tile), math.ceil(w / tile)
+        oh, ow = math.ceil(h / rows), math.ceil(w / cols)
+        for r in range(rows):
+            for c in range(cols):
+                crops.append(a[r * oh:min(r * oh + oh, h), c * ow:min(c * ow + ow, w)])
+        im = im.resize((tile, tile), Image.LANCZOS)
+    crops.append(np.asarray(im))
+    return crops, rows, cols
+
+tiles = []
+small_pins = [[16, 32], [32, 16], [32, 32], [48, 16], [16, 48]]
+for name, im in (("src_37x23.png", src), ("src_19x41.png", tall)):
+    crops, rows, cols = anyres(im, small_pins, 16)
+    fn = "anyres_%s.rgb" % name[4:-4]
+    np.concatenate([c.reshape(-1) for c in crops]).astype(np.uint8).tofile(fn)
+    tiles.append({"kind": "anyres", "src": name, "tile": 16, "pins": "small", "rows": rows, "cols": cols, "out": fn})
+    for longest in (40, 16):
+        crops, rows, cols = idefics3(im, longest, 16)
+        fn = "idefics3_%s_%d.rgb" % (name[4:-4], longest)
+        np.concatenate([c.reshape(-1) for c in crops]).astype(np.uint8).tofile(fn)
+        tiles.append({"kind": "idefics3", "src": name, "tile": 16, "longest": longest, "rows": rows, "cols": cols, "out": fn})
+
+json.dump({"resize": cases, "orient": orient, "pipes": pipes, "smart_resize": smart, "best_resolution": best,
+           "pinpoints": {"llava_next": next_pins, "onevision": ov_pins, "small": small_pins},
+           "tiles": tiles}, open("cases.json", "w"), indent=1)
