@@ -169,6 +169,27 @@ TEST_F(Cli, RunWithImages) {
   EXPECT_NE(last_stderr().find("2 image markers"), std::string::npos) << last_stderr();
 }
 
+// A tiled projector (LLaVA-NeXT anyres) from `modu init-mmproj`: info describes the tiling, bench
+// --image encodes a real file tile by tile, and run takes the image.
+TEST_F(Cli, TiledProjectorInfoBenchRun) {
+  const std::string mm = ::testing::TempDir() + "/cli_anyres.gguf";
+  const std::string png = std::string(MODU_SOURCE_DIR) + "/src/vision/testdata/src_37x23.png";
+  CmdResult mk = modu("init-mmproj -o " + mm + " --text-width 64 --image-size 32 --patch 8 --width 32 --ff 64 --heads 4 "
+                      "--layers 2 --type f32 --grid-pinpoints 32x64,64x32,64x64");
+  ASSERT_EQ(mk.rc, 0) << last_stderr();
+  EXPECT_EQ(modu("init-mmproj -o " + mm + ".bad --text-width 64 --grid-pinpoints 32by64").rc, 1);
+  CmdResult info = modu("info " + mm);
+  ASSERT_EQ(info.rc, 0) << last_stderr();
+  EXPECT_NE(info.out.find("tiles:         anyres: the best of 3 canvases (up to 4 tiles)"), std::string::npos) << info.out;
+  CmdResult b = modu("bench --mmproj " + mm + " --image " + png + " --json -t 1 -r 1");
+  ASSERT_EQ(b.rc, 0) << last_stderr();
+  const auto j = nlohmann::json::parse(b.out);
+  EXPECT_EQ(j["image"]["encoder_runs"], 3);  // 37 x 23 -> a 32 x 64 canvas: 1 x 2 tiles + the global view
+  EXPECT_EQ(j["image"]["tokens"], 16 + 4 * (6 + 1));
+  CmdResult r = modu("run -m " + model_ + " --mmproj " + mm + " --image " + png + " -p 'Describe' -n 4 --temp 0 -t 1");
+  EXPECT_EQ(r.rc, 0) << last_stderr();
+}
+
 // `modu chat` with /image: the picture joins the next message; bad paths and a text-only model are
 // reported and the conversation goes on; the same session twice prints the same answers.
 TEST_F(Cli, ChatImageCommand) {

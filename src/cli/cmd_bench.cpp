@@ -33,6 +33,7 @@ struct BenchArgs {
   bool json = false;
   bool roofline = false;
   std::string mmproj;  // --mmproj: image encoding instead of (or before) the text tests
+  std::string image;   // --image: also a real image end to end (preprocessing, tiles, encoder runs)
 };
 
 // Machine limits for --roofline, measured with the selected ISA level's instructions.
@@ -143,7 +144,7 @@ int bench_vision(const BenchArgs& a) {
   if (!px.ok()) return fail(px.status());
   const double pre_s = std::chrono::duration<double>(clock::now() - p0).count();
   const int64_t side = c.patches_per_side(), n_tok = m.n_tokens(img.width, img.height);
-  const double n = (double)(side * side + (c.projector == "mlp" ? 1 : 0)), d = (double)c.n_embd;
+  const double n = (double)(side * side + (c.class_token ? 1 : 0)), d = (double)c.n_embd;
   double ops = 2.0 * side * side * 3.0 * c.patch_size * c.patch_size * d;                  // patch embedding
   ops += c.n_layer * (2.0 * n * (4.0 * d * d + 2.0 * d * c.n_ff) + 4.0 * n * n * d);     // blocks + attention
   for (const Weight& w : m.weights().proj)
@@ -158,6 +159,24 @@ int bench_vision(const BenchArgs& a) {
   }
   const Stats s = stats(secs);
   const double gops = ops / s.mean / 1e9, gbs = (double)m.weight_bytes() / s.mean / 1e9;
+  // --image: the file as run/chat/serve take it (its own size; tiled families run the encoder per
+  // tile), decoding excluded.
+  Stats file_s;
+  vision::ImageEmbedding file_e;
+  vision::Image file_img;
+  if (!a.image.empty()) {
+    auto im = vision::load_image_file(a.image);
+    if (!im.ok()) return fail(im.status());
+    file_img = std::move(im).value();
+    std::vector<double> fs;
+    for (int r = 0; r < a.reps; ++r) {
+      auto e = vision::embed_image(m, file_img, pool);
+      if (!e.ok()) return fail(e.status());
+      fs.push_back(e->encode_seconds);
+      file_e = std::move(e).value();
+    }
+    file_s = stats(fs);
+  }
   Roofline roof;
   if (a.roofline) {
     ReadProbe probe(pool);
@@ -184,6 +203,10 @@ int bench_vision(const BenchArgs& a) {
   j["weight_gb_per_s"] = gbs;
   if (a.roofline)
     j["roofline"] = {{"read_gb_per_s", roof.read_gbs}, {"fma_f32_gop_per_s", roof.fma_gops}, {"int8_dot_gop_per_s", roof.dot_gops}};
+  if (!a.image.empty())
+    j["image"] = {{"file", a.image}, {"width", file_img.width}, {"height", file_img.height},
+                  {"encoder_runs", file_e.n_encoder_runs}, {"tokens", file_e.n_tokens}, {"seconds", file_s.mean},
+                  {"seconds_stddev", file_s.stddev}, {"tokens_per_s", file_e.n_tokens / file_s.mean}};
   if (a.json) {
     std::printf("%s\n", j.dump().c_str());
     return 0;
@@ -195,6 +218,10 @@ int bench_vision(const BenchArgs& a) {
               "|-------------|-----------|---------|-------------|--------|-------|\n");
   std::printf("| encode %-4lld | %9.3f | %7.3f | %11.1f | %6.1f | %5.2f |\n", (long long)c.image_size, s.mean, s.stddev,
               n_tok / s.mean, gops, gbs);
+  if (!a.image.empty())
+    std::printf("| %-11s | %9.3f | %7.3f | %11.1f |        |       |  (%d x %d px, %d encoder runs, %lld tokens)\n",
+                "image file", file_s.mean, file_s.stddev, file_e.n_tokens / file_s.mean, file_img.width, file_img.height,
+                file_e.n_encoder_runs, (long long)file_e.n_tokens);
   std::printf("preprocessing (decode not included): %.1f ms; %.1f GOP per image\n", 1e3 * pre_s, ops / 1e9);
   if (a.roofline)
     std::printf("roofline: f32 FMA %.0f GOP/s, int8 dot %.0f GOP/s, read %.1f GB/s -> encode at %.1f%% of the f32 FMA peak, "
@@ -205,7 +232,11 @@ int bench_vision(const BenchArgs& a) {
 
 int bench(const BenchArgs& a) {
   using clock = std::chrono::steady_clock;
-  if (!a.mmproj.empty()) return bench_vision(a);
+  if (!a.image.empty() && a.mmproj.empty()) return fail(invalid_argument("bench --image needs --mmproj PROJECTOR"));
+  if (!a.mmproj.empty()) {  // images first; with -m the text figures follow
+    if (int rc = bench_vision(a); rc != 0 || a.model.empty()) return rc;
+    std::printf("\n");
+  }
   if (a.model.empty()) return fail(invalid_argument("bench needs -m MODEL (text) or --mmproj PROJECTOR (images)"));
   auto lm = load_model(a.model, false);
   if (!lm.ok()) return fail(lm.status());
@@ -421,8 +452,11 @@ void add_bench_command(CLI::App& app, int& rc) {
   auto a = std::make_shared<BenchArgs>();
   CLI::App* c = app.add_subcommand("bench", "Measure prefill and decode tokens/s");
   c->add_option("-m,--model", a->model, "GGUF model file or Hugging Face folder")->check(CLI::ExistingPath);
-  c->add_option("--mmproj", a->mmproj, "Benchmark image encoding with this vision projector instead (its image size)")
+  c->add_option("--mmproj", a->mmproj,
+                "Benchmark image encoding with this vision projector (its image size); with -m the text tests follow")
       ->check(CLI::ExistingPath);
+  c->add_option("--image", a->image, "With --mmproj: also encode this image file as run / serve would (tiles included)")
+      ->check(CLI::ExistingFile);
   add_lora_option(c, &a->lora);
   c->add_option("-p,--n-prompt", a->n_prompt, "Prompt tokens for the prefill test (0: skip)")->capture_default_str();
   c->add_option("-n,--n-gen", a->n_gen, "Tokens for the decode test (0: skip)")->capture_default_str();

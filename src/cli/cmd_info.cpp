@@ -1,4 +1,5 @@
 // `modu info`: what a GGUF model is (architecture, size, dtypes, context, tokenizer, memory needed).
+#include <algorithm>
 #include <cstdio>
 #include <map>
 
@@ -29,7 +30,7 @@ int info_projector(const std::string& path, nlohmann::ordered_json& j, bool as_j
   if (!m.ok()) return fail(m.status());
   const vision::VisionConfig& c = (*m)->config();
   const int64_t side = c.image_size, n_tok = (*m)->n_tokens((int)side, (int)side);
-  const int64_t n_patch = c.patches_per_side() * c.patches_per_side() + ((*m)->config().projector == "mlp" ? 1 : 0);
+  const int64_t n_patch = c.patches_per_side() * c.patches_per_side() + (c.class_token ? 1 : 0);
   // Activations of one image: x, h, q, k, v, attention output [n, width] and the FFN [n, ff] in F32.
   const size_t work = (size_t)n_patch * (6 * c.n_embd + c.n_ff) * 4;
   j["architecture"] = "clip";
@@ -43,6 +44,21 @@ int info_projector(const std::string& path, nlohmann::ordered_json& j, bool as_j
   j["output_width"] = c.n_embd_text;
   j["preprocess"] = {{"mode", mode_name(c.pre.mode)}, {"resample", vision::resample_name(c.pre.resample)},
                      {"mean", c.pre.mean}, {"std", c.pre.std}};
+  // Tiled families: how an image becomes several encoder inputs.
+  std::string tiling;
+  if (!c.pre.grid_pinpoints.empty()) {
+    int max_tiles = 0;
+    for (const auto& [h, w] : c.pre.grid_pinpoints) max_tiles = std::max<int>(max_tiles, (h / c.image_size) * (w / c.image_size));
+    tiling = "anyres: the best of " + std::to_string(c.pre.grid_pinpoints.size()) + " canvases (up to " +
+             std::to_string(max_tiles) + " tiles) + a global view; padding cut, rows end in a newline" +
+             (c.anyres_max > 0 ? ", grid shrunk to about " + std::to_string(c.anyres_max) + " tiles" : std::string());
+    j["tiling"] = {{"kind", "anyres"}, {"canvases", c.pre.grid_pinpoints.size()}, {"max_tiles", max_tiles},
+                   {"anyres_max", c.anyres_max}};
+  } else if (c.pre.split) {
+    tiling = "split: longest edge to " + std::to_string(c.pre.longest_edge) + ", then " + std::to_string(c.image_size) +
+             "-pixel tiles + a global view";
+    j["tiling"] = {{"kind", "split"}, {"longest_edge", c.pre.longest_edge}};
+  }
   j["memory_needed_bytes"] = j["weight_bytes"].get<size_t>() + work;
   if (as_json) {
     std::printf("%s\n", j.dump(2).c_str());
@@ -59,6 +75,7 @@ int info_projector(const std::string& path, nlohmann::ordered_json& j, bool as_j
   else
     std::printf("image:         %lld x %lld pixels, patch %lld -> %lld tokens of width %lld per image\n", (long long)side,
                 (long long)side, (long long)c.patch_size, (long long)n_tok, (long long)c.n_embd_text);
+  if (!tiling.empty()) std::printf("tiles:         %s (tokens per tile above)\n", tiling.c_str());
   std::printf("preprocess:    %s, %s, mean %.4g %.4g %.4g, std %.4g %.4g %.4g\n", mode_name(c.pre.mode),
               vision::resample_name(c.pre.resample), c.pre.mean[0], c.pre.mean[1], c.pre.mean[2], c.pre.std[0],
               c.pre.std[1], c.pre.std[2]);

@@ -191,14 +191,36 @@ void add_init_mmproj_command(CLI::App& app, int& rc) {
   c->add_option("--scale-factor", s->scale_factor, "gemma3 pooling / idefics3 pixel-shuffle factor")->capture_default_str();
   c->add_option("--type", *type, "Matrix dtype: f32, f16, bf16, q8_0")->capture_default_str();
   c->add_option("--seed", s->seed, "Random seed")->capture_default_str();
-  c->callback([s, out, type, &rc] {
+  auto pins = std::make_shared<std::string>();
+  c->add_option("--grid-pinpoints", *pins,
+                "mlp: tile images LLaVA-NeXT style on these HxW canvases (e.g. 672x672,336x672,672x336), with row newlines");
+  c->add_option("--anyres-max", s->anyres_max, "mlp with --grid-pinpoints: OneVision's anyres_max_N");
+  auto siglip = std::make_shared<bool>(false);
+  c->add_flag("--siglip", *siglip, "mlp: a SigLIP tower (no class token, tanh GELU), as LLaVA-OneVision");
+  c->add_option("--preproc-size", s->preproc_image_size, "idefics3: longest edge before splitting into tiles");
+  c->callback([s, out, type, pins, siglip, &rc] {
+    for (size_t at = 0; !pins->empty() && at <= pins->size();) {  // "HxW,HxW,..."
+      const size_t end = std::min(pins->find(',', at), pins->size());
+      const std::string item = pins->substr(at, end - at);
+      int h = 0, w = 0;
+      char x = 0;
+      if (std::sscanf(item.c_str(), "%d%c%d", &h, &x, &w) != 3 || x != 'x' || h <= 0 || w <= 0) {
+        rc = fail(invalid_argument("--grid-pinpoints: '" + item + "' is not HEIGHTxWIDTH"));
+        return;
+      }
+      s->grid_pinpoints.emplace_back(h, w);
+      at = end + 1;
+    }
+    s->image_newline = !s->grid_pinpoints.empty();
+    s->class_token = !*siglip;
     auto t = dtype_from_name(*type);
     if (!t.ok()) {
       rc = fail(invalid_argument("--type " + *type + ": use f32, f16, bf16 or q8_0"));
       return;
     }
     s->weight_type = *t;
-    s->use_gelu = s->projector == "gemma3" || s->projector == "idefics3";  // SigLIP: tanh GELU; CLIP, Qwen2-VL: quick GELU
+    // SigLIP: tanh GELU; CLIP, Qwen2-VL: quick GELU
+    s->use_gelu = s->projector == "gemma3" || s->projector == "idefics3" || *siglip;
     s->mlp_hidden = s->n_embd_text;
     if (s->image_size % s->patch_size != 0 || s->n_embd % s->n_head != 0) {
       rc = fail(invalid_argument("--image-size must be a multiple of --patch, and --width of --heads"));
