@@ -55,8 +55,14 @@ void store_response(ResponseStore* store, const std::string& id, const Responses
 
 namespace {
 
-// A string, or an array of content parts (input_text / output_text / refusal) joined without separator.
-Err content_text(const json& c, const std::string& p, std::string* out) {
+// Where a stored conversation message keeps the URLs of its images (in the order of the image
+// markers in its text), so that a later turn (previous_response_id) sends them again.
+constexpr const char* kImagesKey = "_modu_images";
+
+// A string, or an array of content parts (input_text / output_text / refusal) joined without
+// separator; input_image parts (when `images` is given: a user message) become image markers and
+// their URLs go to `images`.
+Err content_text(const json& c, const std::string& p, std::string* out, std::vector<std::string>* images = nullptr) {
   if (c.is_string()) {
     *out = c.get<std::string>();
     return std::nullopt;
@@ -73,8 +79,18 @@ Err content_text(const json& c, const std::string& p, std::string* out) {
       if (auto e = get_string(part, "text", true, &text, pp + ".")) return e;
     } else if (type == "refusal") {
       if (auto e = get_string(part, "refusal", true, &text, pp + ".")) return e;
-    } else if (type == "input_image" || type == "input_file" || type == "input_audio") {
-      return unsupported("Content parts of type '" + type + "' are not supported by this model; only text.",
+    } else if (type == "input_image" && images != nullptr) {
+      const json* url = field(part, "image_url");
+      if (field(part, "file_id") && !url)
+        return unsupported("Images by 'file_id' are not supported; send 'image_url' (a data: URL).", pp + ".file_id");
+      if (!url || !url->is_string())
+        return bad("Missing or invalid '" + pp + ".image_url': expected a string (a data: URL).", pp + ".image_url");
+      images->push_back(url->get<std::string>());
+      text = "<__media__>";
+    } else if (type == "input_image") {
+      return unsupported("Images are only accepted in user messages.", pp + ".type");
+    } else if (type == "input_file" || type == "input_audio") {
+      return unsupported("Content parts of type '" + type + "' are not supported by this model; only text and images.",
                          pp + ".type");
     } else {
       return bad("Invalid value for '" + pp + ".type': '" + type + "'. Supported values are: 'input_text', "
@@ -132,8 +148,10 @@ Err convert_item(const json& item, const std::string& p, InputState* st) {
                  "'system' and 'developer'.", p + ".role");
     const json* content = field(item, "content");
     if (!content) return missing(p + ".content");
-    if (auto e = content_text(*content, p + ".content", &text)) return e;
+    std::vector<std::string> images;
+    if (auto e = content_text(*content, p + ".content", &text, role == "user" ? &images : nullptr)) return e;
     ojson m = {{"role", role == "developer" ? "system" : role}, {"content", text}};
+    if (!images.empty()) m[kImagesKey] = images;
     st->open_assistant = -1;
     if (role == "assistant") {
       if (st->reasoning) m["reasoning_content"] = *st->reasoning;
@@ -377,7 +395,16 @@ std::optional<ApiError> parse_responses_request(std::string_view body, const Api
       return input ? bad("'input' must contain at least one item.", "input", "empty_array") : missing("input");
     out->messages = ojson::array();
     if (info->instructions) out->messages.push_back({{"role", "system"}, {"content", *info->instructions}});
-    for (const auto& m : conv) out->messages.push_back(m);
+    for (const auto& m : conv) {
+      if (m.contains(kImagesKey)) {  // the images, in marker order, for the chat handler to decode
+        for (const auto& u : m[kImagesKey]) out->image_urls.push_back(u.get<std::string>());
+        ojson plain = m;
+        plain.erase(kImagesKey);
+        out->messages.push_back(std::move(plain));
+      } else {
+        out->messages.push_back(m);
+      }
+    }
     info->conversation = std::move(conv);
 
     if (const json* tools = field(j, "tools"))

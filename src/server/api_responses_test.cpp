@@ -303,6 +303,34 @@ TEST(ApiCompatResponses, StoreResponseThenContinue) {
   store_response(nullptr, "resp_3", info, reply);  // no store: nothing happens
 }
 
+// input_image parts: an image marker where the part is, the URL for the handler, and the images of
+// a stored conversation sent again with the next turn (previous_response_id).
+TEST(ApiCompatResponses, InputImages) {
+  ChatRequest r;
+  ResponsesInfo info;
+  auto e = responses(R"({"input":[{"role":"user","content":[{"type":"input_text","text":"A"},
+      {"type":"input_image","image_url":"data:image/png;base64,AAAA","detail":"auto"},{"type":"input_text","text":"B"},
+      {"type":"input_image","image_url":"data:image/png;base64,BBBB"}]}]})", &r, &info);
+  ASSERT_FALSE(e) << e->message;
+  ASSERT_EQ(r.messages.size(), 1u);
+  EXPECT_EQ(r.messages[0]["content"], "A<__media__>B<__media__>");
+  EXPECT_FALSE(r.messages[0].contains("_modu_images"));  // kept in the stored conversation only
+  EXPECT_EQ(r.image_urls, (std::vector<std::string>{"data:image/png;base64,AAAA", "data:image/png;base64,BBBB"}));
+  ResponseStore store(4);
+  toolcall::Reply reply;
+  reply.content = "two pictures";
+  store_response(&store, "resp_img", info, reply);
+  ChatRequest r2;
+  ResponsesInfo info2;
+  e = responses(R"({"input":[{"role":"user","content":[{"type":"input_text","text":"and this"},
+      {"type":"input_image","image_url":"data:image/png;base64,CCCC"}]}],"previous_response_id":"resp_img"})", &r2, &info2,
+                &store);
+  ASSERT_FALSE(e) << e->message;
+  ASSERT_EQ(r2.messages.size(), 3u);
+  EXPECT_EQ(r2.image_urls, (std::vector<std::string>{"data:image/png;base64,AAAA", "data:image/png;base64,BBBB",
+                                                     "data:image/png;base64,CCCC"}));
+}
+
 TEST(ApiCompatResponses, RejectsMistakesWithParam) {
   const std::vector<BadCase> cases = {
       {"input missing", R"({"model":"m"})", "input"},
@@ -317,7 +345,13 @@ TEST(ApiCompatResponses, RejectsMistakesWithParam) {
       {"message without content", R"({"input":[{"role":"user"}]})", "input[0].content"},
       {"bad content part", R"({"input":[{"role":"user","content":[{"type":"text","text":"x"}]}]})",
        "input[0].content[0].type"},
-      {"image part", R"({"input":[{"role":"user","content":[{"type":"input_image","image_url":"x"}]}]})",
+      {"image in an assistant message", R"({"input":[{"role":"assistant","content":[{"type":"input_image","image_url":"x"}]}]})",
+       "input[0].content[0].type"},
+      {"image without url", R"({"input":[{"role":"user","content":[{"type":"input_image","detail":"auto"}]}]})",
+       "input[0].content[0].image_url"},
+      {"image by file_id", R"({"input":[{"role":"user","content":[{"type":"input_image","file_id":"f"}]}]})",
+       "input[0].content[0].file_id"},
+      {"file part", R"({"input":[{"role":"user","content":[{"type":"input_file","file_id":"f"}]}]})",
        "input[0].content[0].type"},
       {"function_call without call_id", R"({"input":[{"type":"function_call","name":"f","arguments":"{}"}]})",
        "input[0].call_id"},

@@ -4,6 +4,7 @@
 // prefill batch go whole into one pass; two concurrent requests with different images each equal
 // their solo runs. Bad images, remote URLs, a text-only server and too many images are clear 400s;
 // with --allow-image-urls an http URL (redirects followed) gives what the same bytes inline give.
+// The Responses API takes input_image parts, also across a stored conversation.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -50,6 +51,19 @@ main('vision', 170, async () => {
     assert.equal(x.choices[0].message.content, soloTwo);
     assert.equal(y.choices[0].message.content, soloOther);
     assert.equal(x.usage.prompt_tokens > a.usage.prompt_tokens + 16 - 8, true, 'two images take more tokens');
+
+    // The Responses API: input_image parts give what the same chat request gives; a stored
+    // conversation sends its image again with the next turn (whose KV the prefix cache holds).
+    const plain = { model: 'm', messages: ask('What is in the picture?', png), max_tokens: 8, temperature: 0 };
+    const chatText = (await openai.chat.completions.create(plain)).choices[0].message.content;
+    const resp = await openai.responses.create({ model: 'm', max_output_tokens: 8, temperature: 0,
+      input: [{ role: 'user', content: [{ type: 'input_image', image_url: png, detail: 'auto' }, { type: 'input_text', text: 'What is in the picture?' }] }] });
+    assert.equal(resp.output_text, chatText);
+    const follow = await openai.responses.create({ model: 'm', max_output_tokens: 4, temperature: 0, previous_response_id: resp.id,
+      input: [{ role: 'user', content: [{ type: 'input_text', text: 'And this one?' }, { type: 'input_image', image_url: webp }] }] });
+    assert.ok(['completed', 'incomplete'].includes(follow.status), follow.status);
+    assert.ok(follow.usage.input_tokens > resp.usage.input_tokens + 16, JSON.stringify(follow.usage));
+    assert.ok(follow.usage.input_tokens_details.cached_tokens >= 16, JSON.stringify(follow.usage));
 
     // Bad input: a clear 400 each, and the server keeps serving.
     const bad = async (messages, re, code) => {

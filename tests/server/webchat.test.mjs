@@ -499,10 +499,11 @@ main('webchat', 170, async () => {
       await srv4.stop();
     }
 
-    // --- With the server's MCP tools: a call waits for the person's approval, then runs.
+    // --- With the server's MCP tools: a call waits for the person's approval, then runs; a
+    // picture sent with tools on goes as an input_image part of the Responses request.
     step('MCP tools with approval');
     const everything = path.join(process.env.OPENAI_NODE_DIR, 'node_modules', '@modelcontextprotocol', 'server-everything', 'dist', 'index.js');
-    const srv3 = await startServer(['--tool-format', 'hermes', '--mcp', `node ${everything} stdio`]);
+    const srv3 = await startServer(['--tool-format', 'hermes', '--mcp', `node ${everything} stdio`, '--mmproj', mmproj]);
     const proxy3 = await startProxy(srv3.url, '/tools');
     const seen = [];
     proxy3.rewrite = (p, body) => {
@@ -520,6 +521,10 @@ main('webchat', 170, async () => {
       await p3.click('#use-tools');
       await setField(p3, '#max_tokens', 200);  // room for the forced call's JSON
       await p3.click('#settings-close');
+      await p3.waitForFunction(() => !document.getElementById('attach').hidden);  // a picture goes along (input_image)
+      const [chooser3] = await Promise.all([p3.waitForFileChooser(), p3.click('#attach')]);
+      await chooser3.accept([path.join(testdata, 'src_37x23.png')]);
+      await p3.waitForFunction(() => document.querySelectorAll('#attachments img').length === 1);
       await sendViaKeyboard(p3, 'Add two numbers.');
       await p3.waitForSelector('.msg.assistant details.mcp .approval .approve');
       const ask = await p3.$eval('.msg.assistant details.mcp', (d) => d.textContent);
@@ -527,6 +532,10 @@ main('webchat', 170, async () => {
       assert.ok(!seen.some((x) => x.body.input?.some?.((i) => i.type === 'mcp_approval_response')), 'nothing approved yet');
       await p3.click('.msg.assistant details.mcp .approval .approve');
       await p3.waitForFunction(() => /The sum of/.test(document.querySelector('.msg.assistant details.mcp pre.out')?.textContent ?? ''));
+      const first = seen.find((x) => x.path === '/v1/responses' && !x.body.previous_response_id);
+      const userItem = first.body.input.filter((i) => i.role === 'user').pop();
+      assert.deepEqual(userItem.content.map((c) => c.type), ['input_image', 'input_text'], JSON.stringify(userItem).slice(0, 200));
+      assert.match(userItem.content[0].image_url, /^data:image\/png;base64,/);
       const answer = seen.find((x) => x.body.previous_response_id);
       assert.equal(answer.body.input[0].type, 'mcp_approval_response');
       assert.equal(answer.body.input[0].approve, true);

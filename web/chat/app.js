@@ -3,7 +3,7 @@ import { ApiError, getJson, postResponses, streamChat } from './api.js';
 import { applyStrings, initialLang, LANGS, t } from './i18n.js';
 import { renderMarkdown } from './markdown.js';
 import { newConversation, Store, titleFrom } from './store.js';
-import { contentOf, imageFiles, readImage, thumbs } from './images.js';
+import { contentOf, imageFiles, readImage, responsesContentOf, thumbs } from './images.js';
 
 const $ = (id) => document.getElementById(id);
 const store = new Store(localStorage);
@@ -434,21 +434,15 @@ async function send(text) {
   if (S.controller) return;
   const images = text !== null ? S.pending.splice(0) : [];
   renderPending();
-  if (toolsOn() && (images.length || S.conv.messages.some((m) => m.images?.length))) {
-    S.pending.push(...images);
-    renderPending();
-    $('input').value = text ?? '';
-    return setStatus(tr('errImageTools'), 'error');
-  }
-  if (toolsOn()) {
+  if (toolsOn()) {  // the Responses API with the server's MCP tools; pictures as input_image parts
     const conv = S.conv;
     conv.system = $('system').value;
     if (text !== null) {
-      conv.messages.push({ role: 'user', content: text });
+      conv.messages.push(images.length ? { role: 'user', content: text, images } : { role: 'user', content: text });
       if (!conv.title) conv.title = titleFrom(text);
     }
     const model = $('model').value || S.models[0] || 'default';
-    const input = conv.messages.map((m) => ({ role: m.role, content: m.content }));
+    const input = conv.messages.map((m) => ({ role: m.role, content: m.role === 'user' ? responsesContentOf(m) : m.content }));
     const reply = { role: 'assistant', content: '', model, mcp: [] };
     conv.messages.push(reply);
     renderMessages();

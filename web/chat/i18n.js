@@ -20,7 +20,7 @@ const STRINGS = {
     useTools: '서버의 도구 사용 (MCP, 실행 전 승인)', approvalAsk: '도구 실행 승인 요청', approve: '승인', deny: '거부',
     approved: '승인함', denied: '거부함', toolError: '오류',
     attach: '이미지 첨부', image: '이미지', removeImage: '이미지 빼기', errImageType: '이미지 파일만 첨부할 수 있습니다.',
-    errImageSize: '이미지가 10MB보다 큽니다.', errImageTools: '도구를 켜면 이미지를 보낼 수 없습니다. 도구를 끄고 보내세요.',
+    errImageSize: '이미지가 10MB보다 큽니다.',
   },
   en: {
     conversations: 'Conversations', newChat: 'New chat', exportAll: 'Export all (JSON)', model: 'Model',
@@ -42,7 +42,7 @@ const STRINGS = {
     useTools: 'Use the server\'s tools (MCP, approved before they run)', approvalAsk: 'Approval needed to run a tool',
     approve: 'Approve', deny: 'Deny', approved: 'approved', denied: 'denied', toolError: 'error',
     attach: 'Attach image', image: 'Image', removeImage: 'Remove image', errImageType: 'Only image files can be attached.',
-    errImageSize: 'The image is larger than 10 MB.', errImageTools: 'Images cannot be sent with tools on; turn tools off to send them.',
+    errImageSize: 'The image is larger than 10 MB.',
   },
 };
 

@@ -19,6 +19,12 @@ export function contentOf(m) {
   return [...m.images.map((url) => ({ type: 'image_url', image_url: { url } })), { type: 'text', text: m.content }];
 }
 
+// The same message as Responses API input content (input_image parts, then the text).
+export function responsesContentOf(m) {
+  if (!m.images || !m.images.length) return m.content;
+  return [...m.images.map((url) => ({ type: 'input_image', image_url: url })), { type: 'input_text', text: m.content }];
+}
+
 // Thumbnails of a message's pictures (alt text numbered in the page's language).
 export function thumbs(doc, urls, alt, onRemove, removeLabel) {
   const box = doc.createElement('div');
