@@ -18,7 +18,7 @@ constexpr ArchName kArchs[] = {
     {"llama", "llama"},     {"mistral", "llama"},     {"mixtral", "llama"},   {"qwen2", "qwen2"},
     {"qwen3", "qwen3"},     {"qwen2_moe", "qwen2moe"}, {"qwen3_moe", "qwen3moe"}, {"gemma2", "gemma2"},
     {"gemma3_text", "gemma3"}, {"gemma3", "gemma3"}, {"exaone", "exaone"}, {"exaone4", "exaone4"},
-    {"granite", "granite"}, {"phi3", "phi3"},
+    {"granite", "granite"}, {"phi3", "phi3"}, {"qwen2_vl", "qwen2vl"}, {"qwen2_5_vl", "qwen2vl"},
 };
 
 const json* field(const json& j, const char* key) {
@@ -35,10 +35,17 @@ Result<GgufMetadata> hf_config_metadata(const std::string& text, const std::stri
   const json& j = (root.contains("text_config") && root["text_config"].is_object()) ? root["text_config"] : root;
   const json* mt = field(root, "model_type");
   if (mt == nullptr || !mt->is_string()) return corrupt(label + ": config.json has no model_type");
-  const std::string hf_type = mt->get<std::string>();
+  std::string hf_type = mt->get<std::string>();
   std::string arch;
   for (const auto& a : kArchs)
     if (hf_type == a.hf) arch = a.gguf;
+  // Multimodal wrappers (LLaVA, LLaVA-NeXT / OneVision, Idefics3 / SmolVLM) name their language
+  // model's own type in text_config.
+  if (const json* tmt = &j != &root ? field(j, "model_type") : nullptr; arch.empty() && tmt && tmt->is_string()) {
+    for (const auto& a : kArchs)
+      if (tmt->get<std::string>() == a.hf) arch = a.gguf;
+    if (!arch.empty()) hf_type = tmt->get<std::string>();
+  }
   if (arch.empty()) {
     std::string known;
     for (const auto& a : kArchs) known += (known.empty() ? "" : ", ") + std::string(a.hf);
@@ -171,6 +178,15 @@ Result<GgufMetadata> hf_config_metadata(const std::string& text, const std::stri
       const double af = scale <= 1 ? 1.0 : std::sqrt(1 + std::log(scale) / std::log(orig->get<double>()));
       md.emplace_back(p + "rope.scaling.attn_factor", GgufValue::f32((float)af));
       md.emplace_back(p + "rope.scaling.original_context_length", GgufValue::u32(orig->get<uint32_t>()));
+    } else if (const json* ms = field(*rs, "mrope_section"); ms != nullptr && arch == "qwen2vl") {
+      // Qwen2-VL's M-RoPE: rotary pairs per (t, h, w) section, padded to four as llama.cpp writes.
+      std::vector<int32_t> sec;
+      for (const auto& e : ms->is_array() ? *ms : json::array())
+        if (e.is_number_integer()) sec.push_back(e.get<int32_t>());
+      if (sec.empty() || sec.size() > 4 || sec.size() != ms->size())
+        return corrupt(label + ": config.json rope_scaling.mrope_section must list 3 or 4 integers");
+      sec.resize(4, 0);
+      md.emplace_back(p + "rope.dimension_sections", GgufValue::i32_array(sec));
     } else if (!type.empty() && type != "default") {
       return unimplemented(label + ": config.json rope_scaling type '" + type +
                            "' is not supported (linear, llama3, yarn, longrope)");

@@ -84,10 +84,11 @@ std::string exaone_to_common(const std::string& n) {
 }
 
 Result<Mapped> map_name(const std::string& arch, std::string n, const std::string& label) {
-  for (const char* prefix : {"language_model.", "model.language_model."})  // multimodal wrappers
+  for (const char* prefix : {"language_model.", "model.language_model.", "model.text_model."})  // multimodal wrappers
     if (n.rfind(prefix, 0) == 0) n = (std::string(prefix) == "language_model." ? "" : "model.") + n.substr(std::strlen(prefix));
   for (const char* skip : {"vision_tower.", "multi_modal_projector.", "model.vision_tower.", "model.multi_modal_projector.",
-                           "model.vision_model.", "model.connector."})
+                           "model.vision_model.", "model.connector.", "visual.", "model.visual.", "image_newline",
+                           "model.image_newline"})
     if (n.rfind(skip, 0) == 0) return Mapped{};
   if (n.find("rotary_emb.inv_freq") != std::string::npos) return Mapped{};
   if (arch == "exaone") n = exaone_to_common(n);

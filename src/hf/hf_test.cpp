@@ -187,6 +187,8 @@ void write_hf_folder(const GgufFile& g, const TestModelSpec& s, const std::strin
     for (bool b : s.swa_layers) types.push_back(b ? "sliding_attention" : "full_attention");
     cfg["layer_types"] = types;
   }
+  if (!s.rope_sections.empty())  // Qwen2-VL's M-RoPE
+    cfg["rope_scaling"] = {{"type", "mrope"}, {"mrope_section", {s.rope_sections[0], s.rope_sections[1], s.rope_sections[2]}}};
   if (s.scaling == "llama3")
     cfg["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", s.scaling_factor}, {"low_freq_factor", 1.0},
                            {"high_freq_factor", 4.0}, {"original_max_position_embeddings", s.orig_ctx}};
@@ -248,6 +250,7 @@ std::string hf_type(const std::string& arch) {
   if (arch == "qwen2moe") return "qwen2_moe";
   if (arch == "qwen3moe") return "qwen3_moe";
   if (arch == "gemma3") return "gemma3_text";
+  if (arch == "qwen2vl") return "qwen2_vl";
   return arch;
 }
 
@@ -255,6 +258,7 @@ TestModelSpec spec_for(const std::string& arch) {
   TestModelSpec s;
   s.arch = arch;
   if (arch == "qwen2") s.qkv_bias = true;
+  if (arch == "qwen2vl") { s.qkv_bias = true; s.rope_sections = {2, 3, 3, 0}; }
   if (arch == "qwen3") { s.qk_norm = true; s.head_dim = 24; }
   if (arch == "mistral") { s.n_head = 8; s.n_head_kv = 2; s.head_dim = 8; }
   if (arch == "qwen2moe") {
@@ -347,7 +351,7 @@ TEST_P(FolderTest, F32FolderMatchesFloat64Reference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Archs, FolderTest,
-                         ::testing::Values("llama", "mistral", "qwen2", "qwen3", "qwen2moe", "qwen3moe", "gemma2", "gemma3",
+                         ::testing::Values("llama", "mistral", "qwen2", "qwen2vl", "qwen3", "qwen2moe", "qwen3moe", "gemma2", "gemma3",
                                            "exaone", "exaone4", "granite", "phi3"));
 
 // Mixtral: a llama with experts; HF names block_sparse_moe.experts.E.w1/w2/w3, half-split Q/K.

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <list>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -131,6 +132,90 @@ void write_folder(const GgufFile& f, const vision::MmprojSpec& s, const std::str
   std::ofstream(dir + "/preprocessor_config.json") << p.dump(1);
 }
 
+// A Qwen2-VL / Qwen2.5-VL folder of an mmproj's weights: q, k, v rows fused into attn.qkv, the two
+// patch-embedding slices interleaved into the Conv3d [width, 3, 2, p, p], HF config keys.
+void write_qwen_folder(const GgufFile& f, const vision::MmprojSpec& s, const std::string& dir) {
+  const bool q25 = s.projector == "qwen2.5vl_merger";
+  fs::create_directories(dir);
+  std::vector<SafetensorsTensor> ts;
+  std::list<std::vector<uint8_t>> keep;
+  auto st_of = [](const GgufTensor& t) { return t.dtype == DType::F16 ? "F16" : "F32"; };
+  auto add = [&](const std::string& name, const GgufTensor& t) {
+    ts.push_back({"visual." + name, st_of(t), std::vector<int64_t>(t.shape.rbegin(), t.shape.rend()), t.data, t.nbytes});
+  };
+  const GgufTensor* p0 = f.tensor("v.patch_embd.weight");
+  const GgufTensor* p1 = f.tensor("v.patch_embd.weight.1");
+  const int64_t D = s.n_embd, P = s.patch_size * s.patch_size;
+  const size_t es = p0->nbytes / (size_t)(D * 3 * P);
+  keep.emplace_back(2 * p0->nbytes);
+  for (int64_t r = 0; r < D * 3; ++r)
+    for (int slice = 0; slice < 2; ++slice)
+      std::memcpy(keep.back().data() + (size_t)((r * 2 + slice) * P) * es, (slice ? p1 : p0)->data + (size_t)(r * P) * es,
+                  (size_t)P * es);
+  ts.push_back({"visual.patch_embed.proj.weight", st_of(*p0), {D, 3, 2, s.patch_size, s.patch_size}, keep.back().data(),
+                keep.back().size()});
+  for (int64_t il = 0; il < s.n_layer; ++il) {
+    const std::string g = "v.blk." + std::to_string(il) + ".", h = "blocks." + std::to_string(il) + ".";
+    for (const char* k : {"weight", "bias"}) {
+      const GgufTensor* q = f.tensor(g + "attn_q." + k);
+      keep.emplace_back();
+      for (const char* m : {"attn_q.", "attn_k.", "attn_v."}) {
+        const GgufTensor* t = f.tensor(g + m + k);
+        keep.back().insert(keep.back().end(), t->data, t->data + t->nbytes);
+      }
+      std::vector<int64_t> shape(q->shape.rbegin(), q->shape.rend());
+      shape[0] *= 3;
+      ts.push_back({"visual." + h + "attn.qkv." + k, st_of(*q), shape, keep.back().data(), keep.back().size()});
+      add(h + "attn.proj." + k, *f.tensor(g + "attn_out." + k));
+      if (q25) {
+        add(h + "mlp.gate_proj." + k, *f.tensor(g + "ffn_gate." + k));
+        add(h + "mlp.up_proj." + k, *f.tensor(g + "ffn_up." + k));
+        add(h + "mlp.down_proj." + k, *f.tensor(g + "ffn_down." + k));
+      } else {
+        add(h + "mlp.fc1." + k, *f.tensor(g + "ffn_up." + k));
+        add(h + "mlp.fc2." + k, *f.tensor(g + "ffn_down." + k));
+      }
+    }
+    for (const char* k : q25 ? std::vector<const char*>{"weight"} : std::vector<const char*>{"weight", "bias"}) {
+      add(h + "norm1." + k, *f.tensor(g + "ln1." + k));
+      add(h + "norm2." + k, *f.tensor(g + "ln2." + k));
+    }
+  }
+  add("merger.ln_q.weight", *f.tensor("v.post_ln.weight"));
+  if (!q25) add("merger.ln_q.bias", *f.tensor("v.post_ln.bias"));
+  for (const char* k : {"0.weight", "0.bias", "2.weight", "2.bias"}) add(std::string("merger.mlp.") + k, *f.tensor(std::string("mm.") + k));
+  std::vector<float> lm(16, 0.5f);
+  ts.push_back({"model.norm.weight", "F32", {16}, reinterpret_cast<const uint8_t*>(lm.data()), 64});
+  auto bytes = write_safetensors(ts);
+  std::ofstream(dir + "/model.safetensors", std::ios::binary).write((const char*)bytes.data(), bytes.size());
+  nlohmann::json v = {{"depth", s.n_layer}, {"num_heads", s.n_head}, {"patch_size", s.patch_size},
+                      {"spatial_merge_size", 2}, {"temporal_patch_size", 2}, {"in_chans", 3}};
+  if (q25) {
+    v["hidden_size"] = s.n_embd;
+    v["intermediate_size"] = s.n_ff;
+    v["out_hidden_size"] = s.n_embd_text;
+    v["window_size"] = s.window_px;
+    v["fullatt_block_indexes"] = nlohmann::json::array();
+    for (int64_t il = s.wa_pattern - 1; il < s.n_layer; il += s.wa_pattern) v["fullatt_block_indexes"].push_back(il);
+    v["hidden_act"] = "silu";
+  } else {
+    v["embed_dim"] = s.n_embd;
+    v["mlp_ratio"] = (double)s.n_ff / s.n_embd;
+    v["hidden_size"] = s.n_embd_text;
+    v["hidden_act"] = "quick_gelu";
+  }
+  nlohmann::json c = {{"architectures", {q25 ? "Qwen2_5_VLForConditionalGeneration" : "Qwen2VLForConditionalGeneration"}},
+                      {"model_type", q25 ? "qwen2_5_vl" : "qwen2_vl"}, {"vision_config", v}};
+  std::ofstream(dir + "/config.json") << c.dump(1);
+  nlohmann::json pc = {{"min_pixels", 56 * 56}, {"max_pixels", 28 * 28 * 1280}, {"image_mean", nlohmann::json::array()},
+                       {"image_std", nlohmann::json::array()}};
+  for (int i = 0; i < 3; ++i) {
+    pc["image_mean"].push_back(*f.find("clip.vision.image_mean")->elems()[i].as_float());
+    pc["image_std"].push_back(*f.find("clip.vision.image_std")->elems()[i].as_float());
+  }
+  std::ofstream(dir + "/preprocessor_config.json") << pc.dump(1);
+}
+
 class HfVisionTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(HfVisionTest, FolderAndMmprojGiveTheSameEmbeddings) {
@@ -155,12 +240,26 @@ TEST_P(HfVisionTest, FolderAndMmprojGiveTheSameEmbeddings) {
     s.anyres_max = 1;
   }
   if (variant == "idefics3_split") s.preproc_image_size = 64;
+  const bool qwen = s.projector.rfind("qwen", 0) == 0;
+  if (qwen) {
+    s.patch_size = 4;
+    s.use_gelu = false;  // Qwen2-VL: quick GELU (Qwen2.5-VL: SiLU)
+  }
+  if (s.projector == "qwen2.5vl_merger") {
+    s.window_px = 24;
+    s.n_layer = 3;
+    s.wa_pattern = 2;
+  }
   auto bytes = vision::make_random_mmproj(s);
   auto g = GgufFile::parse(bytes.data(), bytes.size(), "mmproj");
   ASSERT_TRUE(g.ok());
   const std::string dir = ::testing::TempDir() + "/hf_vision_" + variant;
   fs::remove_all(dir);
-  write_folder(*g, s, dir, s.projector == "mlp" && s.class_token ? s.n_layer : -1);
+  if (qwen) {
+    write_qwen_folder(*g, s, dir);
+  } else {
+    write_folder(*g, s, dir, s.projector == "mlp" && s.class_token ? s.n_layer : -1);
+  }
   ASSERT_TRUE(hf_folder_has_vision(dir));
   auto hf = open_hf_vision_folder(dir);
   ASSERT_TRUE(hf.ok()) << hf.status().to_string();
@@ -188,17 +287,44 @@ TEST_P(HfVisionTest, FolderAndMmprojGiveTheSameEmbeddings) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, HfVisionTest, ::testing::Values("mlp", "llava_next", "llava_onevision", "gemma3", "idefics3",
-                                                                      "idefics3_split"));
+                                                                      "idefics3_split", "qwen2vl_merger",
+                                                                      "qwen2.5vl_merger"));
 
 TEST(HfVision, UnsupportedFoldersSayWhy) {
-  const std::string dir = ::testing::TempDir() + "/hf_vision_qwen";
+  const std::string dir = ::testing::TempDir() + "/hf_vision_pixtral";
   fs::create_directories(dir);
-  std::ofstream(dir + "/config.json") << R"({"architectures":["Qwen2VLForConditionalGeneration"],"vision_config":{}})";
+  std::ofstream(dir + "/config.json") << R"({"architectures":["PixtralForConditionalGeneration"],"vision_config":{}})";
   EXPECT_FALSE(hf_folder_has_vision(dir));
   auto r = open_hf_vision_folder(dir);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kUnimplemented);
   EXPECT_NE(r.status().message().find("mmproj"), std::string::npos);
+}
+
+// The language model of a multimodal folder: the wrapper's text_config (LLaVA) and Qwen2-VL's
+// M-RoPE sections become the text architecture's keys; tower tensors are not text tensors.
+TEST(HfVision, TextSideOfMultimodalFolders) {
+  auto llava = hf_config_metadata(R"({"model_type":"llava","text_config":{"model_type":"mistral","hidden_size":64,
+      "num_hidden_layers":2,"intermediate_size":96,"num_attention_heads":4}})", "cfg");
+  ASSERT_TRUE(llava.ok()) << llava.status().to_string();
+  std::map<std::string, GgufValue> m(llava->begin(), llava->end());
+  EXPECT_EQ(*m.at("general.architecture").as_string(), "llama");
+  EXPECT_EQ(m.at("llama.embedding_length").as_int(), 64);
+  auto qwen = hf_config_metadata(R"({"model_type":"qwen2_vl","hidden_size":64,"num_hidden_layers":2,
+      "intermediate_size":96,"num_attention_heads":4,"rope_scaling":{"type":"mrope","mrope_section":[2,3,3]}})", "cfg");
+  ASSERT_TRUE(qwen.ok()) << qwen.status().to_string();
+  std::map<std::string, GgufValue> q(qwen->begin(), qwen->end());
+  EXPECT_EQ(*q.at("general.architecture").as_string(), "qwen2vl");
+  const GgufValue& sec = q.at("qwen2vl.rope.dimension_sections");
+  ASSERT_EQ(sec.size(), 4u);
+  EXPECT_EQ(sec.elems()[2].as_int(), 3);
+  EXPECT_EQ(sec.elems()[3].as_int(), 0);
+  EXPECT_FALSE(hf_config_metadata(R"({"model_type":"qwen2_vl","hidden_size":64,"num_hidden_layers":2,"intermediate_size":96,
+      "num_attention_heads":4,"rope_scaling":{"type":"mrope","mrope_section":[2,3,3,1,1]}})", "cfg").ok());
+  EXPECT_EQ(*hf_tensor_to_gguf("llama", "model.text_model.layers.0.self_attn.q_proj.weight"), "blk.0.attn_q.weight");
+  EXPECT_EQ(*hf_tensor_to_gguf("qwen2vl", "model.language_model.layers.1.mlp.up_proj.weight"), "blk.1.ffn_up.weight");
+  EXPECT_EQ(*hf_tensor_to_gguf("qwen2vl", "visual.blocks.0.attn.qkv.weight"), "");
+  EXPECT_EQ(*hf_tensor_to_gguf("llama", "image_newline"), "");
 }
 
 }  // namespace
