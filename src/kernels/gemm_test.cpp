@@ -236,13 +236,14 @@ TEST(Attention, BlockEveryLevelMatchesReference) {
     ASSERT_NE(kt->attention_block, nullptr);
     for (int64_t hd : {8, 16, 24, 40, 64, 72, 20})
       for (int64_t n_q : {1, 3, 4, 5, 9})
-        for (int64_t n_kv : {1, 7, 16, 17, 33, 257}) {
+        for (int64_t n_kv : {1, 7, 16, 17, 33, 257, 600}) {  // 600: three key tiles, the last partial
           const size_t ld = (size_t)(3 * hd);
           const auto q = test::gaussian(n_q * ld, (uint32_t)(hd + 7 * n_q), 0.5f);
           const int64_t n_blk = (n_kv + kAttnKeyBlock - 1) / kAttnKeyBlock;
           const auto kt_ = test::gaussian(n_blk * kAttnKeyBlock * hd, (uint32_t)(hd + n_kv), 1.0f);
           const auto v = test::gaussian(n_kv * ld, (uint32_t)(3 * hd + n_kv), 1.0f);
-          std::vector<float> o_ref(n_q * ld, 0.0f), o_isa(n_q * ld, 0.0f), scratch(n_q * n_kv);
+          std::vector<float> o_ref(n_q * ld, 0.0f), o_isa(n_q * ld, 0.0f),
+              scratch(attn_block_scratch(n_q, n_kv));
           const float scale = 1.0f / std::sqrt((float)hd);
           ref::attention_block(q.data() + hd, ld, n_q, kt_.data(), v.data() + hd, ld, n_kv, hd, scale, o_ref.data() + hd, ld,
                                scratch.data());

@@ -75,12 +75,13 @@ void attention(const float* q, const float* k, const float* v, int64_t n, int64_
       }
     }
   });
-  // Work items: (head, block of kBlock queries). Each block reads its head's K and V once.
-  constexpr int64_t kBlock = 32;
+  // Work items: (head, block of kBlock queries). Each block reads its head's K and V from memory
+  // once (the kernel walks them in L2-sized key tiles for all of the block's queries).
+  constexpr int64_t kBlock = 64;
   const int64_t nb = (n + kBlock - 1) / kBlock;
   pool.parallel_for(n_head * nb, [&](int64_t b, int64_t e) {
     thread_local std::vector<float> scratch;
-    scratch.resize((size_t)kBlock * n);
+    scratch.resize((size_t)attn_block_scratch(kBlock, n));
     for (int64_t idx = b; idx < e; ++idx) {
       const int64_t h = idx / nb, q0 = (idx % nb) * kBlock, nq = std::min(kBlock, n - q0);
       fn(q + q0 * dim + h * hd, dim, nq, kt.data() + h * head_kt, vh.data() + h * n * hd, hd, n, hd, scale,

@@ -62,8 +62,10 @@ using AttnFn = void (*)(const float* q, int64_t ng, const void* k, const void* v
 // q[i] at q + i * q_ld floats; K given transposed in blocks of kAttnKeyBlock keys,
 // kt[(p / 16) * hd * 16 + d * 16 + p % 16] = K[p][d] (a score tile then needs no horizontal sums
 // and reads one contiguous 16 x hd block; the buffer holds whole blocks); V[p] at v + p * v_ld;
-// out[i] at out + i * out_ld. F32 throughout. scratch holds n_q * n_kv floats.
+// out[i] at out + i * out_ld. F32 throughout. scratch holds attn_block_scratch(n_q, n_kv) floats
+// (the reference keeps whole score rows; the SIMD kernels key tiles and running softmax sums).
 constexpr int64_t kAttnKeyBlock = 16;
+constexpr int64_t attn_block_scratch(int64_t n_q, int64_t n_kv) { return n_q * n_kv + 2 * n_q + 4 * 256; }
 using AttnBlockFn = void (*)(const float* q, size_t q_ld, int64_t n_q, const float* kt, const float* v, size_t v_ld,
                              int64_t n_kv, int64_t hd, float scale, float* out, size_t out_ld, float* scratch);
 
