@@ -2,8 +2,8 @@
 // over a 4096x4096 weight matrix (one activation row quantized once, dotted with every weight row).
 // Reports weight GB/s (SetBytesProcessed) since decode-time matmuls are bound by weight bandwidth;
 // gemv/* compares vec_dot per row with the multi-row decode kernels (vec_dot_rows), L2 vs DRAM;
-// plus the prefill GEMM (pack + multiply, GOP/s), attention (KV GB/s) and the SwiGLU activation
-// per level.
+// plus the prefill GEMM (pack + multiply, GOP/s), attention (KV GB/s), the vision encoders' block
+// attention (GOP/s) and the SwiGLU activation per level.
 // Run e.g. `kernels_bench --benchmark_filter='q4_k'`.
 #include <benchmark/benchmark.h>
 
@@ -194,6 +194,23 @@ void bm_attention(benchmark::State& state, Isa isa, int64_t n_pos) {
                                                benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
 }
 
+// The vision encoders' block attention: 64 queries of one head (hd 72, SigLIP-so400m) against
+// n_kv keys (1024: a 448² image, 4096: 896²), single thread; GOP/s counts scores and output.
+void bm_attention_block(benchmark::State& state, Isa isa, int64_t n_kv) {
+  const KernelTable& k = *kernels_for(isa);
+  const int64_t hd = 72, n_q = 64;
+  const auto q = gaussian(n_q * hd, 7);
+  const auto kt = gaussian((n_kv + kAttnKeyBlock - 1) / kAttnKeyBlock * kAttnKeyBlock * hd, 8);
+  const auto v = gaussian(n_kv * hd, 9);
+  std::vector<float> out(n_q * hd), scratch(attn_block_scratch(n_q, n_kv));
+  for (auto _ : state) {
+    k.attention_block(q.data(), hd, n_q, kt.data(), v.data(), hd, n_kv, hd, 0.118f, out.data(), hd, scratch.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["GOP/s"] = benchmark::Counter(4.0 * n_q * n_kv * hd * (double)state.iterations(),
+                                               benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+}
+
 // SwiGLU activation over one prefill batch's FFN row block (128 tokens x 8192), single thread:
 // bytes are the two float inputs read and the output written.
 void bm_swiglu(benchmark::State& state, Isa isa) {
@@ -276,6 +293,10 @@ int main(int argc, char** argv) {
     for (int64_t n_pos : {64, 512}) {
       const std::string name = std::string("attention/f16/hd64/gqa4/") + isa_name(isa) + "/pos" + std::to_string(n_pos);
       benchmark::RegisterBenchmark(name.c_str(), bm_attention, isa, n_pos);
+    }
+    for (int64_t n_kv : {1024, 4096}) {
+      const std::string name = std::string("attention_block/hd72/q64/") + isa_name(isa) + "/kv" + std::to_string(n_kv);
+      benchmark::RegisterBenchmark(name.c_str(), bm_attention_block, isa, n_kv)->Unit(benchmark::kMillisecond);
     }
     benchmark::RegisterBenchmark((std::string("swiglu/") + isa_name(isa)).c_str(), bm_swiglu, isa)->Unit(benchmark::kMicrosecond);
     benchmark::RegisterBenchmark((std::string("rms_norm/d2048/") + isa_name(isa)).c_str(), bm_rms_norm, isa);
