@@ -586,26 +586,21 @@ TEST(VisionText, BidirectionalSpanMustBeInOneBatch) {
   EXPECT_EQ((*model)->forward({b}, kv, pool, logits).code(), StatusCode::kInvalidArgument);
 }
 
-TEST(VisionText, LlavaNextTiledImageThenGreedyText) {
-  const testing::MmprojSpec s = tiled_spec(Tiling::kOneVision, DType::F32);
+// A tiled image (its runs of embeddings, each after its text) through a text model.
+void check_tiled_greedy(Tiling kind, int w, int h, size_t n_segments) {
+  const testing::MmprojSpec s = tiled_spec(kind, DType::F32);
   Loaded l = load_mmproj(s);
   ASSERT_TRUE(l.m);
   vision::ImageEmbedding emb;
-  const Encoded e = encode_tiled(l, s, random_image(90, 70, 5), &emb);
-  check_greedy_with(s, "llama", e, {{emb.n_tokens, emb.n_tokens, 1}}, false, false);
-}
-
-TEST(VisionText, Idefics3SplitImageThenGreedyText) {
-  const testing::MmprojSpec s = tiled_spec(Tiling::kIdefics3, DType::F32);
-  Loaded l = load_mmproj(s);
-  ASSERT_TRUE(l.m);
-  vision::ImageEmbedding emb;
-  const Encoded e = encode_tiled(l, s, random_image(45, 31, 5), &emb);
+  const Encoded e = encode_tiled(l, s, random_image(w, h, 5), &emb);
   std::vector<Segment> segs;
   for (const auto& sg : emb.segments) segs.push_back({sg.n_tokens, sg.grid_w, sg.grid_h});
-  ASSERT_EQ(segs.size(), 10u);
+  ASSERT_EQ(segs.size(), n_segments);
   check_greedy_with(s, "llama", e, segs, false, false);
 }
+
+TEST(VisionText, OneVisionTiledImageThenGreedyText) { check_tiled_greedy(Tiling::kOneVision, 90, 70, 1); }
+TEST(VisionText, Idefics3SplitImageThenGreedyText) { check_tiled_greedy(Tiling::kIdefics3, 45, 31, 10); }
 
 }  // namespace
 }  // namespace modu
