@@ -1,6 +1,7 @@
 // libFuzzer target: the vision input path on arbitrary bytes. As an image, decode_image must never
 // crash and anything it accepts must be within the pixel limit with a buffer of the right size
-// (then it is preprocessed as a Gemma 3 projector would); as a GGUF file, the mmproj reader must
+// (then it is preprocessed as a Gemma 3 projector would, and tiled as LLaVA-NeXT and Idefics3 cut
+// images: every tile the encoder's size); as a GGUF file, the mmproj reader must
 // either refuse it with a Status or load a model that reports consistent shapes.
 #include <cstddef>
 #include <cstdint>
@@ -28,6 +29,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     cfg.size = 14;
     auto px = modu::vision::preprocess(*img, cfg);
     require(px.ok() && px->chw.size() == 3u * 14 * 14);
+    auto tiled_ok = [](const modu::Result<modu::vision::Tiles>& t) {
+      if (!t.ok() || t->global.width != 14 || t->global.height != 14) return false;
+      if (t->grid.size() != (size_t)t->rows * t->cols) return false;
+      for (const auto& g : t->grid)
+        if (g.width != 14 || g.height != 14 || g.rgb.size() != 14u * 14 * 3) return false;
+      return true;
+    };
+    require(tiled_ok(modu::vision::anyres_tiles(*img, {{14, 28}, {28, 14}, {28, 28}}, 14, modu::vision::Resample::kBicubic)));
+    require(tiled_ok(modu::vision::idefics3_tiles(*img, 28, 14, modu::vision::Resample::kLanczos)));
   }
   auto f = modu::GgufFile::parse(data, size, "fuzz");
   if (!f.ok()) return 0;

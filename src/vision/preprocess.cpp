@@ -216,8 +216,10 @@ Image resize_longest_edge(const Image& img, int longest_edge, Resample r) {
 }
 
 std::pair<int, int> select_best_resolution(int height, int width, const std::vector<std::pair<int, int>>& pinpoints) {
+  // (HF starts from 0 with a strict >, finding nothing for an image so thin that every canvas
+  // scales one side to 0 pixels; from -1 the first such canvas wins instead.)
   std::pair<int, int> best{0, 0};
-  int64_t max_effective = 0, min_wasted = INT64_MAX;
+  int64_t max_effective = -1, min_wasted = INT64_MAX;
   for (const auto& [ph, pw] : pinpoints) {
     const double scale = std::min((double)pw / width, (double)ph / height);
     const int64_t dw = (int64_t)(width * scale), dh = (int64_t)(height * scale);

@@ -363,6 +363,13 @@ TEST(Preprocess, TilesMatchTheHfProcessors) {
   Image empty;
   EXPECT_FALSE(vision::anyres_tiles(empty, {{16, 16}}, 16, vision::Resample::kBicubic).ok());
   EXPECT_FALSE(vision::anyres_tiles(random_image(9, 9, 1), {{20, 16}}, 16, vision::Resample::kBicubic).ok());
+  // So thin that every canvas keeps 0 pixels of it (HF finds no canvas): the first canvas is used.
+  auto thin = vision::anyres_tiles(random_image(4000, 1, 2), {{16, 32}, {32, 16}}, 16, vision::Resample::kBicubic);
+  ASSERT_TRUE(thin.ok()) << thin.status().to_string();
+  EXPECT_EQ(thin->rows * thin->cols, 2);
+  auto split = vision::idefics3_tiles(random_image(4000, 1, 2), 40, 16, vision::Resample::kLanczos);
+  ASSERT_TRUE(split.ok());
+  for (const Image& g : split->grid) EXPECT_EQ(g.width * g.height, 256);
 }
 
 enum class Tiling { kLlavaNext, kOneVision, kIdefics3 };
