@@ -14,6 +14,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev                      # unit tests
   libbenchmark-dev                               # microbenchmarks
   bubblewrap                                     # sandbox for the agent's commands and MCP servers
+  libseccomp-dev                                 # the sandbox's system call filter (bwrap --seccomp)
   libssl-dev                                     # SHA-256 (libcrypto) for the agent's action log
   chromium fonts-nanum                           # web chat browser test (headless; Korean glyphs in screenshots)
 )

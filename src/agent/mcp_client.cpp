@@ -3,6 +3,8 @@
 // the tools / resources / prompts calls. Configuration parsing lives here too.
 #include "modu/agent/mcp.h"
 
+#include <unistd.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -19,6 +21,7 @@ using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 struct McpClient::Impl {
+  int close_after_start = -1;  // a descriptor the started server inherited (the sandbox's seccomp filter)
   McpServerConfig config;
   std::unique_ptr<McpTransport> transport;
   std::string version;
@@ -212,24 +215,35 @@ Result<std::unique_ptr<McpClient>> McpClient::connect(const McpServerConfig& c) 
     impl->transport = make_http_transport(c);
   } else if (!c.command.empty()) {
     McpServerConfig run = c;
+    int seccomp_fd = -1;  // the sandbox's filter, inherited by bwrap as fd 3, closed here once started
     if (c.sandbox) {  // the same server, started by bwrap inside the sandbox
       if (c.workspace.empty()) return invalid_argument("MCP server '" + c.name + "': a sandboxed server needs a workspace");
       std::vector<std::string> argv = {c.command};
       argv.insert(argv.end(), c.args.begin(), c.args.end());
-      auto cmd = sandbox_command(argv, c.workspace, c.sandbox_options, c.env);
-      if (!cmd.ok()) return cmd.status().with_context("MCP server '" + c.name + "'");
+      auto filter = sandbox_seccomp_fd();
+      if (!filter.ok()) return filter.status().with_context("MCP server '" + c.name + "'");
+      seccomp_fd = *filter;
+      auto cmd = sandbox_command(argv, c.workspace, c.sandbox_options, c.env, /*seccomp_child_fd=*/3);
+      if (!cmd.ok()) {
+        ::close(seccomp_fd);
+        return cmd.status().with_context("MCP server '" + c.name + "'");
+      }
+      run.inherit_fd = seccomp_fd;
       run.command = (*cmd)[0];
       run.args.assign(cmd->begin() + 1, cmd->end());
       run.env.clear();  // bwrap sets the server's environment itself
     }
     impl->transport = make_stdio_transport(run);
+    impl->close_after_start = seccomp_fd;
   } else {
     return invalid_argument("MCP server '" + c.name + "' has neither a command nor a url");
   }
   Impl* p = impl.get();
   std::unique_ptr<McpClient> client(new McpClient(std::move(impl)));
-  MODU_RETURN_IF_ERROR(p->transport->start([p](json m) { p->on_message(std::move(m)); },
-                                           [p](const std::string& t, bool closed) { p->on_log(t, closed); }));
+  Status started = p->transport->start([p](json m) { p->on_message(std::move(m)); },
+                                       [p](const std::string& t, bool closed) { p->on_log(t, closed); });
+  if (p->close_after_start >= 0) ::close(p->close_after_start);  // the server has its copy
+  MODU_RETURN_IF_ERROR(started);
   json params = {{"protocolVersion", kMcpProtocolVersion},
                  {"capabilities", json::object()},
                  {"clientInfo", {{"name", "modu"}, {"title", "modu agent"}, {"version", "0.1.0"}}}};

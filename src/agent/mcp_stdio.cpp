@@ -55,6 +55,11 @@ class StdioTransport final : public McpTransport {
       dup2(in[0], 0);
       dup2(out[1], 1);
       dup2(err[1], 2);
+      if (c_.inherit_fd == 3) {
+        fcntl(3, F_SETFD, 0);  // already there: only keep it open across exec
+      } else if (c_.inherit_fd >= 0) {
+        dup2(c_.inherit_fd, 3);  // dup2 clears close-on-exec
+      }
       setpgid(0, 0);  // its own process group: closing stops its children too
       if (!c_.cwd.empty() && chdir(c_.cwd.c_str()) != 0) {
         const int e = errno;

@@ -275,7 +275,8 @@ TEST(Mcp, MisbehavingServersGiveClearErrors) {
   EXPECT_NE(r.status().message().find("exited"), std::string::npos) << r.status().to_string();
 }
 
-// A stdio server started in the sandbox writes only in the workspace and cannot read ~/.ssh.
+// A stdio server started in the sandbox writes only in the workspace, cannot read ~/.ssh and runs
+// under the seccomp filter.
 TEST(Mcp, SandboxedServerIsConfined) {
   NEED_NODE();
   if (Status s = sandbox_available(); !s.ok()) GTEST_SKIP() << s.to_string();
@@ -295,6 +296,7 @@ TEST(Mcp, SandboxedServerIsConfined) {
     tryit('inside', () => fs.writeFileSync(')" + (ws / "inside.txt").string() + R"(', 'x'));
     tryit('outside', () => fs.writeFileSync(')" + (outside / "escaped.txt").string() + R"(', 'x'));
     tryit('ssh', () => fs.readFileSync(')" + (ssh / "modu_mcp_probe").string() + R"('));
+    out.push('seccomp: ' + fs.readFileSync('/proc/self/status', 'utf8').match(/Seccomp:\s*(\d)/)[1]);
     send({jsonrpc: '2.0', id: m.id, result: {content: [{type: 'text', text: out.join('\n')}]}});)";
   McpServerConfig cfg = fake("boxed", fake_js("[{name: 'probe', inputSchema: {type: 'object'}}]", answer), 10);
   cfg.sandbox = true;
@@ -308,6 +310,7 @@ TEST(Mcp, SandboxedServerIsConfined) {
   EXPECT_TRUE(fs::exists(ws / "inside.txt"));
   EXPECT_FALSE(fs::exists(outside / "escaped.txt")) << text;
   EXPECT_EQ(text.find("ssh: ok"), std::string::npos) << text;
+  EXPECT_NE(text.find("seccomp: 2"), std::string::npos) << text;  // under the sandbox's filter
   fs::remove(ssh / "modu_mcp_probe");
   if (made_ssh) fs::remove(ssh);
 }

@@ -27,6 +27,7 @@ struct McpServerConfig {
   std::vector<std::string> args;
   std::map<std::string, std::string> env;
   std::string cwd;  // "" : the current folder
+  int inherit_fd = -1;  // stdio: a descriptor the server process gets as fd 3 (set by connect for the sandbox)
   std::string url;
   std::map<std::string, std::string> headers;
   double timeout_s = 60;  // default per-request timeout

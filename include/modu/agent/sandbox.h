@@ -39,8 +39,8 @@ Status sandbox_available();
 
 // Runs argv with cwd = workspace. Sandboxed (o.enabled): bwrap --ro-bind / /, tmpfs over /tmp,
 // /root and $HOME, --bind workspace (the only writable path), fresh /dev and /proc, all namespaces
-// unshared (network too unless o.network), no capabilities, no nested user namespaces, new session,
-// clean environment (PATH, HOME, LANG + env). Errors (Status) only when it could not be started;
+// unshared (network too unless o.network), no capabilities, no nested user namespaces, the seccomp
+// filter, new session, clean environment (PATH, HOME, LANG + env). Errors (Status) only when it could not be started;
 // a command that fails or hits a limit is an OK ProcessResult.
 Result<ProcessResult> run_sandboxed(const std::vector<std::string>& argv,
                                     const std::filesystem::path& workspace, const SandboxOptions& o,
@@ -48,9 +48,16 @@ Result<ProcessResult> run_sandboxed(const std::vector<std::string>& argv,
 
 // The same sandbox for a long-running process the caller starts itself (a stdio MCP server): the
 // bwrap command line that runs argv in it. No CPU / process watchdog (the server lives as long
-// as the session); it dies with its parent.
+// as the session); it dies with its parent. With seccomp_child_fd >= 0 bwrap installs the system
+// call filter it reads from that descriptor of the started process (see sandbox_seccomp_fd).
 Result<std::vector<std::string>> sandbox_command(const std::vector<std::string>& argv,
                                                  const std::filesystem::path& workspace, const SandboxOptions& o,
-                                                 const std::map<std::string, std::string>& env = {});
+                                                 const std::map<std::string, std::string>& env = {},
+                                                 int seccomp_child_fd = -1);
+
+// A new descriptor (close-on-exec; the caller owns it) holding the sandbox's seccomp filter as
+// bwrap --seccomp reads it: ptrace, kernel modules and BPF, keyrings, mounts, io_uring, clock and
+// swap changes fail with EPERM (run_sandboxed always installs it).
+Result<int> sandbox_seccomp_fd();
 
 }  // namespace modu::agent

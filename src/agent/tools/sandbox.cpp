@@ -3,6 +3,7 @@
 #include "modu/agent/sandbox.h"
 
 #include "pids_cgroup.h"
+#include "seccomp_filter.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -33,7 +34,8 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-constexpr int kInfoFd = 3;  // bwrap --info-fd in the child
+constexpr int kInfoFd = 3;     // bwrap --info-fd in the child
+constexpr int kSeccompFd = 4;  // bwrap --seccomp in the child (the filter of seccomp_filter.h)
 
 std::atomic<bool> g_disable_userns{true};  // cleared when this bwrap lacks --disable-userns
 
@@ -68,7 +70,8 @@ bool inside(const fs::path& p, const fs::path& dir) {
 
 std::vector<std::string> bwrap_args(const std::string& bwrap, const fs::path& ws, const SandboxOptions& o,
                                     const std::map<std::string, std::string>& env,
-                                    const std::vector<std::string>& argv, bool info_fd = true) {
+                                    const std::vector<std::string>& argv, bool info_fd = true,
+                                    int seccomp_fd = kSeccompFd) {
   std::vector<std::string> a = {bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
                                 "--tmpfs", "/tmp"};
   std::error_code ec;
@@ -86,6 +89,7 @@ std::vector<std::string> bwrap_args(const std::string& bwrap, const fs::path& ws
                      home.empty() ? "/tmp" : home, "--setenv", "LANG", env_or("LANG", "C.UTF-8")});
   for (const auto& [k, v] : env) a.insert(a.end(), {"--setenv", k, v});
   if (info_fd) a.insert(a.end(), {"--info-fd", std::to_string(kInfoFd)});
+  if (seccomp_fd >= 0) a.insert(a.end(), {"--seccomp", std::to_string(seccomp_fd)});
   a.push_back("--");
   a.insert(a.end(), argv.begin(), argv.end());
   return a;
@@ -210,6 +214,12 @@ Result<ProcessResult> run_impl(const std::vector<std::string>& argv, const fs::p
   }
   const int cg_fd = cgroup ? cgroup->procs_fd() : -1;
 
+  int seccomp_fd = -1;  // the filter bwrap installs before exec (closed here once the child has it)
+  if (sandboxed) {
+    auto sf = seccomp_program_fd();
+    if (!sf.ok()) return Status(sf.status().code(), sf.status().message() + " (the sandbox needs its seccomp filter)");
+    seccomp_fd = *sf;
+  }
   int out[2], info[2] = {-1, -1}, err[2];
   if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0 || (sandboxed && ::pipe2(info, O_CLOEXEC) != 0))
     return io_error(std::string("sandbox: pipe failed: ") + std::strerror(errno));
@@ -219,7 +229,7 @@ Result<ProcessResult> run_impl(const std::vector<std::string>& argv, const fs::p
   pid_t pid = ::fork();
   if (pid < 0) {
     int e = errno;
-    for (int fd : {out[0], out[1], err[0], err[1], info[0], info[1], devnull})
+    for (int fd : {out[0], out[1], err[0], err[1], info[0], info[1], devnull, seccomp_fd})
       if (fd >= 0) ::close(fd);
     return resource_exhausted(std::string("sandbox: fork failed: ") + std::strerror(e));
   }
@@ -231,13 +241,17 @@ Result<ProcessResult> run_impl(const std::vector<std::string>& argv, const fs::p
     // Move what the child keeps out of the way first, so the dup2s below cannot clobber it.
     int o1 = ::fcntl(out[1], F_DUPFD_CLOEXEC, 100);
     int i1 = sandboxed ? ::fcntl(info[1], F_DUPFD_CLOEXEC, 100) : -1;
+    int s1 = sandboxed ? ::fcntl(seccomp_fd, F_DUPFD_CLOEXEC, 100) : -1;
     int e1 = ::fcntl(err[1], F_DUPFD_CLOEXEC, 100);
     int dn = devnull >= 0 ? ::fcntl(devnull, F_DUPFD_CLOEXEC, 100) : -1;
     if (dn >= 0) ::dup2(dn, 0);
     ::dup2(o1, 1);
     ::dup2(o1, 2);
-    if (sandboxed) ::dup2(i1, kInfoFd);  // dup2 clears O_CLOEXEC: bwrap inherits it
-    const int errfd = sandboxed ? kInfoFd + 1 : 3;
+    if (sandboxed) {  // dup2 clears O_CLOEXEC: bwrap inherits them
+      ::dup2(i1, kInfoFd);
+      ::dup2(s1, kSeccompFd);
+    }
+    const int errfd = sandboxed ? kSeccompFd + 1 : 3;
     ::dup3(e1, errfd, O_CLOEXEC);
     if (::syscall(SYS_close_range, errfd + 1, ~0U, 0) != 0)
       for (int fd = errfd + 1; fd < 4096; ++fd) ::close(fd);
@@ -263,6 +277,7 @@ Result<ProcessResult> run_impl(const std::vector<std::string>& argv, const fs::p
   ::close(err[1]);
   if (info[1] >= 0) ::close(info[1]);
   if (devnull >= 0) ::close(devnull);
+  if (seccomp_fd >= 0) ::close(seccomp_fd);
   ::setpgid(pid, pid);  // also in the parent, so kill(-pid) works whoever runs first
 
   ProcessResult r;
@@ -502,13 +517,16 @@ Result<ProcessResult> run_sandboxed(const std::vector<std::string>& argv, const 
   return run_impl(argv, ws, o, env);
 }
 
+Result<int> sandbox_seccomp_fd() { return seccomp_program_fd(); }
+
 Result<std::vector<std::string>> sandbox_command(const std::vector<std::string>& argv, const fs::path& workspace,
-                                                 const SandboxOptions& o, const std::map<std::string, std::string>& env) {
+                                                 const SandboxOptions& o, const std::map<std::string, std::string>& env,
+                                                 int seccomp_child_fd) {
   if (argv.empty() || argv[0].empty()) return invalid_argument("sandbox: empty command");
   MODU_ASSIGN_OR_RETURN(fs::path ws, sandbox_workspace(workspace, true));
   const std::string bwrap = find_in_path("bwrap", env_or("PATH", kDefaultPath));
   if (bwrap.empty()) return not_found("bwrap (bubblewrap) not found in PATH: install it (apt install bubblewrap)");
-  return bwrap_args(bwrap, ws, o, env, argv, /*info_fd=*/false);
+  return bwrap_args(bwrap, ws, o, env, argv, /*info_fd=*/false, seccomp_child_fd);
 }
 
 }  // namespace modu::agent

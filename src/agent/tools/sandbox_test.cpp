@@ -150,6 +150,28 @@ TEST(Sandbox, NoNetwork) {
   close(s);
 }
 
+// The seccomp filter: system calls a tool never needs fail with EPERM in the sandbox. Perl (Debian's
+// perl-base) makes the raw calls: ptrace(PTRACE_TRACEME) succeeds on its own, io_uring_setup with a
+// null params pointer fails with EFAULT and keyctl(KEYCTL_GET_KEYRING_ID) is answered by the kernel;
+// behind the filter each is EPERM. The unsandboxed run is the control.
+TEST(Sandbox, SeccompDeniesKernelAttackSurface) {
+  REQUIRE_SANDBOX();
+  TempDir ws;
+  const std::string probe = R"SH(perl -e 'use Errno; for my $c ([ptrace => 101, 0, 0, 0, 0], [io_uring_setup => 425, 1, 0], [keyctl => 250, 0, -3, 0]) { my ($n, $nr, @a) = @$c; $! = 0; my $r = syscall($nr, @a); print "$n=", ($r == -1 && $!{EPERM} ? "EPERM" : "ran"), "\n" }')SH";
+  ProcessResult r = run(probe, ws.path);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("ptrace=EPERM"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("io_uring_setup=EPERM"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("keyctl=EPERM"), std::string::npos) << r.output;
+  ProcessResult control = run(probe, ws.path, unsandboxed());
+  EXPECT_NE(control.output.find("ptrace=ran"), std::string::npos) << control.output;
+  EXPECT_NE(control.output.find("io_uring_setup=ran"), std::string::npos) << control.output;
+  // Ordinary work is untouched: processes, pipes, files, threads.
+  ProcessResult ok = run(R"SH(seq 1 3 | sort -r > out.txt && cat out.txt && perl -e 'print "done\n"')SH", ws.path);
+  EXPECT_EQ(ok.exit_code, 0) << ok.output;
+  EXPECT_NE(ok.output.find("3\n2\n1\ndone"), std::string::npos) << ok.output;
+}
+
 int processes_with(const std::string& marker) {
   int n = 0;
   DIR* d = opendir("/proc");
