@@ -12,6 +12,7 @@
 #include "modu/chat/chat_template.h"
 #include "modu/chat/jinja.h"
 #include "modu/runtime/generate.h"
+#include "modu/runtime/multimodal.h"
 #include "modu/runtime/json_constraint.h"
 #include "modu/toolcall/toolcall.h"
 
@@ -62,6 +63,8 @@ struct Agent::Impl {
   json steps = json::array();
   int64_t generated = 0;
   int call_counter = 0;
+  const vision::VisionModel* vision = nullptr;
+  std::vector<vision::ImageEmbedding> images;  // every image of the conversation, in marker order
 
   Impl(const Model& m, const Tokenizer& t, ThreadPool& p, AgentOptions o)
       : model(m), tok(t), pool(p), opts(std::move(o)), kv(m.config(), 1, opts.n_ctx, KvType::kF16) {
@@ -177,13 +180,22 @@ void Agent::set_policy(Policy p, Approver* approver) {
 void Agent::set_action_log(ActionLog* log) { impl_->log = log; }
 const std::vector<ToolSpec>& Agent::tools() const { return impl_->specs; }
 
-Result<AgentResult> Agent::run(const std::string& task, const AgentEvents& events, const std::atomic<bool>* stop) {
+void Agent::set_vision(const vision::VisionModel* vm) { impl_->vision = vm; }
+
+Result<AgentResult> Agent::run(const std::string& task, const AgentEvents& events, const std::atomic<bool>* stop,
+                               std::vector<vision::ImageEmbedding> images) {
   Impl& s = *impl_;
   if (!s.tmpl) return invalid_argument("the agent has no chat template (set_template)");
+  if (!images.empty() && s.vision == nullptr)
+    return invalid_argument("images need the model's vision projector (--mmproj): this model reads text only");
   auto emit = [&](const char* kind, const json& data) {
     if (events) events(kind, data);
   };
-  s.messages.push_back({{"role", "user"}, {"content", task}});
+  std::string content;
+  for (size_t i = 0; i < images.size(); ++i) content += kImageMarker;
+  content += task;
+  s.messages.push_back({{"role", "user"}, {"content", content}});
+  for (auto& im : images) s.images.push_back(std::move(im));
   AgentResult out;
   out.stop_reason = "step limit";
   for (int step = 0; step < s.opts.max_steps; ++step) {
@@ -206,7 +218,16 @@ Result<AgentResult> Agent::run(const std::string& task, const AgentEvents& event
     in.eos_token = s.eos;
     MODU_ASSIGN_OR_RETURN(std::string prompt, chat::render_chat_template(*s.tmpl, in));
     const bool has_bos = !s.bos.empty() && prompt.rfind(s.bos, 0) == 0;
-    std::vector<int32_t> ids = s.tok.encode(prompt, s.tok.add_bos() && !has_bos, /*parse_special=*/true);
+    std::vector<int32_t> ids;
+    std::vector<EmbdSpan> spans;  // the conversation's images at their markers
+    if (s.images.empty()) {
+      ids = s.tok.encode(prompt, s.tok.add_bos() && !has_bos, /*parse_special=*/true);
+    } else {
+      auto mm = build_multimodal_prompt(s.tok, prompt, s.images, s.vision->markers(), s.tok.add_bos() && !has_bos, true);
+      if (!mm.ok()) return mm.status().with_context("the conversation's images");
+      ids = std::move(mm->ids);
+      spans = std::move(mm->spans);
+    }
     int n_predict = s.opts.n_predict;
     if (s.opts.token_budget > 0) n_predict = (int)std::min<int64_t>(n_predict, s.opts.token_budget - s.generated);
     if ((int64_t)ids.size() + n_predict >= s.opts.n_ctx) {
@@ -221,6 +242,7 @@ Result<AgentResult> Agent::run(const std::string& task, const AgentEvents& event
     GenerateOptions g;
     g.n_predict = n_predict;
     g.n_cached = (int64_t)common;
+    g.embd = spans;
     g.sampling = s.opts.sampling;
     g.render_special = true;  // call and reasoning markers are often control tokens; the parser must see them
     if (s.conv.format->template_ends_reply()) g.stop = s.conv.end_markers;
@@ -269,6 +291,11 @@ Result<AgentResult> Agent::run(const std::string& task, const AgentEvents& event
     s.messages.push_back(msg);
     json step_rec = {{"step", step + 1}, {"tool_choice", choice}, {"prompt_tokens", ids.size()},
                      {"generated_tokens", res->tokens.size()}, {"reply", res->text}};
+    if (!spans.empty()) {
+      int64_t n_img = 0;
+      for (const EmbdSpan& sp : spans) n_img += sp.n;
+      step_rec["image_tokens"] = n_img;
+    }
     if (s.opts.keep_prompts) step_rec["prompt"] = prompt;
     emit("assistant", {{"content", r.content}, {"reasoning", r.reasoning}, {"calls", r.calls.size()}});
     if (r.calls.empty()) {
@@ -348,7 +375,7 @@ Result<AgentResult> Agent::run(const std::string& task, const AgentEvents& event
       break;
     }
   }
-  out.transcript = {{"messages", json::parse(s.messages.dump())}, {"steps", s.steps}, {"stop_reason", out.stop_reason},
+  out.transcript = {{"messages", json::parse(s.messages.dump(-1, ' ', false, ojson::error_handler_t::replace))}, {"steps", s.steps}, {"stop_reason", out.stop_reason},
                     {"generated_tokens", s.generated}};
   return out;
 }

@@ -169,6 +169,37 @@ TEST_F(AgentCli, InteractiveTasksContinueTheConversation) {
   EXPECT_EQ(tools, 1);
 }
 
+// An image with the task (--mmproj --image): it sits at the task's marker in every step's prompt,
+// the reply is what `modu run` gives for that prompt and image, and another image changes it.
+TEST_F(AgentCli, ImageGoesWithTheTask) {
+  const std::string mm = kTmp + "/agent_mmproj.gguf", t = kTmp + "/agent_img.json", p = kTmp + "/agent_img_prompt.txt";
+  const std::string data = std::string(MODU_SOURCE_DIR) + "/src/vision/testdata/";
+  std::string out;
+  ASSERT_EQ(sh(std::string(MODU_BIN) + " init-mmproj -o " + mm + " --projector mlp --text-width 64 --image-size 32 --patch 8 "
+               "--width 32 --ff 64 --heads 4 --layers 2 --type f32", &out), 0) << out;
+  auto reply = [&](const std::string& image) {
+    std::string o;
+    EXPECT_EQ(sh(agent("--mmproj " + mm + " --image " + data + image + " --tool-choice none --keep-prompts --transcript " + t +
+                       " \"What is in the picture?\""), &o), 0) << o;
+    EXPECT_NE(o.find("16 tokens"), std::string::npos) << o;
+    return json::parse(slurp(t));
+  };
+  const json a = reply("src_37x23.png");
+  ASSERT_EQ(a["steps"].size(), 1u) << a.dump(1);
+  EXPECT_EQ(a["steps"][0]["image_tokens"], 16);
+  const std::string prompt = a["steps"][0]["prompt"];
+  EXPECT_NE(prompt.find("<__media__>What is in the picture?"), std::string::npos) << prompt;
+  std::ofstream(p, std::ios::binary) << prompt;
+  std::string run_out;
+  ASSERT_EQ(sh(std::string(MODU_BIN) + " run -m " + model() + " -t 1 -n 60 --temp 0 --mmproj " + mm + " --image " + data +
+               "src_37x23.png -f " + p + " 2>/dev/null | cat", &run_out), 0) << run_out;
+  EXPECT_EQ(run_out, a["steps"][0]["reply"].get<std::string>());
+  const json b = reply("orient_6.jpg");  // (its reply ends mid-character: the transcript still saves)
+  EXPECT_NE(b["steps"][0]["reply"], a["steps"][0]["reply"]) << "the image reaches the model";
+  EXPECT_NE(sh(agent("--image " + data + "src_37x23.png \"hi\""), &out), 0);  // no projector: a clear error
+  EXPECT_NE(out.find("needs --mmproj"), std::string::npos) << out;
+}
+
 // The person answers the approval prompt on a terminal.
 TEST_F(AgentCli, ApprovalPromptOnATerminal) {
   const std::string t = kTmp + "/agent_t3.json";

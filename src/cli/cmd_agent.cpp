@@ -33,6 +33,9 @@ struct AgentArgs {
   std::string audit_log, audit_key;
   bool high_impact = false;
   std::vector<std::string> lora;
+  std::string mmproj;                // vision projector (or the model's own HF folder)
+  std::vector<std::string> images;   // images for the (first) task
+  int64_t max_image_pixels = vision::DecodeLimits{}.max_pixels;
 };
 
 std::string g_label;  // --label: the mark before each final answer
@@ -108,6 +111,30 @@ int run_agent(const AgentArgs& a) {
   ThreadPool pool(a.threads);
   agent::Agent ag(model, *lm->tokenizer, pool, o);
   if (Status s = ag.set_template(src); !s.ok()) return fail(s);
+  // Images for the task: encoded once here, kept in the conversation by the agent.
+  auto v = projector_for(a.mmproj, a.model, !a.images.empty());
+  if (!v.ok()) return fail(v.status());
+  std::unique_ptr<vision::VisionModel> vm = std::move(v).value();
+  if (!a.images.empty() && !vm)
+    return fail(invalid_argument("--image needs --mmproj: this language model reads text only; pass the vision "
+                                 "projector (mmproj) file made for it"));
+  std::vector<vision::ImageEmbedding> task_images;
+  if (vm) {
+    if (Status st = vision::check_compatible(*vm, model.config(), a.mmproj.empty() ? a.model : a.mmproj); !st.ok())
+      return fail(st);
+    ag.set_vision(vm.get());
+    vision::DecodeLimits lim;
+    lim.max_pixels = a.max_image_pixels;
+    for (const std::string& path : a.images) {
+      auto img = vision::load_image_file(path, lim);
+      if (!img.ok()) return fail(img.status());
+      auto e = vision::embed_image(*vm, *img, pool);
+      if (!e.ok()) return fail(e.status().with_context(path));
+      std::fprintf(stderr, "modu agent: image %s: %d x %d, %lld tokens\n", path.c_str(), img->width, img->height,
+                   (long long)e->n_tokens);
+      task_images.push_back(std::move(e).value());
+    }
+  }
 
   // MCP servers: a server that cannot start is reported and left out; the others go on.
   std::vector<agent::McpServerConfig> servers;
@@ -179,7 +206,8 @@ int run_agent(const AgentArgs& a) {
   json transcript = {{"model", a.model}, {"runs", json::array()}};
   auto one = [&](const std::string& task) -> int {
     g_stop = false;
-    auto r = ag.run(task, print_event, &g_stop);
+    auto r = ag.run(task, print_event, &g_stop, std::move(task_images));  // the images go with the first task
+    task_images.clear();
     if (!r.ok()) return fail(r.status());
     if (r->stop_reason != "answer") std::fprintf(stderr, "modu agent: stopped: %s\n", r->stop_reason.c_str());
     if (audit) {
@@ -192,6 +220,7 @@ int run_agent(const AgentArgs& a) {
       if (Status st = audit->append("agent_run", rec); !st.ok()) return fail(st);
     }
     transcript["runs"].push_back({{"task", task}, {"answer", r->answer}, {"stop_reason", r->stop_reason}});
+    if (transcript["runs"].size() == 1 && !a.images.empty()) transcript["runs"][0]["images"] = a.images;
     transcript["messages"] = r->transcript["messages"];
     transcript["steps"] = r->transcript["steps"];
     if (!a.transcript.empty()) {
@@ -217,6 +246,12 @@ void add_agent_command(CLI::App& app, int& rc) {
   c->add_option("-m,--model", a->model, "GGUF model file or Hugging Face folder")->required()->check(CLI::ExistingPath);
   add_lora_option(c, &a->lora);
   c->add_option("task", a->task, "The task (none: interactive)");
+  c->add_option("--mmproj", a->mmproj, "Vision projector for --image (mmproj GGUF or HF multimodal folder)")
+      ->check(CLI::ExistingPath);
+  c->add_option("--image", a->images, "An image for the task (repeatable; placed before the task's text)")
+      ->check(CLI::ExistingFile)
+      ->allow_extra_args(false);  // one file per --image: the task after it stays the task
+  c->add_option("--max-image-pixels", a->max_image_pixels, "Refuse larger images (decompression bombs)")->capture_default_str();
   c->add_option("--mcp", a->mcp, "An MCP server: \"CMD ARGS\" (stdio) or an http(s):// URL (repeatable)");
   c->add_option("--mcp-config", a->mcp_config, "JSON file with \"mcpServers\"")->check(CLI::ExistingFile);
   c->add_option("--tools", a->tools, "Built-ins to enable: read_file, write_file, list_dir, run_command, fetch_url")->delimiter(',');

@@ -23,6 +23,7 @@
 #include "modu/models/model.h"
 #include "modu/runtime/sampler.h"
 #include "modu/tokenizer/tokenizer.h"
+#include "modu/vision/vision_model.h"
 
 namespace modu::agent {
 
@@ -65,10 +66,14 @@ class Agent {
   void set_policy(Policy p, Approver* approver);
   void set_action_log(ActionLog* log);
   const std::vector<ToolSpec>& tools() const;
+  // The model's vision projector: tasks may then bring images (embed_image's output).
+  void set_vision(const vision::VisionModel* vm);
 
   // Runs one task, continuing the conversation of earlier run() calls (interactive mode).
-  // `stop` (Ctrl-C) cancels the running tool and ends the loop after it.
-  Result<AgentResult> run(const std::string& task, const AgentEvents& events, const std::atomic<bool>* stop = nullptr);
+  // `stop` (Ctrl-C) cancels the running tool and ends the loop after it. `images` go before the
+  // task's text in its message and stay in the conversation (their KV is reused step to step).
+  Result<AgentResult> run(const std::string& task, const AgentEvents& events, const std::atomic<bool>* stop = nullptr,
+                          std::vector<vision::ImageEmbedding> images = {});
 
   struct Impl;
 
