@@ -112,29 +112,11 @@ int run_agent(const AgentArgs& a) {
   agent::Agent ag(model, *lm->tokenizer, pool, o);
   if (Status s = ag.set_template(src); !s.ok()) return fail(s);
   // Images for the task: encoded once here, kept in the conversation by the agent.
-  auto v = projector_for(a.mmproj, a.model, !a.images.empty());
-  if (!v.ok()) return fail(v.status());
-  std::unique_ptr<vision::VisionModel> vm = std::move(v).value();
-  if (!a.images.empty() && !vm)
-    return fail(invalid_argument("--image needs --mmproj: this language model reads text only; pass the vision "
-                                 "projector (mmproj) file made for it"));
-  std::vector<vision::ImageEmbedding> task_images;
-  if (vm) {
-    if (Status st = vision::check_compatible(*vm, model.config(), a.mmproj.empty() ? a.model : a.mmproj); !st.ok())
-      return fail(st);
-    ag.set_vision(vm.get());
-    vision::DecodeLimits lim;
-    lim.max_pixels = a.max_image_pixels;
-    for (const std::string& path : a.images) {
-      auto img = vision::load_image_file(path, lim);
-      if (!img.ok()) return fail(img.status());
-      auto e = vision::embed_image(*vm, *img, pool);
-      if (!e.ok()) return fail(e.status().with_context(path));
-      std::fprintf(stderr, "modu agent: image %s: %d x %d, %lld tokens\n", path.c_str(), img->width, img->height,
-                   (long long)e->n_tokens);
-      task_images.push_back(std::move(e).value());
-    }
-  }
+  auto loaded = load_cli_images(a.mmproj, a.model, model.config(), a.images, a.max_image_pixels, pool, "modu agent");
+  if (!loaded.ok()) return fail(loaded.status());
+  std::unique_ptr<vision::VisionModel> vm = std::move(loaded->vm);
+  std::vector<vision::ImageEmbedding> task_images = std::move(loaded->images);
+  if (vm) ag.set_vision(vm.get());
 
   // MCP servers: a server that cannot start is reported and left out; the others go on.
   std::vector<agent::McpServerConfig> servers;

@@ -65,30 +65,12 @@ int run(const RunArgs& a) {
   }
   ThreadPool pool(a.threads);
   // Images: decoded, encoded by the projector, and spliced at the prompt's image markers.
-  std::vector<vision::ImageEmbedding> images;
   MultimodalPrompt mm;
-  auto v = projector_for(a.mmproj, a.model, !a.images.empty());
-  if (!v.ok()) return fail(v.status());
-  std::unique_ptr<vision::VisionModel> vm = std::move(v).value();
-  if (!a.images.empty() && !vm)
-    return fail(invalid_argument("--image needs --mmproj: this language model reads text only; pass the vision "
-                                 "projector (mmproj) file made for it"));
-  if (vm) {
-    if (Status st = vision::check_compatible(*vm, model.config(), a.mmproj.empty() ? a.model : a.mmproj); !st.ok())
-      return fail(st);
-    vision::DecodeLimits lim;
-    lim.max_pixels = a.max_image_pixels;
-    for (const std::string& path : a.images) {
-      auto img = vision::load_image_file(path, lim);
-      if (!img.ok()) return fail(img.status());
-      auto e = vision::embed_image(*vm, *img, pool);
-      if (!e.ok()) return fail(e.status().with_context(path));
-      if (a.verbose)
-        std::fprintf(stderr, "modu: image %s: %d x %d, %lld tokens, encoded in %.2f s\n", path.c_str(), img->width,
-                     img->height, (long long)e->n_tokens, e->encode_seconds);
-      images.push_back(std::move(e).value());
-    }
-  }
+  auto loaded = load_cli_images(a.mmproj, a.model, model.config(), a.images, a.max_image_pixels, pool,
+                                a.verbose ? "modu" : "");
+  if (!loaded.ok()) return fail(loaded.status());
+  std::unique_ptr<vision::VisionModel> vm = std::move(loaded->vm);
+  std::vector<vision::ImageEmbedding> images = std::move(loaded->images);
   auto built = build_multimodal_prompt(tok, prompt, images, vm ? vm->markers() : vision::ImageMarkers{},
                                        /*add_special=*/true, /*parse_special=*/!a.no_parse_special);
   if (!built.ok()) return fail(built.status());

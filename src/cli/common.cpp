@@ -134,4 +134,28 @@ Result<std::unique_ptr<vision::VisionModel>> projector_for(const std::string& mm
   return std::unique_ptr<vision::VisionModel>();
 }
 
+Result<CliImages> load_cli_images(const std::string& mmproj, const std::string& model, const ModelConfig& cfg,
+                                  const std::vector<std::string>& paths, int64_t max_pixels, ThreadPool& pool,
+                                  const std::string& log_prefix) {
+  CliImages out;
+  MODU_ASSIGN_OR_RETURN(out.vm, projector_for(mmproj, model, !paths.empty()));
+  if (!paths.empty() && !out.vm)
+    return invalid_argument("--image needs --mmproj: this language model reads text only; pass the vision projector "
+                            "(mmproj) file made for it");
+  if (!out.vm) return out;
+  MODU_RETURN_IF_ERROR(vision::check_compatible(*out.vm, cfg, mmproj.empty() ? model : mmproj));
+  vision::DecodeLimits lim;
+  lim.max_pixels = max_pixels;
+  for (const std::string& path : paths) {
+    MODU_ASSIGN_OR_RETURN(vision::Image img, vision::load_image_file(path, lim));
+    auto e = vision::embed_image(*out.vm, img, pool);
+    if (!e.ok()) return e.status().with_context(path);
+    if (!log_prefix.empty())
+      std::fprintf(stderr, "%s: image %s: %d x %d, %lld tokens, encoded in %.2f s\n", log_prefix.c_str(), path.c_str(),
+                   img.width, img.height, (long long)e->n_tokens, e->encode_seconds);
+    out.images.push_back(std::move(e).value());
+  }
+  return out;
+}
+
 }  // namespace modu::cli

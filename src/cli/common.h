@@ -36,6 +36,17 @@ Result<std::unique_ptr<vision::VisionModel>> load_projector(const std::string& p
 Result<std::unique_ptr<vision::VisionModel>> projector_for(const std::string& mmproj, const std::string& model,
                                                            bool want_images);
 
+// A command's --mmproj / --image: the projector (nullptr when there is none and no image), its
+// output width checked against the language model, and each image decoded (under max_pixels) and
+// encoded, in order. log_prefix: a line per image on stderr ("" : silent).
+struct CliImages {
+  std::unique_ptr<vision::VisionModel> vm;
+  std::vector<vision::ImageEmbedding> images;
+};
+Result<CliImages> load_cli_images(const std::string& mmproj, const std::string& model, const ModelConfig& cfg,
+                                  const std::vector<std::string>& paths, int64_t max_pixels, ThreadPool& pool,
+                                  const std::string& log_prefix);
+
 // --lora PATH[:SCALE] (repeatable; a GGUF adapter or a PEFT folder): loads each adapter and attaches it to the model (scale 1 when
 // not given), saying so on stderr.
 void add_lora_option(CLI::App* c, std::vector<std::string>* specs);
