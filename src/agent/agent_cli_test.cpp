@@ -196,6 +196,9 @@ TEST_F(AgentCli, ImageGoesWithTheTask) {
   EXPECT_EQ(run_out, a["steps"][0]["reply"].get<std::string>());
   const json b = reply("orient_6.jpg");  // (its reply ends mid-character: the transcript still saves)
   EXPECT_NE(b["steps"][0]["reply"], a["steps"][0]["reply"]) << "the image reaches the model";
+  // A task right after a list option stays the task (list options take one argument each).
+  ASSERT_EQ(sh(agent("--transcript " + t + " --tool-choice none \"after a list\""), &out), 0) << out;
+  EXPECT_EQ(json::parse(slurp(t))["runs"][0]["task"], "after a list");
   EXPECT_NE(sh(agent("--image " + data + "src_37x23.png \"hi\""), &out), 0);  // no projector: a clear error
   EXPECT_NE(out.find("needs --mmproj"), std::string::npos) << out;
 }

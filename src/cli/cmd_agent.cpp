@@ -234,9 +234,13 @@ void add_agent_command(CLI::App& app, int& rc) {
       ->check(CLI::ExistingFile)
       ->allow_extra_args(false);  // one file per --image: the task after it stays the task
   c->add_option("--max-image-pixels", a->max_image_pixels, "Refuse larger images (decompression bombs)")->capture_default_str();
-  c->add_option("--mcp", a->mcp, "An MCP server: \"CMD ARGS\" (stdio) or an http(s):// URL (repeatable)");
+  // List options take one argument each (repeat the flag, or use commas), so a task after them stays the task.
+  c->add_option("--mcp", a->mcp, "An MCP server: \"CMD ARGS\" (stdio) or an http(s):// URL (repeatable)")
+      ->allow_extra_args(false);
   c->add_option("--mcp-config", a->mcp_config, "JSON file with \"mcpServers\"")->check(CLI::ExistingFile);
-  c->add_option("--tools", a->tools, "Built-ins to enable: read_file, write_file, list_dir, run_command, fetch_url")->delimiter(',');
+  c->add_option("--tools", a->tools, "Built-ins to enable: read_file, write_file, list_dir, run_command, fetch_url")
+      ->delimiter(',')
+      ->allow_extra_args(false);
   c->add_option("--workspace", a->workspace, "The only folder the built-ins may touch");
   c->add_option("--policy", a->policy, "Policy file (per tool allow / ask / deny; default: ask for everything)")->check(CLI::ExistingFile);
   c->add_flag("--approve-all", a->approve_all, "Run every 'ask' call without asking (logged)");
@@ -247,7 +251,9 @@ void add_agent_command(CLI::App& app, int& rc) {
   c->add_flag("--high-impact", a->high_impact, "High-impact use: every action needs a person's approval, all recorded (needs --audit-log)");
   add_notice_options(c, &a->notice);
   c->add_flag("--keep-prompts", a->keep_prompts, "The transcript keeps every step's rendered prompt");
-  c->add_option("--tool-choice", a->tool_choice, "Per step: auto, required, none or a tool name (comma-separated)")->delimiter(',');
+  c->add_option("--tool-choice", a->tool_choice, "Per step: auto, required, none or a tool name (comma-separated)")
+      ->delimiter(',')
+      ->allow_extra_args(false);
   c->add_option("--tool-format", a->tool_format, "Tool-call format (default: from the chat template)");
   c->add_option("--chat-template", a->tmpl, "Use this Jinja template instead of the model's")->check(CLI::ExistingFile);
   c->add_option("--system", a->system, "System prompt");
