@@ -205,8 +205,31 @@ Err text_blocks(const json& v, const std::string& p, std::string* out) {
   return std::nullopt;
 }
 
-// One Messages message -> one or more chat messages. `names` maps tool_use ids seen so far to tool names.
-Err convert_message(const json& m, const std::string& p, std::map<std::string, std::string>* names, ojson* msgs) {
+// An image block's source -> the URL the chat handler decodes: base64 data becomes a data: URL,
+// a url source stays itself (fetched only with --allow-image-urls).
+Err image_source(const json& b, const std::string& bp, std::string* url) {
+  const json* src = field(b, "source");
+  if (!src) return missing(bp + ".source");
+  if (!src->is_object()) return wrong_type(bp + ".source", "an object", *src);
+  std::string type;
+  if (auto e = get_string(*src, "type", true, &type, bp + ".source.")) return e;
+  if (type == "base64") {
+    std::string media, data;
+    if (auto e = get_string(*src, "media_type", true, &media, bp + ".source.")) return e;
+    if (auto e = get_string(*src, "data", true, &data, bp + ".source.")) return e;
+    *url = "data:" + media + ";base64," + data;
+  } else if (type == "url") {
+    if (auto e = get_string(*src, "url", true, url, bp + ".source.")) return e;
+  } else {
+    return unsupported("Image sources of type '" + type + "' are not supported; use 'base64' or 'url'.", bp + ".source.type");
+  }
+  return std::nullopt;
+}
+
+// One Messages message -> one or more chat messages. `names` maps tool_use ids seen so far to tool
+// names; a user message's image blocks become image markers, their URLs appended to `images`.
+Err convert_message(const json& m, const std::string& p, std::map<std::string, std::string>* names, ojson* msgs,
+                    std::vector<std::string>* images) {
   if (!m.is_object()) return wrong_type(p, "an object", m);
   std::string role;
   if (auto e = get_string(m, "role", true, &role, p + ".")) return e;
@@ -267,8 +290,15 @@ Err convert_message(const json& m, const std::string& p, std::map<std::string, s
       ojson tm = {{"role", "tool"}, {"tool_call_id", id}, {"content", out}};
       if (auto it = names->find(id); it != names->end()) tm["name"] = it->second;
       results.push_back(std::move(tm));
-    } else if (type == "image" || type == "document" || type == "search_result" || type == "container_upload") {
-      return unsupported("Content blocks of type '" + type + "' are not supported by this model; only text.",
+    } else if (type == "image") {
+      if (role != "user") return bad("'image' blocks are only allowed in user messages.", bp + ".type");
+      std::string url;
+      if (auto e = image_source(b, bp, &url)) return e;
+      images->push_back(std::move(url));
+      text += "<__media__>";  // the image goes where the block is (runtime/multimodal.h)
+      any_text = true;
+    } else if (type == "document" || type == "search_result" || type == "container_upload") {
+      return unsupported("Content blocks of type '" + type + "' are not supported by this model; only text and images.",
                          bp + ".type");
     } else {
       return bad("Invalid value for '" + bp + ".type': '" + type + "'. Supported block types are 'text', "
@@ -360,7 +390,9 @@ static Err parse_messages_body(std::string_view body, const ApiLimits& lim, Chat
     if (msgs->empty()) return bad("'messages' must contain at least one message.", "messages", "empty_array");
     std::map<std::string, std::string> names;
     for (size_t i = 0; i < msgs->size(); ++i)
-      if (auto e = convert_message((*msgs)[i], "messages[" + std::to_string(i) + "]", &names, &out->messages)) return e;
+      if (auto e = convert_message((*msgs)[i], "messages[" + std::to_string(i) + "]", &names, &out->messages,
+                                   &out->image_urls))
+        return e;
     if (const json* tools = field(j, "tools"))
       if (auto e = convert_tools(*tools, out)) return e;
     if (const json* tc = field(j, "tool_choice"))

@@ -169,6 +169,23 @@ TEST(ApiCompatMessages, ToolResultForUnknownIdIsAcceptedWithoutName) {
   EXPECT_FALSE(r.messages[0].contains("name"));
 }
 
+// Image blocks: base64 sources become data: URLs and url sources stay URLs, each an image marker
+// where the block is, in order.
+TEST(ApiCompatMessages, ImageBlocksBecomeImageUrls) {
+  ChatRequest r;
+  auto e = messages(R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":[
+      {"type":"image","source":{"type":"base64","media_type":"image/png","data":"AAAA"}},
+      {"type":"text","text":"and"},
+      {"type":"image","source":{"type":"url","url":"https://example.com/a.jpg"}}]}]})", &r);
+  ASSERT_FALSE(e) << e->message;
+  ASSERT_EQ(r.messages.size(), 1u);
+  const std::string c = r.messages[0]["content"];
+  EXPECT_EQ(c.find("<__media__>"), 0u) << c;
+  EXPECT_NE(c.find("and"), std::string::npos) << c;
+  EXPECT_EQ(c.rfind("<__media__>"), c.size() - 11) << c;
+  EXPECT_EQ(r.image_urls, (std::vector<std::string>{"data:image/png;base64,AAAA", "https://example.com/a.jpg"}));
+}
+
 TEST(ApiCompatMessages, TopPZeroIsClampedPositive) {
   ChatRequest r;
   ASSERT_FALSE(messages(R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}],"top_p":0})", &r));
@@ -190,8 +207,17 @@ TEST(ApiCompatMessages, RejectsMistakesWithParam) {
       {"unknown block type",
        R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"bogus"}]}]})",
        "messages[0].content[1].type"},
-      {"image block",
+      {"image block without source type",
        R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"image","source":{}}]}]})",
+       "messages[0].content[0].source.type"},
+      {"image block with a file source",
+       R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"image","source":{"type":"file","file_id":"f"}}]}]})",
+       "messages[0].content[0].source.type"},
+      {"image block without data",
+       R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"image","source":{"type":"base64","media_type":"image/png"}}]}]})",
+       "messages[0].content[0].source.data"},
+      {"image block in an assistant message",
+       R"({"model":"m","max_tokens":5,"messages":[{"role":"assistant","content":[{"type":"image","source":{"type":"url","url":"u"}}]}]})",
        "messages[0].content[0].type"},
       {"tool_use without id",
        R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"},

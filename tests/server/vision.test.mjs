@@ -4,7 +4,8 @@
 // prefill batch go whole into one pass; two concurrent requests with different images each equal
 // their solo runs. Bad images, remote URLs, a text-only server and too many images are clear 400s;
 // with --allow-image-urls an http URL (redirects followed) gives what the same bytes inline give.
-// The Responses API takes input_image parts, also across a stored conversation.
+// The Responses API takes input_image parts, also across a stored conversation; the Anthropic
+// Messages API takes image blocks.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -64,6 +65,18 @@ main('vision', 170, async () => {
     assert.ok(['completed', 'incomplete'].includes(follow.status), follow.status);
     assert.ok(follow.usage.input_tokens > resp.usage.input_tokens + 16, JSON.stringify(follow.usage));
     assert.ok(follow.usage.input_tokens_details.cached_tokens >= 16, JSON.stringify(follow.usage));
+
+    // The Anthropic Messages API: a base64 image block, and the prompt holds the image's tokens.
+    const b64 = fs.readFileSync(path.join(TESTDATA, 'src_37x23.png')).toString('base64');
+    const am = await postJson(`${srv.url}/v1/messages`, { model: 'm', max_tokens: 4, temperature: 0, messages: [{ role: 'user',
+      content: [{ type: 'image', source: { type: 'base64', media_type: 'image/png', data: b64 } }, { type: 'text', text: 'What is in the picture?' }] }] });
+    assert.equal(am.status, 200, JSON.stringify(am.json));
+    const inTokens = (u) => u.input_tokens + (u.cache_read_input_tokens ?? 0);  // cached tokens are counted apart
+    assert.ok(inTokens(am.json.usage) > 16, JSON.stringify(am.json.usage));
+    const amText = await postJson(`${srv.url}/v1/messages`, { model: 'm', max_tokens: 4, temperature: 0,
+      messages: [{ role: 'user', content: [{ type: 'text', text: 'What is in the picture?' }] }] });
+    assert.ok(inTokens(am.json.usage) - inTokens(amText.json.usage) >= 16,
+      `the image adds its tokens: ${JSON.stringify(am.json.usage)} vs ${JSON.stringify(amText.json.usage)}`);
 
     // Bad input: a clear 400 each, and the server keeps serving.
     const bad = async (messages, re, code) => {
