@@ -203,6 +203,31 @@ TEST_F(AgentCli, ImageGoesWithTheTask) {
   EXPECT_NE(out.find("needs --mmproj"), std::string::npos) << out;
 }
 
+// An image a tool returns (the everything server's get-tiny-image, a PNG in an MCP "image" item)
+// reaches a model with a vision projector: its embeddings sit at a marker in the tool message of
+// the next turn's prompt. Without a projector it stays described in words.
+TEST_F(AgentCli, ImageFromAToolReachesTheNextTurn) {
+  const std::string mm = kTmp + "/agent_mmproj_tool.gguf", t = kTmp + "/agent_img_tool.json";
+  std::string out;
+  ASSERT_EQ(sh(std::string(MODU_BIN) + " init-mmproj -o " + mm + " --projector mlp --text-width 64 --image-size 32 --patch 8 "
+               "--width 32 --ff 64 --heads 4 --layers 2 --type f32", &out), 0) << out;
+  const std::string args = " --mcp \"node " + node_pkg("server-everything") + " stdio\" --approve-all --tool-choice get-tiny-image "
+                           "--tool-choice none --max-steps 2 --keep-prompts --transcript " + t + " \"Show me the logo.\"";
+  ASSERT_EQ(sh(agent("--mmproj " + mm + args), &out), 0) << out;
+  json tr = json::parse(slurp(t));
+  ASSERT_EQ(tr["steps"].size(), 2u) << tr.dump(1);
+  EXPECT_FALSE(tr["steps"][0].contains("image_tokens"));
+  EXPECT_EQ(tr["steps"][1]["image_tokens"], 16) << "the tool's image went through the projector";
+  std::string prompt = tr["steps"][1]["prompt"];
+  EXPECT_NE(prompt.find("<__media__>Here's the image you requested:"), std::string::npos) << prompt;
+  ASSERT_EQ(sh(agent(args), &out), 0) << out;  // no projector: words only
+  tr = json::parse(slurp(t));
+  EXPECT_FALSE(tr["steps"][1].contains("image_tokens"));
+  prompt = tr["steps"][1]["prompt"];
+  EXPECT_EQ(prompt.find("<__media__>"), std::string::npos);
+  EXPECT_NE(prompt.find("[image image/png"), std::string::npos) << prompt;
+}
+
 // The person answers the approval prompt on a terminal.
 TEST_F(AgentCli, ApprovalPromptOnATerminal) {
   const std::string t = kTmp + "/agent_t3.json";

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "modu/agent/action_log.h"
+#include "modu/agent/loop.h"
 #include "modu/agent/mcp.h"
 #include "modu/agent/policy.h"
 #include "modu/agent/sandbox.h"
@@ -44,8 +45,9 @@ struct AgentOptions {
   bool keep_prompts = false;       // the transcript keeps each step's rendered prompt
 };
 
-// What the loop reports as it goes (for printing): "assistant", "call", "result", "final", "note".
-using AgentEvents = std::function<void(const std::string& kind, const nlohmann::json& data)>;
+// What the loop reports as it goes (for printing): "assistant", "call", "result", "final", "note"
+// (loop.h lists each one's fields).
+using AgentEvents = LoopEvents;
 
 struct AgentResult {
   std::string answer;       // the final reply's content ("" when stopped before one)

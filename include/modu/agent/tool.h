@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -14,11 +15,18 @@ struct ToolSpec {
   std::string source;                                      // "builtin" or an MCP server name
 };
 
+// An image a tool gave back (an MCP "image" content item, decoded).
+struct ToolImage {
+  std::string mime;   // e.g. "image/png"
+  std::string bytes;  // the file's bytes
+};
+
 // What one tool call gave back. Errors are results (is_error), never exceptions.
 struct ToolResult {
   bool is_error = false;
   std::string text;
   nlohmann::json structured;  // null if none
+  std::vector<ToolImage> images;  // images among the content (also described in `text`)
 };
 
 }  // namespace modu::agent

@@ -26,7 +26,7 @@ constexpr size_t kMaxFetchBytes = 1 << 20;
 constexpr size_t kMaxListEntries = 1000;
 const char* const kAll[] = {"read_file", "write_file", "list_dir", "run_command", "fetch_url"};
 
-ToolResult error(std::string text) { return ToolResult{true, std::move(text), nullptr}; }
+ToolResult error(std::string text) { return ToolResult{true, std::move(text), nullptr, {}}; }
 
 // Tool output goes into JSON messages: replace invalid UTF-8 with U+FFFD.
 std::string valid_utf8(std::string_view s) {
@@ -114,12 +114,12 @@ ToolResult read_file(const json& args, const Workspace& ws) {
   if (ec) size = data.size();
   if (data.find('\0') != std::string::npos)
     return ToolResult{false, "'" + path + "' is a binary file (" + std::to_string(size) + " bytes); not shown",
-                      json{{"path", path}, {"bytes", size}, {"binary", true}}};
+                      json{{"path", path}, {"bytes", size}, {"binary", true}}, {}};
   std::string text = valid_utf8(data);
   if (truncated)
     text += "\n[truncated: showed the first " + std::to_string(cap) + " of " + std::to_string(size) +
             " bytes; pass a larger max_bytes to see more]";
-  return ToolResult{false, std::move(text), json{{"path", path}, {"bytes", size}, {"truncated", truncated}}};
+  return ToolResult{false, std::move(text), json{{"path", path}, {"bytes", size}, {"truncated", truncated}}, {}};
 }
 
 ToolResult write_file(const json& args, const Workspace& ws) {
@@ -149,7 +149,7 @@ ToolResult write_file(const json& args, const Workspace& ws) {
   }
   ::close(fd);
   return ToolResult{false, "wrote " + std::to_string(content.size()) + " bytes to " + path,
-                    json{{"path", path}, {"bytes", content.size()}}};
+                    json{{"path", path}, {"bytes", content.size()}}, {}};
 }
 
 ToolResult list_dir(const json& args, const Workspace& ws) {
@@ -189,7 +189,7 @@ ToolResult list_dir(const json& args, const Workspace& ws) {
   }
   if (entries.empty()) text = "(empty folder)\n";
   if (truncated) text += "[showing " + std::to_string(kMaxListEntries) + " of " + std::to_string(total) + " entries]\n";
-  return ToolResult{false, std::move(text), json{{"path", path}, {"entries", entries}, {"truncated", truncated}}};
+  return ToolResult{false, std::move(text), json{{"path", path}, {"entries", entries}, {"truncated", truncated}}, {}};
 }
 
 ToolResult run_command(const json& args, const Workspace& ws, const SandboxOptions& sb) {
@@ -208,7 +208,7 @@ ToolResult run_command(const json& args, const Workspace& ws, const SandboxOptio
   json s{{"exit_code", r->exit_code}, {"signal", r->signal},   {"timed_out", r->timed_out},
          {"output_truncated", r->output_truncated},           {"seconds", r->seconds},
          {"sandboxed", sb.enabled},                            {"note", r->note}};
-  return ToolResult{r->exit_code != 0, std::move(text), std::move(s)};
+  return ToolResult{r->exit_code != 0, std::move(text), std::move(s), {}};
 }
 
 ToolResult fetch_url(const json& args) {
@@ -266,13 +266,13 @@ ToolResult fetch_url(const json& args) {
   if (status >= 300 && status < 400 && !location.empty()) {
     s["location"] = location;
     return ToolResult{false, "HTTP " + std::to_string(status) + ": redirect to " + location +
-                                 " (not followed; fetch that URL if it is what you want)", s};
+                                 " (not followed; fetch that URL if it is what you want)", s, {}};
   }
   std::string text = "HTTP " + std::to_string(status) + (content_type.empty() ? "" : " (" + content_type + ")") + "\n\n";
   if (body.find('\0') != std::string::npos) text += "[binary body of " + std::to_string(body.size()) + " bytes; not shown]";
   else text += valid_utf8(body);
   if (truncated) text += "\n[truncated at " + std::to_string(kMaxFetchBytes) + " bytes]";
-  return ToolResult{status >= 400, std::move(text), std::move(s)};
+  return ToolResult{status >= 400, std::move(text), std::move(s), {}};
 }
 
 json schema(json props, std::vector<std::string> required) {
