@@ -657,6 +657,38 @@ std::string ResponsesStream::push(const toolcall::Delta& d) {
   return out;
 }
 
+std::string ResponsesStream::item(const json& item) {
+  if (done_) return "";
+  std::string out = start();
+  out += close();
+  const size_t idx = output_.size();
+  const std::string type = item.value("type", "");
+  const std::string id = item.value("id", "");
+  json added = item;
+  if (type == "mcp_list_tools") added["tools"] = json::array();
+  if (type == "mcp_call") added["arguments"] = "", added["output"] = nullptr, added["error"] = nullptr;
+  out += event("response.output_item.added", {{"output_index", idx}, {"item", added}});
+  const json where = {{"item_id", id}, {"output_index", idx}};
+  auto with = [&](json extra) {
+    json b = where;
+    for (auto& [k, v] : extra.items()) b[k] = v;
+    return b;
+  };
+  if (type == "mcp_list_tools") {
+    out += event("response.mcp_list_tools.in_progress", where);
+    out += event("response.mcp_list_tools.completed", where);
+  } else if (type == "mcp_call") {
+    const std::string args = item.value("arguments", "");
+    out += event("response.mcp_call.in_progress", where);
+    out += event("response.mcp_call_arguments.delta", with({{"delta", args}}));
+    out += event("response.mcp_call_arguments.done", with({{"arguments", args}}));
+    out += event(item.value("error", json()).is_null() ? "response.mcp_call.completed" : "response.mcp_call.failed", where);
+  }
+  out += event("response.output_item.done", {{"output_index", idx}, {"item", item}});
+  output_.push_back(item);
+  return out;
+}
+
 std::string ResponsesStream::finish(const CompatFinish& f, const CompatUsage& u, const json& provenance) {
   if (done_) return "";
   std::string out = start();

@@ -82,10 +82,10 @@ struct HttpServer::Impl {
   ResponseStore responses{1024};  // previous_response_id
   // MCP servers for {"type": "mcp"} tools, their tools as listed at start, the policy and log.
   struct McpServer {
-    std::unique_ptr<agent::McpClient> client;
+    std::unique_ptr<agent::McpClient> client;  // thread-safe: requests call it concurrently
     std::vector<agent::McpTool> tools;
-    std::mutex mu;  // one call at a time per server
   };
+  struct McpRequest;  // one Responses request with MCP tools (http_mcp.cpp)
   std::map<std::string, std::unique_ptr<McpServer>> mcp;
   std::optional<agent::Policy> mcp_policy;
   std::optional<agent::ActionLog> action_log;
@@ -147,8 +147,8 @@ struct HttpServer::Impl {
   void completions(const httplib::Request& req, httplib::Response& res);
   void embeddings(const httplib::Request& req, httplib::Response& res);
   void responses_api(const httplib::Request& req, httplib::Response& res);
-  // A Responses request with MCP tools: generate, run the MCP calls, continue, until a reply
-  // without them (http_mcp.cpp).
+  // A Responses request with MCP tools: the agent's tool loop with the engine generating each
+  // turn, streamed or whole (http_mcp.cpp).
   void responses_mcp(const httplib::Request& req, httplib::Response& res, const Tenant& tenant, ChatRequest cr,
                      const ResponsesInfo& info);
   Status connect_mcp();

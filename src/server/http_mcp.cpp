@@ -1,14 +1,17 @@
 // MCP tools in the Responses API ({"type": "mcp", "server_label": ...}): the server connects to the
 // MCP servers it was started with, offers their tools to the model as function tools, and runs the
-// calls itself under its policy (with the action log), feeding results back, until the model
-// answers or calls a client-side function; the response lists mcp_list_tools and mcp_call items
-// before the final output, as OpenAI's does. A call that needs a person's approval (the request's
-// require_approval, or every call in high-impact mode) ends the response with an
-// mcp_approval_request item; the client answers with an mcp_approval_response input item and
-// previous_response_id, and the loop goes on from there.
+// calls itself through the agent's tool loop (agent/loop.h: the same loop as `modu agent`, with the
+// engine generating each turn) under its policy and action log, until the model answers or calls
+// a client-side function. The response lists mcp_list_tools and mcp_call items before the final
+// output, as OpenAI's does, streamed (typed SSE events, the model's text as it is generated) or
+// whole. A call that needs a person's approval (the request's require_approval, or every call in
+// high-impact mode) ends the response with an mcp_approval_request item; the client answers with
+// an mcp_approval_response input item and previous_response_id, and the loop goes on from there.
 #include <chrono>
+#include <thread>
 
 #include "http_impl.h"
+#include "modu/agent/loop.h"
 
 namespace modu::server {
 
@@ -50,6 +53,198 @@ Status HttpServer::Impl::connect_mcp() {
   return Status::Ok();
 }
 
+// One Responses request with MCP tools, from the first turn to the final response object. The
+// same code runs a streamed request (on its own thread, `sink` queueing SSE text for the client)
+// and a whole one (`sink` drops the events; the response object is the stream's last).
+struct HttpServer::Impl::McpRequest {
+  Impl& srv;
+  httplib::Request req;  // a copy: a streamed request's loop outlives the handler
+  Tenant tenant;
+  ChatRequest cr;
+  ResponsesInfo info;
+  CompatMeta meta;
+  std::string wm_id;
+  json provenance;
+  agent::Toolbox box;
+  std::set<std::string> needs_approval;  // function names of MCP tools a person approves
+  std::map<std::string, std::string> label_of;  // function name -> server label
+  std::set<std::string> client_tools;    // the request's own function tools
+  ojson function_tools = ojson::array();
+  json list_items = json::array();
+  // Answers to the previous response's approval requests: the call, and the person's answer.
+  struct Answer {
+    toolcall::ToolCall call;
+    bool approve = false;
+    std::string reason;
+  };
+  std::vector<Answer> answers;
+  ResponsesStream events;
+  std::function<void(std::string)> sink;
+  std::atomic<bool> stop{false};
+  std::optional<ChatRun> first;  // the first turn, submitted by the handler (errors are then plain HTTP errors)
+  std::optional<ApiError> error;
+  CompatUsage total;
+  bool streaming = false;
+  int n_ids = 0;
+
+  McpRequest(Impl& s, const httplib::Request& r, Tenant t, ChatRequest c, ResponsesInfo i, CompatMeta m)
+      : srv(s), req(r), tenant(std::move(t)), cr(std::move(c)), info(std::move(i)), meta(m), events(meta, info) {}
+
+  // The server's rule for a call no person is asked about now: its policy (an "ask" was asked
+  // already, or the request said never), else allowed by the request's require_approval "never".
+  agent::Approval by_policy(const agent::BoundTool& t, const json& args, const std::string& person) const {
+    agent::Approval ap;
+    if (srv.mcp_policy) {
+      ap = agent::decide(*srv.mcp_policy, nullptr, /*approve_all=*/true, t.qualified, args);
+      if (ap.approved && !person.empty()) ap.by = person;
+      return ap;
+    }
+    ap.approved = true;
+    ap.by = person.empty() ? "require_approval: never" : person;
+    ap.args = args;
+    return ap;
+  }
+
+  json call_item(const agent::CallOutcome& o) const {
+    const bool err = o.result.is_error;
+    return {{"id", o.id}, {"type", "mcp_call"}, {"server_label", o.tool ? o.tool->spec.source : ""}, {"name", o.name},
+            {"arguments", o.arguments}, {"output", err ? json(nullptr) : json(o.text)}, {"error", err ? json(o.text) : json(nullptr)}};
+  }
+
+  agent::LoopOptions loop_options() {
+    agent::LoopOptions lo;
+    lo.max_steps = 8;
+    lo.client_tools = client_tools;
+    lo.defer = [this](const agent::BoundTool& t, const json&) { return needs_approval.count(t.spec.name) > 0; };
+    const std::string suffix = compat_detail::id_suffix(meta.id);
+    lo.new_id = [this, suffix](const char* kind, size_t i) {
+      if (std::string(kind) == "client") return "call_" + suffix + "_" + std::to_string(i);  // as the stream numbers them
+      return std::string(std::string(kind) == "deferred" ? "mcpr_" : "mcp_") + suffix + "_" + std::to_string(n_ids++);
+    };
+    return lo;
+  }
+
+  // One model turn through the engine: its text streams to the client as it comes (MCP calls are
+  // held back: they become mcp_call items once they have run).
+  Result<agent::TurnOutput> turn(const agent::Turn& t) {
+    ChatRun run;
+    if (t.step == 0 && first) {
+      run = std::move(*first);
+      first.reset();
+    } else {
+      ChatRequest c = cr;
+      c.messages = t.messages;
+      c.tools = function_tools;
+      for (const auto& f : t.tools) c.tools.push_back(f);
+      if (t.step > 0 || !answers.empty()) c.tool_choice = "auto", c.tool_choice_name.clear();  // the client's choice forces the first turn only
+      httplib::Response scratch;  // headers were sent (streaming) or are set at the end
+      if (auto e = srv.start_chat(req, scratch, c, tenant, &run)) {
+        error = *e;
+        return failed_precondition("turn " + std::to_string(t.step + 1) + ": " + e->message);
+      }
+    }
+    toolcall::ReplyStream rs(run.conv, run.opts);
+    std::set<int> held;  // this turn's calls to MCP tools, by index
+    auto forward = [&](toolcall::Delta d) {
+      d = run.limit(d);
+      std::erase_if(d.calls, [&](const toolcall::CallDelta& c) {
+        if (!c.name.empty() && label_of.count(c.name) && !client_tools.count(c.name)) held.insert(c.index);
+        return held.count(c.index) > 0;
+      });
+      if (!d.empty()) sink(events.push(d));
+    };
+    std::string text;
+    for (;;) {
+      std::vector<Delta> ds;
+      const bool done = run.st->wait(&ds, std::chrono::milliseconds(100));
+      for (const auto& d : ds) {
+        text += d.text;
+        forward(rs.push(d.text));
+      }
+      if (done) break;
+      if (stop.load()) run.st->cancel();
+    }
+    forward(rs.finish());
+    events.next_turn();
+    run.st->clear_client_probe();
+    srv.charge(tenant, *run.st);
+    if (auto e = srv.incomplete(*run.st)) {
+      error = *e;
+      return failed_precondition(e->message);
+    }
+    total.input_tokens += run.st->n_prompt();
+    total.output_tokens += run.st->n_completion();
+    total.cached_tokens += run.st->n_cached();
+    agent::TurnOutput out;
+    out.reply = run.limit(toolcall::parse_reply(run.conv, text, run.opts));
+    out.generated = run.st->n_completion();
+    out.cut = run.st->finish() == Finish::kLength;
+    srv.audit_request({"/v1/responses", tenant.name, req.body, text, finish_name(run.st->finish()), wm_id, run.st.get(),
+                       out.reply.calls, streaming});
+    return out;
+  }
+
+  // The whole request: list items, the answered approvals, the loop, the final events; stores
+  // the conversation for previous_response_id.
+  void go() {
+    sink(events.start());
+    for (const auto& li : list_items) sink(events.item(li));
+    ojson& messages = cr.messages;
+    ojson stored = info.conversation;
+    agent::LoopOptions lo = loop_options();
+    ActionLogPtr log = srv.action_log ? &*srv.action_log : nullptr;
+    const std::string note = " (tenant " + tenant.name + ")";
+    for (const Answer& a : answers) {  // each approved call runs now; a denied one tells the model so
+      auto decide = [&](const agent::BoundTool& t, const json& args) {
+        if (a.approve) return by_policy(t, args, "a person, through mcp_approval_response");
+        agent::Approval ap;
+        ap.by = "a person, through mcp_approval_response" + (a.reason.empty() ? std::string() : ": " + a.reason);
+        return ap;
+      };
+      auto done = agent::run_calls(box, {a.call}, decide, log, lo, &stop, note);
+      if (!done.ok()) return fail(api_error(500, done.status().message(), "server_error"));
+      for (const auto& o : *done) {
+        sink(events.item(call_item(o)));
+        ojson msg = {{"role", "tool"}, {"tool_call_id", o.id}, {"name", o.name}, {"content", o.text}};
+        messages.push_back(msg);
+        stored.push_back(msg);
+      }
+    }
+    const size_t n0 = messages.size();
+    json approvals = json::array();
+    auto on_event = [&](const std::string& kind, const json& d) {
+      if (kind == "result") {
+        agent::CallOutcome o;
+        o.id = d["id"], o.name = d["name"], o.arguments = d["arguments"];
+        o.result.is_error = d["is_error"];
+        o.text = d["text"];
+        json item = call_item(o);
+        item["server_label"] = d["server"];
+        sink(events.item(item));
+      } else if (kind == "deferred") {
+        approvals.push_back({{"id", d["id"]}, {"type", "mcp_approval_request"}, {"server_label", d["server"]},
+                             {"name", d["name"]}, {"arguments", d["arguments"]}});
+      }
+    };
+    auto decide = [this](const agent::BoundTool& t, const json& args) { return by_policy(t, args, ""); };
+    auto r = agent::run_loop(messages, box, [this](const agent::Turn& t) { return turn(t); }, decide, log, lo, on_event, &stop, note);
+    if (!r.ok()) return fail(error ? *error : api_error(500, r.status().message(), "server_error"));
+    for (const auto& item : approvals) sink(events.item(item));
+    CompatFinish finish;
+    finish.length = r->cut;
+    sink(events.finish(finish, total, provenance));
+    for (size_t i = n0; i < messages.size(); ++i) stored.push_back(messages[i]);
+    if (info.store) srv.responses.put(meta.id, std::move(stored));
+  }
+
+  void fail(const ApiError& e) {
+    error = e;
+    sink(events.error(e));
+  }
+
+  using ActionLogPtr = agent::ActionLog*;
+};
+
 void HttpServer::Impl::responses_mcp(const httplib::Request& req, httplib::Response& res, const Tenant& tenant, ChatRequest cr,
                                      const ResponsesInfo& info) {
   auto bad = [&](std::string msg, std::string param) {
@@ -57,16 +252,13 @@ void HttpServer::Impl::responses_mcp(const httplib::Request& req, httplib::Respo
     e.param = std::move(param);
     send_error(res, e);
   };
-  if (cr.stream) return bad("Streaming with MCP tools is not supported yet; send the request with stream false.", "stream");
-  // The model sees each allowed MCP tool as a function tool.
-  struct Offered {
-    McpServer* server;
-    std::string label, name;
-    bool needs_approval = true;
-  };
-  std::map<std::string, Offered> offered;  // function name -> server tool
-  json output = json::array();
-  if (!cr.tools.is_array()) cr.tools = ojson::array();
+  const ResponseMeta rm = meta("resp", '_');
+  auto q = std::make_shared<McpRequest>(*this, req, tenant, cr, info, CompatMeta{rm.id, rm.model, rm.created});
+  q->streaming = cr.stream;
+  // The model sees each allowed MCP tool as a function tool, beside the request's own functions.
+  if (cr.tools.is_array()) q->function_tools = cr.tools;
+  for (const auto& f : q->function_tools)
+    if (f.contains("function")) q->client_tools.insert(f["function"].value("name", ""));
   for (size_t i = 0; i < info.mcp.size(); ++i) {
     const std::string label = info.mcp[i]["server_label"];
     auto it = mcp.find(label);
@@ -78,91 +270,32 @@ void HttpServer::Impl::responses_mcp(const httplib::Request& req, httplib::Respo
                  "tools");
     }
     json listed = json::array();
+    std::vector<agent::McpTool> offered;
     for (const auto& t : it->second->tools) {
       const json& allowed = info.mcp[i]["allowed_tools"];
       if (allowed.is_array() && std::find(allowed.begin(), allowed.end(), t.name) == allowed.end()) continue;
-      if (offered.count(t.name)) return bad("Two MCP servers offer a tool named '" + t.name + "'; restrict one with allowed_tools.", "tools");
+      if (q->label_of.count(t.name) || q->client_tools.count(t.name))
+        return bad("Two tools are named '" + t.name + "' (MCP servers or the request's functions); restrict one with allowed_tools.", "tools");
       auto listed_in = [&](const char* key) {
         const json& l = info.mcp[i][key];
         return l.is_array() && std::find(l.begin(), l.end(), t.name) != l.end();
       };
       // High-impact mode: a person approves every action, whatever the request says.
-      const bool approve = opts.high_impact || listed_in("always_tools") ||
-                           (!listed_in("never_tools") && info.mcp[i]["require_approval"] != "never");
-      offered[t.name] = {it->second.get(), label, t.name, approve};
-      cr.tools.push_back({{"type", "function"},
-                          {"function", {{"name", t.name}, {"description", t.description}, {"parameters", ojson::parse(t.input_schema.dump())}}}});
+      if (opts.high_impact || listed_in("always_tools") || (!listed_in("never_tools") && info.mcp[i]["require_approval"] != "never"))
+        q->needs_approval.insert(t.name);
+      q->label_of[t.name] = label;
+      offered.push_back(t);
       listed.push_back({{"name", t.name}, {"description", t.description}, {"input_schema", t.input_schema}});
     }
-    output.push_back({{"id", "mcpl_" + std::to_string(i)}, {"type", "mcp_list_tools"}, {"server_label", label}, {"tools", listed}});
+    q->box.add_mcp_tools(it->second->client.get(), offered);
+    q->list_items.push_back({{"id", "mcpl_" + std::to_string(i)}, {"type", "mcp_list_tools"}, {"server_label", label}, {"tools", listed}});
   }
-  const ResponseMeta rm = meta("resp", '_');
-  const CompatMeta m{rm.id, rm.model, rm.created};
-  CompatUsage total;
-  ResponsesInfo out_info = info;
-  const auto wm = watermark_for(tenant, cr.sampling.temperature);
-  const std::string wm_id = wm ? wm->id : "";
-  // Runs one MCP call (under the server's policy) and records it: the mcp_call item, the action log.
-  // `person` is who approved it when a person did; returns the tool message for the model.
-  auto run_call = [&](const std::string& id, const Offered& off, const std::string& arguments, const std::string& person,
-                      bool person_denied, const std::string& reason) {
-    json args = json::parse(arguments, nullptr, false);
-    if (!args.is_object()) args = json::object();
-    const std::string qualified = off.label + "." + off.name;
-    agent::Approval ap;
-    if (person_denied) {
-      ap.approved = false;
-      ap.by = "a person, through mcp_approval_response" + (reason.empty() ? std::string() : ": " + reason);
-    } else if (mcp_policy) {
-      ap = agent::decide(*mcp_policy, nullptr, /*approve_all=*/true, qualified, args);  // "ask": asked already, or never
-      if (ap.approved && !person.empty()) ap.by = person;
-    } else {
-      ap.approved = true;
-      ap.by = person.empty() ? "require_approval: never" : person;
-      ap.args = args;
-    }
-    std::string out_text, error;
-    bool is_error = false;
-    const auto t0 = std::chrono::steady_clock::now();
-    if (!ap.approved) {
-      error = "The call was not approved (" + ap.by + ").";
-      is_error = true;
-    } else {
-      std::lock_guard<std::mutex> lock(off.server->mu);
-      auto r = off.server->client->call_tool(off.name, args);
-      if (!r.ok()) error = r.status().message(), is_error = true;
-      else if (r->is_error) error = r->text(), is_error = true;
-      else out_text = r->text();
-    }
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (action_log) {
-      agent::ActionRecord a;
-      a.tool = qualified;
-      a.source = off.label;
-      a.arguments = args;
-      a.approved = ap.approved;
-      a.decided_by = ap.by + " (tenant " + tenant.name + ")";
-      a.is_error = is_error;
-      a.result_sha256 = agent::sha256_hex(is_error ? error : out_text);
-      a.result_bytes = (is_error ? error : out_text).size();
-      a.duration_s = secs;
-      (void)action_log->append(a);
-    }
-    output.push_back({{"id", id}, {"type", "mcp_call"}, {"server_label", off.label}, {"name", off.name},
-                      {"arguments", arguments}, {"output", is_error ? json(nullptr) : json(out_text)},
-                      {"error", is_error ? json(error) : json(nullptr)}});
-    return ojson{{"role", "tool"}, {"tool_call_id", id}, {"name", off.name}, {"content", is_error ? error : out_text}};
-  };
-
-  // What a later previous_response_id continues from: the input, every MCP step run here, the reply.
-  ResponsesInfo stored = info;
   // Answers to the previous response's approval requests: the calls are the stored conversation's
-  // last assistant turn; each approved one runs now, each denied one tells the model so.
+  // last assistant turn.
   if (!info.approvals.empty()) {
     const ojson* last = nullptr;
     for (auto it = cr.messages.rbegin(); it != cr.messages.rend() && !last; ++it)
       if ((*it).value("role", "") == "assistant" && (*it).contains("tool_calls")) last = &*it;
-    std::vector<ojson> results;
     for (const auto& a : info.approvals) {
       const std::string id = a["id"];
       const ojson* call = nullptr;
@@ -173,101 +306,88 @@ void HttpServer::Impl::responses_mcp(const httplib::Request& req, httplib::Respo
         return bad("No pending MCP approval request '" + id + "' in the previous response; send previous_response_id "
                    "of the response that asked.", "input");
       const std::string name = (*call)["function"]["name"];
-      auto off = offered.find(name);
-      if (off == offered.end()) return bad("The approval request '" + id + "' is for '" + name + "', which the request's "
-                                           "mcp tools do not offer.", "tools");
+      if (!q->label_of.count(name))
+        return bad("The approval request '" + id + "' is for '" + name + "', which the request's mcp tools do not offer.", "tools");
       const ojson& fa = (*call)["function"]["arguments"];
-      const std::string arguments = fa.is_string() ? fa.get<std::string>() : fa.dump();
-      const bool ok = a["approve"].get<bool>();
-      results.push_back(run_call(id, off->second, arguments, ok ? "a person, through mcp_approval_response (tenant " + tenant.name + ")" : "",
-                                 !ok, a.value("reason", "")));
+      q->answers.push_back({{id, name, fa.is_string() ? fa.get<std::string>() : fa.dump()}, a["approve"].get<bool>(), a.value("reason", "")});
     }
-    for (auto& r : results) {
-      cr.messages.push_back(r);
-      stored.conversation.push_back(r);
-    }
-    cr.tool_choice = "auto";
-    cr.tool_choice_name.clear();
   }
-
-  constexpr int kMaxSteps = 8;
-  toolcall::Reply reply;
-  CompatFinish finish;
-  json approval_requests = json::array();
-  for (int step = 0; step < kMaxSteps; ++step) {
+  const auto wm = watermark_for(tenant, cr.sampling.temperature);
+  q->wm_id = wm ? wm->id : "";
+  q->provenance = label(res, q->wm_id);
+  // The first turn is submitted here when nothing runs before it, so that a full queue or a bad
+  // request is a plain HTTP error.
+  if (q->answers.empty()) {
+    ChatRequest c = cr;
+    if (!c.tools.is_array()) c.tools = ojson::array();
+    for (const auto& f : q->box.tools_json()) c.tools.push_back(f);
     ChatRun run;
-    if (auto e = start_chat(req, res, cr, tenant, &run)) return send_error(res, *e);
-    const std::string text = collect_text(*run.st);
-    charge(tenant, *run.st);
-    if (auto e = incomplete(*run.st)) return send_error(res, *e);
-    total.input_tokens += run.st->n_prompt();
-    total.output_tokens += run.st->n_completion();
-    total.cached_tokens += run.st->n_cached();
-    finish.length = run.st->finish() == Finish::kLength;
-    reply = run.limit(toolcall::parse_reply(run.conv, text, run.opts));
-    audit_request({"/v1/responses", tenant.name, req.body, text, finish_name(run.st->finish()), wm_id, run.st.get(), reply.calls, false});
-    // Calls to MCP tools run here; any other call goes back to the client as a function_call.
-    bool ran = false, client_calls = false;
-    ojson assistant = {{"role", "assistant"}, {"content", reply.content}, {"tool_calls", ojson::array()}};
-    ojson results = ojson::array();
-    // A call that needs a person's approval stops the loop: every MCP call of this turn is then
-    // asked about (none runs before the answers come back with previous_response_id).
-    bool ask = false;
-    for (const auto& c : reply.calls)
-      if (auto it = offered.find(c.name); it != offered.end() && it->second.needs_approval) ask = true;
-    for (size_t i = 0; i < reply.calls.size(); ++i) {
-      auto& c = reply.calls[i];
-      auto it = offered.find(c.name);
-      if (it == offered.end()) {
-        client_calls = true;
-        continue;
-      }
-      ran = true;
-      if (ask) {
-        c.id = "mcpr_" + compat_detail::id_suffix(m.id) + "_" + std::to_string(output.size() + approval_requests.size());
-        // The person sees the arguments exactly as they will run: parsed and written back as the
-        // stored conversation keeps them (a number like 1e+23 reads differently than the model wrote it).
-        if (const ojson a = ojson::parse(c.arguments, nullptr, false); a.is_object()) c.arguments = a.dump();
-        approval_requests.push_back({{"id", c.id}, {"type", "mcp_approval_request"}, {"server_label", it->second.label},
-                                     {"name", c.name}, {"arguments", c.arguments}});
-        continue;
-      }
-      const std::string id = "mcp_" + compat_detail::id_suffix(m.id) + "_" + std::to_string(output.size());
-      json args = json::parse(c.arguments, nullptr, false);
-      if (!args.is_object()) args = json::object();
-      assistant["tool_calls"].push_back({{"id", id}, {"type", "function"},
-                                         {"function", {{"name", c.name}, {"arguments", ojson::parse(args.dump())}}}});
-      results.push_back(run_call(id, it->second, c.arguments, "", false, ""));
-    }
-    if (ask) break;
-    if (!ran || client_calls || finish.length) break;
-    cr.messages.push_back(assistant);
-    stored.conversation.push_back(assistant);
-    for (auto& r : results) {
-      cr.messages.push_back(r);
-      stored.conversation.push_back(r);
-    }
-    // The client's tool_choice forces the first step; later ones are the model's to choose.
-    cr.tool_choice = "auto";
-    cr.tool_choice_name.clear();
-    reply = {};
+    if (auto e = start_chat(req, res, c, tenant, &run)) return send_error(res, *e);
+    q->first = std::move(run);
   }
-  // The final turn's output (message, and calls of client-side functions) after the MCP items.
-  toolcall::Reply final_reply = reply;
-  // Pending approvals stay in the stored turn (their ids are the requests'), so the answers can find them.
-  if (approval_requests.empty())
-    std::erase_if(final_reply.calls, [&](const toolcall::ToolCall& c) { return offered.count(c.name) > 0; });
-  for (size_t i = 0; i < final_reply.calls.size(); ++i)
-    if (final_reply.calls[i].id.empty()) final_reply.calls[i].id = "call_" + compat_detail::id_suffix(m.id) + "_" + std::to_string(i);
-  toolcall::Reply shown = final_reply;  // the client sees approval requests, not the pending calls as function calls
-  std::erase_if(shown.calls, [&](const toolcall::ToolCall& c) { return offered.count(c.name) > 0; });
-  json r = responses_response_json(m, out_info, shown, finish, total);
-  for (auto& item : approval_requests) output.push_back(item);
-  for (auto& item : r["output"]) output.push_back(item);
-  r["output"] = output;
-  r["provenance"] = label(res, wm_id);
-  store_response(&responses, m.id, stored, final_reply);
-  res.set_content(dump_json(r), "application/json");
+  if (!cr.stream) {
+    q->sink = [](std::string) {};
+    q->go();
+    if (q->error) {
+      if (q->first) q->first->st->cancel();
+      return send_error(res, *q->error);
+    }
+    res.set_content(dump_json(q->events.response()), "application/json");
+    return;
+  }
+  // Streamed: the loop runs on its own thread; the connection's thread sends what it queues.
+  struct Pipe {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::string pending;
+    bool done = false;
+    std::thread worker;
+    Clock::time_point last_write = Clock::now();
+  };
+  auto pipe = std::make_shared<Pipe>();
+  q->sink = [p = pipe.get()](std::string s) {
+    if (s.empty()) return;
+    std::lock_guard<std::mutex> lock(p->mu);
+    p->pending += s;
+    p->cv.notify_all();
+  };
+  ++in_flight;
+  pipe->worker = std::thread([q, p = pipe.get()] {
+    q->go();
+    std::lock_guard<std::mutex> lock(p->mu);
+    p->done = true;
+    p->cv.notify_all();
+  });
+  res.set_header("Cache-Control", "no-cache");
+  res.set_header("X-Accel-Buffering", "no");
+  res.set_chunked_content_provider(
+      "text/event-stream",
+      [pipe, q](size_t, httplib::DataSink& sink) {
+        std::string out;
+        bool done = false;
+        {
+          std::unique_lock<std::mutex> lock(pipe->mu);
+          pipe->cv.wait_for(lock, std::chrono::milliseconds(100), [&] { return !pipe->pending.empty() || pipe->done; });
+          out.swap(pipe->pending);
+          done = pipe->done;
+        }
+        // Nothing for a while (a tool running, the queue): a comment now and then notices clients that left.
+        if (out.empty() && !done && Clock::now() - pipe->last_write > std::chrono::milliseconds(500)) out = ": keep-alive\n\n";
+        if (!out.empty()) {
+          pipe->last_write = Clock::now();
+          if (!sink.write(out.data(), out.size())) {
+            q->stop = true;  // the client is gone: the turn is cancelled, a running tool call too
+            return false;
+          }
+        }
+        if (done) sink.done();
+        return true;
+      },
+      [this, pipe, q](bool) {
+        q->stop = true;
+        if (pipe->worker.joinable()) pipe->worker.join();
+        --in_flight;
+      });
 }
 
 }  // namespace modu::server

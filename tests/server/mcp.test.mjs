@@ -2,8 +2,10 @@
 // (from npm); a request with {"type": "mcp"} tools gets mcp_list_tools and mcp_call items, the
 // call forced with tool_choice so the random weights do not matter, its output produced by the
 // real server and fed back to the model; the action log records it. With require_approval the call
-// waits for an mcp_approval_response (approved: it runs; denied: the model is told). Misuse is a
-// clear 400.
+// waits for an mcp_approval_response (approved: it runs; denied: the model is told). Streamed, the
+// same response arrives as typed events (mcp_list_tools, mcp_call with its argument events, the
+// answer's text deltas) and its final object equals the whole one; a client that leaves mid-stream
+// frees the server. Misuse is a clear 400.
 import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { assert, loadOpenAI, main, postJson, startServer, TMP } from './lib.mjs';
@@ -38,13 +40,67 @@ main('mcp', 120, async () => {
     assert.equal(acts[0].tool, 'mcp1.get-sum');
     assert.ok(acts[0].approved);
 
-    // Misuse: a label the server does not have, streaming, an unknown approval mode.
+    // Streamed: the same loop, as events. Greedy, so the whole response is the reference.
+    const greedy = { model: 'm', input: 'Add two numbers.', tools, max_output_tokens: 60, temperature: 0,
+      tool_choice: { type: 'mcp', server_label: 'mcp1', name: 'get-sum' } };
+    const whole = await openai.responses.create(greedy);
+    const types = [];
+    let done = null;
+    let seq = -1;
+    let text = '';
+    const added = [];
+    for await (const ev of await openai.responses.create({ ...greedy, stream: true })) {
+      types.push(ev.type);
+      assert.equal(ev.sequence_number, seq + 1, 'sequence numbers count up');
+      seq = ev.sequence_number;
+      if (ev.type === 'response.output_item.added') added.push(ev.item.type);
+      if (ev.type === 'response.output_text.delta') text += ev.delta;
+      if (ev.type === 'response.completed' || ev.type === 'response.incomplete') done = ev.response;
+    }
+    assert.ok(done, types.join(' '));
+    const order = (t) => types.indexOf(t);
+    for (const t of ['response.created', 'response.mcp_list_tools.in_progress', 'response.mcp_list_tools.completed',
+      'response.mcp_call.in_progress', 'response.mcp_call_arguments.delta', 'response.mcp_call_arguments.done',
+      'response.mcp_call.completed'])
+      assert.ok(order(t) >= 0, `${t} in ${types.join(' ')}`);
+    assert.ok(order('response.mcp_list_tools.completed') < order('response.mcp_call.in_progress'));
+    assert.deepEqual(added.slice(0, 2), ['mcp_list_tools', 'mcp_call']);
+    const strip = (out) => out.map(({ id, ...rest }) => rest);  // ids are per response
+    assert.deepEqual(strip(done.output), strip(whole.output), 'the streamed response equals the whole one');
+    assert.match(done.output[1].output, /The sum of/);
+    const msg = done.output.find((o) => o.type === 'message');
+    if (msg) assert.equal(text, msg.content[0].text, 'the answer streamed as text deltas');
+    assert.equal(done.provenance?.ai_generated, true);
+    // Streamed with approval: the request item ends the stream; nothing ran.
+    const beforeAsk = readFileSync(log, 'utf8').trim().split('\n').length;
+    const askTypes = [];
+    let asked = null;
+    for await (const ev of await openai.responses.create({ ...greedy, tools: [{ ...tools[0], require_approval: 'always' }], stream: true })) {
+      askTypes.push(ev.type);
+      if (ev.type === 'response.output_item.done' && ev.item.type === 'mcp_approval_request') asked = ev.item;
+    }
+    assert.ok(asked, askTypes.join(' '));
+    assert.equal(asked.name, 'get-sum');
+    assert.ok(!askTypes.includes('response.mcp_call.in_progress'));
+    assert.equal(readFileSync(log, 'utf8').trim().split('\n').length, beforeAsk);
+    // A client that leaves mid-stream: the server cancels and goes on serving.
+    const ac = new AbortController();
+    const gone = await fetch(`${srv.url}/v1/responses`, { method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ...greedy, max_output_tokens: 400, stream: true }), signal: ac.signal });
+    const reader = gone.body.getReader();
+    await reader.read();
+    ac.abort();
+    await reader.read().catch(() => {});
+    const after = await openai.responses.create(greedy);
+    assert.equal(after.output[1].type, 'mcp_call');
+
+    // Misuse: a label the server does not have, an unknown approval mode.
     const unknown = await postJson(`${srv.url}/v1/responses`, { model: 'm', input: 'x', tools: [{ ...tools[0], server_label: 'nope' }] });
     assert.equal(unknown.status, 400);
     assert.match(unknown.json.error.message, /No MCP server 'nope'/);
-    const stream = await postJson(`${srv.url}/v1/responses`, { model: 'm', input: 'x', tools, stream: true });
-    assert.equal(stream.status, 400);
-    assert.equal(stream.json.error.param, 'stream');
+    const unknownStream = await postJson(`${srv.url}/v1/responses`, { model: 'm', input: 'x', stream: true,
+      tools: [{ ...tools[0], server_label: 'nope' }] });
+    assert.equal(unknownStream.status, 400, 'a streamed request is refused before the stream starts');
     const badMode = await postJson(`${srv.url}/v1/responses`, { model: 'm', input: 'x',
       tools: [{ type: 'mcp', server_label: 'mcp1', require_approval: 'sometimes' }] });
     assert.equal(badMode.status, 400);

@@ -171,6 +171,11 @@ class ResponsesStream {
   std::string error(const ApiError& e);
   const toolcall::Reply& reply() const { return reply_; }
   const nlohmann::json& response() const { return last_; }  // the last response object sent
+  // An item made elsewhere, whole (the server's MCP items: mcp_list_tools, mcp_call,
+  // mcp_approval_request), with its type's events between output_item.added and .done.
+  std::string item(const nlohmann::json& item);
+  // A new model turn (the MCP loop): the next push()es number their calls from 0 again.
+  void next_turn() { call_pos_.clear(); }
 
  private:
   enum class Item { kNone, kReasoning, kMessage, kCall };
