@@ -533,6 +533,7 @@ main('webchat', 170, async () => {
       await p3.click('.msg.assistant details.mcp .approval .approve');
       await p3.waitForFunction(() => /The sum of/.test(document.querySelector('.msg.assistant details.mcp pre.out')?.textContent ?? ''));
       const first = seen.find((x) => x.path === '/v1/responses' && !x.body.previous_response_id);
+      assert.equal(first.body.stream, true, 'a turn with the server\'s tools streams too');
       const userItem = first.body.input.filter((i) => i.role === 'user').pop();
       assert.deepEqual(userItem.content.map((c) => c.type), ['input_image', 'input_text'], JSON.stringify(userItem).slice(0, 200));
       assert.match(userItem.content[0].image_url, /^data:image\/png;base64,/);
@@ -540,6 +541,8 @@ main('webchat', 170, async () => {
       assert.equal(answer.body.input[0].type, 'mcp_approval_response');
       assert.equal(answer.body.input[0].approve, true);
       assert.match(await p3.$eval('.msg.assistant details.mcp summary', (x) => x.textContent), /approved/);
+      await p3.waitForFunction(() => document.getElementById('stop').hidden);  // the answer after the call streamed to its end
+      assert.equal(await p3.$eval('#status', (x) => x.textContent), '', 'no error after the streamed answer');
       await p3.$eval('.msg.assistant details.mcp', (d) => d.scrollIntoView());
       await p3.screenshot({ path: path.join(ART, 'tools.png') });
       await p3.close();

@@ -58,30 +58,15 @@ async function post(path, body, key, signal) {
   return res;
 }
 
-// Streams POST v1/chat/completions. onEvent gets each parsed chunk object. Resolves when the
-// stream ends ([DONE] or close); rejects with ApiError (or an AbortError when signal fires).
-export async function streamChat(body, { key, signal, onEvent, onOpen }) {
-  const res = await post('v1/chat/completions', body, key, signal);
-  onOpen?.(res);
+// Reads Server-Sent Events from a response, calling onData with each event's data text; resolves
+// when the body ends or onData returns true (the last event); network failures become ApiError.
+async function readSse(res, onData) {
   const reader = res.body.getReader();
   const dec = new TextDecoder();
   let buf = '';
-  let done = false;
   const handle = (block) => {
     const data = block.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).replace(/^ /, '')).join('\n');
-    if (!data) return;
-    if (data === '[DONE]') {
-      done = true;
-      return;
-    }
-    let obj;
-    try {
-      obj = JSON.parse(data);
-    } catch {
-      return;
-    }
-    if (obj.error) throw new ApiError('server', obj.error.message || JSON.stringify(obj.error));
-    onEvent(obj);
+    return data ? onData(data) : false;
   };
   try {
     for (;;) {
@@ -91,19 +76,58 @@ export async function streamChat(body, { key, signal, onEvent, onOpen }) {
       for (let k; (k = buf.indexOf('\n\n')) >= 0; ) {
         const block = buf.slice(0, k);
         buf = buf.slice(k + 2);
-        handle(block);
-        if (done) return;
+        if (handle(block)) return true;
       }
     }
   } catch (e) {
     if (e?.name === 'AbortError' || e instanceof ApiError) throw e;
     throw new ApiError('network', String(e?.message || e));
   }
-  if (buf.trim()) handle(buf);
+  return buf.trim() ? handle(buf) : false;
+}
+
+// Streams POST v1/chat/completions. onEvent gets each parsed chunk object. Resolves when the
+// stream ends ([DONE] or close); rejects with ApiError (or an AbortError when signal fires).
+export async function streamChat(body, { key, signal, onEvent, onOpen }) {
+  const res = await post('v1/chat/completions', body, key, signal);
+  onOpen?.(res);
+  const done = await readSse(res, (data) => {
+    if (data === '[DONE]') return true;
+    let obj;
+    try {
+      obj = JSON.parse(data);
+    } catch {
+      return false;
+    }
+    if (obj.error) throw new ApiError('server', obj.error.message || JSON.stringify(obj.error));
+    onEvent(obj);
+    return false;
+  });
   if (!done) throw new ApiError('network', 'the stream ended before [DONE]');
 }
 
-// POST v1/responses (not streamed: the server runs MCP tools only without streaming).
-export async function postResponses(body, { key, signal }) {
-  return (await post('v1/responses', body, key, signal)).json();
+// Streams POST v1/responses (with the server's MCP tools: their calls arrive as items once they
+// have run). onEvent gets each typed event; resolves with the final response object
+// (response.completed / response.incomplete); an error event or response.failed rejects.
+export async function streamResponses(body, { key, signal, onEvent }) {
+  const res = await post('v1/responses', { ...body, stream: true }, key, signal);
+  let last = null;
+  await readSse(res, (data) => {
+    let ev;
+    try {
+      ev = JSON.parse(data);
+    } catch {
+      return false;
+    }
+    if (ev.type === 'error') throw new ApiError('server', ev.message || 'the server failed');
+    if (ev.type === 'response.failed') throw new ApiError('server', ev.response?.error?.message || 'the response failed');
+    onEvent(ev);
+    if (ev.type === 'response.completed' || ev.type === 'response.incomplete') {
+      last = ev.response;
+      return true;
+    }
+    return false;
+  });
+  if (!last) throw new ApiError('network', 'the stream ended before the response was complete');
+  return last;
 }

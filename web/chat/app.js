@@ -1,5 +1,5 @@
 // The web chat page's controller: conversations, settings, sending and streaming, and rendering.
-import { ApiError, getJson, postResponses, streamChat } from './api.js';
+import { ApiError, getJson, streamChat, streamResponses } from './api.js';
 import { applyStrings, initialLang, LANGS, t } from './i18n.js';
 import { renderMarkdown } from './markdown.js';
 import { newConversation, Store, titleFrom } from './store.js';
@@ -362,21 +362,19 @@ function setBusy(on) {
   if (on) setStatus(tr('working'));
 }
 
-// The items of a Responses answer: MCP calls and approval requests become cards, messages text.
-function absorbResponse(reply, r) {
-  reply.responseId = r.id;
+// An MCP item of a Responses answer becomes a card: an approval request, then (approved or not)
+// its call; a streamed item replaces an earlier copy of itself.
+function absorbItem(reply, o) {
   reply.mcp = reply.mcp || [];
-  for (const o of r.output || []) {
-    if (o.type === 'mcp_call') {
-      const req = reply.mcp.find((x) => x.id === o.id && x.type === 'mcp_approval_request');
-      if (req) Object.assign(req, o);  // the approved request is now its call
-      else reply.mcp.push({ ...o });
-    } else if (o.type === 'mcp_approval_request') {
-      reply.mcp.push({ ...o });
-    } else if (o.type === 'message') {
-      for (const c of o.content || []) if (c.type === 'output_text') reply.content += (reply.content ? '\n\n' : '') + c.text;
-    }
-  }
+  if (o.type !== 'mcp_call' && o.type !== 'mcp_approval_request') return;
+  const same = reply.mcp.find((x) => x.id === o.id);
+  if (same) Object.assign(same, o);  // an approved request is now its call
+  else reply.mcp.push({ ...o });
+}
+
+// The final response object: its id (for the approval answers), provenance and usage.
+function finishResponse(reply, r) {
+  reply.responseId = r.id;
   if (r.provenance) reply.provenance = r.provenance;
   if (r.usage) {
     reply.tokens = (reply.tokens || 0) + (r.usage.output_tokens || 0);
@@ -392,18 +390,44 @@ function mcpTools() {
   return S.info.mcp.map((label) => ({ type: 'mcp', server_label: label, require_approval: 'always' }));
 }
 
-// With the server's tools: one Responses request (not streamed); approval requests wait for the
-// person's click (answerApproval), which sends the answer and shows what followed.
+// With the server's tools: one streamed Responses request. The server runs the MCP calls; each
+// arrives as a card once it has run, the answer's text as it is generated. Approval requests
+// wait for the person's click (answerApproval), which sends the answer and streams what followed.
 async function runWithTools(conv, reply, body) {
   S.controller = new AbortController();
   setBusy(true);
   let error = null;
+  const idx = conv.messages.indexOf(reply);
+  let frame = 0;
+  const redraw = () => {
+    frame = 0;
+    if (S.conv !== conv) return;
+    const b = $('messages').children[idx]?.querySelector('.body');
+    if (!b) return renderMessages();
+    fillBody(b, reply, idx);
+    const box = $('messages');
+    if (box.scrollHeight - box.scrollTop - box.clientHeight < 120) box.scrollTop = box.scrollHeight;
+  };
+  let paragraph = false;  // a new message item after earlier text starts a new paragraph
   try {
-    absorbResponse(reply, await postResponses(body, { key: key(), signal: S.controller.signal }));
+    const r = await streamResponses(body, {
+      key: key(), signal: S.controller.signal,
+      onEvent: (ev) => {
+        if (ev.type === 'response.created') reply.responseId = ev.response.id;
+        else if (ev.type === 'response.output_item.added' && ev.item.type === 'message') paragraph = !!reply.content;
+        else if (ev.type === 'response.output_text.delta') {
+          reply.content += (paragraph ? '\n\n' : '') + ev.delta;
+          paragraph = false;
+        } else if (ev.type === 'response.output_item.done') absorbItem(reply, ev.item);
+        if (!frame) frame = requestAnimationFrame(redraw);
+      },
+    });
+    finishResponse(reply, r);
   } catch (err) {
     if (err?.name === 'AbortError') reply.stopped = true;
     else error = err;
   }
+  if (frame) cancelAnimationFrame(frame);
   S.controller = null;
   setBusy(false);
   if (error) {
