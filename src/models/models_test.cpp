@@ -79,54 +79,7 @@ double compare(const TestModelSpec& spec, KvType kvt, int n_tokens, int threads,
   return worst_rel(all.data(), ref, n_tokens, spec.n_vocab);
 }
 
-TestModelSpec spec_for(const std::string& arch) {
-  TestModelSpec s;
-  s.arch = arch;
-  if (arch == "qwen2") s.qkv_bias = true;
-  if (arch == "qwen3") { s.qk_norm = true; s.head_dim = 24; }  // head_dim != n_embd / n_head
-  if (arch == "mistral") { s.n_head = 8; s.n_head_kv = 2; s.head_dim = 8; }
-  if (arch == "qwen2moe") {  // Qwen1.5-MoE: biases, 6 experts top-2 unnormalized, shared expert
-    s.qkv_bias = true;
-    s.n_expert = 6; s.n_expert_used = 2; s.shared_expert = true; s.norm_topk = false;
-  }
-  if (arch == "qwen3moe") { s.qk_norm = true; s.head_dim = 24; s.n_expert = 8; s.n_expert_used = 3; }
-  if (arch == "granite") {  // Granite 3 multipliers
-    s.embd_mult = 12.0; s.residual_mult = 0.22; s.attn_scale = 0.0078125 * 16; s.logit_scale = 8.0;
-  }
-  if (arch == "phi3") {  // fused QKV and gate/up; LongRoPE with long factors (n_ctx 256 > 64)
-    s.fused = s.longrope = true;
-    s.orig_ctx = 64;
-    s.attn_factor = 1.19;
-  }
-  if (arch == "exaone") { s.scaling = "llama3"; s.scaling_factor = 8.0; s.orig_ctx = 32; }
-  if (arch == "exaone4") {  // hybrid: three windowed layers, then a global one without rope
-    s.qk_norm = s.post_norms = s.no_pre_norms = s.nope_global = true;
-    s.n_layer = 5;
-    s.n_swa = 6;
-    s.swa_layers = {true, true, true, false, true};
-  }
-  if (arch == "gemma2" || arch == "gemma3") {
-    s.post_norms = s.gelu = s.embd_scale = true;
-    s.tied_output = true;
-    s.n_swa = 7;
-  }
-  if (arch == "gemma2") {  // even layers windowed; small caps so capping changes the result
-    s.swa_pattern = 2;
-    s.attn_softcap = 1.5;
-    s.final_softcap = 2.0;
-  }
-  if (arch == "gemma3") {  // five windowed layers then a global one; global rope base 1e6, linear x4
-    s.qk_norm = true;
-    s.n_layer = 7;
-    s.swa_pattern = 6;
-    s.rope_theta = 1e6;
-    s.rope_theta_swa = 10000;
-    s.scaling = "linear";
-    s.scaling_factor = 4.0;
-    s.attn_scale = 0.2;
-  }
-  return s;
-}
+TestModelSpec spec_for(const std::string& arch) { return testing::arch_spec(arch); }
 
 class ArchTest : public ::testing::TestWithParam<std::string> {};
 
@@ -170,7 +123,7 @@ INSTANTIATE_TEST_SUITE_P(AllArchs, ArchTest, ::testing::Values("llama", "mistral
 // An adapter for every dense matrix of `base` (attention, feed-forward, output; MoE experts have
 // other names and stay unadapted) with random A [rank, cols] and B [rows, rank], written with
 // modu's GGUF writer in llama.cpp's adapter layout; `pairs` gets them in float64.
-using Pairs = std::map<std::string, std::pair<std::vector<double>, std::vector<double>>>;
+using Pairs = testing::LoraPairs;
 
 bool lora_target(const std::string& name) {
   for (const char* suf : {"attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight", "attn_qkv.weight",
@@ -220,37 +173,6 @@ std::vector<uint8_t> make_adapter(const GgufFile& base, const std::string& arch,
   return w.serialize();
 }
 
-// The base with each adapted matrix replaced by W + sum_i s_i B_i A_i, computed in float64 and
-// stored as F32.
-std::vector<uint8_t> merged(const GgufFile& base, const std::vector<std::pair<Pairs, double>>& adapters) {
-  GgufWriter w;
-  for (const auto& [k, v] : base.metadata())
-    if (k != "general.alignment") w.set(k, v);
-  for (const GgufTensor& t : base.tensors()) {
-    if (!adapters.front().first.count(t.name)) {
-      EXPECT_TRUE(w.add_tensor(t.name, t.dtype, t.shape, t.data, t.nbytes).ok());
-      continue;
-    }
-    const int64_t cols = t.shape[0], rows = t.shape[1];
-    std::vector<float> row(cols), out(rows * cols);
-    const size_t rb = dtype_row_bytes(t.dtype, cols);
-    for (int64_t r = 0; r < rows; ++r) {
-      dtype_traits(t.dtype)->dequantize(t.data + r * rb, row.data(), cols);
-      for (int64_t c = 0; c < cols; ++c) {
-        double d = row[c];
-        for (const auto& [pairs, s] : adapters) {
-          const auto& [a, b] = pairs.at(t.name);
-          const int64_t rank = (int64_t)a.size() / cols;
-          for (int64_t k = 0; k < rank; ++k) d += s * b[r * rank + k] * a[k * cols + c];
-        }
-        out[r * cols + c] = (float)d;
-      }
-    }
-    EXPECT_TRUE(w.add_tensor_f32(t.name, DType::F32, t.shape, out.data()).ok());
-  }
-  return w.serialize();
-}
-
 // Max relative logit error of the base + adapters (seed, user scale; rank 4, alpha 8) against
 // the float64 reference run on the merged weights; half the tokens prefilled, the rest decoded.
 double lora_error(const TestModelSpec& spec, const std::vector<std::pair<uint64_t, float>>& adapters, DType adapter_dtype,
@@ -267,7 +189,7 @@ double lora_error(const TestModelSpec& spec, const std::vector<std::pair<uint64_
     EXPECT_TRUE(st.ok()) << st.to_string();
     deltas.emplace_back(std::move(p), s * 8.0 / 4.0);  // alpha / rank
   }
-  const std::vector<uint8_t> m = merged(*f, deltas);
+  const std::vector<uint8_t> m = testing::merge_lora(*f, deltas);
   auto mf = GgufFile::parse(m.data(), m.size());
   EXPECT_TRUE(mf.ok());
   auto tokens = random_tokens(n_tokens, (int)spec.n_vocab, spec.seed + 7);
@@ -353,8 +275,8 @@ TEST(Lora, NamedAdaptersPerTokenInOneBatch) {
   EXPECT_EQ(l.model->named_lora_index("b"), 1);
   EXPECT_EQ(l.model->named_lora_index("c"), -1);
   const uint32_t masks[3] = {0u, 1u, 3u};
-  const std::vector<uint8_t> m1 = merged(*f, {{pa, 0.5 * 2}});
-  const std::vector<uint8_t> m2 = merged(*f, {{pa, 0.5 * 2}, {pb, 1.0 * 2}});
+  const std::vector<uint8_t> m1 = testing::merge_lora(*f, {{pa, 0.5 * 2}});
+  const std::vector<uint8_t> m2 = testing::merge_lora(*f, {{pa, 0.5 * 2}, {pb, 1.0 * 2}});
   auto g1 = GgufFile::parse(m1.data(), m1.size());
   auto g2 = GgufFile::parse(m2.data(), m2.size());
   const int n = 8;
@@ -397,7 +319,7 @@ TEST(Lora, NamedAdaptersPerTokenInOneBatch) {
   EXPECT_EQ(l.model->named_loras()[0], "");
   EXPECT_EQ(l.model->named_lora_index("a"), -1);
   EXPECT_NE(l.model->remove_named_lora("a").message().find("no LoRA adapter named 'a'"), std::string::npos);
-  const std::vector<uint8_t> mb = merged(*f, {{pb, 1.0 * 2}});
+  const std::vector<uint8_t> mb = testing::merge_lora(*f, {{pb, 1.0 * 2}});
   auto gb = GgufFile::parse(mb.data(), mb.size());
   EXPECT_LT(rel_to(one_seq(3u), testing::reference_logits(*gb, spec, toks[2])), 2e-4);
   auto ic = l.model->add_named_lora("c", *a, 0.5f);

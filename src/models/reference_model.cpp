@@ -454,4 +454,84 @@ std::vector<std::vector<double>> reference_logits(const GgufFile& f, const TestM
   return logits;
 }
 
+// The base with each adapted matrix replaced by W + sum_i s_i B_i A_i, computed in float64 and
+// stored as F32.
+std::vector<uint8_t> merge_lora(const GgufFile& base, const std::vector<std::pair<LoraPairs, double>>& adapters) {
+  GgufWriter w;
+  for (const auto& [k, v] : base.metadata())
+    if (k != "general.alignment") w.set(k, v);
+  for (const GgufTensor& t : base.tensors()) {
+    if (!adapters.front().first.count(t.name)) {
+      if (!w.add_tensor(t.name, t.dtype, t.shape, t.data, t.nbytes).ok()) throw std::runtime_error("merge_lora: " + t.name);
+      continue;
+    }
+    const int64_t cols = t.shape[0], rows = t.shape[1];
+    std::vector<float> row(cols), out(rows * cols);
+    const size_t rb = dtype_row_bytes(t.dtype, cols);
+    for (int64_t r = 0; r < rows; ++r) {
+      dtype_traits(t.dtype)->dequantize(t.data + r * rb, row.data(), cols);
+      for (int64_t c = 0; c < cols; ++c) {
+        double d = row[c];
+        for (const auto& [pairs, s] : adapters) {
+          const auto& [a, b] = pairs.at(t.name);
+          const int64_t rank = (int64_t)a.size() / cols;
+          for (int64_t k = 0; k < rank; ++k) d += s * b[r * rank + k] * a[k * cols + c];
+        }
+        out[r * cols + c] = (float)d;
+      }
+    }
+    if (!w.add_tensor_f32(t.name, DType::F32, t.shape, out.data()).ok()) throw std::runtime_error("merge_lora: " + t.name);
+  }
+  return w.serialize();
+}
+
+TestModelSpec arch_spec(const std::string& arch) {
+  TestModelSpec s;
+  s.arch = arch;
+  if (arch == "qwen2") s.qkv_bias = true;
+  if (arch == "qwen3") { s.qk_norm = true; s.head_dim = 24; }  // head_dim != n_embd / n_head
+  if (arch == "mistral") { s.n_head = 8; s.n_head_kv = 2; s.head_dim = 8; }
+  if (arch == "qwen2moe") {  // Qwen1.5-MoE: biases, 6 experts top-2 unnormalized, shared expert
+    s.qkv_bias = true;
+    s.n_expert = 6; s.n_expert_used = 2; s.shared_expert = true; s.norm_topk = false;
+  }
+  if (arch == "qwen3moe") { s.qk_norm = true; s.head_dim = 24; s.n_expert = 8; s.n_expert_used = 3; }
+  if (arch == "granite") {  // Granite 3 multipliers
+    s.embd_mult = 12.0; s.residual_mult = 0.22; s.attn_scale = 0.0078125 * 16; s.logit_scale = 8.0;
+  }
+  if (arch == "phi3") {  // fused QKV and gate/up; LongRoPE with long factors (n_ctx 256 > 64)
+    s.fused = s.longrope = true;
+    s.orig_ctx = 64;
+    s.attn_factor = 1.19;
+  }
+  if (arch == "exaone") { s.scaling = "llama3"; s.scaling_factor = 8.0; s.orig_ctx = 32; }
+  if (arch == "exaone4") {  // hybrid: three windowed layers, then a global one without rope
+    s.qk_norm = s.post_norms = s.no_pre_norms = s.nope_global = true;
+    s.n_layer = 5;
+    s.n_swa = 6;
+    s.swa_layers = {true, true, true, false, true};
+  }
+  if (arch == "gemma2" || arch == "gemma3") {
+    s.post_norms = s.gelu = s.embd_scale = true;
+    s.tied_output = true;
+    s.n_swa = 7;
+  }
+  if (arch == "gemma2") {  // even layers windowed; small caps so capping changes the result
+    s.swa_pattern = 2;
+    s.attn_softcap = 1.5;
+    s.final_softcap = 2.0;
+  }
+  if (arch == "gemma3") {  // five windowed layers then a global one; global rope base 1e6, linear x4
+    s.qk_norm = true;
+    s.n_layer = 7;
+    s.swa_pattern = 6;
+    s.rope_theta = 1e6;
+    s.rope_theta_swa = 10000;
+    s.scaling = "linear";
+    s.scaling_factor = 4.0;
+    s.attn_scale = 0.2;
+  }
+  return s;
+}
+
 }  // namespace modu::testing

@@ -58,6 +58,10 @@ struct TestModelSpec {
   std::vector<int64_t> rope_sections;
 };
 
+// Each architecture's distinguishing options as the tests exercise them (biases, Q/K norms, soft
+// caps, windows, fused matrices, multipliers, scalings, experts).
+TestModelSpec arch_spec(const std::string& arch);
+
 // Writes a random model following `spec` (weights ~ N(0, 0.3/sqrt(fan_in)) style) to a GGUF buffer.
 std::vector<uint8_t> make_random_model(const TestModelSpec& spec);
 
@@ -75,5 +79,11 @@ struct RefEmbdSpan {
 std::vector<std::vector<double>> reference_logits(const GgufFile& file, const TestModelSpec& spec,
                                                   const std::vector<int32_t>& tokens,
                                                   const std::vector<RefEmbdSpan>& spans = {});
+
+// LoRA pairs per tensor name: A [rank, cols] and B [rows, rank], in float64.
+using LoraPairs = std::map<std::string, std::pair<std::vector<double>, std::vector<double>>>;
+// The base with each matrix of the first adapter's pairs replaced by W + sum_i s_i B_i A_i,
+// computed in float64 and stored as F32 (every adapter must have pairs for the same tensors).
+std::vector<uint8_t> merge_lora(const GgufFile& base, const std::vector<std::pair<LoraPairs, double>>& adapters);
 
 }  // namespace modu::testing

@@ -1,6 +1,7 @@
 // Training ops with explicit backward passes, templated on the scalar (float for training,
-// double for finite-difference checks): RMSNorm, adjacent-pair RoPE, causal GQA attention,
-// SwiGLU and softmax cross-entropy. Each is deterministic for any thread count.
+// double for finite-difference checks): RMSNorm, adjacent-pair RoPE, causal GQA attention (with
+// a query scale, a score soft cap and a sliding window when asked), SwiGLU and softmax
+// cross-entropy. Each is deterministic for any thread count.
 #pragma once
 
 #include <algorithm>
@@ -102,63 +103,77 @@ void head_transpose(const T* src, int64_t ld, int64_t len, int64_t hd, T* dst) {
     for (int64_t j = 0; j < hd; ++j) dst[j * len + i] = src[i * ld + j];
 }
 
-// Causal softmax attention with grouped K/V heads; p receives the probabilities
-// [n_seq][n_head][len][len] (zeros above the diagonal), out [N, n_head * head_dim].
+struct AttnOptions {
+  double scale = 0;    // query scale (0: 1 / sqrt(head_dim))
+  double softcap = 0;  // scores -> cap * tanh(scores / cap) when > 0
+  int64_t window = 0;  // key j visible from query i iff i - j < window (0: all j <= i)
+};
+
+// Causal softmax attention with grouped K/V heads and the options; p receives the probabilities
+// [n_seq][n_head][len][len] (zeros where not visible); with a soft cap, `capped` (same shape) the
+// capped scores the backward needs. out [N, n_head * head_dim].
 template <class T>
-void attention_fwd(const AttnShape& s, const T* q, const T* k, const T* v, T* p, T* out, ThreadPool& pool) {
+void attention_ext_fwd(const AttnShape& s, const AttnOptions& o, const T* q, const T* k, const T* v, T* p, T* capped, T* out,
+                       ThreadPool& pool) {
   const int64_t H = s.n_head, KVH = s.n_head_kv, hd = s.head_dim, len = s.len, group = H / KVH;
   const int64_t QD = H * hd, KD = KVH * hd;
-  const T scale = (T)(1.0 / std::sqrt((double)hd));
+  const T scale = (T)(o.scale > 0 ? o.scale : 1.0 / std::sqrt((double)hd));
+  const T cap = (T)o.softcap;
   pool.parallel_for(s.n_seq * KVH, [&](int64_t j0, int64_t j1) {
     std::vector<T> kt((size_t)hd * len);
     for (int64_t job = j0; job < j1; ++job) {
       const int64_t b = job / KVH, kh = job % KVH;
-      const T* kb = k + b * len * KD + kh * hd;
-      const T* vb = v + b * len * KD + kh * hd;
-      head_transpose(kb, KD, len, hd, kt.data());
+      head_transpose(k + b * len * KD + kh * hd, KD, len, hd, kt.data());
       for (int64_t h = kh * group; h < (kh + 1) * group; ++h) {
-        const T* qb = q + b * len * QD + h * hd;
         T* pb = p + (b * H + h) * len * len;
-        gemm_serial(len, len, hd, qb, QD, kt.data(), len, pb, len, false);
+        gemm_serial(len, len, hd, q + b * len * QD + h * hd, QD, kt.data(), len, pb, len, false);
         for (int64_t i = 0; i < len; ++i) {
           T* row = pb + i * len;
+          const int64_t lo = o.window > 0 ? std::max<int64_t>(0, i - o.window + 1) : 0;
           T mx = -std::numeric_limits<T>::infinity();
-          for (int64_t j = 0; j <= i; ++j) mx = std::max(mx, row[j] * scale);
+          for (int64_t j = lo; j <= i; ++j) {
+            T sc = row[j] * scale;
+            if (cap > 0) {
+              sc = cap * std::tanh(sc / cap);
+              capped[(b * H + h) * len * len + i * len + j] = sc;
+            }
+            row[j] = sc;
+            mx = std::max(mx, sc);
+          }
           double sum = 0;
-          for (int64_t j = 0; j <= i; ++j) {
-            row[j] = std::exp(row[j] * scale - mx);
+          for (int64_t j = lo; j <= i; ++j) {
+            row[j] = std::exp(row[j] - mx);
             sum += (double)row[j];
           }
           const T inv = (T)(1.0 / sum);
-          for (int64_t j = 0; j <= i; ++j) row[j] *= inv;
-          for (int64_t j = i + 1; j < len; ++j) row[j] = 0;
+          for (int64_t j = 0; j < len; ++j) row[j] = j >= lo && j <= i ? row[j] * inv : (T)0;
         }
-        gemm_serial(len, hd, len, pb, len, vb, KD, out + b * len * QD + h * hd, QD, false);
+        gemm_serial(len, hd, len, pb, len, v + b * len * KD + kh * hd, KD, out + b * len * QD + h * hd, QD, false);
       }
     }
   });
 }
 
-// Backward of attention_fwd given dout; writes dq, dk, dv (overwritten).
+// Backward of attention_ext_fwd given dout; writes dq, dk, dv (overwritten).
 template <class T>
-void attention_bwd(const AttnShape& s, const T* q, const T* k, const T* v, const T* p, const T* dout, T* dq, T* dk,
-                   T* dv, ThreadPool& pool) {
+void attention_ext_bwd(const AttnShape& s, const AttnOptions& o, const T* q, const T* k, const T* v, const T* p,
+                       const T* capped, const T* dout, T* dq, T* dk, T* dv, ThreadPool& pool) {
   const int64_t H = s.n_head, KVH = s.n_head_kv, hd = s.head_dim, len = s.len, group = H / KVH;
   const int64_t QD = H * hd, KD = KVH * hd;
-  const T scale = (T)(1.0 / std::sqrt((double)hd));
+  const T scale = (T)(o.scale > 0 ? o.scale : 1.0 / std::sqrt((double)hd));
+  const T cap = (T)o.softcap;
   pool.parallel_for(s.n_seq * KVH, [&](int64_t j0, int64_t j1) {
     std::vector<T> vt((size_t)hd * len), dp((size_t)len * len), tr((size_t)len * len);
     for (int64_t job = j0; job < j1; ++job) {
       const int64_t b = job / KVH, kh = job % KVH;
       const T* kb = k + b * len * KD + kh * hd;
-      const T* vb = v + b * len * KD + kh * hd;
       T* dkb = dk + b * len * KD + kh * hd;
       T* dvb = dv + b * len * KD + kh * hd;
       for (int64_t i = 0; i < len; ++i) {
         std::fill(dkb + i * KD, dkb + i * KD + hd, (T)0);
         std::fill(dvb + i * KD, dvb + i * KD + hd, (T)0);
       }
-      head_transpose(vb, KD, len, hd, vt.data());
+      head_transpose(v + b * len * KD + kh * hd, KD, len, hd, vt.data());
       for (int64_t h = kh * group; h < (kh + 1) * group; ++h) {
         const T* qb = q + b * len * QD + h * hd;
         const T* dob = dout + b * len * QD + h * hd;
@@ -166,13 +181,19 @@ void attention_bwd(const AttnShape& s, const T* q, const T* k, const T* v, const
         gemm_serial(len, len, hd, dob, QD, vt.data(), len, dp.data(), len, false);  // dP = dO V^T
         transpose(pb, len, len, tr.data());
         gemm_serial(len, hd, len, tr.data(), len, dob, QD, dvb, KD, true);  // dV += P^T dO
-        for (int64_t i = 0; i < len; ++i) {  // dS = P * (dP - rowsum(P dP)) * scale
+        for (int64_t i = 0; i < len; ++i) {  // dS = P * (dP - rowsum(P dP)), through the cap, * scale
           const T* pr = pb + i * len;
           T* d = dp.data() + i * len;
           double dot = 0;
-          for (int64_t j = 0; j <= i; ++j) dot += (double)pr[j] * (double)d[j];
-          for (int64_t j = 0; j <= i; ++j) d[j] = pr[j] * (d[j] - (T)dot) * scale;
-          for (int64_t j = i + 1; j < len; ++j) d[j] = 0;
+          for (int64_t j = 0; j < len; ++j) dot += (double)pr[j] * (double)d[j];
+          for (int64_t j = 0; j < len; ++j) {
+            T g = pr[j] * (d[j] - (T)dot);
+            if (cap > 0 && pr[j] != 0) {
+              const T t = capped[(b * H + h) * len * len + i * len + j] / cap;
+              g *= (T)1 - t * t;
+            }
+            d[j] = g * scale;
+          }
         }
         gemm_serial(len, hd, len, dp.data(), len, kb, KD, dq + b * len * QD + h * hd, QD, false);  // dQ = dS K
         transpose(dp.data(), len, len, tr.data());
@@ -180,6 +201,18 @@ void attention_bwd(const AttnShape& s, const T* q, const T* k, const T* v, const
       }
     }
   });
+}
+
+// Plain causal attention (1 / sqrt(head_dim), no cap, no window): p [n_seq][n_head][len][len].
+template <class T>
+void attention_fwd(const AttnShape& s, const T* q, const T* k, const T* v, T* p, T* out, ThreadPool& pool) {
+  attention_ext_fwd(s, AttnOptions{}, q, k, v, p, (T*)nullptr, out, pool);
+}
+
+template <class T>
+void attention_bwd(const AttnShape& s, const T* q, const T* k, const T* v, const T* p, const T* dout, T* dq, T* dk,
+                   T* dv, ThreadPool& pool) {
+  attention_ext_bwd(s, AttnOptions{}, q, k, v, p, (const T*)nullptr, dout, dq, dk, dv, pool);
 }
 
 template <class T>

@@ -1,6 +1,6 @@
-// LoRA fine-tuning: the base (frozen, in the training layer's layout) plus s B A per target
-// matrix; gradients of A and B from the merged weights' gradient (dA = s B^T G, dB = s G A^T),
-// AdamW with the pretraining schedule, checkpoints with exact resume, held-out loss, GGUF export.
+// LoRA fine-tuning: the frozen base of any dtype plus s B A per target matrix (lora_model.cpp
+// computes the loss and the adapter's gradient), AdamW with the pretraining schedule, checkpoints
+// with exact resume, held-out loss, GGUF export.
 #include "modu/train/tune.h"
 
 #include <unistd.h>
@@ -22,70 +22,20 @@
 
 namespace modu::train {
 
-Result<TuneBase> load_tune_base(const std::string& path) {
-  MODU_ASSIGN_OR_RETURN(GgufFile f, GgufFile::open(path));
-  MODU_ASSIGN_OR_RETURN(ModelConfig c, read_model_config(f));
-  const std::string why = path + ": modu tune trains adapters for the training layer's Llama layout (modu train's models); ";
-  if (c.arch.name != "llama") return unimplemented(why + "this model is '" + c.arch.name + "'");
-  if (c.rope_scaling != RopeScaling::kNone) return unimplemented(why + "this model uses rope scaling");
-  TuneBase b;
-  b.arch = c.arch.name;
-  b.dims.n_vocab = c.n_vocab;
-  b.dims.n_embd = c.n_embd;
-  b.dims.n_layer = c.n_layer;
-  b.dims.n_head = c.n_head;
-  b.dims.n_head_kv = c.n_head_kv;
-  b.dims.head_dim = c.head_dim;
-  b.dims.n_ff = c.n_ff;
-  b.dims.n_ctx = c.n_ctx_train;
-  b.dims.rope_theta = c.rope_theta;
-  b.dims.rms_eps = c.rms_eps;
-  MODU_RETURN_IF_ERROR(b.dims.validate().with_context(path));
-  b.layout = make_layout(b.dims);
-  b.params.assign(b.layout.total, 0.0f);
-  for (const ParamTensor& pt : b.layout.tensors) {
-    const GgufTensor* t = f.tensor(pt.name);
-    if (!t) return unimplemented(why + "it has no " + pt.name + " (tied output or another layout)");
-    if (t->shape != pt.shape) return unimplemented(why + pt.name + " has another shape");
-    dtype_traits(t->dtype)->dequantize(t->data, b.params.data() + pt.offset, (int64_t)pt.size);
-  }
-  for (const GgufTensor& t : f.tensors()) {
-    bool known = false;
-    for (const ParamTensor& pt : b.layout.tensors) known |= pt.name == t.name;
-    if (!known) return unimplemented(why + "its tensor " + t.name + " has no place in that layout");
-  }
-  return b;
-}
-
-Result<LoraSet> make_lora_set(const Layout& L, const ModelDims& d, const std::vector<std::string>& targets, int64_t rank,
-                              float alpha) {
-  if (rank <= 0) return invalid_argument("LoRA rank must be positive");
-  if (!(alpha > 0)) return invalid_argument("LoRA alpha must be positive");
-  LoraSet s;
-  s.rank = rank;
-  s.alpha = alpha;
-  for (const std::string& kind : targets) {
-    bool found = false;
-    for (const ParamTensor& pt : L.tensors) {
-      if (pt.shape.size() != 2 || pt.name.rfind("blk.", 0) != 0) continue;
-      const size_t dot = pt.name.find('.', 4);
-      if (pt.name.compare(dot + 1, std::string::npos, kind + ".weight") != 0) continue;
-      LoraSlot sl;
-      sl.name = pt.name;
-      sl.w_offset = pt.offset;
-      sl.cols = pt.shape[0];
-      sl.rows = pt.shape[1];
-      sl.a_offset = s.total;
-      s.total += (size_t)(rank * sl.cols);
-      sl.b_offset = s.total;
-      s.total += (size_t)(sl.rows * rank);
-      s.slots.push_back(sl);
-      found = true;
-    }
-    if (!found) return invalid_argument("no matrix '" + kind + "' to adapt (attn_q, attn_k, attn_v, attn_output, ffn_gate, ffn_up, ffn_down)");
-  }
-  (void)d;
-  return s;
+ModelDims tune_dims(const LoraBase& base) {
+  const ModelConfig& c = base.cfg;
+  ModelDims d;
+  d.n_vocab = c.n_vocab;
+  d.n_embd = c.n_embd;
+  d.n_layer = c.n_layer;
+  d.n_head = c.n_head;
+  d.n_head_kv = c.n_head_kv;
+  d.head_dim = c.head_dim;
+  d.n_ff = c.n_ff;
+  d.n_ctx = c.n_ctx_train;
+  d.rope_theta = c.rope_theta;
+  d.rms_eps = c.rms_eps;
+  return d;
 }
 
 std::vector<float> init_lora(const LoraSet& s, uint64_t seed) {
@@ -96,69 +46,6 @@ std::vector<float> init_lora(const LoraSet& s, uint64_t seed) {
     for (int64_t i = 0; i < s.rank * sl.cols; ++i) v[sl.a_offset + i] = nd(rng) / std::sqrt((float)sl.cols);
   return v;
 }
-
-template <class T>
-double lora_loss_grad(const ModelDims& d, const Layout& L, const std::vector<T>& base, const LoraSet& s, const T* lora,
-                      T* grad, const int32_t* tokens, const int32_t* targets, int64_t n_seq, int64_t len, ThreadPool& pool) {
-  const T sc = (T)s.scale();
-  const int64_t r = s.rank;
-  std::vector<T> merged = base;  // W' = W + s B A
-  for (const LoraSlot& sl : s.slots) {
-    const T* A = lora + sl.a_offset;
-    const T* B = lora + sl.b_offset;
-    T* W = merged.data() + sl.w_offset;
-    pool.parallel_for(sl.rows, [&](int64_t b, int64_t e) {
-      for (int64_t row = b; row < e; ++row)
-        for (int64_t k = 0; k < r; ++k) {
-          const T f = sc * B[row * r + k];
-          if (f == 0) continue;
-          const T* a = A + k * sl.cols;
-          T* w = W + row * sl.cols;
-          for (int64_t c = 0; c < sl.cols; ++c) w[c] += f * a[c];
-        }
-    });
-  }
-  std::vector<T> g;
-  if (grad) g.assign(merged.size(), (T)0);
-  const double loss = forward_backward<T>(d, L, merged.data(), grad ? g.data() : nullptr, tokens, targets, n_seq, len, pool);
-  if (!grad) return loss;
-  for (const LoraSlot& sl : s.slots) {
-    const T* A = lora + sl.a_offset;
-    const T* B = lora + sl.b_offset;
-    const T* G = g.data() + sl.w_offset;  // [rows, cols]
-    T* dA = grad + sl.a_offset;           // [r, cols] = s B^T G
-    T* dB = grad + sl.b_offset;           // [rows, r] = s G A^T
-    pool.parallel_for(r, [&](int64_t b, int64_t e) {
-      for (int64_t k = b; k < e; ++k) {
-        T* out = dA + k * sl.cols;
-        std::fill(out, out + sl.cols, (T)0);
-        for (int64_t row = 0; row < sl.rows; ++row) {
-          const T f = sc * B[row * r + k];
-          if (f == 0) continue;
-          const T* gr = G + row * sl.cols;
-          for (int64_t c = 0; c < sl.cols; ++c) out[c] += f * gr[c];
-        }
-      }
-    });
-    pool.parallel_for(sl.rows, [&](int64_t b, int64_t e) {
-      for (int64_t row = b; row < e; ++row) {
-        const T* gr = G + row * sl.cols;
-        for (int64_t k = 0; k < r; ++k) {
-          const T* a = A + k * sl.cols;
-          T acc = 0;
-          for (int64_t c = 0; c < sl.cols; ++c) acc += gr[c] * a[c];
-          dB[row * r + k] = sc * acc;
-        }
-      }
-    });
-  }
-  return loss;
-}
-
-template double lora_loss_grad<float>(const ModelDims&, const Layout&, const std::vector<float>&, const LoraSet&, const float*,
-                                      float*, const int32_t*, const int32_t*, int64_t, int64_t, ThreadPool&);
-template double lora_loss_grad<double>(const ModelDims&, const Layout&, const std::vector<double>&, const LoraSet&,
-                                       const double*, double*, const int32_t*, const int32_t*, int64_t, int64_t, ThreadPool&);
 
 Status write_lora_gguf(const std::string& path, const std::string& arch, const LoraSet& s, const float* lora) {
   GgufWriter w;
@@ -260,7 +147,7 @@ std::string fmt_secs(double s) {
 
 // Mean loss over consecutive windows of `len` + 1 tokens (at most 32 of them), counting only
 // predicted positions when the data has a mask (windows without any are skipped).
-double eval_loss(const TuneBase& b, const LoraSet& s, const std::vector<float>& lora, const ChatTokens& data, int64_t len,
+double eval_loss(const LoraBase& b, const LoraSet& s, const std::vector<float>& lora, const ChatTokens& data, int64_t len,
                  ThreadPool& pool) {
   double sum = 0;
   int n = 0;
@@ -273,7 +160,7 @@ double eval_loss(const TuneBase& b, const LoraSet& s, const std::vector<float>& 
       else any = true;
     }
     if (!any) continue;
-    sum += lora_loss_grad<float>(b.dims, b.layout, b.params, s, lora.data(), nullptr, x.data(), y.data(), 1, len, pool);
+    sum += lora_loss_grad<float>(b, s, lora.data(), nullptr, x.data(), y.data(), 1, len, pool);
     ++n;
   }
   return n ? sum / n : std::nan("");
@@ -283,9 +170,11 @@ double eval_loss(const TuneBase& b, const LoraSet& s, const std::vector<float>& 
 
 Result<std::pair<double, double>> run_tune(TuneConfig c, const TuneOptions& opt) {
   namespace fs = std::filesystem;
-  MODU_ASSIGN_OR_RETURN(TuneBase base, load_tune_base(c.base));
-  const int64_t len = c.ctx > 0 ? std::min(c.ctx, base.dims.n_ctx) : base.dims.n_ctx;
-  MODU_ASSIGN_OR_RETURN(LoraSet set, make_lora_set(base.layout, base.dims, c.targets, c.rank, c.alpha));
+  MODU_ASSIGN_OR_RETURN(std::unique_ptr<LoraBase> based, load_lora_base(c.base));
+  const LoraBase& base = *based;
+  const ModelDims dims = tune_dims(base);
+  const int64_t len = c.ctx > 0 ? std::min(c.ctx, dims.n_ctx) : dims.n_ctx;
+  MODU_ASSIGN_OR_RETURN(LoraSet set, make_lora_set(base, c.targets, c.rank, c.alpha));
   MODU_ASSIGN_OR_RETURN(ChatTokens train_data, load_data(c.base, c.train_text));
   const std::vector<int32_t>& data = train_data.tokens;
   const std::vector<uint8_t>* predict = train_data.predict.empty() ? nullptr : &train_data.predict;
@@ -306,7 +195,7 @@ Result<std::pair<double, double>> run_tune(TuneConfig c, const TuneOptions& opt)
   ThreadPool pool(opt.threads);
   TrainState st;
   if (opt.resume && fs::exists(ckpt)) {
-    MODU_ASSIGN_OR_RETURN(st, load_checkpoint(ckpt, base.dims, set.total));
+    MODU_ASSIGN_OR_RETURN(st, load_checkpoint(ckpt, dims, set.total));
     std::fprintf(stderr, "modu tune: resuming at step %lld\n", (long long)st.step);
   } else {
     st.params = init_lora(set, o.seed);
@@ -317,8 +206,9 @@ Result<std::pair<double, double>> run_tune(TuneConfig c, const TuneOptions& opt)
   log.load(csv, st.step);
   const double before = valid.tokens.empty() ? std::nan("") : eval_loss(base, set, st.params, valid, len, pool);
   if (!valid.tokens.empty()) std::fprintf(stderr, "modu tune: held-out loss %.4f at step %lld\n", before, (long long)st.step);
-  std::fprintf(stderr, "modu tune: rank %lld, alpha %g, %zu matrices, %.2fM adapter parameters (base %.2fM frozen), %zu tokens\n",
-               (long long)set.rank, set.alpha, set.slots.size(), set.total / 1e6, base.layout.total / 1e6, data.size());
+  std::fprintf(stderr, "modu tune: %s, rank %lld, alpha %g, %zu matrices, %.2fM adapter parameters (base frozen as %s), %zu tokens\n",
+               base.cfg.arch.name.c_str(), (long long)set.rank, set.alpha, set.slots.size(), set.total / 1e6,
+               base.matrix_dtypes().c_str(), data.size());
   const bool tty = isatty(2);
   const int64_t tok_per_step = o.batch * len * std::max<int64_t>(1, c.accum);
   const auto run_start = std::chrono::steady_clock::now();
@@ -333,8 +223,8 @@ Result<std::pair<double, double>> run_tune(TuneConfig c, const TuneOptions& opt)
     std::fill(g.begin(), g.end(), 0.0f);
     for (int64_t j = 0; j < accum; ++j) {
       sample_batch(data, o.seed + (uint64_t)j * 0x9E3779B97F4A7C15ull, st.step, o.batch, len, x, y, predict);
-      loss += lora_loss_grad<float>(base.dims, base.layout, base.params, set, st.params.data(), accum == 1 ? g.data() : gj.data(),
-                                    x.data(), y.data(), o.batch, len, pool) / (double)accum;
+      loss += lora_loss_grad<float>(base, set, st.params.data(), accum == 1 ? g.data() : gj.data(), x.data(), y.data(), o.batch,
+                                    len, pool) / (double)accum;
       if (accum > 1)
         for (size_t i = 0; i < set.total; ++i) g[i] += gj[i] / (float)accum;
     }
@@ -372,7 +262,7 @@ Result<std::pair<double, double>> run_tune(TuneConfig c, const TuneOptions& opt)
       std::fprintf(stderr, "%smodu tune: held-out loss %.4f at step %lld\n", tty ? "\n" : "",
                    eval_loss(base, set, st.params, valid, len, pool), (long long)st.step);
     if (st.step % o.checkpoint_every == 0 || st.step == o.steps) {
-      MODU_RETURN_IF_ERROR(save_checkpoint(ckpt, base.dims, st));
+      MODU_RETURN_IF_ERROR(save_checkpoint(ckpt, dims, st));
       MODU_RETURN_IF_ERROR(log.save(csv));
       MODU_RETURN_IF_ERROR(write_loss_svg(log, c.out_dir + "/loss.svg", "modu tune"));
     }
@@ -380,7 +270,7 @@ Result<std::pair<double, double>> run_tune(TuneConfig c, const TuneOptions& opt)
   if (tty && opt.progress) std::fprintf(stderr, "\n");
   const double after = valid.tokens.empty() ? std::nan("") : eval_loss(base, set, st.params, valid, len, pool);
   if (!valid.tokens.empty()) std::fprintf(stderr, "modu tune: held-out loss %.4f -> %.4f\n", before, after);
-  MODU_RETURN_IF_ERROR(write_lora_gguf(c.out, base.arch, set, st.params.data()));
+  MODU_RETURN_IF_ERROR(write_lora_gguf(c.out, base.cfg.arch.name, set, st.params.data()));
   std::fprintf(stderr, "modu tune: wrote %s (%s of training)\n", c.out.c_str(), fmt_secs(st.elapsed_s).c_str());
   return std::make_pair(before, after);
 }

@@ -1,7 +1,7 @@
-// LoRA fine-tuning (`modu tune`) of a model the training layer can express (the Llama layout of
-// modu train: modu-tiny and models of the same shape family): the base stays frozen, each target
-// matrix gets W + (alpha / r) B A, and only A and B are trained, with the same AdamW, schedule,
-// checkpoints and loss log as pretraining. Exported as a llama.cpp adapter GGUF.
+// LoRA fine-tuning (`modu tune`) of any dense model modu runs (lora_model.h): the base stays frozen
+// in its file's dtypes (a quantized base stays quantized: QLoRA), each target matrix gets W +
+// (alpha / r) B A, and only A and B are trained, with the same AdamW, schedule, checkpoints and
+// loss log as pretraining. Exported as a llama.cpp adapter GGUF.
 #pragma once
 
 #include <cstdint>
@@ -10,50 +10,16 @@
 
 #include "modu/core/status.h"
 #include "modu/core/threadpool.h"
+#include "modu/train/lora_model.h"
 #include "modu/train/model.h"
 #include "modu/train/trainer.h"
 
 namespace modu::train {
 
-// The base model as the training layer holds it (F32 parameters in its layout).
-struct TuneBase {
-  ModelDims dims;
-  Layout layout;
-  std::vector<float> params;
-  std::string arch;
-};
-// Reads a GGUF model (any dtype: dequantized, and kept frozen) whose architecture and shape the
-// training layer supports (llama, untied output, no biases, no rope scaling); errors say which
-// property does not fit.
-Result<TuneBase> load_tune_base(const std::string& path);
+// The base, the adapter's layout and its loss and gradient: lora_model.h.
 
-// The adapter's parameters: for each target matrix W [rows, cols] (at `w_offset` in the base
-// layout) A [rank, cols] at a_offset and B [rows, rank] at b_offset of one flat vector.
-struct LoraSlot {
-  std::string name;  // GGUF tensor name, e.g. "blk.0.attn_q.weight"
-  size_t w_offset = 0;
-  int64_t rows = 0, cols = 0;
-  size_t a_offset = 0, b_offset = 0;
-};
-struct LoraSet {
-  int64_t rank = 8;
-  float alpha = 16;
-  std::vector<LoraSlot> slots;
-  size_t total = 0;
-  float scale() const { return alpha / (float)rank; }
-};
-// Targets are matrix kinds ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up",
-// "ffn_down"). Initial values as PEFT's: A ~ N(0, 1 / cols), B = 0 (the adapter starts as a no-op).
-Result<LoraSet> make_lora_set(const Layout& L, const ModelDims& d, const std::vector<std::string>& targets, int64_t rank,
-                              float alpha);
-std::vector<float> init_lora(const LoraSet& s, uint64_t seed);
-
-// Mean cross-entropy over targets >= 0 of the base with the adapter merged, and (when grad is
-// non-null) its gradient with respect to the adapter parameters: with G = dL/dW' for W' = W +
-// s B A, dL/dA = s B^T G and dL/dB = s G A^T. Float for training, double for gradient checks.
-template <class T>
-double lora_loss_grad(const ModelDims& d, const Layout& L, const std::vector<T>& base, const LoraSet& s, const T* lora,
-                      T* grad, const int32_t* tokens, const int32_t* targets, int64_t n_seq, int64_t len, ThreadPool& pool);
+// The dimensions a tuning checkpoint is stored under (the base's).
+ModelDims tune_dims(const LoraBase& base);
 
 // Writes the adapter as llama.cpp's LoRA GGUF (general.type adapter, adapter.lora.alpha,
 // <name>.lora_a [cols, r], <name>.lora_b [r, rows], F32).
@@ -75,7 +41,7 @@ struct TuneConfig {
   std::string valid_text;        // held-out text or *.jsonl ("" : none)
   std::string out;               // adapter GGUF written at the end
   std::string out_dir;           // checkpoint, loss.csv, loss.svg ("" : OUT.tune)
-  std::vector<std::string> targets = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+  std::vector<std::string> targets;  // matrix kinds (make_lora_set); empty: every kind the model has
   int64_t rank = 8;
   float alpha = 16;
   int64_t ctx = 0;               // sequence length (0: the base's n_ctx)

@@ -1,0 +1,86 @@
+// LoRA training on any dense decoder modu runs: the base is read from its GGUF file as stored
+// (F32/F16/BF16 or quantized) and stays frozen in that form; each product with a base matrix
+// dequantizes it block by block as it goes, so a quantized base stays quantized in memory
+// (QLoRA-style). The forward covers the shared decoder's options: pre/post RMS norms, Q/K/V
+// biases, per-head Q/K norms, rotary embedding of either pairing with linear / llama3 scaling or
+// frequency factors, partial rotary, GQA, sliding-window layers with their own rope base, layers
+// without rope, query scale, attention and final soft caps, SwiGLU or GeGLU, fused QKV and
+// gate-up matrices, tied output, embedding / residual / logit multipliers. Trainable: rank-r
+// pairs on chosen matrices, y = W x + s B (A x), with an explicit backward.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "modu/core/status.h"
+#include "modu/core/threadpool.h"
+#include "modu/gguf/gguf.h"
+#include "modu/models/config.h"
+
+namespace modu::train {
+
+// One frozen matrix of the base as the file stores it: W [rows (out), cols (in)], any dtype.
+struct FrozenMatrix {
+  std::string name;  // GGUF tensor name
+  const GgufTensor* t = nullptr;
+  int64_t rows = 0, cols = 0;
+  explicit operator bool() const { return t != nullptr; }
+};
+
+struct FrozenLayer {
+  // attn_qkv holds [q; k; v] rows when the file fuses them (then q, k, v are empty); ffn_up holds
+  // [gate; up] when there is no ffn_gate (Phi-3).
+  FrozenMatrix q, k, v, qkv, o, gate, up, down;
+  std::vector<float> attn_norm, ffn_norm, post_attn_norm, post_ffn_norm, q_norm, k_norm, bq, bk, bv;
+  bool swa = false;   // a sliding-window layer
+  bool rope = true;   // applies rotary embedding
+};
+
+struct LoraBase {
+  GgufFile file;
+  ModelConfig cfg;
+  FrozenMatrix tok_embd, output;  // output is tok_embd when tied
+  std::vector<float> output_norm;
+  std::vector<FrozenLayer> layers;
+  std::vector<float> freqs, freqs_swa;  // rotary frequency per pair (n_rot / 2), global and windowed layers
+  // Every matrix an adapter may target, in file order of layers.
+  std::vector<const FrozenMatrix*> matrices() const;
+  // "F16" or the dtypes of the layer matrices with counts, e.g. "Q4_K x 12, Q6_K x 2".
+  std::string matrix_dtypes() const;
+};
+
+// Opens a model for tuning. Refused with the reason: mixtures of experts, YaRN / LongRoPE / M-RoPE
+// rotary scaling (not in the training forward yet), missing tensors.
+Result<std::unique_ptr<LoraBase>> load_lora_base(const std::string& path);
+
+// The adapter's parameters: for each target matrix W [rows, cols] A [rank, cols] at a_offset and
+// B [rows, rank] at b_offset of one flat vector.
+struct LoraSlot {
+  std::string name;  // GGUF tensor name, e.g. "blk.0.attn_q.weight"
+  int64_t rows = 0, cols = 0;
+  size_t a_offset = 0, b_offset = 0;
+};
+struct LoraSet {
+  int64_t rank = 8;
+  float alpha = 16;
+  std::vector<LoraSlot> slots;
+  size_t total = 0;
+  float scale() const { return alpha / (float)rank; }
+};
+// Targets are matrix kinds as the file names them ("attn_q", "attn_k", "attn_v", "attn_qkv",
+// "attn_output", "ffn_gate", "ffn_up", "ffn_down"); a kind the model lacks is an error naming
+// those it has; no targets: every kind it has. Initial values as PEFT's: A ~ N(0, 1 / cols), B = 0 (the adapter starts as a no-op).
+Result<LoraSet> make_lora_set(const LoraBase& base, const std::vector<std::string>& targets, int64_t rank, float alpha);
+std::vector<float> init_lora(const LoraSet& s, uint64_t seed);
+
+// Mean cross-entropy over targets >= 0 of `n_seq` sequences of `len` tokens (positions 0..len-1
+// each) through the base with the adapter, and (when grad is non-null) its gradient with respect
+// to the adapter parameters (overwritten, the layout of `lora`). `logits` (when non-null)
+// receives [n_seq * len, n_vocab]. Float for tuning, double for gradient checks.
+template <class T>
+double lora_loss_grad(const LoraBase& base, const LoraSet& s, const T* lora, T* grad, const int32_t* tokens, const int32_t* targets,
+                      int64_t n_seq, int64_t len, ThreadPool& pool, std::vector<T>* logits = nullptr);
+
+}  // namespace modu::train
