@@ -359,6 +359,35 @@ TEST_F(Cli, TuneWritesGgufAndPeftThatAgree) {
   EXPECT_NE(g.out, base.out) << "the tuned adapter changes the output";
 }
 
+// QLoRA through the CLI: a Qwen3 model (Q/K norms) quantized to Q8_0 is tuned as stored; the
+// held-out loss drops, and the adapter loads on the quantized base and changes its output.
+TEST_F(Cli, TuneAQuantizedQwen3Base) {
+  const std::string dir = ::testing::TempDir();
+  const std::string f16 = dir + "/cli_qwen3.gguf", q8 = dir + "/cli_qwen3_q8.gguf", text = dir + "/cli_qlora.txt",
+                    valid = dir + "/cli_qlora_valid.txt", out = dir + "/cli_qlora.gguf";
+  ASSERT_EQ(modu("init-model --preset tiny --arch qwen3 --layers 2 --d-model 64 --ff 128 --heads 4 --kv-heads 2 --vocab-from " +
+                 shared("testdata/vocab/ggml-vocab-gpt-2.gguf") + " -o " + f16).rc, 0) << last_stderr();
+  ASSERT_EQ(modu("quantize " + f16 + " " + q8 + " q8_0").rc, 0) << last_stderr();
+  {
+    std::ofstream f(text), v(valid);
+    for (int i = 0; i < 60; ++i) f << "공공 서비스 안내: 전입신고는 이사 후 14일 안에 합니다. " << i % 7 << "\n";
+    v << "공공 서비스 안내: 전입신고는 이사 후 14일 안에 합니다. 3\n";
+  }
+  CmdResult t = modu("tune -m " + q8 + " --text " + text + " --valid " + valid + " --steps 12 --batch 2 --ctx 32 --lr 0.02 "
+                     "--warmup 1 -t 1 -o " + out);
+  ASSERT_EQ(t.rc, 0) << last_stderr();
+  const std::string err = last_stderr();
+  EXPECT_NE(err.find("qwen3"), std::string::npos) << err;
+  EXPECT_NE(err.find("base frozen as q8_0"), std::string::npos) << err;
+  double before = 0, after = 0;
+  ASSERT_EQ(std::sscanf(err.c_str() + err.rfind("held-out loss "), "held-out loss %lf -> %lf", &before, &after), 2) << err;
+  EXPECT_LT(after, before - 0.5) << err;
+  const std::string run = "run -m " + q8 + " -p '공공 서비스 안내:' -n 12 --temp 0 -t 1";
+  CmdResult base = modu(run), tuned = modu(run + " --lora " + out);
+  ASSERT_EQ(tuned.rc, 0) << last_stderr();
+  EXPECT_NE(tuned.out, base.out);
+}
+
 TEST_F(Cli, SameSeedSameSampledText) {
   CmdResult a = modu("run -m " + model_ + " -p '안녕하세요' -n 10 --temp 1.0 --seed 5");
   CmdResult b = modu("run -m " + model_ + " -p '안녕하세요' -n 10 --temp 1.0 --seed 5");

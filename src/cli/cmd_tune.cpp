@@ -32,7 +32,7 @@ void add_tune_command(CLI::App& app, int& rc) {
   a->c.optim.weight_decay = 0;
   a->c.optim.checkpoint_every = 25;
   CLI::App* c = app.add_subcommand("tune", "LoRA fine-tuning of a model on a text corpus (the base stays frozen)");
-  c->add_option("-m,--model", a->c.base, "Base model GGUF (modu train's Llama layout, e.g. models/modu-tiny.gguf)")
+  c->add_option("-m,--model", a->c.base, "Base model GGUF: any dense model modu runs (Llama, Mistral, Qwen2/3, Gemma 2/3, EXAONE, Granite, Phi-3), F32/F16/BF16 or quantized (kept frozen as stored: QLoRA)")
       ->required()->check(CLI::ExistingFile);
   c->add_option("--text", a->c.train_text, "Training text (UTF-8; documents separated by blank lines), or chat data FILE.jsonl "
                  "({\"messages\": [...]} per line; loss on the assistant turns only)")->required()->check(CLI::ExistingFile);
@@ -42,7 +42,7 @@ void add_tune_command(CLI::App& app, int& rc) {
   c->add_option("--peft", a->peft, "Also write the adapter as a PEFT folder here (adapter_config.json + adapter_model.safetensors)");
   c->add_option("--rank", a->c.rank, "LoRA rank")->capture_default_str();
   c->add_option("--alpha", a->c.alpha, "LoRA alpha (scale alpha / rank)")->capture_default_str();
-  c->add_option("--targets", a->c.targets, "Matrices, comma-separated: attn_q,attn_k,attn_v,attn_output,ffn_gate,ffn_up,ffn_down")
+  c->add_option("--targets", a->c.targets, "Matrices, comma-separated, of attn_q,attn_k,attn_v,attn_qkv,attn_output,ffn_gate,ffn_up,ffn_down (default: every kind the model has)")
       ->delimiter(',')->capture_default_str();
   c->add_option("--steps", a->c.optim.steps, "Optimizer steps")->capture_default_str();
   c->add_option("--batch", a->c.optim.batch, "Sequences per step")->capture_default_str();
