@@ -68,7 +68,34 @@ std::string LoraBase::matrix_dtypes() const {
   return s;
 }
 
-Result<std::unique_ptr<LoraBase>> load_lora_base(const std::string& path) {
+namespace {
+
+// YaRN (as the engine's rope_angles): pair i turns by pos * freq * (fs (1 - ramp) + ramp), a
+// ramp over the correction dimensions, and both rotations are scaled by the magnitude.
+void fold_yarn(const ModelConfig& c, std::vector<float>* freqs, float* mag) {
+  const double fs = 1.0 / c.rope_factor;
+  double m = c.yarn_attn_factor;
+  if (c.yarn_ext_factor != 0.0f) m *= 1.0 + 0.1 * std::log(1.0 / fs);
+  auto corr_dim = [&](double beta) {
+    return (double)c.n_rot * std::log((double)c.rope_orig_ctx / (beta * 2.0 * M_PI)) / (2.0 * std::log((double)c.rope_theta));
+  };
+  const double lo = std::max(0.0, std::floor(corr_dim(c.yarn_beta_fast)));
+  const double hi = std::min((double)c.n_rot - 1, std::ceil(corr_dim(c.yarn_beta_slow)));
+  for (size_t i = 0; i < freqs->size(); ++i) {
+    double k = fs;
+    if (c.yarn_ext_factor != 0.0f) {
+      const double y = ((double)i - lo) / std::max(0.001, hi - lo);
+      const double ramp = (1.0 - std::min(1.0, std::max(0.0, y))) * c.yarn_ext_factor;
+      k = fs * (1 - ramp) + ramp;
+    }
+    (*freqs)[i] = (float)((*freqs)[i] * k);
+  }
+  *mag = (float)m;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<LoraBase>> load_lora_base(const std::string& path, int64_t ctx) {
   auto b = std::make_unique<LoraBase>();
   MODU_ASSIGN_OR_RETURN(b->file, GgufFile::open(path));
   MODU_ASSIGN_OR_RETURN(b->cfg, read_model_config(b->file));
@@ -76,17 +103,17 @@ Result<std::unique_ptr<LoraBase>> load_lora_base(const std::string& path) {
   const GgufFile& f = b->file;
   const std::string why = path + ": modu tune cannot train on this model yet: ";
   if (c.n_expert > 0) return unimplemented(why + "it is a mixture of experts");
-  if (c.rope_scaling == RopeScaling::kYarn) return unimplemented(why + "it uses YaRN rope scaling");
-  if (c.arch.mrope) return unimplemented(why + "it uses M-RoPE (" + c.arch.name + ")");
-  if (f.tensor("rope_factors_long.weight") || f.tensor("rope_factors_short.weight"))
-    return unimplemented(why + "it uses LongRoPE factors");
   const int64_t E = c.n_embd, Q = c.n_head * c.head_dim, KV = c.n_head_kv * c.head_dim;
   MODU_ASSIGN_OR_RETURN(b->tok_embd, read_mat(f, "token_embd.weight", E, c.n_vocab, true));
   MODU_ASSIGN_OR_RETURN(b->output, read_mat(f, "output.weight", E, c.n_vocab, false));
   if (!b->output) b->output = b->tok_embd;  // tied
   MODU_ASSIGN_OR_RETURN(b->output_norm, read_vec(f, "output_norm.weight", E, true));
-  std::vector<float> factors;
+  std::vector<float> factors, shorts, longs;
   MODU_ASSIGN_OR_RETURN(factors, read_vec(f, "rope_freqs.weight", c.n_rot / 2, false));
+  MODU_ASSIGN_OR_RETURN(shorts, read_vec(f, "rope_factors_short.weight", c.n_rot / 2, false));
+  MODU_ASSIGN_OR_RETURN(longs, read_vec(f, "rope_factors_long.weight", c.n_rot / 2, false));
+  const int64_t use_ctx = ctx > 0 ? std::min(ctx, c.n_ctx_train) : c.n_ctx_train;
+  if (!shorts.empty()) factors = !longs.empty() && use_ctx > c.rope_orig_ctx ? longs : shorts;  // LongRoPE
   b->freqs = rope_frequencies(c, factors.empty() ? nullptr : factors.data());
   b->freqs_swa = b->freqs;
   if (c.n_swa > 0 && c.rope_theta_swa > 0) {  // windowed layers: their own base, no scaling
@@ -94,6 +121,12 @@ Result<std::unique_ptr<LoraBase>> load_lora_base(const std::string& path) {
     local.rope_theta = c.rope_theta_swa;
     local.rope_scaling = RopeScaling::kNone;
     b->freqs_swa = rope_frequencies(local, nullptr);
+  }
+  if (c.rope_scaling == RopeScaling::kYarn) {
+    fold_yarn(c, &b->freqs, &b->rope_mag);
+    fold_yarn(c, &b->freqs_swa, &b->rope_mag_swa);  // (the engine's windowed layers take the same YaRN terms)
+  } else if (!shorts.empty()) {
+    b->rope_mag = c.yarn_attn_factor;  // LongRoPE's cos/sin scale, global layers
   }
   for (int64_t l = 0; l < c.n_layer; ++l) {
     const std::string p = "blk." + std::to_string(l) + ".";
@@ -367,8 +400,8 @@ double lora_loss_grad(const LoraBase& b, const LoraSet& s, const T* lora, T* gra
     if (!L.k_norm.empty()) norm_fwd(A.k_pre.data(), as_t<T>(L.k_norm), N * c.n_head_kv, hd, eps, A.k.data(), A.kr, pool);
     const std::vector<float>& fr = L.swa ? b.freqs_swa : b.freqs;
     if (L.rope) {
-      ops::rope_ext(A.q.data(), n_seq, len, c.n_head, hd, c.n_rot, fr.data(), neox, false, pool);
-      ops::rope_ext(A.k.data(), n_seq, len, c.n_head_kv, hd, c.n_rot, fr.data(), neox, false, pool);
+      ops::rope_ext(A.q.data(), n_seq, len, c.n_head, hd, c.n_rot, fr.data(), L.swa ? b.rope_mag_swa : b.rope_mag, neox, false, pool);
+      ops::rope_ext(A.k.data(), n_seq, len, c.n_head_kv, hd, c.n_rot, fr.data(), L.swa ? b.rope_mag_swa : b.rope_mag, neox, false, pool);
     }
     ops::AttnOptions ao{c.attn_scale, c.attn_softcap, L.swa ? c.n_swa : 0};
     A.p.resize((size_t)(n_seq * c.n_head * len * len));
@@ -481,8 +514,8 @@ double lora_loss_grad(const LoraBase& b, const LoraSet& s, const T* lora, T* gra
                            dk.data(), dv.data(), pool);
     const std::vector<float>& fr = L.swa ? b.freqs_swa : b.freqs;
     if (L.rope) {
-      ops::rope_ext(dq.data(), n_seq, len, c.n_head, hd, c.n_rot, fr.data(), neox, true, pool);
-      ops::rope_ext(dk.data(), n_seq, len, c.n_head_kv, hd, c.n_rot, fr.data(), neox, true, pool);
+      ops::rope_ext(dq.data(), n_seq, len, c.n_head, hd, c.n_rot, fr.data(), L.swa ? b.rope_mag_swa : b.rope_mag, neox, true, pool);
+      ops::rope_ext(dk.data(), n_seq, len, c.n_head_kv, hd, c.n_rot, fr.data(), L.swa ? b.rope_mag_swa : b.rope_mag, neox, true, pool);
     }
     if (!L.q_norm.empty()) {
       dpre.resize(dq.size());

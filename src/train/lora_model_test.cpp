@@ -28,8 +28,9 @@ using testing::TestModelSpec;
 // The families' distinguishing options, as the models tests exercise them.
 TestModelSpec family(const std::string& arch) {
   TestModelSpec s = testing::arch_spec(arch);
-  s.longrope = false;  // (Phi-3's LongRoPE is not trained through: load_lora_base refuses it)
   s.n_vocab = 64;
+  if (arch == "phi3") s.n_ctx = 64, s.orig_ctx = 8;
+  if (arch == "qwen2vl") s.qkv_bias = true, s.rope_sections = {2, 3, 3, 0};  // M-RoPE (text: equal positions)  // long factors: the training context (12) passes the original
   return s;
 }
 
@@ -79,7 +80,7 @@ std::vector<int32_t> random_tokens(int64_t n, int64_t vocab, uint64_t seed) {
 // Max |train - reference| over the logits, relative to the largest reference logit.
 double forward_error(const TestModelSpec& spec, const std::string& tag) {
   const Written m = write_model(spec, tag);
-  auto base = load_lora_base(m.path.string());
+  auto base = load_lora_base(m.path.string(), 12);
   EXPECT_TRUE(base.ok()) << base.status().to_string();
   if (!base.ok()) return 1e9;
   const LoraSet set = full_set(**base, 3, 6.0f);
@@ -106,7 +107,7 @@ double forward_error(const TestModelSpec& spec, const std::string& tag) {
 // Worst relative error of the analytic adapter gradient against central differences.
 double gradient_error(const TestModelSpec& spec, const std::string& tag, int* checked) {
   const Written m = write_model(spec, tag);
-  auto base = load_lora_base(m.path.string());
+  auto base = load_lora_base(m.path.string(), 6);
   EXPECT_TRUE(base.ok()) << base.status().to_string();
   if (!base.ok()) return 1e9;
   const LoraSet set = full_set(**base, 2, 4.0f);
@@ -153,7 +154,7 @@ TEST_P(LoraFamily, GradientsMatchFiniteDifferences) {
 
 INSTANTIATE_TEST_SUITE_P(Families, LoraFamily,
                          ::testing::Values("llama", "mistral", "qwen2", "qwen3", "exaone", "exaone4", "gemma2", "gemma3", "granite",
-                                           "phi3"));
+                                           "phi3", "qwen2vl"));
 
 // QLoRA: quantized bases are read as stored; tied output, partial rotary and rope_freqs factors too.
 TEST(LoraModel, QuantizedAndOtherBases) {
@@ -171,6 +172,16 @@ TEST(LoraModel, QuantizedAndOtherBases) {
   tied.scaling = "llama3";
   tied.rope_freqs_tensor = true;
   EXPECT_LT(forward_error(tied, "tied"), 1e-5);
+  TestModelSpec yarn = family("llama");  // YaRN: interpolation ramp and magnitude
+  yarn.scaling = "yarn";
+  yarn.scaling_factor = 4.0;
+  yarn.orig_ctx = 8;
+  EXPECT_LT(forward_error(yarn, "yarn"), 1e-5);
+  int checked = 0;
+  EXPECT_LT(gradient_error(yarn, "yarn_g", &checked), 1e-5);
+  TestModelSpec short_factors = family("phi3");  // LongRoPE within the original context: short factors
+  short_factors.orig_ctx = 64;
+  EXPECT_LT(forward_error(short_factors, "phi3_short"), 1e-5);
 }
 
 TEST(LoraModel, RefusesWhatItCannotTrainAndNamesTargets) {

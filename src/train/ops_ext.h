@@ -17,11 +17,12 @@
 
 namespace modu::train::ops {
 
-// Rotates the first n_rot dimensions of every head of token t by angle (t % len) * freqs[i]:
-// pairs (2i, 2i+1), or (i, i + n_rot/2) when neox. inverse: the negative angle (the backward).
+// Rotates the first n_rot dimensions of every head of token t by angle (t % len) * freqs[i] and
+// scales them by `mag` (YaRN / LongRoPE magnitude): pairs (2i, 2i+1), or (i, i + n_rot/2) when
+// neox. inverse: the transpose, mag times the negative angle (the backward).
 template <class T>
 void rope_ext(T* x, int64_t n_seq, int64_t len, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* freqs,
-              bool neox, bool inverse, ThreadPool& pool) {
+              float mag, bool neox, bool inverse, ThreadPool& pool) {
   const int64_t half = n_rot / 2, row = n_heads * head_dim;
   pool.parallel_for(n_seq * len, [&](int64_t t0, int64_t t1) {
     std::vector<T> cs(half), sn(half);
@@ -29,8 +30,8 @@ void rope_ext(T* x, int64_t n_seq, int64_t len, int64_t n_heads, int64_t head_di
       const double pos = (double)(t % len);
       for (int64_t i = 0; i < half; ++i) {
         const double th = pos * (double)freqs[i];
-        cs[i] = (T)std::cos(th);
-        sn[i] = (T)(inverse ? -std::sin(th) : std::sin(th));
+        cs[i] = (T)(std::cos(th) * mag);
+        sn[i] = (T)((inverse ? -std::sin(th) : std::sin(th)) * mag);
       }
       for (int64_t h = 0; h < n_heads; ++h) {
         T* v = x + t * row + h * head_dim;

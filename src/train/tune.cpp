@@ -170,7 +170,7 @@ double eval_loss(const LoraBase& b, const LoraSet& s, const std::vector<float>& 
 
 Result<std::pair<double, double>> run_tune(TuneConfig c, const TuneOptions& opt) {
   namespace fs = std::filesystem;
-  MODU_ASSIGN_OR_RETURN(std::unique_ptr<LoraBase> based, load_lora_base(c.base));
+  MODU_ASSIGN_OR_RETURN(std::unique_ptr<LoraBase> based, load_lora_base(c.base, c.ctx));
   const LoraBase& base = *based;
   const ModelDims dims = tune_dims(base);
   const int64_t len = c.ctx > 0 ? std::min(c.ctx, dims.n_ctx) : dims.n_ctx;

@@ -3,7 +3,7 @@
 // dequantizes it block by block as it goes, so a quantized base stays quantized in memory
 // (QLoRA-style). The forward covers the shared decoder's options: pre/post RMS norms, Q/K/V
 // biases, per-head Q/K norms, rotary embedding of either pairing with linear / llama3 scaling or
-// frequency factors, partial rotary, GQA, sliding-window layers with their own rope base, layers
+// frequency factors, YaRN, LongRoPE, M-RoPE on text, partial rotary, GQA, sliding-window layers with their own rope base, layers
 // without rope, query scale, attention and final soft caps, SwiGLU or GeGLU, fused QKV and
 // gate-up matrices, tied output, embedding / residual / logit multipliers. Trainable: rank-r
 // pairs on chosen matrices, y = W x + s B (A x), with an explicit backward.
@@ -44,16 +44,21 @@ struct LoraBase {
   FrozenMatrix tok_embd, output;  // output is tok_embd when tied
   std::vector<float> output_norm;
   std::vector<FrozenLayer> layers;
-  std::vector<float> freqs, freqs_swa;  // rotary frequency per pair (n_rot / 2), global and windowed layers
+  // Rotary frequency per pair (n_rot / 2) for global and windowed layers, with YaRN's
+  // interpolation folded in, and the magnitude both rotate by (YaRN, LongRoPE; else 1).
+  std::vector<float> freqs, freqs_swa;
+  float rope_mag = 1.0f, rope_mag_swa = 1.0f;
   // Every matrix an adapter may target, in file order of layers.
   std::vector<const FrozenMatrix*> matrices() const;
   // "F16" or the dtypes of the layer matrices with counts, e.g. "Q4_K x 12, Q6_K x 2".
   std::string matrix_dtypes() const;
 };
 
-// Opens a model for tuning. Refused with the reason: mixtures of experts, YaRN / LongRoPE / M-RoPE
-// rotary scaling (not in the training forward yet), missing tensors.
-Result<std::unique_ptr<LoraBase>> load_lora_base(const std::string& path);
+// Opens a model for tuning sequences of `ctx` tokens (LongRoPE models take their long factors when
+// ctx exceeds the original context, as the engine does for its cache size). M-RoPE models train
+// on text, whose three positions are equal. Refused with the reason: mixtures of experts,
+// missing tensors.
+Result<std::unique_ptr<LoraBase>> load_lora_base(const std::string& path, int64_t ctx = 0);
 
 // The adapter's parameters: for each target matrix W [rows, cols] A [rank, cols] at a_offset and
 // B [rows, rank] at b_offset of one flat vector.
