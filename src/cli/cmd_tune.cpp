@@ -32,7 +32,7 @@ void add_tune_command(CLI::App& app, int& rc) {
   a->c.optim.weight_decay = 0;
   a->c.optim.checkpoint_every = 25;
   CLI::App* c = app.add_subcommand("tune", "LoRA fine-tuning of a model on a text corpus (the base stays frozen)");
-  c->add_option("-m,--model", a->c.base, "Base model GGUF: any dense model modu runs (Llama, Mistral, Qwen2/3, Gemma 2/3, EXAONE, Granite, Phi-3), F32/F16/BF16 or quantized (kept frozen as stored: QLoRA)")
+  c->add_option("-m,--model", a->c.base, "Base model GGUF: any text model modu runs (Llama, Mistral, Mixtral, Qwen2/3 and MoE, Gemma 2/3, EXAONE, Granite, Phi-3, Qwen2-VL text), F32/F16/BF16 or quantized (kept frozen as stored: QLoRA)")
       ->required()->check(CLI::ExistingFile);
   c->add_option("--text", a->c.train_text, "Training text (UTF-8; documents separated by blank lines), or chat data FILE.jsonl "
                  "({\"messages\": [...]} per line; loss on the assistant turns only)")->required()->check(CLI::ExistingFile);

@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "gemm.h"
+#include "lora_internal.h"
 #include "modu/kernels/dtype.h"
 #include "ops.h"
 #include "ops_ext.h"
@@ -47,6 +48,19 @@ Result<FrozenMatrix> read_mat(const GgufFile& f, const std::string& name, int64_
                    std::to_string(cols) + ", " + std::to_string(rows) + "]");
   m.cols = cols;
   m.rows = m.t->shape[1];
+  return m;
+}
+
+// A stacked 3-D tensor [cols, rows_per, n] as one matrix of n * rows_per rows.
+Result<FrozenMatrix> read_stack(const GgufFile& f, const std::string& name, int64_t cols, int64_t rows_per, int64_t n) {
+  FrozenMatrix m;
+  m.name = name;
+  m.t = f.tensor(name);
+  if (!m.t) return not_found("the model has no " + name);
+  if (m.t->shape != std::vector<int64_t>{cols, rows_per, n})
+    return corrupt(name + " does not have shape [" + std::to_string(cols) + ", " + std::to_string(rows_per) + ", " + std::to_string(n) + "]");
+  m.cols = cols;
+  m.rows = rows_per * n;
   return m;
 }
 
@@ -102,7 +116,6 @@ Result<std::unique_ptr<LoraBase>> load_lora_base(const std::string& path, int64_
   const ModelConfig& c = b->cfg;
   const GgufFile& f = b->file;
   const std::string why = path + ": modu tune cannot train on this model yet: ";
-  if (c.n_expert > 0) return unimplemented(why + "it is a mixture of experts");
   const int64_t E = c.n_embd, Q = c.n_head * c.head_dim, KV = c.n_head_kv * c.head_dim;
   MODU_ASSIGN_OR_RETURN(b->tok_embd, read_mat(f, "token_embd.weight", E, c.n_vocab, true));
   MODU_ASSIGN_OR_RETURN(b->output, read_mat(f, "output.weight", E, c.n_vocab, false));
@@ -138,9 +151,23 @@ Result<std::unique_ptr<LoraBase>> load_lora_base(const std::string& path, int64_
       MODU_ASSIGN_OR_RETURN(L.v, read_mat(f, p + "attn_v.weight", E, KV, true));
     }
     MODU_ASSIGN_OR_RETURN(L.o, read_mat(f, p + "attn_output.weight", Q, E, true));
-    MODU_ASSIGN_OR_RETURN(L.gate, read_mat(f, p + "ffn_gate.weight", E, c.n_ff, false));
-    MODU_ASSIGN_OR_RETURN(L.up, read_mat(f, p + "ffn_up.weight", E, L.gate ? c.n_ff : 2 * c.n_ff, true));
-    MODU_ASSIGN_OR_RETURN(L.down, read_mat(f, p + "ffn_down.weight", c.n_ff, E, true));
+    if (c.n_expert > 0) {
+      const int64_t ne = c.n_expert, fe = c.n_ff_exp;
+      MODU_ASSIGN_OR_RETURN(L.router, read_mat(f, p + "ffn_gate_inp.weight", E, ne, true));
+      MODU_ASSIGN_OR_RETURN(L.gate_exps, read_stack(f, p + "ffn_gate_exps.weight", E, fe, ne));
+      MODU_ASSIGN_OR_RETURN(L.up_exps, read_stack(f, p + "ffn_up_exps.weight", E, fe, ne));
+      MODU_ASSIGN_OR_RETURN(L.down_exps, read_stack(f, p + "ffn_down_exps.weight", fe, E, ne));
+      MODU_ASSIGN_OR_RETURN(L.sh_gate, read_vec(f, p + "ffn_gate_inp_shexp.weight", E, false));
+      MODU_ASSIGN_OR_RETURN(L.gate_sh, read_mat(f, p + "ffn_gate_shexp.weight", E, c.n_ff_shexp, false));
+      if (L.gate_sh) {
+        MODU_ASSIGN_OR_RETURN(L.up_sh, read_mat(f, p + "ffn_up_shexp.weight", E, c.n_ff_shexp, true));
+        MODU_ASSIGN_OR_RETURN(L.down_sh, read_mat(f, p + "ffn_down_shexp.weight", c.n_ff_shexp, E, true));
+      }
+    } else {
+      MODU_ASSIGN_OR_RETURN(L.gate, read_mat(f, p + "ffn_gate.weight", E, c.n_ff, false));
+      MODU_ASSIGN_OR_RETURN(L.up, read_mat(f, p + "ffn_up.weight", E, L.gate ? c.n_ff : 2 * c.n_ff, true));
+      MODU_ASSIGN_OR_RETURN(L.down, read_mat(f, p + "ffn_down.weight", c.n_ff, E, true));
+    }
     MODU_ASSIGN_OR_RETURN(L.attn_norm, read_vec(f, p + "attn_norm.weight", E, c.arch.pre_norms));
     MODU_ASSIGN_OR_RETURN(L.ffn_norm, read_vec(f, p + "ffn_norm.weight", E, c.arch.pre_norms));
     MODU_ASSIGN_OR_RETURN(L.post_attn_norm, read_vec(f, p + "post_attention_norm.weight", E, c.arch.post_norms));
@@ -203,107 +230,6 @@ Result<LoraSet> make_lora_set(const LoraBase& base, const std::vector<std::strin
 
 namespace {
 
-// One base product y = x W^T (+ s (x A^T) B^T with an adapter) and its backward, W dequantized in
-// row blocks as it goes.
-template <class T>
-struct Linear {
-  const LoraSet& s;
-  const T* lora;
-  T* grad;
-  ThreadPool& pool;
-  std::unordered_map<std::string, const LoraSlot*> slot_of;
-  std::vector<T> blk, blkt, at, bt, tmp;
-  std::vector<float> row;
-
-  Linear(const LoraSet& set, const T* l, T* g, ThreadPool& p) : s(set), lora(l), grad(g), pool(p) {
-    for (const LoraSlot& sl : s.slots) slot_of[sl.name] = &sl;
-  }
-  const LoraSlot* slot(const FrozenMatrix& m) const {
-    auto it = slot_of.find(m.name);
-    return it == slot_of.end() ? nullptr : it->second;
-  }
-  int64_t block_rows(const FrozenMatrix& m) const {
-    return std::max<int64_t>(16, std::min<int64_t>(m.rows, (2 << 20) / (int64_t)sizeof(T) / std::max<int64_t>(1, m.cols)));
-  }
-  // Rows [r0, r0 + n) of W as T, [n, cols].
-  void dequant(const FrozenMatrix& m, int64_t r0, int64_t n, T* dst) {
-    const size_t rb = dtype_row_bytes(m.t->dtype, m.cols);
-    const auto* tr = dtype_traits(m.t->dtype);
-    pool.parallel_for(n, [&](int64_t a, int64_t e) {
-      std::vector<float> tmpf;
-      for (int64_t r = a; r < e; ++r) {
-        const uint8_t* src = m.t->data + (size_t)(r0 + r) * rb;
-        if constexpr (std::is_same_v<T, float>) {
-          tr->dequantize(src, dst + r * m.cols, m.cols);
-        } else {
-          tmpf.resize((size_t)m.cols);
-          tr->dequantize(src, tmpf.data(), m.cols);
-          for (int64_t c = 0; c < m.cols; ++c) dst[r * m.cols + c] = (T)tmpf[c];
-        }
-      }
-    });
-  }
-  // y [N, rows] = x [N, cols] W^T (+ adapter); u [N, r] keeps x A^T for the backward.
-  void fwd(const FrozenMatrix& m, const T* x, int64_t N, T* y, std::vector<T>* u) {
-    const int64_t Rb = block_rows(m);
-    for (int64_t r0 = 0; r0 < m.rows; r0 += Rb) {
-      const int64_t n = std::min(Rb, m.rows - r0);
-      blk.resize((size_t)(n * m.cols));
-      blkt.resize(blk.size());
-      dequant(m, r0, n, blk.data());
-      transpose(blk.data(), n, m.cols, blkt.data());
-      gemm(N, n, m.cols, x, m.cols, blkt.data(), n, y + r0, m.rows, false, pool);
-    }
-    const LoraSlot* sl = slot(m);
-    if (!sl) return;
-    const int64_t r = s.rank;
-    const T* A = lora + sl->a_offset;  // [r, cols]
-    const T* B = lora + sl->b_offset;  // [rows, r]
-    at.resize((size_t)(m.cols * r));
-    transpose(A, r, m.cols, at.data());
-    u->resize((size_t)(N * r));
-    gemm(N, r, m.cols, x, m.cols, at.data(), r, u->data(), r, false, pool);
-    tmp.assign(u->begin(), u->end());
-    const T sc = (T)s.scale();
-    for (T& v : tmp) v *= sc;
-    bt.resize((size_t)(r * m.rows));
-    transpose(B, m.rows, r, bt.data());
-    gemm(N, m.rows, r, tmp.data(), r, bt.data(), m.rows, y, m.rows, true, pool);
-  }
-  // dx [N, cols] (+)= dy W (+ adapter); the adapter's gradients accumulate into grad.
-  void bwd(const FrozenMatrix& m, const T* x, const T* dy, int64_t N, const std::vector<T>* u, T* dx, bool accumulate) {
-    const int64_t Rb = block_rows(m);
-    for (int64_t r0 = 0; r0 < m.rows; r0 += Rb) {
-      const int64_t n = std::min(Rb, m.rows - r0);
-      blk.resize((size_t)(n * m.cols));
-      dequant(m, r0, n, blk.data());
-      gemm(N, m.cols, n, dy + r0, m.rows, blk.data(), m.cols, dx, m.cols, accumulate || r0 > 0, pool);
-    }
-    const LoraSlot* sl = slot(m);
-    if (!sl || !grad) return;
-    const int64_t r = s.rank;
-    const T sc = (T)s.scale();
-    const T* A = lora + sl->a_offset;
-    const T* B = lora + sl->b_offset;
-    T* dA = grad + sl->a_offset;
-    T* dB = grad + sl->b_offset;
-    // dB [rows, r] += s dy^T u
-    tmp.resize((size_t)(m.rows * N));
-    transpose(dy, N, m.rows, tmp.data());
-    std::vector<T> us(u->begin(), u->end());
-    for (T& v : us) v *= sc;
-    gemm(m.rows, r, N, tmp.data(), N, us.data(), r, dB, r, true, pool);
-    // du [N, r] = s dy B ; dA [r, cols] += du^T x ; dx += du A
-    std::vector<T> du((size_t)(N * r));
-    gemm(N, r, m.rows, dy, m.rows, B, r, du.data(), r, false, pool);
-    for (T& v : du) v *= sc;
-    tmp.resize((size_t)(r * N));
-    transpose(du.data(), N, r, tmp.data());
-    gemm(r, m.cols, N, tmp.data(), N, x, m.cols, dA, m.cols, true, pool);
-    gemm(N, m.cols, r, du.data(), r, A, m.cols, dx, m.cols, true, pool);
-  }
-};
-
 template <class T>
 std::vector<T> as_t(const std::vector<float>& v) {
   return std::vector<T>(v.begin(), v.end());
@@ -336,6 +262,7 @@ template <class T>
 struct Acts {
   std::vector<T> x_in, h1, r1, qkv_raw, q_pre, k_pre, qr, kr, q, k, v, p, capped, att, u_q, u_k, u_v, u_qkv, u_o;
   std::vector<T> o_raw, ro, x_mid, h2, r2, gu, g, u, a, u_gate, u_up, u_down, d_raw, rd;
+  detail::MoeActs<T> moe;
 };
 
 }  // namespace
@@ -350,7 +277,7 @@ double lora_loss_grad(const LoraBase& b, const LoraSet& s, const T* lora, T* gra
   const bool neox = c.arch.rope_type == RopeType::kNeox;
   const bool gelu = c.arch.ffn_act == FfnAct::kGeluTanh;
   const T rs = (T)c.residual_scale;
-  Linear<T> lin(s, lora, grad, pool);
+  detail::Linear<T> lin(s, lora, grad, pool);
   if (grad) std::fill(grad, grad + s.total, (T)0);
   const ops::AttnShape as{n_seq, len, c.n_head, c.n_head_kv, hd};
 
@@ -417,22 +344,26 @@ double lora_loss_grad(const LoraBase& b, const LoraSet& s, const T* lora, T* gra
     // Feed-forward.
     A.h2 = x;
     if (!L.ffn_norm.empty()) norm_fwd(x.data(), as_t<T>(L.ffn_norm), N, E, eps, A.h2.data(), A.r2, pool);
-    A.g.resize((size_t)(N * F));
-    A.u.resize((size_t)(N * F));
-    if (!L.gate) {  // [gate; up] in ffn_up
-      A.gu.resize((size_t)(N * 2 * F));
-      lin.fwd(L.up, A.h2.data(), N, A.gu.data(), &A.u_up);
-      take_cols(A.gu.data(), N, 2 * F, 0, F, A.g.data());
-      take_cols(A.gu.data(), N, 2 * F, F, F, A.u.data());
-    } else {
-      lin.fwd(L.gate, A.h2.data(), N, A.g.data(), &A.u_gate);
-      lin.fwd(L.up, A.h2.data(), N, A.u.data(), &A.u_up);
-    }
-    A.a.resize((size_t)(N * F));
-    if (gelu) ops::geglu_fwd(A.g.data(), A.u.data(), N * F, A.a.data(), pool);
-    else ops::swiglu_fwd(A.g.data(), A.u.data(), N * F, A.a.data(), pool);
     A.d_raw.resize((size_t)(N * E));
-    lin.fwd(L.down, A.a.data(), N, A.d_raw.data(), &A.u_down);
+    if (c.n_expert > 0) {
+      detail::moe_fwd(b, L, lin, A.h2.data(), N, A.d_raw.data(), &A.moe, pool);
+    } else {
+      A.g.resize((size_t)(N * F));
+      A.u.resize((size_t)(N * F));
+      if (!L.gate) {  // [gate; up] in ffn_up
+        A.gu.resize((size_t)(N * 2 * F));
+        lin.fwd(L.up, A.h2.data(), N, A.gu.data(), &A.u_up);
+        take_cols(A.gu.data(), N, 2 * F, 0, F, A.g.data());
+        take_cols(A.gu.data(), N, 2 * F, F, F, A.u.data());
+      } else {
+        lin.fwd(L.gate, A.h2.data(), N, A.g.data(), &A.u_gate);
+        lin.fwd(L.up, A.h2.data(), N, A.u.data(), &A.u_up);
+      }
+      A.a.resize((size_t)(N * F));
+      if (gelu) ops::geglu_fwd(A.g.data(), A.u.data(), N * F, A.a.data(), pool);
+      else ops::swiglu_fwd(A.g.data(), A.u.data(), N * F, A.a.data(), pool);
+      lin.fwd(L.down, A.a.data(), N, A.d_raw.data(), &A.u_down);
+    }
     std::vector<T> dn = A.d_raw;
     if (!L.post_ffn_norm.empty()) norm_fwd(A.d_raw.data(), as_t<T>(L.post_ffn_norm), N, E, eps, dn.data(), A.rd, pool);
     for (size_t i = 0; i < x.size(); ++i) x[i] += rs * dn[i];
@@ -478,21 +409,25 @@ double lora_loss_grad(const LoraBase& b, const LoraSet& s, const T* lora, T* gra
       norm_bwd(A.d_raw.data(), as_t<T>(L.post_ffn_norm), A.rd, dtmp.data(), N, E, d2.data(), false, pool);
       dtmp.swap(d2);
     }
-    da.resize((size_t)(N * F));
-    lin.bwd(L.down, A.a.data(), dtmp.data(), N, &A.u_down, da.data(), false);
-    dg.resize(da.size());
-    du.resize(da.size());
-    if (gelu) ops::geglu_bwd(A.g.data(), A.u.data(), da.data(), N * F, dg.data(), du.data(), pool);
-    else ops::swiglu_bwd(A.g.data(), A.u.data(), da.data(), N * F, dg.data(), du.data(), pool);
     dh.resize((size_t)(N * E));
-    if (!L.gate) {
-      dgu.resize((size_t)(N * 2 * F));
-      put_cols(dg.data(), N, 2 * F, 0, F, dgu.data());
-      put_cols(du.data(), N, 2 * F, F, F, dgu.data());
-      lin.bwd(L.up, A.h2.data(), dgu.data(), N, &A.u_up, dh.data(), false);
+    if (c.n_expert > 0) {
+      detail::moe_bwd(b, L, lin, A.h2.data(), dtmp.data(), N, A.moe, dh.data(), pool);
     } else {
-      lin.bwd(L.gate, A.h2.data(), dg.data(), N, &A.u_gate, dh.data(), false);
-      lin.bwd(L.up, A.h2.data(), du.data(), N, &A.u_up, dh.data(), true);
+      da.resize((size_t)(N * F));
+      lin.bwd(L.down, A.a.data(), dtmp.data(), N, &A.u_down, da.data(), false);
+      dg.resize(da.size());
+      du.resize(da.size());
+      if (gelu) ops::geglu_bwd(A.g.data(), A.u.data(), da.data(), N * F, dg.data(), du.data(), pool);
+      else ops::swiglu_bwd(A.g.data(), A.u.data(), da.data(), N * F, dg.data(), du.data(), pool);
+      if (!L.gate) {
+        dgu.resize((size_t)(N * 2 * F));
+        put_cols(dg.data(), N, 2 * F, 0, F, dgu.data());
+        put_cols(du.data(), N, 2 * F, F, F, dgu.data());
+        lin.bwd(L.up, A.h2.data(), dgu.data(), N, &A.u_up, dh.data(), false);
+      } else {
+        lin.bwd(L.gate, A.h2.data(), dg.data(), N, &A.u_gate, dh.data(), false);
+        lin.bwd(L.up, A.h2.data(), du.data(), N, &A.u_up, dh.data(), true);
+      }
     }
     if (!L.ffn_norm.empty()) norm_bwd(A.x_mid.data(), as_t<T>(L.ffn_norm), A.r2, dh.data(), N, E, dx.data(), true, pool);
     else

@@ -1,4 +1,4 @@
-// LoRA training on any dense decoder modu runs: the base is read from its GGUF file as stored
+// LoRA training on any decoder modu runs (dense or mixture of experts): the base is read from its GGUF file as stored
 // (F32/F16/BF16 or quantized) and stays frozen in that form; each product with a base matrix
 // dequantizes it block by block as it goes, so a quantized base stays quantized in memory
 // (QLoRA-style). The forward covers the shared decoder's options: pre/post RMS norms, Q/K/V
@@ -26,6 +26,7 @@ struct FrozenMatrix {
   std::string name;  // GGUF tensor name
   const GgufTensor* t = nullptr;
   int64_t rows = 0, cols = 0;
+  int64_t row0 = 0;  // first row in the tensor (one expert's slice of a stacked 3-D tensor)
   explicit operator bool() const { return t != nullptr; }
 };
 
@@ -34,6 +35,11 @@ struct FrozenLayer {
   // [gate; up] when there is no ffn_gate (Phi-3).
   FrozenMatrix q, k, v, qkv, o, gate, up, down;
   std::vector<float> attn_norm, ffn_norm, post_attn_norm, post_ffn_norm, q_norm, k_norm, bq, bk, bv;
+  // Mixture of experts (the model's n_expert > 0) instead of gate / up / down: the router
+  // [n_expert, E], the experts' matrices stacked ([n_expert * n_ff_exp, E] for gate and up,
+  // [n_expert * E, n_ff_exp] for down), and an optional shared expert with its sigmoid gate.
+  FrozenMatrix router, gate_exps, up_exps, down_exps, gate_sh, up_sh, down_sh;
+  std::vector<float> sh_gate;
   bool swa = false;   // a sliding-window layer
   bool rope = true;   // applies rotary embedding
 };
@@ -56,8 +62,8 @@ struct LoraBase {
 
 // Opens a model for tuning sequences of `ctx` tokens (LongRoPE models take their long factors when
 // ctx exceeds the original context, as the engine does for its cache size). M-RoPE models train
-// on text, whose three positions are equal. Refused with the reason: mixtures of experts,
-// missing tensors.
+// on text, whose three positions are equal. Mixtures of experts train their attention (and dense)
+// matrices; experts and routers stay frozen. Missing tensors are an error naming them.
 Result<std::unique_ptr<LoraBase>> load_lora_base(const std::string& path, int64_t ctx = 0);
 
 // The adapter's parameters: for each target matrix W [rows, cols] A [rank, cols] at a_offset and

@@ -1,4 +1,4 @@
-// LoRA fine-tuning (`modu tune`) of any dense model modu runs (lora_model.h): the base stays frozen
+// LoRA fine-tuning (`modu tune`) of any text model modu runs (lora_model.h): the base stays frozen
 // in its file's dtypes (a quantized base stays quantized: QLoRA), each target matrix gets W +
 // (alpha / r) B A, and only A and B are trained, with the same AdamW, schedule, checkpoints and
 // loss log as pretraining. Exported as a llama.cpp adapter GGUF.
