@@ -1,5 +1,5 @@
-// LoRA training on any decoder modu runs (dense or mixture of experts): the base is read from its GGUF file as stored
-// (F32/F16/BF16 or quantized) and stays frozen in that form; each product with a base matrix
+// LoRA training on any text decoder modu runs (dense or mixture of experts): the base is read
+// from its GGUF file as stored (F32/F16/BF16 or quantized) and stays frozen in that form; each product with a base matrix
 // dequantizes it block by block as it goes, so a quantized base stays quantized in memory
 // (QLoRA-style). The forward covers the shared decoder's options: pre/post RMS norms, Q/K/V
 // biases, per-head Q/K norms, rotary embedding of either pairing with linear / llama3 scaling or
