@@ -25,6 +25,7 @@ struct ChatArgs {
   float temp = 0.7f, top_p = 0.95f, min_p = 0.05f, repeat_penalty = 1.0f;
   int top_k = 40, threads = 0;
   int64_t ctx = 0;
+  SpecArgs spec;
   uint64_t seed = 0xC0FFEE;
   NoticeArgs notice;
   std::vector<std::string> lora;
@@ -66,6 +67,10 @@ int chat(const ChatArgs& a) {
   const int64_t ctx = a.ctx > 0 ? a.ctx : std::min<int64_t>(model.config().n_ctx_train, 4096);
   ThreadPool pool(a.threads);
   KvCache kv(model.config(), 1, ctx, KvType::kF16);
+  LoadedModel draft_model;
+  auto made = make_drafter(a.spec, tok, pool, ctx, &draft_model);
+  if (!made.ok()) return fail(made.status());
+  std::unique_ptr<Drafter> drafter = std::move(made).value();
   std::vector<int32_t> cached;  // tokens whose K/V are in the cache, in order
   // Images: /image encodes one; it goes into the next message, before its text. Every image of the
   // conversation stays (in marker order) so each turn's prompt is rebuilt whole and its prefix reused.
@@ -163,6 +168,8 @@ int chat(const ChatArgs& a) {
     opts.sampling.min_p = a.min_p;
     opts.sampling.repeat_penalty = a.repeat_penalty;
     opts.sampling.seed = a.seed + in.messages.size();
+    opts.drafter = drafter.get();
+    opts.draft_max = a.spec.draft_max;
     if (!mark.empty()) std::fwrite(mark.data(), 1, mark.size(), stdout);
     auto res = generate(model, tok, kv, pool, ids, opts, [](std::string_view s) {
       std::fwrite(s.data(), 1, s.size(), stdout);
@@ -200,6 +207,7 @@ void add_chat_command(CLI::App& app, int& rc) {
   c->add_option("-s,--seed", a->seed, "Random seed")->capture_default_str();
   c->add_option("-t,--threads", a->threads, "Threads (0: all cores)");
   c->add_option("-c,--ctx", a->ctx, "Context size (0: the model's, at most 4096)");
+  add_spec_options(c, &a->spec);
   add_notice_options(c, &a->notice);
   c->callback([a, &rc] { rc = chat(*a); });
 }

@@ -45,6 +45,7 @@ struct RunArgs {
   std::string mmproj;                // vision projector GGUF
   std::vector<std::string> images;   // image files, in prompt order
   int64_t max_image_pixels = vision::DecodeLimits{}.max_pixels;
+  SpecArgs spec;
 };
 
 int run(const RunArgs& a) {
@@ -128,6 +129,11 @@ int run(const RunArgs& a) {
     if (!c.ok()) return fail(c.status().with_context(a.json_schema));
     opts.json = std::make_shared<const JsonConstraint>(std::move(c).value());
   }
+  LoadedModel draft_model;
+  auto drafter = make_drafter(a.spec, tok, pool, ctx, &draft_model);
+  if (!drafter.ok()) return fail(drafter.status());
+  opts.drafter = drafter->get();
+  opts.draft_max = a.spec.draft_max;
   print_ai_notice(a.notice, a.model);
   if (const std::string mark = label_prefix(a.notice); !mark.empty()) std::fwrite(mark.data(), 1, mark.size(), stdout);
   auto res = generate(model, tok, kv, pool, ids, opts, [](std::string_view s) {
@@ -137,9 +143,10 @@ int run(const RunArgs& a) {
   });
   if (!res.ok()) return fail(res.status());
   const auto& r = *res;
-  std::fprintf(stderr, "\nmodu: prompt %d tokens in %.2f s (%.1f tok/s), generated %zu tokens in %.2f s (%.1f tok/s), stop: %s\n",
+  std::fprintf(stderr, "\nmodu: prompt %d tokens in %.2f s (%.1f tok/s), generated %zu tokens in %.2f s (%.1f tok/s)%s, stop: %s\n",
                r.n_prompt, r.prefill_seconds, r.n_prompt / std::max(1e-9, r.prefill_seconds), r.tokens.size(),
-               r.decode_seconds, r.tokens.size() / std::max(1e-9, r.decode_seconds), stop_reason_name(r.reason));
+               r.decode_seconds, r.tokens.size() / std::max(1e-9, r.decode_seconds), spec_summary(r.drafted, r.accepted).c_str(),
+               stop_reason_name(r.reason));
   return 0;
 }
 
@@ -182,6 +189,7 @@ void add_run_command(CLI::App& app, int& rc) {
   c->add_flag("--no-parse-special", args->no_parse_special, "Treat special-token text in the prompt as plain text");
   c->add_flag("--kv-f32", args->kv_f32, "Keep the KV cache in F32 instead of F16");
   c->add_flag("-v,--verbose", args->verbose, "More information on stderr");
+  add_spec_options(c, &args->spec);
   add_notice_options(c, &args->notice);
   c->callback([args, &rc] { rc = run(*args); });
 }

@@ -159,3 +159,34 @@ Result<CliImages> load_cli_images(const std::string& mmproj, const std::string& 
 }
 
 }  // namespace modu::cli
+
+namespace modu::cli {
+
+void add_spec_options(CLI::App* c, SpecArgs* s) {
+  c->add_flag("--lookup", s->lookup,
+              "Speculative decoding with prompt-lookup drafts: text that repeats earlier text is verified several tokens "
+              "per pass (same output)");
+  c->add_option("--draft", s->draft, "Speculative decoding with this draft model (same tokenizer; same output)")
+      ->check(CLI::ExistingPath);
+  c->add_option("--draft-max", s->draft_max, "Most draft tokens verified per pass")->capture_default_str()->check(CLI::Range(1, 64));
+}
+
+Result<std::unique_ptr<Drafter>> make_drafter(const SpecArgs& s, const Tokenizer& target, ThreadPool& pool, int64_t n_ctx,
+                                              LoadedModel* keep) {
+  if (!s.draft.empty() && s.lookup) return invalid_argument("--draft and --lookup are alternatives: give one");
+  if (s.lookup) return std::unique_ptr<Drafter>(std::make_unique<NgramDrafter>());
+  if (s.draft.empty()) return std::unique_ptr<Drafter>();
+  MODU_ASSIGN_OR_RETURN(*keep, load_model(s.draft, true));
+  MODU_RETURN_IF_ERROR(check_draft_tokenizer(target, *keep->tokenizer).with_context("--draft " + s.draft));
+  return std::unique_ptr<Drafter>(std::make_unique<ModelDrafter>(*keep->model, pool, n_ctx));
+}
+
+std::string spec_summary(int64_t drafted, int64_t accepted) {
+  if (drafted <= 0) return "";
+  char b[96];
+  std::snprintf(b, sizeof b, ", drafts %lld, accepted %lld (%.0f %%)", (long long)drafted, (long long)accepted,
+                100.0 * (double)accepted / (double)drafted);
+  return b;
+}
+
+}  // namespace modu::cli

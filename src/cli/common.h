@@ -9,6 +9,7 @@
 #include "modu/core/status.h"
 #include "modu/models/model.h"
 #include "modu/models/quant_mix.h"
+#include "modu/runtime/speculative.h"
 #include "modu/tokenizer/tokenizer.h"
 #include "modu/vision/vision_model.h"
 
@@ -97,5 +98,19 @@ void add_convert_command(CLI::App& app, int& rc);
 // Resident set size of this process in bytes (from /proc/self/statm), 0 if unknown.
 size_t current_rss_bytes();
 size_t peak_rss_bytes();
+
+// Speculative decoding options shared by run and chat: --lookup (prompt-lookup drafts), --draft M
+// (a draft model with the same tokenizer) and --draft-max N.
+struct SpecArgs {
+  bool lookup = false;
+  std::string draft;
+  int draft_max = 8;
+};
+void add_spec_options(CLI::App* c, SpecArgs* s);
+// The drafter the options ask for (null: none). `keep` holds a draft model for the drafter's life.
+Result<std::unique_ptr<Drafter>> make_drafter(const SpecArgs& s, const Tokenizer& target, ThreadPool& pool, int64_t n_ctx,
+                                              LoadedModel* keep);
+// "drafted N, accepted M (P %)" for the closing line, or "" without drafts.
+std::string spec_summary(int64_t drafted, int64_t accepted);
 
 }  // namespace modu::cli

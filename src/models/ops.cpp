@@ -9,6 +9,7 @@
 #include "modu/core/fp16.h"
 #include "modu/kernels/dispatch.h"
 #include "modu/kernels/gemm.h"
+#include "modu/models/model.h"
 
 namespace modu::ops {
 
@@ -101,6 +102,8 @@ void matmul_float(const Weight& w, const float* x, int64_t n, float* y, ThreadPo
 // every token of a prefill batch streams past it.
 constexpr int64_t kRowBlock = 16;
 
+thread_local bool t_decode_kernels = false;
+
 // MODU_GEMV=0 forces the per-row vec_dot loop (A/B comparisons of the decode kernels).
 bool rows_kernels_enabled() {
   static const bool on = [] {
@@ -181,12 +184,12 @@ void matmul_base(const Weight& w, const float* x, int64_t n, float* y, ThreadPoo
   const DType act_type = tr->vec_dot_type;
   VecDotFn dot = kt.vec_dot[(int)w.dtype];
   MODU_CHECK_MSG(dot != nullptr, std::string("no vec_dot for weight dtype ") + tr->name);
-  if (GemmPackFn pack = kt.gemm_pack[(int)w.dtype]; pack && kt.gemm && n >= kGemmMinTokens) {
+  const bool gemm_ok = n >= kGemmMinTokens && !DecodeKernelsScope::active();
+  if (GemmPackFn pack = kt.gemm_pack[(int)w.dtype]; pack && kt.gemm && gemm_ok) {
     matmul_gemm(w, x, n, y, pool, pack);
     return;
   }
-  if ((w.dtype == DType::F32 || w.dtype == DType::F16 || w.dtype == DType::BF16) && kt.gemm_f32 &&
-      n >= kGemmMinTokens) {
+  if ((w.dtype == DType::F32 || w.dtype == DType::F16 || w.dtype == DType::BF16) && kt.gemm_f32 && gemm_ok) {
     matmul_float(w, x, n, y, pool);
     return;
   }
@@ -460,3 +463,11 @@ void swiglu(float* gate, const float* up, int64_t n, ThreadPool& pool) {
 }
 
 }  // namespace modu::ops
+
+namespace modu {
+
+DecodeKernelsScope::DecodeKernelsScope() : prev_(ops::t_decode_kernels) { ops::t_decode_kernels = true; }
+DecodeKernelsScope::~DecodeKernelsScope() { ops::t_decode_kernels = prev_; }
+bool DecodeKernelsScope::active() { return ops::t_decode_kernels; }
+
+}  // namespace modu

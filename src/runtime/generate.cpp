@@ -1,5 +1,8 @@
-// The generation loop (prefill in batches, then one token per forward pass) and stop-string matching.
+// The generation loop (prefill in batches, then one token per forward pass, or a token and its
+// drafts when decoding speculatively) and stop-string matching.
 #include "modu/runtime/generate.h"
+
+#include "modu/runtime/speculative.h"
 
 #include <chrono>
 #include <optional>
@@ -128,27 +131,83 @@ Result<GenerateResult> generate(const Model& model, const Tokenizer& tok, KvCach
     json = *opts.json;
     pieces = std::make_unique<TokenPieces>(tok, opts.render_special);
   }
-  bool done = false;
-  for (int n = 0; !done; ++n) {
+  Drafter* drafter = json ? nullptr : opts.drafter;
+  std::vector<int32_t> history;  // what the drafter sees: the prompt and the output so far
+  if (drafter) history = prompt;
+  const bool greedy = opts.sampling.temperature <= 0.0f;
+  const int64_t n_vocab = cfg.n_vocab;
+  // Takes one token into the output; false when generation ends with it (res.reason set).
+  auto take = [&](int32_t t) -> bool {
+    sampler.accept(t);
+    if (tok.is_eog(t) && (!opts.ignore_eos || json)) { res.reason = StopReason::kEog; return false; }
+    if (json) json->accept(pieces->piece(t));
+    res.tokens.push_back(t);
+    if (drafter) history.push_back(t);
+    bool stopped = false;
+    if (!emit(stops.push(detok.push(t), &stopped))) { res.reason = StopReason::kCancelled; return false; }
+    if (stopped) { res.reason = StopReason::kStopString; return false; }
+    if (json && json->done()) { res.reason = StopReason::kEog; return false; }  // the value is complete
+    return true;
+  };
+  int32_t forced = -1;  // the next token, already drawn (the replacement of a rejected draft)
+  std::vector<BatchToken> batch;
+  for (int n = 0;;) {
     if (opts.n_predict >= 0 && n >= opts.n_predict) { res.reason = StopReason::kLength; break; }
     if (pos >= kv.n_ctx()) { res.reason = StopReason::kContextFull; break; }
-    const int32_t next = json ? sample_json(sampler, *json, *pieces, logits.data(), (int32_t)cfg.n_vocab, scratch)
-                              : sampler.sample(logits.data());
+    const int32_t next = forced >= 0 ? forced
+                         : json      ? sample_json(sampler, *json, *pieces, logits.data(), (int32_t)cfg.n_vocab, scratch)
+                                     : sampler.sample(logits.data());
+    forced = -1;
     if (next < 0) return invalid_argument("generate: no token can continue the JSON the schema requires");
-    sampler.accept(next);
-    if (tok.is_eog(next) && (!opts.ignore_eos || json)) { res.reason = StopReason::kEog; break; }
-    if (json) json->accept(pieces->piece(next));
-    res.tokens.push_back(next);
-    bool stopped = false;
-    if (!emit(stops.push(detok.push(next), &stopped))) { res.reason = StopReason::kCancelled; done = true; break; }
-    if (stopped) { res.reason = StopReason::kStopString; break; }
-    if (json && json->done()) { res.reason = StopReason::kEog; break; }  // the value is complete
-    if ((opts.n_predict >= 0 && n + 1 >= opts.n_predict) || pos + 1 > kv.n_ctx()) continue;  // no need to decode
-    BatchToken bt{next, pos, opts.seq, true};
-    place_in_spans(bt, opts.embd, n_embd);  // M-RoPE: generated text continues after the images' positions
-    MODU_RETURN_IF_ERROR(model.forward({bt}, kv, pool, logits));
+    if (!take(next)) break;
+    ++n;
+    if ((opts.n_predict >= 0 && n >= opts.n_predict) || pos + 1 > kv.n_ctx()) continue;  // no need to decode
+    std::vector<int32_t> drafts;
+    if (drafter) {
+      int64_t room = std::min<int64_t>(opts.draft_max, kv.n_ctx() - pos - 1);
+      if (opts.n_predict >= 0) room = std::min<int64_t>(room, opts.n_predict - n);
+      if (room > 0) {
+        MODU_ASSIGN_OR_RETURN(drafts, drafter->propose(history, (int)room));
+      }
+    }
+    batch.clear();
+    batch.push_back({next, pos, opts.seq, true});
+    for (size_t i = 0; i < drafts.size(); ++i) batch.push_back({drafts[i], pos + 1 + (int64_t)i, opts.seq, true});
+    for (BatchToken& bt : batch) place_in_spans(bt, opts.embd, n_embd);  // M-RoPE: text continues after the images
+    {
+      DecodeKernelsScope exact;  // each token's logits exactly as one-token decoding computes them
+      MODU_RETURN_IF_ERROR(model.forward(batch, kv, pool, logits));
+    }
     ++pos;
+    if (drafts.empty()) continue;
+    // Verify: keep drafts while the target agrees; logits row j follows the j-th kept draft.
+    res.drafted += (int64_t)drafts.size();
+    size_t j = 0;
+    bool ended = false;
+    for (; j < drafts.size(); ++j) {
+      std::vector<std::pair<int32_t, double>> dist = sampler.distribution(logits.data() + j * n_vocab);
+      double p = 0;
+      for (const auto& [t, q] : dist)
+        if (t == drafts[j]) p = q;
+      const bool keep = greedy ? dist.front().first == drafts[j] : sampler.uniform01() < p;
+      if (!keep) {  // the replacement: the rest of the distribution (greedy: its argmax)
+        std::erase_if(dist, [&](const auto& e) { return e.first == drafts[j]; });
+        forced = greedy ? dist.front().first : sampler.draw(dist);
+        break;
+      }
+      ++res.accepted;
+      if (!take(drafts[j])) { ended = true; ++j; break; }
+      ++n;
+      ++pos;
+    }
+    if (ended) break;
+    if (j < drafts.size()) kv.truncate(opts.seq, pos);  // forget the rejected drafts
+    if (forced < 0) std::copy(logits.begin() + (long)(j * n_vocab), logits.begin() + (long)((j + 1) * n_vocab), logits.begin());
+    logits.resize((size_t)n_vocab);
   }
+  // The cache holds the prompt and the output but the last token (as without drafts).
+  if (drafter && kv.seq_len(opts.seq) > (int64_t)(prompt.size() + res.tokens.size()))
+    kv.truncate(opts.seq, (int64_t)(prompt.size() + res.tokens.size()));
   if (res.reason != StopReason::kStopString && res.reason != StopReason::kCancelled) {
     bool stopped = false;
     std::string tail = stops.push(detok.flush(), &stopped);

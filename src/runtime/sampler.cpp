@@ -76,13 +76,10 @@ void Sampler::adjust(const float* logits) {
   log_z_ = std::isfinite(mx) ? mx + std::log(z) : 0.0;
 }
 
-int32_t Sampler::sample(const float* logits) {
-  adjust(logits);
+// The candidates after top-k / top-p / min-p and their weights exp((a - max) / T); n = 0 when
+// everything is banned (then idx_[0] is the answer). Greedy is handled by the callers.
+size_t Sampler::candidates(std::vector<double>* w, double* wz) {
   const std::vector<float>& a = adjusted_;
-  // Greedy: first index of the maximum (deterministic tie-break).
-  if (p_.temperature <= 0.0f) {
-    return (int32_t)(std::max_element(a.begin(), a.end()) - a.begin());
-  }
   std::iota(idx_.begin(), idx_.end(), 0);
   auto by_logit = [&](int32_t x, int32_t y) { return a[x] > a[y] || (a[x] == a[y] && x < y); };
   size_t n = idx_.size();
@@ -94,7 +91,7 @@ int32_t Sampler::sample(const float* logits) {
   }
   // Probabilities of the remaining candidates (temperature 1, for top-p / min-p).
   const double mx = a[idx_[0]];
-  if (!std::isfinite(mx)) return idx_[0];  // everything banned: nothing better to do
+  if (!std::isfinite(mx)) return 0;  // everything banned: nothing better to do
   std::vector<double> pr(n);
   double z = 0;
   for (size_t i = 0; i < n; ++i) z += pr[i] = std::exp((double)a[idx_[i]] - mx);
@@ -111,16 +108,55 @@ int32_t Sampler::sample(const float* logits) {
     while (keep < n && pr[keep] >= thresh) ++keep;
     n = keep;
   }
-  // Temperature, then draw.
-  std::vector<double> w(n);
+  // Temperature.
+  w->resize(n);
+  *wz = 0;
+  for (size_t i = 0; i < n; ++i) *wz += (*w)[i] = std::exp(((double)a[idx_[i]] - mx) / p_.temperature);
+  return n;
+}
+
+int32_t Sampler::sample(const float* logits) {
+  adjust(logits);
+  const std::vector<float>& a = adjusted_;
+  // Greedy: first index of the maximum (deterministic tie-break).
+  if (p_.temperature <= 0.0f) {
+    return (int32_t)(std::max_element(a.begin(), a.end()) - a.begin());
+  }
+  std::vector<double> w;
   double wz = 0;
-  for (size_t i = 0; i < n; ++i) wz += w[i] = std::exp(((double)a[idx_[i]] - mx) / p_.temperature);
+  const size_t n = candidates(&w, &wz);
+  if (n == 0) return idx_[0];
   double r = uniform() * wz;
   for (size_t i = 0; i < n; ++i) {
     r -= w[i];
     if (r < 0) return idx_[i];
   }
   return idx_[n - 1];
+}
+
+std::vector<std::pair<int32_t, double>> Sampler::distribution(const float* logits) {
+  adjust(logits);
+  const std::vector<float>& a = adjusted_;
+  if (p_.temperature <= 0.0f) return {{(int32_t)(std::max_element(a.begin(), a.end()) - a.begin()), 1.0}};
+  std::vector<double> w;
+  double wz = 0;
+  const size_t n = candidates(&w, &wz);
+  if (n == 0) return {{idx_[0], 1.0}};
+  std::vector<std::pair<int32_t, double>> out(n);
+  for (size_t i = 0; i < n; ++i) out[i] = {idx_[i], w[i] / wz};
+  return out;
+}
+
+int32_t Sampler::draw(const std::vector<std::pair<int32_t, double>>& dist) {
+  double z = 0;
+  for (const auto& [t, p] : dist) z += p;
+  if (dist.empty()) return -1;
+  double r = uniform() * z;
+  for (const auto& [t, p] : dist) {
+    r -= p;
+    if (r < 0) return t;
+  }
+  return dist.back().first;
 }
 
 float Sampler::last_logprob(int32_t token) const {

@@ -152,6 +152,21 @@ struct EmbdSpan {
 // positions. Used for prompt and generated tokens alike.
 void place_in_spans(BatchToken& t, const std::vector<EmbdSpan>& spans, int64_t n_embd);
 
+// While alive, forward passes made on this thread multiply every batch with the decode kernels
+// (row dot products) instead of the prefill GEMM, so each token of a small batch gets exactly
+// the logits one-token decoding gives it (speculative decoding's verification relies on that).
+class DecodeKernelsScope {
+ public:
+  DecodeKernelsScope();
+  ~DecodeKernelsScope();
+  DecodeKernelsScope(const DecodeKernelsScope&) = delete;
+  DecodeKernelsScope& operator=(const DecodeKernelsScope&) = delete;
+  static bool active();
+
+ private:
+  bool prev_;
+};
+
 class Model {
  public:
   // Opens a GGUF file and maps its weights (no copy).

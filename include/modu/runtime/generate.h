@@ -17,6 +17,8 @@
 
 namespace modu {
 
+class Drafter;
+
 struct GenerateOptions {
   int n_predict = 128;             // maximum tokens to generate (< 0: until the context is full)
   SamplingParams sampling;
@@ -38,6 +40,11 @@ struct GenerateOptions {
   // Image embeddings spliced into the prompt (indices into `prompt`, whose ids there are
   // placeholders and may be negative). Each span is prefilled in one forward pass of its own.
   std::vector<EmbdSpan> embd;
+  // Speculative decoding (speculative.h): after each token the drafter proposes up to draft_max
+  // more, verified in one forward pass; greedy output is byte-identical to decoding without it,
+  // sampled output has the same distribution. Off under a JSON constraint.
+  Drafter* drafter = nullptr;
+  int draft_max = 8;
 };
 
 enum class StopReason { kEog, kStopString, kLength, kContextFull, kCancelled };
@@ -50,6 +57,7 @@ struct GenerateResult {
   int n_prompt = 0;
   double prefill_seconds = 0;
   double decode_seconds = 0;
+  int64_t drafted = 0, accepted = 0;  // speculative decoding: draft tokens proposed and kept
 };
 
 // Holds back text that might be the start of a stop string, so nothing past a stop is emitted.

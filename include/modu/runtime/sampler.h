@@ -44,6 +44,15 @@ class Sampler {
 
   // Chooses the next token from logits [n_vocab]. Does not record it (call accept()).
   int32_t sample(const float* logits);
+  // The distribution sample() draws from for these logits: (token, probability) pairs summing to
+  // 1, most likely first (greedy: the argmax alone). Records nothing. Speculative decoding
+  // accepts a draft token with its probability here and, on rejection, draws the next token
+  // from the rest (draw()), which keeps the output distribution exactly the sampler's.
+  std::vector<std::pair<int32_t, double>> distribution(const float* logits);
+  // Draws from (token, weight) pairs (weights need not sum to 1) with the seeded generator; -1 if empty.
+  int32_t draw(const std::vector<std::pair<int32_t, double>>& dist);
+  // A uniform number in [0, 1) from the seeded generator.
+  double uniform01() { return uniform(); }
   // Records a token (prompt or generated) for the repetition penalties.
   void accept(int32_t token);
   void reset();
@@ -56,6 +65,7 @@ class Sampler {
 
  private:
   void adjust(const float* logits);
+  size_t candidates(std::vector<double>* w, double* wz);
   double uniform();
 
   SamplingParams p_;
