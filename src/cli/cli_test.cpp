@@ -388,6 +388,25 @@ TEST_F(Cli, TuneAQuantizedQwen3Base) {
   EXPECT_NE(tuned.out, base.out);
 }
 
+// Speculative decoding from the command line: --lookup and --draft give the same greedy text as
+// plain decoding, say how many drafts were kept, and a draft model with another tokenizer is refused.
+TEST_F(Cli, SpeculativeRunGivesTheSameText) {
+  const std::string tiny = std::string(MODU_SOURCE_DIR) + "/models/modu-tiny.gguf";
+  const std::string run = "run -m " + tiny + " -p '데비안 패키지를 설치합니다. 데비안 패키지를 설치합니다. 데비안' -n 40 --temp 0 -t 1";
+  CmdResult base = modu(run);
+  ASSERT_EQ(base.rc, 0) << last_stderr();
+  CmdResult look = modu(run + " --lookup --draft-max 5");
+  ASSERT_EQ(look.rc, 0) << last_stderr();
+  EXPECT_EQ(look.out, base.out);
+  EXPECT_NE(last_stderr().find("accepted"), std::string::npos) << last_stderr();
+  CmdResult draft = modu(run + " --draft " + tiny);
+  ASSERT_EQ(draft.rc, 0) << last_stderr();
+  EXPECT_EQ(draft.out, base.out);
+  EXPECT_NE(last_stderr().find("(100 %)"), std::string::npos) << last_stderr();
+  EXPECT_NE(modu(run + " --draft " + model_).rc, 0);
+  EXPECT_NE(last_stderr().find("same tokenizer"), std::string::npos) << last_stderr();
+}
+
 TEST_F(Cli, SameSeedSameSampledText) {
   CmdResult a = modu("run -m " + model_ + " -p '안녕하세요' -n 10 --temp 1.0 --seed 5");
   CmdResult b = modu("run -m " + model_ + " -p '안녕하세요' -n 10 --temp 1.0 --seed 5");

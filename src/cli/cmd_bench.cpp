@@ -34,6 +34,7 @@ struct BenchArgs {
   bool roofline = false;
   std::string mmproj;  // --mmproj: image encoding instead of (or before) the text tests
   std::string image;   // --image: also a real image end to end (preprocessing, tiles, encoder runs)
+  std::vector<int> verify;  // --verify: speculative verification passes of these many tokens
 };
 
 // Machine limits for --roofline, measured with the selected ISA level's instructions.
@@ -327,6 +328,23 @@ int bench(const BenchArgs& a) {
     tg_util = wall > 0 ? busy / (wall * pool.size()) : 0;
     tg_serial = elapsed > 0 ? std::max(0.0, 1.0 - wall / elapsed) : 0;
   }
+  // Speculative decoding's verification: one pass over a token and its drafts with the decode
+  // kernels (what generate() runs), timed against one-token steps at the same depth.
+  std::vector<std::pair<int, Stats>> verify;
+  for (int nv : a.verify) {
+    if (nv < 1) continue;
+    std::vector<double> per;
+    for (int r = 0; r < std::max(2, a.reps) + 1; ++r) {
+      if (auto st = to_depth(); !st.ok()) return fail(st);
+      std::vector<BatchToken> batch;
+      for (int i = 0; i < nv; ++i) batch.push_back({rand_tok(), a.depth + i, 0, true});
+      DecodeKernelsScope exact;
+      auto t0 = clock::now();
+      if (auto st = m.forward(batch, kv, pool, logits); !st.ok()) return fail(st);
+      if (r > 0) per.push_back(std::chrono::duration<double>(clock::now() - t0).count());  // (the first warms up)
+    }
+    verify.push_back({nv, stats(per)});
+  }
   const Stats sp = stats(pp), sg = stats(tg);
   // Decode streams every weight once per token (the output matrix included; the embedding is
   // read one row per token).
@@ -402,6 +420,11 @@ int bench(const BenchArgs& a) {
       j["roofline"]["decode_fraction_of_read_around_median"] = paired_median;
     }
   }
+  if (!verify.empty()) {
+    j["verify"] = nlohmann::json::array();
+    for (const auto& [nv, st] : verify)
+      j["verify"].push_back({{"tokens", nv}, {"seconds", st.mean}, {"vs_decode_step", a.n_gen > 0 ? st.mean * sg.mean : 0.0}});
+  }
   if (a.json) {
     std::printf("%s\n", j.dump().c_str());
     return 0;
@@ -416,6 +439,9 @@ int bench(const BenchArgs& a) {
   const std::string at = a.depth > 0 ? " @ d" + std::to_string(a.depth) : "";
   if (a.n_prompt > 0) std::printf("| %-14s | %12.2f | %7.2f |\n", ("pp" + std::to_string(a.n_prompt) + at).c_str(), sp.mean, sp.stddev);
   if (a.n_gen > 0) std::printf("| %-14s | %12.2f | %7.2f |\n", ("tg" + std::to_string(a.n_gen) + at).c_str(), sg.mean, sg.stddev);
+  for (const auto& [nv, st] : verify)
+    std::printf("| %-14s | %12.2f | %7.2f |  one pass of %d tokens (decode kernels) = %.2f one-token steps\n",
+                ("verify" + std::to_string(nv) + at).c_str(), nv / st.mean, 0.0, nv, a.n_gen > 0 ? st.mean * sg.mean : 0.0);
   if (a.n_gen > 0)
     std::printf("decode streams %.2f GB/s of weights and %.2f GB/s of KV cache\n", sg.mean * stream_bytes / 1e9,
                 sg.mean * (tg_bytes - stream_bytes) / 1e9);
@@ -464,6 +490,9 @@ void add_bench_command(CLI::App& app, int& rc) {
                  "Context already in the KV cache when each test starts (prefill and decode attend to it)")
       ->capture_default_str();
   c->add_option("-t,--threads", a->threads, "Threads (0: all cores)")->capture_default_str();
+  c->add_option("--verify", a->verify,
+                 "Also time speculative verification: one pass over N tokens with the decode kernels (repeatable: "
+                 "--verify 2 --verify 5 --verify 9), against one-token decode steps");
   c->add_option("-r,--repetitions", a->reps, "Repetitions")->capture_default_str();
   c->add_flag("--json", a->json, "Print one JSON object");
   c->add_flag("--roofline", a->roofline,
