@@ -1,7 +1,8 @@
 // serve_load: load benchmark for `modu serve` over loopback. Starts the server (or uses --url),
 // runs 1, 4 and 16 concurrent streaming clients and prints aggregate tokens/s and TTFT p50/p99.
 //   node bench/serve/serve_load.mjs --modu build/release/src/cli/modu --model m.gguf [--parallel 16]
-//        [--tokens 64] [--requests 3] [--prompt-words 40] [--levels 1,4,16] [--url http://host:port]
+//        [--tokens 64] [--requests 3] [--prompt-words 40] [--levels 1,4,16] [--url http://host:port] [--json 1]
+// With --url it measures any OpenAI-compatible server (llama-server too: bench/compare uses it so).
 import { spawn } from 'node:child_process';
 
 const args = Object.fromEntries(
@@ -45,6 +46,7 @@ async function one(url, id) {
   if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${await r.text()}`);
   let ttft = null;
   let n = 0;
+  let chunks = 0;  // servers that send no usage: one token per text chunk
   const dec = new TextDecoder();
   let buf = '';
   for await (const chunk of r.body) {
@@ -56,10 +58,11 @@ async function one(url, id) {
       if (!line.startsWith('data: ') || line === 'data: [DONE]') continue;
       const ev = JSON.parse(line.slice(6));
       if (ttft === null && ev.choices?.length) ttft = performance.now() - t0;  // first token's event
+      if (ev.choices?.[0]?.text) ++chunks;
       if (ev.usage) n = ev.usage.completion_tokens;
     }
   }
-  return { ttft, tokens: n, seconds: (performance.now() - t0) / 1000 };
+  return { ttft, tokens: n || chunks, seconds: (performance.now() - t0) / 1000 };
 }
 
 const pct = (xs, p) => {
@@ -85,10 +88,11 @@ try {
     rows.push({ c, n: results.length, total, secs, tps: total / secs, p50: pct(ttfts, 50), p99: pct(ttfts, 99),
       per: results.reduce((a, r) => a + r.tokens / r.seconds, 0) / results.length });
   }
-  console.log(`\nserve_load: ${tokens} tokens per request, ${perClient} requests per client, prompt ~${promptWords} words`);
-  console.log('| clients | requests | tokens | seconds | aggregate tok/s | per-stream tok/s | TTFT p50 ms | TTFT p99 ms |');
-  console.log('|--------:|---------:|-------:|--------:|----------------:|-----------------:|------------:|------------:|');
-  for (const r of rows)
+  if (args.json) console.log(JSON.stringify({ tokens, requests_per_client: perClient, prompt_words: promptWords, rows }));
+  else console.log(`\nserve_load: ${tokens} tokens per request, ${perClient} requests per client, prompt ~${promptWords} words`);
+  if (!args.json) console.log('| clients | requests | tokens | seconds | aggregate tok/s | per-stream tok/s | TTFT p50 ms | TTFT p99 ms |');
+  if (!args.json) console.log('|--------:|---------:|-------:|--------:|----------------:|-----------------:|------------:|------------:|');
+  for (const r of args.json ? [] : rows)
     console.log(`| ${r.c} | ${r.n} | ${r.total} | ${r.secs.toFixed(2)} | ${r.tps.toFixed(1)} | ${r.per.toFixed(1)} | ${r.p50.toFixed(1)} | ${r.p99.toFixed(1)} |`);
 } finally {
   await srv.stop();

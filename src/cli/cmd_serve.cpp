@@ -26,6 +26,8 @@ struct ServeArgs {
   int cache_seqs = -1;
   double cache_mb = -1;
   bool no_prefix_cache = false;
+  bool lookup = false;
+  int draft_max = 8;
   std::string api_keys;
   std::string alias;
   std::string cors_origin = "*";
@@ -74,6 +76,7 @@ int serve(const ServeArgs& a) {
       (double)KvCache::bytes_for(model.config(), 1, o.engine.n_ctx, a.kv_f32 ? KvType::kF32 : KvType::kF16);
   if (a.cache_mb >= 0) o.engine.n_cache_seqs = (int)(a.cache_mb * 1048576.0 / seq_bytes);
   o.engine.prefix_cache = !a.no_prefix_cache;
+  o.engine.draft_max = a.lookup ? a.draft_max : 0;
   o.engine.kv_type = a.kv_f32 ? KvType::kF32 : KvType::kF16;
   o.api_keys_file = a.api_keys;
   o.max_body_bytes = (size_t)(a.max_body_mb * 1048576.0);
@@ -184,6 +187,10 @@ void add_serve_command(CLI::App& app, int& rc) {
   c->add_option("--cache-seqs", a->cache_seqs, "Idle KV sequences kept as prefix cache (-1: as many as slots)")->capture_default_str();
   c->add_option("--cache-mb", a->cache_mb, "Memory for the prefix cache in MiB (overrides --cache-seqs)");
   c->add_flag("--no-prefix-cache", a->no_prefix_cache, "Never reuse KV of earlier prompts");
+  c->add_flag("--lookup", a->lookup,
+              "Speculative decoding with prompt-lookup drafts in every slot (greedy output unchanged, sampling's "
+              "distribution unchanged; not for JSON-constrained or logprob requests)");
+  c->add_option("--draft-max", a->draft_max, "With --lookup: most drafts per slot and step")->capture_default_str()->check(CLI::Range(1, 64));
   c->add_option("--api-keys", a->api_keys, "File of 'KEY TENANT [rpm=N] [tpm=N] [parallel=N]' lines")->check(CLI::ExistingFile);
   c->add_option("--alias", a->alias, "Model id reported by /v1/models (default: the file name)");
   c->add_option("--cors-origin", a->cors_origin, "Access-Control-Allow-Origin for browser clients (\"\": none)")->capture_default_str();

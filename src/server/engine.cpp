@@ -2,6 +2,8 @@
 // one batched forward pass per step, sampling and streaming of each slot's output.
 #include "modu/server/engine.h"
 
+#include "modu/runtime/speculative.h"
+
 #include <algorithm>
 #include <cmath>
 #include <future>
@@ -81,6 +83,7 @@ struct Engine::Slot {
   int64_t n_gen = 0;
   bool prefilling = true;
   int32_t last = -1;          // sampled token not yet fed to the model
+  std::vector<int32_t> drafts;  // speculative drafts fed after `last` in this step
   std::unique_ptr<Sampler> sampler;
   std::unique_ptr<StreamingDetokenizer> detok;
   std::unique_ptr<StopMatcher> stops;
@@ -220,6 +223,8 @@ Metrics::Gauges Engine::gauges() const {
   g.kv_sequences = n_seq_;
   g.cached_sequences = cached_seqs_;
   g.decode_steps = steps_;
+  g.drafts_proposed = drafts_proposed_;
+  g.drafts_accepted = drafts_accepted_;
   return g;
 }
 
@@ -351,10 +356,47 @@ int32_t Engine::sample_constrained(Slot& s, const float* logits) {
 }
 
 void Engine::sample_slot(Slot& s, const float* logits) {
-  const auto now = Clock::now();
   if (s.n_gen >= s.job.max_tokens) return end_slot(s, Finish::kLength);
   const int32_t tok = s.json ? sample_constrained(s, logits) : s.sampler->sample(logits);
   if (tok < 0) return end_slot(s, Finish::kError, "no token can continue the JSON the response_format requires");
+  take_token(s, tok);
+}
+
+// Verifies a slot's drafts against the step's rows for it (rows[0] follows `last`, rows[j] the
+// j-th draft): a draft is kept while the sampler agrees (greedy: the same argmax; sampling:
+// accepted with its probability), a rejection is replaced by a draw from the rest, and when all
+// are kept the last row is sampled as usual. Returns how many drafts were kept.
+size_t Engine::verify_slot(Slot& s, const float* rows, int32_t n_vocab) {
+  const bool greedy = s.job.sampling.temperature <= 0.0f;
+  size_t j = 0;
+  for (; j < s.drafts.size(); ++j) {
+    if (s.done) return j;
+    if (s.n_gen >= s.job.max_tokens) {
+      end_slot(s, Finish::kLength);
+      return j;
+    }
+    auto dist = s.sampler->distribution(rows + j * (size_t)n_vocab);
+    double p = 0;
+    for (const auto& [t, q] : dist)
+      if (t == s.drafts[j]) p = q;
+    const bool keep = greedy ? dist.front().first == s.drafts[j] : s.sampler->uniform01() < p;
+    if (!keep) {
+      std::erase_if(dist, [&](const auto& e) { return e.first == s.drafts[j]; });
+      const int32_t r = dist.empty() ? s.sampler->sample(rows + j * (size_t)n_vocab) : greedy ? dist.front().first : s.sampler->draw(dist);
+      take_token(s, r);
+      return j;
+    }
+    ++drafts_accepted_;
+    take_token(s, s.drafts[j]);
+    if (!s.done) s.last = -1;  // (the kept draft is in the cache already; the next token comes from its row)
+  }
+  if (!s.done) sample_slot(s, rows + j * (size_t)n_vocab);
+  return j;
+}
+
+// One chosen token into the slot's output (the sampler records it).
+void Engine::take_token(Slot& s, int32_t tok) {
+  const auto now = Clock::now();
   s.sampler->accept(tok);
   TokenInfo info;
   info.id = tok;
@@ -417,12 +459,28 @@ void Engine::step(bool cut_all, const std::string& reason) {
   for (auto& s : active_) {
     if (s->done || s->prefilling) continue;
     const int64_t pos = (int64_t)seqs_[s->seq].tokens.size();
-    BatchToken bt{s->last, pos, s->seq, true, s->job.lora};
-    place_in_spans(bt, s->job.embd, model_.config().n_embd);  // M-RoPE positions after images
-    batch.push_back(bt);
-    rows.push_back({s.get(), 0, 0});
-    fed.push_back({s.get(), {s->last}});
-    --budget;
+    std::vector<int32_t> toks = {s->last};
+    s->drafts.clear();
+    if (opts_.draft_max > 0 && !s->json && s->job.top_logprobs < 0) {
+      // Prompt lookup over the sequence's tokens and `last`, within the slot's limits.
+      const int64_t room = std::min<int64_t>({(int64_t)opts_.draft_max, s->job.max_tokens - s->n_gen - 1,
+                                              opts_.n_ctx - pos - 2, (int64_t)budget - 1});
+      if (room > 0) {
+        std::vector<int32_t> hist = seqs_[s->seq].tokens;
+        hist.push_back(s->last);
+        if (auto d = lookup_.propose(hist, (int)room); d.ok()) s->drafts = std::move(d).value();
+      }
+      drafts_proposed_ += s->drafts.size();
+    }
+    toks.insert(toks.end(), s->drafts.begin(), s->drafts.end());
+    for (size_t i = 0; i < toks.size(); ++i) {
+      BatchToken bt{toks[i], pos + (int64_t)i, s->seq, true, s->job.lora};
+      place_in_spans(bt, s->job.embd, model_.config().n_embd);  // M-RoPE positions after images
+      batch.push_back(bt);
+      rows.push_back({s.get(), i == 0 ? 0 : 2, i});
+    }
+    fed.push_back({s.get(), std::move(toks)});
+    budget -= (int)(1 + s->drafts.size());
   }
   for (auto& s : active_) {
     if (s->done || !s->prefilling || budget <= 0) continue;
@@ -467,11 +525,20 @@ void Engine::step(bool cut_all, const std::string& reason) {
       const int32_t n_vocab = (int32_t)model_.config().n_vocab;
       for (size_t r = 0; r < rows.size(); ++r) {
         Slot& s = *rows[r].slot;
-        if (s.done) continue;
+        if (s.done || rows[r].kind == 2) continue;  // (a draft's row: read by verify_slot)
         const float* row = logits.data() + r * (size_t)n_vocab;
         if (rows[r].kind == 1) {
           const size_t i = rows[r].prompt_index;
           s.st->prompt_logprobs_.push_back(score_token(row, n_vocab, s.job.prompt[i + 1], std::max(0, s.job.top_logprobs)));
+        } else if (!s.drafts.empty()) {
+          // The kept drafts stay in the cache; the rejected ones are forgotten.
+          const size_t kept = verify_slot(s, row, n_vocab);
+          const size_t drop = s.drafts.size() - kept;
+          if (drop > 0 && !seqs_[s.seq].tokens.empty()) {
+            seqs_[s.seq].tokens.resize(seqs_[s.seq].tokens.size() - drop);
+            kv_->truncate(s.seq, (int64_t)seqs_[s.seq].tokens.size());
+          }
+          s.drafts.clear();
         } else {
           sample_slot(s, row);
         }

@@ -85,6 +85,8 @@ std::string Metrics::render(const Gauges& g) const {
   gauge("modu_kv_cache_sequences", "KV cache sequences (slots plus prefix cache).", g.kv_sequences);
   gauge("modu_prefix_cache_sequences", "Idle sequences holding a reusable prefix.", g.cached_sequences);
   gauge("modu_decode_steps", "Batched forward passes run so far.", g.decode_steps);
+  gauge("modu_draft_tokens", "Speculative draft tokens verified so far (--lookup).", g.drafts_proposed);
+  gauge("modu_draft_tokens_accepted", "Speculative draft tokens kept so far.", g.drafts_accepted);
   out += "# HELP modu_kv_cache_usage_ratio Fraction of KV cache positions in use.\n"
          "# TYPE modu_kv_cache_usage_ratio gauge\nmodu_kv_cache_usage_ratio " +
          fmt(g.kv_capacity_tokens ? (double)g.kv_used_tokens / (double)g.kv_capacity_tokens : 0.0) + "\n";

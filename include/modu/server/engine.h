@@ -26,6 +26,7 @@
 #include "modu/vision/vision_model.h"
 #include "modu/runtime/json_constraint.h"
 #include "modu/runtime/sampler.h"
+#include "modu/runtime/speculative.h"
 #include "modu/server/metrics.h"
 #include "modu/tokenizer/tokenizer.h"
 
@@ -130,6 +131,11 @@ struct EngineOptions {
   int n_threads = 0;         // compute threads (0: all cores)
   KvType kv_type = KvType::kF16;
   bool prefix_cache = true;
+  // Speculative decoding with prompt-lookup drafts (speculative.h): each decoding slot feeds its
+  // token and up to draft_max drafts in the step's batch; the drafts the sampler agrees with are
+  // kept (greedy: the same text; sampling: the same distribution). 0: off. Not for requests with
+  // a JSON constraint or logprobs.
+  int draft_max = 0;
 };
 
 // Embedding pooling, as GGUF {arch}.pooling_type numbers it.
@@ -192,6 +198,8 @@ class Engine {
   int take_sequence(const std::vector<int32_t>& prompt, uint32_t lora, bool allow_reuse, int64_t* reused);
   void step(bool cut_all, const std::string& reason);
   void sample_slot(Slot& s, const float* logits);
+  void take_token(Slot& s, int32_t tok);
+  size_t verify_slot(Slot& s, const float* rows, int32_t n_vocab);
   void end_slot(Slot& s, Finish f, const std::string& error = "");
   void embed_step();
   int32_t sample_constrained(Slot& s, const float* logits);
@@ -224,6 +232,8 @@ class Engine {
   std::vector<SeqInfo> seqs_;                  // engine thread only
   int64_t n_active_ = 0;
   int64_t kv_used_ = 0, cached_seqs_ = 0, steps_ = 0;
+  std::atomic<int64_t> drafts_proposed_{0}, drafts_accepted_{0};  // speculative decoding (read by gauges())
+  NgramDrafter lookup_;
   bool stopping_ = false;
   std::string cancel_reason_;
   uint64_t cancel_epoch_ = 0, seen_cancel_epoch_ = 0;

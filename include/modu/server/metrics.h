@@ -40,6 +40,7 @@ class Metrics {
     int64_t kv_used_tokens = 0, kv_capacity_tokens = 0, kv_sequences = 0;
     int64_t cached_sequences = 0;
     int64_t decode_steps = 0;
+    int64_t drafts_proposed = 0, drafts_accepted = 0;
   };
   std::string render(const Gauges& g) const;
 
