@@ -30,7 +30,10 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
 def run_json(cmd):
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit('compare: %s failed (%d):\n%s' % (' '.join(cmd), r.returncode, r.stderr.strip()[-2000:]))
+    out = r.stdout
     start = out.find('[') if out.lstrip().startswith('[') else out.find('{')
     return json.loads(out[start:])
 
@@ -124,6 +127,7 @@ def main():
     p.add_argument('--serve-tokens', type=int, default=64)
     p.add_argument('--serve-requests', type=int, default=2)
     p.add_argument('--json', help='also write the results here')
+    p.add_argument('--llama-commit', default='', help="the llama.cpp commit, when its build does not know it (built outside git)")
     a = p.parse_args()
     for tool in [a.modu, os.path.join(a.llama, 'bin', 'llama-bench')]:
         if not os.path.exists(tool):
@@ -141,6 +145,8 @@ def main():
                 else:
                     v, commit = llama_bench(a, *t)
                     res[t]['llama'].append(v)
+    if a.llama_commit and commit in ('?', 'unknown'):
+        commit = a.llama_commit
     cpu = subprocess.run(['sh', '-c', "lscpu | sed -n 's/^Model name: *//p'"], capture_output=True, text=True).stdout.strip()
     print('model %s, llama.cpp %s, %s, threads %s, %d rounds' % (a.model, commit, cpu, a.threads or 'all', a.rounds))
     print('| test | modu tok/s | llama.cpp tok/s | modu / llama.cpp |')
