@@ -208,7 +208,7 @@ Result<LoopResult> run_loop(ojson& messages, Toolbox& box, const TurnFn& turn, c
       out.stop_reason = "token budget";
       break;
     }
-    box.refresh(events);
+    if (opts.refresh_tools) box.refresh(events);
     const std::string choice = (size_t)step < opts.tool_choice.size() ? opts.tool_choice[step] : "auto";
     const ojson tools = box.tools_json();
     MODU_ASSIGN_OR_RETURN(TurnOutput t, turn(Turn{step, messages, tools, choice}));
@@ -254,6 +254,20 @@ Result<LoopResult> run_loop(ojson& messages, Toolbox& box, const TurnFn& turn, c
     for (auto& [k, v] : t.record.items()) rec[k] = v;
     emit("assistant", {{"content", r.content}, {"reasoning", r.reasoning}, {"calls", r.calls.size()}});
     out.last = r;
+    if (t.cut && opts.stop_on_cut) {  // none of the cut turn's calls runs, so none is kept
+      ojson& m = messages.back();
+      if (m.contains("tool_calls")) {
+        ojson keep = ojson::array();
+        for (const auto& c : m["tool_calls"])
+          if (opts.client_tools.count(c["function"]["name"].get<std::string>())) keep.push_back(c);
+        if (keep.empty()) m.erase("tool_calls");
+        else m["tool_calls"] = keep;
+      }
+      std::erase_if(out.last.calls, [&](const toolcall::ToolCall& c) { return !opts.client_tools.count(c.name); });
+      out.steps.push_back(rec);
+      out.stop_reason = "length";
+      break;
+    }
     if (r.calls.empty()) {
       out.steps.push_back(rec);
       out.stop_reason = "answer";
@@ -284,7 +298,7 @@ Result<LoopResult> run_loop(ojson& messages, Toolbox& box, const TurnFn& turn, c
       if (!o.result.images.empty() && opts.take_images) content = opts.take_images(o.result.images, events) + content;
       emit("result", {{"id", o.id}, {"name", o.name}, {"server", o.tool ? o.tool->spec.source : ""},
                       {"arguments", o.arguments}, {"ran_with", o.args}, {"approved", o.approval.approved}, {"decided_by", o.approval.by},
-                      {"is_error", o.result.is_error}, {"text", o.text}, {"seconds", o.seconds}});
+                      {"is_error", o.result.is_error}, {"text", o.text}, {"output", o.result.text}, {"seconds", o.seconds}});
       messages.push_back({{"role", "tool"}, {"tool_call_id", o.id}, {"name", o.name}, {"content", content}});
       calls_rec.push_back({{"name", o.name}, {"arguments", o.args}, {"approved", o.approval.approved},
                            {"decided_by", o.approval.by}, {"is_error", o.result.is_error}, {"result", o.text}});

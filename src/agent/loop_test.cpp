@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -174,6 +175,33 @@ TEST_F(Loop, BudgetStepsAndLog) {
   auto st = run_loop(m2, box, scripted({answer("never")}), policy_decider(allow, nullptr, false), nullptr, two, nullptr, &stop);
   ASSERT_TRUE(st.ok());
   EXPECT_EQ(st->stop_reason, "stopped");
+}
+
+// The server's rule: a turn cut by its token limit ends the loop; none of its calls runs or stays.
+TEST_F(Loop, ACutTurnEndsTheLoopWhenAsked) {
+  ojson messages = ojson::array({{{"role", "user"}, {"content", "x"}}});
+  LoopOptions lo;
+  lo.stop_on_cut = true;
+  lo.client_tools = {"my_function"};
+  toolcall::Reply two;
+  two.calls = {{"", "list_dir", R"({"path": "."})"}, {"", "my_function", "{}"}};
+  auto turn = [&](const Turn&) -> Result<TurnOutput> {
+    TurnOutput o;
+    o.reply = two;
+    o.cut = true;
+    return o;
+  };
+  std::vector<std::string> kinds;
+  auto r = run_loop(messages, box, turn, policy_decider(allow, nullptr, false), nullptr, lo,
+                    [&](const std::string& k, const json&) { kinds.push_back(k); });
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->stop_reason, "length");
+  EXPECT_TRUE(r->cut);
+  EXPECT_EQ(std::count(kinds.begin(), kinds.end(), "result"), 0) << "nothing ran";
+  ASSERT_EQ(messages.size(), 2u);
+  ASSERT_EQ(messages[1]["tool_calls"].size(), 1u) << "the client's call stays, the toolbox's does not";
+  EXPECT_EQ(messages[1]["tool_calls"][0]["function"]["name"], "my_function");
+  ASSERT_EQ(r->last.calls.size(), 1u);
 }
 
 }  // namespace

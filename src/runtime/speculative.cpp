@@ -14,7 +14,7 @@ Result<std::vector<int32_t>> NgramDrafter::propose(const std::vector<int32_t>& h
     // The most recent earlier occurrence ending at e (e < L - 1: not the suffix itself).
     for (int64_t e = L - 2; e >= n - 1; --e) {
       if (h[e] != key[n - 1] || !std::equal(key, key + n, h.data() + e - n + 1)) continue;
-      for (int64_t i = e + 1; i < L && (int)out.size() < max; ++i) out.push_back(h[i]);
+      for (int64_t i = e + 1; i < L && (int)out.size() < max && h[i] >= 0; ++i) out.push_back(h[i]);  // (not an image's placeholders)
       return out;
     }
   }

@@ -28,6 +28,8 @@ TEST(NgramDrafter, ProposesWhatFollowedTheMostRecentMatch) {
   EXPECT_TRUE(d.propose({5, 5}, 8)->empty());             // too short for a 2-gram before the suffix
   EXPECT_EQ(*d.propose({5, 5, 5}, 8), (std::vector<int32_t>{5}));  // overlapping match
   EXPECT_TRUE(d.propose({1, 2, 1, 2}, 0)->empty());
+  // An image's placeholder ids (negative) are never proposed.
+  EXPECT_EQ(*d.propose({1, 2, 3, -1, -1, 4, 1, 2}, 8), (std::vector<int32_t>{3}));
 }
 
 class Spec : public ::testing::Test {

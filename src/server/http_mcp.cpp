@@ -105,15 +105,19 @@ struct HttpServer::Impl::McpRequest {
     return ap;
   }
 
+  // The client sees the whole result (the model a cut one when it is long).
   json call_item(const agent::CallOutcome& o) const {
     const bool err = o.result.is_error;
     return {{"id", o.id}, {"type", "mcp_call"}, {"server_label", o.tool ? o.tool->spec.source : ""}, {"name", o.name},
-            {"arguments", o.arguments}, {"output", err ? json(nullptr) : json(o.text)}, {"error", err ? json(o.text) : json(nullptr)}};
+            {"arguments", o.arguments}, {"output", err ? json(nullptr) : json(o.result.text)},
+            {"error", err ? json(o.result.text) : json(nullptr)}};
   }
 
   agent::LoopOptions loop_options() {
     agent::LoopOptions lo;
     lo.max_steps = 8;
+    lo.refresh_tools = false;  // the request's tools are what it allowed, as listed at start-up
+    lo.stop_on_cut = true;
     lo.client_tools = client_tools;
     lo.defer = [this](const agent::BoundTool& t, const json&) { return needs_approval.count(t.spec.name) > 0; };
     const std::string suffix = compat_detail::id_suffix(meta.id);
@@ -202,7 +206,10 @@ struct HttpServer::Impl::McpRequest {
         return ap;
       };
       auto done = agent::run_calls(box, {a.call}, decide, log, lo, &stop, note);
-      if (!done.ok()) return fail(api_error(500, done.status().message(), "server_error"));
+      if (!done.ok()) {
+        if (first) first->st->cancel();
+        return fail(api_error(500, done.status().message(), "server_error"));
+      }
       for (const auto& o : *done) {
         sink(events.item(call_item(o)));
         ojson msg = {{"role", "tool"}, {"tool_call_id", o.id}, {"name", o.name}, {"content", o.text}};
@@ -217,7 +224,7 @@ struct HttpServer::Impl::McpRequest {
         agent::CallOutcome o;
         o.id = d["id"], o.name = d["name"], o.arguments = d["arguments"];
         o.result.is_error = d["is_error"];
-        o.text = d["text"];
+        o.result.text = d["output"];
         json item = call_item(o);
         item["server_label"] = d["server"];
         sink(events.item(item));
@@ -228,7 +235,9 @@ struct HttpServer::Impl::McpRequest {
     };
     auto decide = [this](const agent::BoundTool& t, const json& args) { return by_policy(t, args, ""); };
     auto r = agent::run_loop(messages, box, [this](const agent::Turn& t) { return turn(t); }, decide, log, lo, on_event, &stop, note);
+    if (first) first->st->cancel();  // (a first turn the loop never read: it stopped before it)
     if (!r.ok()) return fail(error ? *error : api_error(500, r.status().message(), "server_error"));
+    if (stop.load()) return;  // the client left: nothing to send, nothing to continue from
     for (const auto& item : approvals) sink(events.item(item));
     CompatFinish finish;
     finish.length = r->cut;

@@ -100,7 +100,8 @@ void moe_fwd(const LoraBase& b, const FrozenLayer& L, Linear<T>& lin, const T* h
     A->sh_z.assign((size_t)N, (T)0);
     for (int64_t t = 0; t < N; ++t) {
       T z = 0;
-      for (int64_t i = 0; i < E; ++i) z += (T)L.sh_gate[i] * h[t * E + i];
+      if (!L.sh_gate.empty())
+        for (int64_t i = 0; i < E; ++i) z += (T)L.sh_gate[i] * h[t * E + i];
       A->sh_z[t] = z;
       const T g = L.sh_gate.empty() ? (T)1 : ops::sigmoid(z);
       for (int64_t i = 0; i < E; ++i) out[t * E + i] += g * A->sh_y[t * E + i];

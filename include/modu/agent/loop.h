@@ -27,7 +27,8 @@ namespace modu::agent {
 
 // What the loop reports as it goes: "assistant" {content, reasoning, calls}, "call" {id, name,
 // arguments}, "result" {id, name, server, arguments (the model's text), ran_with (the arguments
-// object that ran), approved, decided_by, is_error, text, seconds}, "deferred" {id, name, server, arguments}, "final" {content}, "note" {text}.
+// object that ran), approved, decided_by, is_error, text (as the model sees it), output (the whole
+// result), seconds}, "deferred" {id, name, server, arguments}, "final" {content}, "note" {text}.
 using LoopEvents = std::function<void(const std::string& kind, const nlohmann::json& data)>;
 
 // A tool the model may call: where it runs, and the name the policy knows it by.
@@ -92,6 +93,12 @@ struct LoopOptions {
   // Functions the caller runs itself (the client's own tools in the server): a turn calling one
   // ends the loop after its toolbox calls have run.
   std::set<std::string> client_tools;
+  // List again, between turns, the servers that announced a changed tool list (the agent). A
+  // server's request-scoped toolbox keeps the tools the request allowed, so it does not.
+  bool refresh_tools = true;
+  // A turn cut by its token limit ends the loop ("length") instead of running the calls parsed
+  // from it (the server: the client sees an incomplete response).
+  bool stop_on_cut = false;
   // Calls a person answers in a later request (the server's approval requests): when it says so
   // for any call of a turn, none of the turn's calls runs and the loop ends with "approval".
   std::function<bool(const BoundTool& tool, const nlohmann::json& args)> defer;
@@ -129,7 +136,8 @@ struct TurnOutput {
 using TurnFn = std::function<Result<TurnOutput>(const Turn& turn)>;
 
 struct LoopResult {
-  // "answer", "client calls", "approval" (calls wait for a person), "step limit", "token budget",
+  // "answer", "client calls", "approval" (calls wait for a person), "length" (stop_on_cut),
+  // "step limit", "token budget",
   // "stopped", or a reason the turn function gave (TurnOutput::stop_reason, e.g. "context full").
   std::string stop_reason = "step limit";
   toolcall::Reply last;                    // the last turn's reply, with call ids

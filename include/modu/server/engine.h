@@ -133,8 +133,9 @@ struct EngineOptions {
   bool prefix_cache = true;
   // Speculative decoding with prompt-lookup drafts (speculative.h): each decoding slot feeds its
   // token and up to draft_max drafts in the step's batch; the drafts the sampler agrees with are
-  // kept (greedy: the same text; sampling: the same distribution). 0: off. Not for requests with
-  // a JSON constraint or logprobs.
+  // kept (sampling: the same distribution; greedy: the same text as far as a batched step ever
+  // keeps it, since a step's kernels depend on its size with or without drafts, and a near-tie
+  // may go either way). 0: off. Not for requests with a JSON constraint or logprobs.
   int draft_max = 0;
 };
 
