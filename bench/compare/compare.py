@@ -39,7 +39,8 @@ def run_json(cmd):
 
 
 def modu_bench(a, pp, tg, depth):
-    cmd = [a.modu, 'bench', '-m', a.model, '-p', str(pp), '-n', str(tg), '-d', str(depth), '-r', str(a.reps), '--json']
+    cmd = [a.modu, 'bench', '-m', a.model, '-p', str(pp), '-n', str(tg), '-d', str(depth), '-r', str(a.reps), '--json',
+           '--beyond-ctx']  # (llama-bench does not stop at the training context either)
     if a.threads:
         cmd += ['-t', str(a.threads)]
     j = run_json(cmd)

@@ -35,6 +35,7 @@ struct BenchArgs {
   std::string mmproj;  // --mmproj: image encoding instead of (or before) the text tests
   std::string image;   // --image: also a real image end to end (preprocessing, tiles, encoder runs)
   std::vector<int> verify;  // --verify: speculative verification passes of these many tokens
+  bool beyond_ctx = false;  // allow -d past the training context (speed at depth on short-context models)
 };
 
 // Machine limits for --roofline, measured with the selected ISA level's instructions.
@@ -247,7 +248,10 @@ int bench(const BenchArgs& a) {
   if (a.n_prompt < 0 || a.n_gen < 0 || a.depth < 0 || a.reps < 1)
     return fail(invalid_argument("-p, -n, -d must be >= 0 and -r >= 1"));
   const int64_t ctx = std::max<int64_t>(1, (int64_t)a.depth + std::max(a.n_prompt, a.n_gen) + 1);
-  if (ctx > c.n_ctx_train && c.n_ctx_train > 0)
+  if (ctx > c.n_ctx_train && c.n_ctx_train > 0 && a.beyond_ctx)
+    std::fprintf(stderr, "modu bench: -d + max(-p, -n) = %lld is past the model's training context %lld (--beyond-ctx): "
+                 "speed only, the text would be meaningless\n", (long long)(ctx - 1), (long long)c.n_ctx_train);
+  else if (ctx > c.n_ctx_train && c.n_ctx_train > 0)
     return fail(invalid_argument("-d + max(-p, -n) = " + std::to_string(ctx - 1) + " exceeds the model's context of " +
                                  std::to_string(c.n_ctx_train) + " tokens; lower -d"));
   // Refuse rather than fail to allocate.
@@ -493,6 +497,8 @@ void add_bench_command(CLI::App& app, int& rc) {
   c->add_option("--verify", a->verify,
                  "Also time speculative verification: one pass over N tokens with the decode kernels (repeatable: "
                  "--verify 2 --verify 5 --verify 9), against one-token decode steps");
+  c->add_flag("--beyond-ctx", a->beyond_ctx,
+              "Allow -d past the model's training context (a speed test at depth, as llama-bench allows)");
   c->add_option("-r,--repetitions", a->reps, "Repetitions")->capture_default_str();
   c->add_flag("--json", a->json, "Print one JSON object");
   c->add_flag("--roofline", a->roofline,
