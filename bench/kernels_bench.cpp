@@ -186,7 +186,7 @@ void bm_attention(benchmark::State& state, Isa isa, int64_t n_pos) {
   const auto q = gaussian(ng * hd, 5);
   std::vector<float> out(ng * hd), scratch(ng * n_pos);
   for (auto _ : state) {
-    k.attention(q.data(), ng, kh.data(), vh.data(), hd * 2, n_pos, hd, true, 0.125f, out.data(), scratch.data());
+    k.attention(q.data(), ng, kh.data(), vh.data(), hd * 2, n_pos, hd, true, 0.125f, out.data(), scratch.data(), nullptr);
     benchmark::DoNotOptimize(out.data());
   }
   state.SetBytesProcessed((int64_t)state.iterations() * n_pos * hd * 2 * 2);

@@ -189,9 +189,9 @@ void accumulate_v512_cb(int64_t cb, const float* w, int64_t n_pos, const uint8_t
 }
 
 void attention512(const float* q, int64_t ng, const void* k, const void* v, size_t kv_stride, int64_t n_pos,
-                  int64_t hd, bool f16, float scale, float* out, float* scratch) {
+                  int64_t hd, bool f16, float scale, float* out, float* scratch, float* lse) {
   if (hd % 16 != 0 || hd > kAttnMaxHd || n_pos <= 0) {
-    g_attn_fallback(q, ng, k, v, kv_stride, n_pos, hd, f16, scale, out, scratch);
+    g_attn_fallback(q, ng, k, v, kv_stride, n_pos, hd, f16, scale, out, scratch, lse);
     return;
   }
   const int64_t nc = hd / 16;
@@ -216,7 +216,8 @@ void attention512(const float* q, int64_t ng, const void* k, const void* v, size
       const __mmask16 mk = (__mmask16)((1u << (n_pos - p)) - 1);
       mx = _mm512_mask_max_ps(mx, mk, mx, _mm512_maskz_loadu_ps(mk, s + p));
     }
-    const __m512 vm = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+    const float mxs = _mm512_reduce_max_ps(mx);
+    const __m512 vm = _mm512_set1_ps(mxs);
     __m512 sum = _mm512_setzero_ps();
     for (p = 0; p + 16 <= n_pos; p += 16) {
       const __m512 e = exp_neg512(_mm512_sub_ps(_mm512_loadu_ps(s + p), vm));
@@ -229,7 +230,9 @@ void attention512(const float* q, int64_t ng, const void* k, const void* v, size
       _mm512_mask_storeu_ps(s + p, mk, e);
       sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(mk, e));
     }
-    const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
+    const float tot = _mm512_reduce_add_ps(sum);
+    if (lse) lse[g] = mxs + std::log(tot);
+    const __m512 inv = _mm512_set1_ps(1.0f / tot);
     for (p = 0; p + 16 <= n_pos; p += 16) _mm512_storeu_ps(s + p, _mm512_mul_ps(inv, _mm512_loadu_ps(s + p)));
     if (p < n_pos) {
       const __mmask16 mk = (__mmask16)((1u << (n_pos - p)) - 1);

@@ -82,6 +82,77 @@ inline void gemm_panels(const uint8_t* pan, size_t ps, int64_t nb, const modu::G
   }
 }
 
+// The 16-scale panels (gemm.h kGemm16BlockBytes): the same tile, with the int32 sums of each half
+// block (groups 0-3, 4-7) scaled on their own. The half's product and offset are subtracted before
+// they join the running sum (they nearly cancel where values centre on 32: Q3_K, Q6_K).
+template <int NP, int T>
+inline void gemm16_tile(const uint8_t* pan, size_t ps, int64_t nb, const modu::GemmAct& a, int64_t t0, float* y,
+                        int64_t ldy, int64_t nr) {
+  using modu::kGemm16BlockBytes;
+  __m512 f[NP][T];
+  for (int p = 0; p < NP; ++p)
+    for (int t = 0; t < T; ++t) f[p][t] = _mm512_setzero_ps();
+  const int8_t* aq = a.q + t0 * a.k;
+  const float* ad = a.d + t0 * nb;
+  const float* as16 = a.s16 + t0 * nb * 2;
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* pb = pan + b * kGemm16BlockBytes;
+    for (int half = 0; half < 2; ++half) {
+      __m512i acc[NP][T];
+      for (int p = 0; p < NP; ++p)
+        for (int t = 0; t < T; ++t) acc[p][t] = _mm512_setzero_si512();
+      for (int g = 4 * half; g < 4 * half + 4; ++g) {
+        __m512i w[NP];
+        for (int p = 0; p < NP; ++p) w[p] = _mm512_load_si512(pb + p * ps + g * 64);
+        for (int t = 0; t < T; ++t) {
+          int32_t v;
+          std::memcpy(&v, aq + t * a.k + b * 32 + g * 4, 4);
+          const __m512i av = _mm512_set1_epi32(v);
+          for (int p = 0; p < NP; ++p) acc[p][t] = dp_acc(acc[p][t], w[p], av);
+        }
+      }
+      for (int p = 0; p < NP; ++p) {
+        const __m512 dw = _mm512_load_ps(pb + p * ps + 512 + 64 * half);
+        const __m512 mw = _mm512_load_ps(pb + p * ps + 640 + 64 * half);
+        for (int t = 0; t < T; ++t) {
+          const __m512 off = _mm512_mul_ps(mw, _mm512_set1_ps(as16[t * nb * 2 + 2 * b + half]));
+          f[p][t] = _mm512_add_ps(
+              f[p][t], _mm512_fmsub_ps(_mm512_cvtepi32_ps(acc[p][t]), _mm512_mul_ps(dw, _mm512_set1_ps(ad[t * nb + b])), off));
+        }
+      }
+    }
+  }
+  for (int p = 0; p < NP; ++p) {
+    const int64_t left = nr - 16 * p;
+    const __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << std::max<int64_t>(0, left)) - 1);
+    for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(y + (t0 + t) * ldy + 16 * p, m, f[p][t]);
+  }
+}
+
+template <int NP>
+inline void gemm16_panels(const uint8_t* pan, size_t ps, int64_t nb, const modu::GemmAct& a, int64_t n_tok, float* y,
+                          int64_t ldy, int64_t nr) {
+  int64_t t = 0;
+  for (; t + 4 <= n_tok; t += 4) gemm16_tile<NP, 4>(pan, ps, nb, a, t, y, ldy, nr);
+  switch (n_tok - t) {
+    case 3: gemm16_tile<NP, 3>(pan, ps, nb, a, t, y, ldy, nr); break;
+    case 2: gemm16_tile<NP, 2>(pan, ps, nb, a, t, y, ldy, nr); break;
+    case 1: gemm16_tile<NP, 1>(pan, ps, nb, a, t, y, ldy, nr); break;
+    default: break;
+  }
+}
+
+void gemm16_512(const void* panels, int64_t n_panels, int64_t rows, const modu::GemmAct& a, int64_t n_tok, float* y,
+                int64_t ldy) {
+  const int64_t nb = a.k / 32;
+  const size_t ps = modu::gemm16_panel_bytes(a.k);
+  int64_t p = 0;
+  for (; p + 2 <= n_panels; p += 2)
+    gemm16_panels<2>(static_cast<const uint8_t*>(panels) + p * ps, ps, nb, a, n_tok, y + p * 16, ldy, rows - p * 16);
+  if (p < n_panels)
+    gemm16_panels<1>(static_cast<const uint8_t*>(panels) + p * ps, ps, nb, a, n_tok, y + p * 16, ldy, rows - p * 16);
+}
+
 void gemm512(const void* panels, int64_t n_panels, int64_t rows, const modu::GemmAct& a, int64_t n_tok, float* y,
              int64_t ldy) {
   const int64_t nb = a.k / 32;

@@ -23,8 +23,10 @@ KernelTable make_scalar() {
     t.vec_dot[id] = tr->vec_dot;
     t.quantize_row[id] = tr->quantize;
     t.gemm_pack[id] = ref::gemm_pack((DType)id);
+    t.gemm16_pack[id] = ref::gemm16_pack((DType)id);
   }
   t.gemm = ref::gemm;
+  t.gemm16 = ref::gemm16;
   t.gemm_f32 = ref::gemm_f32;
   t.attention = ref::attention;
   t.attention_block = ref::attention_block;

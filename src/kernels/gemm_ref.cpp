@@ -116,7 +116,110 @@ void pack_ref(const void* w, size_t row_bytes, int64_t nrows, int64_t k, void* p
   }
 }
 
+// Unpacks one 32-element block `b` of a row of a 16-scale dtype into u[32] and per-half
+// dw[2], mw[2] (w = dw[h] * u - mw[h] for elements 16h..16h+15).
+template <DType T>
+void unpack_block16(const uint8_t* row, int64_t b, uint8_t u[32], float dw[2], float mw[2]) {
+  if constexpr (T == DType::Q6_K) {  // d * sc * (q - 32), q 0..63
+    const BlockQ6_K& x = reinterpret_cast<const BlockQ6_K*>(row)[b / 8];
+    const int e0 = 32 * (int)(b % 8);
+    for (int i = 0; i < 32; ++i) u[i] = (uint8_t)(q6k_value(x, e0 + i) + 32);
+    for (int h = 0; h < 2; ++h) {
+      dw[h] = fp16_to_fp32(x.d) * (float)x.scales[(e0 + 16 * h) / 16];
+      mw[h] = 32.0f * dw[h];
+    }
+  } else if constexpr (T == DType::Q3_K) {  // d * (sc - 32) * q3 with q3 = u - 32 in -4..3: Q6_K's
+    // form, so a Q3_K panel is byte for byte that of its widened Q6_K_R16 repacking (repack.h)
+    const BlockQ3_K& x = reinterpret_cast<const BlockQ3_K*>(row)[b / 8];
+    int8_t sc[16];
+    q3k_scales(x.scales, sc);
+    const int e0 = 32 * (int)(b % 8);
+    for (int i = 0; i < 32; ++i) {
+      const int e = e0 + i, hh = e / 128, j = (e % 128) / 32, l = e % 32;
+      const int q2 = (x.qs[32 * hh + l] >> (2 * j)) & 3, hb = (x.hmask[l] >> (4 * hh + j)) & 1;
+      u[i] = (uint8_t)(q2 + 28 + 4 * hb);
+    }
+    for (int h = 0; h < 2; ++h) {
+      dw[h] = fp16_to_fp32(x.d) * (float)sc[(e0 + 16 * h) / 16];
+      mw[h] = 32.0f * dw[h];
+    }
+  } else if constexpr (T == DType::Q2_K) {  // d * sc * q - dmin * m, q 0..3
+    const BlockQ2_K& x = reinterpret_cast<const BlockQ2_K*>(row)[b / 8];
+    const int e0 = 32 * (int)(b % 8);
+    for (int i = 0; i < 32; ++i) {
+      const int e = e0 + i;
+      u[i] = (uint8_t)((x.qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3);
+    }
+    for (int h = 0; h < 2; ++h) {
+      const uint8_t sm = x.scales[(e0 + 16 * h) / 16];
+      dw[h] = fp16_to_fp32(x.d) * (float)(sm & 0xF);
+      mw[h] = fp16_to_fp32(x.dmin) * (float)(sm >> 4);
+    }
+  } else if constexpr (T == DType::Q6_K_R16) {  // block b % 16 of a 420-byte group (repack.cpp)
+    const uint8_t* g = row + (size_t)(b / 16) * 420;
+    const int l = (int)(b % 16);
+    for (int i = 0; i < 32; ++i) {
+      const int half = i / 16, j = (i % 16) / 4, k = i % 4;
+      const int lo = (g[64 * j + 4 * l + k] >> (4 * half)) & 0xF;
+      const int hi = (g[256 + 64 * half + 4 * l + k] >> (2 * j)) & 3;
+      u[i] = (uint8_t)(lo | (hi << 4));
+    }
+    uint16_t d;
+    std::memcpy(&d, g + 416 + 2 * (l / 8), 2);
+    for (int h = 0; h < 2; ++h) {
+      dw[h] = fp16_to_fp32(d) * (float)(int8_t)g[384 + 16 * h + l];
+      mw[h] = 32.0f * dw[h];
+    }
+  } else if constexpr (T == DType::Q2_K_R16) {  // block b % 16 of a 168-byte group
+    const uint8_t* g = row + (size_t)(b / 16) * 168;
+    const int l = (int)(b % 16);
+    for (int i = 0; i < 32; ++i) {
+      const int half = i / 16, j = (i % 16) / 4, k = i % 4;
+      u[i] = (uint8_t)((g[64 * half + 4 * l + k] >> (2 * j)) & 3);
+    }
+    uint16_t d, dmin;
+    std::memcpy(&d, g + 160 + 2 * (l / 8), 2);
+    std::memcpy(&dmin, g + 164 + 2 * (l / 8), 2);
+    for (int h = 0; h < 2; ++h) {
+      const uint8_t sm = g[128 + 16 * h + l];
+      dw[h] = fp16_to_fp32(d) * (float)(sm & 0xF);
+      mw[h] = fp16_to_fp32(dmin) * (float)(sm >> 4);
+    }
+  }
+}
+
+template <DType T>
+void pack16_ref(const void* w, size_t row_bytes, int64_t nrows, int64_t k, void* panel) {
+  uint8_t* out = static_cast<uint8_t*>(panel);
+  for (int64_t r = 0; r < kGemmPanelRows; ++r) {
+    const bool real = r < nrows;
+    const uint8_t* row = static_cast<const uint8_t*>(w) + (size_t)(real ? r : 0) * row_bytes;
+    for (int64_t b = 0; b < k / 32; ++b) {
+      uint8_t u[32];
+      float dw[2], mw[2];
+      unpack_block16<T>(row, b, u, dw, mw);
+      uint8_t* blk = out + (size_t)b * kGemm16BlockBytes;
+      for (int e = 0; e < 32; ++e) blk[(e / 4) * 64 + r * 4 + e % 4] = u[e];
+      for (int h = 0; h < 2; ++h) {
+        if (!real) dw[h] = mw[h] = 0.0f;
+        std::memcpy(blk + 512 + 64 * h + 4 * r, &dw[h], 4);
+        std::memcpy(blk + 640 + 64 * h + 4 * r, &mw[h], 4);
+      }
+    }
+  }
+}
+
 }  // namespace
+
+void gemm_act_from_q8_0(const void* q8_0, int64_t n_tok, int64_t k, int8_t* q, float* d, float* s, float* s16) {
+  gemm_act_from_q8_0(q8_0, n_tok, k, q, d, s);
+  for (int64_t b = 0; b < n_tok * (k / 32); ++b)
+    for (int h = 0; h < 2; ++h) {
+      int sum = 0;
+      for (int i = 0; i < 16; ++i) sum += q[32 * b + 16 * h + i];
+      s16[2 * b + h] = d[b] * (float)sum;
+    }
+}
 
 void gemm_act_from_q8_0(const void* q8_0, int64_t n_tok, int64_t k, int8_t* q, float* d, float* s) {
   const BlockQ8_0* x = static_cast<const BlockQ8_0*>(q8_0);
@@ -173,8 +276,46 @@ void gemm(const void* panels, int64_t n_panels, int64_t rows, const GemmAct& act
   }
 }
 
+GemmPackFn gemm16_pack(DType t) {
+  switch (t) {
+    case DType::Q2_K: return pack16_ref<DType::Q2_K>;
+    case DType::Q3_K: return pack16_ref<DType::Q3_K>;
+    case DType::Q6_K: return pack16_ref<DType::Q6_K>;
+    case DType::Q2_K_R16: return pack16_ref<DType::Q2_K_R16>;
+    case DType::Q6_K_R16: return pack16_ref<DType::Q6_K_R16>;
+    default: return nullptr;
+  }
+}
+
+void gemm16(const void* panels, int64_t n_panels, int64_t rows, const GemmAct& act, int64_t n_tok, float* y,
+            int64_t ldy) {
+  const int64_t nb = act.k / 32;
+  const size_t pb = gemm16_panel_bytes(act.k);
+  for (int64_t p = 0; p < n_panels; ++p) {
+    const uint8_t* pan = static_cast<const uint8_t*>(panels) + p * pb;
+    for (int64_t r = 0; r < kGemmPanelRows && p * kGemmPanelRows + r < rows; ++r) {
+      for (int64_t t = 0; t < n_tok; ++t) {
+        float acc = 0;
+        for (int64_t b = 0; b < nb; ++b) {
+          const uint8_t* blk = pan + b * kGemm16BlockBytes;
+          for (int h = 0; h < 2; ++h) {
+            int32_t isum = 0;
+            for (int e = 16 * h; e < 16 * h + 16; ++e)
+              isum += (int32_t)blk[(e / 4) * 64 + r * 4 + e % 4] * act.q[t * act.k + 32 * b + e];
+            float dw, mw;
+            std::memcpy(&dw, blk + 512 + 64 * h + 4 * r, 4);
+            std::memcpy(&mw, blk + 640 + 64 * h + 4 * r, 4);
+            acc += dw * act.d[t * nb + b] * (float)isum - mw * act.s16[t * 2 * nb + 2 * b + h];
+          }
+        }
+        y[t * ldy + p * kGemmPanelRows + r] = acc;
+      }
+    }
+  }
+}
+
 void attention(const float* q, int64_t ng, const void* k, const void* v, size_t kv_stride, int64_t n_pos,
-               int64_t hd, bool f16, float scale, float* out, float* scratch) {
+               int64_t hd, bool f16, float scale, float* out, float* scratch, float* lse) {
   auto elem = [&](const void* base, int64_t p, int64_t i) {
     const uint8_t* row = static_cast<const uint8_t*>(base) + (size_t)p * kv_stride;
     return f16 ? fp16_to_fp32(reinterpret_cast<const uint16_t*>(row)[i]) : reinterpret_cast<const float*>(row)[i];
@@ -190,6 +331,7 @@ void attention(const float* q, int64_t ng, const void* k, const void* v, size_t 
     }
     float sum = 0;
     for (int64_t p = 0; p < n_pos; ++p) sum += (sc[p] = std::exp(sc[p] - mx));
+    if (lse) lse[g] = mx + std::log(sum);
     float* o = out + g * hd;
     std::fill(o, o + hd, 0.0f);
     for (int64_t p = 0; p < n_pos; ++p) {

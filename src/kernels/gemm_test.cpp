@@ -17,6 +17,8 @@ namespace {
 
 const Isa kAllIsas[] = {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Vnni};
 const DType kGemmTypes[] = {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0, DType::Q4_K, DType::Q5_K};
+// The 16-scale panel format (gemm.h kGemm16BlockBytes).
+const DType kGemm16Types[] = {DType::Q2_K, DType::Q3_K, DType::Q6_K};
 
 struct Aligned {
   std::vector<uint8_t> raw;
@@ -29,13 +31,13 @@ struct Problem {
   std::vector<uint8_t> w;        // rows x k of the dtype
   std::vector<float> wf;         // dequantized
   std::vector<int8_t> aq;
-  std::vector<float> ad, as;
+  std::vector<float> ad, as, as16;
   std::vector<float> af;         // dequantized activations
-  GemmAct act() const { return GemmAct{aq.data(), ad.data(), as.data(), k}; }
+  GemmAct act() const { return GemmAct{aq.data(), ad.data(), as.data(), k, as16.data()}; }
 };
 
 Problem make(DType t, int64_t rows, int64_t k, int64_t n_tok, uint32_t seed) {
-  Problem pr{rows, k, n_tok, {}, {}, {}, {}, {}, {}};
+  Problem pr{rows, k, n_tok, {}, {}, {}, {}, {}, {}, {}};
   const auto x = seed % 2 ? test::gaussian(rows * k, seed) : test::adversarial(rows * k, seed);
   pr.w = test::quantize(t, x);
   pr.wf = test::dequantize(t, pr.w, rows * k);
@@ -45,14 +47,16 @@ Problem make(DType t, int64_t rows, int64_t k, int64_t n_tok, uint32_t seed) {
   pr.aq.resize(n_tok * k);
   pr.ad.resize(n_tok * k / 32);
   pr.as.resize(n_tok * k / 32);
-  gemm_act_from_q8_0(q8.data(), n_tok, k, pr.aq.data(), pr.ad.data(), pr.as.data());
+  pr.as16.resize(n_tok * k / 16);
+  gemm_act_from_q8_0(q8.data(), n_tok, k, pr.aq.data(), pr.ad.data(), pr.as.data(), pr.as16.data());
   return pr;
 }
 
-// Packs all rows with `pack` and runs `gemm`; y is [n_tok, rows].
-std::vector<float> run(const Problem& pr, DType t, GemmPackFn pack, GemmFn gemm, std::vector<uint8_t>* packed = nullptr) {
+// Packs all rows with `pack` and runs `gemm`; y is [n_tok, rows]. g16: the 16-scale format.
+std::vector<float> run(const Problem& pr, DType t, GemmPackFn pack, GemmFn gemm, std::vector<uint8_t>* packed = nullptr,
+                       bool g16 = false) {
   const int64_t np = (pr.rows + 15) / 16;
-  const size_t pb = gemm_panel_bytes(pr.k);
+  const size_t pb = g16 ? gemm16_panel_bytes(pr.k) : gemm_panel_bytes(pr.k);
   Aligned buf(pb * np);
   const size_t rb = dtype_row_bytes(t, pr.k);
   for (int64_t p = 0; p < np; ++p)
@@ -98,6 +102,70 @@ TEST(Gemm, EveryLevelMatchesReference) {
         for (size_t i = 0; i < yr.size(); ++i)
           ASSERT_NEAR(yi[i], yr[i], 1e-4 * (std::fabs(yr[i]) + 1.0)) << isa_name(isa) << " " << dtype_name(t)
                                                                      << " rows " << s[0] << " tokens " << s[1] << " i " << i;
+      }
+    }
+  }
+}
+
+// The 16-scale panels: the reference against float64 on dequantized data (so a swapped half
+// scale, a wrong offset or a misplaced 6-bit value shows), then every level against the reference.
+TEST(Gemm16, ReferenceMatchesFloat64) {
+  for (DType t : kGemm16Types) {
+    ASSERT_NE(ref::gemm16_pack(t), nullptr) << dtype_name(t);
+    EXPECT_EQ(ref::gemm_pack(t), nullptr) << dtype_name(t) << " has one panel format";
+    for (uint32_t seed : {3u, 4u}) {
+      Problem pr = make(t, 21, 512, 5, seed);
+      auto y = run(pr, t, ref::gemm16_pack(t), ref::gemm16, nullptr, true);
+      for (int64_t tk = 0; tk < pr.n_tok; ++tk)
+        for (int64_t r = 0; r < pr.rows; ++r) {
+          double exact = 0, mag = 0;
+          for (int64_t i = 0; i < pr.k; ++i) {
+            exact += (double)pr.wf[r * pr.k + i] * pr.af[tk * pr.k + i];
+            mag += std::fabs((double)pr.wf[r * pr.k + i] * pr.af[tk * pr.k + i]);
+          }
+          ASSERT_NEAR(y[tk * pr.rows + r], exact, 2e-5 * mag + 1e-6) << dtype_name(t) << " r" << r << " t" << tk;
+        }
+    }
+  }
+}
+
+TEST(Gemm16, EveryLevelMatchesReference) {
+  const int64_t shapes[][2] = {{1, 1}, {16, 4}, {17, 3}, {33, 17}, {50, 5}, {69, 69}, {32, 8}, {7, 2}};
+  for (Isa isa : kAllIsas) {
+    const KernelTable* kt = kernels_for(isa);
+    if (!kt) continue;
+    ASSERT_NE(kt->gemm16, nullptr);
+    for (DType t : kGemm16Types) {
+      ASSERT_NE(kt->gemm16_pack[(int)t], nullptr) << isa_name(isa) << " " << dtype_name(t);
+      for (const auto& s : shapes) {
+        Problem pr = make(t, s[0], 512, s[1], (uint32_t)(s[0] * 7 + s[1]));
+        std::vector<uint8_t> p_ref, p_isa;
+        auto yr = run(pr, t, ref::gemm16_pack(t), ref::gemm16, &p_ref, true);
+        auto yi = run(pr, t, kt->gemm16_pack[(int)t], kt->gemm16, &p_isa, true);
+        ASSERT_EQ(p_ref, p_isa) << isa_name(isa) << " " << dtype_name(t) << ": packing must be byte-identical";
+        // Levels may sum in another order, so the bound scales with the terms summed: per half
+        // block |dw d isum| + |mw s16|, which the offsets make far larger than the result when
+        // values centre on 32 (Q3_K, Q6_K).
+        const int64_t nb = pr.k / 32, np = (pr.rows + 15) / 16;
+        for (int64_t tk = 0; tk < pr.n_tok; ++tk)
+          for (int64_t r = 0; r < pr.rows; ++r) {
+            const uint8_t* pan = p_ref.data() + (size_t)(r / 16) * gemm16_panel_bytes(pr.k);
+            double mag = 0;
+            for (int64_t b = 0; b < nb; ++b)
+              for (int h = 0; h < 2; ++h) {
+                const uint8_t* blk = pan + b * kGemm16BlockBytes;
+                int64_t isum = 0;
+                for (int e = 16 * h; e < 16 * h + 16; ++e)
+                  isum += (int64_t)blk[(e / 4) * 64 + (r % 16) * 4 + e % 4] * pr.aq[tk * pr.k + 32 * b + e];
+                float dw, mw;
+                std::memcpy(&dw, blk + 512 + 64 * h + 4 * (r % 16), 4);
+                std::memcpy(&mw, blk + 640 + 64 * h + 4 * (r % 16), 4);
+                mag += std::fabs((double)dw * pr.ad[tk * nb + b] * (double)isum) + std::fabs((double)mw * pr.as16[tk * 2 * nb + 2 * b + h]);
+              }
+            const size_t i = (size_t)(tk * pr.rows + r);
+            ASSERT_NEAR(yi[i], yr[i], 1e-6 * mag + 1e-5) << isa_name(isa) << " " << dtype_name(t) << " rows " << s[0]
+                                                          << " tokens " << s[1] << " i " << i << " (" << np << " panels)";
+          }
       }
     }
   }
@@ -212,15 +280,33 @@ TEST(Attention, EveryLevelMatchesReference) {
               }
             }
             const size_t off = (size_t)(kvh * hd) * elem;
-            std::vector<float> o_ref(ng * hd), o_isa(ng * hd, NAN), scratch(ng * n);
+            std::vector<float> o_ref(ng * hd), o_isa(ng * hd, NAN), scratch(ng * n), l_ref(ng), l_isa(ng, NAN);
             const float scale = 1.0f / std::sqrt((float)hd);
             ref::attention(q.data(), ng, kb.data() + off, vb.data() + off, stride, n, hd, f16, scale, o_ref.data(),
-                           scratch.data());
+                           scratch.data(), l_ref.data());
             kt->attention(q.data(), ng, kb.data() + off, vb.data() + off, stride, n, hd, f16, scale, o_isa.data(),
-                          scratch.data());
+                          scratch.data(), l_isa.data());
             for (int64_t i = 0; i < ng * hd; ++i)
               ASSERT_NEAR(o_isa[i], o_ref[i], 2e-5) << isa_name(isa) << " f16 " << f16 << " hd " << hd << " ng " << ng
                                                     << " n_pos " << n << " i " << i;
+            for (int64_t g = 0; g < ng; ++g) {
+              // The reference's log-sum-exp against float64 (the quantity block merging relies on).
+              double mx = -INFINITY, sum = 0;
+              std::vector<double> sc(n);
+              for (int64_t p = 0; p < n; ++p) {
+                double d = 0;
+                for (int64_t i = 0; i < hd; ++i) {
+                  const uint8_t* kr = kb.data() + off + p * stride;
+                  const double kv = f16 ? fp16_to_fp32(reinterpret_cast<const uint16_t*>(kr)[i]) : reinterpret_cast<const float*>(kr)[i];
+                  d += (double)q[g * hd + i] * kv;
+                }
+                sc[p] = d * scale;
+                mx = std::max(mx, sc[p]);
+              }
+              for (int64_t p = 0; p < n; ++p) sum += std::exp(sc[p] - mx);
+              ASSERT_NEAR(l_ref[g], mx + std::log(sum), 1e-4) << "reference lse, n_pos " << n;
+              ASSERT_NEAR(l_isa[g], l_ref[g], 1e-4) << isa_name(isa) << " lse, hd " << hd << " ng " << ng << " n_pos " << n;
+            }
           }
   }
 }

@@ -455,10 +455,12 @@ DType repacked_dtype(DType t) {
 
 bool repack_pays(DType t, int64_t cols, const KernelTable& kt) {
   const DType r = repacked_dtype(t);
-  // Prefill must not lose its GEMM: a dtype with a panel packer needs one for its repacked layout
-  // (Q6_K has none either way: its 16-element scales do not fit the 32-element panel blocks).
+  // Prefill must not lose its GEMM: a dtype with a panel packer (either panel format) needs one
+  // for its repacked layout.
+  const bool has_gemm = kt.gemm_pack[(int)t] != nullptr || kt.gemm16_pack[(int)t] != nullptr;
+  const bool r_gemm = kt.gemm_pack[(int)r] != nullptr || kt.gemm16_pack[(int)r] != nullptr;
   return r != t && cols > 0 && cols % kRepackCols == 0 && kt.vec_dot_rows[(int)r] != nullptr &&
-         (kt.gemm_pack[(int)t] == nullptr || kt.gemm_pack[(int)r] != nullptr) &&
+         (!has_gemm || r_gemm) &&
          kt.quantize_row[(int)DType::Q8_0_A16] != nullptr;
 }
 

@@ -207,20 +207,22 @@ TEST(Repack, GemmPanelsEqualFileLayoutPanels) {
         const auto w = make_rows(t, n, nrows, 1);
         const auto r = repacked(t, w, n, nrows);
         const size_t rb = dtype_row_bytes(t, n), rbo = dtype_row_bytes(repacked_dtype(t), n);
-        std::vector<uint8_t> want(gemm_panel_bytes(n) + 64), got(want.size());
+        // Each dtype has a packer in one of the two panel formats (gemm.h), its repacking in the same.
+        const bool g16 = ref->gemm16_pack[(int)t] != nullptr;
+        auto packer = [&](const KernelTable* kt, DType d) { return g16 ? kt->gemm16_pack[(int)d] : kt->gemm_pack[(int)d]; };
+        const size_t pbytes = g16 ? gemm16_panel_bytes(n) : gemm_panel_bytes(n);
+        std::vector<uint8_t> want(pbytes + 64), got(want.size());
         auto al = [](std::vector<uint8_t>& v) { return v.data() + (64 - reinterpret_cast<uintptr_t>(v.data()) % 64) % 64; };
-        if (!ref->gemm_pack[(int)t]) {  // Q6_K: no panel format, so no packer for its repacked layout
-          EXPECT_EQ(ref->gemm_pack[(int)repacked_dtype(t)], nullptr);
-          continue;
-        }
-        ref->gemm_pack[(int)t](w.data(), rb, nrows, n, al(want));
-        const std::vector<uint8_t> pw(al(want), al(want) + gemm_panel_bytes(n));
+        ASSERT_NE(packer(ref, t), nullptr) << dtype_name(t) << " has no GEMM panel packer";
+        ASSERT_NE(packer(ref, repacked_dtype(t)), nullptr) << dtype_name(repacked_dtype(t));
+        packer(ref, t)(w.data(), rb, nrows, n, al(want));
+        const std::vector<uint8_t> pw(al(want), al(want) + pbytes);
         for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Vnni}) {
           const KernelTable* kt = kernels_for(isa);
-          if (!kt || !kt->gemm_pack[(int)repacked_dtype(t)]) continue;
+          if (!kt || !packer(kt, repacked_dtype(t))) continue;
           std::fill(got.begin(), got.end(), 0xAB);
-          kt->gemm_pack[(int)repacked_dtype(t)](r.data(), rbo, nrows, n, al(got));
-          EXPECT_EQ(pw, std::vector<uint8_t>(al(got), al(got) + gemm_panel_bytes(n)))
+          packer(kt, repacked_dtype(t))(r.data(), rbo, nrows, n, al(got));
+          EXPECT_EQ(pw, std::vector<uint8_t>(al(got), al(got) + pbytes))
               << isa_name(isa) << " " << dtype_name(t) << " n=" << n << " rows=" << nrows;
         }
       }

@@ -11,6 +11,7 @@
 #include "modu/kernels/repack.h"
 #include "modu/models/model.h"
 #include "moe.h"
+#include "ops.h"
 #include "reference_model.h"
 
 namespace modu {
@@ -385,6 +386,25 @@ TEST(SlidingWindow, RingCacheMatchesReferenceAndSavesMemory) {
     }
     EXPECT_GT(ring_layers, 0);
     EXPECT_EQ(kv.bytes(), (size_t)(2 * 2 * rows * c.n_head_kv * c.head_dim * 2)) << arch;
+  }
+}
+
+// Long spans are attended in blocks merged by their log-sum-exp (ops::attention). Blocks of 16 and
+// 61 positions on a 300-token context (prefill and one-token decode) match the float64 reference
+// as one block does, with plain, soft-capped (gemma2) and sliding-window ring layers (gemma3).
+TEST(Attention, BlockMergeMatchesReference) {
+  for (std::string arch : {"llama", "gemma2", "gemma3"}) {
+    TestModelSpec s = spec_for(arch);
+    s.n_ctx = 320;
+    s.seed = 23;
+    const double whole = compare(s, KvType::kF32, 300, 2);
+    for (int64_t blk : {16, 61}) {
+      const int64_t prev = ops::set_attention_block(blk);
+      EXPECT_LE(compare(s, KvType::kF32, 300, 2), 1e-4) << arch << " blocks of " << blk;
+      EXPECT_LE(compare(s, KvType::kF16, 300, 3, /*chunk=*/1), 5e-3) << arch << " decode, blocks of " << blk;
+      ops::set_attention_block(prev);
+    }
+    EXPECT_LE(whole, 1e-4) << arch;
   }
 }
 

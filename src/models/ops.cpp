@@ -31,31 +31,38 @@ uint8_t* thread_scratch(size_t bytes) {
 // Prefill path: activations quantized once per token (Q8_0 blocks, split into GemmAct arrays),
 // then each thread packs its 32-row units of W into an L2-resident panel buffer and multiplies
 // them with every token of the batch.
-void matmul_gemm(const Weight& w, const float* x, int64_t n, float* y, ThreadPool& pool, GemmPackFn pack) {
+// g16: `pack` makes 16-scale panels (gemm.h kGemm16BlockBytes), multiplied by kt.gemm16.
+void matmul_gemm(const Weight& w, const float* x, int64_t n, float* y, ThreadPool& pool, GemmPackFn pack, bool g16) {
   const KernelTable& kt = kernels();
   const int64_t k = w.cols, nb = k / 32;
   const size_t q8_row = dtype_row_bytes(DType::Q8_0, k);
   thread_local std::vector<int8_t> aq;
-  thread_local std::vector<float> ad, as;
+  thread_local std::vector<float> ad, as, as16;
   aq.resize((size_t)(n * k));
   ad.resize((size_t)(n * nb));
   as.resize((size_t)(n * nb));
+  if (g16) as16.resize((size_t)(n * nb * 2));
   int8_t* aqp = aq.data();
   float* adp = ad.data();
   float* asp = as.data();
+  float* as16p = g16 ? as16.data() : nullptr;
   QuantizeFn q = kt.quantize_row[(int)DType::Q8_0];
   pool.parallel_for(n, [&](int64_t b, int64_t e) {
     uint8_t* tmp = thread_scratch(q8_row);
     for (int64_t t = b; t < e; ++t) {
       q(x + t * k, tmp, k);
-      gemm_act_from_q8_0(tmp, 1, k, aqp + t * k, adp + t * nb, asp + t * nb);
+      if (g16)
+        gemm_act_from_q8_0(tmp, 1, k, aqp + t * k, adp + t * nb, asp + t * nb, as16p + t * nb * 2);
+      else
+        gemm_act_from_q8_0(tmp, 1, k, aqp + t * k, adp + t * nb, asp + t * nb);
     }
   });
-  const GemmAct act{aqp, adp, asp, k};
+  const GemmAct act{aqp, adp, asp, k, as16p};
+  const GemmFn gemm = g16 ? kt.gemm16 : kt.gemm;
   const int64_t rows = w.rows;
   const int64_t n_panels = (rows + kGemmPanelRows - 1) / kGemmPanelRows;
   const int64_t n_units = (n_panels + kGemmUnitPanels - 1) / kGemmUnitPanels;
-  const size_t pbytes = gemm_panel_bytes(k);
+  const size_t pbytes = g16 ? gemm16_panel_bytes(k) : gemm_panel_bytes(k);
   pool.parallel_for(n_units, [&](int64_t u0, int64_t u1) {
     uint8_t* buf = thread_scratch(pbytes * kGemmUnitPanels);
     for (int64_t u = u0; u < u1; ++u) {
@@ -66,7 +73,7 @@ void matmul_gemm(const Weight& w, const float* x, int64_t n, float* y, ThreadPoo
              buf + (p - p0) * pbytes);
       }
       const int64_t r0 = p0 * kGemmPanelRows;
-      kt.gemm(buf, p1 - p0, rows - r0, act, n, y + r0, rows);
+      gemm(buf, p1 - p0, rows - r0, act, n, y + r0, rows);
     }
   });
 }
@@ -108,6 +115,15 @@ thread_local bool t_decode_kernels = false;
 bool rows_kernels_enabled() {
   static const bool on = [] {
     const char* e = std::getenv("MODU_GEMV");
+    return !(e && std::strcmp(e, "0") == 0);
+  }();
+  return on;
+}
+
+// MODU_GEMM16=0 sends Q2_K / Q3_K / Q6_K prefill back to the rows kernels (A/B of the 16-scale GEMM).
+bool gemm16_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("MODU_GEMM16");
     return !(e && std::strcmp(e, "0") == 0);
   }();
   return on;
@@ -186,7 +202,11 @@ void matmul_base(const Weight& w, const float* x, int64_t n, float* y, ThreadPoo
   MODU_CHECK_MSG(dot != nullptr, std::string("no vec_dot for weight dtype ") + tr->name);
   const bool gemm_ok = n >= kGemmMinTokens && !DecodeKernelsScope::active();
   if (GemmPackFn pack = kt.gemm_pack[(int)w.dtype]; pack && kt.gemm && gemm_ok) {
-    matmul_gemm(w, x, n, y, pool, pack);
+    matmul_gemm(w, x, n, y, pool, pack, false);
+    return;
+  }
+  if (GemmPackFn pack = kt.gemm16_pack[(int)w.dtype]; pack && kt.gemm16 && gemm_ok && gemm16_enabled()) {
+    matmul_gemm(w, x, n, y, pool, pack, true);
     return;
   }
   if ((w.dtype == DType::F32 || w.dtype == DType::F16 || w.dtype == DType::BF16) && kt.gemm_f32 && gemm_ok) {
@@ -386,9 +406,10 @@ void get_row(const Weight& w, int64_t row, float* out) {
   tr->dequantize(w.data + (size_t)row * w.row_bytes, out, w.cols);
 }
 
-// Scalar attention with soft-capped scores (F16 or F32 rows of hd elements, `stride` bytes apart).
+// Scalar attention with soft-capped scores (F16 or F32 rows of hd elements, `stride` bytes apart);
+// lse as in gemm.h AttnFn.
 static void attention_softcap(const float* q, int64_t ng, const uint8_t* k, const uint8_t* v, size_t stride, int64_t n_pos,
-                       int64_t hd, bool f16, float scale, float cap, float* out, float* sc) {
+                       int64_t hd, bool f16, float scale, float cap, float* out, float* sc, float* lse) {
   auto at = [&](const uint8_t* row, int64_t i) {
     return f16 ? fp16_to_fp32(reinterpret_cast<const uint16_t*>(row)[i]) : reinterpret_cast<const float*>(row)[i];
   };
@@ -403,6 +424,7 @@ static void attention_softcap(const float* q, int64_t ng, const uint8_t* k, cons
     }
     float sum = 0;
     for (int64_t p = 0; p < n_pos; ++p) sum += sc[p] = std::exp(sc[p] - mx);
+    lse[g] = mx + std::log(sum);
     float* o = out + g * hd;
     std::fill(o, o + hd, 0.0f);
     for (int64_t p = 0; p < n_pos; ++p) {
@@ -412,6 +434,22 @@ static void attention_softcap(const float* q, int64_t ng, const uint8_t* k, cons
   }
 }
 
+namespace {
+// Positions per attention block. A long cache is attended in blocks: each block's rows are scored,
+// softmaxed and accumulated by one kernel call, and blocks merge by their log-sum-exp (online
+// softmax), so the score scratch is group x block floats at any depth (8 heads x 512 positions =
+// 16 KiB, cache resident, where a 32k context needed 1 MiB per work item) and every K and V row
+// is still read once. The merge costs ~3 group x hd flops per block, nothing beside 512 rows.
+int64_t g_attn_block = 512;
+}  // namespace
+
+int64_t set_attention_block(int64_t positions) {
+  MODU_CHECK(positions >= 1);
+  const int64_t prev = g_attn_block;
+  g_attn_block = positions;
+  return prev;
+}
+
 void attention(const float* q, int64_t n, const BatchToken* batch, KvCache& kv, int64_t layer, int64_t n_head,
                int64_t n_head_kv, int64_t hd, float scale, float* out, ThreadPool& pool, int64_t window,
                float softcap) {
@@ -419,6 +457,7 @@ void attention(const float* q, int64_t n, const BatchToken* batch, KvCache& kv, 
   const int64_t group = n_head / n_head_kv, q_dim = n_head * hd;
   const bool f16 = kv.type() == KvType::kF16;
   const size_t elem = f16 ? 2 : 4;
+  const int64_t blk = g_attn_block;
   // One work item per (token, KV head): the KV head's rows are read once for its `group` heads.
   pool.parallel_for(n * n_head_kv, [&](int64_t b, int64_t e) {
     for (int64_t idx = b; idx < e; ++idx) {
@@ -426,30 +465,50 @@ void attention(const float* q, int64_t n, const BatchToken* batch, KvCache& kv, 
       const BatchToken& bt = batch[t];
       const int64_t first = window > 0 ? std::max<int64_t>(0, bt.pos - window + 1) : 0;
       const int64_t n_pos = std::max(bt.pos, bt.attn_end - 1) - first + 1;  // attn_end: bidirectional span
-      float* scratch = reinterpret_cast<float*>(thread_scratch((size_t)(group * n_pos) * sizeof(float)));
+      float* scratch = reinterpret_cast<float*>(thread_scratch((size_t)(group * std::min(n_pos, blk)) * sizeof(float)));
       const size_t off = (size_t)(kvh * hd) * elem;
-      const uint8_t* kp = kv.k_row(layer, bt.seq, first) + off;
-      const uint8_t* vp = kv.v_row(layer, bt.seq, first) + off;
-      size_t stride = kv.row_bytes();
       const int64_t rows = kv.layer_rows(layer);
-      if (first % rows + n_pos > rows) {  // the window wraps around a ring: gather this head's rows
-        thread_local std::vector<uint8_t> gathered;
-        const size_t rb = (size_t)hd * elem;
-        gathered.resize(2 * (size_t)n_pos * rb);
-        for (int64_t p = 0; p < n_pos; ++p) {
-          std::memcpy(gathered.data() + p * rb, kv.k_row(layer, bt.seq, first + p) + off, rb);
-          std::memcpy(gathered.data() + (n_pos + p) * rb, kv.v_row(layer, bt.seq, first + p) + off, rb);
-        }
-        kp = gathered.data();
-        vp = gathered.data() + n_pos * rb;
-        stride = rb;
-      }
       float* o = out + t * q_dim + kvh * group * hd;
       const float* qp = q + t * q_dim + kvh * group * hd;
-      if (softcap > 0) {
-        attention_softcap(qp, group, kp, vp, stride, n_pos, hd, f16, scale, softcap, o, scratch);
-      } else {
-        kt.attention(qp, group, kp, vp, stride, n_pos, hd, f16, scale, o, scratch);
+      thread_local std::vector<float> ob, lse, lse_c;
+      lse.resize((size_t)group);
+      lse_c.resize((size_t)group);
+      for (int64_t p0 = 0; p0 < n_pos; p0 += blk) {
+        const int64_t m = std::min(blk, n_pos - p0), at = first + p0;
+        const uint8_t* kp = kv.k_row(layer, bt.seq, at) + off;
+        const uint8_t* vp = kv.v_row(layer, bt.seq, at) + off;
+        size_t stride = kv.row_bytes();
+        if (at % rows + m > rows) {  // the window wraps around a ring: gather this head's rows
+          thread_local std::vector<uint8_t> gathered;
+          const size_t rb = (size_t)hd * elem;
+          gathered.resize(2 * (size_t)m * rb);
+          for (int64_t p = 0; p < m; ++p) {
+            std::memcpy(gathered.data() + p * rb, kv.k_row(layer, bt.seq, at + p) + off, rb);
+            std::memcpy(gathered.data() + (m + p) * rb, kv.v_row(layer, bt.seq, at + p) + off, rb);
+          }
+          kp = gathered.data();
+          vp = gathered.data() + m * rb;
+          stride = rb;
+        }
+        const bool merge = p0 > 0;
+        if (merge) ob.resize((size_t)(group * hd));
+        float* dst = merge ? ob.data() : o;
+        float* l = merge ? lse_c.data() : lse.data();
+        const bool need_lse = n_pos > blk;
+        if (softcap > 0) {
+          attention_softcap(qp, group, kp, vp, stride, m, hd, f16, scale, softcap, dst, scratch, l);
+        } else {
+          kt.attention(qp, group, kp, vp, stride, m, hd, f16, scale, dst, scratch, need_lse ? l : nullptr);
+        }
+        if (!merge) continue;
+        for (int64_t g = 0; g < group; ++g) {  // o = (e^L o + e^l o_c) / (e^L + e^l), L = log(e^L + e^l)
+          const float hi = std::max(lse[g], lse_c[g]);
+          const float a = std::exp(lse[g] - hi), c = std::exp(lse_c[g] - hi), inv = 1.0f / (a + c);
+          float* og = o + g * hd;
+          const float* cg = ob.data() + g * hd;
+          for (int64_t i = 0; i < hd; ++i) og[i] = (a * og[i] + c * cg[i]) * inv;
+          lse[g] = hi + std::log(a + c);
+        }
       }
     }
   });

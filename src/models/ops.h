@@ -63,10 +63,16 @@ void get_row(const Weight& w, int64_t row, float* out);
 // Causal attention of n tokens (q, out: [n, n_head * hd]) over their sequences' cached positions
 // 0..pos (only the last `window` of them when window > 0; rows of a ring layer that wrap around are
 // gathered first), through the dispatched attention kernel, one work item per (token, KV head).
-// softcap > 0 caps scores as cap * tanh(score / cap) (Gemma 2) on a scalar path.
+// softcap > 0 caps scores as cap * tanh(score / cap) (Gemma 2) on a scalar path. Long spans are
+// attended in blocks of set_attention_block() positions merged by online softmax (no score buffer
+// of the context's size).
 void attention(const float* q, int64_t n, const BatchToken* batch, KvCache& kv, int64_t layer, int64_t n_head,
                int64_t n_head_kv, int64_t hd, float scale, float* out, ThreadPool& pool, int64_t window = 0,
                float softcap = 0.0f);
+
+// Positions per attention block (default 512); returns the previous value. Tests lower it to
+// check the block merge against the float64 reference on short contexts.
+int64_t set_attention_block(int64_t positions);
 
 // SiLU(gate) * up, elementwise over n values, result in gate.
 void swiglu(float* gate, const float* up, int64_t n, ThreadPool& pool);

@@ -56,6 +56,10 @@ struct KernelTable {
   // GemmAct activations. The scalar level holds the references.
   GemmPackFn gemm_pack[kMaxDTypeId];
   GemmFn gemm;
+  // The same for the 16-scale panel format (gemm.h kGemm16BlockBytes): dtypes whose sub-blocks are
+  // 16 elements wide. A dtype has a packer in at most one of gemm_pack / gemm16_pack.
+  GemmPackFn gemm16_pack[kMaxDTypeId];
+  GemmFn gemm16;
   // Float weights (F32, or F16/BF16 converted a block at a time) times float activations (gemm.h).
   GemmF32Fn gemm_f32;
   // Attention for one token and one KV head's group of query heads (gemm.h).

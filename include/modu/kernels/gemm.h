@@ -29,13 +29,24 @@ inline size_t gemm_panel_bytes(int64_t k) { return (size_t)(k / 32) * kGemmBlock
 using GemmPackFn = void (*)(const void* w, size_t row_bytes, int64_t nrows, int64_t k, void* panel);
 
 // GEMM activations: each token row quantized like Q8_0 (32-element blocks, same bytes), stored as
-// q[t][k] int8, d[t][k/32] = block scale, s[t][k/32] = d * sum(block q) (for the offsets mw).
+// q[t][k] int8, d[t][k/32] = block scale, s[t][k/32] = d * sum(block q) (for the offsets mw), and
+// for the 16-scale panels s16[t][k/16] = d * sum(q) over each half block (null where unused).
 struct GemmAct {
   const int8_t* q;
   const float* d;
   const float* s;
   int64_t k;
+  const float* s16 = nullptr;
 };
+
+// Packed weight panel with a scale and offset per 16 elements (Q2_K, Q3_K, Q6_K and their repacked
+// forms, whose sub-blocks are 16 wide; the 32-element format cannot hold two scales a block):
+//     w[r][32b + 16h + e] = dw[b][h][r] * u[b][16h + e][r] - mw[b][h][r]
+// Per block (kGemm16BlockBytes = 768): u as in the 32-element panel (512 bytes), then dw[2][16]
+// floats (half h at 512 + 64 h) and mw[2][16] floats (at 640 + 64 h). u <= 63 (PMADDUBSW-exact).
+// The product needs GemmAct::s16. Missing rows as above.
+constexpr size_t kGemm16BlockBytes = 768;
+inline size_t gemm16_panel_bytes(int64_t k) { return (size_t)(k / 32) * kGemm16BlockBytes; }
 
 // y[t * ldy + 16 p + r] = sum_k w[16 p + r][k] * act[t][k] for panels p < n_panels, rows
 // 16 p + r < rows, tokens t < n_tok. Panels are consecutive, gemm_panel_bytes(k) apart, 64-byte
@@ -46,15 +57,19 @@ using GemmFn = void (*)(const void* panels, int64_t n_panels, int64_t rows, cons
 // Converts n_tok rows of Q8_0 blocks (k elements each) into the GemmAct layout (q, d, s buffers
 // of n_tok * k, n_tok * k / 32, n_tok * k / 32).
 void gemm_act_from_q8_0(const void* q8_0, int64_t n_tok, int64_t k, int8_t* q, float* d, float* s);
+// The same, also filling s16 (n_tok * k / 16 floats) for the 16-scale panels.
+void gemm_act_from_q8_0(const void* q8_0, int64_t n_tok, int64_t k, int8_t* q, float* d, float* s, float* s16);
 
 // ---------------------------------------------------------------------------------------------
 // Attention for the `ng` query heads that share one KV head (GQA), for one token:
 //   out[g] = sum_p softmax_p(scale * q[g] . K[p]) V[p],   p < n_pos
 // q[g] at q + g * hd (floats), K[p] at k + p * kv_stride bytes (hd elements, F16 if f16 else F32),
 // V likewise; out[g] at out + g * hd. scratch holds ng * n_pos floats. Each K and V row is read
-// once for all ng heads.
+// once for all ng heads. Where lse is not null, lse[g] = log(sum_p exp(scale * q[g] . K[p])) (the
+// max score plus the log of the shifted sum), so callers can merge the outputs of consecutive
+// blocks of positions (online softmax: ops::attention streams long caches in blocks that way).
 using AttnFn = void (*)(const float* q, int64_t ng, const void* k, const void* v, size_t kv_stride, int64_t n_pos,
-                        int64_t hd, bool f16, float scale, float* out, float* scratch);
+                        int64_t hd, bool f16, float scale, float* out, float* scratch, float* lse);
 
 // Bidirectional attention of a block of n_q queries of one head against all n_kv keys (the vision
 // encoders, where every token sees every token):
@@ -79,8 +94,11 @@ namespace ref {
 GemmPackFn gemm_pack(DType t);  // nullptr for dtypes without a panel format
 void gemm(const void* panels, int64_t n_panels, int64_t rows, const GemmAct& act, int64_t n_tok, float* y,
           int64_t ldy);
+GemmPackFn gemm16_pack(DType t);  // 16-scale panels (Q2_K, Q3_K, Q6_K, Q2_K_R16, Q6_K_R16); else nullptr
+void gemm16(const void* panels, int64_t n_panels, int64_t rows, const GemmAct& act, int64_t n_tok, float* y,
+            int64_t ldy);
 void attention(const float* q, int64_t ng, const void* k, const void* v, size_t kv_stride, int64_t n_pos,
-               int64_t hd, bool f16, float scale, float* out, float* scratch);
+               int64_t hd, bool f16, float scale, float* out, float* scratch, float* lse);
 void gemm_f32(const float* w, size_t ldw, int64_t rows, const float* x, size_t ldx, int64_t n_tok, int64_t k, float* y,
               size_t ldy);
 void attention_block(const float* q, size_t q_ld, int64_t n_q, const float* kt, const float* v, size_t v_ld,

@@ -27,8 +27,8 @@
 //     the 6-bit values' low nibbles as Q4_0_R16 pair bytes (256), their 2 high bits in two pieces
 //     (128: piece h holds elements 16h..16h+15 of each block, byte k bits 2j..2j+1 = element
 //     16h + 4j + k), int8 scales of the even and odd sub-blocks (16 + 16), d[2] fp16. Values as
-//     Q6_K: d * sc * (q - 32). Dots Q8_0_A16 activations, like Q4_K_R16. No GEMM packer (Q6_K has
-//     none: its 16-element scales do not fit the 32-element panel blocks). Q3_K widens into it
+//     Q6_K: d * sc * (q - 32). Dots Q8_0_A16 activations, like Q4_K_R16. Prefill packs it into the 16-scale
+//     GEMM panels (gemm.h kGemm16BlockBytes), as Q2_K_R16, Q6_K and Q3_K. Q3_K widens into it
 //     losslessly (q = q3 + 32, sc = its 6-bit scale - 32): 420 bytes per 512 elements instead of
 //     220, for SIMD decode instead of a scalar dot; Model does it only when memory allows.
 //   Q8_0_A16 group (640 bytes), the activation format of all of them: q[8][16][4] int8 in the same piece
