@@ -70,14 +70,20 @@ int serve(const ServeArgs& a) {
   o.engine.n_batch = a.batch;
   o.engine.max_queue = (size_t)std::max(0, a.queue);
   o.engine.n_cache_seqs = a.cache_seqs;
-  // One KV sequence holds K and V for every layer and position of the context (a sliding-window
-  // layer only its ring): the cache's own layout.
-  const double seq_bytes =
-      (double)KvCache::bytes_for(model.config(), 1, o.engine.n_ctx, a.kv_f32 ? KvType::kF32 : KvType::kF16);
-  if (a.cache_mb >= 0) o.engine.n_cache_seqs = (int)(a.cache_mb * 1048576.0 / seq_bytes);
+  // The KV pool: blocks of KvCache::kBlock positions shared by running requests and cached
+  // prefixes (sliding-window layers keep a ring per sequence beside it).
+  const KvType kvt = a.kv_f32 ? KvType::kF32 : KvType::kF16;
+  const size_t block_bytes = KvCache::block_bytes(model.config(), o.engine.n_ctx, kvt);
+  if (a.cache_mb >= 0) {
+    if (a.cache_mb * 1048576.0 < (double)block_bytes)
+      return fail(invalid_argument("--cache-mb " + std::to_string(a.cache_mb) + " holds no KV block (one block of " +
+                                   std::to_string(KvCache::kBlock) + " positions is " +
+                                   std::to_string(block_bytes / 1048576.0) + " MiB for this model)"));
+    o.engine.cache_bytes = (size_t)(a.cache_mb * 1048576.0);
+  }
   o.engine.prefix_cache = !a.no_prefix_cache;
   o.engine.draft_max = a.lookup ? a.draft_max : 0;
-  o.engine.kv_type = a.kv_f32 ? KvType::kF32 : KvType::kF16;
+  o.engine.kv_type = kvt;
   o.api_keys_file = a.api_keys;
   o.max_body_bytes = (size_t)(a.max_body_mb * 1048576.0);
   o.shutdown_grace_s = a.grace;
@@ -135,10 +141,10 @@ int serve(const ServeArgs& a) {
       s->shutdown();
     }
   });
-  const int n_cache = o.engine.n_cache_seqs >= 0 ? o.engine.n_cache_seqs : (a.no_prefix_cache ? 0 : a.parallel);
-  std::fprintf(stderr, "modu serve: KV cache %.1f MiB (%d slots + %d prefix-cache sequences + 1 for embeddings)\n",
-               seq_bytes * (a.parallel + (a.no_prefix_cache ? 0 : n_cache) + 1) / 1048576.0, a.parallel,
-               a.no_prefix_cache ? 0 : n_cache);
+  const int64_t n_blocks = s->kv_blocks();
+  std::fprintf(stderr, "modu serve: KV cache %.1f MiB: %lld blocks of %lld positions (%lld positions) shared by %d slots and cached prefixes\n",
+               (double)n_blocks * (double)block_bytes / 1048576.0, (long long)n_blocks, (long long)KvCache::kBlock,
+               (long long)(n_blocks * KvCache::kBlock), a.parallel);
   std::fprintf(stderr, "modu serve: outputs are labelled as AI-generated%s%s%s\n",
                a.watermark_key.empty() ? "" : ", watermarked (temperature > 0)",
                a.audit_log.empty() ? "" : ", audit log ", a.audit_log.c_str());
@@ -184,8 +190,10 @@ void add_serve_command(CLI::App& app, int& rc) {
   c->add_option("-t,--threads", a->threads, "Compute threads (0: all cores)")->capture_default_str();
   c->add_option("-b,--batch", a->batch, "Tokens per batched forward pass")->capture_default_str()->check(CLI::Range(1, 65536));
   c->add_option("--queue", a->queue, "Requests that may wait for a slot; beyond that 503")->capture_default_str()->check(CLI::Range(0, 100000));
-  c->add_option("--cache-seqs", a->cache_seqs, "Idle KV sequences kept as prefix cache (-1: as many as slots)")->capture_default_str();
-  c->add_option("--cache-mb", a->cache_mb, "Memory for the prefix cache in MiB (overrides --cache-seqs)");
+  c->add_option("--cache-seqs", a->cache_seqs, "Cached prefixes remembered at most (-1: 4 per slot)")->capture_default_str();
+  c->add_option("--cache-mb", a->cache_mb,
+                "KV cache memory in MiB, one pool of 128-position blocks for running requests and cached prefixes "
+                "(default: two full contexts per slot); requests wait for blocks, or get a 503 if they can never fit");
   c->add_flag("--no-prefix-cache", a->no_prefix_cache, "Never reuse KV of earlier prompts");
   c->add_flag("--lookup", a->lookup,
               "Speculative decoding with prompt-lookup drafts in every slot (greedy output unchanged, sampling's "

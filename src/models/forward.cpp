@@ -91,6 +91,8 @@ Status Model::run(const std::vector<BatchToken>& batch, KvCache& kv, ThreadPool&
   const ModelConfig& c = cfg_;
   std::vector<int64_t> new_len;
   MODU_RETURN_IF_ERROR(validate_batch(batch, c, kv, new_len));
+  for (int s = 0; s < kv.n_seq(); ++s)  // the blocks this batch writes into (paged cache)
+    if (new_len[s] >= 0) MODU_RETURN_IF_ERROR(kv.prepare(s, new_len[s]));
   if (kv.has_ring() && (int64_t)batch.size() > KvCache::kSwaSlack) {
     // Sliding-window rings hold window + kSwaSlack positions: feed the batch in parts that fit.
     std::vector<float> part;

@@ -217,19 +217,34 @@ int64_t kv_ring(const ModelConfig& cfg, int64_t n_ctx) {
 int64_t kv_layer_rows(const ModelConfig& cfg, int64_t n_ctx, int64_t ring, int64_t layer) {
   return ring > 0 && cfg.is_swa(layer) ? ring : n_ctx;
 }
-}  // namespace
-
-size_t KvCache::bytes_for(const ModelConfig& cfg, int n_seq, int64_t n_ctx, KvType type) {
+int64_t kv_default_blocks(int n_seq, int64_t n_ctx) {
+  return (int64_t)n_seq * ((n_ctx + KvCache::kBlock - 1) / KvCache::kBlock);
+}
+// Bytes of one of K / V: rings per sequence plus the pool.
+size_t kv_half_bytes(const ModelConfig& cfg, int n_seq, int64_t n_ctx, KvType type, int64_t n_blocks) {
   const int64_t ring = kv_ring(cfg, n_ctx);
   size_t total = 0;
-  for (int64_t l = 0; l < cfg.n_layer; ++l)
-    total += (size_t)n_seq * (size_t)kv_layer_rows(cfg, n_ctx, ring, l) * kv_row_bytes(cfg, type);
-  return 2 * total;
+  for (int64_t l = 0; l < cfg.n_layer; ++l) {
+    const int64_t rows = kv_layer_rows(cfg, n_ctx, ring, l);
+    total += (rows < n_ctx ? (size_t)n_seq * (size_t)rows : (size_t)n_blocks * KvCache::kBlock) * kv_row_bytes(cfg, type);
+  }
+  return total;
+}
+}  // namespace
+
+size_t KvCache::bytes_for(const ModelConfig& cfg, int n_seq, int64_t n_ctx, KvType type, int64_t n_blocks) {
+  return 2 * kv_half_bytes(cfg, n_seq, n_ctx, type, n_blocks < 0 ? kv_default_blocks(n_seq, n_ctx) : n_blocks);
 }
 
-KvCache::KvCache(const ModelConfig& cfg, int n_seq, int64_t n_ctx, KvType type)
+size_t KvCache::block_bytes(const ModelConfig& cfg, int64_t n_ctx, KvType type) {
+  return 2 * (kv_half_bytes(cfg, 1, n_ctx, type, 1) - kv_half_bytes(cfg, 1, n_ctx, type, 0));
+}
+
+KvCache::KvCache(const ModelConfig& cfg, int n_seq, int64_t n_ctx, KvType type, int64_t n_blocks)
     : n_seq_(n_seq), n_ctx_(n_ctx), n_layer_(cfg.n_layer), type_(type) {
   MODU_CHECK(n_seq > 0 && n_ctx > 0);
+  n_blocks_ = n_blocks < 0 ? kv_default_blocks(n_seq, n_ctx) : n_blocks;
+  MODU_CHECK_MSG(n_blocks_ < INT32_MAX, "KV cache: too many blocks");
   row_bytes_ = kv_row_bytes(cfg, type);
   ring_ = kv_ring(cfg, n_ctx);
   if (ring_ > 0) window_ = cfg.n_swa;
@@ -237,14 +252,86 @@ KvCache::KvCache(const ModelConfig& cfg, int n_seq, int64_t n_ctx, KvType type)
   for (int64_t l = 0; l < n_layer_; ++l) {
     rows_.push_back(kv_layer_rows(cfg, n_ctx_, ring_, l));
     layer_off_.push_back(total);
-    total += (size_t)n_seq_ * (size_t)rows_.back() * row_bytes_;
+    total += (ring_layer(l) ? (size_t)n_seq_ * (size_t)rows_.back() : (size_t)n_blocks_ * kBlock) * row_bytes_;
   }
   total_ = total;
-  auto k = HugeBuffer::allocate(total), v = HugeBuffer::allocate(total);
+  auto k = HugeBuffer::allocate(std::max<size_t>(total, 1)), v = HugeBuffer::allocate(std::max<size_t>(total, 1));
   if (!k.ok() || !v.ok()) throw std::bad_alloc();  // as the std::vector it replaces did
   k_ = std::move(*k);
   v_ = std::move(*v);
   len_.assign(n_seq_, 0);
+  table_.resize(n_seq_);
+  refs_.assign((size_t)n_blocks_, 0);
+  free_.reserve((size_t)n_blocks_);
+  for (int64_t b = n_blocks_ - 1; b >= 0; --b) free_.push_back((int32_t)b);  // block 0 first
+}
+
+int32_t KvCache::take_block() {
+  if (free_.empty()) return -1;
+  const int32_t b = free_.back();
+  free_.pop_back();
+  refs_[(size_t)b] = 1;
+  return b;
+}
+
+void KvCache::copy_block(int32_t from, int32_t to, int64_t rows) {
+  for (int64_t l = 0; l < n_layer_; ++l) {
+    if (ring_layer(l)) continue;
+    const size_t a = layer_off_[l] + (size_t)from * kBlock * row_bytes_, b = layer_off_[l] + (size_t)to * kBlock * row_bytes_;
+    std::memcpy(k_.data() + b, k_.data() + a, (size_t)rows * row_bytes_);
+    std::memcpy(v_.data() + b, v_.data() + a, (size_t)rows * row_bytes_);
+  }
+}
+
+void KvCache::release_after(int seq) {
+  auto& t = table_[seq];
+  const size_t keep = (size_t)((len_[seq] + kBlock - 1) / kBlock);
+  while (t.size() > keep) {
+    const int32_t b = t.back();
+    t.pop_back();
+    if (--refs_[(size_t)b] == 0) free_.push_back(b);
+  }
+}
+
+int64_t KvCache::exclusive_blocks(int seq) const {
+  int64_t n = 0;
+  for (int32_t b : table_[seq]) n += refs_[(size_t)b] == 1;
+  return n;
+}
+
+int64_t KvCache::blocks_needed(int seq, int64_t end) const {
+  const auto& t = table_[seq];
+  const int64_t want = (std::min(end, n_ctx_) + kBlock - 1) / kBlock;
+  int64_t n = std::max<int64_t>(0, want - (int64_t)t.size());
+  for (int64_t i = len_[seq] / kBlock; i < std::min<int64_t>(want, (int64_t)t.size()); ++i)
+    n += refs_[(size_t)t[(size_t)i]] > 1;  // written into while shared: copied first
+  return n;
+}
+
+Status KvCache::prepare(int seq, int64_t end) {
+  MODU_CHECK(seq >= 0 && seq < n_seq_ && end <= n_ctx_);
+  auto& t = table_[seq];
+  const int64_t want = (end + kBlock - 1) / kBlock;
+  for (int64_t i = len_[seq] / kBlock; i < want; ++i) {
+    if (i < (int64_t)t.size() && refs_[(size_t)t[(size_t)i]] == 1) continue;
+    const int32_t nb = take_block();
+    if (nb < 0) {
+      release_after(seq);  // blocks taken for positions past seq_len go back
+      return resource_exhausted("KV cache full: sequence " + std::to_string(seq) + " needs " +
+                                std::to_string(blocks_needed(seq, end)) + " more blocks of " + std::to_string(kBlock) +
+                                " positions and none of the " + std::to_string(n_blocks_) +
+                                " is free; use a larger cache (--cache-mb) or fewer parallel requests");
+    }
+    if (i < (int64_t)t.size()) {  // shared: copy the rows this sequence holds, then let go
+      const int32_t old = t[(size_t)i];
+      copy_block(old, nb, std::min(kBlock, len_[seq] - i * kBlock));
+      --refs_[(size_t)old];
+      t[(size_t)i] = nb;
+    } else {
+      t.push_back(nb);
+    }
+  }
+  return Status::Ok();
 }
 
 void KvCache::keep_window(int seq, int64_t n) {
@@ -256,18 +343,36 @@ void KvCache::keep_window(int seq, int64_t n) {
 void KvCache::truncate(int seq, int64_t n) {
   MODU_CHECK(seq >= 0 && seq < n_seq_ && n >= 0);
   if (n < len_[seq]) keep_window(seq, n);
+  release_after(seq);
 }
 
 void KvCache::copy_prefix(int src, int dst, int64_t n) {
   MODU_CHECK(src >= 0 && src < n_seq_ && dst >= 0 && dst < n_seq_ && n <= len_[src]);
   if (src == dst) return;
-  for (int64_t l = 0; l < n_layer_; ++l) {
-    const int64_t rows = rows_[l] < n_ctx_ ? rows_[l] : n;  // a ring is copied whole
-    std::memcpy(k_row(l, dst, 0), k_row(l, src, 0), (size_t)rows * row_bytes_);
-    std::memcpy(v_row(l, dst, 0), v_row(l, src, 0), (size_t)rows * row_bytes_);
+  len_[dst] = 0;
+  release_after(dst);
+  for (int64_t l = 0; l < n_layer_; ++l) {  // a ring is copied whole
+    if (!ring_layer(l)) continue;
+    std::memcpy(k_row(l, dst, 0), k_row(l, src, 0), (size_t)rows_[l] * row_bytes_);
+    std::memcpy(v_row(l, dst, 0), v_row(l, src, 0), (size_t)rows_[l] * row_bytes_);
+  }
+  const int64_t whole = n / kBlock;
+  for (int64_t i = 0; i < whole; ++i) {
+    const int32_t b = table_[src][(size_t)i];
+    ++refs_[(size_t)b];
+    table_[dst].push_back(b);
+  }
+  int64_t kept = whole * kBlock;
+  if (n > kept) {
+    if (const int32_t nb = take_block(); nb >= 0) {
+      copy_block(table_[src][(size_t)whole], nb, n - kept);
+      table_[dst].push_back(nb);
+      kept = n;
+    }
   }
   len_[dst] = len_[src];
-  keep_window(dst, n);
+  keep_window(dst, kept);
+  release_after(dst);
 }
 
 }  // namespace modu

@@ -467,34 +467,23 @@ void attention(const float* q, int64_t n, const BatchToken* batch, KvCache& kv, 
       const int64_t n_pos = std::max(bt.pos, bt.attn_end - 1) - first + 1;  // attn_end: bidirectional span
       float* scratch = reinterpret_cast<float*>(thread_scratch((size_t)(group * std::min(n_pos, blk)) * sizeof(float)));
       const size_t off = (size_t)(kvh * hd) * elem;
-      const int64_t rows = kv.layer_rows(layer);
       float* o = out + t * q_dim + kvh * group * hd;
       const float* qp = q + t * q_dim + kvh * group * hd;
       thread_local std::vector<float> ob, lse, lse_c;
       lse.resize((size_t)group);
       lse_c.resize((size_t)group);
-      for (int64_t p0 = 0; p0 < n_pos; p0 += blk) {
-        const int64_t m = std::min(blk, n_pos - p0), at = first + p0;
+      // Blocks end where the cache's rows stop being contiguous (a paged block, a ring's end).
+      for (int64_t p0 = 0, m = 0; p0 < n_pos; p0 += m) {
+        const int64_t at = first + p0;
+        m = std::min({blk, n_pos - p0, kv.contiguous_rows(layer, at)});
         const uint8_t* kp = kv.k_row(layer, bt.seq, at) + off;
         const uint8_t* vp = kv.v_row(layer, bt.seq, at) + off;
-        size_t stride = kv.row_bytes();
-        if (at % rows + m > rows) {  // the window wraps around a ring: gather this head's rows
-          thread_local std::vector<uint8_t> gathered;
-          const size_t rb = (size_t)hd * elem;
-          gathered.resize(2 * (size_t)m * rb);
-          for (int64_t p = 0; p < m; ++p) {
-            std::memcpy(gathered.data() + p * rb, kv.k_row(layer, bt.seq, at + p) + off, rb);
-            std::memcpy(gathered.data() + (m + p) * rb, kv.v_row(layer, bt.seq, at + p) + off, rb);
-          }
-          kp = gathered.data();
-          vp = gathered.data() + m * rb;
-          stride = rb;
-        }
+        const size_t stride = kv.row_bytes();
         const bool merge = p0 > 0;
         if (merge) ob.resize((size_t)(group * hd));
         float* dst = merge ? ob.data() : o;
         float* l = merge ? lse_c.data() : lse.data();
-        const bool need_lse = n_pos > blk;
+        const bool need_lse = m < n_pos;
         if (softcap > 0) {
           attention_softcap(qp, group, kp, vp, stride, m, hd, f16, scale, softcap, dst, scratch, l);
         } else {

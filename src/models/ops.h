@@ -61,8 +61,9 @@ void rope_apply(float* x, int64_t n_heads, int64_t head_dim, const float* cs, co
 void get_row(const Weight& w, int64_t row, float* out);
 
 // Causal attention of n tokens (q, out: [n, n_head * hd]) over their sequences' cached positions
-// 0..pos (only the last `window` of them when window > 0; rows of a ring layer that wrap around are
-// gathered first), through the dispatched attention kernel, one work item per (token, KV head).
+// 0..pos (only the last `window` of them when window > 0), through the dispatched attention
+// kernel, one work item per (token, KV head), in blocks of contiguous cache rows (a paged block, a
+// ring up to its end).
 // softcap > 0 caps scores as cap * tanh(score / cap) (Gemma 2) on a scalar path. Long spans are
 // attended in blocks of set_attention_block() positions merged by online softmax (no score buffer
 // of the context's size).

@@ -106,11 +106,16 @@ Engine::Engine(const Model& model, const Tokenizer& tok, EngineOptions opts, Met
     : model_(model), tok_(tok), opts_(opts), metrics_(metrics) {
   opts_.n_parallel = std::max(1, opts_.n_parallel);
   opts_.n_batch = std::max(1, opts_.n_batch);
-  if (opts_.n_cache_seqs < 0) opts_.n_cache_seqs = opts_.prefix_cache ? opts_.n_parallel : 0;
+  if (opts_.n_cache_seqs < 0) opts_.n_cache_seqs = opts_.prefix_cache ? 4 * opts_.n_parallel : 0;
   if (!opts_.prefix_cache) opts_.n_cache_seqs = 0;
   n_seq_ = opts_.n_parallel + opts_.n_cache_seqs + 1;
   embed_seq_ = n_seq_ - 1;
-  kv_ = std::make_unique<KvCache>(model.config(), n_seq_, opts_.n_ctx, opts_.kv_type);
+  const int64_t n_blocks =
+      opts_.cache_bytes > 0
+          ? std::max<int64_t>(1, (int64_t)(opts_.cache_bytes / KvCache::block_bytes(model.config(), opts_.n_ctx, opts_.kv_type)))
+          : (int64_t)(opts_.n_parallel * (opts_.prefix_cache ? 2 : 1) + 1) * blocks_for(opts_.n_ctx);
+  kv_ = std::make_unique<KvCache>(model.config(), n_seq_, opts_.n_ctx, opts_.kv_type, n_blocks);
+  kv_free_ = kv_->free_blocks();
   pool_ = std::make_unique<ThreadPool>(opts_.n_threads);
   seqs_.resize(n_seq_);
   seqs_[embed_seq_].busy = true;  // reserved for embeddings, never cached
@@ -127,6 +132,7 @@ Engine::Submit Engine::submit(GenJob job, std::shared_ptr<Stream>* stream) {
     if (stopping_) return Submit::kStopped;
     const size_t free_slots = (size_t)std::max<int64_t>(0, opts_.n_parallel - n_active_);
     if (queue_.size() >= opts_.max_queue + free_slots) return Submit::kQueueFull;
+    if (blocks_for(job_end(job)) + 1 > kv_->n_blocks()) return Submit::kTooLarge;
     queue_.push_back({std::move(job), st});
   }
   cv_.notify_all();
@@ -218,8 +224,12 @@ Metrics::Gauges Engine::gauges() const {
   g.queue_depth = (int64_t)queue_.size();
   g.active_slots = n_active_;
   g.slots = opts_.n_parallel;
-  g.kv_used_tokens = kv_used_;
-  g.kv_capacity_tokens = (int64_t)n_seq_ * opts_.n_ctx;
+  g.kv_used_tokens = (kv_->n_blocks() - kv_free_) * KvCache::kBlock;
+  g.kv_capacity_tokens = kv_->n_blocks() * KvCache::kBlock;
+  g.kv_blocks = kv_->n_blocks();
+  g.kv_free_blocks = kv_free_;
+  g.kv_evictions = evictions_;
+  g.kv_memory_waits = memory_waits_;
   g.kv_sequences = n_seq_;
   g.cached_sequences = cached_seqs_;
   g.decode_steps = steps_;
@@ -228,8 +238,39 @@ Metrics::Gauges Engine::gauges() const {
   return g;
 }
 
-// Picks a KV sequence for a prompt: the idle sequence sharing the longest prefix with it, or the
-// least recently used idle one, into which the longest prefix found anywhere is copied.
+int64_t Engine::blocks_for(int64_t positions) { return (positions + KvCache::kBlock - 1) / KvCache::kBlock; }
+
+int64_t Engine::job_end(const GenJob& job) const {
+  return std::min<int64_t>(opts_.n_ctx, (int64_t)job.prompt.size() + std::max<int64_t>(0, job.max_tokens) + opts_.draft_max);
+}
+
+// What running requests may still take: the blocks up to their last possible position that they
+// do not hold yet, plus one each for a shared block a draft rollback may write into again.
+int64_t Engine::committed_blocks() const {
+  int64_t n = 0;
+  for (const auto& s : active_)
+    if (!s->done) n += kv_->blocks_needed(s->seq, job_end(s->job)) + 1;
+  return n;
+}
+
+bool Engine::make_room(int64_t want, int keep) {
+  while (kv_->free_blocks() < want) {
+    int victim = -1;
+    for (int s = 0; s < n_seq_; ++s) {
+      if (seqs_[s].busy || s == keep || kv_->seq_blocks(s) == 0) continue;
+      if (victim < 0 || seqs_[s].last_use < seqs_[victim].last_use) victim = s;
+    }
+    if (victim < 0) return false;
+    kv_->truncate(victim, 0);
+    seqs_[victim].tokens.clear();
+    ++evictions_;
+  }
+  return true;
+}
+
+// Picks a KV sequence for a prompt: the idle sequence whose whole content the prompt extends, or
+// an empty (else the least recently used) idle one, into which the longest prefix found anywhere
+// is shared (KvCache::copy_prefix: whole blocks by reference, the tail copied).
 int Engine::take_sequence(const std::vector<int32_t>& prompt, uint32_t lora, bool allow_reuse, int64_t* reused) {
   int best = -1;
   size_t best_len = 0;
@@ -248,16 +289,21 @@ int Engine::take_sequence(const std::vector<int32_t>& prompt, uint32_t lora, boo
     }
   }
   int target = -1;
-  if (best >= 0 && !seqs_[best].busy) {
-    target = best;
+  if (best >= 0 && !seqs_[best].busy && best_len == seqs_[best].tokens.size()) {
+    target = best;  // the prompt extends it: nothing cached is lost
   } else {
+    // An idle sequence holding nothing, else the least recently used one; the prefix is shared
+    // into it by reference (paged cache), so the sequence it came from stays cached as it was.
     for (int s = 0; s < n_seq_; ++s) {
       if (seqs_[s].busy) continue;
-      if (target < 0 || seqs_[s].last_use < seqs_[target].last_use) target = s;
+      const bool empty = seqs_[s].tokens.empty();
+      if (target < 0 || (empty && !seqs_[target].tokens.empty()) ||
+          (empty == seqs_[target].tokens.empty() && seqs_[s].last_use < seqs_[target].last_use))
+        target = s;
     }
     MODU_CHECK_MSG(target >= 0, "no idle KV sequence although a slot is free");
-    if (best >= 0 && best_len > 0) kv_->copy_prefix(best, target, (int64_t)best_len);
-    if (best >= 0 && best_len > 0) {
+    if (best >= 0 && best != target && best_len > 0) {
+      kv_->copy_prefix(best, target, (int64_t)best_len);
       seqs_[target].tokens.assign(seqs_[best].tokens.begin(), seqs_[best].tokens.begin() + (long)best_len);
     }
   }
@@ -311,6 +357,7 @@ void Engine::admit_locked() {
       }
     }
     if (pick < 0) break;
+    const uint64_t prev_admit = last_admit_[queue_[pick].job.tenant];
     last_admit_[queue_[pick].job.tenant] = ++admit_tick_;
     Queued q = std::move(queue_[pick]);
     queue_.erase(queue_.begin() + pick);
@@ -319,6 +366,23 @@ void Engine::admit_locked() {
     slot->st = std::move(q.st);
     int64_t reused = 0;
     slot->seq = take_sequence(slot->job.prompt, slot->job.lora, !slot->job.prompt_logprobs, &reused);
+    // Memory: admitted only when every block it may still need is free (evicting cached
+    // prefixes for it), so a running request never fails for memory; otherwise it waits, first
+    // in line, until running requests finish and give blocks back.
+    const int64_t need = kv_->blocks_needed(slot->seq, job_end(slot->job)) + 1;
+    if (!make_room(committed_blocks() + need, slot->seq)) {
+      seqs_[slot->seq].busy = false;  // what it reused stays cached
+      if (active_.empty()) {  // nothing will give blocks back (embeddings hold the rest): refuse
+        slot->st->close(Finish::kError, "KV cache full: the request needs " + std::to_string(need) + " blocks of " +
+                                            std::to_string(KvCache::kBlock) + " positions and only " +
+                                            std::to_string(kv_->free_blocks()) + " can be freed; retry later");
+        continue;
+      }
+      last_admit_[slot->job.tenant] = prev_admit;
+      queue_.insert(queue_.begin() + pick, Queued{std::move(slot->job), std::move(slot->st)});
+      ++memory_waits_;
+      break;
+    }
     slot->n_past = (size_t)reused;
     slot->st->n_cached_ = reused;
     slot->sampler = std::make_unique<Sampler>(slot->job.sampling, (int32_t)model_.config().n_vocab);
@@ -582,7 +646,6 @@ void Engine::embed_step() {
     batch.push_back({in[i], (int64_t)i, embed_seq_, want});
   }
   std::vector<float> hidden;
-  Status st = model_.forward_hidden(batch, *kv_, *pool_, hidden);
   auto finish = [&](Result<std::vector<std::vector<float>>> r) {
     kv_->truncate(embed_seq_, 0);
     {
@@ -591,6 +654,13 @@ void Engine::embed_step() {
     }
     job->done.set_value(std::move(r));
   };
+  // Blocks for this chunk, beside what running requests may still take.
+  const int64_t need = kv_->blocks_needed(embed_seq_, (int64_t)(job->pos + n));
+  if (!make_room(committed_blocks() + need, embed_seq_))
+    return finish(resource_exhausted("KV cache full: an embedding input of " + std::to_string(in.size()) +
+                                     " tokens needs " + std::to_string(need) + " more blocks than running requests leave; "
+                                     "retry later, send shorter inputs or raise --cache-mb"));
+  Status st = model_.forward_hidden(batch, *kv_, *pool_, hidden);
   if (!st.ok()) return finish(st);
   for (size_t r = 0; r * (size_t)d < hidden.size(); ++r) {
     for (int64_t k = 0; k < d; ++k) job->acc[(size_t)k] += hidden[r * (size_t)d + (size_t)k];
@@ -666,12 +736,11 @@ void Engine::loop() {
     }
     std::lock_guard<std::mutex> lock(mu_);
     n_active_ = (int64_t)active_.size();
-    int64_t used = 0, cached = 0;
+    int64_t cached = 0;
     for (int s = 0; s < n_seq_; ++s) {
-      used += (int64_t)seqs_[s].tokens.size();
       if (!seqs_[s].busy && !seqs_[s].tokens.empty()) ++cached;
     }
-    kv_used_ = used;
+    kv_free_ = kv_->free_blocks();
     cached_seqs_ = cached;
   }
 }

@@ -181,6 +181,65 @@ TEST_F(EngineTest, PrefixCacheReusesAndMatches) {
   EXPECT_GT(e.gauges().cached_sequences, 0);
 }
 
+// The KV pool is shared by memory, not by slot: with room for two requests' blocks, four slots
+// run two requests at a time and the rest wait (in order, with unchanged greedy output); a
+// request that could never fit is refused at submit.
+TEST_F(EngineTest, PagedPoolAdmitsByMemory) {
+  const size_t bb = KvCache::block_bytes(model_->config(), 256, KvType::kF16);
+  EngineOptions o = opts(4);
+  o.cache_bytes = 5 * bb;  // each job below may need 1 block + 1 spare: two fit, not three
+  Engine e(*model_, *tok_, o);
+  EXPECT_EQ(e.kv_blocks(), 5);
+  std::vector<GenJob> jobs;
+  std::vector<std::shared_ptr<Stream>> sts(4);
+  for (int i = 0; i < 4; ++i) {
+    jobs.push_back(greedy("request " + std::to_string(i) + " asks", 60));
+    jobs.back().top_logprobs = 0;
+    ASSERT_EQ(e.submit(jobs.back(), &sts[(size_t)i]), Engine::Submit::kOk);
+  }
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(run(sts[(size_t)i]), solo(jobs[(size_t)i])) << "request " << i;
+    EXPECT_EQ(sts[(size_t)i]->finish(), Finish::kLength);
+  }
+  for (int i = 0; i < 500 && !e.idle(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  const Metrics::Gauges g = e.gauges();
+  EXPECT_GT(g.kv_memory_waits, 0) << "the third request waited for blocks";
+  EXPECT_EQ(g.kv_blocks, 5);
+  EXPECT_LE(g.kv_free_blocks, 5);
+  // prompt + max_tokens reaches the whole 256-position context: 2 blocks + 1 spare > 2.
+  EngineOptions small = opts(1);
+  small.cache_bytes = 2 * bb;
+  Engine e2(*model_, *tok_, small);
+  std::shared_ptr<Stream> st;
+  EXPECT_EQ(e2.submit(greedy("too long for this pool", 250), &st), Engine::Submit::kTooLarge);
+  EXPECT_EQ(e2.submit(greedy("fits", 20), &st), Engine::Submit::kOk);
+  EXPECT_EQ(run(st).size(), 0u);  // (no top_logprobs: ids are not reported)
+  EXPECT_EQ(st->finish(), Finish::kLength);
+}
+
+// Cached prefixes are evicted, least recently used first, when a request needs their blocks.
+TEST_F(EngineTest, CachedPrefixesGiveWayToNewRequests) {
+  const size_t bb = KvCache::block_bytes(model_->config(), 256, KvType::kF16);
+  EngineOptions o = opts(1);
+  o.cache_bytes = 4 * bb;
+  Engine e(*model_, *tok_, o);
+  std::vector<GenJob> jobs;
+  for (int i = 0; i < 5; ++i) {
+    jobs.push_back(greedy(std::to_string(i) + " a different prompt of some length to hold a block", 20));
+    jobs.back().top_logprobs = 0;
+    std::shared_ptr<Stream> st;
+    ASSERT_EQ(e.submit(jobs.back(), &st), Engine::Submit::kOk);
+    EXPECT_EQ(run(st), solo(jobs.back())) << "request " << i;
+  }
+  for (int i = 0; i < 500 && !e.idle(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_GT(e.gauges().kv_evictions, 0);
+  // The most recent prompt is still cached.
+  std::shared_ptr<Stream> again;
+  ASSERT_EQ(e.submit(jobs.back(), &again), Engine::Submit::kOk);
+  EXPECT_EQ(run(again), solo(jobs.back()));
+  EXPECT_EQ(again->n_cached(), (int64_t)jobs.back().prompt.size() - 1);
+}
+
 TEST_F(EngineTest, StopStringsAndText) {
   Engine e(*model_, *tok_, opts(1));
   GenJob j = greedy("hello", 30);

@@ -220,6 +220,7 @@ std::optional<ApiError> HttpServer::Impl::lora_mask(const std::string& model_fie
 // connection from then on; collect() or the stream's end stops that before the socket closes.
 std::shared_ptr<Stream> HttpServer::Impl::submit(GenJob job, const httplib::Request& req, httplib::Response& res, ApiError* err) {
   std::shared_ptr<Stream> st;
+  const int64_t n_prompt = (int64_t)job.prompt.size(), n_max = job.max_tokens;
   switch (engine->submit(std::move(job), &st)) {
     case Engine::Submit::kOk:
       if (const int fd = find_connection_socket(req); fd >= 0) st->set_client_probe([fd] { return connection_alive(fd); });
@@ -228,6 +229,13 @@ std::shared_ptr<Stream> HttpServer::Impl::submit(GenJob job, const httplib::Requ
       res.set_header("Retry-After", "1");
       *err = api_error(503, "The server is at capacity (all slots busy and the queue is full); retry later.", "server_error",
                        "queue_full");
+      return nullptr;
+    case Engine::Submit::kTooLarge:
+      *err = api_error(503, "The prompt (" + std::to_string(n_prompt) + " tokens) plus max_tokens (" + std::to_string(n_max) +
+                                ") needs more KV cache than this server holds (" +
+                                std::to_string(engine->kv_blocks() * KvCache::kBlock) +
+                                " positions for all requests, see --cache-mb); lower max_tokens or shorten the prompt.",
+                       "server_error", "kv_cache_too_small");
       return nullptr;
     case Engine::Submit::kStopped: break;
   }
@@ -646,6 +654,7 @@ Status HttpServer::bind() {
 }
 
 int HttpServer::port() const { return impl_->port; }
+int64_t HttpServer::kv_blocks() const { return impl_->engine->kv_blocks(); }
 
 Status HttpServer::run() {
   Impl& s = *impl_;

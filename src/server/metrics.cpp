@@ -80,8 +80,12 @@ std::string Metrics::render(const Gauges& g) const {
   gauge("modu_queue_depth", "Requests waiting for a slot.", g.queue_depth);
   gauge("modu_slots_active", "Slots running a request.", g.active_slots);
   gauge("modu_slots_total", "Slots (parallel requests).", g.slots);
-  gauge("modu_kv_cache_used_tokens", "KV cache positions holding data (active and cached).", g.kv_used_tokens);
-  gauge("modu_kv_cache_capacity_tokens", "KV cache positions in all sequences.", g.kv_capacity_tokens);
+  gauge("modu_kv_cache_used_tokens", "KV cache positions in blocks that are in use (running requests and cached prefixes; a shared block counts once).", g.kv_used_tokens);
+  gauge("modu_kv_cache_capacity_tokens", "KV cache positions in the block pool.", g.kv_capacity_tokens);
+  gauge("modu_kv_cache_blocks", "KV cache blocks in the pool.", g.kv_blocks);
+  gauge("modu_kv_cache_free_blocks", "KV cache blocks no sequence holds.", g.kv_free_blocks);
+  gauge("modu_kv_cache_evictions", "Cached prefixes evicted to make room for requests so far.", g.kv_evictions);
+  gauge("modu_kv_cache_memory_waits", "Admissions deferred until running requests gave KV blocks back.", g.kv_memory_waits);
   gauge("modu_kv_cache_sequences", "KV cache sequences (slots plus prefix cache).", g.kv_sequences);
   gauge("modu_prefix_cache_sequences", "Idle sequences holding a reusable prefix.", g.cached_sequences);
   gauge("modu_decode_steps", "Batched forward passes run so far.", g.decode_steps);

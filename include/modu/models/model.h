@@ -60,43 +60,78 @@ struct ModelWeights {
 
 enum class KvType { kF16, kF32 };
 
-// KV cache: for each layer, n_seq independent sequences of up to n_ctx positions each.
-// Allocated once; a sequence's entries are valid for positions [0, seq_len(seq)).
+// KV cache: n_seq sequences of up to n_ctx positions each, stored in blocks of kBlock positions
+// drawn from one pool (paged): a sequence holds only the blocks its positions use, a table maps
+// its block i (positions [i kBlock, (i + 1) kBlock)) to a pool block, and sequences share blocks of
+// a common prefix (copy_prefix) by reference until one writes into a shared block, which it then
+// copies first (copy on write). The pool holds n_blocks blocks (default: every sequence full);
+// a sequence's entries are valid for positions [0, seq_len(seq)).
 // Sliding-window layers (cfg.is_swa) keep a ring of window + kSwaSlack positions per sequence
-// (position p in slot p % ring): the forward pass feeds at most kSwaSlack tokens at a time so a
-// batch never overwrites positions its own tokens still attend to.
+// (position p in slot p % ring), outside the pool: the forward pass feeds at most kSwaSlack
+// tokens at a time so a batch never overwrites positions its own tokens still attend to.
 class KvCache {
  public:
   static constexpr int64_t kSwaSlack = 256;
-  KvCache(const ModelConfig& cfg, int n_seq, int64_t n_ctx, KvType type);
+  // Positions per block: fine enough that many short sequences waste little (a 1B model's block
+  // is 4 MiB in F16), long enough that attention reads each block's rows in one kernel call.
+  static constexpr int64_t kBlock = 128;
+  // n_blocks < 0: n_seq * ceil(n_ctx / kBlock), enough for every sequence to fill its context.
+  KvCache(const ModelConfig& cfg, int n_seq, int64_t n_ctx, KvType type, int64_t n_blocks = -1);
   // What bytes() of such a cache will be, without allocating it (to check memory first).
-  static size_t bytes_for(const ModelConfig& cfg, int n_seq, int64_t n_ctx, KvType type);
+  static size_t bytes_for(const ModelConfig& cfg, int n_seq, int64_t n_ctx, KvType type, int64_t n_blocks = -1);
+  // Bytes of one pool block (all paged layers, K and V) at this context: a budget / this = blocks.
+  static size_t block_bytes(const ModelConfig& cfg, int64_t n_ctx, KvType type);
   int n_seq() const { return n_seq_; }
   int64_t n_ctx() const { return n_ctx_; }
   KvType type() const { return type_; }
   size_t bytes() const { return 2 * total_; }
   int64_t seq_len(int seq) const { return len_[seq]; }
-  // Forgets positions >= n of `seq` (0 clears it). With sliding-window layers, going back more
-  // than kSwaSlack + 1 positions loses the window: the sequence is then cleared (seq_len 0), so
-  // callers continue from seq_len().
+  // Forgets positions >= n of `seq` (0 clears it) and returns the blocks it no longer uses. With
+  // sliding-window layers, going back more than kSwaSlack + 1 positions loses the window: the
+  // sequence is then cleared (seq_len 0), so callers continue from seq_len().
   void truncate(int seq, int64_t n);
-  // Copies the first n positions of `src` into `dst` (prefix reuse); same window rule as truncate.
+  // Makes `dst` continue from the first n positions of `src` (prefix reuse): whole blocks are
+  // shared, the positions of a last partial block are copied into a block of dst's own (when none
+  // is free, dst keeps only the whole blocks: check seq_len). Same window rule as truncate.
   void copy_prefix(int src, int dst, int64_t n);
+  // Blocks `seq` must still take from the pool to hold positions up to `end`: new blocks, and
+  // shared blocks it would write into (copied first).
+  int64_t blocks_needed(int seq, int64_t end) const;
+  // Takes those blocks so positions [seq_len, end) can be written; an error (nothing changed for
+  // the blocks already held) when the pool runs out. Model::run calls it for every batch.
+  Status prepare(int seq, int64_t end);
+  int64_t n_blocks() const { return n_blocks_; }
+  int64_t free_blocks() const { return (int64_t)free_.size(); }
+  // Blocks in `seq`'s table, and how many of them only it references.
+  int64_t seq_blocks(int seq) const { return (int64_t)table_[seq].size(); }
+  int64_t exclusive_blocks(int seq) const;
 
-  // Row of n_head_kv * head_dim elements for (layer, seq, pos).
+  // Row of n_head_kv * head_dim elements for (layer, seq, pos); pos must be in a block the
+  // sequence holds (positions < seq_len, or prepared).
   uint8_t* k_row(int64_t layer, int seq, int64_t pos) { return k_.data() + offset(layer, seq, pos); }
   uint8_t* v_row(int64_t layer, int seq, int64_t pos) { return v_.data() + offset(layer, seq, pos); }
   // Rows stored per sequence for `layer`: n_ctx, or the ring size of a sliding-window layer.
   int64_t layer_rows(int64_t layer) const { return rows_[layer]; }
+  // Rows from position `pos` on that lie row_bytes() apart in memory: to the end of its block, or
+  // of the ring in a sliding-window layer.
+  int64_t contiguous_rows(int64_t layer, int64_t pos) const {
+    return ring_layer(layer) ? rows_[layer] - pos % rows_[layer] : kBlock - pos % kBlock;
+  }
   bool has_ring() const { return ring_ > 0; }
   size_t row_bytes() const { return row_bytes_; }
   void set_len(int seq, int64_t n) { len_[seq] = n; }
 
  private:
+  bool ring_layer(int64_t layer) const { return rows_[layer] < n_ctx_; }
   size_t offset(int64_t layer, int seq, int64_t pos) const {
-    return layer_off_[layer] + ((size_t)seq * (size_t)rows_[layer] + (size_t)(pos % rows_[layer])) * row_bytes_;
+    if (ring_layer(layer))
+      return layer_off_[layer] + ((size_t)seq * (size_t)rows_[layer] + (size_t)(pos % rows_[layer])) * row_bytes_;
+    return layer_off_[layer] + ((size_t)table_[seq][(size_t)(pos / kBlock)] * kBlock + (size_t)(pos % kBlock)) * row_bytes_;
   }
   void keep_window(int seq, int64_t n);  // the truncate rule for ring layers
+  void release_after(int seq);           // drops table entries past seq_len
+  int32_t take_block();                  // -1 when the pool is empty
+  void copy_block(int32_t from, int32_t to, int64_t rows);  // first `rows` rows of every paged layer
   std::vector<int64_t> rows_;       // per layer
   std::vector<size_t> layer_off_;   // per layer, bytes
   int64_t ring_ = 0;                // ring size of windowed layers (0: none)
@@ -106,11 +141,15 @@ class KvCache {
   int64_t n_layer_;
   KvType type_;
   size_t row_bytes_;
+  int64_t n_blocks_ = 0;
   // Huge pages when the OS allows (HugeBuffer): a decoded token walks every layer's K and V rows
   // one head at a time, and with 4 KiB pages a long context touched more pages than the TLB holds.
   HugeBuffer k_, v_;
   size_t total_ = 0;  // bytes of k_ (and of v_) in use
   std::vector<int64_t> len_;
+  std::vector<std::vector<int32_t>> table_;  // per sequence: pool block of each kBlock positions
+  std::vector<int32_t> refs_;                // per pool block: tables referencing it
+  std::vector<int32_t> free_;                // unreferenced pool blocks (a stack)
 };
 
 // One token of a batch: which sequence it belongs to, at which position, and whether its logits

@@ -1,7 +1,11 @@
 // Engine: the continuous-batching scheduler. N slots (KV sequences) share one batched forward pass
 // per step; new requests join between steps, long prompts are prefilled in chunks, waiting
 // requests sit in a bounded queue and are admitted fairly between tenants, and finished sequences
-// stay behind as an LRU prefix cache that later prompts reuse instead of recomputing.
+// stay behind as an LRU prefix cache that later prompts reuse instead of recomputing. The KV
+// cache is one pool of blocks (paged, models/model.h KvCache): a request holds the blocks its
+// positions use, prefixes are shared by reference, and a request is admitted only when the
+// blocks it may still need are free (cached prefixes are evicted for them, least recently used
+// first), so no running request fails for memory.
 #pragma once
 
 #include <array>
@@ -125,7 +129,11 @@ class Stream {
 struct EngineOptions {
   int n_parallel = 4;        // slots: requests generating at once
   int64_t n_ctx = 2048;      // positions per sequence
-  int n_cache_seqs = -1;     // extra idle sequences kept as prefix cache (-1: as many as slots)
+  int n_cache_seqs = -1;     // idle sequences kept as prefix cache (-1: 4 per slot; they hold only blocks)
+  // KV pool for running requests and cached prefixes together, in bytes (0: 2 full contexts per
+  // slot plus one for embeddings). A request whose prompt + max_tokens can never fit is refused
+  // at submit (kTooLarge); one that fits waits in the queue until its blocks are free.
+  size_t cache_bytes = 0;
   int n_batch = 256;         // tokens per forward pass (decode tokens first, then prompt chunks)
   size_t max_queue = 64;     // waiting requests beyond the slots; more are refused
   int n_threads = 0;         // compute threads (0: all cores)
@@ -149,9 +157,13 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  enum class Submit { kOk, kQueueFull, kStopped };
+  enum class Submit { kOk, kQueueFull, kStopped, kTooLarge };
   // Queues a request; the stream is set only when kOk. The prompt must be non-empty and shorter
-  // than n_ctx (callers validate; violations are reported on the stream as errors).
+  // than n_ctx (callers validate; violations are reported on the stream as errors). kTooLarge:
+  // prompt + max_tokens needs more KV blocks than the whole pool holds.
+  // Blocks of KvCache::kBlock positions in the pool, and what a request of `positions` may need.
+  int64_t kv_blocks() const { return kv_->n_blocks(); }
+  static int64_t blocks_for(int64_t positions);
   Submit submit(GenJob job, std::shared_ptr<Stream>* stream);
 
   // Runs inputs through the model on the engine thread and pools their final hidden states into
@@ -197,6 +209,10 @@ class Engine {
   void loop();
   void admit_locked();
   int take_sequence(const std::vector<int32_t>& prompt, uint32_t lora, bool allow_reuse, int64_t* reused);
+  int64_t job_end(const GenJob& job) const;   // positions a request may reach
+  int64_t committed_blocks() const;           // blocks running requests may still take
+  // Evicts least recently used idle sequences (never `keep`) until `want` blocks are free.
+  bool make_room(int64_t want, int keep);
   void step(bool cut_all, const std::string& reason);
   void sample_slot(Slot& s, const float* logits);
   void take_token(Slot& s, int32_t tok);
@@ -232,7 +248,8 @@ class Engine {
   std::vector<std::unique_ptr<Slot>> active_;  // engine thread only (size read under mu_)
   std::vector<SeqInfo> seqs_;                  // engine thread only
   int64_t n_active_ = 0;
-  int64_t kv_used_ = 0, cached_seqs_ = 0, steps_ = 0;
+  int64_t cached_seqs_ = 0, steps_ = 0, kv_free_ = 0;
+  int64_t evictions_ = 0, memory_waits_ = 0;
   std::atomic<int64_t> drafts_proposed_{0}, drafts_accepted_{0};  // speculative decoding (read by gauges())
   NgramDrafter lookup_;
   bool stopping_ = false;

@@ -68,6 +68,8 @@ class HttpServer {
   // Binds the listening socket (so port() is known before run()).
   Status bind();
   int port() const;
+  // Blocks of KvCache::kBlock positions in the engine's KV pool.
+  int64_t kv_blocks() const;
   // Serves until shutdown() has finished.
   Status run();
   // Thread-safe and idempotent: stop accepting work (new requests get 503), let in-flight requests

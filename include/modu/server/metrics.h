@@ -41,6 +41,7 @@ class Metrics {
     int64_t cached_sequences = 0;
     int64_t decode_steps = 0;
     int64_t drafts_proposed = 0, drafts_accepted = 0;
+    int64_t kv_blocks = 0, kv_free_blocks = 0, kv_evictions = 0, kv_memory_waits = 0;
   };
   std::string render(const Gauges& g) const;
 
