@@ -27,6 +27,7 @@ struct ServeArgs {
   double cache_mb = -1;
   bool no_prefix_cache = false;
   bool lookup = false;
+  std::string draft;
   int draft_max = 8;
   std::string api_keys;
   std::string alias;
@@ -82,7 +83,17 @@ int serve(const ServeArgs& a) {
     o.engine.cache_bytes = (size_t)(a.cache_mb * 1048576.0);
   }
   o.engine.prefix_cache = !a.no_prefix_cache;
-  o.engine.draft_max = a.lookup ? a.draft_max : 0;
+  o.engine.draft_max = a.lookup || !a.draft.empty() ? a.draft_max : 0;
+  LoadedModel draft_model;  // outlives the server
+  if (!a.draft.empty()) {
+    if (a.lookup) return fail(invalid_argument("--draft and --lookup are alternatives: give one"));
+    auto dm = load_model(a.draft, true);
+    if (!dm.ok()) return fail(dm.status().with_context("--draft " + a.draft));
+    draft_model = std::move(dm).value();
+    if (Status ds = check_draft_tokenizer(*lm->tokenizer, *draft_model.tokenizer).with_context("--draft " + a.draft); !ds.ok())
+      return fail(ds);
+    o.engine.draft_model = draft_model.model.get();
+  }
   o.engine.kv_type = kvt;
   o.api_keys_file = a.api_keys;
   o.max_body_bytes = (size_t)(a.max_body_mb * 1048576.0);
@@ -198,7 +209,11 @@ void add_serve_command(CLI::App& app, int& rc) {
   c->add_flag("--lookup", a->lookup,
               "Speculative decoding with prompt-lookup drafts in every slot (greedy output unchanged, sampling's "
               "distribution unchanged; not for JSON-constrained or logprob requests)");
-  c->add_option("--draft-max", a->draft_max, "With --lookup: most drafts per slot and step")->capture_default_str()->check(CLI::Range(1, 64));
+  c->add_option("--draft", a->draft,
+                "Speculative decoding with drafts from this small model (same tokenizer, checked) in every slot: greedy "
+                "output unchanged, sampling's distribution unchanged; not for JSON-constrained, logprob or image requests")
+      ->check(CLI::ExistingPath);
+  c->add_option("--draft-max", a->draft_max, "With --lookup or --draft: most drafts per slot and step")->capture_default_str()->check(CLI::Range(1, 64));
   c->add_option("--api-keys", a->api_keys, "File of 'KEY TENANT [rpm=N] [tpm=N] [parallel=N]' lines")->check(CLI::ExistingFile);
   c->add_option("--alias", a->alias, "Model id reported by /v1/models (default: the file name)");
   c->add_option("--cors-origin", a->cors_origin, "Access-Control-Allow-Origin for browser clients (\"\": none)")->capture_default_str();

@@ -84,6 +84,7 @@ struct Engine::Slot {
   bool prefilling = true;
   int32_t last = -1;          // sampled token not yet fed to the model
   std::vector<int32_t> drafts;  // speculative drafts fed after `last` in this step
+  std::unique_ptr<ModelDrafter> drafter;  // lent from idle_drafters_ while the slot runs (draft model)
   std::unique_ptr<Sampler> sampler;
   std::unique_ptr<StreamingDetokenizer> detok;
   std::unique_ptr<StopMatcher> stops;
@@ -532,7 +533,21 @@ void Engine::step(bool cut_all, const std::string& reason) {
       if (room > 0) {
         std::vector<int32_t> hist = seqs_[s->seq].tokens;
         hist.push_back(s->last);
-        if (auto d = lookup_.propose(hist, (int)room); d.ok()) s->drafts = std::move(d).value();
+        if (opts_.draft_model) {
+          if (s->job.embd.empty()) {  // (image placeholders mean nothing to the draft model)
+            if (!s->drafter) {
+              if (idle_drafters_.empty()) {
+                s->drafter = std::make_unique<ModelDrafter>(*opts_.draft_model, *pool_, opts_.n_ctx);
+              } else {
+                s->drafter = std::move(idle_drafters_.back());
+                idle_drafters_.pop_back();
+              }
+            }
+            if (auto d = s->drafter->propose(hist, (int)room); d.ok()) s->drafts = std::move(d).value();
+          }
+        } else if (auto d = lookup_.propose(hist, (int)room); d.ok()) {
+          s->drafts = std::move(d).value();
+        }
       }
       drafts_proposed_ += s->drafts.size();
     }
@@ -614,6 +629,7 @@ void Engine::step(bool cut_all, const std::string& reason) {
   // Retire finished slots; their sequences stay as prefix cache.
   for (auto& s : active_) {
     if (!s->done) continue;
+    if (s->drafter) idle_drafters_.push_back(std::move(s->drafter));  // its cache may serve the next
     seqs_[s->seq].busy = false;
     seqs_[s->seq].last_use = ++tick_;
     if (!opts_.prefix_cache) {

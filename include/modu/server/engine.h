@@ -145,6 +145,11 @@ struct EngineOptions {
   // keeps it, since a step's kernels depend on its size with or without drafts, and a near-tie
   // may go either way). 0: off. Not for requests with a JSON constraint or logprobs.
   int draft_max = 0;
+  // With draft_max > 0: drafts from this small model (same tokenizer; callers check it with
+  // check_draft_tokenizer) instead of prompt lookup. Each slot holds a drafter with its own KV
+  // cache of n_ctx positions while it runs; drafting is per slot, verification batched. Not for
+  // requests with images. Must outlive the engine.
+  const Model* draft_model = nullptr;
 };
 
 // Embedding pooling, as GGUF {arch}.pooling_type numbers it.
@@ -252,6 +257,7 @@ class Engine {
   int64_t evictions_ = 0, memory_waits_ = 0;
   std::atomic<int64_t> drafts_proposed_{0}, drafts_accepted_{0};  // speculative decoding (read by gauges())
   NgramDrafter lookup_;
+  std::vector<std::unique_ptr<ModelDrafter>> idle_drafters_;  // draft-model drafters not lent to a slot
   bool stopping_ = false;
   std::string cancel_reason_;
   uint64_t cancel_epoch_ = 0, seen_cancel_epoch_ = 0;
