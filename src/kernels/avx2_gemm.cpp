@@ -239,86 +239,28 @@ void pack_q6_k_r16(const void* w, size_t rb, int64_t nrows, int64_t k, void* pan
   }
 }
 
-// One panel (2 x 8 rows) x T tokens. acc: int32 per (half, token) for the current block.
-template <int T>
+// One panel (2 x 8 rows) x T tokens. acc: int32 per (half, token) for the current block part.
+// G16: the 16-scale panels (gemm.h kGemm16BlockBytes): the int32 sums of each half block (groups
+// 0-3 and 4-7) are scaled on their own, and the half's product and offset are subtracted before
+// they join the running sum (they nearly cancel where values centre on 32, Q3_K / Q6_K; adding
+// both separately cost ~1e-4 of relative accuracy). Its epilogue runs twice per block, ~15% more
+// work per block than the 32-element format; the dot part, which dominates, is the same.
+template <int T, bool G16>
 inline void tile(const uint8_t* pan, int64_t nb, const GemmAct& a, int64_t t0, float* y, int64_t ldy, int64_t nr) {
+  constexpr size_t kBlockBytes = G16 ? kGemm16BlockBytes : kGemmBlockBytes;
+  constexpr int kParts = G16 ? 2 : 1, kGroups = 8 / kParts;
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 f[2][T];
   for (int h = 0; h < 2; ++h)
     for (int t = 0; t < T; ++t) f[h][t] = _mm256_setzero_ps();
   const int8_t* aq = a.q + t0 * a.k;
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* pb = pan + b * kGemmBlockBytes;
-    __m256i acc[2][T];
-    for (int h = 0; h < 2; ++h)
-      for (int t = 0; t < T; ++t) acc[h][t] = _mm256_setzero_si256();
-    for (int g = 0; g < 8; ++g) {
-      const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(pb + g * 64));
-      const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(pb + g * 64 + 32));
-      for (int t = 0; t < T; ++t) {
-        int32_t v;
-        std::memcpy(&v, aq + t * a.k + b * 32 + g * 4, 4);
-        const __m256i av = _mm256_set1_epi32(v);
-        acc[0][t] = _mm256_add_epi32(acc[0][t], _mm256_madd_epi16(_mm256_maddubs_epi16(w0, av), ones));
-        acc[1][t] = _mm256_add_epi32(acc[1][t], _mm256_madd_epi16(_mm256_maddubs_epi16(w1, av), ones));
-      }
-    }
-    for (int h = 0; h < 2; ++h) {
-      const __m256 dw = _mm256_load_ps(reinterpret_cast<const float*>(pb + 512 + 32 * h));
-      const __m256 mw = _mm256_load_ps(reinterpret_cast<const float*>(pb + 576 + 32 * h));
-      for (int t = 0; t < T; ++t) {
-        const int64_t i = (t0 + t) * nb + b;
-        f[h][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[h][t]), _mm256_mul_ps(dw, _mm256_broadcast_ss(a.d + i)), f[h][t]);
-        f[h][t] = _mm256_fnmadd_ps(mw, _mm256_broadcast_ss(a.s + i), f[h][t]);
-      }
-    }
-  }
-  for (int t = 0; t < T; ++t) {
-    float* yt = y + (t0 + t) * ldy;
-    if (nr >= 16) {
-      _mm256_storeu_ps(yt, f[0][t]);
-      _mm256_storeu_ps(yt + 8, f[1][t]);
-    } else {
-      alignas(32) float tmp[16];
-      _mm256_store_ps(tmp, f[0][t]);
-      _mm256_store_ps(tmp + 8, f[1][t]);
-      std::memcpy(yt, tmp, (size_t)nr * 4);
-    }
-  }
-}
-
-void gemm(const void* panels, int64_t n_panels, int64_t rows, const GemmAct& a, int64_t n_tok, float* y,
-          int64_t ldy) {
-  const int64_t nb = a.k / 32;
-  const size_t ps = gemm_panel_bytes(a.k);
-  for (int64_t p = 0; p < n_panels; ++p) {
-    const uint8_t* pan = static_cast<const uint8_t*>(panels) + p * ps;
-    const int64_t nr = std::min<int64_t>(16, rows - p * 16);
-    float* yp = y + p * 16;
-    int64_t t = 0;
-    for (; t + 2 <= n_tok; t += 2) tile<2>(pan, nb, a, t, yp, ldy, nr);
-    if (t < n_tok) tile<1>(pan, nb, a, t, yp, ldy, nr);
-  }
-}
-
-// 16-scale panels (gemm.h kGemm16BlockBytes): the same int8 products, with the int32 sums of each
-// half block (groups 0-3 and 4-7) scaled separately. The epilogue runs twice per block (2 cvt +
-// 8 mul/FMA/add instead of 1 + 3), ~15% more work per block than the 32-element format; the dot
-// part, which dominates, is unchanged.
-template <int T>
-inline void tile16(const uint8_t* pan, int64_t nb, const GemmAct& a, int64_t t0, float* y, int64_t ldy, int64_t nr) {
-  const __m256i ones = _mm256_set1_epi16(1);
-  __m256 f[2][T];
-  for (int h = 0; h < 2; ++h)
-    for (int t = 0; t < T; ++t) f[h][t] = _mm256_setzero_ps();
-  const int8_t* aq = a.q + t0 * a.k;
-  for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* pb = pan + b * kGemm16BlockBytes;
-    for (int half = 0; half < 2; ++half) {
+    const uint8_t* pb = pan + b * kBlockBytes;
+    for (int part = 0; part < kParts; ++part) {
       __m256i acc[2][T];
       for (int h = 0; h < 2; ++h)
         for (int t = 0; t < T; ++t) acc[h][t] = _mm256_setzero_si256();
-      for (int g = 4 * half; g < 4 * half + 4; ++g) {
+      for (int g = kGroups * part; g < kGroups * (part + 1); ++g) {
         const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(pb + g * 64));
         const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(pb + g * 64 + 32));
         for (int t = 0; t < T; ++t) {
@@ -330,15 +272,19 @@ inline void tile16(const uint8_t* pan, int64_t nb, const GemmAct& a, int64_t t0,
         }
       }
       for (int h = 0; h < 2; ++h) {
-        const __m256 dw = _mm256_load_ps(reinterpret_cast<const float*>(pb + 512 + 64 * half + 32 * h));
-        const __m256 mw = _mm256_load_ps(reinterpret_cast<const float*>(pb + 640 + 64 * half + 32 * h));
+        const size_t at_dw = G16 ? 512 + 64 * part + 32 * h : 512 + 32 * h, at_mw = G16 ? 640 + 64 * part + 32 * h : 576 + 32 * h;
+        const __m256 dw = _mm256_load_ps(reinterpret_cast<const float*>(pb + at_dw));
+        const __m256 mw = _mm256_load_ps(reinterpret_cast<const float*>(pb + at_mw));
         for (int t = 0; t < T; ++t) {
           const int64_t i = (t0 + t) * nb + b;
-          // The half's own difference first (one rounding), then the running sum: the offset nearly
-          // cancels the product (Q3_K / Q6_K centre on 32), and adding both to the sum separately
-          // cost ~1e-4 of relative accuracy.
-          const __m256 off = _mm256_mul_ps(mw, _mm256_broadcast_ss(a.s16 + 2 * i + half));
-          f[h][t] = _mm256_add_ps(f[h][t], _mm256_fmsub_ps(_mm256_cvtepi32_ps(acc[h][t]), _mm256_mul_ps(dw, _mm256_broadcast_ss(a.d + i)), off));
+          const __m256 scale = _mm256_mul_ps(dw, _mm256_broadcast_ss(a.d + i));
+          if constexpr (G16) {
+            const __m256 off = _mm256_mul_ps(mw, _mm256_broadcast_ss(a.s16 + 2 * i + part));
+            f[h][t] = _mm256_add_ps(f[h][t], _mm256_fmsub_ps(_mm256_cvtepi32_ps(acc[h][t]), scale, off));
+          } else {
+            f[h][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[h][t]), scale, f[h][t]);
+            f[h][t] = _mm256_fnmadd_ps(mw, _mm256_broadcast_ss(a.s + i), f[h][t]);
+          }
         }
       }
     }
@@ -357,17 +303,18 @@ inline void tile16(const uint8_t* pan, int64_t nb, const GemmAct& a, int64_t t0,
   }
 }
 
-void gemm16(const void* panels, int64_t n_panels, int64_t rows, const GemmAct& a, int64_t n_tok, float* y,
-            int64_t ldy) {
+template <bool G16>
+void gemm_panels(const void* panels, int64_t n_panels, int64_t rows, const GemmAct& a, int64_t n_tok, float* y,
+                 int64_t ldy) {
   const int64_t nb = a.k / 32;
-  const size_t ps = gemm16_panel_bytes(a.k);
+  const size_t ps = G16 ? gemm16_panel_bytes(a.k) : gemm_panel_bytes(a.k);
   for (int64_t p = 0; p < n_panels; ++p) {
     const uint8_t* pan = static_cast<const uint8_t*>(panels) + p * ps;
     const int64_t nr = std::min<int64_t>(16, rows - p * 16);
     float* yp = y + p * 16;
     int64_t t = 0;
-    for (; t + 2 <= n_tok; t += 2) tile16<2>(pan, nb, a, t, yp, ldy, nr);
-    if (t < n_tok) tile16<1>(pan, nb, a, t, yp, ldy, nr);
+    for (; t + 2 <= n_tok; t += 2) tile<2, G16>(pan, nb, a, t, yp, ldy, nr);
+    if (t < n_tok) tile<1, G16>(pan, nb, a, t, yp, ldy, nr);
   }
 }
 
@@ -701,9 +648,9 @@ void fill_avx2_gemm(KernelTable* t) {
   t->gemm_pack[(int)DType::Q4_K_R16] = pack_r16<R16::kQ4_K>;
   t->gemm_pack[(int)DType::Q5_K_R16] = pack_r16<R16::kQ5_K>;
   t->gemm_pack[(int)DType::Q8_0_R16] = nullptr;  // as Q8_0
-  t->gemm16 = gemm16;
+  t->gemm16 = gemm_panels<true>;
   t->gemm16_pack[(int)DType::Q6_K_R16] = pack_q6_k_r16;
-  t->gemm = gemm;
+  t->gemm = gemm_panels<false>;
   t->gemm_f32 = gemm_f32_avx2;
   t->attention = attention;
   t->attention_block = attention_block_avx2;

@@ -10,8 +10,8 @@ namespace modu::kern {
 void fill_avx512(KernelTable* t) {
   fill_table(t);
   fill_rows_table(t);
-  t->gemm = gemm512;
-  t->gemm16 = gemm16_512;
+  t->gemm = gemm512<false>;
+  t->gemm16 = gemm512<true>;
   t->probe_read = probe_read512;
   t->probe_fma = probe_fma512;
   t->probe_dot = probe_dot512;

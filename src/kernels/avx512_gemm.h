@@ -27,81 +27,27 @@ inline __m512i dp_acc(__m512i acc, __m512i u, __m512i s) {
 #endif
 }
 
-template <int NP, int T>
+// G16: the 16-scale panels (gemm.h kGemm16BlockBytes): the int32 sums of each half block (groups
+// 0-3, 4-7) are scaled on their own, and the half's product and offset are subtracted before they
+// join the running sum (they nearly cancel where values centre on 32: Q3_K, Q6_K).
+template <int NP, int T, bool G16>
 inline void gemm_tile(const uint8_t* pan, size_t ps, int64_t nb, const modu::GemmAct& a, int64_t t0, float* y,
                       int64_t ldy, int64_t nr) {
-  using modu::kGemmBlockBytes;
+  constexpr size_t kBlockBytes = G16 ? modu::kGemm16BlockBytes : modu::kGemmBlockBytes;
+  constexpr int kParts = G16 ? 2 : 1, kGroups = 8 / kParts;
   __m512 f[NP][T];
   for (int p = 0; p < NP; ++p)
     for (int t = 0; t < T; ++t) f[p][t] = _mm512_setzero_ps();
   const int8_t* aq = a.q + t0 * a.k;
   const float* ad = a.d + t0 * nb;
-  const float* as = a.s + t0 * nb;
+  const float* as = G16 ? a.s16 + t0 * nb * 2 : a.s + t0 * nb;
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* pb = pan + b * kGemmBlockBytes;
-    __m512i acc[NP][T];
-    for (int p = 0; p < NP; ++p)
-      for (int t = 0; t < T; ++t) acc[p][t] = _mm512_setzero_si512();
-    for (int g = 0; g < 8; ++g) {
-      __m512i w[NP];
-      for (int p = 0; p < NP; ++p) w[p] = _mm512_load_si512(pb + p * ps + g * 64);
-      for (int t = 0; t < T; ++t) {
-        int32_t v;
-        std::memcpy(&v, aq + t * a.k + b * 32 + g * 4, 4);
-        const __m512i av = _mm512_set1_epi32(v);
-        for (int p = 0; p < NP; ++p) acc[p][t] = dp_acc(acc[p][t], w[p], av);
-      }
-    }
-    for (int p = 0; p < NP; ++p) {
-      const __m512 dw = _mm512_load_ps(pb + p * ps + 512);
-      const __m512 mw = _mm512_load_ps(pb + p * ps + 576);
-      for (int t = 0; t < T; ++t) {
-        f[p][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[p][t]), _mm512_mul_ps(dw, _mm512_set1_ps(ad[t * nb + b])),
-                                  f[p][t]);
-        f[p][t] = _mm512_fnmadd_ps(mw, _mm512_set1_ps(as[t * nb + b]), f[p][t]);
-      }
-    }
-  }
-  for (int p = 0; p < NP; ++p) {
-    const int64_t left = nr - 16 * p;
-    const __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << std::max<int64_t>(0, left)) - 1);
-    for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(y + (t0 + t) * ldy + 16 * p, m, f[p][t]);
-  }
-}
-
-template <int NP>
-inline void gemm_panels(const uint8_t* pan, size_t ps, int64_t nb, const modu::GemmAct& a, int64_t n_tok, float* y,
-                        int64_t ldy, int64_t nr) {
-  int64_t t = 0;
-  for (; t + 4 <= n_tok; t += 4) gemm_tile<NP, 4>(pan, ps, nb, a, t, y, ldy, nr);
-  switch (n_tok - t) {
-    case 3: gemm_tile<NP, 3>(pan, ps, nb, a, t, y, ldy, nr); break;
-    case 2: gemm_tile<NP, 2>(pan, ps, nb, a, t, y, ldy, nr); break;
-    case 1: gemm_tile<NP, 1>(pan, ps, nb, a, t, y, ldy, nr); break;
-    default: break;
-  }
-}
-
-// The 16-scale panels (gemm.h kGemm16BlockBytes): the same tile, with the int32 sums of each half
-// block (groups 0-3, 4-7) scaled on their own. The half's product and offset are subtracted before
-// they join the running sum (they nearly cancel where values centre on 32: Q3_K, Q6_K).
-template <int NP, int T>
-inline void gemm16_tile(const uint8_t* pan, size_t ps, int64_t nb, const modu::GemmAct& a, int64_t t0, float* y,
-                        int64_t ldy, int64_t nr) {
-  using modu::kGemm16BlockBytes;
-  __m512 f[NP][T];
-  for (int p = 0; p < NP; ++p)
-    for (int t = 0; t < T; ++t) f[p][t] = _mm512_setzero_ps();
-  const int8_t* aq = a.q + t0 * a.k;
-  const float* ad = a.d + t0 * nb;
-  const float* as16 = a.s16 + t0 * nb * 2;
-  for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* pb = pan + b * kGemm16BlockBytes;
-    for (int half = 0; half < 2; ++half) {
+    const uint8_t* pb = pan + b * kBlockBytes;
+    for (int part = 0; part < kParts; ++part) {
       __m512i acc[NP][T];
       for (int p = 0; p < NP; ++p)
         for (int t = 0; t < T; ++t) acc[p][t] = _mm512_setzero_si512();
-      for (int g = 4 * half; g < 4 * half + 4; ++g) {
+      for (int g = kGroups * part; g < kGroups * (part + 1); ++g) {
         __m512i w[NP];
         for (int p = 0; p < NP; ++p) w[p] = _mm512_load_si512(pb + p * ps + g * 64);
         for (int t = 0; t < T; ++t) {
@@ -112,12 +58,17 @@ inline void gemm16_tile(const uint8_t* pan, size_t ps, int64_t nb, const modu::G
         }
       }
       for (int p = 0; p < NP; ++p) {
-        const __m512 dw = _mm512_load_ps(pb + p * ps + 512 + 64 * half);
-        const __m512 mw = _mm512_load_ps(pb + p * ps + 640 + 64 * half);
+        const __m512 dw = _mm512_load_ps(pb + p * ps + (G16 ? 512 + 64 * part : 512));
+        const __m512 mw = _mm512_load_ps(pb + p * ps + (G16 ? 640 + 64 * part : 576));
         for (int t = 0; t < T; ++t) {
-          const __m512 off = _mm512_mul_ps(mw, _mm512_set1_ps(as16[t * nb * 2 + 2 * b + half]));
-          f[p][t] = _mm512_add_ps(
-              f[p][t], _mm512_fmsub_ps(_mm512_cvtepi32_ps(acc[p][t]), _mm512_mul_ps(dw, _mm512_set1_ps(ad[t * nb + b])), off));
+          const __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(ad[t * nb + b]));
+          if constexpr (G16) {
+            const __m512 off = _mm512_mul_ps(mw, _mm512_set1_ps(as[t * nb * 2 + 2 * b + part]));
+            f[p][t] = _mm512_add_ps(f[p][t], _mm512_fmsub_ps(_mm512_cvtepi32_ps(acc[p][t]), scale, off));
+          } else {
+            f[p][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[p][t]), scale, f[p][t]);
+            f[p][t] = _mm512_fnmadd_ps(mw, _mm512_set1_ps(as[t * nb + b]), f[p][t]);
+          }
         }
       }
     }
@@ -129,39 +80,29 @@ inline void gemm16_tile(const uint8_t* pan, size_t ps, int64_t nb, const modu::G
   }
 }
 
-template <int NP>
-inline void gemm16_panels(const uint8_t* pan, size_t ps, int64_t nb, const modu::GemmAct& a, int64_t n_tok, float* y,
-                          int64_t ldy, int64_t nr) {
+template <int NP, bool G16>
+inline void gemm_panels(const uint8_t* pan, size_t ps, int64_t nb, const modu::GemmAct& a, int64_t n_tok, float* y,
+                        int64_t ldy, int64_t nr) {
   int64_t t = 0;
-  for (; t + 4 <= n_tok; t += 4) gemm16_tile<NP, 4>(pan, ps, nb, a, t, y, ldy, nr);
+  for (; t + 4 <= n_tok; t += 4) gemm_tile<NP, 4, G16>(pan, ps, nb, a, t, y, ldy, nr);
   switch (n_tok - t) {
-    case 3: gemm16_tile<NP, 3>(pan, ps, nb, a, t, y, ldy, nr); break;
-    case 2: gemm16_tile<NP, 2>(pan, ps, nb, a, t, y, ldy, nr); break;
-    case 1: gemm16_tile<NP, 1>(pan, ps, nb, a, t, y, ldy, nr); break;
+    case 3: gemm_tile<NP, 3, G16>(pan, ps, nb, a, t, y, ldy, nr); break;
+    case 2: gemm_tile<NP, 2, G16>(pan, ps, nb, a, t, y, ldy, nr); break;
+    case 1: gemm_tile<NP, 1, G16>(pan, ps, nb, a, t, y, ldy, nr); break;
     default: break;
   }
 }
 
-void gemm16_512(const void* panels, int64_t n_panels, int64_t rows, const modu::GemmAct& a, int64_t n_tok, float* y,
-                int64_t ldy) {
-  const int64_t nb = a.k / 32;
-  const size_t ps = modu::gemm16_panel_bytes(a.k);
-  int64_t p = 0;
-  for (; p + 2 <= n_panels; p += 2)
-    gemm16_panels<2>(static_cast<const uint8_t*>(panels) + p * ps, ps, nb, a, n_tok, y + p * 16, ldy, rows - p * 16);
-  if (p < n_panels)
-    gemm16_panels<1>(static_cast<const uint8_t*>(panels) + p * ps, ps, nb, a, n_tok, y + p * 16, ldy, rows - p * 16);
-}
-
+template <bool G16>
 void gemm512(const void* panels, int64_t n_panels, int64_t rows, const modu::GemmAct& a, int64_t n_tok, float* y,
              int64_t ldy) {
   const int64_t nb = a.k / 32;
-  const size_t ps = modu::gemm_panel_bytes(a.k);
+  const size_t ps = G16 ? modu::gemm16_panel_bytes(a.k) : modu::gemm_panel_bytes(a.k);
   int64_t p = 0;
   for (; p + 2 <= n_panels; p += 2)
-    gemm_panels<2>(static_cast<const uint8_t*>(panels) + p * ps, ps, nb, a, n_tok, y + p * 16, ldy, rows - p * 16);
+    gemm_panels<2, G16>(static_cast<const uint8_t*>(panels) + p * ps, ps, nb, a, n_tok, y + p * 16, ldy, rows - p * 16);
   if (p < n_panels)
-    gemm_panels<1>(static_cast<const uint8_t*>(panels) + p * ps, ps, nb, a, n_tok, y + p * 16, ldy, rows - p * 16);
+    gemm_panels<1, G16>(static_cast<const uint8_t*>(panels) + p * ps, ps, nb, a, n_tok, y + p * 16, ldy, rows - p * 16);
 }
 
 }  // namespace

@@ -209,6 +209,39 @@ void pack16_ref(const void* w, size_t row_bytes, int64_t nrows, int64_t k, void*
   }
 }
 
+// The panel x activation product of both formats: per (row, block) the int32 sum of u * q, scaled
+// by dw * d and offset by mw * s, once per block (32-element panels) or per half block (G16).
+template <bool G16>
+void gemm_ref(const void* panels, int64_t n_panels, int64_t rows, const GemmAct& act, int64_t n_tok, float* y,
+              int64_t ldy) {
+  constexpr int kParts = G16 ? 2 : 1, kPartLen = 32 / kParts;
+  const size_t bb = G16 ? kGemm16BlockBytes : kGemmBlockBytes;
+  const int64_t nb = act.k / 32;
+  const size_t pb = G16 ? gemm16_panel_bytes(act.k) : gemm_panel_bytes(act.k);
+  for (int64_t p = 0; p < n_panels; ++p) {
+    const uint8_t* pan = static_cast<const uint8_t*>(panels) + p * pb;
+    for (int64_t r = 0; r < kGemmPanelRows && p * kGemmPanelRows + r < rows; ++r) {
+      for (int64_t t = 0; t < n_tok; ++t) {
+        float acc = 0;
+        for (int64_t b = 0; b < nb; ++b) {
+          const uint8_t* blk = pan + b * bb;
+          for (int h = 0; h < kParts; ++h) {
+            int32_t isum = 0;
+            for (int e = kPartLen * h; e < kPartLen * (h + 1); ++e)
+              isum += (int32_t)blk[(e / 4) * 64 + r * 4 + e % 4] * act.q[t * act.k + 32 * b + e];
+            float dw, mw;
+            std::memcpy(&dw, blk + (G16 ? 512 + 64 * h : 512) + 4 * r, 4);
+            std::memcpy(&mw, blk + (G16 ? 640 + 64 * h : 576) + 4 * r, 4);
+            const float s = G16 ? act.s16[t * 2 * nb + 2 * b + h] : act.s[t * nb + b];
+            acc += dw * act.d[t * nb + b] * (float)isum - mw * s;
+          }
+        }
+        y[t * ldy + p * kGemmPanelRows + r] = acc;
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void gemm_act_from_q8_0(const void* q8_0, int64_t n_tok, int64_t k, int8_t* q, float* d, float* s, float* s16) {
@@ -252,29 +285,6 @@ GemmPackFn gemm_pack(DType t) {
   }
 }
 
-void gemm(const void* panels, int64_t n_panels, int64_t rows, const GemmAct& act, int64_t n_tok, float* y,
-          int64_t ldy) {
-  const int64_t nb = act.k / 32;
-  const size_t pb = gemm_panel_bytes(act.k);
-  for (int64_t p = 0; p < n_panels; ++p) {
-    const uint8_t* pan = static_cast<const uint8_t*>(panels) + p * pb;
-    for (int64_t r = 0; r < kGemmPanelRows && p * kGemmPanelRows + r < rows; ++r) {
-      for (int64_t t = 0; t < n_tok; ++t) {
-        float acc = 0;
-        for (int64_t b = 0; b < nb; ++b) {
-          const uint8_t* blk = pan + b * kGemmBlockBytes;
-          int32_t isum = 0;
-          for (int e = 0; e < 32; ++e) isum += (int32_t)blk[(e / 4) * 64 + r * 4 + e % 4] * act.q[t * act.k + 32 * b + e];
-          float dw, mw;
-          std::memcpy(&dw, blk + 512 + 4 * r, 4);
-          std::memcpy(&mw, blk + 576 + 4 * r, 4);
-          acc += dw * act.d[t * nb + b] * (float)isum - mw * act.s[t * nb + b];
-        }
-        y[t * ldy + p * kGemmPanelRows + r] = acc;
-      }
-    }
-  }
-}
 
 GemmPackFn gemm16_pack(DType t) {
   switch (t) {
@@ -287,31 +297,13 @@ GemmPackFn gemm16_pack(DType t) {
   }
 }
 
+void gemm(const void* panels, int64_t n_panels, int64_t rows, const GemmAct& act, int64_t n_tok, float* y,
+          int64_t ldy) {
+  gemm_ref<false>(panels, n_panels, rows, act, n_tok, y, ldy);
+}
 void gemm16(const void* panels, int64_t n_panels, int64_t rows, const GemmAct& act, int64_t n_tok, float* y,
             int64_t ldy) {
-  const int64_t nb = act.k / 32;
-  const size_t pb = gemm16_panel_bytes(act.k);
-  for (int64_t p = 0; p < n_panels; ++p) {
-    const uint8_t* pan = static_cast<const uint8_t*>(panels) + p * pb;
-    for (int64_t r = 0; r < kGemmPanelRows && p * kGemmPanelRows + r < rows; ++r) {
-      for (int64_t t = 0; t < n_tok; ++t) {
-        float acc = 0;
-        for (int64_t b = 0; b < nb; ++b) {
-          const uint8_t* blk = pan + b * kGemm16BlockBytes;
-          for (int h = 0; h < 2; ++h) {
-            int32_t isum = 0;
-            for (int e = 16 * h; e < 16 * h + 16; ++e)
-              isum += (int32_t)blk[(e / 4) * 64 + r * 4 + e % 4] * act.q[t * act.k + 32 * b + e];
-            float dw, mw;
-            std::memcpy(&dw, blk + 512 + 64 * h + 4 * r, 4);
-            std::memcpy(&mw, blk + 640 + 64 * h + 4 * r, 4);
-            acc += dw * act.d[t * nb + b] * (float)isum - mw * act.s16[t * 2 * nb + 2 * b + h];
-          }
-        }
-        y[t * ldy + p * kGemmPanelRows + r] = acc;
-      }
-    }
-  }
+  gemm_ref<true>(panels, n_panels, rows, act, n_tok, y, ldy);
 }
 
 void attention(const float* q, int64_t ng, const void* k, const void* v, size_t kv_stride, int64_t n_pos,
