@@ -97,8 +97,10 @@ def serve(a, engine):
         wait_up(url, proc)
         load = ['node', os.path.join(ROOT, 'bench', 'serve', 'serve_load.mjs'), '--url', url, '--levels', a.serve,
                 '--tokens', str(a.serve_tokens), '--requests', str(a.serve_requests), '--json', '1']
-        out = subprocess.run(load, check=True, capture_output=True, text=True).stdout
-        return json.loads(out.strip().splitlines()[-1])['rows']
+        r = subprocess.run(load, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError('%s: serve_load failed (%d):\n%s' % (engine, r.returncode, (r.stderr or r.stdout)[-2000:]))
+        return json.loads(r.stdout.strip().splitlines()[-1])['rows']
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
