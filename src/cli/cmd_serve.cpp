@@ -41,6 +41,7 @@ struct ServeArgs {
   double max_body_mb = 8;
   double grace = 10;
   bool kv_f32 = false;
+  std::string kv_type = "f16";
   bool verbose = false;
   std::vector<std::string> lora;
   std::string admin_key;
@@ -73,7 +74,9 @@ int serve(const ServeArgs& a) {
   o.engine.n_cache_seqs = a.cache_seqs;
   // The KV pool: blocks of KvCache::kBlock positions shared by running requests and cached
   // prefixes (sliding-window layers keep a ring per sequence beside it).
-  const KvType kvt = a.kv_f32 ? KvType::kF32 : KvType::kF16;
+  if (a.kv_f32 && a.kv_type != "f16") return fail(invalid_argument("--kv-f32 and --kv-type: give one"));
+  const KvType kvt = a.kv_f32 || a.kv_type == "f32" ? KvType::kF32 : a.kv_type == "q8_0" ? KvType::kQ8_0 : KvType::kF16;
+  if (Status ks = KvCache::check_type(model.config(), kvt); !ks.ok()) return fail(ks.with_context("--kv-type " + a.kv_type));
   const size_t block_bytes = KvCache::block_bytes(model.config(), o.engine.n_ctx, kvt);
   if (a.cache_mb >= 0) {
     if (a.cache_mb * 1048576.0 < (double)block_bytes)
@@ -234,7 +237,10 @@ void add_serve_command(CLI::App& app, int& rc) {
   c->add_flag("--high-impact", a->high_impact, "High-impact use: API keys and the audit log required, full-content audit, no unattended MCP actions");
   c->add_option("--max-body-mb", a->max_body_mb, "Largest accepted request body (MiB)")->capture_default_str();
   c->add_option("--shutdown-grace", a->grace, "Seconds in-flight requests get to finish on SIGTERM")->capture_default_str();
-  c->add_flag("--kv-f32", a->kv_f32, "Keep the KV cache in F32 instead of F16");
+  c->add_flag("--kv-f32", a->kv_f32, "Keep the KV cache in F32 instead of F16 (as --kv-type f32)");
+  c->add_option("--kv-type", a->kv_type, "KV cache element type: f16, f32, or q8_0 (53% of f16's memory, head size a multiple of 32)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"f16", "f32", "q8_0"}));
   c->add_flag("-v,--verbose", a->verbose, "Log every request");
   c->callback([a, &rc] { rc = serve(*a); });
 }

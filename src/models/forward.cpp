@@ -50,7 +50,7 @@ void store_row(uint8_t* dst, const float* src, int64_t n, KvType type) {
   if (type == KvType::kF32) {
     std::memcpy(dst, src, (size_t)n * 4);
   } else {
-    kernels().quantize_row[(int)DType::F16](src, dst, n);
+    kernels().quantize_row[(int)(type == KvType::kQ8_0 ? DType::Q8_0 : DType::F16)](src, dst, n);
   }
 }
 

@@ -209,7 +209,9 @@ namespace {
 // The cache layout, shared by the constructor and bytes_for: row size, ring size of windowed
 // layers (0: none) and rows per layer.
 size_t kv_row_bytes(const ModelConfig& cfg, KvType type) {
-  return (size_t)(cfg.n_head_kv * cfg.head_dim) * (type == KvType::kF16 ? 2 : 4);
+  const int64_t n = cfg.n_head_kv * cfg.head_dim;
+  if (type == KvType::kQ8_0) return dtype_row_bytes(DType::Q8_0, n);
+  return (size_t)n * (type == KvType::kF16 ? 2 : 4);
 }
 int64_t kv_ring(const ModelConfig& cfg, int64_t n_ctx) {
   return cfg.n_swa > 0 && cfg.n_swa + KvCache::kSwaSlack < n_ctx ? cfg.n_swa + KvCache::kSwaSlack : 0;
@@ -232,6 +234,13 @@ size_t kv_half_bytes(const ModelConfig& cfg, int n_seq, int64_t n_ctx, KvType ty
 }
 }  // namespace
 
+Status KvCache::check_type(const ModelConfig& cfg, KvType type) {
+  if (type == KvType::kQ8_0 && cfg.head_dim % 32 != 0)
+    return invalid_argument("a Q8_0 KV cache needs a head size that is a multiple of 32; this model's is " +
+                            std::to_string(cfg.head_dim) + ": use f16");
+  return Status::Ok();
+}
+
 size_t KvCache::bytes_for(const ModelConfig& cfg, int n_seq, int64_t n_ctx, KvType type, int64_t n_blocks) {
   return 2 * kv_half_bytes(cfg, n_seq, n_ctx, type, n_blocks < 0 ? kv_default_blocks(n_seq, n_ctx) : n_blocks);
 }
@@ -243,6 +252,7 @@ size_t KvCache::block_bytes(const ModelConfig& cfg, int64_t n_ctx, KvType type) 
 KvCache::KvCache(const ModelConfig& cfg, int n_seq, int64_t n_ctx, KvType type, int64_t n_blocks)
     : n_seq_(n_seq), n_ctx_(n_ctx), n_layer_(cfg.n_layer), type_(type) {
   MODU_CHECK(n_seq > 0 && n_ctx > 0);
+  MODU_CHECK_MSG(check_type(cfg, type).ok(), check_type(cfg, type).message());
   n_blocks_ = n_blocks < 0 ? kv_default_blocks(n_seq, n_ctx) : n_blocks;
   MODU_CHECK_MSG(n_blocks_ < INT32_MAX, "KV cache: too many blocks");
   row_bytes_ = kv_row_bytes(cfg, type);

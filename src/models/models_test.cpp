@@ -408,6 +408,25 @@ TEST(Attention, BlockMergeMatchesReference) {
   }
 }
 
+// A Q8_0 KV cache (KvType::kQ8_0): within Q8_0's rounding of the float64 reference, in prefill
+// and one-token decode, with plain and sliding-window layers, at 53% of F16's bytes; a head size
+// that is not a multiple of 32 is refused.
+TEST(KvQ8, MatchesReferenceAtHalfTheMemory) {
+  for (std::string arch : {"llama", "gemma3", "qwen3"}) {
+    TestModelSpec s = spec_for(arch);
+    s.head_dim = 32;
+    s.seed = 31;
+    EXPECT_LE(compare(s, KvType::kQ8_0, 60, 2), 3e-2) << arch;
+    EXPECT_LE(compare(s, KvType::kQ8_0, 40, 2, /*chunk=*/1), 3e-2) << arch << " decode";
+    Loaded l = load(s);
+    EXPECT_TRUE(KvCache::check_type(l.model->config(), KvType::kQ8_0).ok());
+    EXPECT_EQ(KvCache::bytes_for(l.model->config(), 1, 256, KvType::kQ8_0) * 64,
+              KvCache::bytes_for(l.model->config(), 1, 256, KvType::kF16) * 34);
+  }
+  Loaded l16 = load(spec_for("llama"));  // head_dim 16
+  EXPECT_FALSE(KvCache::check_type(l16.model->config(), KvType::kQ8_0).ok());
+}
+
 TEST(SlidingWindow, TruncateKeepsOrDropsTheWindow) {
   TestModelSpec s = spec_for("gemma2");
   s.n_ctx = 1024;

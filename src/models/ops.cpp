@@ -455,8 +455,9 @@ void attention(const float* q, int64_t n, const BatchToken* batch, KvCache& kv, 
                float softcap) {
   const KernelTable& kt = kernels();
   const int64_t group = n_head / n_head_kv, q_dim = n_head * hd;
-  const bool f16 = kv.type() == KvType::kF16;
+  const bool f16 = kv.type() == KvType::kF16, q8 = kv.type() == KvType::kQ8_0;
   const size_t elem = f16 ? 2 : 4;
+  const size_t head_bytes = q8 ? dtype_row_bytes(DType::Q8_0, hd) : (size_t)hd * elem;  // one head of a row
   const int64_t blk = g_attn_block;
   // One work item per (token, KV head): the KV head's rows are read once for its `group` heads.
   pool.parallel_for(n * n_head_kv, [&](int64_t b, int64_t e) {
@@ -466,7 +467,7 @@ void attention(const float* q, int64_t n, const BatchToken* batch, KvCache& kv, 
       const int64_t first = window > 0 ? std::max<int64_t>(0, bt.pos - window + 1) : 0;
       const int64_t n_pos = std::max(bt.pos, bt.attn_end - 1) - first + 1;  // attn_end: bidirectional span
       float* scratch = reinterpret_cast<float*>(thread_scratch((size_t)(group * std::min(n_pos, blk)) * sizeof(float)));
-      const size_t off = (size_t)(kvh * hd) * elem;
+      const size_t off = (size_t)kvh * head_bytes;
       float* o = out + t * q_dim + kvh * group * hd;
       const float* qp = q + t * q_dim + kvh * group * hd;
       thread_local std::vector<float> ob, lse, lse_c;
@@ -478,7 +479,20 @@ void attention(const float* q, int64_t n, const BatchToken* batch, KvCache& kv, 
         m = std::min({blk, n_pos - p0, kv.contiguous_rows(layer, at)});
         const uint8_t* kp = kv.k_row(layer, bt.seq, at) + off;
         const uint8_t* vp = kv.v_row(layer, bt.seq, at) + off;
-        const size_t stride = kv.row_bytes();
+        size_t stride = kv.row_bytes();
+        if (q8) {  // this head's rows of the run widened to F32, then the F32 kernel
+          thread_local std::vector<float> kf, vf;
+          kf.resize((size_t)(m * hd));
+          vf.resize((size_t)(m * hd));
+          const DequantizeFn deq = dtype_traits(DType::Q8_0)->dequantize;
+          for (int64_t p = 0; p < m; ++p) {
+            deq(kp + p * stride, kf.data() + p * hd, hd);
+            deq(vp + p * stride, vf.data() + p * hd, hd);
+          }
+          kp = reinterpret_cast<const uint8_t*>(kf.data());
+          vp = reinterpret_cast<const uint8_t*>(vf.data());
+          stride = (size_t)hd * 4;
+        }
         const bool merge = p0 > 0;
         if (merge) ob.resize((size_t)(group * hd));
         float* dst = merge ? ob.data() : o;

@@ -58,7 +58,10 @@ struct ModelWeights {
   std::vector<LayerWeights> layers;
 };
 
-enum class KvType { kF16, kF32 };
+// KV cache element type. kQ8_0 stores each head's rows as Q8_0 blocks (34 bytes per 32 values,
+// 53% of F16; head_dim must be a multiple of 32: KvCache::check_type) and attention widens a
+// block of rows at a time to F32.
+enum class KvType { kF16, kF32, kQ8_0 };
 
 // KV cache: n_seq sequences of up to n_ctx positions each, stored in blocks of kBlock positions
 // drawn from one pool (paged): a sequence holds only the blocks its positions use, a table maps
@@ -79,6 +82,8 @@ class KvCache {
   KvCache(const ModelConfig& cfg, int n_seq, int64_t n_ctx, KvType type, int64_t n_blocks = -1);
   // What bytes() of such a cache will be, without allocating it (to check memory first).
   static size_t bytes_for(const ModelConfig& cfg, int n_seq, int64_t n_ctx, KvType type, int64_t n_blocks = -1);
+  // OK when `type` can hold this model's K/V rows (Q8_0 needs head_dim % 32 == 0); else why not.
+  static Status check_type(const ModelConfig& cfg, KvType type);
   // Bytes of one pool block (all paged layers, K and V) at this context: a budget / this = blocks.
   static size_t block_bytes(const ModelConfig& cfg, int64_t n_ctx, KvType type);
   int n_seq() const { return n_seq_; }
