@@ -166,10 +166,10 @@ class Engine {
   // Queues a request; the stream is set only when kOk. The prompt must be non-empty and shorter
   // than n_ctx (callers validate; violations are reported on the stream as errors). kTooLarge:
   // prompt + max_tokens needs more KV blocks than the whole pool holds.
-  // Blocks of KvCache::kBlock positions in the pool, and what a request of `positions` may need.
+  Submit submit(GenJob job, std::shared_ptr<Stream>* stream);
+  // Blocks of KvCache::kBlock positions in the pool, and the blocks `positions` positions fill.
   int64_t kv_blocks() const { return kv_->n_blocks(); }
   static int64_t blocks_for(int64_t positions);
-  Submit submit(GenJob job, std::shared_ptr<Stream>* stream);
 
   // Runs inputs through the model on the engine thread and pools their final hidden states into
   // L2-normalized vectors. Blocks the caller; interleaves with generation.
