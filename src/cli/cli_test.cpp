@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -14,6 +15,7 @@
 
 #include "modu/core/threadpool.h"
 #include "modu/gguf/gguf.h"
+#include "modu/models/imatrix.h"
 #include "modu/models/model.h"
 #include "modu/runtime/generate.h"
 #include "modu/runtime/multimodal.h"
@@ -488,6 +490,63 @@ TEST_F(Cli, QuantizeMixQ4KM) {
   EXPECT_LT(err / mx, 0.15) << "Q4_K_M logits near F16";
   EXPECT_GT(err / mx, 0.0) << "it did quantize";
   EXPECT_EQ(modu("run -m " + q + " -p 'x' -n 4 --temp 0").rc, 0) << last_stderr();
+}
+
+// `modu imatrix` then `modu quantize --imatrix`: the file covers every matrix with the counts of
+// whole windows, the quantized model records where its importances came from, differs from the one
+// quantized without them, runs, and an imatrix of another model is refused.
+TEST_F(Cli, ImatrixThenQuantize) {
+  const std::string dir = ::testing::TempDir();
+  const std::string f16 = dir + "/cli_im_f16.gguf", other = dir + "/cli_im_other.gguf", text = dir + "/cli_im.txt";
+  const std::string im = dir + "/cli_im.gguf", im_other = dir + "/cli_im_other_im.gguf";
+  const std::string plain = dir + "/cli_im_plain.gguf", weighted = dir + "/cli_im_weighted.gguf";
+  const std::string vocab = shared("testdata/vocab/ggml-vocab-gpt-2.gguf");
+  ASSERT_EQ(modu("init-model --preset tiny --layers 2 --d-model 256 --ff 512 --heads 4 --kv-heads 1 --type f16 --vocab-from " +
+                 vocab + " -o " + f16).rc, 0) << last_stderr();
+  ASSERT_EQ(modu("init-model --preset tiny --layers 2 --d-model 128 --ff 256 --heads 4 --kv-heads 1 --type f16 --vocab-from " +
+                 vocab + " -o " + other).rc, 0) << last_stderr();
+  {
+    std::ofstream f(text);
+    for (int i = 0; i < 20; ++i)
+      f << "The quick brown fox jumps over the lazy dog " << i << ". 모두를 위한 인공지능은 누구나 쓸 수 있어야 한다.\n";
+  }
+  CmdResult r = modu("imatrix -m " + f16 + " -f " + text + " -o " + im + " -c 32 --chunks 4 -t 1");
+  ASSERT_EQ(r.rc, 0) << last_stderr();
+  EXPECT_NE(r.out.find("4 windows of 32 tokens"), std::string::npos) << r.out;
+  auto g = modu::GgufFile::open(im);
+  ASSERT_TRUE(g.ok());
+  EXPECT_EQ(*g->get_string("general.type"), "imatrix");
+  EXPECT_EQ(*g->get_int("imatrix.chunk_count"), 4);
+  const modu::GgufTensor* counts = g->tensor("blk.1.ffn_down.weight.counts");
+  ASSERT_NE(counts, nullptr);
+  EXPECT_EQ(reinterpret_cast<const float*>(counts->data)[0], 4 * 32.0f);
+  auto loaded = modu::Imatrix::load(im);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().to_string();
+  const size_t n_entries = loaded->size();
+  EXPECT_GE(n_entries, (size_t)14) << "7 matrices in each of 2 layers (+ the output head)";
+
+  ASSERT_EQ(modu("quantize " + f16 + " " + plain + " q4_k_m").rc, 0) << last_stderr();
+  ASSERT_EQ(modu("quantize --imatrix " + im + " " + f16 + " " + weighted + " q4_k_m").rc, 0) << last_stderr();
+  EXPECT_NE(last_stderr().find(std::to_string(n_entries) + " matrices quantized by importance"), std::string::npos)
+      << last_stderr();
+  auto p = modu::GgufFile::open(plain), w = modu::GgufFile::open(weighted);
+  ASSERT_TRUE(p.ok() && w.ok());
+  EXPECT_EQ(*w->get_string("quantize.imatrix.file"), im);
+  EXPECT_EQ(*w->get_string("quantize.imatrix.dataset"), text);
+  EXPECT_EQ(*w->get_int("quantize.imatrix.entries_count"), (int64_t)n_entries);
+  EXPECT_EQ(*w->get_int("quantize.imatrix.chunks_count"), 4);
+  EXPECT_EQ(p->find("quantize.imatrix.file"), nullptr);
+  const modu::GgufTensor *qp = p->tensor("blk.0.attn_q.weight"), *qw = w->tensor("blk.0.attn_q.weight");
+  ASSERT_EQ(qp->dtype, qw->dtype);
+  ASSERT_EQ(qp->nbytes, qw->nbytes);
+  EXPECT_NE(std::memcmp(qp->data, qw->data, qp->nbytes), 0) << "the importances changed the quantization";
+  EXPECT_EQ(modu("run -m " + weighted + " -p 'x' -n 4 --temp 0").rc, 0) << last_stderr();
+
+  ASSERT_EQ(modu("imatrix -m " + other + " -f " + text + " -o " + im_other + " -c 32 --chunks 1 -t 1").rc, 0) << last_stderr();
+  EXPECT_NE(modu("quantize --imatrix " + im_other + " " + f16 + " " + plain + " q4_k_m").rc, 0);
+  EXPECT_NE(last_stderr().find("another model"), std::string::npos) << last_stderr();
+  EXPECT_NE(modu("quantize --imatrix " + f16 + " " + f16 + " " + plain + " q4_k_m").rc, 0) << "a model is not an imatrix";
+  EXPECT_NE(last_stderr().find("no imatrix entries"), std::string::npos) << last_stderr();
 }
 
 TEST_F(Cli, BenchJson) {

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "modu/core/status.h"
+#include "modu/models/imatrix.h"
 #include "modu/models/model.h"
 #include "modu/models/quant_mix.h"
 #include "modu/runtime/speculative.h"
@@ -67,9 +68,10 @@ std::string label_prefix(const NoticeArgs& a);  // "" without --label
 
 // `modu quantize`'s work: every weight matrix of `in` to `type` (output.weight kept at Q6_K below
 // 5 bits, rows that do not fit the block size at Q8_0/F16), metadata kept, written to `out`.
-Status quantize_gguf(const GgufFile& in, const std::string& out, DType type);
+// With `imatrix`, each matrix it has an entry for is quantized by importance (quantize_imatrix).
+Status quantize_gguf(const GgufFile& in, const std::string& out, DType type, const Imatrix* imatrix = nullptr);
 // The same with a per-tensor recipe (q4_k_m, ...: modu/models/quant_mix.h).
-Status quantize_gguf_mix(const GgufFile& in, const std::string& out, QuantMix mix);
+Status quantize_gguf_mix(const GgufFile& in, const std::string& out, QuantMix mix, const Imatrix* imatrix = nullptr);
 
 // Each subcommand registers itself on the app and returns the callback result through `rc`.
 void add_run_command(CLI::App& app, int& rc);
@@ -93,6 +95,7 @@ void add_chat_command(CLI::App& app, int& rc);
 void add_train_command(CLI::App& app, int& rc);
 void add_tokenizer_train_command(CLI::App& app, int& rc);
 void add_eval_command(CLI::App& app, int& rc);
+void add_imatrix_command(CLI::App& app, int& rc);
 void add_convert_command(CLI::App& app, int& rc);
 
 // Resident set size of this process in bytes (from /proc/self/statm), 0 if unknown.

@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   modu::cli::add_train_command(app, rc);
   modu::cli::add_tokenizer_train_command(app, rc);
   modu::cli::add_eval_command(app, rc);
+  modu::cli::add_imatrix_command(app, rc);
   modu::cli::add_convert_command(app, rc);
   try {
     app.parse(argc, argv);

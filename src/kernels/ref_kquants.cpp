@@ -1,6 +1,7 @@
 // Scalar reference kernels for the K-quants (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) and their Q8_K activations.
 // Quantizers follow llama.cpp's non-imatrix reference path (make_qx / make_q3 / make_qkx2 searches)
-// so files written by modu match llama-quantize quality and layout; dots follow GGML's generic code.
+// so files written by modu match llama-quantize quality and layout; the *_imatrix variants weight
+// the same searches by column importance; dots follow GGML's generic code.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -24,6 +25,8 @@ inline int nearest_int(float x) {
   std::memcpy(&bits, &v, 4);
   return (bits & 0x007fffff) - 0x00400000;
 }
+
+}  // namespace
 
 // Symmetric quantizer for nmax levels each side: L[i] in [0, 2*nmax). rmse_type 1 weights each
 // element by x^2 (or by qw) and tries 18 nearby inverse scales, keeping the least-squares-best one.
@@ -81,6 +84,8 @@ float make_qx_quants(int n, int nmax, const float* x, int8_t* L, int rmse_type, 
   return scale;
 }
 
+namespace {
+
 // Q3_K sub-block quantizer: start from the max-abs scale, then up to 5 rounds of coordinate descent
 // on single elements, accepting a change only if it improves the x^2-weighted least-squares fit.
 float make_q3_quants(int n, int nmax, const float* x, int8_t* L) {
@@ -127,6 +132,8 @@ float make_q3_quants(int n, int nmax, const float* x, int8_t* L) {
   for (int i = 0; i < n; ++i) L[i] = (int8_t)(L[i] + nmax);
   return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
 }
+
+}  // namespace
 
 // Asymmetric (scale + min) quantizer: L[i] in [0, nmax], x ~ scale * L - the_min. Scans nstep+1
 // inverse scales around nmax/(max-min) and solves the weighted 2x2 least-squares problem for each.
@@ -198,6 +205,24 @@ float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, ui
   return scale;
 }
 
+namespace {
+
+// Importance-weighted least-squares weights of n elements: imp[i] * sqrt(sigma2 + x[i]^2) (the
+// importance of the column times a term that still favours large weights, as llama.cpp's imatrix
+// quantizers do). A group whose importances are all zero (columns the calibration never reached)
+// is weighted as if they were all one, so it is still quantized rather than zeroed.
+void importance_weights(const float* x, const float* imp, int n, float sigma2, float* w) {
+  float sum = 0;
+  for (int i = 0; i < n; ++i) sum += std::max(imp[i], 0.0f);
+  for (int i = 0; i < n; ++i) w[i] = (sum > 0 ? std::max(imp[i], 0.0f) : 1.0f) * std::sqrt(sigma2 + x[i] * x[i]);
+}
+
+float mean_square(const float* x, int n) {
+  float s = 0;
+  for (int i = 0; i < n; ++i) s += x[i] * x[i];
+  return s / (float)n;
+}
+
 // Packs 4 groups of 32 2-bit values (elements l, l+32, l+64, l+96 of a 128 chunk) into 32 bytes.
 void pack_2bit(const uint8_t* L, uint8_t* qs) {
   for (int j = 0; j < QK_K; j += 128)
@@ -222,17 +247,24 @@ void pack_k4_scales(const uint8_t ls[8], const uint8_t lm[8], uint8_t* s) {
 // Shared by Q4_K (nmax 15) and Q5_K (nmax 31): per-32 scale/min search, 6-bit quantization of the
 // scales and mins against the super-block maxima, then requantization of every element with the
 // scales actually stored (so rounding of the scales is compensated in the element codes).
-void quantize_k4_common(const float* x, int nmax, float rmin, int nstep, uint8_t* scales12, uint16_t* d_out,
-                        uint16_t* dmin_out, uint8_t L[QK_K]) {
+// With importance `qw` ([QK_K] or null) the element weights follow it, with a wider scale search.
+void quantize_k4_common(const float* x, const float* qw, int nmax, float rmin, int nstep, uint8_t* scales12,
+                        uint16_t* d_out, uint16_t* dmin_out, uint8_t L[QK_K]) {
   float weights[32], mins[8], scales[8];
   uint8_t Laux[32];
   float max_scale = 0, max_min = 0;
+  const float sigma2 = qw ? 2 * mean_square(x, QK_K) : 0.0f;
   for (int j = 0; j < 8; ++j) {
-    float sum_x2 = 0;
-    for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
-    const float av_x = std::sqrt(sum_x2 / 32);
-    for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(x[32 * j + l]);
-    scales[j] = make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep, false);
+    if (qw) {
+      importance_weights(x + 32 * j, qw + 32 * j, 32, sigma2, weights);
+      scales[j] = make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -0.9f, 0.05f, 36, false);
+    } else {
+      float sum_x2 = 0;
+      for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
+      const float av_x = std::sqrt(sum_x2 / 32);
+      for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(x[32 * j + l]);
+      scales[j] = make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep, false);
+    }
     max_scale = std::max(max_scale, scales[j]);
     max_min = std::max(max_min, mins[j]);
   }
@@ -258,20 +290,28 @@ void quantize_k4_common(const float* x, int nmax, float rmin, int nstep, uint8_t
   }
 }
 
-}  // namespace
-
 // ---------------------------------------------------------------- Q2_K
-void quantize_q2_k(const float* src, void* dst, int64_t n) {
+// imp: null (unweighted heuristics, llama.cpp's reference) or [n] importances (weighted search).
+void q2_k_impl(const float* src, void* dst, int64_t n, const float* imp) {
   BlockQ2_K* y = static_cast<BlockQ2_K*>(dst);
   uint8_t L[QK_K], Laux[16];
   float weights[16], mins[16], scales[16];
   const float q4scale = 15.f;
   for (int64_t b = 0; b < n / QK_K; ++b, src += QK_K) {
     const float* x = src;
+    const float* qw = imp ? imp + b * QK_K : nullptr;
+    const float sigma2 = qw ? mean_square(x, QK_K) : 0.0f;
     float max_scale = 0, max_min = 0;
     for (int j = 0; j < 16; ++j) {
+      if (qw) {
+        importance_weights(x + 16 * j, qw + 16 * j, 16, sigma2, weights);
+        scales[j] = make_qkx2_quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.9f, 0.05f, 36, false);
+        continue;
+      }
       for (int l = 0; l < 16; ++l) weights[l] = std::fabs(x[16 * j + l]);
       scales[j] = make_qkx2_quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, true);
+    }
+    for (int j = 0; j < 16; ++j) {
       max_scale = std::max(max_scale, scales[j]);
       max_min = std::max(max_min, mins[j]);
     }
@@ -300,6 +340,11 @@ void quantize_q2_k(const float* src, void* dst, int64_t n) {
     pack_2bit(L, y[b].qs);
   }
 }
+
+}  // namespace
+
+void quantize_q2_k(const float* src, void* dst, int64_t n) { q2_k_impl(src, dst, n, nullptr); }
+void quantize_q2_k_imatrix(const float* src, void* dst, int64_t n, const float* imp) { q2_k_impl(src, dst, n, imp); }
 
 void dequantize_q2_k(const void* src, float* dst, int64_t n) {
   const BlockQ2_K* x = static_cast<const BlockQ2_K*>(src);
@@ -338,15 +383,24 @@ float vec_dot_q2_k_q8_k(int64_t n, const void* w, const void* a) {
 }
 
 // ---------------------------------------------------------------- Q3_K
-void quantize_q3_k(const float* src, void* dst, int64_t n) {
+namespace {
+
+void q3_k_impl(const float* src, void* dst, int64_t n, const float* imp) {
   BlockQ3_K* y = static_cast<BlockQ3_K*>(dst);
   int8_t L[QK_K];
-  float scales[16];
+  float scales[16], weights[16];
   for (int64_t b = 0; b < n / QK_K; ++b, src += QK_K) {
     const float* x = src;
+    const float* qw = imp ? imp + b * QK_K : nullptr;
+    const float sigma2 = qw ? 2 * mean_square(x, QK_K) : 0.0f;
     float max_scale = 0, amax = 0;
     for (int j = 0; j < 16; ++j) {
-      scales[j] = make_q3_quants(16, 4, x + 16 * j, L + 16 * j);
+      if (qw) {
+        importance_weights(x + 16 * j, qw + 16 * j, 16, sigma2, weights);
+        scales[j] = make_qx_quants(16, 4, x + 16 * j, L + 16 * j, 1, weights);
+      } else {
+        scales[j] = make_q3_quants(16, 4, x + 16 * j, L + 16 * j);
+      }
       if (std::fabs(scales[j]) > amax) { amax = std::fabs(scales[j]); max_scale = scales[j]; }
     }
     std::memset(y[b].scales, 0, 12);
@@ -384,6 +438,11 @@ void quantize_q3_k(const float* src, void* dst, int64_t n) {
     pack_2bit(Lu, y[b].qs);
   }
 }
+
+}  // namespace
+
+void quantize_q3_k(const float* src, void* dst, int64_t n) { q3_k_impl(src, dst, n, nullptr); }
+void quantize_q3_k_imatrix(const float* src, void* dst, int64_t n, const float* imp) { q3_k_impl(src, dst, n, imp); }
 
 void dequantize_q3_k(const void* src, float* dst, int64_t n) {
   const BlockQ3_K* x = static_cast<const BlockQ3_K*>(src);
@@ -423,16 +482,23 @@ float vec_dot_q3_k_q8_k(int64_t n, const void* w, const void* a) {
 }
 
 // ---------------------------------------------------------------- Q4_K
-void quantize_q4_k(const float* src, void* dst, int64_t n) {
+namespace {
+
+void q4_k_impl(const float* src, void* dst, int64_t n, const float* imp) {
   BlockQ4_K* y = static_cast<BlockQ4_K*>(dst);
   uint8_t L[QK_K];
   for (int64_t b = 0; b < n / QK_K; ++b, src += QK_K) {
-    quantize_k4_common(src, 15, -1.f, 20, y[b].scales, &y[b].d, &y[b].dmin, L);
+    quantize_k4_common(src, imp ? imp + b * QK_K : nullptr, 15, -1.f, 20, y[b].scales, &y[b].d, &y[b].dmin, L);
     // 64 elements per 32 bytes: low nibbles are sub-block 2c, high nibbles sub-block 2c+1.
     for (int c = 0; c < 4; ++c)
       for (int l = 0; l < 32; ++l) y[b].qs[32 * c + l] = (uint8_t)(L[64 * c + l] | (L[64 * c + 32 + l] << 4));
   }
 }
+
+}  // namespace
+
+void quantize_q4_k(const float* src, void* dst, int64_t n) { q4_k_impl(src, dst, n, nullptr); }
+void quantize_q4_k_imatrix(const float* src, void* dst, int64_t n, const float* imp) { q4_k_impl(src, dst, n, imp); }
 
 void dequantize_q4_k(const void* src, float* dst, int64_t n) {
   const BlockQ4_K* x = static_cast<const BlockQ4_K*>(src);
@@ -471,11 +537,13 @@ float vec_dot_q4_k_q8_k(int64_t n, const void* w, const void* a) {
 }
 
 // ---------------------------------------------------------------- Q5_K
-void quantize_q5_k(const float* src, void* dst, int64_t n) {
+namespace {
+
+void q5_k_impl(const float* src, void* dst, int64_t n, const float* imp) {
   BlockQ5_K* y = static_cast<BlockQ5_K*>(dst);
   uint8_t L[QK_K];
   for (int64_t b = 0; b < n / QK_K; ++b, src += QK_K) {
-    quantize_k4_common(src, 31, -0.5f, 15, y[b].scales, &y[b].d, &y[b].dmin, L);
+    quantize_k4_common(src, imp ? imp + b * QK_K : nullptr, 31, -0.5f, 15, y[b].scales, &y[b].d, &y[b].dmin, L);
     // Like Q4_K for the low nibbles; bit 4 of element 32*j + l goes to qh[l] bit j.
     std::memset(y[b].qh, 0, 32);
     for (int c = 0; c < 4; ++c) {
@@ -487,6 +555,11 @@ void quantize_q5_k(const float* src, void* dst, int64_t n) {
     }
   }
 }
+
+}  // namespace
+
+void quantize_q5_k(const float* src, void* dst, int64_t n) { q5_k_impl(src, dst, n, nullptr); }
+void quantize_q5_k_imatrix(const float* src, void* dst, int64_t n, const float* imp) { q5_k_impl(src, dst, n, imp); }
 
 void dequantize_q5_k(const void* src, float* dst, int64_t n) {
   const BlockQ5_K* x = static_cast<const BlockQ5_K*>(src);
@@ -529,15 +602,20 @@ float vec_dot_q5_k_q8_k(int64_t n, const void* w, const void* a) {
 }
 
 // ---------------------------------------------------------------- Q6_K
-void quantize_q6_k(const float* src, void* dst, int64_t n) {
+namespace {
+
+void q6_k_impl(const float* src, void* dst, int64_t n, const float* imp) {
   BlockQ6_K* y = static_cast<BlockQ6_K*>(dst);
   int8_t L[QK_K];
-  float scales[16];
+  float scales[16], weights[16];
   for (int64_t b = 0; b < n / QK_K; ++b, src += QK_K) {
     const float* x = src;
+    const float* qw = imp ? imp + b * QK_K : nullptr;
+    const float sigma2 = qw ? mean_square(x, QK_K) : 0.0f;
     float max_scale = 0, max_abs_scale = 0;
     for (int ib = 0; ib < 16; ++ib) {
-      scales[ib] = make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib, 1, nullptr);
+      if (qw) importance_weights(x + 16 * ib, qw + 16 * ib, 16, sigma2, weights);
+      scales[ib] = make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib, 1, qw ? weights : nullptr);
       if (std::fabs(scales[ib]) > max_abs_scale) { max_abs_scale = std::fabs(scales[ib]); max_scale = scales[ib]; }
     }
     if (max_abs_scale < kGroupMaxEps) {
@@ -567,6 +645,11 @@ void quantize_q6_k(const float* src, void* dst, int64_t n) {
     }
   }
 }
+
+}  // namespace
+
+void quantize_q6_k(const float* src, void* dst, int64_t n) { q6_k_impl(src, dst, n, nullptr); }
+void quantize_q6_k_imatrix(const float* src, void* dst, int64_t n, const float* imp) { q6_k_impl(src, dst, n, imp); }
 
 
 void dequantize_q6_k(const void* src, float* dst, int64_t n) {

@@ -231,6 +231,96 @@ float vec_dot_q5_1_q8_1(int64_t n, const void* w, const void* a) {
   return sum;
 }
 
+// ---------------------------------------------------------------- importance-weighted Q4_0..Q5_1
+// The GGML layouts above, with each block's scale (and minimum) chosen by the K-quants' weighted
+// least-squares searches: element weights imp[i] * sqrt(sigma2 + x[i]^2), sigma2 the block's mean
+// square. A block whose importances are all zero is weighted as if they were all one.
+namespace {
+
+void block_weights(const float* x, const float* imp, float* w) {
+  float sigma2 = 0, sum = 0;
+  for (int j = 0; j < QK; ++j) {
+    sigma2 += x[j] * x[j];
+    sum += std::max(imp[j], 0.0f);
+  }
+  sigma2 /= QK;
+  for (int j = 0; j < QK; ++j) w[j] = (sum > 0 ? std::max(imp[j], 0.0f) : 1.0f) * std::sqrt(sigma2 + x[j] * x[j]);
+}
+
+// Symmetric blocks (Q4_0: nmax 8, Q5_0: nmax 16): codes L in [0, 2 nmax), x ~ d * (L - nmax).
+float weighted_symmetric(const float* x, const float* imp, int nmax, uint8_t* L) {
+  float w[QK];
+  int8_t l[QK];
+  block_weights(x, imp, w);
+  const float d = make_qx_quants(QK, nmax, x, l, 1, w);
+  for (int j = 0; j < QK; ++j) L[j] = (uint8_t)l[j];
+  return d;
+}
+
+// Blocks with a minimum (Q4_1: nmax 15, Q5_1: nmax 31): x ~ d * L + m.
+float weighted_affine(const float* x, const float* imp, int nmax, uint8_t* L, float* m) {
+  float w[QK], the_min;
+  uint8_t aux[QK];
+  block_weights(x, imp, w);
+  const float d = make_qkx2_quants(QK, nmax, x, w, L, &the_min, aux, -0.9f, 0.05f, 36, false);
+  *m = -the_min;
+  return d;
+}
+
+}  // namespace
+
+void quantize_q4_0_imatrix(const float* src, void* dst, int64_t n, const float* imp) {
+  BlockQ4_0* y = static_cast<BlockQ4_0*>(dst);
+  uint8_t L[QK];
+  for (int64_t b = 0; b < n / QK; ++b, src += QK, imp += QK) {
+    y[b].d = fp32_to_fp16(weighted_symmetric(src, imp, 8, L));
+    for (int j = 0; j < QK / 2; ++j) y[b].qs[j] = (uint8_t)(L[j] | (L[j + QK / 2] << 4));
+  }
+}
+
+void quantize_q5_0_imatrix(const float* src, void* dst, int64_t n, const float* imp) {
+  BlockQ5_0* y = static_cast<BlockQ5_0*>(dst);
+  uint8_t L[QK];
+  for (int64_t b = 0; b < n / QK; ++b, src += QK, imp += QK) {
+    y[b].d = fp32_to_fp16(weighted_symmetric(src, imp, 16, L));
+    uint32_t qh = 0;
+    for (int j = 0; j < QK / 2; ++j) {
+      y[b].qs[j] = (uint8_t)((L[j] & 0xF) | ((L[j + QK / 2] & 0xF) << 4));
+      qh |= (uint32_t)(L[j] >> 4) << j;
+      qh |= (uint32_t)(L[j + QK / 2] >> 4) << (j + QK / 2);
+    }
+    std::memcpy(y[b].qh, &qh, 4);
+  }
+}
+
+void quantize_q4_1_imatrix(const float* src, void* dst, int64_t n, const float* imp) {
+  BlockQ4_1* y = static_cast<BlockQ4_1*>(dst);
+  uint8_t L[QK];
+  for (int64_t b = 0; b < n / QK; ++b, src += QK, imp += QK) {
+    float m;
+    y[b].d = fp32_to_fp16(weighted_affine(src, imp, 15, L, &m));
+    y[b].m = fp32_to_fp16(m);
+    for (int j = 0; j < QK / 2; ++j) y[b].qs[j] = (uint8_t)(L[j] | (L[j + QK / 2] << 4));
+  }
+}
+
+void quantize_q5_1_imatrix(const float* src, void* dst, int64_t n, const float* imp) {
+  BlockQ5_1* y = static_cast<BlockQ5_1*>(dst);
+  uint8_t L[QK];
+  for (int64_t b = 0; b < n / QK; ++b, src += QK, imp += QK) {
+    float m;
+    y[b].d = fp32_to_fp16(weighted_affine(src, imp, 31, L, &m));
+    y[b].m = fp32_to_fp16(m);
+    uint32_t qh = 0;
+    for (int j = 0; j < QK / 2; ++j) {
+      y[b].qs[j] = (uint8_t)((L[j] & 0xF) | ((L[j + QK / 2] & 0xF) << 4));
+      qh |= (uint32_t)(L[j] >> 4) << j;
+      qh |= (uint32_t)(L[j + QK / 2] >> 4) << (j + QK / 2);
+    }
+    std::memcpy(y[b].qh, &qh, 4);
+  }
+}
+
 // ---------------------------------------------------------------- Q8_0 / Q8_1
 void quantize_q8_0(const float* src, void* dst, int64_t n) {
   BlockQ8_0* y = static_cast<BlockQ8_0*>(dst);

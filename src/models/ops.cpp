@@ -11,9 +11,27 @@
 #include "modu/kernels/gemm.h"
 #include "modu/models/model.h"
 
+namespace modu {
+
+namespace {
+thread_local MatmulObserver* t_observer = nullptr;
+}  // namespace
+
+MatmulObserver* set_matmul_observer(MatmulObserver* obs) {
+  MatmulObserver* old = t_observer;
+  t_observer = obs;
+  return old;
+}
+
+}  // namespace modu
+
 namespace modu::ops {
 
 namespace {
+inline void observe(const Weight& w, const float* x, int64_t n) {
+  if (t_observer != nullptr) t_observer->on_matmul(w, x, n);
+}
+
 // Below this many tokens the packed GEMM does not pay for its packing pass (each panel is packed
 // once and reused n times): decode and tiny batches use the vec_dot matrix x vector path, which
 // streams the mmapped rows exactly once.
@@ -187,6 +205,7 @@ void matmul_base(const Weight& w, const float* x, int64_t n, float* y, ThreadPoo
 
 void matmul(const Weight& w, const float* x, int64_t n, float* y, ThreadPool& pool,
             const std::vector<const Weight*>& next) {
+  observe(w, x, n);
   matmul_base(w, x, n, y, pool, next);
   if (w.lora) apply_lora(w, x, n, y, pool);
 }
@@ -278,6 +297,7 @@ void matmul_many(const std::vector<const Weight*>& ws, const float* x, int64_t n
       matmul(*ws[i], x, n, ys[i], pool, i + 1 < ws.size() ? std::vector<const Weight*>{ws[i + 1]} : next);
     return;
   }
+  for (const Weight* w : ws) observe(*w, x, n);
   const KernelTable& kt = kernels();
   const int64_t cols = ws[0]->cols;
   std::vector<int64_t> first(ws.size() + 1, 0);  // matrix i owns rows [first[i], first[i + 1])
@@ -314,6 +334,8 @@ void gate_up_swiglu(const Weight& w_gate, const Weight& w_up, const float* x, in
     swiglu(gate, up, n * w_gate.rows, pool);
     return;
   }
+  observe(w_gate, x, n);
+  observe(w_up, x, n);
   const KernelTable& kt = kernels();
   const int64_t cols = w_gate.cols;
   const uint8_t* a = decode_activation(w_gate, x);

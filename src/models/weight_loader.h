@@ -64,6 +64,7 @@ struct Loader {
       w.rows = rows;
       w.row_bytes = dtype_row_bytes(t->dtype, cols);
       w.data = t->data + (size_t)e * (size_t)rows * w.row_bytes;
+      w.stack_index = e;
     }
     return out;
   }

@@ -41,6 +41,10 @@ enum class DType : uint32_t {
 using DequantizeFn = void (*)(const void* src, float* dst, int64_t n);
 // quantize(src, dst, n): n floats (a multiple of block_size) to packed blocks.
 using QuantizeFn = void (*)(const float* src, void* dst, int64_t n);
+// quantize_imatrix(src, dst, n, importance): as quantize, but each element's squared error counts
+// in proportion to importance[i] (> 0; n values, the mean squared input activation of that column
+// as `modu imatrix` measures it), so the columns that matter most are reproduced best.
+using QuantizeImatrixFn = void (*)(const float* src, void* dst, int64_t n, const float* importance);
 // vec_dot(n, w, a): dot product of one row `w` of this dtype with one activation row `a`
 // stored in `vec_dot_type`; n is a multiple of block_size.
 using VecDotFn = float (*)(int64_t n, const void* w, const void* a);
@@ -56,6 +60,7 @@ struct DTypeTraits {
   DType vec_dot_type;       // format the activation must be in for vec_dot
   VecDotFn vec_dot;         // scalar reference dot; null for activation-only types (Q8_1, Q8_K)
   bool internal = false;    // a modu-internal layout: not accepted from files, not a quantize target
+  QuantizeImatrixFn quantize_imatrix = nullptr;  // importance-weighted quantize; null: quantize ignores importance
 };
 
 // Traits for `t`, or nullptr for an id modu does not know.

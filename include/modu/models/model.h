@@ -27,8 +27,21 @@ struct Weight {
   const uint8_t* data = nullptr;
   size_t row_bytes = 0;
   const LoraDelta* lora = nullptr;  // adapters applied at matmul time (lora.h); null: none
+  int64_t stack_index = 0;          // which matrix of a 3-D stack (an expert of ffn_*_exps) this views
   explicit operator bool() const { return data != nullptr; }
 };
+
+// Sees the input of every weight matrix product that forward passes run on the installing thread
+// make (`modu imatrix`): x [n, w.cols], before the product. Called on that thread, in layer order.
+class MatmulObserver {
+ public:
+  virtual ~MatmulObserver() = default;
+  virtual void on_matmul(const Weight& w, const float* x, int64_t n) = 0;
+};
+
+// Installs `obs` for forward passes run on the calling thread (nullptr removes it); returns the
+// one it replaces. Other threads' passes (a server's other requests) are not observed.
+MatmulObserver* set_matmul_observer(MatmulObserver* obs);
 
 struct LayerWeights {
   Weight attn_norm;            // [n_embd]
