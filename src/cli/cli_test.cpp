@@ -541,6 +541,21 @@ TEST_F(Cli, ImatrixThenQuantize) {
   ASSERT_EQ(qp->nbytes, qw->nbytes);
   EXPECT_NE(std::memcmp(qp->data, qw->data, qp->nbytes), 0) << "the importances changed the quantization";
   EXPECT_EQ(modu("run -m " + weighted + " -p 'x' -n 4 --temp 0").rc, 0) << last_stderr();
+  // modu eval --kl-base: zero against itself, positive for the quantized file, top tokens mostly agree.
+  CmdResult self = modu("eval -m " + f16 + " --kl-base " + f16 + " -f " + text + " -c 32 --json -t 1");
+  ASSERT_EQ(self.rc, 0) << last_stderr();
+  auto js = nlohmann::json::parse(self.out);
+  EXPECT_EQ(js["kl_divergence"].get<double>(), 0.0);
+  EXPECT_EQ(js["same_top1"].get<double>(), 1.0);
+  CmdResult q = modu("eval -m " + weighted + " --kl-base " + f16 + " -f " + text + " -c 32 --json -t 1");
+  ASSERT_EQ(q.rc, 0) << last_stderr();
+  auto jq = nlohmann::json::parse(q.out);
+  EXPECT_GT(jq["kl_divergence"].get<double>(), 0.0);
+  EXPECT_LT(jq["kl_divergence"].get<double>(), 0.5);
+  EXPECT_TRUE(jq.contains("kl_divergence_p99"));
+  EXPECT_GT(jq["same_top1"].get<double>(), 0.5);
+  EXPECT_EQ(modu("eval -m " + f16 + " -f " + text + " -c 32 --json -t 1").out.find("kl_divergence"), std::string::npos)
+      << "no KL without --kl-base";
 
   ASSERT_EQ(modu("imatrix -m " + other + " -f " + text + " -o " + im_other + " -c 32 --chunks 1 -t 1").rc, 0) << last_stderr();
   EXPECT_NE(modu("quantize --imatrix " + im_other + " " + f16 + " " + plain + " q4_k_m").rc, 0);

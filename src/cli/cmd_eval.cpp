@@ -1,6 +1,9 @@
 // `modu eval`: perplexity and bits per byte of a model over a text file, with Model::forward in
 // windows of the context length (consecutive windows overlap by one token so every token but the
 // first is predicted once). Documents separated by blank lines each start with BOS, as in training.
+// With --kl-base, also the KL divergence from a base model's next-token distributions (what a
+// quantized file loses against its F16 original, token by token: less noisy than perplexity).
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -14,8 +17,16 @@ namespace modu::cli {
 
 namespace {
 
+double log_sum_exp(const float* z, int64_t n) {
+  float mx = z[0];
+  for (int64_t v = 1; v < n; ++v) mx = std::max(mx, z[v]);
+  double sum = 0;
+  for (int64_t v = 0; v < n; ++v) sum += std::exp((double)(z[v] - mx));
+  return (double)mx + std::log(sum);
+}
+
 struct EvalArgs {
-  std::string model, file;
+  std::string model, file, kl_base;
   bool json = false;
   int threads = 0;
   int64_t ctx = 0;
@@ -41,9 +52,21 @@ int eval_main(const EvalArgs& a) {
   ThreadPool pool(a.threads);
   KvCache kv(model.config(), 1, ctx, KvType::kF32);
   const int64_t V = model.config().n_vocab;
-  double nll = 0;
-  int64_t n_pred = 0;
-  std::vector<float> logits;
+  std::unique_ptr<Model> base;
+  std::unique_ptr<KvCache> base_kv;
+  if (!a.kl_base.empty()) {
+    auto b = Model::load(a.kl_base);
+    if (!b.ok()) return fail(b.status());
+    base = std::move(b).value();
+    if (base->config().n_vocab != V)
+      return fail(invalid_argument("--kl-base '" + a.kl_base + "' has " + std::to_string(base->config().n_vocab) +
+                                   " tokens in its vocabulary, the model " + std::to_string(V) + ": not the same tokenizer"));
+    base_kv = std::make_unique<KvCache>(base->config(), 1, ctx, KvType::kF32);
+  }
+  double nll = 0, kl = 0;
+  int64_t n_pred = 0, same_top1 = 0;
+  std::vector<double> kls;
+  std::vector<float> logits, base_logits;
   const auto t0 = std::chrono::steady_clock::now();
   for (size_t start = 0; start + 1 < ids.size(); start += (size_t)ctx - 1) {
     const size_t len = std::min<size_t>((size_t)ctx, ids.size() - start);
@@ -52,14 +75,31 @@ int eval_main(const EvalArgs& a) {
     kv.truncate(0, 0);
     Status s = model.forward(batch, kv, pool, logits);
     if (!s.ok()) return fail(s);
+    if (base) {
+      base_kv->truncate(0, 0);
+      if (Status bs = base->forward(batch, *base_kv, pool, base_logits); !bs.ok()) return fail(bs);
+    }
     for (size_t i = 0; i + 1 < len; ++i) {
       const float* z = logits.data() + i * V;
-      float mx = z[0];
-      for (int64_t v = 1; v < V; ++v) mx = std::max(mx, z[v]);
-      double sum = 0;
-      for (int64_t v = 0; v < V; ++v) sum += std::exp((double)(z[v] - mx));
-      nll += (double)mx + std::log(sum) - (double)z[ids[start + i + 1]];
+      const double lz = log_sum_exp(z, V);
+      nll += lz - (double)z[ids[start + i + 1]];
       ++n_pred;
+      if (!base) continue;
+      // KL(base || model) = sum_v p_base(v) (log p_base(v) - log p_model(v)), in float64.
+      const float* zb = base_logits.data() + i * V;
+      const double lb = log_sum_exp(zb, V);
+      double d = 0;
+      int64_t top = 0, top_b = 0;
+      for (int64_t v = 0; v < V; ++v) {
+        const double lpb = (double)zb[v] - lb;
+        d += std::exp(lpb) * (lpb - ((double)z[v] - lz));
+        if (z[v] > z[top]) top = v;
+        if (zb[v] > zb[top_b]) top_b = v;
+      }
+      d = std::max(0.0, d);  // rounding can leave -1e-17
+      kl += d;
+      kls.push_back(d);
+      same_top1 += top == top_b;
     }
     if (!a.json)
       std::fprintf(stderr, "\rmodu eval: %lld/%zu tokens, ppl %.3f", (long long)n_pred, ids.size() - 1,
@@ -74,16 +114,29 @@ int eval_main(const EvalArgs& a) {
   }
   const double ppl = std::exp(nll / (double)n_pred);
   const double bpb = nll / std::log(2.0) / (double)std::max<size_t>(1, n_bytes);
+  double kl_p99 = 0;
+  if (!kls.empty()) {
+    std::sort(kls.begin(), kls.end());
+    kl_p99 = kls[std::min(kls.size() - 1, (size_t)(0.99 * (double)kls.size()))];
+  }
   if (a.json) {
     nlohmann::ordered_json j;
     j["perplexity"] = ppl;
     j["bits_per_byte"] = bpb;
     j["tokens"] = n_pred;
+    if (base) {
+      j["kl_divergence"] = kl / (double)n_pred;
+      j["kl_divergence_p99"] = kl_p99;
+      j["same_top1"] = (double)same_top1 / (double)n_pred;
+    }
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::fprintf(stderr, "\n");
     std::printf("perplexity %.4f  bits/byte %.4f  tokens %lld  bytes %zu  (%.1f s, %.0f tok/s)\n", ppl, bpb,
                 (long long)n_pred, n_bytes, dt, n_pred / dt);
+    if (base)
+      std::printf("KL divergence from %s: mean %.6f  p99 %.6f  same top token %.2f%%\n", a.kl_base.c_str(),
+                  kl / (double)n_pred, kl_p99, 100.0 * (double)same_top1 / (double)n_pred);
   }
   return 0;
 }
@@ -100,6 +153,9 @@ void add_eval_command(CLI::App& app, int& rc) {
   c->add_option("-t,--threads", a->threads, "Threads (0 = all cores)");
   c->add_option("-c,--ctx", a->ctx, "Window length (default: the model's context length)");
   c->add_option("--max-tokens", a->max_tokens, "Evaluate only the first N tokens");
+  c->add_option("--kl-base", a->kl_base, "Also the KL divergence of the model's next-token distributions from this "
+                "model's (e.g. the F16 file a quantized one was made from), and how often their top tokens agree")
+      ->check(CLI::ExistingPath);
   c->callback([a, &rc] { rc = eval_main(*a); });
 }
 

@@ -65,18 +65,28 @@ TEST(ImatrixQuantize, UnevenImportanceLowersTheWeightedError) {
   const std::vector<float> imp = uneven_importance(11);
   for (DType t : kWeighted) {
     const Errors plain = error_of(t, rows, imp, false), weighted = error_of(t, rows, imp, true);
-    EXPECT_LT(weighted.weighted, 0.8 * plain.weighted) << dtype_name(t);
+    EXPECT_LT(weighted.weighted, 0.9 * plain.weighted) << dtype_name(t);
     // The error moves to the unimportant columns; it does not grow without bound.
     EXPECT_LT(weighted.plain, 2.0 * plain.plain) << dtype_name(t);
   }
 }
 
+// Q2_K and Q3_K multiply their own searches' element weights by the importance, so even importance
+// gives the unweighted quantizer's bytes; the others weight by importance * sqrt(sigma2 + x^2) and
+// must not lose accuracy.
 TEST(ImatrixQuantize, EvenImportanceCostsNothing) {
   const std::vector<float> rows = gaussian(kCols * kRows, 8);
   const std::vector<float> ones(kCols, 1.0f);
   for (DType t : kWeighted) {
     const Errors plain = error_of(t, rows, ones, false), weighted = error_of(t, rows, ones, true);
     EXPECT_LE(weighted.plain, 1.0 * plain.plain) << dtype_name(t);
+  }
+  for (DType t : {DType::Q2_K, DType::Q3_K}) {
+    const DTypeTraits* tr = dtype_traits(t);
+    std::vector<uint8_t> a(dtype_row_bytes(t, kCols)), b(a.size());
+    tr->quantize(rows.data(), a.data(), kCols);
+    tr->quantize_imatrix(rows.data(), b.data(), kCols, ones.data());
+    EXPECT_EQ(a, b) << dtype_name(t);
   }
 }
 

@@ -88,7 +88,7 @@ namespace {
 
 // Q3_K sub-block quantizer: start from the max-abs scale, then up to 5 rounds of coordinate descent
 // on single elements, accepting a change only if it improves the x^2-weighted least-squares fit.
-float make_q3_quants(int n, int nmax, const float* x, int8_t* L) {
+float make_q3_quants(int n, int nmax, const float* x, int8_t* L, const float* imp = nullptr) {
   float max = 0, amax = 0;
   for (int i = 0; i < n; ++i) {
     const float ax = std::fabs(x[i]);
@@ -103,14 +103,14 @@ float make_q3_quants(int n, int nmax, const float* x, int8_t* L) {
   for (int i = 0; i < n; ++i) {
     const int l = std::max(-nmax, std::min(nmax - 1, nearest_int(iscale * x[i])));
     L[i] = (int8_t)l;
-    const float w = x[i] * x[i];
+    const float w = x[i] * x[i] * (imp ? imp[i] : 1.0f);
     sumlx += w * x[i] * l;
     suml2 += w * l * l;
   }
   for (int itry = 0; itry < 5; ++itry) {
     int changed = 0;
     for (int i = 0; i < n; ++i) {
-      const float w = x[i] * x[i];
+      const float w = x[i] * x[i] * (imp ? imp[i] : 1.0f);
       float slx = sumlx - w * x[i] * L[i];
       if (slx > 0) {
         float sl2 = suml2 - w * L[i] * L[i];
@@ -207,14 +207,17 @@ float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, ui
 
 namespace {
 
-// Importance-weighted least-squares weights of n elements: imp[i] * sqrt(sigma2 + x[i]^2) (the
-// importance of the column times a term that still favours large weights, as llama.cpp's imatrix
-// quantizers do). A group whose importances are all zero (columns the calibration never reached)
-// is weighted as if they were all one, so it is still quantized rather than zeroed.
-void importance_weights(const float* x, const float* imp, int n, float sigma2, float* w) {
+// Importance weighting, chosen per type by the KL divergence from F16 of modu-tiny's mixes
+// (ARCHITECTURE.md): Q4_K, Q5_K and Q6_K weight each element by imp * sqrt(sigma2 + x^2) with a
+// wider scale search (llama.cpp's choice: -6.7% KL at Q4_K_M); Q2_K and Q3_K keep their own
+// searches' element weights (|x|, x^2) multiplied by the importance (llama.cpp's weights made
+// Q2_K 6.5% worse), so there even importance reproduces the unweighted quantizer byte for byte.
+// A group whose importances are all zero (columns the calibration never reached) is weighted as if
+// they were all one, so it is still quantized rather than zeroed.
+void group_importance(const float* imp, int n, float* out) {
   float sum = 0;
   for (int i = 0; i < n; ++i) sum += std::max(imp[i], 0.0f);
-  for (int i = 0; i < n; ++i) w[i] = (sum > 0 ? std::max(imp[i], 0.0f) : 1.0f) * std::sqrt(sigma2 + x[i] * x[i]);
+  for (int i = 0; i < n; ++i) out[i] = sum > 0 ? std::max(imp[i], 0.0f) : 1.0f;
 }
 
 float mean_square(const float* x, int n) {
@@ -247,16 +250,18 @@ void pack_k4_scales(const uint8_t ls[8], const uint8_t lm[8], uint8_t* s) {
 // Shared by Q4_K (nmax 15) and Q5_K (nmax 31): per-32 scale/min search, 6-bit quantization of the
 // scales and mins against the super-block maxima, then requantization of every element with the
 // scales actually stored (so rounding of the scales is compensated in the element codes).
-// With importance `qw` ([QK_K] or null) the element weights follow it, with a wider scale search.
+// With importance `qw` ([QK_K] or null) the element weights are multiplied by it.
 void quantize_k4_common(const float* x, const float* qw, int nmax, float rmin, int nstep, uint8_t* scales12,
                         uint16_t* d_out, uint16_t* dmin_out, uint8_t L[QK_K]) {
   float weights[32], mins[8], scales[8];
   uint8_t Laux[32];
   float max_scale = 0, max_min = 0;
+  float imp[32];
   const float sigma2 = qw ? 2 * mean_square(x, QK_K) : 0.0f;
   for (int j = 0; j < 8; ++j) {
     if (qw) {
-      importance_weights(x + 32 * j, qw + 32 * j, 32, sigma2, weights);
+      group_importance(qw + 32 * j, 32, imp);
+      for (int l = 0; l < 32; ++l) weights[l] = imp[l] * std::sqrt(sigma2 + x[32 * j + l] * x[32 * j + l]);
       scales[j] = make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -0.9f, 0.05f, 36, false);
     } else {
       float sum_x2 = 0;
@@ -300,15 +305,10 @@ void q2_k_impl(const float* src, void* dst, int64_t n, const float* imp) {
   for (int64_t b = 0; b < n / QK_K; ++b, src += QK_K) {
     const float* x = src;
     const float* qw = imp ? imp + b * QK_K : nullptr;
-    const float sigma2 = qw ? mean_square(x, QK_K) : 0.0f;
-    float max_scale = 0, max_min = 0;
+    float max_scale = 0, max_min = 0, gi[16];
     for (int j = 0; j < 16; ++j) {
-      if (qw) {
-        importance_weights(x + 16 * j, qw + 16 * j, 16, sigma2, weights);
-        scales[j] = make_qkx2_quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.9f, 0.05f, 36, false);
-        continue;
-      }
-      for (int l = 0; l < 16; ++l) weights[l] = std::fabs(x[16 * j + l]);
+      if (qw) group_importance(qw + 16 * j, 16, gi);
+      for (int l = 0; l < 16; ++l) weights[l] = std::fabs(x[16 * j + l]) * (qw ? gi[l] : 1.0f);
       scales[j] = make_qkx2_quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, true);
     }
     for (int j = 0; j < 16; ++j) {
@@ -388,19 +388,14 @@ namespace {
 void q3_k_impl(const float* src, void* dst, int64_t n, const float* imp) {
   BlockQ3_K* y = static_cast<BlockQ3_K*>(dst);
   int8_t L[QK_K];
-  float scales[16], weights[16];
+  float scales[16], gi[16];
   for (int64_t b = 0; b < n / QK_K; ++b, src += QK_K) {
     const float* x = src;
     const float* qw = imp ? imp + b * QK_K : nullptr;
-    const float sigma2 = qw ? 2 * mean_square(x, QK_K) : 0.0f;
     float max_scale = 0, amax = 0;
     for (int j = 0; j < 16; ++j) {
-      if (qw) {
-        importance_weights(x + 16 * j, qw + 16 * j, 16, sigma2, weights);
-        scales[j] = make_qx_quants(16, 4, x + 16 * j, L + 16 * j, 1, weights);
-      } else {
-        scales[j] = make_q3_quants(16, 4, x + 16 * j, L + 16 * j);
-      }
+      if (qw) group_importance(qw + 16 * j, 16, gi);
+      scales[j] = make_q3_quants(16, 4, x + 16 * j, L + 16 * j, qw ? gi : nullptr);
       if (std::fabs(scales[j]) > amax) { amax = std::fabs(scales[j]); max_scale = scales[j]; }
     }
     std::memset(y[b].scales, 0, 12);
@@ -614,7 +609,10 @@ void q6_k_impl(const float* src, void* dst, int64_t n, const float* imp) {
     const float sigma2 = qw ? mean_square(x, QK_K) : 0.0f;
     float max_scale = 0, max_abs_scale = 0;
     for (int ib = 0; ib < 16; ++ib) {
-      if (qw) importance_weights(x + 16 * ib, qw + 16 * ib, 16, sigma2, weights);
+      if (qw) {
+        group_importance(qw + 16 * ib, 16, weights);
+        for (int l = 0; l < 16; ++l) weights[l] *= std::sqrt(sigma2 + x[16 * ib + l] * x[16 * ib + l]);
+      }
       scales[ib] = make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib, 1, qw ? weights : nullptr);
       if (std::fabs(scales[ib]) > max_abs_scale) { max_abs_scale = std::fabs(scales[ib]); max_scale = scales[ib]; }
     }
