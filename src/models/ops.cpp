@@ -472,71 +472,168 @@ int64_t set_attention_block(int64_t positions) {
   return prev;
 }
 
+namespace {
+
+// Queries per prefill tile and the shortest prefix worth the tile path (set_prefill_tiling).
+int64_t g_prefill_tile = 32, g_prefill_min_prefix = 128;
+
+// MODU_PREFILL_TILES=0 attends every token on its own (an A/B switch for benchmarks).
+bool prefill_tiles_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("MODU_PREFILL_TILES");
+    return !(e && std::strcmp(e, "0") == 0);
+  }();
+  return on;
+}
+
+// o, lse (one head) <- the softmax-weighted union of (o, lse) and (oc, lc): online softmax.
+inline void merge_lse(float* o, float* lse, const float* oc, float lc, int64_t hd) {
+  const float hi = std::max(*lse, lc);
+  const float a = std::exp(*lse - hi), c = std::exp(lc - hi), inv = 1.0f / (a + c);
+  for (int64_t i = 0; i < hd; ++i) o[i] = (a * o[i] + c * oc[i]) * inv;
+  *lse = hi + std::log(a + c);
+}
+
+// Where a layer's cache is read from: one KV head's part of each row.
+struct KvView {
+  KvCache& kv;
+  int64_t layer;
+  bool f16, q8;
+  size_t head_bytes;
+};
+
+// Attention of the `group` query heads qp [group, hd] of one token over positions [first, first +
+// n_pos) of sequence `seq`, in runs of at most g_attn_block contiguous cache rows merged by their
+// log-sum-exp. With `accumulate`, (o, lse) already hold the attention over other positions and the
+// result is merged into them; otherwise they are overwritten (lse always: a prefill tile merges it).
+void attend_span(const KvView& kvv, int seq, int64_t kvh, const float* qp, int64_t group, int64_t first, int64_t n_pos,
+                 int64_t hd, float scale, float softcap, bool accumulate, float* o, float* lse) {
+  const KernelTable& kt = kernels();
+  const int64_t blk = g_attn_block;
+  float* scratch = reinterpret_cast<float*>(thread_scratch((size_t)(group * std::min(n_pos, blk)) * sizeof(float)));
+  const size_t off = (size_t)kvh * kvv.head_bytes;
+  thread_local std::vector<float> ob, lse_c;
+  lse_c.resize((size_t)group);
+  // Blocks end where the cache's rows stop being contiguous (a paged block, a ring's end).
+  for (int64_t p0 = 0, m = 0; p0 < n_pos; p0 += m) {
+    const int64_t at = first + p0;
+    m = std::min({blk, n_pos - p0, kvv.kv.contiguous_rows(kvv.layer, at)});
+    const uint8_t* kp = kvv.kv.k_row(kvv.layer, seq, at) + off;
+    const uint8_t* vp = kvv.kv.v_row(kvv.layer, seq, at) + off;
+    size_t stride = kvv.kv.row_bytes();
+    if (kvv.q8) {  // this head's rows of the run widened to F32, then the F32 kernel
+      thread_local std::vector<float> kf, vf;
+      kf.resize((size_t)(m * hd));
+      vf.resize((size_t)(m * hd));
+      const DequantizeFn deq = dtype_traits(DType::Q8_0)->dequantize;
+      for (int64_t p = 0; p < m; ++p) {
+        deq(kp + p * stride, kf.data() + p * hd, hd);
+        deq(vp + p * stride, vf.data() + p * hd, hd);
+      }
+      kp = reinterpret_cast<const uint8_t*>(kf.data());
+      vp = reinterpret_cast<const uint8_t*>(vf.data());
+      stride = (size_t)hd * 4;
+    }
+    const bool merge = p0 > 0 || accumulate;
+    if (merge) ob.resize((size_t)(group * hd));
+    float* dst = merge ? ob.data() : o;
+    float* l = merge ? lse_c.data() : lse;
+    const bool f16 = kvv.f16 && !kvv.q8;
+    if (softcap > 0) {
+      attention_softcap(qp, group, kp, vp, stride, m, hd, f16, scale, softcap, dst, scratch, l);
+    } else {
+      kt.attention(qp, group, kp, vp, stride, m, hd, f16, scale, dst, scratch, l);  // lse: one log per head
+    }
+    if (!merge) continue;
+    for (int64_t g = 0; g < group; ++g) merge_lse(o + g * hd, lse + g, ob.data() + g * hd, lse_c[(size_t)g], hd);
+  }
+}
+
+// A tile of a long prefill: batch tokens [t0, t0 + L) of one sequence at positions P .. P + L - 1
+// (causal, no window or soft cap), for KV head kvh. Every query sees the whole prefix [0, P), so
+// the tile's L x group query heads go through the attention kernel together, as one token's group
+// does: each run of up to g_attn_block prefix rows is read from memory once for the tile (and from
+// L2 by the kernel's passes over its heads) where token by token it was read L times, which beyond
+// the last-level cache made prefill memory-bound. Each query's own triangle [P, pos] then goes
+// through the per-token path and merges in by log-sum-exp.
+void attend_prefill_tile(const KvView& kvv, const BatchToken* batch, int64_t t0, int64_t L, int64_t kvh, const float* q,
+                         int64_t n_head, int64_t n_head_kv, int64_t hd, float scale, float* out) {
+  const int64_t group = n_head / n_head_kv, q_dim = n_head * hd, nq = L * group;
+  const int seq = batch[t0].seq;
+  const int64_t P = batch[t0].pos;
+  thread_local std::vector<float> qt, o_run, l_run;
+  qt.resize((size_t)(nq * hd));
+  o_run.resize((size_t)(nq * hd));  // [L][group][hd]: the tile's queries in kernel order
+  l_run.resize((size_t)nq);
+  for (int64_t i = 0; i < L; ++i)
+    std::copy_n(q + (t0 + i) * q_dim + kvh * group * hd, group * hd, qt.data() + i * group * hd);
+  attend_span(kvv, seq, kvh, qt.data(), nq, 0, P, hd, scale, 0.0f, false, o_run.data(), l_run.data());
+  for (int64_t i = 0; i < L; ++i) {
+    float* o = o_run.data() + i * group * hd;
+    attend_span(kvv, seq, kvh, q + (t0 + i) * q_dim + kvh * group * hd, group, P, i + 1, hd, scale, 0.0f, true, o,
+                l_run.data() + i * group);
+    std::copy_n(o, group * hd, out + (t0 + i) * q_dim + kvh * group * hd);
+  }
+}
+
+}  // namespace
+
 void attention(const float* q, int64_t n, const BatchToken* batch, KvCache& kv, int64_t layer, int64_t n_head,
                int64_t n_head_kv, int64_t hd, float scale, float* out, ThreadPool& pool, int64_t window,
                float softcap) {
-  const KernelTable& kt = kernels();
   const int64_t group = n_head / n_head_kv, q_dim = n_head * hd;
   const bool f16 = kv.type() == KvType::kF16, q8 = kv.type() == KvType::kQ8_0;
   const size_t elem = f16 ? 2 : 4;
-  const size_t head_bytes = q8 ? dtype_row_bytes(DType::Q8_0, hd) : (size_t)hd * elem;  // one head of a row
-  const int64_t blk = g_attn_block;
-  // One work item per (token, KV head): the KV head's rows are read once for its `group` heads.
-  pool.parallel_for(n * n_head_kv, [&](int64_t b, int64_t e) {
+  const KvView kvv{kv, layer, f16, q8, q8 ? dtype_row_bytes(DType::Q8_0, hd) : (size_t)hd * elem};
+  // Prefill tiles: runs of consecutive positions of one sequence, causal, whose first position has
+  // at least g_prefill_min_prefix positions before it; the other tokens are attended one by one.
+  std::vector<std::pair<int64_t, int64_t>> tiles;  // (first batch index, length)
+  std::vector<int64_t> single;                     // batch indices attended alone
+  const bool tiling = window <= 0 && softcap <= 0;
+  for (int64_t t = 0; t < n;) {
+    const BatchToken& bt = batch[t];
+    int64_t e = t + 1;
+    if (tiling && prefill_tiles_enabled() && bt.attn_end <= bt.pos + 1 && bt.pos >= g_prefill_min_prefix) {
+      while (e < n && e - t < g_prefill_tile && batch[e].seq == bt.seq && batch[e].pos == batch[e - 1].pos + 1 &&
+             batch[e].attn_end <= batch[e].pos + 1)
+        ++e;
+    }
+    if (e - t > 1) {
+      tiles.push_back({t, e - t});
+    } else {
+      single.push_back(t);
+    }
+    t = e;
+  }
+  const int64_t n_tile_items = (int64_t)tiles.size() * n_head_kv;
+  // Work items: (tile, KV head) first (the longest), then (token, KV head); the KV head's rows are
+  // read once for its `group` query heads.
+  pool.parallel_for(n_tile_items + (int64_t)single.size() * n_head_kv, [&](int64_t b, int64_t e) {
+    thread_local std::vector<float> lse;
+    lse.resize((size_t)group);
     for (int64_t idx = b; idx < e; ++idx) {
-      const int64_t t = idx / n_head_kv, kvh = idx % n_head_kv;
+      if (idx < n_tile_items) {
+        const auto [t0, L] = tiles[(size_t)(idx / n_head_kv)];
+        attend_prefill_tile(kvv, batch, t0, L, idx % n_head_kv, q, n_head, n_head_kv, hd, scale, out);
+        continue;
+      }
+      const int64_t j = idx - n_tile_items;
+      const int64_t t = single[(size_t)(j / n_head_kv)], kvh = j % n_head_kv;
       const BatchToken& bt = batch[t];
       const int64_t first = window > 0 ? std::max<int64_t>(0, bt.pos - window + 1) : 0;
       const int64_t n_pos = std::max(bt.pos, bt.attn_end - 1) - first + 1;  // attn_end: bidirectional span
-      float* scratch = reinterpret_cast<float*>(thread_scratch((size_t)(group * std::min(n_pos, blk)) * sizeof(float)));
-      const size_t off = (size_t)kvh * head_bytes;
-      float* o = out + t * q_dim + kvh * group * hd;
-      const float* qp = q + t * q_dim + kvh * group * hd;
-      thread_local std::vector<float> ob, lse, lse_c;
-      lse.resize((size_t)group);
-      lse_c.resize((size_t)group);
-      // Blocks end where the cache's rows stop being contiguous (a paged block, a ring's end).
-      for (int64_t p0 = 0, m = 0; p0 < n_pos; p0 += m) {
-        const int64_t at = first + p0;
-        m = std::min({blk, n_pos - p0, kv.contiguous_rows(layer, at)});
-        const uint8_t* kp = kv.k_row(layer, bt.seq, at) + off;
-        const uint8_t* vp = kv.v_row(layer, bt.seq, at) + off;
-        size_t stride = kv.row_bytes();
-        if (q8) {  // this head's rows of the run widened to F32, then the F32 kernel
-          thread_local std::vector<float> kf, vf;
-          kf.resize((size_t)(m * hd));
-          vf.resize((size_t)(m * hd));
-          const DequantizeFn deq = dtype_traits(DType::Q8_0)->dequantize;
-          for (int64_t p = 0; p < m; ++p) {
-            deq(kp + p * stride, kf.data() + p * hd, hd);
-            deq(vp + p * stride, vf.data() + p * hd, hd);
-          }
-          kp = reinterpret_cast<const uint8_t*>(kf.data());
-          vp = reinterpret_cast<const uint8_t*>(vf.data());
-          stride = (size_t)hd * 4;
-        }
-        const bool merge = p0 > 0;
-        if (merge) ob.resize((size_t)(group * hd));
-        float* dst = merge ? ob.data() : o;
-        float* l = merge ? lse_c.data() : lse.data();
-        const bool need_lse = m < n_pos;
-        if (softcap > 0) {
-          attention_softcap(qp, group, kp, vp, stride, m, hd, f16, scale, softcap, dst, scratch, l);
-        } else {
-          kt.attention(qp, group, kp, vp, stride, m, hd, f16, scale, dst, scratch, need_lse ? l : nullptr);
-        }
-        if (!merge) continue;
-        for (int64_t g = 0; g < group; ++g) {  // o = (e^L o + e^l o_c) / (e^L + e^l), L = log(e^L + e^l)
-          const float hi = std::max(lse[g], lse_c[g]);
-          const float a = std::exp(lse[g] - hi), c = std::exp(lse_c[g] - hi), inv = 1.0f / (a + c);
-          float* og = o + g * hd;
-          const float* cg = ob.data() + g * hd;
-          for (int64_t i = 0; i < hd; ++i) og[i] = (a * og[i] + c * cg[i]) * inv;
-          lse[g] = hi + std::log(a + c);
-        }
-      }
+      attend_span(kvv, bt.seq, kvh, q + t * q_dim + kvh * group * hd, group, first, n_pos, hd, scale, softcap, false,
+                  out + t * q_dim + kvh * group * hd, lse.data());
     }
   });
+}
+
+std::pair<int64_t, int64_t> set_prefill_tiling(int64_t tile, int64_t min_prefix) {
+  MODU_CHECK(tile >= 1 && min_prefix >= 1);
+  const std::pair<int64_t, int64_t> prev{g_prefill_tile, g_prefill_min_prefix};
+  g_prefill_tile = tile;
+  g_prefill_min_prefix = min_prefix;
+  return prev;
 }
 
 void swiglu(float* gate, const float* up, int64_t n, ThreadPool& pool) {

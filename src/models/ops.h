@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "modu/core/threadpool.h"
@@ -63,7 +64,7 @@ void get_row(const Weight& w, int64_t row, float* out);
 // Causal attention of n tokens (q, out: [n, n_head * hd]) over their sequences' cached positions
 // 0..pos (only the last `window` of them when window > 0), through the dispatched attention
 // kernel, one work item per (token, KV head), in blocks of contiguous cache rows (a paged block, a
-// ring up to its end).
+// ring up to its end); chunks of a long prompt in tiles of queries (set_prefill_tiling).
 // softcap > 0 caps scores as cap * tanh(score / cap) (Gemma 2) on a scalar path. Long spans are
 // attended in blocks of set_attention_block() positions merged by online softmax (no score buffer
 // of the context's size).
@@ -74,6 +75,13 @@ void attention(const float* q, int64_t n, const BatchToken* batch, KvCache& kv, 
 // Positions per attention block (default 512); returns the previous value. Tests lower it to
 // check the block merge against the float64 reference on short contexts.
 int64_t set_attention_block(int64_t positions);
+
+// Long prefills (chunks of a prompt at a depth of at least `min_prefix` positions) are attended in
+// tiles of `tile` consecutive queries of one sequence: all the tile's queries through the attention
+// kernel at once over the prefix they share (its rows read once per tile, not once per token), each
+// query's own triangle on its own, merged by log-sum-exp. Defaults 32 and 128; returns the
+// previous pair. Tests lower both to check tiles against the float64 reference on short contexts.
+std::pair<int64_t, int64_t> set_prefill_tiling(int64_t tile, int64_t min_prefix);
 
 // SiLU(gate) * up, elementwise over n values, result in gate.
 void swiglu(float* gate, const float* up, int64_t n, ThreadPool& pool);
