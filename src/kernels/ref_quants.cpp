@@ -267,6 +267,17 @@ float weighted_affine(const float* x, const float* imp, int nmax, uint8_t* L, fl
   return d;
 }
 
+// 5-bit codes L[32] into a Q5_0/Q5_1 block: low nibbles as Q4_0, bit 4 of element j in qh bit j.
+void pack_5bit(const uint8_t* L, uint8_t* qs, uint8_t* qh_out) {
+  uint32_t qh = 0;
+  for (int j = 0; j < QK / 2; ++j) {
+    qs[j] = (uint8_t)((L[j] & 0xF) | ((L[j + QK / 2] & 0xF) << 4));
+    qh |= (uint32_t)(L[j] >> 4) << j;
+    qh |= (uint32_t)(L[j + QK / 2] >> 4) << (j + QK / 2);
+  }
+  std::memcpy(qh_out, &qh, 4);
+}
+
 }  // namespace
 
 void quantize_q4_0_imatrix(const float* src, void* dst, int64_t n, const float* imp) {
@@ -283,13 +294,7 @@ void quantize_q5_0_imatrix(const float* src, void* dst, int64_t n, const float* 
   uint8_t L[QK];
   for (int64_t b = 0; b < n / QK; ++b, src += QK, imp += QK) {
     y[b].d = fp32_to_fp16(weighted_symmetric(src, imp, 16, L));
-    uint32_t qh = 0;
-    for (int j = 0; j < QK / 2; ++j) {
-      y[b].qs[j] = (uint8_t)((L[j] & 0xF) | ((L[j + QK / 2] & 0xF) << 4));
-      qh |= (uint32_t)(L[j] >> 4) << j;
-      qh |= (uint32_t)(L[j + QK / 2] >> 4) << (j + QK / 2);
-    }
-    std::memcpy(y[b].qh, &qh, 4);
+    pack_5bit(L, y[b].qs, y[b].qh);
   }
 }
 
@@ -311,13 +316,7 @@ void quantize_q5_1_imatrix(const float* src, void* dst, int64_t n, const float* 
     float m;
     y[b].d = fp32_to_fp16(weighted_affine(src, imp, 31, L, &m));
     y[b].m = fp32_to_fp16(m);
-    uint32_t qh = 0;
-    for (int j = 0; j < QK / 2; ++j) {
-      y[b].qs[j] = (uint8_t)((L[j] & 0xF) | ((L[j + QK / 2] & 0xF) << 4));
-      qh |= (uint32_t)(L[j] >> 4) << j;
-      qh |= (uint32_t)(L[j + QK / 2] >> 4) << (j + QK / 2);
-    }
-    std::memcpy(y[b].qh, &qh, 4);
+    pack_5bit(L, y[b].qs, y[b].qh);
   }
 }
 
