@@ -17,14 +17,6 @@ namespace modu::cli {
 
 namespace {
 
-double log_sum_exp(const float* z, int64_t n) {
-  float mx = z[0];
-  for (int64_t v = 1; v < n; ++v) mx = std::max(mx, z[v]);
-  double sum = 0;
-  for (int64_t v = 0; v < n; ++v) sum += std::exp((double)(z[v] - mx));
-  return (double)mx + std::log(sum);
-}
-
 struct EvalArgs {
   std::string model, file, kl_base;
   bool json = false;

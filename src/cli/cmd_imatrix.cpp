@@ -57,11 +57,7 @@ int imatrix_main(const ImatrixArgs& a) {
     }
     for (int64_t i = 0; i + 1 < ctx; ++i) {  // logits rows are the tokens that asked for them, in order
       const float* z = logits.data() + i * V;
-      float mx = z[0];
-      for (int64_t v = 1; v < V; ++v) mx = std::max(mx, z[v]);
-      double sum = 0;
-      for (int64_t v = 0; v < V; ++v) sum += std::exp((double)(z[v] - mx));
-      nll += (double)mx + std::log(sum) - (double)z[ids[(size_t)(c * ctx + i + 1)]];
+      nll += log_sum_exp(z, V) - (double)z[ids[(size_t)(c * ctx + i + 1)]];
       ++n_pred;
     }
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -4,6 +4,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -187,6 +189,14 @@ std::string spec_summary(int64_t drafted, int64_t accepted) {
   std::snprintf(b, sizeof b, ", drafts %lld, accepted %lld (%.0f %%)", (long long)drafted, (long long)accepted,
                 100.0 * (double)accepted / (double)drafted);
   return b;
+}
+
+double log_sum_exp(const float* z, int64_t n) {
+  float mx = z[0];
+  for (int64_t v = 1; v < n; ++v) mx = std::max(mx, z[v]);
+  double sum = 0;
+  for (int64_t v = 0; v < n; ++v) sum += std::exp((double)(z[v] - mx));
+  return (double)mx + std::log(sum);
 }
 
 }  // namespace modu::cli

@@ -66,6 +66,9 @@ void add_notice_options(CLI::App* c, NoticeArgs* a);
 void print_ai_notice(const NoticeArgs& a, const std::string& model_path);
 std::string label_prefix(const NoticeArgs& a);  // "" without --label
 
+// log(sum_v exp(z[v])) over n logits, in float64 after subtracting the maximum (eval, imatrix).
+double log_sum_exp(const float* z, int64_t n);
+
 // `modu quantize`'s work: every weight matrix of `in` to `type` (output.weight kept at Q6_K below
 // 5 bits, rows that do not fit the block size at Q8_0/F16), metadata kept, written to `out`.
 // With `imatrix`, each matrix it has an entry for is quantized by importance (quantize_imatrix).

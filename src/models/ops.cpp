@@ -498,7 +498,7 @@ inline void merge_lse(float* o, float* lse, const float* oc, float lc, int64_t h
 struct KvView {
   KvCache& kv;
   int64_t layer;
-  bool f16, q8;
+  bool f16, q8;  // the cache's type: F16, Q8_0, else F32
   size_t head_bytes;
 };
 
@@ -538,11 +538,10 @@ void attend_span(const KvView& kvv, int seq, int64_t kvh, const float* qp, int64
     if (merge) ob.resize((size_t)(group * hd));
     float* dst = merge ? ob.data() : o;
     float* l = merge ? lse_c.data() : lse;
-    const bool f16 = kvv.f16 && !kvv.q8;
     if (softcap > 0) {
-      attention_softcap(qp, group, kp, vp, stride, m, hd, f16, scale, softcap, dst, scratch, l);
+      attention_softcap(qp, group, kp, vp, stride, m, hd, kvv.f16, scale, softcap, dst, scratch, l);
     } else {
-      kt.attention(qp, group, kp, vp, stride, m, hd, f16, scale, dst, scratch, l);  // lse: one log per head
+      kt.attention(qp, group, kp, vp, stride, m, hd, kvv.f16, scale, dst, scratch, l);  // lse: one log per head
     }
     if (!merge) continue;
     for (int64_t g = 0; g < group; ++g) merge_lse(o + g * hd, lse + g, ob.data() + g * hd, lse_c[(size_t)g], hd);
